@@ -1,0 +1,156 @@
+"""The one Faust app, built from settings: two agents, the ClickHouse sink, and a small read API.
+
+- `ingest` reads `clicks`, `shares`, `orders`; `aggregate` reads `routed` (see streams/pipeline.py).
+- When `settings.sink` is on, the process also runs the sink (streams/sinks/writer.py) and serves
+  `/api/totals`, `/api/rejections` and `/health` on its web port (127.0.0.1 unless told otherwise).
+  With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
+  totals` and other readers ask it over HTTP instead of trying to open the store themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka import TopicPartition
+from faust.web import Request, Response, View
+
+from streams.agents.aggregate import AggregateAgent
+from streams.agents.ingest import IngestAgent
+from streams.config import Settings
+from streams.sinks.clickhouse import ClickHouseStore
+from streams.sinks.writer import DeltaSink
+
+log = logging.getLogger(__name__)
+
+
+def owner_file(store: Path) -> Path:
+    return store.with_name(store.name + ".owner.json")
+
+
+@dataclass
+class Pipeline:
+    """Handles to what a worker runs, for tests, the demo and the health endpoint."""
+
+    app: faust.App
+    settings: Settings
+    ingest: IngestAgent
+    aggregate: AggregateAgent
+    store: ClickHouseStore | None
+    sink: DeltaSink | None
+    started_at: float
+
+    def health(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "ok": True,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "ingest": dict(self.ingest.counters),
+            "aggregate": dict(self.aggregate.counters),
+        }
+        if self.sink is not None:
+            sink = asdict(self.sink.health)
+            sink["ok"] = self.sink.health.ok
+            doc["sink"] = sink
+            doc["ok"] = self.sink.health.ok
+        return doc
+
+
+def build_app(settings: Settings) -> Pipeline:
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store="memory://",
+        autodiscover=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=max(10.0, settings.rebalance_timeout_s * 3),
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=2,
+        stream_wait_empty=False,
+        web_enabled=settings.sink,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        worker_redirect_stdouts=False,
+    )
+    ingest = IngestAgent(app, settings)
+    aggregate = AggregateAgent(app, settings)
+    inputs = app.topic(
+        *(settings.topic(s) for s in ("clicks", "shares", "orders")),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    routed = app.topic(settings.topic("routed"), key_serializer="raw", value_serializer="raw")
+    app.agent(inputs, name="ingest")(ingest.run)
+    app.agent(routed, name="aggregate")(aggregate.run)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TopicPartition], **kwargs: Any) -> None:
+        ingest.forget(revoked)
+        aggregate.forget(revoked)
+
+    store = ClickHouseStore(settings.clickhouse_dsn) if settings.sink else None
+    sink = DeltaSink(settings, store) if store is not None else None
+    pipeline = Pipeline(app, settings, ingest, aggregate, store, sink, time.time())
+    if store is not None and sink is not None:
+        _attach_sink(pipeline, store, sink)
+    return pipeline
+
+
+def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) -> None:
+    app, settings = pipeline.app, pipeline.settings
+    embedded = settings.embedded_store
+
+    @app.task
+    async def run_sink() -> None:
+        await store.call(store.apply_schema)
+        if embedded is not None:
+            owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
+        try:
+            await sink.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the sink stopped")
+            raise
+
+    @app.on_before_shutdown.connect
+    async def stop_sink(sender: Any, **kwargs: Any) -> None:
+        sink.stop()
+        if embedded is not None:
+            with contextlib.suppress(FileNotFoundError):
+                owner_file(embedded).unlink()
+
+    @app.page("/api/totals")
+    class Totals(View):
+        async def get(self, request: Request) -> Response:
+            campaign = request.query.get("campaign")
+            rows = await store.call(store.totals, campaign)
+            return self.json(rows)
+
+    @app.page("/api/rejections")
+    class Rejections(View):
+        async def get(self, request: Request) -> Response:
+            return self.json(await store.call(store.rejections))
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            doc = pipeline.health()
+            return self.json(doc, status=200 if doc["ok"] else 503)
+
+    del Totals, Rejections, Health, run_sink, stop_sink

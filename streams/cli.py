@@ -1,0 +1,330 @@
+"""The `promo` command: broker, worker, simulate, users import, totals, demo.
+
+Every error a user can cause prints one line (`promo: error: …`) and exits 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from streams.config import Settings, load_settings, redact_dsn
+from streams.errors import ConfigError, PromoError, StoreBusyError
+
+app = typer.Typer(
+    name="promo",
+    help="Real-time war-room numbers for 618 and Double 11: Kafka → Faust → ClickHouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Existing buyers (never counted as new ordering users).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+BrokerOpt = Annotated[str | None, typer.Option("--broker", help="kafka://host:port [env PROMO_BROKER]")]
+ClickHouseOpt = Annotated[
+    str | None, typer.Option("--clickhouse", help="chdb:///path or http://user:pass@host:8123/ [env PROMO_CLICKHOUSE]")
+]
+PrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="topic name prefix [env PROMO_TOPIC_PREFIX]")]
+PartitionsOpt = Annotated[
+    int | None, typer.Option("--partitions", help="partitions per topic, at creation [env PROMO_PARTITIONS]")
+]
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the foreground commands like Ctrl-C does, so children are stopped too."""
+    raise KeyboardInterrupt
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"promo: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+# -- broker ---------------------------------------------------------------------------------------
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 9092,
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless you mean it)")] = "127.0.0.1",
+    storage: Annotated[str, typer.Option(help="tansu storage: memory://tansu/ or s3://bucket/")] = "memory://tansu/",
+) -> None:
+    """Run the embedded Kafka-compatible broker (tansu) in the foreground until Ctrl-C."""
+    from streams.kafka import EmbeddedBroker
+
+    if not 0 < port < 65536:
+        fail(f"--port must be 1-65535, got {port}")
+    embedded = EmbeddedBroker(port, host=host, storage=storage)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    embedded.start()
+    typer.echo(f"broker ready at {embedded.url} (storage {storage}); Ctrl-C to stop")
+    try:
+        while embedded.process is not None and embedded.process.poll() is None:
+            time.sleep(0.5)
+        fail("the broker exited")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+# -- worker ---------------------------------------------------------------------------------------
+@app.command()
+def worker(
+    broker: BrokerOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port of this worker (one per worker)")] = None,
+    sink: Annotated[
+        bool | None,
+        typer.Option("--sink/--no-sink", help="write to ClickHouse from this process (embedded store: one only)"),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "warn",
+) -> None:
+    """Run a Faust worker: creates the topics it needs, consumes events, writes ClickHouse."""
+    from faust.worker import Worker
+
+    from streams.app import build_app
+    from streams.kafka import ensure_topics
+
+    settings = settings_from(
+        broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
+        web_port=web_port, sink=sink,
+    )  # fmt: skip
+    if loglevel not in ("crit", "error", "warn", "info", "debug"):
+        fail("--loglevel must be one of crit, error, warn, info, debug")
+    _check_store_free(settings)
+    created = asyncio.run(ensure_topics(settings))
+    if created:
+        typer.echo(f"created topics: {', '.join(created)}")
+    pipeline = build_app(settings)
+    typer.echo(
+        f"worker: broker {settings.broker}, clickhouse {redact_dsn(settings.clickhouse_dsn)}, "
+        f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}"
+    )
+    Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _check_store_free(settings: Settings) -> None:
+    store = settings.embedded_store
+    if store is None or not settings.sink:
+        return
+    owner = _live_owner(store)
+    if owner is not None:
+        fail(f"the store {store} is owned by the worker at {owner}; run this worker with --no-sink")
+
+
+def _live_owner(store: Path) -> str | None:
+    """URL of the running process that owns an embedded store, if any."""
+    from streams.app import owner_file
+
+    path = owner_file(store)
+    try:
+        doc = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    url = str(doc.get("url", ""))
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=3):  # noqa: S310 - our own loopback URL
+            return url
+    except urllib.error.HTTPError:
+        return url  # it answered: alive, only unhappy
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+# -- simulate -------------------------------------------------------------------------------------
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Option(help="the traffic shape")] = "double11",
+    rate: Annotated[float, typer.Option(help="average events per second (0: as fast as possible)")] = 2000.0,
+    duration: Annotated[float, typer.Option(help="seconds of sending")] = 30.0,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same stream")] = 11,
+    truth: Annotated[Path | None, typer.Option(help="write the ground-truth totals (JSON) here")] = None,
+    existing: Annotated[Path | None, typer.Option(help="write the existing buyers (one a line) here")] = None,
+    import_existing: Annotated[bool, typer.Option(help="also import the existing buyers")] = True,
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Produce a realistic, seeded Double 11 stream and its exact ground truth."""
+    from streams.kafka import ensure_topics
+    from streams.producer import import_existing as do_import
+    from streams.producer import send_records
+    from streams.simulate import SimConfig, generate
+    from streams.truth import compute_truth
+
+    if duration <= 0 or rate < 0:
+        fail("--duration must be positive and --rate not negative")
+    settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
+    events = int((rate or 10_000) * duration)
+    try:
+        config = SimConfig(scenario=scenario, events=events, duration_s=duration, seed=seed,
+                           partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000)  # fmt: skip
+        sim = generate(config)
+    except ValueError as exc:
+        fail(str(exc))
+
+    async def run() -> list[Any]:
+        await ensure_topics(settings)
+        if import_existing:
+            await do_import(settings, sim.existing_buyers)
+        return await send_records(settings, sim.records, paced=rate > 0, real_clock=True)
+
+    sent = asyncio.run(run())
+    result = compute_truth(
+        sent, sim.existing_buyers, lateness_ms=settings.allowed_lateness_ms,
+        horizon_ms=settings.dedup_horizon_ms, future_ms=settings.future_limit_ms,
+    )  # fmt: skip
+    if truth is not None:
+        truth.write_bytes(result.to_json())
+    if existing is not None:
+        existing.write_text("".join(f"{u}\n" for u in sim.existing_buyers))
+    typer.echo(f"sent {len(sent)} messages ({result.accepted} accepted events, rejected {result.rejected})")
+
+
+# -- users ----------------------------------------------------------------------------------------
+@users_app.command("import")
+def users_import(
+    file: Annotated[Path, typer.Argument(help="one user_id a line; '-' for standard input")],
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Mark users as existing buyers; works whether or not a worker is running (needs the broker)."""
+    from streams.kafka import ensure_topics
+    from streams.producer import import_existing, read_user_file
+
+    settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        users = read_user_file(text)
+    except FileNotFoundError:
+        fail(f"no such file: {file}")
+    except (UnicodeDecodeError, ValueError) as exc:
+        fail(f"{file}: {exc}")
+
+    async def run() -> int:
+        await ensure_topics(settings)
+        return await import_existing(settings, users)
+
+    typer.echo(f"imported {asyncio.run(run())} existing buyers")
+
+
+# -- totals ---------------------------------------------------------------------------------------
+@app.command()
+def totals(
+    campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of rows")] = False,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """Print promo.campaign_totals (asks the running worker when it owns the embedded store)."""
+    settings = settings_from(clickhouse=clickhouse)
+    try:
+        rows = fetch_totals(settings, campaign)
+    except StoreBusyError as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    typer.echo(format_totals(rows))
+
+
+def fetch_totals(settings: Settings, campaign: str | None) -> list[dict[str, Any]]:
+    from streams.sinks.clickhouse import ClickHouseStore
+
+    store_dir = settings.embedded_store
+    if store_dir is not None:
+        owner = _live_owner(store_dir)
+        if owner is not None:
+            query = f"?{urllib.parse.urlencode({'campaign': campaign})}" if campaign is not None else ""
+            with urllib.request.urlopen(f"{owner}/api/totals{query}", timeout=30) as resp:  # noqa: S310
+                rows: list[dict[str, Any]] = json.loads(resp.read())
+                return rows
+        if not store_dir.exists():
+            return []
+    store = ClickHouseStore(settings.clickhouse_dsn)
+    try:
+        store.apply_schema()
+        return store.totals(campaign)
+    except PromoError:
+        raise
+    except Exception as exc:
+        raise StoreBusyError(f"cannot read ClickHouse at {redact_dsn(settings.clickhouse_dsn)}: {exc}") from exc
+    finally:
+        store.close_sync()
+
+
+def format_totals(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "(no data yet)"
+    head = ["campaign_id", "channel", "interactions", "participants", "shares", "orders", "gmv_yuan", "buyers",
+            "new_users", "via_share"]  # fmt: skip
+    body = [
+        [r["campaign_id"], r["channel"], r["interactions"], r["participants"], r["shares"], r["orders"],
+         f"{r['gmv_fen'] / 100:,.2f}", r["buyers"], r["new_users"], r["new_users_via_share"]]
+        for r in rows
+    ]  # fmt: skip
+    widths = [max(_width(str(x)) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(_pad(str(x), w) for x, w in zip(line, widths, strict=True)) for line in [head, *body]]
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    # CJK characters take two terminal columns.
+    return sum(2 if ord(c) > 0x2E80 else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+# -- demo -----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="broker port")] = 19092,
+    web_port: Annotated[int, typer.Option(help="the worker's HTTP port")] = 8080,
+    rate: Annotated[float, typer.Option(help="average events per second")] = 1500.0,
+    duration: Annotated[float, typer.Option(help="seconds of simulated traffic (then it idles)")] = 600.0,
+    data_dir: Annotated[Path, typer.Option(help="where the embedded store lives")] = Path(".promo/demo"),
+    once: Annotated[bool, typer.Option(help="print one summary after the traffic and exit (for scripts)")] = False,
+) -> None:
+    """Broker, worker and simulator together, with a live war-room summary until Ctrl-C."""
+    from streams.demo import run_demo
+
+    try:
+        run_demo(port=port, web_port=web_port, rate=rate, duration=duration, data_dir=data_dir, once=once)
+    except KeyboardInterrupt:
+        typer.echo("\nstopped")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        app()
+    except PromoError as exc:
+        typer.echo(f"promo: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

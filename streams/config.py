@@ -1,0 +1,159 @@
+"""One frozen settings object, read from `PROMO_*` environment variables or given by the CLI.
+
+Secrets (a ClickHouse password inside the DSN) are kept in a `Secret` so they never show up in
+logs or reprs; they come from the environment, never from committed files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from streams.errors import ConfigError
+
+ENV_PREFIX = "PROMO_"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A string that does not print itself."""
+
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return "********" if self.value else ""
+
+    def __repr__(self) -> str:
+        return f"Secret({self!s})"
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN with any password replaced, for logs and messages."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker, the simulator and the CLI need; one code path for laptop and cluster."""
+
+    broker: str = "kafka://127.0.0.1:9092"
+    clickhouse: Secret = Secret("chdb://./.promo/store")
+    topic_prefix: str = "promo."
+    app_id: str = "promo-pipeline"
+    partitions: int = 4
+    data_dir: Path = Path(".promo")
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    sink: bool = True
+    allowed_lateness_s: float = 600.0
+    dedup_horizon_s: float = 1800.0
+    future_limit_s: float = 3600.0
+    max_value_bytes: int = 1_048_576
+    batch_size: int = 2000
+    batch_within_s: float = 0.25
+    rebalance_timeout_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.broker.startswith("kafka://"):
+            raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
+        dsn = self.clickhouse.value
+        if not dsn.startswith(("chdb://", "http://", "https://")):
+            raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")
+        if not self.topic_prefix or any(c.isspace() for c in self.topic_prefix):
+            raise ConfigError(f"topic prefix must be non-empty with no spaces: {self.topic_prefix!r}")
+        if not 1 <= self.partitions <= 1024:
+            raise ConfigError(f"partitions must be between 1 and 1024, got {self.partitions}")
+        if not 0 < self.web_port < 65536:
+            raise ConfigError(f"web port must be 1-65535, got {self.web_port}")
+        for name in ("allowed_lateness_s", "dedup_horizon_s", "future_limit_s", "batch_within_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    # -- derived names -------------------------------------------------------------------------
+    def topic(self, suffix: str) -> str:
+        return f"{self.topic_prefix}{suffix}"
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list for the plain Kafka clients."""
+        return ",".join(u.removeprefix("kafka://") for u in self.broker.split(";"))
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        return self.clickhouse.value
+
+    @property
+    def embedded_store(self) -> Path | None:
+        """The chdb store directory when ClickHouse is embedded, else None."""
+        dsn = self.clickhouse.value
+        if not dsn.startswith("chdb://"):
+            return None
+        return Path(dsn.removeprefix("chdb://"))
+
+    @property
+    def web_url(self) -> str:
+        return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def allowed_lateness_ms(self) -> int:
+        return int(self.allowed_lateness_s * 1000)
+
+    @property
+    def dedup_horizon_ms(self) -> int:
+        return int(self.dedup_horizon_s * 1000)
+
+    @property
+    def future_limit_ms(self) -> int:
+        return int(self.future_limit_s * 1000)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given non-None values replaced (CLI flags win over the environment)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "clickhouse" in given and isinstance(given["clickhouse"], str):
+            given["clickhouse"] = Secret(given["clickhouse"])
+        return replace(self, **given)
+
+
+def _coerce(name: str, raw: str, default: object) -> object:
+    try:
+        if isinstance(default, bool):
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw)
+        if isinstance(default, Secret):
+            return Secret(raw)
+    except ValueError:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from `PROMO_*` variables, then CLI overrides; the data dir anchors relative stores."""
+    env = os.environ if environ is None else environ
+    base = Settings()
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(f"{ENV_PREFIX}{f.name.upper()}")
+        if raw is not None and raw != "":
+            values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
+    settings = replace(base, **values).with_overrides(**overrides)
+    if "clickhouse" not in values and overrides.get("clickhouse") is None:
+        store = settings.data_dir / "store"
+        settings = replace(settings, clickhouse=Secret(f"chdb://{store.resolve()}"))
+    return settings

@@ -1,0 +1,28 @@
+"""The package's exceptions, under one root so callers can catch `PromoError`."""
+
+from __future__ import annotations
+
+
+class PromoError(Exception):
+    """Root of every error this package raises on purpose."""
+
+
+class ConfigError(PromoError):
+    """A setting or CLI argument is not usable; the message is shown to the user as one line."""
+
+
+class BrokerError(PromoError):
+    """The Kafka broker could not be started or reached."""
+
+
+class SinkError(PromoError):
+    """A ClickHouse write or read failed; carries the context of what was being written."""
+
+    def __init__(self, message: str, *, partition: int | None = None, code: int | None = None) -> None:
+        super().__init__(message)
+        self.partition = partition
+        self.code = code
+
+
+class StoreBusyError(PromoError):
+    """The embedded store is owned by another process and that process did not answer."""

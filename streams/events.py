@@ -1,0 +1,219 @@
+"""Decoded event types and the decoder that turns a message value into events and rejections.
+
+The rules are those of docs/CONTRACT.md; `schemas/*.schema.json` say the same for other languages,
+and tests check the two agree. The decoder never raises on bad input: every problem becomes a
+`Rejection` value with a reason, so one bad element never costs its neighbours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, Final
+
+import orjson
+
+TS_MIN: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: older is a broken clock, not an event
+TS_MAX: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+AMOUNT_MAX_FEN: Final = 100_000_000_000  # one billion RMB in one order is not a real order
+
+KNOWN_CHANNELS: Final = ("wechat", "mobileqq", "jingxi", "app", "web", "other")
+SOCIAL_CHANNELS: Final = ("wechat", "mobileqq", "jingxi")
+
+
+class Kind(IntEnum):
+    """The three input topics; the value is stable on the wire of the internal topics."""
+
+    CLICK = 0
+    SHARE = 1
+    ORDER = 2
+
+    @property
+    def topic_suffix(self) -> str:
+        return ("clicks", "shares", "orders")[self]
+
+
+class Reason:
+    """Rejection reasons, as they appear in `promo.dlq` headers and in ClickHouse."""
+
+    INVALID_UTF8: Final = "invalid_utf8"
+    INVALID_JSON: Final = "invalid_json"
+    NOT_AN_OBJECT: Final = "not_an_object"
+    MISSING_FIELD: Final = "missing_field"
+    WRONG_TYPE: Final = "wrong_type"
+    BAD_VALUE: Final = "bad_value"
+    TOO_LARGE: Final = "too_large"
+    FUTURE: Final = "future"
+    LATE: Final = "late"
+    DUPLICATE: Final = "duplicate"
+
+    ALL: Final = (
+        INVALID_UTF8, INVALID_JSON, NOT_AN_OBJECT, MISSING_FIELD, WRONG_TYPE,
+        BAD_VALUE, TOO_LARGE, FUTURE, LATE, DUPLICATE,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted-so-far event; optional strings are '' when absent, city_tier 0 when absent."""
+
+    kind: Kind
+    event_id: str
+    ts: int
+    user_id: str
+    campaign_id: str
+    channel: str
+    entry: str = ""
+    city_tier: int = 0
+    share_id: str = ""
+    order_id: str = ""
+    amount_fen: int = 0
+    action: str = ""
+    target_id: str = ""
+
+    def to_json(self) -> bytes:
+        """Canonical JSON of the event in the contract's field names (for the DLQ and tests)."""
+        doc: dict[str, Any] = {
+            "event_id": self.event_id,
+            "ts": self.ts,
+            "user_id": self.user_id,
+            "campaign_id": self.campaign_id,
+            "channel": self.channel,
+        }
+        if self.entry:
+            doc["entry"] = self.entry
+        if self.city_tier:
+            doc["city_tier"] = self.city_tier
+        if self.kind is Kind.CLICK:
+            doc["action"] = self.action
+            if self.target_id:
+                doc["target_id"] = self.target_id
+        if self.kind is Kind.ORDER:
+            doc["order_id"] = self.order_id
+            doc["amount_fen"] = self.amount_fen
+        if self.share_id:
+            doc["share_id"] = self.share_id
+        return orjson.dumps(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An element the contract refuses; `raw` is what goes to the dead-letter topic."""
+
+    reason: str
+    detail: str
+    raw: bytes
+    ts: int = 0
+    campaign_id: str = ""
+    channel: str = ""
+
+
+class _Invalid(Exception):
+    """Internal: the first broken rule of an element (never escapes this module)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _string(doc: dict[str, Any], name: str, *, max_len: int, required: bool) -> str:
+    value = doc.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, name)
+        return ""
+    if not isinstance(value, str):
+        raise _Invalid(Reason.WRONG_TYPE, name)
+    if (required and not value) or len(value) > max_len:
+        raise _Invalid(Reason.BAD_VALUE, name)
+    return value
+
+
+def _integer(doc: dict[str, Any], name: str, *, low: int, high: int, required: bool) -> int:
+    value = doc.get(name)
+    if value is None:
+        if required:
+            raise _Invalid(Reason.MISSING_FIELD, name)
+        return 0
+    # bool is a subclass of int in Python but never an integer in JSON; 5.0 is an integer in JSON.
+    if type(value) is int:
+        number = value
+    elif type(value) is float and value.is_integer():
+        number = int(value)
+    else:
+        raise _Invalid(Reason.WRONG_TYPE, name)
+    if not low <= number <= high:
+        raise _Invalid(Reason.BAD_VALUE, name)
+    return number
+
+
+def parse_event(kind: Kind, doc: dict[str, Any]) -> Event:
+    """Validate one decoded JSON object against the contract; raises `_Invalid` on the first fault."""
+    event_id = _string(doc, "event_id", max_len=64, required=True)
+    ts = _integer(doc, "ts", low=TS_MIN, high=TS_MAX, required=True)
+    user_id = _string(doc, "user_id", max_len=64, required=True)
+    campaign_id = _string(doc, "campaign_id", max_len=64, required=True)
+    channel = _string(doc, "channel", max_len=32, required=True)
+    entry = _string(doc, "entry", max_len=32, required=False)
+    city_tier = _integer(doc, "city_tier", low=1, high=6, required=False)
+    common = (event_id, ts, user_id, campaign_id, channel, entry, city_tier)
+    if kind is Kind.CLICK:
+        action = _string(doc, "action", max_len=32, required=True)
+        target_id = _string(doc, "target_id", max_len=64, required=False)
+        share_id = _string(doc, "share_id", max_len=64, required=False)
+        return Event(kind, *common, share_id=share_id, action=action, target_id=target_id)
+    if kind is Kind.SHARE:
+        share_id = _string(doc, "share_id", max_len=64, required=True)
+        _string(doc, "parent_share_id", max_len=64, required=False)
+        _string(doc, "target", max_len=32, required=False)
+        return Event(kind, *common, share_id=share_id)
+    order_id = _string(doc, "order_id", max_len=64, required=True)
+    amount = _integer(doc, "amount_fen", low=0, high=AMOUNT_MAX_FEN, required=True)
+    _integer(doc, "items", low=1, high=2**31 - 1, required=False)
+    share_id = _string(doc, "share_id", max_len=64, required=False)
+    return Event(kind, *common, share_id=share_id, order_id=order_id, amount_fen=amount)
+
+
+def _hint(doc: dict[str, Any]) -> tuple[int, str, str]:
+    """Best-effort ts/campaign/channel of a rejected object, so rejections can be charted."""
+    ts = doc.get("ts")
+    campaign = doc.get("campaign_id")
+    channel = doc.get("channel")
+    return (
+        ts if type(ts) is int and TS_MIN <= ts <= TS_MAX else 0,
+        campaign if isinstance(campaign, str) and 0 < len(campaign) <= 64 else "",
+        channel if isinstance(channel, str) and 0 < len(channel) <= 32 else "",
+    )
+
+
+def _element(kind: Kind, item: object, raw: bytes | None) -> Event | Rejection:
+    if not isinstance(item, dict):
+        return Rejection(Reason.NOT_AN_OBJECT, type(item).__name__, raw or orjson.dumps(item))
+    try:
+        return parse_event(kind, item)
+    except _Invalid as bad:
+        ts, campaign, channel = _hint(item)
+        return Rejection(bad.reason, bad.detail, raw or orjson.dumps(item), ts, campaign, channel)
+
+
+def decode_value(kind: Kind, value: bytes | None, *, max_bytes: int = 1_048_576) -> list[Event | Rejection]:
+    """Every element of one message value, in order, each an `Event` or a `Rejection`."""
+    if value is None:
+        return [Rejection(Reason.NOT_AN_OBJECT, "null value", b"")]
+    if len(value) > max_bytes:
+        return [Rejection(Reason.TOO_LARGE, f"{len(value)} bytes", value)]
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        # orjson reports bad UTF-8 as a decode error too; tell the two apart for the DLQ reader.
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return [Rejection(Reason.INVALID_UTF8, "value is not UTF-8", value)]
+        return [Rejection(Reason.INVALID_JSON, str(exc)[:200], value)]
+    if isinstance(doc, list):
+        if not doc:
+            return [Rejection(Reason.NOT_AN_OBJECT, "empty array", value)]
+        return [_element(kind, item, None) for item in doc]
+    return [_element(kind, doc, value)]

@@ -1,0 +1,239 @@
+"""Pure aggregation logic: no I/O, no clocks, no Kafka. Everything here is unit- and property-tested.
+
+Two pieces:
+- `PartitionGate` decides, per input topic partition and in offset order, whether an event is in
+  the future or too late (docs/CONTRACT.md, steps 2-3).
+- `UserState` + `apply_event` keep, per user, what is needed for exact distinct counts (dedup ids,
+  the earliest event of each kind per campaign, the earliest order ever) and emit *deltas*: +1/-1
+  moves of credit, so that the sum of all deltas is the same whatever order events arrive in.
+
+Deltas are summed into a `Deltas` object keyed by fact dimensions; merging two `Deltas` is adding
+them, which is what lets many workers and many batches combine into one exact total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from streams.events import Event, Kind, Reason
+
+MINUTE_MS = 60_000
+
+# Counter columns of a fact row, in the order of `promo.facts_minute` and `promo.campaign_totals`.
+COUNTERS = (
+    "interactions",
+    "participants",
+    "shares",
+    "orders",
+    "gmv_fen",
+    "buyers",
+    "new_users",
+    "new_users_via_share",
+)
+(I_INTERACTIONS, I_PARTICIPANTS, I_SHARES, I_ORDERS, I_GMV, I_BUYERS, I_NEW, I_NEW_SHARE) = range(len(COUNTERS))
+
+
+def minute_of(ts_ms: int) -> int:
+    """The start of the UTC minute holding `ts_ms`, in ms."""
+    return ts_ms - ts_ms % MINUTE_MS
+
+
+class FactKey(NamedTuple):
+    """Dimensions of one row of the per-minute series."""
+
+    campaign_id: str
+    channel: str
+    entry: str
+    city_tier: int
+    minute_ms: int
+
+
+class RejectKey(NamedTuple):
+    """Dimensions of one row of rejection counts."""
+
+    topic: str
+    reason: str
+    campaign_id: str
+    channel: str
+    minute_ms: int
+
+
+@dataclass
+class Deltas:
+    """Summed changes to the facts and rejection counts; the unit a batch writes."""
+
+    facts: dict[FactKey, list[int]] = field(default_factory=dict)
+    rejections: dict[RejectKey, int] = field(default_factory=dict)
+
+    def add(self, key: FactKey, column: int, amount: int) -> None:
+        row = self.facts.get(key)
+        if row is None:
+            row = self.facts[key] = [0] * len(COUNTERS)
+        row[column] += amount
+
+    def reject(self, key: RejectKey, count: int = 1) -> None:
+        self.rejections[key] = self.rejections.get(key, 0) + count
+
+    def merge(self, other: Deltas) -> None:
+        for key, row in other.facts.items():
+            mine = self.facts.get(key)
+            if mine is None:
+                self.facts[key] = list(row)
+            else:
+                for i, amount in enumerate(row):
+                    mine[i] += amount
+        for rkey, count in other.rejections.items():
+            self.reject(rkey, count)
+
+    def __bool__(self) -> bool:
+        return bool(self.facts or self.rejections)
+
+    def totals(self) -> dict[tuple[str, str], list[int]]:
+        """Per (campaign, channel) sums: the shape of `promo.campaign_totals`."""
+        out: dict[tuple[str, str], list[int]] = {}
+        for key, row in self.facts.items():
+            acc = out.setdefault((key.campaign_id, key.channel), [0] * len(COUNTERS))
+            for i, amount in enumerate(row):
+                acc[i] += amount
+        return out
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key, count in self.rejections.items():
+            out[key.reason] = out.get(key.reason, 0) + count
+        return out
+
+
+# -- stage 1: per input partition ------------------------------------------------------------------
+
+
+@dataclass
+class PartitionGate:
+    """The future/late decision for one input topic partition, fed in offset order."""
+
+    allowed_lateness_ms: int
+    future_limit_ms: int
+    watermark: int = -1  # greatest ts that passed this gate; -1 before the first
+
+    def admit(self, ts: int, clock_ms: int) -> str | None:
+        """None when the event passes; else the rejection reason. Moves the watermark on a pass."""
+        if ts > clock_ms + self.future_limit_ms:
+            return Reason.FUTURE
+        if ts < self.watermark - self.allowed_lateness_ms:
+            return Reason.LATE
+        if ts > self.watermark:
+            self.watermark = ts
+        return None
+
+
+# -- stage 2: per user -------------------------------------------------------------------------
+
+
+class Credit(NamedTuple):
+    """The event that holds a distinct-person credit, with the dimensions the credit sits under."""
+
+    ts: int
+    event_id: str
+    key: FactKey
+    via_share: bool
+
+    def earlier_than(self, other: Credit) -> bool:
+        return (self.ts, self.event_id) < (other.ts, other.event_id)
+
+
+@dataclass
+class UserState:
+    """All a user's history that the exact numbers need; small, and the same whatever the order."""
+
+    existing: bool = False
+    max_ts: int = 0
+    event_ids: dict[str, int] = field(default_factory=dict)  # event_id -> ts, for dedup
+    order_ids: dict[str, int] = field(default_factory=dict)  # order_id -> ts, for dedup
+    participant: dict[str, Credit] = field(default_factory=dict)  # campaign -> earliest click/share
+    buyer: dict[str, Credit] = field(default_factory=dict)  # campaign -> earliest order
+    first_order: Credit | None = None  # earliest order ever, any campaign
+
+
+def _is_duplicate(seen: dict[str, int], ident: str, ts: int, horizon_ms: int) -> bool:
+    prev = seen.get(ident)
+    return prev is not None and abs(ts - prev) <= horizon_ms
+
+
+def _prune(seen: dict[str, int], keep_from: int) -> None:
+    """Forget ids far older than anything a duplicate could still be compared with."""
+    for ident in [i for i, ts in seen.items() if ts < keep_from]:
+        del seen[ident]
+
+
+def _move_credit(
+    held: Credit | None, new: Credit, out: Deltas, column: int, share_column: int | None = None
+) -> Credit:
+    """Give the credit to the earlier of `held` and `new`, emitting the -1/+1 that moves it."""
+    if held is not None and not new.earlier_than(held):
+        return held
+    if held is not None:
+        out.add(held.key, column, -1)
+        if share_column is not None and held.via_share:
+            out.add(held.key, share_column, -1)
+    out.add(new.key, column, 1)
+    if share_column is not None and new.via_share:
+        out.add(new.key, share_column, 1)
+    return new
+
+
+def apply_event(state: UserState, ev: Event, out: Deltas, *, horizon_ms: int) -> str | None:
+    """Apply one gate-passed event of this user; returns `Reason.DUPLICATE` or None when counted."""
+    if _is_duplicate(state.event_ids, ev.event_id, ev.ts, horizon_ms) or (
+        ev.kind is Kind.ORDER and _is_duplicate(state.order_ids, ev.order_id, ev.ts, horizon_ms)
+    ):
+        return Reason.DUPLICATE
+    state.event_ids[ev.event_id] = ev.ts
+    if ev.ts > state.max_ts:
+        state.max_ts = ev.ts
+        if len(state.event_ids) > 64:
+            _prune(state.event_ids, ev.ts - 2 * horizon_ms)
+            _prune(state.order_ids, ev.ts - 2 * horizon_ms)
+
+    key = FactKey(ev.campaign_id, ev.channel, ev.entry, ev.city_tier, minute_of(ev.ts))
+    credit = Credit(ev.ts, ev.event_id, key, bool(ev.share_id))
+    if ev.kind is Kind.ORDER:
+        state.order_ids[ev.order_id] = ev.ts
+        out.add(key, I_ORDERS, 1)
+        out.add(key, I_GMV, ev.amount_fen)
+        state.buyer[ev.campaign_id] = _move_credit(state.buyer.get(ev.campaign_id), credit, out, I_BUYERS)
+        if state.existing:
+            # Existing buyers are never new, but we still track the first order so that the
+            # state is the same whether the import came before or after it.
+            if state.first_order is None or credit.earlier_than(state.first_order):
+                state.first_order = credit
+        else:
+            state.first_order = _move_credit(state.first_order, credit, out, I_NEW, I_NEW_SHARE)
+        return None
+
+    out.add(key, I_INTERACTIONS, 1)
+    if ev.kind is Kind.SHARE:
+        out.add(key, I_SHARES, 1)
+    held = state.participant.get(ev.campaign_id)
+    state.participant[ev.campaign_id] = _move_credit(held, credit, out, I_PARTICIPANTS)
+    return None
+
+
+def mark_existing(state: UserState, out: Deltas) -> None:
+    """The user is an imported existing buyer: take back any new-user credit they hold."""
+    if state.existing:
+        return
+    state.existing = True
+    held = state.first_order
+    if held is not None:
+        out.add(held.key, I_NEW, -1)
+        if held.via_share:
+            out.add(held.key, I_NEW_SHARE, -1)
+
+
+def iter_rows(deltas: Deltas) -> Iterator[tuple[FactKey, list[int]]]:
+    """Fact rows with at least one non-zero counter (a retraction and re-add can cancel out)."""
+    for key, row in deltas.facts.items():
+        if any(row):
+            yield key, row

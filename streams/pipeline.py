@@ -1,0 +1,172 @@
+"""The two processing stages as plain objects; agents feed them batches and ship what they return.
+
+Stage 1, `Ingest`: input message → elements → contract check → partition gate (future/late) →
+accepted events routed by user, rejections routed by source. Its only state is the watermark of
+each input partition, a function of that partition's content, so it can always be rebuilt.
+
+Stage 2, `RoutedPartition`: owns one partition of the routed topic and the users routed to it. Its
+state is a pure fold over the routed partition from offset 0, which is what makes recovery exact:
+rebuild by replaying with outputs muted up to the last offset whose deltas were already emitted.
+Replays of stage 1 (after its own restart) are recognised by (source, offset, index) and dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from streams.config import Settings
+from streams.events import Event, Kind, Reason, Rejection, decode_value
+from streams.metrics import Deltas, PartitionGate, RejectKey, UserState, apply_event, mark_existing, minute_of
+from streams.wire import REJECT_KIND, encode_routed, event_item, item_event, reject_item, route, route_source
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record for the dead-letter topic."""
+
+    value: bytes
+    reason: str
+    detail: str
+    source: str  # "topic:partition:offset:index"
+
+    @property
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [
+            ("reason", self.reason.encode()),
+            ("detail", self.detail.encode()[:512]),
+            ("source", self.source.encode()),
+        ]
+
+
+@dataclass
+class IngestOutput:
+    """What one stage-1 batch sends: routed items per partition and dead letters."""
+
+    routed: dict[int, list[list[Any]]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+    max_ingest_ms: int = 0
+    elements: int = 0
+
+    def messages(self) -> list[tuple[int, bytes]]:
+        return [(p, encode_routed(items, self.max_ingest_ms)) for p, items in sorted(self.routed.items())]
+
+
+class Ingest:
+    """Stage 1 for every input partition this worker owns."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.partitions = settings.partitions
+        self.gates: dict[str, PartitionGate] = {}
+        self.kinds = {settings.topic(k.topic_suffix): k for k in Kind}
+
+    def new_gate(self) -> PartitionGate:
+        return PartitionGate(self.settings.allowed_lateness_ms, self.settings.future_limit_ms)
+
+    def has_gate(self, topic: str, partition: int) -> bool:
+        return f"{topic}:{partition}" in self.gates
+
+    def set_gate(self, topic: str, partition: int, gate: PartitionGate) -> None:
+        self.gates[f"{topic}:{partition}"] = gate
+
+    def forget(self, topic: str, partition: int) -> None:
+        self.gates.pop(f"{topic}:{partition}", None)
+
+    def process(
+        self, topic: str, partition: int, offset: int, timestamp_ms: int, value: bytes | None, out: IngestOutput
+    ) -> None:
+        """Judge every element of one input message, in order, adding to `out`."""
+        kind = self.kinds[topic]
+        src = f"{topic}:{partition}"
+        gate = self.gates.get(src)
+        if gate is None:
+            gate = self.gates[src] = self.new_gate()
+        out.max_ingest_ms = max(out.max_ingest_ms, timestamp_ms)
+        elements = decode_value(kind, value, max_bytes=self.settings.max_value_bytes)
+        # A lone object's original bytes go to the DLQ as sent; array elements are re-encoded.
+        whole = value if value is not None and len(elements) == 1 and value.lstrip()[:1] == b"{" else None
+        for index, element in enumerate(elements):
+            out.elements += 1
+            if isinstance(element, Event):
+                reason = gate.admit(element.ts, timestamp_ms)
+                if reason is None:
+                    dest = route(element.user_id, self.partitions)
+                    out.routed.setdefault(dest, []).append(event_item(src, offset, index, element))
+                    continue
+                raw = whole if whole is not None else element.to_json()
+                element = Rejection(reason, f"ts={element.ts}", raw, element.ts, element.campaign_id, element.channel)
+            dest = route_source(src, self.partitions)
+            out.routed.setdefault(dest, []).append(reject_item(src, offset, index, element, kind.topic_suffix))
+            out.dead.append(DeadLetter(element.raw, element.reason, element.detail, f"{src}:{offset}:{index}"))
+
+    def replay(self, topic: str, partition: int, timestamp_ms: int, value: bytes | None) -> None:
+        """Advance a gate over a message already judged before a restart (no output kept)."""
+        self.process(topic, partition, 0, timestamp_ms, value, IngestOutput())
+
+
+@dataclass
+class PartitionOutput:
+    """What one routed partition emits for a batch."""
+
+    deltas: Deltas = field(default_factory=Deltas)
+    dead: list[DeadLetter] = field(default_factory=list)
+    to_offset: int = -1
+    max_event_ts: int = 0
+    max_ingest_ms: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.deltas) or bool(self.dead)
+
+
+class RoutedPartition:
+    """Stage 2 for one partition of the routed topic: exact per-user state and the deltas it emits."""
+
+    def __init__(self, partition: int, settings: Settings, emitted_to: int = -1) -> None:
+        self.partition = partition
+        self.horizon_ms = settings.dedup_horizon_ms
+        self.users: dict[str, UserState] = {}
+        self.src_seen: dict[str, tuple[int, int]] = {}
+        self.emitted_to = emitted_to  # routed offsets up to here already have their output out
+        self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
+
+    def apply(self, offset: int, value: bytes, out: PartitionOutput) -> None:
+        """Fold one routed message in; output goes to `out` unless it was emitted before a restart."""
+        muted = offset <= self.emitted_to
+        sink = PartitionOutput() if muted else out
+        self.next_offset = offset + 1
+        doc = orjson.loads(value)
+        existing = doc.get("existing")
+        if existing is not None:
+            for user_id in existing:
+                mark_existing(self.users.setdefault(user_id, UserState()), sink.deltas)
+        else:
+            sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
+            for item in doc["items"]:
+                self._apply_item(item, sink)
+        if not muted:
+            out.to_offset = offset
+
+    def _apply_item(self, item: list[Any], out: PartitionOutput) -> None:
+        src, offset, index = item[0], item[1], item[2]
+        position = (offset, index)
+        seen = self.src_seen.get(src)
+        if seen is not None and position <= seen:
+            return  # stage 1 replayed this after a restart; it was counted the first time
+        self.src_seen[src] = position
+        if item[3] == REJECT_KIND:
+            reason, ts, campaign, channel, topic = item[4], item[5], item[6], item[7], item[8]
+            out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(ts)))
+            return
+        ev = item_event(item)
+        state = self.users.get(ev.user_id)
+        if state is None:
+            state = self.users[ev.user_id] = UserState()
+        if ev.ts > out.max_event_ts:
+            out.max_event_ts = ev.ts
+        if apply_event(state, ev, out.deltas, horizon_ms=self.horizon_ms) is not None:
+            topic = ev.kind.topic_suffix
+            out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))
+            out.dead.append(DeadLetter(ev.to_json(), Reason.DUPLICATE, ev.event_id, f"{src}:{offset}:{index}"))

@@ -1,0 +1,1 @@
+"""Where the numbers go: ClickHouse (server or embedded chdb)."""

@@ -1,0 +1,203 @@
+"""ClickHouse: the versioned schema, the idempotent batch writer, and the reads the CLI serves.
+
+One table holds everything a batch writes, `promo.facts_minute` (AggregatingMergeTree, so rows of
+equal dimensions fold into one), so that one INSERT — atomic in ClickHouse for one block of one
+partition — carries a batch's facts, its rejection counts and its *marker*: a row saying "routed
+partition p is written up to offset N". A writer that crashed, or a batch that is delivered twice,
+finds the marker and skips what is already in. No PARTITION BY, so every insert is one partition.
+
+The client is blocking; callers run it on the single thread of `ClickHouseStore.executor` (chdb
+in particular is one engine per process, and must not be entered from two threads at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from streams.errors import SinkError
+from streams.metrics import COUNTERS, Deltas, iter_rows
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+DB = "promo"
+TOTALS_COLUMNS = ("campaign_id", "channel", *COUNTERS)
+
+# Each statement is idempotent; the list is applied in order and the version recorded after it.
+SCHEMA: Sequence[str] = (
+    f"CREATE DATABASE IF NOT EXISTS {DB}",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.schema_version (
+        version UInt32, applied_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY version""",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.facts_minute (
+        campaign_id String,
+        channel LowCardinality(String),
+        entry LowCardinality(String),
+        city_tier UInt8,
+        minute DateTime('UTC'),
+        topic LowCardinality(String),
+        reason LowCardinality(String),
+        src_partition Int32,
+        {", ".join(f"{c} SimpleAggregateFunction(sum, Int64)" for c in COUNTERS)},
+        rejected SimpleAggregateFunction(sum, Int64),
+        batch_to SimpleAggregateFunction(max, Int64)
+    ) ENGINE = AggregatingMergeTree
+    ORDER BY (src_partition, reason, campaign_id, minute, channel, entry, city_tier, topic)""",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.sink_log (
+        written_at DateTime64(3, 'UTC'),
+        src_partition Int32,
+        batch_to Int64,
+        rows UInt32,
+        max_event_ts DateTime64(3, 'UTC'),
+        max_ingest DateTime64(3, 'UTC'),
+        write_ms Float32
+    ) ENGINE = MergeTree ORDER BY written_at TTL toDateTime(written_at) + INTERVAL 7 DAY""",
+    f"""CREATE OR REPLACE VIEW {DB}.facts AS
+        SELECT * FROM {DB}.facts_minute WHERE src_partition < 0 AND reason = ''""",
+    f"""CREATE OR REPLACE VIEW {DB}.campaign_totals AS
+        SELECT campaign_id, channel,
+               {", ".join(f"sum({c}) AS {c}" for c in COUNTERS)}
+        FROM {DB}.facts_minute
+        WHERE src_partition < 0 AND reason = ''
+        GROUP BY campaign_id, channel
+        HAVING interactions + orders > 0
+        ORDER BY campaign_id, channel""",
+    f"""CREATE OR REPLACE VIEW {DB}.rejections_by_reason AS
+        SELECT topic, reason, sum(rejected) AS rejected
+        FROM {DB}.facts_minute
+        WHERE src_partition < 0 AND reason != ''
+        GROUP BY topic, reason ORDER BY topic, reason""",
+)
+
+INSERT_COLUMNS = (
+    "campaign_id", "channel", "entry", "city_tier", "minute", "topic", "reason", "src_partition",
+    *COUNTERS, "rejected", "batch_to",
+)  # fmt: skip
+_ZERO_COUNTERS = [0] * len(COUNTERS)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def fact_rows(deltas: Deltas, markers: dict[int, int]) -> list[list[Any]]:
+    """Rows for one atomic insert: facts, rejection counts, then one marker per routed partition."""
+    rows: list[list[Any]] = []
+    for key, counters in iter_rows(deltas):
+        rows.append([key.campaign_id, key.channel, key.entry, key.city_tier, _utc(key.minute_ms), "", "", -1,
+                     *counters, 0, 0])  # fmt: skip
+    for rkey, count in deltas.rejections.items():
+        rows.append([rkey.campaign_id, rkey.channel, "", 0, _utc(rkey.minute_ms), rkey.topic, rkey.reason, -1,
+                     *_ZERO_COUNTERS, count, 0])  # fmt: skip
+    for partition, to_offset in sorted(markers.items()):
+        rows.append(["", "", "", 0, _EPOCH, "", "", partition, *_ZERO_COUNTERS, 0, to_offset])
+    return rows
+
+
+class ClickHouseStore:
+    """One client and the one thread it is used from."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10, send_timeout_s: float = 30) -> None:
+        self.dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._client: Client | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        # A hook for fault-injection tests of the embedded path: called before each write.
+        self.before_write: Callable[[], None] | None = None
+
+    # -- blocking part (runs on the executor thread) -------------------------------------------
+    def _connect(self) -> Client:
+        if self._client is None:
+            try:
+                if self.dsn.startswith("chdb://"):
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn)
+                else:
+                    self._client = clickhouse_connect.get_client(
+                        dsn=self.dsn,
+                        connect_timeout=self._connect_timeout_s,
+                        send_receive_timeout=self._send_timeout_s,
+                    )
+            except Exception as exc:
+                raise SinkError(f"cannot open ClickHouse: {exc}") from exc
+        return self._client
+
+    def apply_schema(self) -> int:
+        client = self._connect()
+        for statement in SCHEMA:
+            client.command(statement)
+        client.command(
+            f"INSERT INTO {DB}.schema_version SELECT {{v:UInt32}}, now64(3) "
+            f"WHERE {{v:UInt32}} NOT IN (SELECT version FROM {DB}.schema_version)",
+            parameters={"v": SCHEMA_VERSION},
+        )
+        return SCHEMA_VERSION
+
+    def written_markers(self) -> dict[int, int]:
+        """Routed partition -> the last routed offset whose deltas are in the table."""
+        result = self._connect().query(
+            f"SELECT src_partition, max(batch_to) FROM {DB}.facts_minute "
+            "WHERE src_partition >= 0 GROUP BY src_partition"
+        )
+        return {int(p): int(o) for p, o in result.result_rows}
+
+    def insert_batch(self, deltas: Deltas, markers: dict[int, int]) -> int:
+        if self.before_write is not None:
+            self.before_write()
+        rows = fact_rows(deltas, markers)
+        self._connect().insert(f"{DB}.facts_minute", rows, column_names=INSERT_COLUMNS)
+        return len(rows)
+
+    def log_write(self, entries: Iterable[tuple[int, int, int, int, int, float]]) -> None:
+        rows = [[dt.datetime.now(tz=dt.UTC), p, to, n, _utc(ets), _utc(ing), ms] for p, to, n, ets, ing, ms in entries]
+        if rows:
+            self._connect().insert(
+                f"{DB}.sink_log",
+                rows,
+                column_names=["written_at", "src_partition", "batch_to", "rows", "max_event_ts", "max_ingest", "write_ms"],
+            )
+
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        result = self._connect().query(sql, parameters=parameters or {})
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def totals(self, campaign: str | None = None) -> list[dict[str, Any]]:
+        where = " WHERE campaign_id = {campaign:String}" if campaign is not None else ""
+        sql = f"SELECT {', '.join(TOTALS_COLUMNS)} FROM {DB}.campaign_totals{where} ORDER BY campaign_id, channel"
+        rows = self.query_rows(sql, {"campaign": campaign} if campaign is not None else None)
+        return [{k: (int(v) if k in COUNTERS else v) for k, v in row.items()} for row in rows]
+
+    def rejections(self) -> list[dict[str, Any]]:
+        return self.query_rows(f"SELECT topic, reason, toInt64(rejected) AS rejected FROM {DB}.rejections_by_reason")
+
+    def freshness(self) -> dict[str, Any]:
+        rows = self.query_rows(
+            f"SELECT max(written_at) AS last_write, max(max_event_ts) AS last_event, "
+            f"quantileExact(0.5)(dateDiff('millisecond', max_ingest, written_at)) AS lag_p50_ms, "
+            f"quantileExact(0.99)(dateDiff('millisecond', max_ingest, written_at)) AS lag_p99_ms "
+            f"FROM {DB}.sink_log WHERE written_at > now64(3) - INTERVAL 5 MINUTE"
+        )
+        return rows[0] if rows else {}
+
+    def close_sync(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- async facade --------------------------------------------------------------------------
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def close(self) -> None:
+        await self.call(self.close_sync)
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,154 @@
+"""The sink: reads the deltas topic and writes it to ClickHouse, exactly once per routed offset.
+
+It runs in every worker when ClickHouse is a server (Kafka spreads the deltas partitions over the
+workers) and only in the one process that owns the store when ClickHouse is embedded. Each poll
+becomes one INSERT whose marker rows move each routed partition's "written up to" offset; a batch
+at or below the marker is a redelivery and is skipped. When a write fails the sink keeps the batch,
+stops polling (Kafka holds the backlog, so memory stays bounded), re-reads the markers — the failed
+write may in fact have landed — and retries with backoff; offsets are committed only after a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from streams.config import Settings
+from streams.metrics import Deltas
+from streams.sinks.clickhouse import ClickHouseStore
+from streams.wire import decode_deltas
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkHealth:
+    """What /health reports about the sink."""
+
+    batches_written: int = 0
+    rows_written: int = 0
+    redeliveries_skipped: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_error: str = ""
+    last_write_at: float = 0.0
+    last_write_ms: float = 0.0
+    markers: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.consecutive_failures == 0
+
+
+class DeltaSink:
+    """Consumes `deltas` and writes to ClickHouse; start with `run()`, stop with `stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ClickHouseStore,
+        *,
+        max_records: int = 5000,
+        backoff_s: tuple[float, float] = (0.2, 10.0),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.max_records = max_records
+        self.backoff_s = backoff_s
+        self.health = SinkHealth()
+        self._stopping = asyncio.Event()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        topic = self.settings.topic("deltas")
+        self._consumer = consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.bootstrap,
+            group_id=f"{self.settings.app_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+            rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
+        )
+        await consumer.start()
+        try:
+            self.health.markers = await self.store.call(self.store.written_markers)
+            while not self._stopping.is_set():
+                records = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                if records:
+                    await self._write(records)
+                    await consumer.commit()
+        finally:
+            self._consumer = None
+            await consumer.stop()
+
+    async def _write(self, records: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
+        merged = Deltas()
+        markers: dict[int, int] = {}
+        log_entries: list[tuple[int, int, int, int, int, float]] = []
+        for tp, batch in records.items():
+            for record in batch:
+                delta = decode_deltas(record.value)
+                if delta.to_offset <= self.health.markers.get(delta.partition, -1):
+                    self.health.redeliveries_skipped += 1
+                    continue
+                merged.merge(delta.deltas)
+                markers[delta.partition] = max(markers.get(delta.partition, -1), delta.to_offset)
+                rows = len(delta.deltas.facts) + len(delta.deltas.rejections)
+                log_entries.append((delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms, 0.0))
+            del tp
+        if not markers:
+            return
+        await self._insert_with_retry(merged, markers)
+        elapsed_ms = self.health.last_write_ms
+        entries = [(p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
+        try:
+            await self.store.call(self.store.log_write, entries)
+        except Exception as exc:  # telemetry only: never let it block the numbers
+            log.warning("could not write sink_log: %s", exc)
+
+    async def _insert_with_retry(self, merged: Deltas, markers: dict[int, int]) -> None:
+        delay = self.backoff_s[0]
+        while True:
+            started = time.monotonic()
+            try:
+                rows = await self.store.call(self.store.insert_batch, merged, markers)
+            except Exception as exc:
+                self.health.failures += 1
+                self.health.consecutive_failures += 1
+                self.health.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.error("ClickHouse write failed (%s); retrying in %.1fs", self.health.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_s[1])
+                if await self._landed_anyway(markers):
+                    return
+                continue
+            self.health.last_write_ms = (time.monotonic() - started) * 1000
+            self.health.batches_written += 1
+            self.health.rows_written += rows
+            self.health.consecutive_failures = 0
+            self.health.last_write_at = time.time()
+            self.health.markers.update(markers)
+            return
+
+    async def _landed_anyway(self, markers: dict[int, int]) -> bool:
+        """After a failure: did the write land (a timeout after the server committed it)?"""
+        try:
+            written = await self.store.call(self.store.written_markers)
+        except Exception:  # still down; the caller keeps retrying
+            return False
+        self.health.markers.update(written)
+        if all(written.get(p, -1) >= to for p, to in markers.items()):
+            self.health.consecutive_failures = 0
+            return True
+        return False
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -1,0 +1,100 @@
+"""Formats of the internal topics (`routed`, `deltas`) and the user-routing function.
+
+Both are compact JSON arrays (orjson), versioned by a leading field so a rolling upgrade can tell old
+from new. They are internal: producers outside the pipeline never write them.
+
+routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "items": [item, ...]}
+    event item:  [src, offset, index, kind, event_id, ts, user_id, campaign_id, channel, entry,
+                  city_tier, share_id, order_id, amount_fen]
+    reject item: [src, offset, index, -1, reason, ts, campaign_id, channel, topic_suffix]
+  or {"v": 1, "existing": [user_id, ...]} for imported existing buyers.
+  `src` is "topic:partition" of the input; (offset, index) orders the items of one src.
+
+deltas message: {"v": 1, "p": routed partition, "to": last routed offset covered,
+                 "facts": [[campaign, channel, entry, city_tier, minute_ms, *COUNTERS], ...],
+                 "rej": [[topic, reason, campaign, channel, minute_ms, count], ...],
+                 "ets": max event ts, "ing": max ingest timestamp}
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.events import Event, Kind, Rejection
+from streams.metrics import COUNTERS, Deltas, FactKey, RejectKey, iter_rows
+
+VERSION = 1
+REJECT_KIND = -1
+
+
+def route(user_id: str, partitions: int) -> int:
+    """The routed partition that owns a user (stable across processes and restarts)."""
+    return zlib.crc32(user_id.encode()) % partitions
+
+
+def route_source(src: str, partitions: int) -> int:
+    """Where rejections of one input partition go: one place, so their order is kept."""
+    return zlib.crc32(src.encode()) % partitions
+
+
+def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
+    return [
+        src, offset, index, int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id,
+        ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen,
+    ]  # fmt: skip
+
+
+def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix: str) -> list[Any]:
+    return [src, offset, index, REJECT_KIND, rej.reason, rej.ts, rej.campaign_id, rej.channel, topic_suffix]
+
+
+def item_event(item: list[Any]) -> Event:
+    return Event(
+        Kind(item[3]), item[4], item[5], item[6], item[7], item[8],
+        entry=item[9], city_tier=item[10], share_id=item[11], order_id=item[12], amount_fen=item[13],
+    )  # fmt: skip
+
+
+def encode_routed(items: list[list[Any]], ingest_ms: int) -> bytes:
+    return orjson.dumps({"v": VERSION, "ing": ingest_ms, "items": items})
+
+
+def encode_existing(user_ids: list[str]) -> bytes:
+    return orjson.dumps({"v": VERSION, "existing": user_ids})
+
+
+@dataclass(frozen=True)
+class DeltaBatch:
+    """One decoded deltas message."""
+
+    partition: int
+    to_offset: int
+    deltas: Deltas
+    max_event_ts: int
+    max_ingest_ms: int
+
+
+def encode_deltas(partition: int, to_offset: int, deltas: Deltas, max_event_ts: int, max_ingest_ms: int) -> bytes:
+    facts = [[*key, *row] for key, row in iter_rows(deltas)]
+    rej = [[*key, count] for key, count in deltas.rejections.items()]
+    doc = {"v": VERSION, "p": partition, "to": to_offset, "facts": facts, "rej": rej}
+    doc["ets"] = max_event_ts
+    doc["ing"] = max_ingest_ms
+    return orjson.dumps(doc)
+
+
+def decode_deltas(value: bytes) -> DeltaBatch:
+    doc = orjson.loads(value)
+    if doc.get("v") != VERSION:
+        raise ValueError(f"unknown deltas version {doc.get('v')!r}")
+    deltas = Deltas()
+    width = len(COUNTERS)
+    for row in doc["facts"]:
+        deltas.facts[FactKey(*row[:5])] = list(row[5 : 5 + width])
+    for row in doc["rej"]:
+        deltas.reject(RejectKey(*row[:5]), row[5])
+    return DeltaBatch(doc["p"], doc["to"], deltas, doc["ets"], doc["ing"])
