@@ -114,19 +114,23 @@ def build_app(settings: Settings) -> Pipeline:
 def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) -> None:
     app, settings = pipeline.app, pipeline.settings
     embedded = settings.embedded_store
+    schema_ready = asyncio.Event()
 
     @app.task
     async def run_sink() -> None:
         await store.call(store.apply_schema)
+        schema_ready.set()
         if embedded is not None:
             owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
         try:
             await sink.run()
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
+            # A worker that cannot write must not look alive: crash it, so it exits non-zero and
+            # its supervisor (or the operator) sees why.
             log.exception("the sink stopped")
-            raise
+            await app.crash(exc)
 
     @app.on_before_shutdown.connect
     async def stop_sink(sender: Any, **kwargs: Any) -> None:
@@ -135,9 +139,13 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
             with contextlib.suppress(FileNotFoundError):
                 owner_file(embedded).unlink()
 
+    async def ready() -> None:
+        await asyncio.wait_for(schema_ready.wait(), 30)
+
     @app.page("/api/totals")
     class Totals(View):
         async def get(self, request: Request) -> Response:
+            await ready()
             campaign = request.query.get("campaign")
             rows = await store.call(store.totals, campaign)
             return self.json(rows)
@@ -145,7 +153,15 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
     @app.page("/api/rejections")
     class Rejections(View):
         async def get(self, request: Request) -> Response:
+            await ready()
             return self.json(await store.call(store.rejections))
+
+    @app.page("/api/freshness")
+    class Freshness(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            doc = await store.call(store.freshness)
+            return self.json({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in doc.items()})
 
     @app.page("/health")
     class Health(View):
@@ -153,4 +169,4 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
             doc = pipeline.health()
             return self.json(doc, status=200 if doc["ok"] else 503)
 
-    del Totals, Rejections, Health, run_sink, stop_sink
+    del Totals, Rejections, Freshness, Health, run_sink, stop_sink

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import Settings
+from streams.errors import SinkError
+from streams.kafka import side_consumer, true_end_offset
 from streams.metrics import Deltas
 from streams.sinks.clickhouse import ClickHouseStore
 from streams.wire import decode_deltas
@@ -77,9 +79,10 @@ class DeltaSink:
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
         )
+        self.health.markers = await self.store.call(self.store.written_markers)
+        await self._check_same_log(self.health.markers)
         await consumer.start()
         try:
-            self.health.markers = await self.store.call(self.store.written_markers)
             while not self._stopping.is_set():
                 records = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if records:
@@ -149,6 +152,25 @@ class DeltaSink:
             self.health.consecutive_failures = 0
             return True
         return False
+
+    async def _check_same_log(self, markers: dict[int, int]) -> None:
+        """Refuse a store written from another broker log (an in-memory broker restarted, say).
+
+        Its markers would be ahead of this log, and every new batch would be skipped as a redelivery.
+        """
+        if not markers:
+            return
+        routed = self.settings.topic("routed")
+        async with side_consumer(self.settings.bootstrap) as consumer:
+            for partition, written_to in sorted(markers.items()):
+                end = await true_end_offset(consumer, TopicPartition(routed, partition))
+                if end <= written_to:
+                    raise SinkError(
+                        f"the ClickHouse store holds {routed}[{partition}] up to offset {written_to} but the "
+                        f"broker's log ends at {end}: it was written from another broker log. Use a new "
+                        "store (or a new topic prefix), or restore the broker's data.",
+                        partition=partition,
+                    )
 
     def stop(self) -> None:
         self._stopping.set()

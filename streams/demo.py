@@ -1,0 +1,171 @@
+"""`promo demo`: the embedded broker, one worker and the simulator, with a live war-room summary.
+
+Everything it starts it stops on Ctrl-C (or SIGTERM). The broker keeps its data in memory, so the
+demo starts from an empty store each time: a store must match the broker log it was written from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from streams.config import load_settings
+from streams.errors import BrokerError
+from streams.events import SOCIAL_CHANNELS
+from streams.kafka import EmbeddedBroker, ensure_topics, port_is_free
+from streams.producer import import_existing, send_records
+from streams.simulate import SimConfig, generate
+from streams.truth import compute_truth
+
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - our own loopback URL
+        return json.loads(resp.read())
+
+
+def summarize(rows: list[dict[str, Any]], health: dict[str, Any], fresh: dict[str, Any], started: float) -> str:
+    """The terminal war-room view: per-campaign GMV, orders, new users and their channel split."""
+    by_campaign: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_campaign[row["campaign_id"]].append(row)
+    total_gmv = sum(r["gmv_fen"] for r in rows) / 100
+    total_new = sum(r["new_users"] for r in rows)
+    social_new = sum(r["new_users"] for r in rows if r["channel"] in SOCIAL_CHANNELS)
+    lines = [
+        "大促作战室 / War room — Double 11 (simulated)        Ctrl-C to stop",
+        f"GMV ¥{total_gmv:,.2f}   orders {sum(r['orders'] for r in rows):,}   "
+        f"new ordering users {total_new:,} ({100 * social_new / total_new if total_new else 0:.0f}% via "
+        f"WeChat/QQ/Jingxi)   interactions {sum(r['interactions'] for r in rows):,}",
+        "",
+        f"{'campaign':<22}{'GMV ¥':>16}{'orders':>9}{'new users':>11}{'partic.':>9}{'interact.':>11}  new users by channel",
+    ]
+    ranked = sorted(by_campaign.items(), key=lambda kv: -sum(r["gmv_fen"] for r in kv[1]))
+    for campaign, crow in ranked:
+        gmv = sum(r["gmv_fen"] for r in crow) / 100
+        new = sum(r["new_users"] for r in crow)
+        split = "  ".join(
+            f"{r['channel']} {r['new_users']}" for r in sorted(crow, key=lambda r: -r["new_users"]) if r["new_users"]
+        )
+        pad = 22 - sum(2 if ord(c) > 0x2E80 else 1 for c in campaign)
+        lines.append(
+            f"{campaign}{' ' * max(pad, 1)}{gmv:>16,.2f}{sum(r['orders'] for r in crow):>9,}{new:>11,}"
+            f"{sum(r['participants'] for r in crow):>9,}{sum(r['interactions'] for r in crow):>11,}  {split}"
+        )
+    sink = health.get("sink", {})
+    ingest = health.get("ingest", {})
+    elapsed = max(time.time() - started, 1e-6)
+    lines += [
+        "",
+        f"freshness: event→ClickHouse p50 {fresh.get('lag_p50_ms', '-')} ms, p99 {fresh.get('lag_p99_ms', '-')} ms"
+        f"   last write {sink.get('last_write_ms', 0):.0f} ms   events in {ingest.get('elements', 0):,}"
+        f" ({ingest.get('elements', 0) / elapsed:,.0f}/s)   dead letters {ingest.get('dead', 0):,}"
+        f"   sink {'OK' if sink.get('ok', True) else 'FAILING: ' + str(sink.get('last_error', ''))}",
+    ]
+    return "\n".join(lines)
+
+
+def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    promo = str(Path(sys.executable).with_name("promo"))
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    try:
+        return subprocess.Popen([promo, "worker", "--loglevel", "warn"], env=env, stdout=log, stderr=log)  # noqa: S603
+    finally:
+        log.close()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir: Path, once: bool) -> None:
+    if not port_is_free("127.0.0.1", web_port):
+        raise BrokerError(f"port 127.0.0.1:{web_port} is in use; pick another with --web-port")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(data_dir / "store", ignore_errors=True)  # a fresh in-memory broker needs a fresh store
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMO_")}
+    env.update({
+        "PROMO_BROKER": f"kafka://127.0.0.1:{port}",
+        "PROMO_DATA_DIR": str(data_dir.resolve()),
+        "PROMO_WEB_PORT": str(web_port),
+        "PROMO_APP_ID": "promo-demo",
+        "PROMO_REBALANCE_TIMEOUT_S": "1",
+    })  # fmt: skip
+    settings = load_settings(env)
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    broker = EmbeddedBroker(port, log_path=data_dir / "broker.log").start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        asyncio.run(ensure_topics(settings))
+        worker = _start_worker(env, data_dir / "worker.log")
+        sim = generate(SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
+                                 partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000))  # fmt: skip
+        sent: list[Any] = []
+        done = threading.Event()
+
+        def produce() -> None:
+            async def go() -> None:
+                await import_existing(settings, sim.existing_buyers)
+                sent.extend(await send_records(settings, sim.records, paced=True, real_clock=True))
+
+            try:
+                asyncio.run(go())
+            finally:
+                done.set()
+
+        threading.Thread(target=produce, name="simulator", daemon=True).start()
+        print(f"war room: {settings.web_url}/api/totals  (health: {settings.web_url}/health)", flush=True)
+        started = time.time()
+        expected: list[dict[str, Any]] | None = None
+        deadline = 0.0
+        while True:
+            if worker.poll() is not None:
+                raise BrokerError(f"the worker exited; see {data_dir / 'worker.log'}")
+            try:
+                rows = _get(f"{settings.web_url}/api/totals")
+                health = _get(f"{settings.web_url}/health")
+                fresh = _get(f"{settings.web_url}/api/freshness")
+            except (urllib.error.URLError, OSError, ValueError):
+                time.sleep(1)
+                continue
+            if once:
+                if done.is_set() and expected is None:
+                    expected = compute_truth(
+                        sent, sim.existing_buyers, lateness_ms=settings.allowed_lateness_ms,
+                        horizon_ms=settings.dedup_horizon_ms, future_ms=settings.future_limit_ms,
+                    ).totals  # fmt: skip
+                    deadline = time.monotonic() + 120
+                if expected is not None and (rows == expected or time.monotonic() > deadline):
+                    print(summarize(rows, health, fresh, started))
+                    if rows != expected:
+                        raise BrokerError("the totals did not reach the simulator's ground truth in 120 s")
+                    print("\ntotals match the simulator's ground truth: yes")
+                    return
+            else:
+                print(CLEAR + summarize(rows, health, fresh, started), flush=True)
+            time.sleep(2)
+    finally:
+        if worker is not None:
+            _stop(worker)
+        broker.stop()
+        signal.signal(signal.SIGTERM, previous)
+
