@@ -79,6 +79,8 @@ def build_app(settings: Settings) -> Pipeline:
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger_ms=2,
+        # A value the contract rejects as too large still goes to the DLQ whole.
+        producer_max_request_size=max(8 * 1024 * 1024, 2 * settings.max_value_bytes + 65536),
         stream_wait_empty=False,
         web_enabled=settings.sink,
         web_bind=settings.web_host,
@@ -98,10 +100,12 @@ def build_app(settings: Settings) -> Pipeline:
     app.agent(inputs, name="ingest")(ingest.run)
     app.agent(routed, name="aggregate")(aggregate.run)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[TopicPartition], **kwargs: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TopicPartition] = args[0] if args else kwargs.get("revoked", set())
         ingest.forget(revoked)
         aggregate.forget(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sender positional-only
 
     store = ClickHouseStore(settings.clickhouse_dsn) if settings.sink else None
     sink = DeltaSink(settings, store) if store is not None else None
@@ -116,7 +120,6 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
     embedded = settings.embedded_store
     schema_ready = asyncio.Event()
 
-    @app.task
     async def run_sink() -> None:
         await store.call(store.apply_schema)
         schema_ready.set()
@@ -132,12 +135,14 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
             log.exception("the sink stopped")
             await app.crash(exc)
 
-    @app.on_before_shutdown.connect
-    async def stop_sink(sender: Any, **kwargs: Any) -> None:
+    async def stop_sink(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         sink.stop()
         if embedded is not None:
             with contextlib.suppress(FileNotFoundError):
                 owner_file(embedded).unlink()
+
+    app.task(run_sink)
+    app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
 
     async def ready() -> None:
         await asyncio.wait_for(schema_ready.wait(), 30)

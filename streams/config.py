@@ -147,7 +147,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     """Settings from `PROMO_*` variables, then CLI overrides; the data dir anchors relative stores."""
     env = os.environ if environ is None else environ
     base = Settings()
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = env.get(f"{ENV_PREFIX}{f.name.upper()}")
         if raw is not None and raw != "":

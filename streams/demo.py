@@ -51,7 +51,8 @@ def summarize(rows: list[dict[str, Any]], health: dict[str, Any], fresh: dict[st
         f"new ordering users {total_new:,} ({100 * social_new / total_new if total_new else 0:.0f}% via "
         f"WeChat/QQ/Jingxi)   interactions {sum(r['interactions'] for r in rows):,}",
         "",
-        f"{'campaign':<22}{'GMV ¥':>16}{'orders':>9}{'new users':>11}{'partic.':>9}{'interact.':>11}  new users by channel",
+        f"{'campaign':<22}{'GMV ¥':>16}{'orders':>9}{'new users':>11}{'partic.':>9}{'interact.':>11}"
+        "  new users by channel",
     ]
     ranked = sorted(by_campaign.items(), key=lambda kv: -sum(r["gmv_fen"] for r in kv[1]))
     for campaign, crow in ranked:
@@ -117,8 +118,10 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
     try:
         asyncio.run(ensure_topics(settings))
         worker = _start_worker(env, data_dir / "worker.log")
-        sim = generate(SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
-                                 partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000))  # fmt: skip
+        start_ms = int(time.time() * 1000) - 7_200_000  # a sale replayed from two hours ago, compressed
+        config = SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
+                           partitions=settings.partitions, start_ms=start_ms)  # fmt: skip
+        sim = generate(config)
         sent: list[Any] = []
         done = threading.Event()
 

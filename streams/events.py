@@ -108,7 +108,7 @@ class Rejection:
     channel: str = ""
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     """Internal: the first broken rule of an element (never escapes this module)."""
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -121,12 +121,12 @@ def _string(doc: dict[str, Any], name: str, *, max_len: int, required: bool) -> 
     value = doc.get(name)
     if value is None:
         if required:
-            raise _Invalid(Reason.MISSING_FIELD, name)
+            raise _InvalidError(Reason.MISSING_FIELD, name)
         return ""
     if not isinstance(value, str):
-        raise _Invalid(Reason.WRONG_TYPE, name)
+        raise _InvalidError(Reason.WRONG_TYPE, name)
     if (required and not value) or len(value) > max_len:
-        raise _Invalid(Reason.BAD_VALUE, name)
+        raise _InvalidError(Reason.BAD_VALUE, name)
     return value
 
 
@@ -134,7 +134,7 @@ def _integer(doc: dict[str, Any], name: str, *, low: int, high: int, required: b
     value = doc.get(name)
     if value is None:
         if required:
-            raise _Invalid(Reason.MISSING_FIELD, name)
+            raise _InvalidError(Reason.MISSING_FIELD, name)
         return 0
     # bool is a subclass of int in Python but never an integer in JSON; 5.0 is an integer in JSON.
     if type(value) is int:
@@ -142,14 +142,14 @@ def _integer(doc: dict[str, Any], name: str, *, low: int, high: int, required: b
     elif type(value) is float and value.is_integer():
         number = int(value)
     else:
-        raise _Invalid(Reason.WRONG_TYPE, name)
+        raise _InvalidError(Reason.WRONG_TYPE, name)
     if not low <= number <= high:
-        raise _Invalid(Reason.BAD_VALUE, name)
+        raise _InvalidError(Reason.BAD_VALUE, name)
     return number
 
 
 def parse_event(kind: Kind, doc: dict[str, Any]) -> Event:
-    """Validate one decoded JSON object against the contract; raises `_Invalid` on the first fault."""
+    """Validate one decoded JSON object against the contract; raises `_InvalidError` on the first fault."""
     event_id = _string(doc, "event_id", max_len=64, required=True)
     ts = _integer(doc, "ts", low=TS_MIN, high=TS_MAX, required=True)
     user_id = _string(doc, "user_id", max_len=64, required=True)
@@ -170,7 +170,7 @@ def parse_event(kind: Kind, doc: dict[str, Any]) -> Event:
         return Event(kind, *common, share_id=share_id)
     order_id = _string(doc, "order_id", max_len=64, required=True)
     amount = _integer(doc, "amount_fen", low=0, high=AMOUNT_MAX_FEN, required=True)
-    _integer(doc, "items", low=1, high=2**31 - 1, required=False)
+    _integer(doc, "items", low=1, high=2**64, required=False)  # no cap in the contract
     share_id = _string(doc, "share_id", max_len=64, required=False)
     return Event(kind, *common, share_id=share_id, order_id=order_id, amount_fen=amount)
 
@@ -180,6 +180,8 @@ def _hint(doc: dict[str, Any]) -> tuple[int, str, str]:
     ts = doc.get("ts")
     campaign = doc.get("campaign_id")
     channel = doc.get("channel")
+    if type(ts) is float and ts.is_integer():
+        ts = int(ts)
     return (
         ts if type(ts) is int and TS_MIN <= ts <= TS_MAX else 0,
         campaign if isinstance(campaign, str) and 0 < len(campaign) <= 64 else "",
@@ -187,14 +189,22 @@ def _hint(doc: dict[str, Any]) -> tuple[int, str, str]:
     )
 
 
+def _dump(item: object) -> bytes:
+    """Re-encode an array element for the DLQ; orjson refuses deeper nesting than it parses."""
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        return b'"<element nested too deeply to re-encode; see the source header>"'
+
+
 def _element(kind: Kind, item: object, raw: bytes | None) -> Event | Rejection:
     if not isinstance(item, dict):
-        return Rejection(Reason.NOT_AN_OBJECT, type(item).__name__, raw or orjson.dumps(item))
+        return Rejection(Reason.NOT_AN_OBJECT, type(item).__name__, raw or _dump(item))
     try:
         return parse_event(kind, item)
-    except _Invalid as bad:
+    except _InvalidError as bad:
         ts, campaign, channel = _hint(item)
-        return Rejection(bad.reason, bad.detail, raw or orjson.dumps(item), ts, campaign, channel)
+        return Rejection(bad.reason, bad.detail, raw or _dump(item), ts, campaign, channel)
 
 
 def decode_value(kind: Kind, value: bytes | None, *, max_bytes: int = 1_048_576) -> list[Event | Rejection]:

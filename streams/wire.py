@@ -5,7 +5,7 @@ from new. They are internal: producers outside the pipeline never write them.
 
 routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "items": [item, ...]}
     event item:  [src, offset, index, kind, event_id, ts, user_id, campaign_id, channel, entry,
-                  city_tier, share_id, order_id, amount_fen]
+                  city_tier, share_id, order_id, amount_fen, action, target_id]
     reject item: [src, offset, index, -1, reason, ts, campaign_id, channel, topic_suffix]
   or {"v": 1, "existing": [user_id, ...]} for imported existing buyers.
   `src` is "topic:partition" of the input; (offset, index) orders the items of one src.
@@ -44,7 +44,7 @@ def route_source(src: str, partitions: int) -> int:
 def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
     return [
         src, offset, index, int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id,
-        ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen,
+        ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen, ev.action, ev.target_id,
     ]  # fmt: skip
 
 
@@ -56,6 +56,7 @@ def item_event(item: list[Any]) -> Event:
     return Event(
         Kind(item[3]), item[4], item[5], item[6], item[7], item[8],
         entry=item[9], city_tier=item[10], share_id=item[11], order_id=item[12], amount_fen=item[13],
+        action=item[14], target_id=item[15],
     )  # fmt: skip
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
+from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import last_record, read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
@@ -25,10 +26,9 @@ from streams.wire import decode_deltas, encode_deltas
 log = logging.getLogger(__name__)
 
 
-class AggregateAgent:
+class AggregateAgent(BatchAgent):
     def __init__(self, app: faust.App, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
+        super().__init__(app, settings)
         self.partitions: dict[int, RoutedPartition] = {}
         self.counters = {"messages": 0, "batches": 0, "recoveries": 0, "recovery_s": 0.0}
 
@@ -88,8 +88,3 @@ class AggregateAgent:
         for tp in revoked:
             if tp.topic == routed:
                 self.partitions.pop(tp.partition, None)
-
-    async def run(self, stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_within_s):
-            await self.handle(events)
-            yield None

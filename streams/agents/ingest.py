@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
+from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import read_range, side_consumer
 from streams.pipeline import Ingest, IngestOutput
@@ -27,10 +28,9 @@ def _timestamp_ms(seconds: float | None) -> int:
     return int(seconds * 1000) if seconds else 0
 
 
-class IngestAgent:
+class IngestAgent(BatchAgent):
     def __init__(self, app: faust.App, settings: Settings) -> None:
-        self.app = app
-        self.settings = settings
+        super().__init__(app, settings)
         self.ingest = Ingest(settings)
         self.counters = {"messages": 0, "elements": 0, "dead": 0, "recovered_gates": 0}
 
@@ -73,8 +73,3 @@ class IngestAgent:
     def forget(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self.ingest.forget(tp.topic, tp.partition)
-
-    async def run(self, stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        async for events in stream.take_events(self.settings.batch_size, within=self.settings.batch_within_s):
-            await self.handle(events)
-            yield None

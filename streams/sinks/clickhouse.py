@@ -82,6 +82,7 @@ INSERT_COLUMNS = (
     "campaign_id", "channel", "entry", "city_tier", "minute", "topic", "reason", "src_partition",
     *COUNTERS, "rejected", "batch_to",
 )  # fmt: skip
+SINK_LOG_COLUMNS = ("written_at", "src_partition", "batch_to", "rows", "max_event_ts", "max_ingest", "write_ms")
 _ZERO_COUNTERS = [0] * len(COUNTERS)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -159,12 +160,13 @@ class ClickHouseStore:
         return len(rows)
 
     def log_write(self, entries: Iterable[tuple[int, int, int, int, int, float]]) -> None:
-        rows = [[dt.datetime.now(tz=dt.UTC), p, to, n, _utc(ets), _utc(ing), ms] for p, to, n, ets, ing, ms in entries]
+        now = dt.datetime.now(tz=dt.UTC)
+        rows = [[now, p, to, n, _utc(ets), _utc(ing), ms] for p, to, n, ets, ing, ms in entries]
         if rows:
             self._connect().insert(
                 f"{DB}.sink_log",
                 rows,
-                column_names=["written_at", "src_partition", "batch_to", "rows", "max_event_ts", "max_ingest", "write_ms"],
+                column_names=SINK_LOG_COLUMNS,
             )
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -105,7 +105,9 @@ class DeltaSink:
                 merged.merge(delta.deltas)
                 markers[delta.partition] = max(markers.get(delta.partition, -1), delta.to_offset)
                 rows = len(delta.deltas.facts) + len(delta.deltas.rejections)
-                log_entries.append((delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms, 0.0))
+                log_entries.append(
+                    (delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms, 0.0)
+                )
             del tp
         if not markers:
             return

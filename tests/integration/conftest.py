@@ -66,7 +66,9 @@ class Env:
     def settings(self, **overrides: Any) -> Settings:
         return load_settings(self.environ(), **overrides)
 
-    def promo(self, *args: str, input_text: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def promo(
+        self, *args: str, input_text: str | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [PROMO, *args], env=self.environ(), capture_output=True, text=True, input=input_text,
             timeout=timeout, check=False,

@@ -26,7 +26,10 @@ CHANNELS = ["wechat", "mobileqq", "jingxi", "app", "web", "other"]
 CAMPAIGNS = ["brand-day", "疯狂6分18秒", "vote🌟", "main"]
 
 
-def make_stream(n: int, seed: int, partitions: int, base_ms: int) -> tuple[list[tuple[str, int, Any, bytes]], list[str]]:
+Message = tuple[str, int, Any, bytes]
+
+
+def make_stream(n: int, seed: int, partitions: int, base_ms: int) -> tuple[list[Message], list[str]]:
     """(topic kind, partition, key, value) in send order, and the existing buyers."""
     rnd = random.Random(seed)
     users = [f"user-{i}" for i in range(max(20, n // 10))]
