@@ -318,6 +318,9 @@ def demo(
 
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Short-lived commands say what went wrong in one line of their own; the Kafka client's
+    # connection chatter would bury it. (The worker configures its logging through Faust.)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         app()

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
@@ -22,6 +23,7 @@ from streams.simulate import Record
 from streams.wire import encode_existing, route
 
 IMPORT_CHUNK = 5000
+REBASE_MEMORY = 200_000  # recent values remembered for retries; the simulator retries within a minute
 
 
 async def _producer(settings: Settings) -> AIOKafkaProducer:
@@ -51,11 +53,14 @@ async def send_records(
     """Send records in order; returns them as sent (with the record timestamps actually used).
 
     paced: honour each record's `send_at_s`; otherwise send as fast as the broker takes them.
-    real_clock: stamp each record with the real send time instead of the simulated one.
+    real_clock: stamp each record with the real send time, and shift the `ts` of its events by as
+        much, so that event times run on the real clock while the traffic keeps the simulator's
+        (compressed) shape; lateness, future and freshness then mean what they mean live.
     """
     producer = await _producer(settings)
     sent: list[Record] = []
     pending = []
+    rebased: dict[bytes, bytes] = {}
     started = time.monotonic()
     try:
         for record in records:
@@ -64,7 +69,16 @@ async def send_records(
                 if delay > 0.002:
                     await asyncio.sleep(delay)
             if real_clock:
-                record = replace(record, timestamp_ms=int(time.time() * 1000))
+                now_ms = int(time.time() * 1000)
+                # A retry is an exact copy and must stay one: identical bytes get the shift of
+                # their first sending, or which copy counts would depend on arrival order.
+                shifted = rebased.get(record.value)
+                if shifted is None:
+                    shifted = rebase_ts(record.value, now_ms - record.timestamp_ms)
+                    rebased[record.value] = shifted
+                    if len(rebased) > REBASE_MEMORY:
+                        del rebased[next(iter(rebased))]
+                record = replace(record, timestamp_ms=now_ms, value=shifted)
             topic = settings.topic(record.kind)
             pending.append(
                 await producer.send(
@@ -79,6 +93,21 @@ async def send_records(
     finally:
         await producer.stop()
     return sent
+
+
+def rebase_ts(value: bytes, shift_ms: int) -> bytes:
+    """The value with every element's integer `ts` moved by `shift_ms`; anything unparsable as is."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+    elements = doc if isinstance(doc, list) else [doc]
+    moved = False
+    for element in elements:
+        if isinstance(element, dict) and type(element.get("ts")) is int:
+            element["ts"] += shift_ms
+            moved = True
+    return orjson.dumps(doc) if moved else value
 
 
 def group_by_partition(user_ids: Iterable[str], partitions: int) -> dict[int, list[str]]:

@@ -1,0 +1,88 @@
+"""The CLI: help on every command, and one-line errors (no traceback) for what a user gets wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.cli import format_totals
+from streams.config import Secret, load_settings, redact_dsn
+from streams.errors import ConfigError
+
+PROMO = str(Path(sys.executable).with_name("promo"))
+
+
+def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    return subprocess.run([PROMO, *args], capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
+                          check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"]],
+    ids=lambda c: " ".join(c) or "promo",
+)
+def test_every_command_has_help(command: list[str]) -> None:
+    result = promo(*command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        pytest.param(["totals"], {"PROMO_BROKER": "localhost:9092"}, "broker must look like kafka://", id="bad-broker"),
+        pytest.param(["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value",
+                     id="bad-int"),
+        pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
+        pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
+        pytest.param(["users", "import", "/nonexistent/users.txt"], {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+                     "no such file", id="missing-file"),
+        pytest.param(["users", "import", "-"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "cannot reach the broker",
+                     id="no-broker"),
+        pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
+        pytest.param(["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario",
+                     id="bad-scenario"),
+        pytest.param(["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel",
+                     id="bad-loglevel"),
+    ],
+)
+def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str) -> None:
+    result = promo(*args, env=env)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("promo: error:") and message in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_does_not_print_and_dsn_is_redacted() -> None:
+    settings = load_settings({"PROMO_CLICKHOUSE": "http://writer:hunter2@ch:8123/"})
+    assert "hunter2" not in repr(settings)
+    assert "hunter2" not in str(Secret("hunter2"))
+    assert redact_dsn(settings.clickhouse_dsn) == "http://writer:********@ch:8123/"
+
+
+def test_flags_win_over_environment_and_store_defaults_under_data_dir(tmp_path: Path) -> None:
+    settings = load_settings({"PROMO_TOPIC_PREFIX": "env.", "PROMO_DATA_DIR": str(tmp_path)}, topic_prefix="flag.")
+    assert settings.topic("clicks") == "flag.clicks"
+    assert settings.embedded_store == (tmp_path / "store").resolve()
+
+
+def test_bad_setting_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="partitions must be between"):
+        load_settings({"PROMO_PARTITIONS": "0"})
+
+
+def test_totals_table_aligns_chinese_names() -> None:
+    row = {"campaign_id": "双11主会场", "channel": "wechat", "interactions": 3, "participants": 2, "shares": 1,
+           "orders": 1, "gmv_fen": 12345, "buyers": 1, "new_users": 1, "new_users_via_share": 0}  # fmt: skip
+    lines = format_totals([row, {**row, "campaign_id": "brand"}]).splitlines()
+    assert "123.45" in lines[1]
+    # Wide characters take two columns: the channel column starts at the same terminal column.
+    assert lines[1].index("wechat") + sum(1 for c in "双11主会场" if ord(c) > 0x2E80) == lines[2].index("wechat")
+    assert format_totals([]) == "(no data yet)"
