@@ -26,7 +26,7 @@ from faust.web import Request, Response, View
 from streams.agents.aggregate import AggregateAgent
 from streams.agents.ingest import IngestAgent
 from streams.config import Settings
-from streams.sinks.clickhouse import ClickHouseStore
+from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,8 @@ class Pipeline:
         doc: dict[str, Any] = {
             "ok": True,
             "uptime_s": round(time.time() - self.started_at, 1),
-            "ingest": dict(self.ingest.counters),
-            "aggregate": dict(self.aggregate.counters),
+            "ingest": {**self.ingest.counters, "stale_dropped": self.ingest.stale_dropped},
+            "aggregate": {**self.aggregate.counters, "stale_dropped": self.aggregate.stale_dropped},
         }
         if self.sink is not None:
             sink = asdict(self.sink.health)
@@ -74,7 +74,7 @@ def build_app(settings: Settings) -> Pipeline:
         topic_partitions=settings.partitions,
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
-        broker_session_timeout=max(10.0, settings.rebalance_timeout_s * 3),
+        broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
         producer_acks=-1,
@@ -102,12 +102,14 @@ def build_app(settings: Settings) -> Pipeline:
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TopicPartition] = args[0] if args else kwargs.get("revoked", set())
-        ingest.forget(revoked)
-        aggregate.forget(revoked)
+        await ingest.on_revoked(revoked)
+        await aggregate.on_revoked(revoked)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sender positional-only
 
     store = ClickHouseStore(settings.clickhouse_dsn) if settings.sink else None
+    if store is not None and settings.fault_file:
+        store.before_write = file_fault(Path(settings.fault_file))
     sink = DeltaSink(settings, store) if store is not None else None
     pipeline = Pipeline(app, settings, ingest, aggregate, store, sink, time.time())
     if store is not None and sink is not None:

@@ -297,6 +297,40 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
+# -- chaos ----------------------------------------------------------------------------------------
+@app.command()
+def chaos(
+    scenario: Annotated[
+        list[str] | None, typer.Option(help="run only these (repeatable); default: all")
+    ] = None,
+    short: Annotated[bool, typer.Option(help="the CI-sized version (fewer events, shorter faults)")] = False,
+    work_dir: Annotated[Path, typer.Option(help="where brokers' logs and stores go")] = Path(".promo/chaos"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the results as JSON here")] = None,
+    markdown_out: Annotated[Path | None, typer.Option("--markdown", help="also write a Markdown table here")] = None,
+) -> None:
+    """Kill workers, pause the broker, fail ClickHouse, send garbage; compare every total with the truth."""
+    from streams.chaos import SCENARIOS, markdown, run_scenario, table, to_json
+
+    names = scenario or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        fail(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    results = []
+    for name in names:
+        typer.echo(f"running {name} …", err=True)
+        results.append(run_scenario(name, work_dir.resolve(), short=short))
+    typer.echo(table(results))
+    for result in results:
+        for line in result.faults + result.observations:
+            typer.echo(f"  {result.scenario}: {line}")
+    if json_out is not None:
+        json_out.write_text(to_json(results))
+    if markdown_out is not None:
+        markdown_out.write_text(markdown(results) + "\n")
+    if not all(r.exact for r in results):
+        raise typer.Exit(1)
+
+
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(

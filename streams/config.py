@@ -60,6 +60,11 @@ class Settings:
     batch_size: int = 2000
     batch_within_s: float = 0.25
     rebalance_timeout_s: float = 2.0
+    # How long the group waits for a silent (killed) worker before handing its partitions on.
+    session_timeout_s: float = 10.0
+    # Fault injection for reliability tests: while this file exists, ClickHouse writes fail
+    # (content "fail") or stall first (content "stall:SECONDS"). Empty: off.
+    fault_file: str = ""
 
     def __post_init__(self) -> None:
         if not self.broker.startswith("kafka://"):

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,9 +18,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from streams.config import load_settings
 from streams.errors import BrokerError
 from streams.events import SOCIAL_CHANNELS
+from streams.harness import Pipeline, WorkerProcess
 from streams.kafka import EmbeddedBroker, ensure_topics, port_is_free
 from streams.producer import import_existing, send_records
 from streams.simulate import SimConfig, generate
@@ -79,45 +76,20 @@ def summarize(rows: list[dict[str, Any]], health: dict[str, Any], fresh: dict[st
     return "\n".join(lines)
 
 
-def _start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    promo = str(Path(sys.executable).with_name("promo"))
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    try:
-        return subprocess.Popen([promo, "worker", "--loglevel", "warn"], env=env, stdout=log, stderr=log)  # noqa: S603
-    finally:
-        log.close()
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir: Path, once: bool) -> None:
     if not port_is_free("127.0.0.1", web_port):
         raise BrokerError(f"port 127.0.0.1:{web_port} is in use; pick another with --web-port")
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(data_dir / "store", ignore_errors=True)  # a fresh in-memory broker needs a fresh store
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMO_")}
-    env.update({
-        "PROMO_BROKER": f"kafka://127.0.0.1:{port}",
-        "PROMO_DATA_DIR": str(data_dir.resolve()),
-        "PROMO_WEB_PORT": str(web_port),
-        "PROMO_APP_ID": "promo-demo",
-        "PROMO_REBALANCE_TIMEOUT_S": "1",
-    })  # fmt: skip
-    settings = load_settings(env)
+    pipeline = Pipeline(f"kafka://127.0.0.1:{port}", data_dir.resolve(), prefix="promo.",
+                        extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port)})  # fmt: skip
+    settings = pipeline.settings()
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     broker = EmbeddedBroker(port, log_path=data_dir / "broker.log").start()
-    worker: subprocess.Popen[bytes] | None = None
+    worker = WorkerProcess(pipeline, "worker", sink=True, loglevel="warn", port=web_port)
     try:
         asyncio.run(ensure_topics(settings))
-        worker = _start_worker(env, data_dir / "worker.log")
+        worker.start()
         start_ms = int(time.time() * 1000) - 7_200_000  # a sale replayed from two hours ago, compressed
         config = SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
                            partitions=settings.partitions, start_ms=start_ms)  # fmt: skip
@@ -141,7 +113,7 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
         expected: list[dict[str, Any]] | None = None
         deadline = 0.0
         while True:
-            if worker.poll() is not None:
+            if not worker.alive:
                 raise BrokerError(f"the worker exited; see {data_dir / 'worker.log'}")
             try:
                 rows = _get(f"{settings.web_url}/api/totals")
@@ -167,8 +139,7 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
                 print(CLEAR + summarize(rows, health, fresh, started), flush=True)
             time.sleep(2)
     finally:
-        if worker is not None:
-            _stop(worker)
+        worker.stop()
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import clickhouse_connect
@@ -89,6 +91,22 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+def file_fault(path: Path) -> Callable[[], None]:
+    """A `before_write` hook driven by a file, so a test can fail or stall a live worker's writes."""
+
+    def check() -> None:
+        try:
+            spec = path.read_text().strip()
+        except FileNotFoundError:
+            return
+        if spec.startswith("stall:"):
+            time.sleep(float(spec.removeprefix("stall:")))
+            return
+        raise SinkError(f"injected write failure ({path})")
+
+    return check
 
 
 def fact_rows(deltas: Deltas, markers: dict[int, int]) -> list[list[Any]]:

@@ -40,6 +40,7 @@ class SinkHealth:
     last_write_at: float = 0.0
     last_write_ms: float = 0.0
     markers: dict[int, int] = field(default_factory=dict)
+    writing: bool = False  # a write is in flight (chaos tests kill a worker exactly then)
 
     @property
     def ok(self) -> bool:
@@ -75,7 +76,7 @@ class DeltaSink:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
-            session_timeout_ms=10_000,
+            session_timeout_ms=int(self.settings.session_timeout_s * 1000),
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
         )
@@ -123,9 +124,11 @@ class DeltaSink:
         delay = self.backoff_s[0]
         while True:
             started = time.monotonic()
+            self.health.writing = True
             try:
                 rows = await self.store.call(self.store.insert_batch, merged, markers)
             except Exception as exc:
+                self.health.writing = False
                 self.health.failures += 1
                 self.health.consecutive_failures += 1
                 self.health.last_error = f"{type(exc).__name__}: {exc}"[:500]
@@ -135,6 +138,7 @@ class DeltaSink:
                 if await self._landed_anyway(markers):
                     return
                 continue
+            self.health.writing = False
             self.health.last_write_ms = (time.monotonic() - started) * 1000
             self.health.batches_written += 1
             self.health.rows_written += rows

@@ -15,18 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Env, Worker, start_worker, wait_for
+from streams.harness import Pipeline, WorkerProcess, wait_until
+from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).with_name("independent_stream.py")
 
 
-def test_independent_stream_matches_its_own_truth(env: Env, workers: list[Worker]) -> None:
+def test_independent_stream_matches_its_own_truth(env: Pipeline, workers: list[WorkerProcess]) -> None:
     truth_path, existing_path = env.root / "truth.json", env.root / "existing.txt"
     created = env.promo("users", "import", "-", input_text="")  # creates the topics, imports nobody
     assert created.returncode == 0, created.stderr
     subprocess.run(
-        [sys.executable, str(SCRIPT), "--bootstrap", env.broker.bootstrap, "--prefix", env.prefix,
+        [sys.executable, str(SCRIPT), "--bootstrap", env.broker_url.removeprefix('kafka://'), "--prefix", env.prefix,
          "--partitions", str(env.partitions), "--events", "6000", "--seed", "5",
          "--truth", str(truth_path), "--existing", str(existing_path)],
         check=True, timeout=120,
@@ -51,7 +52,7 @@ def test_independent_stream_matches_its_own_truth(env: Env, workers: list[Worker
     second = env.promo("users", "import", str(existing_path))
     assert second.returncode == 0, second.stderr
 
-    assert wait_for(worker, "/api/totals", expected) == expected, worker.log()
+    assert wait_until(worker, "/api/totals", expected) == expected, worker.log()
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == expected

@@ -14,19 +14,20 @@ from typing import Any
 
 import pytest
 
+from streams.harness import Pipeline, WorkerProcess, wait_until
 from streams.producer import import_existing, send_records
 from streams.simulate import SimConfig, Simulation, generate
 from streams.truth import Truth, compute_truth
-from tests.integration.conftest import Env, Worker, start_worker, wait_for
+from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration
 
 
-def simulate(env: Env, events: int, seed: int, *, duration_s: float = 5.0) -> Simulation:
+def simulate(env: Pipeline, events: int, seed: int, *, duration_s: float = 5.0) -> Simulation:
     return generate(SimConfig(events=events, seed=seed, partitions=env.partitions, duration_s=duration_s))
 
 
-def send(env: Env, sim: Simulation, *, paced: bool) -> Truth:
+def send(env: Pipeline, sim: Simulation, *, paced: bool) -> Truth:
     settings = env.settings()
 
     async def go() -> list[Any]:
@@ -44,12 +45,12 @@ def rejected_by_reason(rows: list[dict[str, Any]]) -> dict[str, int]:
     return dict(counts)
 
 
-def test_one_worker_exact_totals_and_rejections(env: Env, workers: list[Worker]) -> None:
+def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[WorkerProcess]) -> None:
     sim = simulate(env, 15_000, seed=3)
     worker = start_worker(workers, env, "w1", sink=True)
     truth = send(env, sim, paced=False)
     assert truth.rejected.get("duplicate", 0) > 0 and truth.rejected.get("late", 0) > 0
-    assert wait_for(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
+    assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
     assert rejected_by_reason(worker.get("/api/rejections")) == truth.rejected
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr
@@ -58,13 +59,13 @@ def test_one_worker_exact_totals_and_rejections(env: Env, workers: list[Worker])
     assert json.loads(one.stdout) == [r for r in truth.totals if r["campaign_id"] == truth.totals[0]["campaign_id"]]
 
 
-def test_two_workers_share_the_load_exactly(env: Env, workers: list[Worker]) -> None:
+def test_two_workers_share_the_load_exactly(env: Pipeline, workers: list[WorkerProcess]) -> None:
     sim = simulate(env, 20_000, seed=4, duration_s=12.0)
     owner = start_worker(workers, env, "owner", sink=True)
     helper = start_worker(workers, env, "helper", sink=False)
     # Paced, so the second worker's join and the rebalance happen while events flow.
     truth = send(env, sim, paced=True)
-    assert wait_for(owner, "/api/totals", truth.totals) == truth.totals, owner.log() + helper.log()
+    assert wait_until(owner, "/api/totals", truth.totals) == truth.totals, owner.log() + helper.log()
     assert rejected_by_reason(owner.get("/api/rejections")) == truth.rejected
     helper_log = helper.log()
     assert "rebuilt" in helper_log or "Worker ready" in helper_log, helper_log

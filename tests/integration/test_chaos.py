@@ -1,0 +1,33 @@
+"""The short fault run of `promo chaos`: every scenario must end with lost = 0 and doubled = 0."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from streams.harness import PROMO
+
+pytestmark = pytest.mark.integration
+
+
+def test_short_chaos_run_is_exact_in_every_scenario(tmp_path: Path) -> None:
+    out = tmp_path / "chaos.json"
+    result = subprocess.run(
+        [PROMO, "chaos", "--short", "--work-dir", str(tmp_path), "--json", str(out)],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert out.exists(), result.stdout + result.stderr
+    rows = json.loads(out.read_text())
+    assert {r["scenario"] for r in rows} == {
+        "worker-kills", "broker-pause", "clickhouse-outage", "clickhouse-stall", "hostile-input",
+    }  # fmt: skip
+    for row in rows:
+        assert (row["lost"], row["doubled"], row["rejected_match"]) == (0, 0, True), (row, result.stdout)
+    kills = next(r for r in rows if r["scenario"] == "worker-kills")["faults"]
+    assert sum("SIGKILL" in f for f in kills) >= 5
+    assert sum("during a ClickHouse write" in f and "no write seen" not in f for f in kills) >= 1
+    assert any("during a rebalance" in f for f in kills)
+    assert result.returncode == 0, result.stdout + result.stderr
