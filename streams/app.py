@@ -107,7 +107,10 @@ def build_app(settings: Settings) -> Pipeline:
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sender positional-only
 
-    store = ClickHouseStore(settings.clickhouse_dsn) if settings.sink else None
+    store = None
+    if settings.sink:
+        timeout = settings.clickhouse_timeout_s
+        store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=min(timeout, 10), send_timeout_s=timeout)
     if store is not None and settings.fault_file:
         store.before_write = file_fault(Path(settings.fault_file))
     sink = DeltaSink(settings, store) if store is not None else None
@@ -120,11 +123,7 @@ def build_app(settings: Settings) -> Pipeline:
 def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) -> None:
     app, settings = pipeline.app, pipeline.settings
     embedded = settings.embedded_store
-    schema_ready = asyncio.Event()
-
     async def run_sink() -> None:
-        await store.call(store.apply_schema)
-        schema_ready.set()
         if embedded is not None:
             owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
         try:
@@ -147,7 +146,7 @@ def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) ->
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
 
     async def ready() -> None:
-        await asyncio.wait_for(schema_ready.wait(), 30)
+        await asyncio.wait_for(sink.schema_ready.wait(), 30)
 
     @app.page("/api/totals")
     class Totals(View):

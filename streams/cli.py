@@ -161,6 +161,10 @@ def simulate(
     truth: Annotated[Path | None, typer.Option(help="write the ground-truth totals (JSON) here")] = None,
     existing: Annotated[Path | None, typer.Option(help="write the existing buyers (one a line) here")] = None,
     import_existing: Annotated[bool, typer.Option(help="also import the existing buyers")] = True,
+    duplicate_rate: Annotated[float, typer.Option(help="share of events re-sent as exact copies")] = 0.02,
+    out_of_order_rate: Annotated[float, typer.Option(help="share of events set back up to 5 min")] = 0.05,
+    late_rate: Annotated[float, typer.Option(help="share of events too late to count")] = 0.005,
+    malformed_rate: Annotated[float, typer.Option(help="share of extra malformed messages")] = 0.01,
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
@@ -178,7 +182,9 @@ def simulate(
     events = int((rate or 10_000) * duration)
     try:
         config = SimConfig(scenario=scenario, events=events, duration_s=duration, seed=seed,
-                           partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000)  # fmt: skip
+                           partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000,
+                           duplicate_rate=duplicate_rate, out_of_order_rate=out_of_order_rate,
+                           late_rate=late_rate, malformed_rate=malformed_rate)  # fmt: skip
         sim = generate(config)
     except ValueError as exc:
         fail(str(exc))

@@ -62,6 +62,8 @@ class Settings:
     rebalance_timeout_s: float = 2.0
     # How long the group waits for a silent (killed) worker before handing its partitions on.
     session_timeout_s: float = 10.0
+    # How long one ClickHouse request may take before it counts as failed (and is retried).
+    clickhouse_timeout_s: float = 30.0
     # Fault injection for reliability tests: while this file exists, ClickHouse writes fail
     # (content "fail") or stall first (content "stall:SECONDS"). Empty: off.
     fault_file: str = ""

@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -25,6 +27,7 @@ from streams.sinks.clickhouse import ClickHouseStore
 from streams.wire import decode_deltas
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -65,6 +68,27 @@ class DeltaSink:
         self.health = SinkHealth()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self.schema_ready = asyncio.Event()
+
+    async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a ClickHouse call until it succeeds, with backoff; failures show on /health."""
+        delay = self.backoff_s[0]
+        while True:
+            try:
+                result = await self.store.call(fn)
+            except Exception as exc:
+                self._failed(exc, what, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_s[1])
+                continue
+            self.health.consecutive_failures = 0
+            return result
+
+    def _failed(self, exc: Exception, what: str, delay: float) -> None:
+        self.health.failures += 1
+        self.health.consecutive_failures += 1
+        self.health.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        log.error("ClickHouse %s failed (%s); retrying in %.1fs", what, self.health.last_error, delay)
 
     async def run(self) -> None:
         topic = self.settings.topic("deltas")
@@ -80,7 +104,9 @@ class DeltaSink:
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
         )
-        self.health.markers = await self.store.call(self.store.written_markers)
+        await self._until_done("schema", self.store.apply_schema)
+        self.schema_ready.set()
+        self.health.markers = await self._until_done("reading markers", self.store.written_markers)
         await self._check_same_log(self.health.markers)
         await consumer.start()
         try:
@@ -129,10 +155,7 @@ class DeltaSink:
                 rows = await self.store.call(self.store.insert_batch, merged, markers)
             except Exception as exc:
                 self.health.writing = False
-                self.health.failures += 1
-                self.health.consecutive_failures += 1
-                self.health.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.error("ClickHouse write failed (%s); retrying in %.1fs", self.health.last_error, delay)
+                self._failed(exc, "write", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_s[1])
                 if await self._landed_anyway(markers):

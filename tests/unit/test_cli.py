@@ -45,6 +45,8 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["users", "import", "-"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "cannot reach the broker",
                      id="no-broker"),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
+        pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate",
+                     id="bad-rate"),
         pytest.param(["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario",
                      id="bad-scenario"),
         pytest.param(["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel",
