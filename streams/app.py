@@ -68,6 +68,7 @@ def build_app(settings: Settings) -> Pipeline:
         settings.app_id,
         broker=settings.broker,
         store="memory://",
+        datadir=str(settings.data_dir.resolve() / "faust"),  # not `<app id>-data` in the cwd
         autodiscover=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

@@ -216,31 +216,30 @@ def broker_pause(run: Run) -> None:
     run.cleared = time.monotonic()
 
 
-def clickhouse_outage(run: Run) -> None:
+def clickhouse_fault(run: Run, spec: str, seconds: float, what: str) -> None:
+    """Make the owner's ClickHouse writes fail or stall for a while, and look at /health meanwhile."""
     run.at(0.3)
-    run.fault_file.write_text("fail")
-    run.fault("ClickHouse writes fail for 8 s")
-    time.sleep(4)
+    run.fault_file.write_text(spec)
+    run.fault(f"ClickHouse writes {what} for {seconds:.0f} s")
+    time.sleep(seconds / 2)
     health = run.owner.try_get("/health") or {}
     sink = health.get("sink", {})
     run.result.observations.append(
-        f"during the outage /health ok={health.get('ok')} failures={sink.get('failures')} "
+        f"during the fault /health ok={health.get('ok')} failures={sink.get('failures')} "
         f"last_error={sink.get('last_error', '')[:60]!r}"
     )
-    time.sleep(4)
+    time.sleep(seconds / 2)
     run.fault_file.unlink()
-    run.fault("ClickHouse writes work again")
+    run.fault("ClickHouse works again")
     run.cleared = time.monotonic()
+
+
+def clickhouse_outage(run: Run) -> None:
+    clickhouse_fault(run, "fail", 8, "fail")
 
 
 def clickhouse_stall(run: Run) -> None:
-    run.at(0.3)
-    run.fault_file.write_text("stall:6")
-    run.fault("ClickHouse writes stall 6 s each, for 10 s")
-    time.sleep(10)
-    run.fault_file.unlink()
-    run.fault("ClickHouse answers again")
-    run.cleared = time.monotonic()
+    clickhouse_fault(run, "stall:6", 10, "stall 6 s each")
 
 
 def hostile_records(sim: Simulation, duration_s: float) -> list[Record]:

@@ -49,9 +49,12 @@ class IngestOutput:
     dead: list[DeadLetter] = field(default_factory=list)
     max_ingest_ms: int = 0
     elements: int = 0
+    generation: int = 0  # the consumer generation the inputs were read in
 
     def messages(self) -> list[tuple[int, bytes]]:
-        return [(p, encode_routed(items, self.max_ingest_ms)) for p, items in sorted(self.routed.items())]
+        return [
+            (p, encode_routed(items, self.max_ingest_ms, self.generation)) for p, items in sorted(self.routed.items())
+        ]
 
 
 class Ingest:
@@ -128,7 +131,8 @@ class RoutedPartition:
         self.partition = partition
         self.horizon_ms = settings.dedup_horizon_ms
         self.users: dict[str, UserState] = {}
-        self.src_seen: dict[str, tuple[int, int]] = {}
+        # Per input partition: the newest consumer generation seen, and the highest (offset, index).
+        self.src_seen: dict[str, tuple[int, int, int]] = {}
         self.emitted_to = emitted_to  # routed offsets up to here already have their output out
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
 
@@ -144,18 +148,27 @@ class RoutedPartition:
                 mark_existing(self.users.setdefault(user_id, UserState()), sink.deltas)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
+            generation = doc.get("gen", 0)
             for item in doc["items"]:
-                self._apply_item(item, sink)
+                self._apply_item(item, generation, sink)
         if not muted:
             out.to_offset = offset
 
-    def _apply_item(self, item: list[Any], out: PartitionOutput) -> None:
+    def _apply_item(self, item: list[Any], generation: int, out: PartitionOutput) -> None:
         src, offset, index = item[0], item[1], item[2]
-        position = (offset, index)
         seen = self.src_seen.get(src)
-        if seen is not None and position <= seen:
-            return  # stage 1 replayed this after a restart; it was counted the first time
-        self.src_seen[src] = position
+        if seen is not None:
+            seen_generation, seen_offset, seen_index = seen
+            if (offset, index) <= (seen_offset, seen_index):
+                return  # stage 1 replayed this after a restart; it was counted the first time
+            if generation < seen_generation:
+                # A stage-1 owner that lost the partition (a zombie after a session timeout) is
+                # still sending. The current owner re-reads everything from the committed offset,
+                # so dropping the zombie's items loses nothing, while taking them could make the
+                # current owner's earlier items look like replays.
+                return
+            generation = max(generation, seen_generation)
+        self.src_seen[src] = (generation, offset, index)
         if item[3] == REJECT_KIND:
             reason, ts, campaign, channel, topic = item[4], item[5], item[6], item[7], item[8]
             out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(ts)))

@@ -49,7 +49,7 @@ class IngestAgent(BatchAgent):
         log.info("rebuilt gate %s:%d from %d messages (watermark %d)", topic, partition, seen, gate.watermark)
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
-        out = IngestOutput()
+        out = IngestOutput(generation=self.app.consumer_generation_id)
         for event in events:
             message = event.message
             if not self.ingest.has_gate(message.topic, message.partition):

@@ -56,10 +56,10 @@ def make_stream(n: int, seed: int, partitions: int, base_ms: int) -> tuple[list[
             doc["action"] = rnd.choice(["view", "click", "vote", "lottery"])
         elif roll < 0.75:
             kind = "shares"
-            doc["share_id"] = f"sh-{i}"
+            doc["share_id"] = f"sh-{seed}-{i}"
         else:
             kind = "orders"
-            doc["order_id"] = f"ord-{i}"
+            doc["order_id"] = f"ord-{seed}-{i}"
             doc["amount_fen"] = rnd.randint(0, 50_000)
             if rnd.random() < 0.3:
                 doc["share_id"] = f"sh-{rnd.randint(0, i)}"
@@ -74,15 +74,15 @@ def make_stream(n: int, seed: int, partitions: int, base_ms: int) -> tuple[list[
         if rnd.random() < 0.02:
             bad = rnd.choice([
                 b"{not json", b"\xff\xfe garbage", b"42", b'"a string"', b"[]", b"null",
-                json.dumps({**doc, "event_id": f"bad-{i}", "user_id": None}).encode(),
-                json.dumps({**doc, "event_id": f"bad-{i}", "ts": "yesterday"}).encode(),
-                json.dumps({**doc, "event_id": f"bad-{i}", "amount_fen": -5, "order_id": "x"}).encode(),
+                json.dumps({**doc, "event_id": f"bad-{seed}-{i}", "user_id": None}).encode(),
+                json.dumps({**doc, "event_id": f"bad-{seed}-{i}", "ts": "yesterday"}).encode(),
+                json.dumps({**doc, "event_id": f"bad-{seed}-{i}", "amount_fen": -5, "order_id": "x"}).encode(),
             ])  # fmt: skip
             out.append((kind, rnd.randrange(partitions), None, bad))
         if rnd.random() < 0.02 and len(sent_docs) > 3:  # a collector array: good neighbours and one bad
             kind2, doc2 = rnd.choice(sent_docs[-3:])
-            extra = {**doc2, "event_id": f"arr-{i}", "user_id": rnd.choice(users)}
-            arr = json.dumps([extra, {"event_id": f"arr-bad-{i}"}, 7], ensure_ascii=False).encode()
+            extra = {**doc2, "event_id": f"arr-{seed}-{i}", "user_id": rnd.choice(users)}
+            arr = json.dumps([extra, {"event_id": f"arr-bad-{seed}-{i}"}, 7], ensure_ascii=False).encode()
             out.append((kind2, rnd.randrange(partitions), None, arr))
     return out, existing
 
