@@ -80,7 +80,9 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
     if not port_is_free("127.0.0.1", web_port):
         raise BrokerError(f"port 127.0.0.1:{web_port} is in use; pick another with --web-port")
     data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(data_dir / "store", ignore_errors=True)  # a fresh in-memory broker needs a fresh store
+    # A fresh in-memory broker needs a fresh store and fresh state snapshots.
+    shutil.rmtree(data_dir / "store", ignore_errors=True)
+    shutil.rmtree(data_dir / "state", ignore_errors=True)
     pipeline = Pipeline(f"kafka://127.0.0.1:{port}", data_dir.resolve(), prefix="promo.",
                         extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port)})  # fmt: skip
     settings = pipeline.settings()

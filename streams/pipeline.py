@@ -135,17 +135,19 @@ class RoutedPartition:
         self.src_seen: dict[str, tuple[int, int, int]] = {}
         self.emitted_to = emitted_to  # routed offsets up to here already have their output out
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
+        self.dirty: set[str] = set()  # users changed since the last snapshot
 
     def apply(self, offset: int, value: bytes, out: PartitionOutput) -> None:
         """Fold one routed message in; output goes to `out` unless it was emitted before a restart."""
         muted = offset <= self.emitted_to
         sink = PartitionOutput() if muted else out
-        self.next_offset = offset + 1
+        self.next_offset = max(self.next_offset, offset + 1)
         doc = orjson.loads(value)
         existing = doc.get("existing")
         if existing is not None:
             for user_id in existing:
                 mark_existing(self.users.setdefault(user_id, UserState()), sink.deltas)
+                self.dirty.add(user_id)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
             generation = doc.get("gen", 0)
@@ -179,6 +181,7 @@ class RoutedPartition:
             state = self.users[ev.user_id] = UserState()
         if ev.ts > out.max_event_ts:
             out.max_event_ts = ev.ts
+        self.dirty.add(ev.user_id)
         if apply_event(state, ev, out.deltas, horizon_ms=self.horizon_ms) is not None:
             topic = ev.kind.topic_suffix
             out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +22,7 @@ from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import last_record, read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
+from streams.state import Snapshot
 from streams.wire import decode_deltas, encode_deltas
 
 log = logging.getLogger(__name__)
@@ -30,28 +32,63 @@ class AggregateAgent(BatchAgent):
     def __init__(self, app: faust.App, settings: Settings) -> None:
         super().__init__(app, settings)
         self.partitions: dict[int, RoutedPartition] = {}
-        self.counters = {"messages": 0, "batches": 0, "recoveries": 0, "recovery_s": 0.0}
+        self.snapshots: dict[int, Snapshot] = {}
+        self.identity: dict[int, int] = {}  # crc32 of each routed partition's first record
+        self.state_root = settings.data_dir.resolve() / "state" / settings.app_id
+        self.counters = {"messages": 0, "batches": 0, "recoveries": 0, "recovery_s": 0.0, "replayed": 0}
 
     async def recover(self, partition: int, upto: int) -> RoutedPartition:
         started = time.monotonic()
+        routed = TopicPartition(self.settings.topic("routed"), partition)
         async with side_consumer(self.settings.bootstrap) as consumer:
             last = await last_record(consumer, TopicPartition(self.settings.topic("deltas"), partition))
             emitted_to = decode_deltas(last.value).to_offset if last is not None and last.value else -1
             state = RoutedPartition(partition, self.settings, emitted_to=emitted_to)
+            first: list[int] = []
+            await read_range(consumer, routed, 0, 1, lambda r: first.append(zlib.crc32(r.value or b"")))
+            if first:
+                self.identity[partition] = first[0]
+            start = self._load_snapshot(partition, state)
 
             def feed(record: ConsumerRecord[bytes, bytes]) -> None:
                 if record.value is not None:
                     state.apply(record.offset, record.value, PartitionOutput())
 
-            seen = await read_range(consumer, TopicPartition(self.settings.topic("routed"), partition), 0, upto, feed)
+            seen = await read_range(consumer, routed, start, upto, feed)
+        self.counters["replayed"] += seen
         elapsed = time.monotonic() - started
         self.counters["recoveries"] += 1
         self.counters["recovery_s"] += elapsed
         log.info(
-            "rebuilt routed partition %d from %d messages in %.2fs (emitted up to %d, %d users)",
-            partition, seen, elapsed, emitted_to, len(state.users),
+            "rebuilt routed partition %d: snapshot at %d, replayed %d messages in %.2fs (emitted up to %d, %d users)",
+            partition, start, seen, elapsed, emitted_to, len(state.users),
         )  # fmt: skip
         return state
+
+    def _load_snapshot(self, partition: int, state: RoutedPartition) -> int:
+        """Fill `state` from the local snapshot when it belongs to this log; the offset to replay from."""
+        snapshot = self.snapshots.get(partition) or Snapshot.open(self.state_root, partition)
+        if snapshot is None:
+            return 0
+        self.snapshots[partition] = snapshot
+        next_offset, src_seen, users, identity = snapshot.load()
+        if next_offset == 0:
+            return 0
+        if identity != self.identity.get(partition):
+            log.warning("snapshot of routed partition %d is from another log; starting from 0", partition)
+            snapshot.clear()
+            return 0
+        state.users, state.src_seen, state.next_offset = users, src_seen, next_offset
+        return next_offset
+
+    def _save_snapshots(self, touched: set[int]) -> None:
+        for partition in touched:
+            state, snapshot = self.partitions[partition], self.snapshots.get(partition)
+            identity = self.identity.get(partition)
+            if snapshot is None or identity is None:
+                continue
+            snapshot.save(state.next_offset, state.src_seen, state.users, state.dirty, identity)
+            state.dirty.clear()
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
         outputs: dict[int, PartitionOutput] = {}
@@ -64,6 +101,8 @@ class AggregateAgent(BatchAgent):
             if out is None:
                 out = outputs[message.partition] = PartitionOutput()
             if message.value is not None:
+                if message.offset == 0:
+                    self.identity[message.partition] = zlib.crc32(message.value)
                 state.apply(message.offset, message.value, out)
         producer = self.app.producer
         pending = []
@@ -80,6 +119,8 @@ class AggregateAgent(BatchAgent):
         for partition, out in outputs.items():
             if out:
                 self.partitions[partition].emitted_to = out.to_offset
+        # After the output is acknowledged: a snapshot never runs ahead of what was emitted.
+        self._save_snapshots(set(outputs))
         self.counters["messages"] += len(events)
         self.counters["batches"] += 1
 
@@ -88,3 +129,6 @@ class AggregateAgent(BatchAgent):
         for tp in revoked:
             if tp.topic == routed:
                 self.partitions.pop(tp.partition, None)
+                snapshot = self.snapshots.pop(tp.partition, None)
+                if snapshot is not None:
+                    snapshot.close()  # another worker on this host may open it next
