@@ -37,7 +37,7 @@ def owner_file(store: Path) -> Path:
 
 
 @dataclass
-class Pipeline:
+class WorkerApp:
     """Handles to what a worker runs, for tests, the demo and the health endpoint."""
 
     app: faust.App
@@ -63,7 +63,7 @@ class Pipeline:
         return doc
 
 
-def build_app(settings: Settings) -> Pipeline:
+def build_app(settings: Settings) -> WorkerApp:
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
@@ -115,13 +115,13 @@ def build_app(settings: Settings) -> Pipeline:
     if store is not None and settings.fault_file:
         store.before_write = file_fault(Path(settings.fault_file))
     sink = DeltaSink(settings, store) if store is not None else None
-    pipeline = Pipeline(app, settings, ingest, aggregate, store, sink, time.time())
+    pipeline = WorkerApp(app, settings, ingest, aggregate, store, sink, time.time())
     if store is not None and sink is not None:
         _attach_sink(pipeline, store, sink)
     return pipeline
 
 
-def _attach_sink(pipeline: Pipeline, store: ClickHouseStore, sink: DeltaSink) -> None:
+def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
     app, settings = pipeline.app, pipeline.settings
     embedded = settings.embedded_store
     async def run_sink() -> None:

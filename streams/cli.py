@@ -31,6 +31,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Existing buyers (never counted as new ordering users).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+dashboards_app = typer.Typer(help="Grafana dashboards as code (ClickHouse datasource).", no_args_is_help=True)
+app.add_typer(dashboards_app, name="dashboards")
 
 BrokerOpt = Annotated[str | None, typer.Option("--broker", help="kafka://host:port [env PROMO_BROKER]")]
 ClickHouseOpt = Annotated[
@@ -233,6 +235,20 @@ def users_import(
         return await import_existing(settings, users)
 
     typer.echo(f"imported {asyncio.run(run())} existing buyers")
+
+
+# -- dashboards -----------------------------------------------------------------------------------
+@dashboards_app.command("build")
+def dashboards_build(
+    directory: Annotated[Path, typer.Argument(help="where to write the JSON")] = Path("dashboards"),
+) -> None:
+    """Write the dashboards' Grafana JSON (sorted, indented: it diffs cleanly)."""
+    from streams.dashboards import write_all
+
+    if directory.exists() and not directory.is_dir():
+        fail(f"{directory} is not a directory")
+    written = write_all(directory)
+    typer.echo(f"wrote {len(written)} dashboards to {directory}: {', '.join(p.name for p in written)}")
 
 
 # -- totals ---------------------------------------------------------------------------------------

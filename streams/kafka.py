@@ -247,9 +247,13 @@ class EmbeddedBroker:
         ]  # fmt: skip
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self.process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child has its own descriptor
         if not wait_for_port(self.host, self.port, timeout_s):
             self.stop()
             raise BrokerError(f"the embedded broker did not start on {listener} in {timeout_s:.0f}s")

@@ -23,7 +23,8 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"]],
+    [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"], ["chaos"],
+     ["dashboards"], ["dashboards", "build"]],
     ids=lambda c: " ".join(c) or "promo",
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -88,3 +89,11 @@ def test_totals_table_aligns_chinese_names() -> None:
     # Wide characters take two columns: the channel column starts at the same terminal column.
     assert lines[1].index("wechat") + sum(1 for c in "双11主会场" if ord(c) > 0x2E80) == lines[2].index("wechat")
     assert format_totals([]) == "(no data yet)"
+
+
+def test_dashboards_build_writes_the_committed_json(tmp_path: Path) -> None:
+    result = promo("dashboards", "build", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    committed = Path(__file__).resolve().parents[2] / "dashboards"
+    for path in committed.glob("*.json"):
+        assert (tmp_path / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
