@@ -353,6 +353,30 @@ def chaos(
         raise typer.Exit(1)
 
 
+# -- bench ----------------------------------------------------------------------------------------
+@app.command()
+def bench(
+    events: Annotated[int, typer.Option(help="simulated events per shape")] = 200_000,
+    shape: Annotated[list[str] | None, typer.Option(help="single and/or batched (repeatable); default both")] = None,
+    work_dir: Annotated[Path, typer.Option(help="where the broker log and stores go")] = Path(".promo/bench"),
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the rows as JSON here")] = None,
+) -> None:
+    """Throughput against the raw Kafka client's ceiling on the same data, in one run (prints figures)."""
+    from streams.bench import SHAPES, run, table, to_json
+
+    shapes = shape or list(SHAPES)
+    if any(s not in SHAPES for s in shapes):
+        fail(f"--shape must be one of {', '.join(SHAPES)}")
+    if events < 100:
+        fail("--events must be at least 100")
+    rows = run(events, shapes, work_dir.resolve())
+    typer.echo(table(rows))
+    if json_out is not None:
+        json_out.write_text(to_json(rows))
+    if not all(r.exact for r in rows):
+        fail("the pipeline did not reach the exact totals")
+
+
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(
