@@ -183,8 +183,15 @@ def _move_credit(
     return new
 
 
-def apply_event(state: UserState, ev: Event, out: Deltas, *, horizon_ms: int) -> str | None:
-    """Apply one gate-passed event of this user; returns `Reason.DUPLICATE` or None when counted."""
+def apply_event(
+    state: UserState, ev: Event, out: Deltas, *, horizon_ms: int, forget_before: int | None = None
+) -> str | None:
+    """Apply one gate-passed event of this user; returns `Reason.DUPLICATE` or None when counted.
+
+    forget_before: dedup ids with an older ts may be dropped, because no copy that could still
+    arrive is within the horizon of them (the caller derives it from every input partition's
+    watermark); None keeps them all.
+    """
     if _is_duplicate(state.event_ids, ev.event_id, ev.ts, horizon_ms) or (
         ev.kind is Kind.ORDER and _is_duplicate(state.order_ids, ev.order_id, ev.ts, horizon_ms)
     ):
@@ -192,9 +199,9 @@ def apply_event(state: UserState, ev: Event, out: Deltas, *, horizon_ms: int) ->
     state.event_ids[ev.event_id] = ev.ts
     if ev.ts > state.max_ts:
         state.max_ts = ev.ts
-        if len(state.event_ids) > 64:
-            _prune(state.event_ids, ev.ts - 2 * horizon_ms)
-            _prune(state.order_ids, ev.ts - 2 * horizon_ms)
+    if forget_before is not None and len(state.event_ids) > 64:
+        _prune(state.event_ids, forget_before)
+        _prune(state.order_ids, forget_before)
 
     key = FactKey(ev.campaign_id, ev.channel, ev.entry, ev.city_tier, minute_of(ev.ts))
     credit = Credit(ev.ts, ev.event_id, key, bool(ev.share_id))

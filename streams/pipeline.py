@@ -50,10 +50,14 @@ class IngestOutput:
     max_ingest_ms: int = 0
     elements: int = 0
     generation: int = 0  # the consumer generation the inputs were read in
+    watermarks: dict[str, int] = field(default_factory=dict)  # input partition -> gate watermark
 
     def messages(self) -> list[tuple[int, bytes]]:
+        # Every message carries every watermark of the batch: each routed partition must learn how
+        # far every input partition is, to know which dedup ids no copy can reach any more.
         return [
-            (p, encode_routed(items, self.max_ingest_ms, self.generation)) for p, items in sorted(self.routed.items())
+            (p, encode_routed(items, self.max_ingest_ms, self.generation, self.watermarks))
+            for p, items in sorted(self.routed.items())
         ]
 
 
@@ -104,6 +108,7 @@ class Ingest:
             dest = route_source(src, self.partitions)
             out.routed.setdefault(dest, []).append(reject_item(src, offset, index, element, kind.topic_suffix))
             out.dead.append(DeadLetter(element.raw, element.reason, element.detail, f"{src}:{offset}:{index}"))
+        out.watermarks[src] = gate.watermark
 
     def replay(self, topic: str, partition: int, timestamp_ms: int, value: bytes | None) -> None:
         """Advance a gate over a message already judged before a restart (no output kept)."""
@@ -130,12 +135,16 @@ class RoutedPartition:
     def __init__(self, partition: int, settings: Settings, emitted_to: int = -1) -> None:
         self.partition = partition
         self.horizon_ms = settings.dedup_horizon_ms
+        self.lateness_ms = settings.allowed_lateness_ms
+        self.input_partitions = 3 * settings.partitions  # clicks, shares, orders
         self.users: dict[str, UserState] = {}
         # Per input partition: the newest consumer generation seen, and the highest (offset, index).
         self.src_seen: dict[str, tuple[int, int, int]] = {}
         self.emitted_to = emitted_to  # routed offsets up to here already have their output out
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
         self.dirty: set[str] = set()  # users changed since the last snapshot
+        self.src_watermark: dict[str, int] = {}  # input partition -> newest stage-1 watermark heard
+        self.forget_before: int | None = None  # dedup ids older than this can no longer be matched
 
     def apply(self, offset: int, value: bytes, out: PartitionOutput) -> None:
         """Fold one routed message in; output goes to `out` unless it was emitted before a restart."""
@@ -150,11 +159,22 @@ class RoutedPartition:
                 self.dirty.add(user_id)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
+            self.hear_watermarks(doc.get("wm", {}))
             generation = doc.get("gen", 0)
             for item in doc["items"]:
                 self._apply_item(item, generation, sink)
         if not muted:
             out.to_offset = offset
+
+    def hear_watermarks(self, watermarks: dict[str, int]) -> None:
+        for src, mark in watermarks.items():
+            if mark > self.src_watermark.get(src, -1):
+                self.src_watermark[src] = mark
+        # A copy can still arrive from input partition s only with ts >= watermark(s) - lateness;
+        # an id more than the horizon below that, for every s, can never match again. Until every
+        # input partition has been heard from, a first event anywhere may carry any ts: keep all.
+        if len(self.src_watermark) >= self.input_partitions:
+            self.forget_before = min(self.src_watermark.values()) - self.lateness_ms - self.horizon_ms
 
     def _apply_item(self, item: list[Any], generation: int, out: PartitionOutput) -> None:
         src, offset, index = item[0], item[1], item[2]
@@ -182,7 +202,7 @@ class RoutedPartition:
         if ev.ts > out.max_event_ts:
             out.max_event_ts = ev.ts
         self.dirty.add(ev.user_id)
-        if apply_event(state, ev, out.deltas, horizon_ms=self.horizon_ms) is not None:
+        if apply_event(state, ev, out.deltas, horizon_ms=self.horizon_ms, forget_before=self.forget_before) is not None:
             topic = ev.kind.topic_suffix
             out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))
             out.dead.append(DeadLetter(ev.to_json(), Reason.DUPLICATE, ev.event_id, f"{src}:{offset}:{index}"))

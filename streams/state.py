@@ -73,11 +73,11 @@ class Snapshot:
             log.warning("state snapshot %s unavailable (%s); replaying from offset 0", path, exc)
             return None
 
-    def load(self) -> tuple[int, dict[str, tuple[int, int, int]], dict[str, UserState], int | None]:
-        """(next routed offset, source positions, users, log identity); offset 0 when empty."""
+    def load(self) -> tuple[int, dict[str, tuple[int, int, int]], dict[str, UserState], int | None, dict[str, int]]:
+        """(next routed offset, source positions, users, log identity, source watermarks); offset 0 when empty."""
         meta = self.db.get(META)
         if meta is None:
-            return 0, {}, {}, None
+            return 0, {}, {}, None, {}
         doc = orjson.loads(meta)
         src_seen = {src: (g, o, i) for src, (g, o, i) in doc["src_seen"].items()}
         users: dict[str, UserState] = {}
@@ -87,7 +87,7 @@ class Snapshot:
             if not key.startswith(USER):
                 break
             users[key[len(USER) :].decode()] = decode_user(value)
-        return int(doc["next"]), src_seen, users, doc.get("log")
+        return int(doc["next"]), src_seen, users, doc.get("log"), doc.get("wm", {})
 
     def save(
         self,
@@ -96,12 +96,14 @@ class Snapshot:
         users: dict[str, UserState],
         dirty: set[str],
         log_identity: int,
+        watermarks: dict[str, int] | None = None,
     ) -> None:
         """`log_identity` (crc32 of the partition's first record) ties the snapshot to one log."""
         batch = WriteBatch(raw_mode=True)
         for user_id in dirty:
             batch.put(USER + user_id.encode(), encode_user(users[user_id]))
-        batch.put(META, orjson.dumps({"next": next_offset, "src_seen": src_seen, "log": log_identity}))
+        meta = {"next": next_offset, "src_seen": src_seen, "log": log_identity, "wm": watermarks or {}}
+        batch.put(META, orjson.dumps(meta))
         self.db.write(batch)
 
     def clear(self) -> None:

@@ -4,7 +4,7 @@ Both are compact JSON arrays (orjson), versioned by a leading field so a rolling
 from new. They are internal: producers outside the pipeline never write them.
 
 routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "gen": <consumer generation
-                 the inputs were read in>, "items": [item, ...]}
+                 the inputs were read in>, "wm": {src: stage-1 watermark}, "items": [item, ...]}
     event item:  [src, offset, index, kind, event_id, ts, user_id, campaign_id, channel, entry,
                   city_tier, share_id, order_id, amount_fen, action, target_id]
     reject item: [src, offset, index, -1, reason, ts, campaign_id, channel, topic_suffix]
@@ -61,8 +61,10 @@ def item_event(item: list[Any]) -> Event:
     )  # fmt: skip
 
 
-def encode_routed(items: list[list[Any]], ingest_ms: int, generation: int = 0) -> bytes:
-    return orjson.dumps({"v": VERSION, "ing": ingest_ms, "gen": generation, "items": items})
+def encode_routed(
+    items: list[list[Any]], ingest_ms: int, generation: int = 0, watermarks: dict[str, int] | None = None
+) -> bytes:
+    return orjson.dumps({"v": VERSION, "ing": ingest_ms, "gen": generation, "wm": watermarks or {}, "items": items})
 
 
 def encode_existing(user_ids: list[str]) -> bytes:

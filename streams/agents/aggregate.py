@@ -71,7 +71,7 @@ class AggregateAgent(BatchAgent):
         if snapshot is None:
             return 0
         self.snapshots[partition] = snapshot
-        next_offset, src_seen, users, identity = snapshot.load()
+        next_offset, src_seen, users, identity, watermarks = snapshot.load()
         if next_offset == 0:
             return 0
         if identity != self.identity.get(partition):
@@ -79,6 +79,7 @@ class AggregateAgent(BatchAgent):
             snapshot.clear()
             return 0
         state.users, state.src_seen, state.next_offset = users, src_seen, next_offset
+        state.hear_watermarks(watermarks)
         return next_offset
 
     def _save_snapshots(self, touched: set[int]) -> None:
@@ -87,7 +88,7 @@ class AggregateAgent(BatchAgent):
             identity = self.identity.get(partition)
             if snapshot is None or identity is None:
                 continue
-            snapshot.save(state.next_offset, state.src_seen, state.users, state.dirty, identity)
+            snapshot.save(state.next_offset, state.src_seen, state.users, state.dirty, identity, state.src_watermark)
             state.dirty.clear()
 
     async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:

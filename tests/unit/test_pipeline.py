@@ -44,3 +44,33 @@ def test_fencing_is_part_of_the_fold_so_recovery_decides_the_same() -> None:
     first, second = RoutedPartition(0, Settings()), RoutedPartition(0, Settings())
     assert interactions(first, log) == interactions(second, log) == 5
     assert first.src_seen == second.src_seen == {SRC: (2, 5, 0)}
+
+
+def test_a_copy_from_a_lagging_partition_is_still_a_duplicate() -> None:
+    """Regression (found by the full chaos run): ids were pruned relative to the user's newest event,
+    so a copy from an input partition lagging an hour behind was taken for a new event."""
+    settings = Settings(partitions=1)  # three input partitions: clicks:0, shares:0, orders:0
+    partition = RoutedPartition(0, settings)
+
+    def click(src: str, eid: str, ts: int) -> list[object]:
+        return event_item(src, int(eid.split("-")[1]), 0, Event(Kind.CLICK, eid, ts, "u", "c", "app", action="v"))
+
+    lagging = {"promo.clicks:0": T0, "promo.shares:0": T0, "promo.orders:0": T0}
+    log = [encode_routed([click("promo.clicks:0", "e-0", T0)], T0, 1, lagging)]
+    ahead = [click("promo.shares:0", f"e-{i}", T0 + 3_600_000 * 3 + i) for i in range(1, 100)]
+    log.append(encode_routed(ahead, T0, 1, {**lagging, "promo.shares:0": T0 + 3_600_000 * 3}))
+    # The same event again, from the orders partition whose watermark is still at T0: not late there.
+    log.append(encode_routed([click("promo.orders:0", "e-0", T0)], T0, 1, lagging))
+    assert interactions(partition, log) == 100  # e-0 once, e-1..e-99
+
+
+def test_ids_are_forgotten_once_every_input_partition_has_moved_on() -> None:
+    settings = Settings(partitions=1)
+    partition = RoutedPartition(0, settings)
+    later = T0 + 3 * 3_600_000
+    items = [event_item("promo.clicks:0", i, 0, Event(Kind.CLICK, f"e{i}", T0 + i, "u", "c", "app", action="v"))
+             for i in range(100)]  # fmt: skip
+    moved = {"promo.clicks:0": later, "promo.shares:0": later, "promo.orders:0": later}
+    items.append(event_item("promo.clicks:0", 100, 0, Event(Kind.CLICK, "x", later, "u", "c", "app", action="v")))
+    interactions(partition, [encode_routed(items, T0, 1, moved)])
+    assert len(partition.users["u"].event_ids) < 100  # bounded once nothing old can arrive

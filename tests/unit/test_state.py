@@ -62,7 +62,7 @@ def test_recovery_from_a_snapshot_equals_a_full_replay(tmp_path: Path) -> None:
 
     reopened = Snapshot.open(tmp_path, 0)
     assert reopened is not None
-    next_offset, src_seen, users, identity = reopened.load()
+    next_offset, src_seen, users, identity, _ = reopened.load()
     reopened.close()
     assert (next_offset, identity) == (4, 42) and users == first.users and src_seen == first.src_seen
 
