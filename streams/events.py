@@ -17,7 +17,6 @@ TS_MIN: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: older is a broken clock
 TS_MAX: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 AMOUNT_MAX_FEN: Final = 100_000_000_000  # one billion RMB in one order is not a real order
 
-KNOWN_CHANNELS: Final = ("wechat", "mobileqq", "jingxi", "app", "web", "other")
 SOCIAL_CHANNELS: Final = ("wechat", "mobileqq", "jingxi")
 
 

@@ -80,7 +80,6 @@ class WorkerProcess:
         self.port = port or free_port()
         self.log_path = pipeline.root / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
 
     @property
     def url(self) -> str:
@@ -98,7 +97,6 @@ class WorkerProcess:
                 [PROMO, "worker", "--loglevel", self.loglevel], env=self.pipeline.environ(**extra),
                 stdout=log, stderr=log,
             )  # fmt: skip
-        self.starts += 1
         return self
 
     def kill(self) -> None:
