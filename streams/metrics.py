@@ -199,7 +199,9 @@ def apply_event(
     state.event_ids[ev.event_id] = ev.ts
     if ev.ts > state.max_ts:
         state.max_ts = ev.ts
-    if forget_before is not None and len(state.event_ids) > 64:
+    if forget_before is not None and len(state.event_ids) > 64 and len(state.event_ids) % 32 == 0:
+        # Every 32nd id past 64, not every event: a scan per event made heavy users quadratic.
+        # Forgetting later is always safe; only forgetting too early is not.
         _prune(state.event_ids, forget_before)
         _prune(state.order_ids, forget_before)
 

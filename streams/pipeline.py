@@ -159,10 +159,13 @@ class RoutedPartition:
                 self.dirty.add(user_id)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
-            self.hear_watermarks(doc.get("wm", {}))
             generation = doc.get("gen", 0)
             for item in doc["items"]:
                 self._apply_item(item, generation, sink)
+            # After the items: a message's watermarks are where stage 1 stood at the END of its
+            # batch, while its items passed the gate earlier, against lower watermarks. Heard
+            # first, they could drop an id that a copy in this very message still has to match.
+            self.hear_watermarks(doc.get("wm", {}))
         if not muted:
             out.to_offset = offset
 

@@ -71,6 +71,28 @@ def test_ids_are_forgotten_once_every_input_partition_has_moved_on() -> None:
     items = [event_item("promo.clicks:0", i, 0, Event(Kind.CLICK, f"e{i}", T0 + i, "u", "c", "app", action="v"))
              for i in range(100)]  # fmt: skip
     moved = {"promo.clicks:0": later, "promo.shares:0": later, "promo.orders:0": later}
-    items.append(event_item("promo.clicks:0", 100, 0, Event(Kind.CLICK, "x", later, "u", "c", "app", action="v")))
-    interactions(partition, [encode_routed(items, T0, 1, moved)])
+    after = [event_item("promo.clicks:0", 100 + i, 0, Event(Kind.CLICK, f"x{i}", later, "u", "c", "app", action="v"))
+             for i in range(32)]  # fmt: skip  # pruning runs every 32nd id, not on every event
+    interactions(partition, [encode_routed(items, T0, 1, moved), encode_routed(after, T0, 1, moved)])
     assert len(partition.users["u"].event_ids) < 100  # bounded once nothing old can arrive
+
+
+def test_a_copy_in_the_same_batch_as_the_watermarks_that_pass_it_is_still_a_duplicate() -> None:
+    """Regression: a routed message carries the watermarks of the END of its stage-1 batch. A batch
+    spanning hours of event time (a backlog read at full speed) holds a copy that passed its gate
+    early, when the watermark was low, next to events hours later. Hearing the watermarks before
+    the items pruned the original's id just before the copy was compared with it: counted twice."""
+    settings = Settings(partitions=1)
+    partition = RoutedPartition(0, settings)
+    start = {"promo.clicks:0": T0, "promo.shares:0": T0, "promo.orders:0": T0}
+
+    def click(src: str, offset: int, eid: str, ts: int) -> list[object]:
+        return event_item(src, offset, 0, Event(Kind.CLICK, eid, ts, "u", "c", "app", action="v"))
+
+    first = [click("promo.clicks:0", i, f"e{i}", T0 + i) for i in range(100)]
+    later = T0 + 3 * 3_600_000
+    batch = [click("promo.clicks:0", 100 + i, f"late{i}", later + i) for i in range(10)]
+    batch.append(click("promo.shares:0", 0, "e0", T0))  # the copy: passed its gate at watermark T0
+    end_of_batch = {src: later for src in start}
+    log = [encode_routed(first, T0, 1, start), encode_routed(batch, T0, 1, end_of_batch)]
+    assert interactions(partition, log) == 110  # e0..e99 and late0..late9; the copy of e0 is not counted
