@@ -9,6 +9,7 @@ count with the oracle. `lost` and `doubled` add up the cells below and above the
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -18,9 +19,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiokafka import TopicPartition
+
 from streams.harness import Pipeline, WorkerProcess
 from streams.hostile import corpus, duplicate_flood
-from streams.kafka import EmbeddedBroker, ensure_topics, free_port
+from streams.kafka import EmbeddedBroker, ensure_topics, free_port, read_range, side_consumer, true_end_offset
 from streams.metrics import COUNTERS
 from streams.producer import import_existing, send_records
 from streams.simulate import Record, SimConfig, Simulation, generate
@@ -180,6 +183,40 @@ class Run:
             result.observations.append(f"expected rejections {truth.rejected}")
         result.messages_sent = len(self.sent)
         result.events_sent = truth.accepted + sum(truth.rejected.values())
+        if not result.exact:
+            evidence = self.dump_evidence()
+            result.observations.append(f"evidence for the inexact result in {evidence}")
+
+    def dump_evidence(self) -> Path:
+        """What an inexact run needs to be explained offline: every record sent (in send order) and
+        every record of the pipeline's own topics, as JSON lines with values in base64."""
+        out = self.root / "evidence"
+        out.mkdir(exist_ok=True)
+        with (out / "sent.jsonl").open("w") as f:
+            for r in self.sent:
+                f.write(json.dumps({"kind": r.kind, "partition": r.partition, "ts": r.timestamp_ms,
+                                    "value": base64.b64encode(r.value).decode()}) + "\n")  # fmt: skip
+        settings = self.pipeline.settings()
+
+        async def dump(kind: str) -> None:
+            topic = settings.topic(kind)
+            async with side_consumer(settings.bootstrap) as consumer:
+                with (out / f"{kind}.jsonl").open("w") as f:
+                    for p in range(settings.partitions):
+                        tp = TopicPartition(topic, p)
+                        end = await true_end_offset(consumer, tp)
+
+                        def write(record: Any, p: int = p) -> None:
+                            headers = {k: v.decode(errors="replace") for k, v in record.headers}
+                            value = base64.b64encode(record.value or b"").decode()
+                            doc = {"partition": p, "offset": record.offset, "headers": headers, "value": value}
+                            f.write(json.dumps(doc) + "\n")
+
+                        await read_range(consumer, tp, 0, end, write)
+
+        for kind in ("dlq", "routed", "deltas"):
+            asyncio.run(dump(kind))
+        return out
 
     def stop(self) -> None:
         for worker in [self.owner, *self.helpers]:
