@@ -28,6 +28,7 @@ from streams.agents.ingest import IngestAgent
 from streams.config import Settings
 from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
+from streams.transport import PromoApp
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class WorkerApp:
 
 
 def build_app(settings: Settings) -> WorkerApp:
-    app = faust.App(
+    app = PromoApp(
         settings.app_id,
         broker=settings.broker,
         store="memory://",
@@ -83,6 +84,8 @@ def build_app(settings: Settings) -> WorkerApp:
         # A value the contract rejects as too large still goes to the DLQ whole.
         producer_max_request_size=max(8 * 1024 * 1024, 2 * settings.max_value_bytes + 65536),
         stream_wait_empty=False,
+        broker_max_poll_records=settings.batch_size,
+        consumer_max_fetch_size=4 * 1024 * 1024,
         web_enabled=settings.sink,
         web_bind=settings.web_host,
         web_host=settings.web_host,
@@ -98,8 +101,8 @@ def build_app(settings: Settings) -> WorkerApp:
         value_serializer="raw",
     )
     routed = app.topic(settings.topic("routed"), key_serializer="raw", value_serializer="raw")
-    app.agent(inputs, name="ingest")(ingest.run)
-    app.agent(routed, name="aggregate")(aggregate.run)
+    app.subscribe(inputs, ingest.handle_batch)
+    app.subscribe(routed, aggregate.handle_batch)
 
     async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         revoked: set[TopicPartition] = args[0] if args else kwargs.get("revoked", set())

@@ -82,23 +82,46 @@ class DeltaBatch:
     max_ingest_ms: int
 
 
-def encode_deltas(partition: int, to_offset: int, deltas: Deltas, max_event_ts: int, max_ingest_ms: int) -> bytes:
+@dataclass(frozen=True)
+class DeltaRows:
+    """One deltas message as its wire rows, for a writer that only forwards them (no merging in Python)."""
+
+    partition: int
+    to_offset: int
+    facts: list[list[Any]]  # [campaign, channel, entry, city_tier, minute_ms, *COUNTERS]
+    rejections: list[list[Any]]  # [topic, reason, campaign, channel, minute_ms, count]
+    max_event_ts: int
+    max_ingest_ms: int
+
+
+def delta_rows(deltas: Deltas) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The wire rows of `deltas`: non-zero fact rows and rejection counts."""
     facts = [[*key, *row] for key, row in iter_rows(deltas)]
     rej = [[*key, count] for key, count in deltas.rejections.items()]
+    return facts, rej
+
+
+def encode_deltas(partition: int, to_offset: int, deltas: Deltas, max_event_ts: int, max_ingest_ms: int) -> bytes:
+    facts, rej = delta_rows(deltas)
     doc = {"v": VERSION, "p": partition, "to": to_offset, "facts": facts, "rej": rej}
     doc["ets"] = max_event_ts
     doc["ing"] = max_ingest_ms
     return orjson.dumps(doc)
 
 
-def decode_deltas(value: bytes) -> DeltaBatch:
+def decode_delta_rows(value: bytes) -> DeltaRows:
     doc = orjson.loads(value)
     if doc.get("v") != VERSION:
         raise ValueError(f"unknown deltas version {doc.get('v')!r}")
+    return DeltaRows(doc["p"], doc["to"], doc["facts"], doc["rej"], doc["ets"], doc["ing"])
+
+
+def decode_deltas(value: bytes) -> DeltaBatch:
+    rows = decode_delta_rows(value)
     deltas = Deltas()
     width = len(COUNTERS)
-    for row in doc["facts"]:
+    for row in rows.facts:
         deltas.facts[FactKey(*row[:5])] = list(row[5 : 5 + width])
-    for row in doc["rej"]:
+    for row in rows.rejections:
         deltas.reject(RejectKey(*row[:5]), row[5])
-    return DeltaBatch(doc["p"], doc["to"], deltas, doc["ets"], doc["ing"])
+    return DeltaBatch(rows.partition, rows.to_offset, deltas, rows.max_event_ts, rows.max_ingest_ms)

@@ -1,35 +1,30 @@
 """Stage-1 agent: input topics → contract and gate → routed topic (by user) and dead letters.
 
-Thin: it takes batches of events from Faust, hands them to `pipeline.Ingest`, sends the output and
-waits for the broker's acks before the batch is acked (so offsets never pass unsent output). A gate
-it has not seen since a (re)assignment is rebuilt first by reading its input partition up to the
-batch's first offset, because the watermark is a function of everything before.
+Thin: it takes whole fetched batches from the consumer (streams/transport.py), hands them to
+`pipeline.Ingest`, sends the output and waits for the broker's acks before the batch is acked (so
+offsets never pass unsent output). A gate it has not seen since a (re)assignment is rebuilt first
+by reading its input partition up to the batch's first offset, because the watermark is a function
+of everything before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
-from typing import Any
 
-import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
 from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import read_range, side_consumer
 from streams.pipeline import Ingest, IngestOutput
+from streams.transport import Batch, PromoApp
 
 log = logging.getLogger(__name__)
 
 
-def _timestamp_ms(seconds: float | None) -> int:
-    return int(seconds * 1000) if seconds else 0
-
-
 class IngestAgent(BatchAgent):
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    def __init__(self, app: PromoApp, settings: Settings) -> None:
         super().__init__(app, settings)
         self.ingest = Ingest(settings)
         self.counters = {"messages": 0, "elements": 0, "dead": 0, "recovered_gates": 0}
@@ -48,14 +43,17 @@ class IngestAgent(BatchAgent):
         self.counters["recovered_gates"] += 1
         log.info("rebuilt gate %s:%d from %d messages (watermark %d)", topic, partition, seen, gate.watermark)
 
-    async def handle(self, events: Sequence[faust.EventT[Any]]) -> None:
-        out = IngestOutput(generation=self.app.consumer_generation_id)
-        for event in events:
-            message = event.message
-            if not self.ingest.has_gate(message.topic, message.partition):
-                await self.recover_gate(message.topic, message.partition, message.offset)
-            ts = _timestamp_ms(message.timestamp)
-            self.ingest.process(message.topic, message.partition, message.offset, ts, message.value, out)
+    async def handle(self, batch: Batch, generation: int) -> None:
+        out = IngestOutput(generation=generation)
+        messages = 0
+        process = self.ingest.process
+        for tp, records in batch:
+            topic, partition = tp.topic, tp.partition
+            if not self.ingest.has_gate(topic, partition):
+                await self.recover_gate(topic, partition, records[0].offset)
+            for record in records:
+                process(topic, partition, record.offset, record.timestamp or 0, record.value, out)
+            messages += len(records)
         producer = self.app.producer
         pending = []
         routed = self.settings.topic("routed")
@@ -66,7 +64,7 @@ class IngestAgent(BatchAgent):
             pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
         if pending:
             await asyncio.gather(*pending)
-        self.counters["messages"] += len(events)
+        self.counters["messages"] += messages
         self.counters["elements"] += out.elements
         self.counters["dead"] += len(out.dead)
 

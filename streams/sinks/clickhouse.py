@@ -25,7 +25,8 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from streams.errors import SinkError
-from streams.metrics import COUNTERS, Deltas, iter_rows
+from streams.metrics import COUNTERS, Deltas
+from streams.wire import delta_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +87,6 @@ INSERT_COLUMNS = (
 )  # fmt: skip
 SINK_LOG_COLUMNS = ("written_at", "src_partition", "batch_to", "rows", "max_event_ts", "max_ingest", "write_ms")
 _ZERO_COUNTERS = [0] * len(COUNTERS)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _utc(ms: int) -> dt.datetime:
@@ -109,17 +109,20 @@ def file_fault(path: Path) -> Callable[[], None]:
     return check
 
 
-def fact_rows(deltas: Deltas, markers: dict[int, int]) -> list[list[Any]]:
-    """Rows for one atomic insert: facts, rejection counts, then one marker per routed partition."""
+def insert_rows(
+    facts: Iterable[Sequence[Any]], rejections: Iterable[Sequence[Any]], markers: dict[int, int]
+) -> list[list[Any]]:
+    """Rows for one atomic insert, from wire rows (streams/wire.py): facts, rejection counts, then
+    one marker per routed partition. Rows of equal dimensions need not be merged first: the table
+    sums them. Minutes go in as epoch seconds, which the DateTime column takes as they are."""
     rows: list[list[Any]] = []
-    for key, counters in iter_rows(deltas):
-        rows.append([key.campaign_id, key.channel, key.entry, key.city_tier, _utc(key.minute_ms), "", "", -1,
-                     *counters, 0, 0])  # fmt: skip
-    for rkey, count in deltas.rejections.items():
-        rows.append([rkey.campaign_id, rkey.channel, "", 0, _utc(rkey.minute_ms), rkey.topic, rkey.reason, -1,
-                     *_ZERO_COUNTERS, count, 0])  # fmt: skip
+    width = len(COUNTERS)
+    for f in facts:
+        rows.append([f[0], f[1], f[2], f[3], f[4] // 1000, "", "", -1, *f[5 : 5 + width], 0, 0])
+    for r in rejections:
+        rows.append([r[2], r[3], "", 0, r[4] // 1000, r[0], r[1], -1, *_ZERO_COUNTERS, r[5], 0])
     for partition, to_offset in sorted(markers.items()):
-        rows.append(["", "", "", 0, _EPOCH, "", "", partition, *_ZERO_COUNTERS, 0, to_offset])
+        rows.append(["", "", "", 0, 0, "", "", partition, *_ZERO_COUNTERS, 0, to_offset])
     return rows
 
 
@@ -171,9 +174,15 @@ class ClickHouseStore:
         return {int(p): int(o) for p, o in result.result_rows}
 
     def insert_batch(self, deltas: Deltas, markers: dict[int, int]) -> int:
+        return self.insert_wire_rows(*delta_rows(deltas), markers)
+
+    def insert_wire_rows(
+        self, facts: Sequence[Sequence[Any]], rejections: Sequence[Sequence[Any]], markers: dict[int, int]
+    ) -> int:
+        """One atomic INSERT of a batch's facts, rejection counts and markers."""
         if self.before_write is not None:
             self.before_write()
-        rows = fact_rows(deltas, markers)
+        rows = insert_rows(facts, rejections, markers)
         self._connect().insert(f"{DB}.facts_minute", rows, column_names=INSERT_COLUMNS)
         return len(rows)
 

@@ -15,16 +15,15 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.config import Settings
 from streams.errors import SinkError
 from streams.kafka import side_consumer, true_end_offset
-from streams.metrics import Deltas
 from streams.sinks.clickhouse import ClickHouseStore
-from streams.wire import decode_deltas
+from streams.wire import decode_delta_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,25 +119,26 @@ class DeltaSink:
             await consumer.stop()
 
     async def _write(self, records: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
-        merged = Deltas()
+        facts: list[list[Any]] = []
+        rejections: list[list[Any]] = []
         markers: dict[int, int] = {}
         log_entries: list[tuple[int, int, int, int, int, float]] = []
-        for tp, batch in records.items():
+        for batch in records.values():
             for record in batch:
-                delta = decode_deltas(record.value)
+                delta = decode_delta_rows(record.value)
                 if delta.to_offset <= self.health.markers.get(delta.partition, -1):
                     self.health.redeliveries_skipped += 1
                     continue
-                merged.merge(delta.deltas)
+                facts += delta.facts
+                rejections += delta.rejections
                 markers[delta.partition] = max(markers.get(delta.partition, -1), delta.to_offset)
-                rows = len(delta.deltas.facts) + len(delta.deltas.rejections)
+                rows = len(delta.facts) + len(delta.rejections)
                 log_entries.append(
                     (delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms, 0.0)
                 )
-            del tp
         if not markers:
             return
-        await self._insert_with_retry(merged, markers)
+        await self._insert_with_retry(facts, rejections, markers)
         elapsed_ms = self.health.last_write_ms
         entries = [(p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
         try:
@@ -146,13 +146,15 @@ class DeltaSink:
         except Exception as exc:  # telemetry only: never let it block the numbers
             log.warning("could not write sink_log: %s", exc)
 
-    async def _insert_with_retry(self, merged: Deltas, markers: dict[int, int]) -> None:
+    async def _insert_with_retry(
+        self, facts: list[list[Any]], rejections: list[list[Any]], markers: dict[int, int]
+    ) -> None:
         delay = self.backoff_s[0]
         while True:
             started = time.monotonic()
             self.health.writing = True
             try:
-                rows = await self.store.call(self.store.insert_batch, merged, markers)
+                rows = await self.store.call(self.store.insert_wire_rows, facts, rejections, markers)
             except Exception as exc:
                 self.health.writing = False
                 self._failed(exc, "write", delay)
