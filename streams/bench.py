@@ -1,12 +1,16 @@
-"""`promo bench`: this pipeline against the raw Kafka client's ceiling, on the same data, in one run.
+"""`promo bench`: this pipeline against the raw Kafka client's ceiling and its peers, on the same data, in one run.
 
-For each shape (one event per message; collector batches of many events per message) it produces
-the simulator's realistic mix, unkeyed, once; then measures
+For each shape (one event per message; collector batches of about 50 events per message) it
+produces the simulator's realistic mix, unkeyed, once, to its own input topics; then every system
+reads those same topics:
 - the ceiling: a plain aiokafka consumer that reads and decodes every message, doing nothing else;
-- the pipeline: one `promo worker` started on the produced data, timed from ready to the moment
-  `campaign_totals` equals the oracle's truth (so the number is for exact results), with the
-  worker's CPU seconds and peak RSS from /proc.
-Ratios are taken within the run, because these machines are noisy. No timing is asserted anywhere.
+- this pipeline with one worker process, and with two, each timed from ready to the moment
+  `campaign_totals` equals the oracle's truth (so the figure is for exact results), with the
+  workers' CPU seconds and peak RSS from /proc;
+- the peers (streams/peers/): the same job in quixstreams, and naive Faust;
+then it measures freshness — a probe event produced → visible in ClickHouse — at a steady 50% and
+80% of the one-worker pipeline's measured maximum. Ratios are taken within the run, because these
+machines are noisy. No timing is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -15,42 +19,97 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
+import threading
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.config import INPUT_TOPICS, Settings
 from streams.harness import Pipeline, WorkerProcess
 from streams.kafka import EmbeddedBroker, ensure_topics, free_port
 from streams.producer import import_existing, send_records
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth
+from streams.simulate import Record, SimConfig, generate
+from streams.truth import Truth, compute_truth
 
-SHAPES = {"single": 0.0, "batched": 1.0}  # share of messages that are collector arrays
+# Share of messages that are collector arrays, and their size (2 + an exponential of this mean).
+SHAPES: dict[str, dict[str, Any]] = {
+    "single": {"batch_rate": 0.0},
+    "batched": {"batch_rate": 1.0, "batch_mean": 48.0, "batch_max": 100},
+}
+PROBE_CAMPAIGN = "bench_probe"
+TARGET_RATIO = 0.4  # of the ceiling
+TARGET_PEER = 1.5  # times the quixstreams peer
+TARGET_P99_MS = 2000.0  # freshness at 50% load
 
 
 @dataclass
-class Row:
+class Throughput:
     shape: str
+    system: str
     events: int
     messages: int
-    ceiling_events_s: float
-    pipeline_events_s: float
+    events_s: float
     ratio_to_ceiling: float
-    pipeline_s: float
-    cpu_s_per_million: float
-    peak_rss_mb: float
-    exact: bool
+    seconds: float
+    cpu_s_per_million: float | None = None
+    peak_rss_mb: float | None = None
+    exact: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Freshness:
+    shape: str
+    load: float
+    rate_events_s: float
+    probes: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+@dataclass
+class Report:
+    throughput: list[Throughput] = field(default_factory=list)
+    freshness: list[Freshness] = field(default_factory=list)
+
+    def targets(self) -> list[tuple[str, bool]]:
+        """(what, met) for each target of docs/PERFORMANCE.md that this run measured."""
+        out: list[tuple[str, bool]] = []
+        for shape in dict.fromkeys(r.shape for r in self.throughput):
+            rows = {r.system: r for r in self.throughput if r.shape == shape}
+            mine = rows.get("pipeline x1")
+            if mine is None:
+                continue
+            best = max((r for name, r in rows.items() if name.startswith("pipeline")), key=lambda r: r.events_s)
+            out.append((f"{shape}: {best.system} at {best.ratio_to_ceiling:.0%} of the ceiling "
+                        f"(target {TARGET_RATIO:.0%})", best.ratio_to_ceiling >= TARGET_RATIO))  # fmt: skip
+            peer = rows.get("quixstreams")
+            if peer is not None and peer.events_s > 0:
+                times = best.events_s / peer.events_s
+                what = f"{shape}: {times:.2f}x the quixstreams peer (target {TARGET_PEER}x)"
+                out.append((what, times >= TARGET_PEER))
+            out.append((f"{shape}: exact totals at full speed", all(r.exact for n, r in rows.items()
+                                                                      if n.startswith("pipeline"))))  # fmt: skip
+        for f in self.freshness:
+            if f.load == 0.5:
+                what = f"{f.shape}: freshness p99 {f.p99_ms:,.0f} ms at 50% load (target <= {TARGET_P99_MS:,.0f} ms)"
+                out.append((what, f.p99_ms <= TARGET_P99_MS))
+        return out
 
 
 def _proc_stats(pid: int) -> tuple[float, float]:
     """(CPU seconds, peak RSS in MB) of a live process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    cpu = (int(fields_[11]) + int(fields_[12])) / ticks
     peak_kb = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -85,67 +144,280 @@ async def _ceiling(bootstrap: str, topics: list[str], partitions: int, messages:
         await consumer.stop()
 
 
-def run_shape(shape: str, events: int, root: Path, broker: EmbeddedBroker, seed: int) -> Row:
-    pipeline = Pipeline(broker.url, root / shape)
-    settings = pipeline.settings()
-    sim = generate(SimConfig(events=events, seed=seed, partitions=settings.partitions, batch_rate=SHAPES[shape],
-                             duplicate_rate=0.01, malformed_rate=0.002))  # fmt: skip
+@dataclass
+class Data:
+    """One shape's pre-produced input topics and what the oracle says of them."""
 
-    async def produce() -> list[Any]:
+    shape: str
+    broker: EmbeddedBroker
+    root: Path
+    prefix: str
+    sent: list[Record]
+    existing: list[str]
+    truth: Truth
+
+    @property
+    def events(self) -> int:
+        return self.truth.accepted + sum(self.truth.rejected.values())
+
+    def pipeline(self, name: str) -> Pipeline:
+        """A fresh pipeline (own topics, groups and store) reading this data's input topics."""
+        return Pipeline(self.broker.url, self.root / name, extra={"PROMO_INPUT_PREFIX": self.prefix})
+
+
+def produce(shape: str, events: int, root: Path, broker: EmbeddedBroker, seed: int) -> Data:
+    prefix = f"b{uuid.uuid4().hex[:6]}.{shape}."
+    settings = Settings(broker=broker.url, topic_prefix=prefix)
+    sim = generate(SimConfig(events=events, seed=seed, partitions=settings.partitions, unkeyed_rate=1.0,
+                             duplicate_rate=0.01, malformed_rate=0.002, **SHAPES[shape]))  # fmt: skip
+
+    async def go() -> list[Record]:
         await ensure_topics(settings)
-        await import_existing(settings, sim.existing_buyers)
         return await send_records(settings, sim.records, paced=False)
 
-    sent = asyncio.run(produce())
-    truth = compute_truth(sent, sim.existing_buyers)
-    n_events = truth.accepted + sum(truth.rejected.values())
-    topics = [settings.topic(k) for k in ("clicks", "shares", "orders")]
-    ceiling_s = asyncio.run(_ceiling(settings.bootstrap, topics, settings.partitions, len(sent)))
+    sent = asyncio.run(go())
+    return Data(shape, broker, root / shape, prefix, sent, list(sim.existing_buyers),
+                compute_truth(sent, sim.existing_buyers))  # fmt: skip
 
-    worker = WorkerProcess(pipeline, "bench", sink=True, loglevel="warn").start()
+
+def run_pipeline(data: Data, workers: int, ceiling_s: float, timeout_s: float = 1800) -> Throughput:
+    pipeline = data.pipeline(f"pipeline-x{workers}")
+    settings = pipeline.settings()
+
+    async def prepare() -> None:
+        await ensure_topics(settings)
+        await import_existing(settings, data.existing)
+
+    asyncio.run(prepare())
+    procs = [WorkerProcess(pipeline, "owner", sink=True, loglevel="warn")]
+    procs += [WorkerProcess(pipeline, f"helper{i}", sink=False, loglevel="warn") for i in range(1, workers)]
+    for proc in procs:
+        proc.start()
+    owner = procs[0]
     try:
         deadline = time.monotonic() + 60
-        while worker.try_get("/health") is None:
-            if time.monotonic() > deadline or not worker.alive:
-                raise RuntimeError(f"the worker did not start:\n{worker.log()}")
+        while owner.try_get("/health") is None:
+            if time.monotonic() > deadline or not all(p.alive for p in procs):
+                raise RuntimeError(f"the workers did not start:\n{owner.log()}")
             time.sleep(0.05)
-        assert worker.process is not None
-        cpu0, _ = _proc_stats(worker.process.pid)
+        pids = [p.process.pid for p in procs if p.process is not None]
+        cpu0 = sum(_proc_stats(pid)[0] for pid in pids)
         started = time.monotonic()
         exact = False
-        while time.monotonic() - started < 600:
-            if worker.try_get("/api/totals") == truth.totals:
+        while time.monotonic() - started < timeout_s:
+            if owner.try_get("/api/totals") == data.truth.totals:
                 exact = True
                 break
+            if not all(p.alive for p in procs):
+                raise RuntimeError(f"a worker died:\n{owner.log()}")
             time.sleep(0.1)
         elapsed = time.monotonic() - started
-        cpu1, peak_mb = _proc_stats(worker.process.pid)
+        stats = [_proc_stats(pid) for pid in pids]
     finally:
-        worker.stop()
-    return Row(
-        shape=shape, events=n_events, messages=len(sent),
-        ceiling_events_s=round(n_events / ceiling_s), pipeline_events_s=round(n_events / elapsed),
-        ratio_to_ceiling=round(ceiling_s / elapsed, 3), pipeline_s=round(elapsed, 2),
-        cpu_s_per_million=round((cpu1 - cpu0) / n_events * 1e6, 1), peak_rss_mb=round(peak_mb, 1), exact=exact,
+        for proc in procs:
+            proc.stop()
+    cpu = sum(s[0] for s in stats) - cpu0
+    return Throughput(
+        shape=data.shape, system=f"pipeline x{workers}", events=data.events, messages=len(data.sent),
+        events_s=round(data.events / elapsed), ratio_to_ceiling=round(ceiling_s / elapsed, 3),
+        seconds=round(elapsed, 2), cpu_s_per_million=round(cpu / data.events * 1e6, 1),
+        peak_rss_mb=round(sum(s[1] for s in stats), 1), exact=exact,
+        note="" if workers == 1 else "CPU and RSS summed over the processes",
     )  # fmt: skip
 
 
-def run(events: int, shapes: list[str], work_dir: Path, seed: int = 21) -> list[Row]:
+# -- freshness ------------------------------------------------------------------------------------
+
+
+def _probe_value(n: int, run_id: str) -> bytes:
+    ident = f"probe-{run_id}-{n}"
+    doc = {"event_id": ident, "ts": int(time.time() * 1000), "user_id": ident, "campaign_id": PROBE_CAMPAIGN,
+           "channel": "app", "entry": "app_home", "city_tier": 1, "action": "view"}  # fmt: skip
+    return orjson.dumps(doc)
+
+
+class Prober:
+    """Sends one probe click every `every_s` and records when each becomes visible in the totals."""
+
+    def __init__(self, settings: Settings, owner: WorkerProcess, every_s: float = 0.1) -> None:
+        self.settings, self.owner, self.every_s = settings, owner, every_s
+        self.sent_at: list[float] = []
+        self.latency_ms: list[float] = []
+        self.stop = threading.Event()
+
+    def visible(self) -> int:
+        rows = self.owner.try_get(f"/api/totals?campaign={PROBE_CAMPAIGN}") or []
+        return sum(int(r["interactions"]) for r in rows)
+
+    def watch(self) -> None:
+        seen = 0
+        while not self.stop.is_set() or seen < len(self.sent_at):
+            count = self.visible()
+            now = time.monotonic()
+            for n in range(seen, min(count, len(self.sent_at))):
+                self.latency_ms.append((now - self.sent_at[n]) * 1000)
+            seen = max(seen, count)
+            if self.stop.is_set() and now - (self.sent_at[-1] if self.sent_at else now) > 30:
+                break  # a probe that never arrives must not hang the bench
+            time.sleep(0.02)
+
+    async def send(self, seconds: float) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=0)
+        await producer.start()
+        run_id = uuid.uuid4().hex[:6]
+        try:
+            started = time.monotonic()
+            n = 0
+            while time.monotonic() - started < seconds:
+                value = _probe_value(n, run_id)
+                partition = n % self.settings.partitions
+                self.sent_at.append(time.monotonic())
+                await producer.send_and_wait(self.settings.topic("clicks"), value, partition=partition)
+                n += 1
+                await asyncio.sleep(max(0.0, started + n * self.every_s - time.monotonic()))
+        finally:
+            await producer.stop()
+
+
+def _steady(records: list[Record], rate: float) -> list[Record]:
+    """The records re-timed to `rate` events per second (a collector batch counts its events)."""
+    out, clock = [], 0.0
+    for record in records:
+        out.append(replace(record, send_at_s=clock))
+        events = record.value.count(b'"event_id"') or 1
+        clock += events / rate
+    return out
+
+
+def run_freshness(
+    shape: str, root: Path, broker: EmbeddedBroker, load: float, max_events_s: float, seconds: float, seed: int
+) -> Freshness:
+    rate = max(1.0, load * max_events_s)
+    sim = generate(SimConfig(events=max(200, int(rate * (seconds + 2))), seed=seed, unkeyed_rate=1.0,
+                             duplicate_rate=0.01, malformed_rate=0.002, **SHAPES[shape]))  # fmt: skip
+    pipeline = Pipeline(broker.url, root / shape / f"fresh-{int(load * 100)}")
+    settings = pipeline.settings()
+    owner = WorkerProcess(pipeline, "owner", sink=True, loglevel="warn")
+
+    async def prepare() -> None:
+        await ensure_topics(settings)
+        await import_existing(settings, list(sim.existing_buyers))
+
+    asyncio.run(prepare())
+    owner.start()
+    prober = Prober(settings, owner)
+    try:
+        deadline = time.monotonic() + 60
+        while owner.try_get("/health") is None:
+            if time.monotonic() > deadline or not owner.alive:
+                raise RuntimeError(f"the worker did not start:\n{owner.log()}")
+            time.sleep(0.05)
+        watcher = threading.Thread(target=prober.watch, name="bench-prober", daemon=True)
+        watcher.start()
+
+        async def traffic() -> None:
+            records = _steady(sim.records, rate)
+            await asyncio.gather(
+                send_records(settings, records, paced=True, real_clock=True), prober.send(seconds)
+            )
+
+        asyncio.run(traffic())
+        prober.stop.set()
+        watcher.join(timeout=60)
+    finally:
+        prober.stop.set()
+        owner.stop()
+    lat = sorted(prober.latency_ms)
+    if not lat:
+        raise RuntimeError(f"no probe became visible:\n{owner.log()}")
+    p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+    return Freshness(shape, load, round(rate), len(lat), round(statistics.median(lat), 1), round(p99, 1),
+                     round(lat[-1], 1))  # fmt: skip
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+Peer = Callable[[Data, float], Throughput]
+
+
+def peers() -> dict[str, Peer]:
+    """The peer implementations to compare with (streams/peers/), by name."""
+    return {}
+
+
+def run(
+    events: int,
+    shapes: list[str],
+    work_dir: Path,
+    *,
+    seed: int = 21,
+    workers: tuple[int, ...] = (1, 2),
+    with_peers: bool = True,
+    freshness_s: float = 20.0,
+    on_row: Callable[[Throughput | Freshness], None] | None = None,
+) -> Report:
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
+    report = Report()
+
+    def add(row: Throughput | Freshness) -> None:
+        (report.throughput if isinstance(row, Throughput) else report.freshness).append(row)  # type: ignore[arg-type]
+        if on_row is not None:
+            on_row(row)
+
     with EmbeddedBroker(free_port(), log_path=work_dir / "broker.log") as broker:
-        return [run_shape(shape, events, work_dir, broker, seed) for shape in shapes]
+        for shape in shapes:
+            data = produce(shape, events, work_dir, broker, seed)
+            topics = [f"{data.prefix}{t}" for t in INPUT_TOPICS]
+            bootstrap = Settings(broker=broker.url).bootstrap
+            ceiling_s = asyncio.run(_ceiling(bootstrap, topics, Settings().partitions, len(data.sent)))
+            add(Throughput(shape, "ceiling (aiokafka read+decode)", data.events, len(data.sent),
+                           round(data.events / ceiling_s), 1.0, round(ceiling_s, 2)))  # fmt: skip
+            best = 0.0
+            for n in workers:
+                row = run_pipeline(data, n, ceiling_s)
+                best = max(best, row.events_s) if n == 1 else best
+                add(row)
+            if with_peers:
+                for peer in peers().values():
+                    add(peer(data, ceiling_s))
+            if freshness_s > 0 and best > 0:
+                for load in (0.5, 0.8):
+                    add(run_freshness(shape, work_dir, broker, load, best, freshness_s, seed + 1))
+    return report
 
 
-def table(rows: list[Row]) -> str:
-    head = ["shape", "events", "messages", "ceiling ev/s", "pipeline ev/s", "ratio", "pipeline s", "CPU s/M ev",
-            "peak RSS MB", "exact"]  # fmt: skip
-    body = [[r.shape, f"{r.events:,}", f"{r.messages:,}", f"{r.ceiling_events_s:,.0f}", f"{r.pipeline_events_s:,.0f}",
-             f"{r.ratio_to_ceiling:.3f}", f"{r.pipeline_s:.2f}", f"{r.cpu_s_per_million:.1f}", f"{r.peak_rss_mb:.0f}",
-             "yes" if r.exact else "NO"] for r in rows]  # fmt: skip
+def _grid(head: list[str], body: list[list[str]]) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     return "\n".join("  ".join(x.rjust(w) for x, w in zip(line, widths, strict=True)) for line in [head, *body])
 
 
-def to_json(rows: list[Row]) -> str:
-    return json.dumps([asdict(r) for r in rows], indent=2)
+def _opt(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def table(report: Report) -> str:
+    head = ["shape", "system", "events", "messages", "events/s", "of ceiling", "seconds", "CPU s/M ev", "peak RSS MB",
+            "exact"]  # fmt: skip
+    body = [[r.shape, r.system, f"{r.events:,}", f"{r.messages:,}", f"{r.events_s:,.0f}", f"{r.ratio_to_ceiling:.3f}",
+             f"{r.seconds:.2f}", _opt(r.cpu_s_per_million, ".1f"), _opt(r.peak_rss_mb, ".0f"),
+             "-" if r.exact is None else ("yes" if r.exact else "NO")] for r in report.throughput]  # fmt: skip
+    parts = [_grid(head, body)]
+    if report.freshness:
+        fhead = ["shape", "load", "events/s", "probes", "p50 ms", "p99 ms", "max ms"]
+        fbody = [[f.shape, f"{f.load:.0%}", f"{f.rate_events_s:,.0f}", str(f.probes), f"{f.p50_ms:,.0f}",
+                  f"{f.p99_ms:,.0f}", f"{f.max_ms:,.0f}"] for f in report.freshness]  # fmt: skip
+        parts += ["", "freshness (probe produced -> visible in ClickHouse)", _grid(fhead, fbody)]
+    targets = report.targets()
+    if targets:
+        parts += ["", "targets"] + [f"  [{'met' if ok else 'NOT met'}] {what}" for what, ok in targets]
+    return "\n".join(parts)
+
+
+def to_json(report: Report) -> str:
+    doc = {
+        "throughput": [asdict(r) for r in report.throughput],
+        "freshness": [asdict(f) for f in report.freshness],
+        "targets": [{"target": what, "met": ok} for what, ok in report.targets()],
+    }
+    return json.dumps(doc, indent=2)

@@ -356,24 +356,35 @@ def chaos(
 # -- bench ----------------------------------------------------------------------------------------
 @app.command()
 def bench(
-    events: Annotated[int, typer.Option(help="simulated events per shape")] = 200_000,
+    events: Annotated[int, typer.Option(help="simulated events per shape")] = 1_000_000,
     shape: Annotated[list[str] | None, typer.Option(help="single and/or batched (repeatable); default both")] = None,
     work_dir: Annotated[Path, typer.Option(help="where the broker log and stores go")] = Path(".promo/bench"),
-    json_out: Annotated[Path | None, typer.Option("--json", help="also write the rows as JSON here")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the report as JSON here")] = None,
+    two_workers: Annotated[bool, typer.Option(help="also run the pipeline with two worker processes")] = True,
+    peers: Annotated[bool, typer.Option(help="also run the peers (quixstreams, naive Faust)")] = True,
+    freshness_s: Annotated[float, typer.Option(help="seconds of steady traffic per freshness run; 0 skips")] = 20.0,
 ) -> None:
-    """Throughput against the raw Kafka client's ceiling on the same data, in one run (prints figures)."""
-    from streams.bench import SHAPES, run, table, to_json
+    """This pipeline against the raw Kafka client's ceiling and its peers, on the same data, in one run."""
+    from streams.bench import SHAPES, Freshness, run, table, to_json
 
     shapes = shape or list(SHAPES)
     if any(s not in SHAPES for s in shapes):
         fail(f"--shape must be one of {', '.join(SHAPES)}")
     if events < 100:
         fail("--events must be at least 100")
-    rows = run(events, shapes, work_dir.resolve())
-    typer.echo(table(rows))
+    if freshness_s < 0:
+        fail("--freshness-s must be 0 (skip) or positive")
+
+    def progress(row: object) -> None:
+        what = f"freshness {row.shape} {row.load:.0%}" if isinstance(row, Freshness) else f"{row.shape} {row.system}"  # type: ignore[attr-defined]
+        typer.echo(f"  done: {what}", err=True)
+
+    report = run(events, shapes, work_dir.resolve(), workers=(1, 2) if two_workers else (1,), with_peers=peers,
+                 freshness_s=freshness_s, on_row=progress)  # fmt: skip
+    typer.echo(table(report))
     if json_out is not None:
-        json_out.write_text(to_json(rows))
-    if not all(r.exact for r in rows):
+        json_out.write_text(to_json(report))
+    if not all(r.exact for r in report.throughput if r.system.startswith("pipeline")):
         fail("the pipeline did not reach the exact totals")
 
 

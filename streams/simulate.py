@@ -91,6 +91,8 @@ class SimConfig:
     late_rate: float = 0.005
     malformed_rate: float = 0.01
     batch_rate: float = 0.2
+    batch_mean: float = 6.0  # a collector batch holds about 2 + this many events ...
+    batch_max: int = 60  # ... and at most this many
     unkeyed_rate: float = 0.5
     existing_buyer_rate: float = 0.6
     users: int = 0
@@ -741,7 +743,7 @@ def _key(rng: random.Random, cfg: SimConfig, user_id: str) -> bytes | None:
 
 
 def _pack(cfg: SimConfig, rng: random.Random, events: list[_Event], seq: Iterator[int]) -> list[_Message]:
-    """Per topic in wall order: singles, and batches of 2-60 events within one minute."""
+    """Per topic in wall order: singles, and batches of 2 to `batch_max` events within one minute."""
     messages: list[_Message] = []
     for kind in KINDS:
         evs = sorted((e for e in events if e.kind == kind), key=lambda e: e.wall)
@@ -749,7 +751,7 @@ def _pack(cfg: SimConfig, rng: random.Random, events: list[_Event], seq: Iterato
         while i < len(evs):
             j = i + 1
             if rng.random() < cfg.batch_rate:
-                size = min(60, 2 + int(_exp(rng, 6)))
+                size = min(cfg.batch_max, 2 + int(_exp(rng, cfg.batch_mean)))
                 while j < len(evs) and j - i < size and evs[j].wall - evs[i].wall <= _BATCH_WINDOW_MS:
                     j += 1
             group = evs[i:j]
