@@ -251,6 +251,47 @@ def dashboards_build(
     typer.echo(f"wrote {len(written)} dashboards to {directory}: {', '.join(p.name for p in written)}")
 
 
+@dashboards_app.command("bench")
+def dashboards_bench(
+    events: Annotated[int, typer.Option(help="accepted events the simulated day adds up to")] = 100_000_000,
+    repeat: Annotated[int, typer.Option(help="timed runs of each query (after one warm-up)")] = 20,
+    work_dir: Annotated[
+        Path | None, typer.Option(help="where the store goes (kept); default: a temporary dir under .promo/, removed")
+    ] = None,
+    sample_events: Annotated[int, typer.Option(help="simulated events the mix is profiled from")] = 200_000,
+    partitions: Annotated[int, typer.Option(help="routed partitions the simulated sink wrote")] = 4,
+    optimize: Annotated[bool, typer.Option(help="merge the fact table (OPTIMIZE FINAL) after the fill")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON instead of a table")] = False,
+) -> None:
+    """Time every dashboard query on a store holding a simulated Double 11 day (≥ --events events)."""
+    import shutil
+
+    from streams.bench_dashboards import run, table, temporary_work_dir, to_json
+
+    if events < 1000:
+        fail("--events must be at least 1000")
+    if repeat < 1:
+        fail("--repeat must be at least 1")
+    if sample_events < 1000:
+        fail("--sample-events must be at least 1000")
+    if not 1 <= partitions <= 1024:
+        fail("--partitions must be 1-1024")
+    if work_dir is not None and work_dir.exists() and not work_dir.is_dir():
+        fail(f"{work_dir} is not a directory")
+    directory = work_dir.resolve() if work_dir is not None else temporary_work_dir(Path(".promo").resolve())
+    try:
+        report = run(
+            events=events, repeat=repeat, work_dir=directory, sample_events=sample_events, partitions=partitions,
+            optimize=optimize, progress=lambda message: typer.echo(message, err=True),
+        )  # fmt: skip
+    finally:
+        if work_dir is None:
+            shutil.rmtree(directory, ignore_errors=True)
+    typer.echo(to_json(report) if as_json else table(report))
+    if report.errors:
+        raise typer.Exit(1)
+
+
 # -- totals ---------------------------------------------------------------------------------------
 @app.command()
 def totals(

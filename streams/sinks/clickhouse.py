@@ -191,6 +191,13 @@ class ClickHouseStore:
         result = self._connect().query(sql, parameters=parameters or {})
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""
+        self._connect().command(sql, parameters=parameters or {})
+
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        self._connect().insert(table, rows, column_names=columns)
+
     def totals(self, campaign: str | None = None) -> list[dict[str, Any]]:
         where = " WHERE campaign_id = {campaign:String}" if campaign is not None else ""
         sql = f"SELECT {', '.join(TOTALS_COLUMNS)} FROM {DB}.campaign_totals{where} ORDER BY campaign_id, channel"
