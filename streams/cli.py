@@ -251,6 +251,38 @@ def dashboards_build(
     typer.echo(f"wrote {len(written)} dashboards to {directory}: {', '.join(p.name for p in written)}")
 
 
+@dashboards_app.command("push")
+def dashboards_push(
+    url: Annotated[str | None, typer.Option(help="Grafana's base URL (env GRAFANA_URL)")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="a Grafana service account token, Editor role (env GRAFANA_TOKEN)", show_default=False),
+    ] = None,
+    folder: Annotated[str, typer.Option(help="the folder to put them in (created if missing)")] = "大促 / Promo",
+    folder_uid: Annotated[str, typer.Option(help="the folder's uid, when it is created")] = "promo",
+    directory: Annotated[Path, typer.Option("--dir", help="the dashboards' JSON files")] = Path("dashboards"),
+    fresh: Annotated[bool, typer.Option(help="push what the code builds now instead of the JSON files")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for each Grafana answer")] = 10.0,
+) -> None:
+    """Push the dashboards to Grafana over its HTTP API: same uid, same dashboard (created, updated or unchanged)."""
+    import os
+
+    from streams.dashboards import build_all
+    from streams.grafana_push import format_report, load_boards, push_all
+
+    url = url or os.environ.get("GRAFANA_URL", "")
+    token = token or os.environ.get("GRAFANA_TOKEN", "")
+    if not url:
+        fail("no Grafana URL: pass --url or set GRAFANA_URL")
+    if not timeout > 0:
+        fail("--timeout must be positive")
+    if not folder.strip() or not folder_uid.strip():
+        fail("--folder and --folder-uid must not be empty")
+    boards = build_all() if fresh else load_boards(directory)
+    report = push_all(url, token, boards, folder_title=folder, folder_uid=folder_uid, timeout_s=timeout)
+    typer.echo(format_report(report))
+
+
 @dashboards_app.command("bench")
 def dashboards_bench(
     events: Annotated[int, typer.Option(help="accepted events the simulated day adds up to")] = 100_000_000,
