@@ -24,7 +24,7 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 @pytest.mark.parametrize(
     "command",
     [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"], ["chaos"],
-     ["dashboards"], ["dashboards", "build"]],
+     ["dashboards"], ["dashboards", "build"], ["dashboards", "push"], ["dashboards", "bench"]],
     ids=lambda c: " ".join(c) or "promo",
 )
 def test_every_command_has_help(command: list[str]) -> None:
