@@ -54,6 +54,7 @@ from urllib.parse import quote
 
 from streams.config import Settings
 from streams.dashboards import Json, build_all
+from streams.errors import ConfigError
 from streams.metrics import COUNTERS, Deltas
 from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
 from streams.simulate import SimConfig, Simulation, generate, relative_rate
@@ -63,6 +64,7 @@ from streams.wire import encode_existing, route
 BUDGET_MS = 100.0
 DAY_MINUTES = 1440
 BATCH_EVERY_MS = 250  # stage 2 takes a batch at least this often per routed partition when busy
+MARKER = "DASHBOARDS-BENCH"  # marks a work dir whose store the bench may wipe
 SCRATCH = "promo_bench_fill"  # a scratch database for the profile, dropped after the fill
 READS = re.compile(r"ReadFromMergeTree \((?:promo\.)?([\w.]+)\)")
 
@@ -562,10 +564,13 @@ def run(
 ) -> BenchReport:
     """Fill a fresh store under `work_dir` and time every dashboard query on it."""
     say = progress or (lambda _message: None)
-    store_dir = work_dir / "store"
+    store_dir, marker = work_dir / "store", work_dir / MARKER
     if store_dir.exists():
+        if not marker.exists():  # e.g. --work-dir .promo: that store is the worker's, not ours
+            raise ConfigError(f"{store_dir} exists and was not made by this bench; pass another --work-dir")
         shutil.rmtree(store_dir)  # the bench's own store from an earlier run: always start empty
     work_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("a store filled by promo dashboards bench; removed and refilled on each run\n")
     now = dt.datetime.now(tz=dt.UTC)
     end = end or now.replace(second=0, microsecond=0)
     say(f"profiling {min(sample_events, events):,} simulated events through the pipeline …")
