@@ -327,8 +327,9 @@ def war_room(*, time_from: str = "now/d") -> Json:
              Grid(8, 0, 3, 5), description="People whose first order ever is in this range (not imported buyers)."),
         stat(
             "社交渠道新客占比 / Social share of new users",
+            # Summed per channel first: a plain sum per channel is what the projections hold.
             f"SELECT 100 * sumIf(new_users, channel IN {SOCIAL_SQL}) / nullIf(sum(new_users), 0) AS social_pct "
-            f"{in_range}",
+            f"FROM (SELECT channel, sum(new_users) AS new_users {in_range} GROUP BY channel)",
             Grid(11, 0, 4, 5), unit="percent", decimals=1, color="blue", no_value="-",
             description="New ordering users from WeChat, Mobile QQ and Jingxi, as a share of all new ordering users.",
         ),
@@ -444,7 +445,10 @@ def campaign_drilldown(*, time_from: str = "now/d") -> Json:
 def pipeline_health(*, time_from: str = "now-1h") -> Json:
     """Is the screen telling the truth: rejections, lateness, freshness and ClickHouse writes."""
     rejected = f"FROM {FACTS_MINUTE} WHERE src_partition < 0 AND reason != ''"
-    lag = "dateDiff('millisecond', max_ingest, written_at)"
+    # sink_log holds a row per partition per delta batch (over a million on a Double 11 day), so
+    # these read the columns computed at insert (`minute`, `lag_ms`) and take both quantiles from
+    # one state (`quantilesExact`): the same exact values as two quantileExact, at half the work.
+    per_minute = f"FROM {SINK_LOG} WHERE $__timeFilter(minute) GROUP BY time"
     panels = [
         table(
             "拒收原因 / Rejected by reason",
@@ -475,17 +479,18 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
         ),
         timeseries(
             "数据延迟 / Freshness p50 / p99 (ingest → written)",
-            f"SELECT $__timeInterval(written_at) AS time, quantileExact(0.5)({lag}) AS p50_ms, "
-            f"quantileExact(0.99)({lag}) AS p99_ms FROM {SINK_LOG} WHERE $__timeFilter(written_at) "
-            "GROUP BY time ORDER BY time",
+            "SELECT time, q[1] AS p50_ms, q[2] AS p99_ms FROM ("
+            f"SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(lag_ms) AS q {per_minute}"
+            ") ORDER BY time",
             Grid(0, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99"},
             description="From the newest Kafka record of a batch to its ClickHouse write.",
         ),
         timeseries(
             "ClickHouse 写入耗时 / ClickHouse write latency",
-            f"SELECT $__timeInterval(written_at) AS time, quantileExact(0.5)(write_ms) AS p50_ms, "
-            f"quantileExact(0.99)(write_ms) AS p99_ms, max(write_ms) AS max_ms FROM {SINK_LOG} "
-            "WHERE $__timeFilter(written_at) GROUP BY time ORDER BY time",
+            "SELECT time, q[1] AS p50_ms, q[2] AS p99_ms, max_ms FROM ("
+            "SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(write_ms) AS q, "
+            f"max(write_ms) AS max_ms {per_minute}"
+            ") ORDER BY time",
             Grid(12, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99", "max_ms": "max"},
         ),
     ]  # fmt: skip

@@ -441,6 +441,11 @@ def _rate(minutes_from_midnight: float) -> float:
     return 1.5 + (at_hour - 1.5) * math.exp(-(m - 60) / 10.0)
 
 
+def relative_rate(minutes_from_midnight: float) -> float:
+    """The Double 11 traffic curve (1 = the calm rate), for callers that scale it rather than sample it."""
+    return _rate(minutes_from_midnight)
+
+
 def _build_curve(cfg: SimConfig) -> _Curve:
     span_ms = round(cfg.sale_span_s * 1000)
     bucket_ms = 1_000

@@ -24,7 +24,7 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 @pytest.mark.parametrize(
     "command",
     [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"], ["chaos"],
-     ["dashboards"], ["dashboards", "build"]],
+     ["dashboards"], ["dashboards", "build"], ["dashboards", "push"], ["dashboards", "bench"]],
     ids=lambda c: " ".join(c) or "promo",
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -50,6 +50,7 @@ def test_every_command_has_help(command: list[str]) -> None:
                      id="bad-rate"),
         pytest.param(["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario",
                      id="bad-scenario"),
+        pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel",
                      id="bad-loglevel"),
     ],
@@ -97,3 +98,11 @@ def test_dashboards_build_writes_the_committed_json(tmp_path: Path) -> None:
     committed = Path(__file__).resolve().parents[2] / "dashboards"
     for path in committed.glob("*.json"):
         assert (tmp_path / path.name).read_text(encoding="utf-8") == path.read_text(encoding="utf-8")
+
+
+def test_dashboards_bench_never_wipes_a_store_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "store" / "promo").mkdir(parents=True)  # e.g. --work-dir .promo, where the worker's store is
+    result = promo("dashboards", "bench", "--events", "1000", "--work-dir", str(tmp_path))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "was not made by this bench" in result.stderr and "Traceback" not in result.stderr
+    assert (tmp_path / "store" / "promo").is_dir()

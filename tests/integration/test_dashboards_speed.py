@@ -1,0 +1,122 @@
+"""What keeps the dashboards fast, checked without timing anything.
+
+- `promo dashboards bench` runs every dashboard query on a filled store (a CI-sized day) and reports
+  its structure, the exact event total, no failing query, and which table or projection each read.
+- Schema v2 (the projections the wide panels read, sink_log's computed columns) is applied
+  idempotently, and a store written by v1 gets it built for the parts it already has.
+
+Each store is opened in a subprocess: chdb is one engine per process, and the dashboard tests hold
+one in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.harness import PROMO
+from streams.sinks.clickhouse import FACTS_PROJECTIONS
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 200_000
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("dashboards-bench")
+    result = subprocess.run(
+        [PROMO, "dashboards", "bench", "--events", str(EVENTS), "--repeat", "2", "--sample-events", "20000",
+         "--work-dir", str(work), "--json"],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def test_bench_runs_every_dashboard_query_on_a_full_day(bench: dict[str, Any]) -> None:
+    from streams.bench_dashboards import dashboard_queries
+    from streams.dashboards import build_all
+
+    fill = bench["fill"]
+    # Exactly the events asked for, as the store counts them, over the day's 1440 minutes.
+    assert fill["events"] == fill["accepted_in_store"] == EVENTS
+    assert fill["rejected_in_store"] > 0 and fill["optimized"] is True
+    assert fill["tables"]["facts_minute"]["rows"] > 1440 and fill["tables"]["sink_log"]["rows"] == 1440 * 240 * 4
+    assert fill["store_bytes"] > 0
+    assert set(bench["ranges"]) == {"day", "hour"}
+    expected = {(q.dashboard, q.panel) for q in dashboard_queries(build_all())}
+    assert len(expected) == sum(len(b["panels"]) for b in build_all().values()) + 1  # + the campaign variable
+    rows = bench["queries"]
+    assert {(r["dashboard"], r["panel"]) for r in rows} == expected
+    assert sorted(r["range"] for r in rows) == sorted(["day", "hour"] * len(expected))
+    for row in rows:
+        assert row["error"] is None, row
+        assert row["p50_ms"] > 0 and row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+        assert isinstance(row["over_budget"], bool) and row["reads"]
+    # A real campaign was bound: the drill-down found its numbers.
+    assert bench["campaign"]
+    drill = [r for r in rows if r["dashboard"] == "promo-campaign" and r["panel"].startswith("入口")]
+    assert all(r["rows"] > 0 for r in drill)
+
+
+def test_wide_panels_read_a_projection_not_the_whole_table(bench: dict[str, Any]) -> None:
+    """The 100 ms budget rests on this: a panel over a day without a campaign filter reads pre-summed rows."""
+    day = {r["panel"]: r["reads"] for r in bench["queries"] if r["range"] == "day"}
+    war_room = {r["panel"] for r in bench["queries"] if r["dashboard"] == "promo-war-room"}
+    war_room = {title for title in war_room if "freshness" not in title}  # the one stat that reads sink_log
+    assert war_room
+    for title in war_room:
+        assert day[title] in FACTS_PROJECTIONS, (title, day[title])
+
+
+def _run_python(code: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None:
+    out = _run_python(f"""
+        import json, time
+        from streams.metrics import Deltas, FactKey
+        from streams.sinks import clickhouse as ch
+        store = ch.ClickHouseStore("chdb://{tmp_path}/store")
+        v1 = [s for s in ch.SCHEMA if "PROJECTION" not in s and "sink_log ADD" not in s and "MODIFY SETTING" not in s]
+        for statement in v1:                       # a store as version 1 left it, with data
+            store.command(statement)
+        store.command("INSERT INTO promo.schema_version VALUES (1, now64(3))")
+        deltas = Deltas()
+        deltas.add(FactKey("c1", "wechat", "group", 3, 1_762_790_400_000), 3, 2)
+        store.insert_batch(deltas, {{0: 7}})
+        store.log_write([(0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
+        store.apply_schema()
+        store.apply_schema()                       # twice: nothing fails, nothing doubles
+        for _ in range(600):                       # the upgrade's mutations run in the background
+            if not store.query_rows("SELECT 1 FROM system.mutations WHERE database = 'promo' AND NOT is_done"):
+                break
+            time.sleep(0.1)
+        print(json.dumps({{
+            "versions": [r["version"] for r in store.query_rows("SELECT version FROM promo.schema_version ORDER BY 1")],
+            "projections": sorted({{r["name"] for r in store.query_rows(
+                "SELECT name FROM system.projection_parts WHERE database = 'promo' AND active")}}),
+            "orders": store.totals()[0]["orders"],
+            "lag": store.query_rows("SELECT lag_ms, minute FROM promo.sink_log")[0]["lag_ms"],
+        }}))
+        store.close_sync()
+        store.executor.shutdown()
+    """)
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert doc["versions"] == [1, 2]
+    assert doc["projections"] == sorted(FACTS_PROJECTIONS)  # built for the part written under v1
+    assert doc["orders"] == 2
+    assert doc["lag"] >= 0

@@ -1,0 +1,69 @@
+"""The dashboard bench's pure parts: its macro expansion, the day's curve, the profile, the query list."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from streams.bench_dashboards import (
+    TimeRange,
+    dashboard_queries,
+    expand,
+    minute_events,
+    percentile,
+    profile_from_simulation,
+)
+from streams.dashboards import build_all
+from streams.simulate import SimConfig, generate
+from streams.truth import compute_truth
+from tests.unit import test_dashboards as oracle  # the oracle-checked expand (moving to streams.view.macros)
+
+START = dt.datetime(2025, 11, 10, 16, tzinfo=dt.UTC)
+RANGES = [TimeRange("day", START, START + dt.timedelta(days=1)),
+          TimeRange("hour", START, START + dt.timedelta(hours=1), interval_s=300)]  # fmt: skip
+
+
+@pytest.mark.parametrize("campaign", ["双11主会场", "双11'); DROP TABLE promo.facts_minute; --\\"])
+def test_the_bench_expands_every_query_as_the_oracle_tests_do(campaign: str) -> None:
+    queries = dashboard_queries(build_all())
+    for query in queries:
+        for rng in RANGES:
+            theirs = oracle.expand(query.sql, oracle.Range(rng.start, rng.end, rng.interval_s), {"campaign": campaign})
+            assert expand(query.sql, rng, {"campaign": campaign}) == theirs, query.panel
+
+
+def test_every_target_and_the_variable_are_timed() -> None:
+    boards = build_all()
+    queries = dashboard_queries(boards)
+    targets = [t["rawSql"] for b in boards.values() for p in b["panels"] for t in p["targets"]]
+    assert [q.sql for q in queries if not q.panel.endswith("(variable)")] == targets
+    variables = [q for q in queries if q.panel.endswith("(variable)")]
+    assert [(q.dashboard, q.panel) for q in variables] == [("promo-campaign", "$campaign (variable)")]
+
+
+def test_the_day_adds_up_exactly_and_surges_at_midnight() -> None:
+    counts = minute_events(100_000_007)
+    assert len(counts) == 1440 and sum(counts) == 100_000_007 and min(counts) > 0
+    first_hour, evening = sum(counts[:60]), sum(counts[1200:1260])
+    assert first_hour > 3 * evening  # the 00:00 surge of the simulator's curve
+    assert minute_events(100_000_007) == counts  # seeded
+    assert sum(minute_events(1_441)) == 1_441
+
+
+def test_the_profile_is_the_pipelines_accepted_and_rejected_events() -> None:
+    profile = profile_from_simulation(3000, seed=5, partitions=2)
+    sim = generate(SimConfig(events=3000, seed=5, partitions=2))
+    truth = compute_truth(sim.records, sim.existing_buyers)
+    assert profile.accepted == truth.accepted
+    assert sum(r.count for r in profile.rejections) == sum(truth.rejected.values())
+    assert any(r.timeless for r in profile.rejections)  # invalid JSON has no event time: minute 0
+    orders = sum(c.counters[3] for c in profile.cells)
+    assert orders == sum(int(row["orders"]) for row in truth.totals)
+    assert len({c.campaign_id for c in profile.cells}) >= 5 and len({c.city_tier for c in profile.cells}) == 7
+
+
+def test_percentile_is_nearest_rank() -> None:
+    runs = [float(x) for x in range(1, 21)]
+    assert (percentile(runs, 0.5), percentile(runs, 0.99)) == (10.0, 20.0)
+    assert percentile([7.0], 0.99) == 7.0
