@@ -144,7 +144,7 @@ def file_fault(path: Path) -> Callable[[], None]:
     return check
 
 
-def insert_rows(
+def fact_insert_rows(
     facts: Iterable[Sequence[Any]], rejections: Iterable[Sequence[Any]], markers: dict[int, int]
 ) -> list[list[Any]]:
     """Rows for one atomic insert, from wire rows (streams/wire.py): facts, rejection counts, then
@@ -222,7 +222,7 @@ class ClickHouseStore:
         """One atomic INSERT of a batch's facts, rejection counts and markers."""
         if self.before_write is not None:
             self.before_write()
-        rows = insert_rows(facts, rejections, markers)
+        rows = fact_insert_rows(facts, rejections, markers)
         self._connect().insert(f"{DB}.facts_minute", rows, column_names=INSERT_COLUMNS)
         return len(rows)
 
