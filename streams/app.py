@@ -126,6 +126,7 @@ def build_app(settings: Settings) -> WorkerApp:
 def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
     app, settings = pipeline.app, pipeline.settings
     embedded = settings.embedded_store
+
     async def run_sink() -> None:
         if embedded is not None:
             owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
