@@ -237,6 +237,8 @@ def series(columns: Sequence[Json], rows: Sequence[Mapping[str, Any]]) -> list[J
     `time` is the x; string columns are labels (`channel`), so a long table (time, channel, orders)
     becomes one series per channel, and a wide one (time, orders, new_users) one per column.
     """
+    if not rows:
+        return []  # (an empty result may not even name its columns: chdb does not)
     if not any(c["name"] == "time" for c in columns):
         raise MacroError("a time series query must return a column named time")
     labels = [c["name"] for c in columns if c["type"] == "string"]

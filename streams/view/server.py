@@ -201,7 +201,7 @@ class View:
         except ViewRequestError as exc:
             return _error(400, str(exc))
         except LookupError as exc:
-            return _error(404, str(exc).strip("'\""))
+            return _error(404, str(exc))
         except MacroError as exc:
             return _error(500, f"dashboard query cannot be built: {exc}")
         except TimeoutError:

@@ -295,6 +295,8 @@ def test_results_are_capped_and_say_so() -> None:
     assert len(result["rows"]) == MAX_ROWS and result["truncated"] is True
     empty = panel_result({"type": "stat"}, ["freshness_s"], [])
     assert empty == {"columns": [{"name": "freshness_s", "type": "string"}], "rows": [], "truncated": False}
+    # chdb names no column when there is no row: an empty series is no series, not an error.
+    assert panel_result({"type": "timeseries"}, [], [])["series"] == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -176,7 +176,8 @@
       const name = labelled ? s.name : (fieldConfig(panel, s.field).displayName || s.name);
       return {
         // A lone point has no line to show it: draw the points of a short series, as Grafana's "auto".
-        name, type: "line", showSymbol: custom.showPoints === "always" || s.points.length <= 3, data: s.points, lineStyle: { width: custom.lineWidth || 2 },
+        name, type: "line", showSymbol: custom.showPoints === "always" || s.points.length <= 3,
+        data: s.points, lineStyle: { width: custom.lineWidth || 2 },
         stack: stacked ? "total" : undefined,
         areaStyle: custom.fillOpacity ? { opacity: custom.fillOpacity / 100 } : undefined,
         connectNulls: !!custom.spanNulls,
@@ -210,8 +211,10 @@
           fontSize: 14, formatter: (p) => format(p.value, cfg.unit, cfg.decimals) },
       };
     });
+    // Every label shown, wrapped to its bar's slot rather than running into the next one.
+    const slot = horizontal ? 120 : Math.max(40, (body.clientWidth - 60) / Math.max(1, categories.length) - 8);
     const category = Object.assign({ type: "category", data: categories }, AXIS,
-      { axisLabel: { color: "#ccc", fontSize: 13, interval: 0, overflow: "truncate", width: 110 } });
+      { axisLabel: { color: "#ccc", fontSize: 13, interval: 0, overflow: "break", width: slot } });
     const value = Object.assign({ type: "value" }, AXIS);
     chart(state, body).setOption({
       animation: false, color: PALETTE, backgroundColor: "transparent",
@@ -341,7 +344,10 @@
         }
         const result = await api(`/api/panel/${encodeURIComponent(this.doc.uid)}/${panel.id}`, this.query());
         this.lastRange = result.range;
-        if (panel.type === "stat") renderStat(panel, body, result);
+        if (panel.type !== "stat" && result.rows.length === 0) {
+          if (state.chart) { state.chart.dispose(); state.chart = null; }
+          body.replaceChildren(el("div", { class: "no-data", text: "无数据 / No data" }));
+        } else if (panel.type === "stat") renderStat(panel, body, result);
         else if (panel.type === "timeseries") renderTimeseries(panel, body, result, state, this.tz);
         else if (panel.type === "barchart") renderBars(panel, body, result, state);
         else renderTable(panel, body, result, this);
