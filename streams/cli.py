@@ -44,7 +44,7 @@ PartitionsOpt = Annotated[
 ]
 ViewPortOpt = Annotated[
     int | None,
-    typer.Option("--view-port", help="port of the local view of the dashboards, 0: off [env PROMO_VIEW_PORT; 8080]"),
+    typer.Option("--view-port", help="port of the dashboards view, 0: off (env PROMO_VIEW_PORT; default 8080)"),
 ]
 NoViewOpt = Annotated[bool, typer.Option("--no-view", help="do not serve the local view (as --view-port 0)")]
 

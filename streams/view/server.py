@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import faust
 from aiohttp import web
 
 from streams.config import Settings
@@ -251,7 +252,7 @@ class ViewServer:
             await self._runner.cleanup()
 
 
-def attach_view(app: Any, settings: Settings, run_query: QueryFn, schema_ready: asyncio.Event) -> None:
+def attach_view(app: faust.App, settings: Settings, run_query: QueryFn, schema_ready: asyncio.Event) -> None:
     """Serve the view from this Faust app while it runs (nothing when `settings.view_port` is 0).
 
     `run_query(sql, parameters)` must run on the store's own thread. A view that cannot listen
@@ -281,4 +282,4 @@ def attach_view(app: Any, settings: Settings, run_query: QueryFn, schema_ready: 
         await server.stop()
 
     app.task(serve)
-    app.on_before_shutdown.connect(stop)
+    app.on_before_shutdown.connect(stop)  # type: ignore[arg-type]  # mode types sender positional-only
