@@ -2,7 +2,8 @@
 
 - `ingest` reads `clicks`, `shares`, `orders`; `aggregate` reads `routed` (see streams/pipeline.py).
 - When `settings.sink` is on, the process also runs the sink (streams/sinks/writer.py) and serves
-  `/api/totals`, `/api/rejections` and `/health` on its web port (127.0.0.1 unless told otherwise).
+  `/api/totals`, `/api/rejections` and `/health` on its web port (127.0.0.1 unless told otherwise),
+  and the local view of the dashboards on its view port (streams/view/).
   With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
   totals` and other readers ask it over HTTP instead of trying to open the store themselves.
 """
@@ -29,6 +30,7 @@ from streams.config import Settings
 from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
 from streams.transport import PromoApp
+from streams.view.server import attach_view
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +129,7 @@ def build_app(settings: Settings) -> WorkerApp:
 def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
     app, settings = pipeline.app, pipeline.settings
     embedded = settings.embedded_store
+
     async def run_sink() -> None:
         if embedded is not None:
             owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
@@ -148,6 +151,8 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
 
     app.task(run_sink)
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
+    # The dashboards as a page (streams/view/), its queries on the store's thread like every read here.
+    attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready)
 
     async def ready() -> None:
         await asyncio.wait_for(sink.schema_ready.wait(), 30)

@@ -50,7 +50,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from streams.config import Settings
 from streams.dashboards import Json, build_all
@@ -59,6 +58,7 @@ from streams.metrics import COUNTERS, Deltas
 from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
 from streams.simulate import SimConfig, Simulation, generate, relative_rate
 from streams.sinks.clickhouse import SINK_LOG_COLUMNS, ClickHouseStore
+from streams.view import macros
 from streams.wire import encode_existing, route
 
 BUDGET_MS = 100.0
@@ -70,10 +70,7 @@ READS = re.compile(r"ReadFromMergeTree \((?:promo\.)?([\w.]+)\)")
 
 
 # --------------------------------------------------------------------------------------------
-# The plugin's macros.
-# A copy of `expand` in tests/unit/test_dashboards.py (the oracle-checked one), kept minimal; the
-# `view` branch moves that function into streams/view/macros.py, and this copy should then import
-# it from there. tests/unit/test_bench_dashboards.py checks that both agree on every panel.
+# The plugin's macros: the one implementation the view and the dashboard tests use.
 
 
 @dataclass(frozen=True)
@@ -85,34 +82,8 @@ class TimeRange:
 
 
 def expand(sql: str, rng: TimeRange, variables: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """The ClickHouse plugin's macros and Grafana's variables, as the plugin and Grafana expand them.
-
-    `${var:percentencode}` is pasted percent-encoded (it is how the panels bind the campaign);
-    plain `${var}` / `$var` become `{var:String}` parameters bound by ClickHouse.
-    """
-    start, end = int(rng.start.timestamp()), int(rng.end.timestamp())
-    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({start}) AND \1 <= toDateTime({end})", sql)
-    sql = re.sub(
-        r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {rng.interval_s} second)", sql
-    )
-    sql = sql.replace("$__interval_s", str(rng.interval_s))
-    sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
-    parameters: dict[str, str] = {}
-
-    def variable(match: re.Match[str]) -> str:
-        name, fmt = match.group(1) or match.group(3), match.group(2)
-        value = variables[name]
-        if fmt == "percentencode":
-            return quote(value, safe="")
-        if fmt is not None:
-            raise ValueError(f"unsupported variable format {fmt!r}")
-        parameters[name] = value
-        return f"{{{name}:String}}"
-
-    sql = re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)", variable, sql)
-    if "$" in sql:
-        raise ValueError(f"unexpanded macro in {sql}")
-    return sql, parameters
+    """The panel's SQL as the ClickHouse plugin sends it, with variables bound as parameters."""
+    return macros.expand(sql, macros.Range(rng.start, rng.end, rng.interval_s), variables)
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,6 +42,11 @@ PrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="topic nam
 PartitionsOpt = Annotated[
     int | None, typer.Option("--partitions", help="partitions per topic, at creation [env PROMO_PARTITIONS]")
 ]
+ViewPortOpt = Annotated[
+    int | None,
+    typer.Option("--view-port", help="port of the dashboards view, 0: off (env PROMO_VIEW_PORT; default 8080)"),
+]
+NoViewOpt = Annotated[bool, typer.Option("--no-view", help="do not serve the local view (as --view-port 0)")]
 
 
 def _terminate_as_interrupt(signum: int, frame: object) -> None:
@@ -100,8 +105,13 @@ def worker(
         typer.Option("--sink/--no-sink", help="write to ClickHouse from this process (embedded store: one only)"),
     ] = None,
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "warn",
+    view_port: ViewPortOpt = None,
+    no_view: NoViewOpt = False,
 ) -> None:
-    """Run a Faust worker: creates the topics it needs, consumes events, writes ClickHouse."""
+    """Run a Faust worker: creates the topics it needs, consumes events, writes ClickHouse.
+
+    The worker with the sink also serves the dashboards at http://127.0.0.1:8080/ (the local view).
+    """
     from faust.worker import Worker
 
     from streams.app import build_app
@@ -109,20 +119,37 @@ def worker(
 
     settings = settings_from(
         broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
-        web_port=web_port, sink=sink,
+        web_port=web_port, sink=sink, view_port=0 if no_view else view_port,
     )  # fmt: skip
     if loglevel not in ("crit", "error", "warn", "info", "debug"):
         fail("--loglevel must be one of crit, error, warn, info, debug")
     _check_store_free(settings)
+    if settings.sink:
+        _check_view(settings)
     created = asyncio.run(ensure_topics(settings))
     if created:
         typer.echo(f"created topics: {', '.join(created)}")
     pipeline = build_app(settings)
     typer.echo(
         f"worker: broker {settings.broker}, clickhouse {redact_dsn(settings.clickhouse_dsn)}, "
-        f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}"
+        f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}, "
+        f"view {(settings.view_url or 'off') if settings.sink else 'off'}"
     )
     Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _check_view(settings: Settings) -> None:
+    """The view may listen where it is told: loopback, or beyond with a token; and its port is free."""
+    from streams.kafka import port_is_free
+    from streams.view.auth import check_bind
+
+    try:
+        check_bind(settings.view_host, settings.view_port, settings.view_token.value)
+    except ConfigError as exc:
+        fail(str(exc))
+    host, port = settings.view_host, settings.view_port
+    if port and ":" not in host and not port_is_free(host, port):
+        fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
 
 
 def _check_store_free(settings: Settings) -> None:
@@ -395,9 +422,7 @@ def _pad(text: str, width: int) -> str:
 # -- chaos ----------------------------------------------------------------------------------------
 @app.command()
 def chaos(
-    scenario: Annotated[
-        list[str] | None, typer.Option(help="run only these (repeatable); default: all")
-    ] = None,
+    scenario: Annotated[list[str] | None, typer.Option(help="run only these (repeatable); default: all")] = None,
     short: Annotated[bool, typer.Option(help="the CI-sized version (fewer events, shorter faults)")] = False,
     work_dir: Annotated[Path, typer.Option(help="where brokers' logs and stores go")] = Path(".promo/chaos"),
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the results as JSON here")] = None,
@@ -465,17 +490,24 @@ def bench(
 @app.command()
 def demo(
     port: Annotated[int, typer.Option(help="broker port")] = 19092,
-    web_port: Annotated[int, typer.Option(help="the worker's HTTP port")] = 8080,
+    web_port: Annotated[int, typer.Option(help="the worker's HTTP port (its JSON API)")] = 6066,
+    view_port: ViewPortOpt = None,
+    no_view: NoViewOpt = False,
     rate: Annotated[float, typer.Option(help="average events per second")] = 1500.0,
     duration: Annotated[float, typer.Option(help="seconds of simulated traffic (then it idles)")] = 600.0,
     data_dir: Annotated[Path, typer.Option(help="where the embedded store lives")] = Path(".promo/demo"),
     once: Annotated[bool, typer.Option(help="print one summary after the traffic and exit (for scripts)")] = False,
 ) -> None:
-    """Broker, worker and simulator together, with a live war-room summary until Ctrl-C."""
+    """Broker, worker and simulator together, with a live war-room summary until Ctrl-C.
+
+    The dashboards are drawn at the view's URL (http://127.0.0.1:8080/ unless told otherwise).
+    """
     from streams.demo import run_demo
 
+    view = settings_from(view_port=0 if no_view else view_port)
+    _check_view(view)
     try:
-        run_demo(port=port, web_port=web_port, rate=rate, duration=duration, data_dir=data_dir, once=once)
+        run_demo(port=port, web_port=web_port, rate=rate, duration=duration, data_dir=data_dir, once=once, view=view)
     except KeyboardInterrupt:
         typer.echo("\nstopped")
 

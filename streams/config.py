@@ -59,6 +59,11 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     sink: bool = True
+    # The local view of the dashboards (streams/view/), served by the worker that runs the sink.
+    # Port 0: off. Beyond loopback it needs a token (streams/view/auth.py).
+    view_host: str = "127.0.0.1"
+    view_port: int = 8080
+    view_token: Secret = Secret("")
     allowed_lateness_s: float = 600.0
     dedup_horizon_s: float = 1800.0
     future_limit_s: float = 3600.0
@@ -88,6 +93,8 @@ class Settings:
             raise ConfigError(f"partitions must be between 1 and 1024, got {self.partitions}")
         if not 0 < self.web_port < 65536:
             raise ConfigError(f"web port must be 1-65535, got {self.web_port}")
+        if not 0 <= self.view_port < 65536:
+            raise ConfigError(f"view port must be 0 (off) or 1-65535, got {self.view_port}")
         for name in ("allowed_lateness_s", "dedup_horizon_s", "future_limit_s", "snapshot_interval_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
@@ -120,6 +127,14 @@ class Settings:
         return f"http://{self.web_host}:{self.web_port}"
 
     @property
+    def view_url(self) -> str | None:
+        """Where the local view answers, or None when it is off."""
+        if self.view_port == 0:
+            return None
+        host = f"[{self.view_host}]" if ":" in self.view_host else self.view_host
+        return f"http://{host}:{self.view_port}/"
+
+    @property
     def allowed_lateness_ms(self) -> int:
         return int(self.allowed_lateness_s * 1000)
 
@@ -134,8 +149,9 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI flags win over the environment)."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        if "clickhouse" in given and isinstance(given["clickhouse"], str):
-            given["clickhouse"] = Secret(given["clickhouse"])
+        for secret in ("clickhouse", "view_token"):
+            if secret in given and isinstance(given[secret], str):
+                given[secret] = Secret(given[secret])
         return replace(self, **given)
 
 

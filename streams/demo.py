@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from streams.config import Settings
 from streams.errors import BrokerError
 from streams.events import SOCIAL_CHANNELS
 from streams.harness import Pipeline, WorkerProcess
@@ -29,8 +30,9 @@ from streams.truth import compute_truth
 CLEAR = "\x1b[H\x1b[2J"
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - our own loopback URL
+def _get(url: str, token: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:  # noqa: S310 - our own URL
         return json.loads(resp.read())
 
 
@@ -76,22 +78,35 @@ def summarize(rows: list[dict[str, Any]], health: dict[str, Any], fresh: dict[st
     return "\n".join(lines)
 
 
-def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir: Path, once: bool) -> None:
+def run_demo(
+    *, port: int, web_port: int, rate: float, duration: float, data_dir: Path, once: bool, view: Settings | None = None
+) -> None:
+    """Run until Ctrl-C (or, with `once`, until the totals reach the truth). `view` holds the local
+    view's host, port (0: none) and token, passed on to the worker."""
     if not port_is_free("127.0.0.1", web_port):
         raise BrokerError(f"port 127.0.0.1:{web_port} is in use; pick another with --web-port")
+    view_port = view.view_port if view is not None else 0
+    view_env = {"PROMO_VIEW_PORT": str(view_port)}
+    if view is not None and view_port:
+        view_env |= {"PROMO_VIEW_HOST": view.view_host, "PROMO_VIEW_TOKEN": view.view_token.value}
     data_dir.mkdir(parents=True, exist_ok=True)
     # A fresh in-memory broker needs a fresh store and fresh state snapshots.
     shutil.rmtree(data_dir / "store", ignore_errors=True)
     shutil.rmtree(data_dir / "state", ignore_errors=True)
     pipeline = Pipeline(f"kafka://127.0.0.1:{port}", data_dir.resolve(), prefix="promo.",
-                        extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port)})  # fmt: skip
+                        extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port), **view_env})  # fmt: skip
     settings = pipeline.settings()
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     broker = EmbeddedBroker(port, log_path=data_dir / "broker.log").start()
-    worker = WorkerProcess(pipeline, "worker", sink=True, loglevel="warn", port=web_port)
+    worker = WorkerProcess(pipeline, "worker", sink=True, loglevel="warn", port=web_port, view_port=view_port)
+    view_url = settings.view_url
     try:
         asyncio.run(ensure_topics(settings))
         worker.start()
+        if view_url is not None:
+            token = "  (needs the token of PROMO_VIEW_TOKEN)" if settings.view_token.value else ""
+            print(f"war room dashboards: {view_url}{token}", flush=True)
+        print(f"JSON: {settings.web_url}/api/totals  (health: {settings.web_url}/health)", flush=True)
         start_ms = int(time.time() * 1000) - 7_200_000  # a sale replayed from two hours ago, compressed
         config = SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
                            partitions=settings.partitions, start_ms=start_ms)  # fmt: skip
@@ -110,7 +125,6 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
                 done.set()
 
         threading.Thread(target=produce, name="simulator", daemon=True).start()
-        print(f"war room: {settings.web_url}/api/totals  (health: {settings.web_url}/health)", flush=True)
         started = time.time()
         expected: list[dict[str, Any]] | None = None
         deadline = 0.0
@@ -136,12 +150,15 @@ def run_demo(*, port: int, web_port: int, rate: float, duration: float, data_dir
                     if rows != expected:
                         raise BrokerError("the totals did not reach the simulator's ground truth in 120 s")
                     print("\ntotals match the simulator's ground truth: yes")
+                    if view_url is not None:
+                        boards = _get(f"{view_url}api/dashboards", settings.view_token.value)
+                        print(f"dashboards served at {view_url}: {', '.join(b['title'] for b in boards)}")
                     return
             else:
-                print(CLEAR + summarize(rows, health, fresh, started), flush=True)
+                screen = summarize(rows, health, fresh, started)
+                print(CLEAR + screen + (f"\ndashboards: {view_url}" if view_url else ""), flush=True)
             time.sleep(2)
     finally:
         worker.stop()
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
-

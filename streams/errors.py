@@ -26,3 +26,11 @@ class SinkError(PromoError):
 
 class StoreBusyError(PromoError):
     """The embedded store is owned by another process and that process did not answer."""
+
+
+class MacroError(PromoError):
+    """A dashboard query cannot be expanded: an unknown macro, a missing or unbindable variable."""
+
+
+class ViewRequestError(PromoError):
+    """A request to the local view has parameters it does not accept; the message is the answer (HTTP 400)."""

@@ -50,6 +50,7 @@ class Pipeline:
             "PROMO_DATA_DIR": str(self.root),
             "PROMO_REBALANCE_TIMEOUT_S": "1",
             "PROMO_SESSION_TIMEOUT_S": "6",
+            "PROMO_VIEW_PORT": "0",  # no local view unless asked: many pipelines share this host
         })  # fmt: skip
         env.update(self.extra)
         env.update(extra)
@@ -68,16 +69,24 @@ class Pipeline:
 
 
 class WorkerProcess:
-    """One `promo worker` child process."""
+    """One `promo worker` child process; `view_port` serves the local view there (0: none)."""
 
     def __init__(
-        self, pipeline: Pipeline, name: str, *, sink: bool, loglevel: str = "info", port: int | None = None
+        self,
+        pipeline: Pipeline,
+        name: str,
+        *,
+        sink: bool,
+        loglevel: str = "info",
+        port: int | None = None,
+        view_port: int = 0,
     ) -> None:
         self.pipeline = pipeline
         self.name = name
         self.sink = sink
         self.loglevel = loglevel
         self.port = port or free_port()
+        self.view_port = view_port
         self.log_path = pipeline.root / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -91,7 +100,11 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.pipeline.root.mkdir(parents=True, exist_ok=True)
-        extra = {"PROMO_WEB_PORT": str(self.port), "PROMO_SINK": "1" if self.sink else "0"}
+        extra = {
+            "PROMO_WEB_PORT": str(self.port),
+            "PROMO_SINK": "1" if self.sink else "0",
+            "PROMO_VIEW_PORT": str(self.view_port),
+        }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own command
                 [PROMO, "worker", "--loglevel", self.loglevel], env=self.pipeline.environ(**extra),

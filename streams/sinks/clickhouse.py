@@ -237,8 +237,13 @@ class ClickHouseStore:
             )
 
     def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.query_table(sql, parameters)[1]
+
+    def query_table(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+        """The column names (known also when there is no row) and the rows."""
         result = self._connect().query(sql, parameters=parameters or {})
-        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        names = list(result.column_names)
+        return names, [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

@@ -7,8 +7,10 @@ fixture stops what it starts, also when the test fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,27 @@ def start_worker(workers: list[WorkerProcess], env: Pipeline, name: str, *, sink
     worker = WorkerProcess(env, name, sink=sink).start()
     workers.append(worker)
     return worker
+
+
+def project(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    return sorted((r["campaign_id"], r["channel"], *(int(r[c]) for c in columns)) for r in rows)
+
+
+def wait_for_columns(
+    worker: WorkerProcess, truth: list[dict[str, Any]], columns: Sequence[str], timeout: float = 120
+) -> list[dict[str, Any]]:
+    """Poll the worker's totals until `columns` equal the truth's (per campaign and channel); the last totals.
+
+    For tests of what is *shown* (the view): they need the numbers they show to have landed, not
+    every counter exact (the pipeline's own tests hold it to that).
+    """
+    deadline = time.monotonic() + timeout
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        if not worker.alive:
+            raise RuntimeError(f"worker {worker.name} died:\n{worker.log()}")
+        rows = worker.try_get("/api/totals") or []
+        if project(rows, columns) == project(truth, columns):
+            break
+        time.sleep(0.5)
+    return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,14 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel",
                      id="bad-loglevel"),
+        pytest.param(["worker"], {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_VIEW_HOST": "0.0.0.0"},
+                     "set PROMO_VIEW_TOKEN", id="view-beyond-loopback-without-token"),
+        pytest.param(["worker", "--view-port", "70000"], {}, "view port must be 0 (off) or 1-65535",
+                     id="bad-view-port"),
+        pytest.param(["demo", "--view-port", "-1"], {}, "view port must be 0 (off) or 1-65535",
+                     id="demo-bad-view-port"),
+        pytest.param(["demo"], {"PROMO_VIEW_HOST": "192.168.1.20", "PROMO_VIEW_TOKEN": "short"},
+                     "at least 16 characters", id="demo-short-token"),
     ],
 )
 def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str) -> None:
@@ -106,3 +115,17 @@ def test_dashboards_bench_never_wipes_a_store_it_did_not_make(tmp_path: Path) ->
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "was not made by this bench" in result.stderr and "Traceback" not in result.stderr
     assert (tmp_path / "store" / "promo").is_dir()
+
+
+def test_a_view_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DATA_DIR": str(tmp_path)}
+        for command in (["worker"], ["demo", "--data-dir", str(tmp_path)]):
+            result = promo(*command, "--view-port", str(port), env=env)
+            assert result.returncode == 2, (result.stdout, result.stderr)
+            assert result.stderr.strip() == (
+                f"promo: error: the view's port 127.0.0.1:{port} is in use; pick another with --view-port (0: no view)"
+            )

@@ -16,17 +16,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from streams.config import Settings
 from streams.dashboards import CHANNEL_NAMES, DATASOURCE_UID, Json, build_all, render, write_all
+from streams.errors import MacroError
 from streams.metrics import Deltas
 from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
 from streams.simulate import SimConfig, Simulation, generate
 from streams.sinks.clickhouse import ClickHouseStore
 from streams.truth import Truth, compute_truth
+from streams.view.macros import Range, expand, grafana_percentencode
 from streams.wire import encode_existing, route
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,45 +40,8 @@ SOCIAL = ("wechat", "mobileqq", "jingxi")  # the headline number's channels, sta
 
 
 # --------------------------------------------------------------------------------------------
-# What the plugin does to a query before ClickHouse sees it
-
-
-@dataclass(frozen=True)
-class Range:
-    start: dt.datetime
-    end: dt.datetime
-    interval_s: int = 60
-
-
-def grafana_percentencode(value: str) -> str:
-    """Grafana's `${var:percentencode}`: encodeURIComponent, plus !'()* (only A-Za-z0-9-_.~ stay)."""
-    return quote(value, safe="")
-
-
-def expand(sql: str, rng: Range, variables: Mapping[str, str]) -> tuple[str, dict[str, str]]:
-    """The plugin's macros and Grafana's variables. Plain `${var}` / `$var` become `{var:String}`
-    query parameters (bound by ClickHouse, never pasted into the SQL)."""
-    start, end = int(rng.start.timestamp()), int(rng.end.timestamp())
-    sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({start}) AND \1 <= toDateTime({end})", sql)
-    sql = re.sub(
-        r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {rng.interval_s} second)", sql
-    )
-    sql = sql.replace("$__interval_s", str(rng.interval_s))
-    sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
-    parameters: dict[str, str] = {}
-
-    def variable(match: re.Match[str]) -> str:
-        name, fmt = match.group(1) or match.group(3), match.group(2)
-        value = variables[name]
-        if fmt == "percentencode":
-            return grafana_percentencode(value)
-        assert fmt is None, f"unsupported variable format {fmt!r}"
-        parameters[name] = value
-        return f"{{{name}:String}}"
-
-    sql = re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)", variable, sql)
-    assert "$" not in sql, f"unexpanded macro in {sql}"
-    return sql, parameters
+# What the plugin does to a query before ClickHouse sees it (streams/view/macros.py, shared with
+# the local view)
 
 
 def test_expand_binds_variables_safely() -> None:
@@ -88,8 +52,26 @@ def test_expand_binds_variables_safely() -> None:
     )
     assert params == {"campaign": "x'"}
     hostile = "双11'); DROP TABLE promo.facts_minute; --\\"
-    sql, params = expand("'${campaign:percentencode}'", rng, {"campaign": hostile})
-    assert re.fullmatch(r"'[A-Za-z0-9_.~%-]+'", sql) and not params
+    # Grafana pastes the percent-encoded text between the quotes; here it is a bound parameter too.
+    sql, params = expand("decodeURLComponent('${campaign:percentencode}')", rng, {"campaign": hostile})
+    assert sql == "decodeURLComponent({campaign__percentencoded:String})"
+    assert params == {"campaign__percentencoded": grafana_percentencode(hostile)}
+    assert re.fullmatch(r"[A-Za-z0-9_.~%-]+", params["campaign__percentencoded"])
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("WHERE c = ${campaign:csv}", "cannot be bound"),
+        ("WHERE c = ${campaign:percentencode}", "cannot be bound"),  # unquoted: Grafana would paste it as SQL
+        ("WHERE c = ${other}", "'other' is not set"),
+        ("WHERE $__unknownMacro(minute)", "unexpanded macro"),
+    ],
+)
+def test_expand_refuses_what_it_cannot_bind(sql: str, message: str) -> None:
+    rng = Range(dt.datetime(2025, 11, 10, tzinfo=dt.UTC), dt.datetime(2025, 11, 11, tzinfo=dt.UTC))
+    with pytest.raises(MacroError, match=message):
+        expand(sql, rng, {"campaign": "x"})
 
 
 # --------------------------------------------------------------------------------------------

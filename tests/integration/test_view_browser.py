@@ -1,0 +1,124 @@
+"""The local view in a real browser: headless Chromium (Debian's) on a running pipeline.
+
+The simulator feeds a real worker; once its totals equal the oracle's, Chromium opens the war
+room, waits until every panel has drawn, and the GMV it *displays* must be the truth to the fen.
+A screenshot is kept (its path is printed). Playwright drives /usr/bin/chromium and downloads no
+browser; without chromium this test fails and says how to get it (`make install` installs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.dashboards import build_all
+from streams.harness import Pipeline, WorkerProcess
+from streams.kafka import ensure_topics, free_port
+from streams.producer import import_existing, send_records
+from streams.simulate import SimConfig, generate
+from streams.truth import compute_truth
+from tests.integration.conftest import project, wait_for_columns
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
+WAR_ROOM = build_all()["promo-war-room.json"]
+
+
+def panel_id(english: str) -> int:
+    found = [p["id"] for p in WAR_ROOM["panels"] if p["title"].split(" / ", 1)[-1] == english]
+    assert len(found) == 1, english
+    return int(found[0])
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def displayed_number(text: str) -> Decimal:
+    """ "¥37,345.50" or "275" as shown, back to a number; anything else fails the test."""
+    digits = text.strip().removeprefix("¥").replace(",", "")
+    assert digits and all(c.isdigit() or c == "." for c in digits), f"not a displayed number: {text!r}"
+    return Decimal(digits)
+
+
+def test_the_war_room_in_chromium_shows_the_true_gmv(
+    env: Pipeline, workers: list[WorkerProcess], tmp_path: Path
+) -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(
+            f"no Chromium at {CHROMIUM}: `make install` installs Debian's (apt-get install chromium); "
+            "or point PROMO_CHROMIUM at one"
+        )
+    from playwright.sync_api import expect, sync_playwright
+
+    config = SimConfig(events=6000, seed=8, partitions=env.partitions, duration_s=5.0)
+    sim = generate(config)
+    settings = env.settings()
+    # Topics first, as `promo demo` does (this test is about the view, not topic creation).
+    asyncio.run(ensure_topics(settings))
+    view_port = free_port()
+    worker = WorkerProcess(env, "wall", sink=True, view_port=view_port).start()
+    workers.append(worker)
+
+    async def go() -> list[Any]:
+        await import_existing(settings, sim.existing_buyers)
+        return await send_records(settings, sim.records, paced=False)
+
+    truth = compute_truth(asyncio.run(go()), sim.existing_buyers)
+    rows = wait_for_columns(worker, truth.totals, ("gmv_fen", "orders"))
+    assert project(rows, ("gmv_fen", "orders")) == project(truth.totals, ("gmv_fen", "orders")), worker.log()
+    gmv = Decimal(sum(int(r["gmv_fen"]) for r in truth.totals)) / 100
+    orders = sum(int(r["orders"]) for r in truth.totals)
+    assert gmv > 0 and orders > 0
+
+    # The simulated sale is on 2025-11-11; the range covers it, as a Grafana URL would.
+    day = 86_400_000
+    url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={config.start_ms - day}&to={config.start_ms + day}"
+    screenshot = tmp_path / "war-room.png"
+    page_errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+            page.goto(url)
+            panels = page.locator("section.panel")
+            expect(panels).to_have_count(len(WAR_ROOM["panels"]), timeout=30_000)
+            expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=60_000)
+            failing = page.locator('section.panel[data-state="error"]')
+            errors = [failing.nth(i).get_attribute("data-error") for i in range(failing.count())]
+            assert errors == [], errors
+
+            shown = page.locator(f'section.panel[data-panel-id="{panel_id("GMV")}"] .stat-value').inner_text()
+            assert shown.startswith("¥"), shown
+            assert displayed_number(shown) == gmv, f"the page shows {shown}, the truth is ¥{gmv:,.2f}"
+            shown_orders = page.locator(f'section.panel[data-panel-id="{panel_id("Orders")}"] .stat-value')
+            assert displayed_number(shown_orders.inner_text()) == orders
+            # The charts drew (ECharts renders to canvas) and the leaderboard lists every campaign.
+            for kind in ("timeseries", "barchart"):
+                assert page.locator(f'section.panel[data-type="{kind}"] canvas').count() >= 2, kind
+            campaigns = {str(r["campaign_id"]) for r in truth.totals}
+            leaderboard = page.locator(f'section.panel[data-panel-id="{panel_id("Campaign leaderboard")}"] tbody tr')
+            assert leaderboard.count() == len(campaigns)
+            page.screenshot(path=str(screenshot))
+
+            # A bad range is no blank page: every panel says what is wrong, in the panel.
+            page.goto(url.replace(f"from={config.start_ms - day}", "from=yesterday"))
+            expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))
+            message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV")}"] .panel-error').inner_text()
+            assert "'yesterday' is neither epoch milliseconds" in message, message
+        finally:
+            browser.close()
+    print(f"\nwar room screenshot: {screenshot}")
+    assert screenshot.stat().st_size > 10_000
+    assert page_errors == [], page_errors
+
+    assert worker.stop() == 0, worker.log()
+    assert not port_answers(view_port), f"the view's port {view_port} still answers after the worker stopped"
