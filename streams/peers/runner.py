@@ -30,7 +30,7 @@ from streams.kafka import EVENT_TOPIC_CONFIG
 from streams.peers.process import READY, RESULT
 from streams.producer import existing_messages, import_existing
 
-KINDS = ("quix",)
+KINDS = ("quix", "naive_faust")
 
 
 @dataclass(frozen=True)
