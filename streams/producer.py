@@ -117,16 +117,24 @@ def group_by_partition(user_ids: Iterable[str], partitions: int) -> dict[int, li
     return groups
 
 
-async def import_existing(settings: Settings, user_ids: Sequence[str]) -> int:
-    """Mark users as existing buyers; returns how many were sent."""
+def existing_messages(user_ids: Sequence[str], partitions: int) -> list[tuple[int, bytes]]:
+    """The import messages for `user_ids`: (partition that owns the users, value), in chunks."""
+    messages = []
+    for partition, users in sorted(group_by_partition(user_ids, partitions).items()):
+        for start in range(0, len(users), IMPORT_CHUNK):
+            messages.append((partition, encode_existing(users[start : start + IMPORT_CHUNK])))
+    return messages
+
+
+async def import_existing(settings: Settings, user_ids: Sequence[str], *, topic: str | None = None) -> int:
+    """Mark users as existing buyers; returns how many were sent. `topic` is the routed topic unless
+    given (the bench's peers read imports from a topic of their own)."""
     producer = await _producer(settings)
-    topic = settings.topic("routed")
+    topic = topic or settings.topic("routed")
     try:
         pending = []
-        for partition, users in sorted(group_by_partition(user_ids, settings.partitions).items()):
-            for start in range(0, len(users), IMPORT_CHUNK):
-                chunk = users[start : start + IMPORT_CHUNK]
-                pending.append(await producer.send(topic, encode_existing(chunk), partition=partition))
+        for partition, value in existing_messages(user_ids, settings.partitions):
+            pending.append(await producer.send(topic, value, partition=partition))
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
