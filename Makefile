@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test unit integration lint install clean
+.PHONY: demo test bench unit integration lint install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ install: $(STAMP) $(CHROMIUM)
 
 demo: $(STAMP)
 	$(BIN)/promo demo
+
+# Issue 4's benchmark: prints the table and the targets; about 40 minutes on 2 cores (naive Faust is slow).
+bench: $(STAMP)
+	$(BIN)/promo bench --json .promo/bench.json
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check streams tests

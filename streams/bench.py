@@ -340,9 +340,25 @@ def run_freshness(
 Peer = Callable[[Data, float], Throughput]
 
 
+def _peer(kind: str, label: str) -> Peer:
+    def run(data: Data, ceiling_s: float) -> Throughput:
+        from streams.peers import run_peer  # quixstreams is the `bench` extra
+
+        result = run_peer(kind, Settings(broker=data.broker.url).bootstrap, data.prefix, Settings().partitions,
+                          data.root / f"peer-{kind}", data.existing, len(data.sent), data.truth.totals)  # fmt: skip
+        return Throughput(
+            shape=data.shape, system=label, events=data.events, messages=len(data.sent),
+            events_s=round(data.events / result.seconds), ratio_to_ceiling=round(ceiling_s / result.seconds, 3),
+            seconds=round(result.seconds, 2), cpu_s_per_million=round(result.cpu_s / data.events * 1e6, 1),
+            peak_rss_mb=round(result.peak_rss_mb, 1), exact=result.exact, note="docs/PEERS.md",
+        )  # fmt: skip
+
+    return run
+
+
 def peers() -> dict[str, Peer]:
-    """The peer implementations to compare with (streams/peers/), by name."""
-    return {}
+    """The peer implementations to compare with (streams/peers/, docs/PEERS.md), by table label."""
+    return {"quixstreams": _peer("quix", "quixstreams"), "naive Faust": _peer("naive_faust", "naive Faust")}
 
 
 def run(

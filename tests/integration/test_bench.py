@@ -16,14 +16,24 @@ pytestmark = pytest.mark.integration
 def test_bench_smoke_prints_figures_and_is_exact(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
-        [PROMO, "bench", "--events", "3000", "--work-dir", str(tmp_path / "work"), "--json", str(out)],
+        [PROMO, "bench", "--events", "3000", "--no-peers", "--freshness-s", "3", "--work-dir", str(tmp_path / "work"),
+         "--json", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = json.loads(out.read_text())
-    assert [r["shape"] for r in rows] == ["single", "batched"]
+    doc = json.loads(out.read_text())
+    rows = doc["throughput"]
+    systems = ["ceiling (aiokafka read+decode)", "pipeline x1", "pipeline x2"]
+    assert [(r["shape"], r["system"]) for r in rows] == [(s, n) for s in ("single", "batched") for n in systems]
     for row in rows:
-        assert row["exact"] is True
-        assert row["events"] > 2900 and row["ceiling_events_s"] > 0 and row["pipeline_events_s"] > 0
-    assert rows[1]["messages"] < rows[0]["messages"]  # collector batches carry many events a message
-    assert "ceiling ev/s" in result.stdout
+        assert row["events"] > 2900 and row["events_s"] > 0 and row["messages"] > 0
+        if row["system"].startswith("pipeline"):
+            assert row["exact"] is True and row["cpu_s_per_million"] > 0 and row["peak_rss_mb"] > 0
+    single, batched = rows[0]["messages"], rows[3]["messages"]
+    assert batched * 5 < single  # collector batches (about 50 events a message at full size; fewer in 3,000)
+    fresh = doc["freshness"]
+    assert [(f["shape"], f["load"]) for f in fresh] == [(s, load) for s in ("single", "batched") for load in (0.5, 0.8)]
+    for f in fresh:
+        assert f["probes"] >= 10 and 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"]
+    assert any("of the ceiling" in t["target"] for t in doc["targets"])
+    assert "events/s" in result.stdout and "freshness" in result.stdout
