@@ -55,11 +55,10 @@ from streams.config import Settings
 from streams.dashboards import Json, build_all
 from streams.errors import ConfigError
 from streams.metrics import COUNTERS, Deltas
-from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
+from streams.pipeline import fold_in_process
 from streams.simulate import SimConfig, Simulation, generate, relative_rate
 from streams.sinks.clickhouse import SINK_LOG_COLUMNS, ClickHouseStore
 from streams.view import macros
-from streams.wire import encode_existing, route
 
 BUDGET_MS = 100.0
 DAY_MINUTES = 1440
@@ -124,28 +123,8 @@ class Profile:
 
 
 def run_pipeline(sim: Simulation, settings: Settings) -> Deltas:
-    """Stage 1 and stage 2 in-process, in send order, as the agents run them (no broker).
-
-    Same steps as `feed` in tests/unit/test_dashboards.py, which checks the result against the oracle.
-    """
-    ingest, out, offsets = Ingest(settings), IngestOutput(), dict[tuple[str, int], int]()
-    for record in sim.records:
-        offset = offsets.get((record.kind, record.partition), 0)
-        offsets[(record.kind, record.partition)] = offset + 1
-        ingest.process(settings.topic(record.kind), record.partition, offset, record.timestamp_ms, record.value, out)
-    existing: dict[int, list[str]] = {}
-    for user_id in sim.existing_buyers:
-        existing.setdefault(route(user_id, settings.partitions), []).append(user_id)
-    messages = [(p, encode_existing(users)) for p, users in sorted(existing.items())] + out.messages()
-    partitions = {p: RoutedPartition(p, settings) for p in range(settings.partitions)}
-    routed: dict[int, int] = {}
-    deltas = Deltas()
-    for p, value in messages:
-        routed[p] = routed.get(p, -1) + 1
-        step = PartitionOutput()
-        partitions[p].apply(routed[p], value, step)
-        deltas.merge(step.deltas)
-    return deltas
+    """Stage 1 and stage 2 in-process, in send order, as the agents run them (no broker)."""
+    return fold_in_process(sim.records, sim.existing_buyers, settings)[0]
 
 
 def profile_from_simulation(sample_events: int, *, seed: int = 11, partitions: int = 4) -> Profile:

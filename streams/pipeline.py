@@ -12,15 +12,28 @@ Replays of stage 1 (after its own restart) are recognised by (source, offset, in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streams.config import Settings
 from streams.events import Event, Kind, Reason, Rejection, decode_value
 from streams.metrics import Deltas, PartitionGate, RejectKey, UserState, apply_event, mark_existing, minute_of
-from streams.wire import REJECT_KIND, encode_routed, event_item, item_event, reject_item, route, route_source
+from streams.wire import (
+    REJECT_KIND,
+    encode_existing,
+    encode_routed,
+    event_item,
+    item_event,
+    reject_item,
+    route,
+    route_source,
+)
+
+if TYPE_CHECKING:
+    from streams.simulate import Record
 
 
 @dataclass(frozen=True)
@@ -209,3 +222,29 @@ class RoutedPartition:
             topic = ev.kind.topic_suffix
             out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))
             out.dead.append(DeadLetter(ev.to_json(), Reason.DUPLICATE, ev.event_id, f"{src}:{offset}:{index}"))
+
+
+def fold_in_process(
+    records: Iterable[Record], existing_buyers: Iterable[str], settings: Settings
+) -> tuple[Deltas, dict[int, int], int]:
+    """Both stages in one process, in send order, as the agents run them but with no broker:
+    (the summed deltas, the last routed offset of each partition, the newest input timestamp).
+    Imports come first, as `promo users import` before traffic. For tests and the dashboard bench."""
+    ingest, out, offsets = Ingest(settings), IngestOutput(), dict[tuple[str, int], int]()
+    for record in records:
+        offset = offsets.get((record.kind, record.partition), 0)
+        offsets[(record.kind, record.partition)] = offset + 1
+        ingest.process(settings.topic(record.kind), record.partition, offset, record.timestamp_ms, record.value, out)
+    existing: dict[int, list[str]] = {}
+    for user_id in existing_buyers:
+        existing.setdefault(route(user_id, settings.partitions), []).append(user_id)
+    messages = [(p, encode_existing(users)) for p, users in sorted(existing.items())] + out.messages()
+    partitions = {p: RoutedPartition(p, settings) for p in range(settings.partitions)}
+    routed: dict[int, int] = {}
+    deltas = Deltas()
+    for p, value in messages:
+        routed[p] = routed.get(p, -1) + 1
+        step = PartitionOutput()
+        partitions[p].apply(routed[p], value, step)
+        deltas.merge(step.deltas)
+    return deltas, routed, out.max_ingest_ms

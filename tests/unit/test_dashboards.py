@@ -23,12 +23,11 @@ from streams.config import Settings
 from streams.dashboards import CHANNEL_NAMES, DATASOURCE_UID, Json, build_all, render, write_all
 from streams.errors import MacroError
 from streams.metrics import Deltas
-from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
+from streams.pipeline import fold_in_process
 from streams.simulate import SimConfig, Simulation, generate
 from streams.sinks.clickhouse import ClickHouseStore
 from streams.truth import Truth, compute_truth
 from streams.view.macros import Range, expand, grafana_percentencode
-from streams.wire import encode_existing, route
 
 ROOT = Path(__file__).resolve().parents[2]
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -93,24 +92,7 @@ class World:
 
 def feed(sim: Simulation, settings: Settings) -> tuple[Deltas, dict[int, int], int]:
     """The two stages in-process, as the agents run them: returns the deltas and the markers."""
-    ingest, out, offsets = Ingest(settings), IngestOutput(), Counter[tuple[str, int]]()
-    for record in sim.records:
-        offset = offsets[(record.kind, record.partition)]
-        offsets[(record.kind, record.partition)] += 1
-        ingest.process(settings.topic(record.kind), record.partition, offset, record.timestamp_ms, record.value, out)
-    existing: dict[int, list[str]] = {}
-    for user_id in sim.existing_buyers:
-        existing.setdefault(route(user_id, settings.partitions), []).append(user_id)
-    messages = [(p, encode_existing(users)) for p, users in sorted(existing.items())] + out.messages()
-    partitions = {p: RoutedPartition(p, settings) for p in range(settings.partitions)}
-    routed_offsets: dict[int, int] = {}
-    deltas = Deltas()
-    for p, value in messages:
-        routed_offsets[p] = routed_offsets.get(p, -1) + 1
-        step = PartitionOutput()
-        partitions[p].apply(routed_offsets[p], value, step)
-        deltas.merge(step.deltas)
-    return deltas, routed_offsets, out.max_ingest_ms
+    return fold_in_process(sim.records, sim.existing_buyers, settings)
 
 
 @pytest.fixture(scope="session")
