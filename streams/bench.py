@@ -16,6 +16,7 @@ machines are noisy. No timing is asserted anywhere.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ PROBE_CAMPAIGN = "bench_probe"
 TARGET_RATIO = 0.4  # of the ceiling
 TARGET_PEER = 1.5  # times the quixstreams peer
 TARGET_P99_MS = 2000.0  # freshness at 50% load
+WARMUP_S = 3.0  # steady traffic, once visible, before the freshness probes start
 
 
 @dataclass
@@ -293,7 +295,7 @@ def run_freshness(
     shape: str, root: Path, broker: EmbeddedBroker, load: float, max_events_s: float, seconds: float, seed: int
 ) -> Freshness:
     rate = max(1.0, load * max_events_s)
-    sim = generate(SimConfig(events=max(200, int(rate * (seconds + 2))), seed=seed, unkeyed_rate=1.0,
+    sim = generate(SimConfig(events=max(200, int(rate * (seconds + 60))), seed=seed, unkeyed_rate=1.0,
                              duplicate_rate=0.01, malformed_rate=0.002, **SHAPES[shape]))  # fmt: skip
     pipeline = Pipeline(broker.url, root / shape / f"fresh-{int(load * 100)}")
     settings = pipeline.settings()
@@ -317,9 +319,19 @@ def run_freshness(
 
         async def traffic() -> None:
             records = _steady(sim.records, rate)
-            await asyncio.gather(
-                send_records(settings, records, paced=True, real_clock=True), prober.send(seconds)
-            )
+            stream = asyncio.create_task(send_records(settings, records, paced=True, real_clock=True))
+            # Probes measure the steady state, not the start-up (group join, partition rebuilds):
+            # they start once the traffic is visible end to end, plus a few seconds.
+            deadline = time.monotonic() + 120
+            while not await asyncio.to_thread(owner.try_get, "/api/totals") and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(WARMUP_S)
+            try:
+                await prober.send(seconds)
+            finally:
+                stream.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream
 
         asyncio.run(traffic())
         prober.stop.set()
@@ -345,7 +357,8 @@ def _peer(kind: str, label: str) -> Peer:
         from streams.peers import run_peer  # quixstreams is the `bench` extra
 
         result = run_peer(kind, Settings(broker=data.broker.url).bootstrap, data.prefix, Settings().partitions,
-                          data.root / f"peer-{kind}", data.existing, len(data.sent), data.truth.totals)  # fmt: skip
+                          data.root / f"peer-{kind}", data.existing, len(data.sent), data.truth.totals,
+                          timeout_s=3600)  # fmt: skip
         return Throughput(
             shape=data.shape, system=label, events=data.events, messages=len(data.sent),
             events_s=round(data.events / result.seconds), ratio_to_ceiling=round(ceiling_s / result.seconds, 3),

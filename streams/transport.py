@@ -29,8 +29,28 @@ Batch = list[tuple[TopicPartition, Records]]
 BatchHandler = Callable[[Batch, int], Awaitable[None]]
 
 
+FETCH_MAX_WAIT_MS = 100
+
+
+class FreshConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's consumer thread, with a short fetch long-poll.
+
+    Faust fixes `fetch_max_wait_ms` at 1500. A broker that answers a fetch only when the wait runs
+    out (measured on the embedded tansu) then adds up to 1.5 s per hop whenever a partition is
+    quiet; the pipeline has two consumer hops before the sink.
+    """
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
+
+
 class BatchConsumer(faust_aiokafka.Consumer):
     """The aiokafka consumer of Faust, with a batch drain loop."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return FreshConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -99,6 +99,7 @@ class DeltaSink:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=16 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
+            fetch_max_wait_ms=100,  # a quiet partition must not hold back a fresh delta (see transport.py)
             session_timeout_ms=int(self.settings.session_timeout_s * 1000),
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
