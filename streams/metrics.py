@@ -167,9 +167,7 @@ def _prune(seen: dict[str, int], keep_from: int) -> None:
         del seen[ident]
 
 
-def _move_credit(
-    held: Credit | None, new: Credit, out: Deltas, column: int, share_column: int | None = None
-) -> Credit:
+def _move_credit(held: Credit | None, new: Credit, out: Deltas, column: int, share_column: int | None = None) -> Credit:
     """Give the credit to the earlier of `held` and `new`, emitting the -1/+1 that moves it."""
     if held is not None and not new.earlier_than(held):
         return held

@@ -168,8 +168,7 @@ def truth(stream: list[tuple[str, int, Any, bytes]], existing: list[str]) -> lis
     columns = ["interactions", "participants", "shares", "orders", "gmv_fen", "buyers", "new_users",
                "new_users_via_share"]  # fmt: skip
     return [
-        {"campaign_id": c, "channel": ch, **{col: int(rows[(c, ch)][col]) for col in columns}}
-        for c, ch in sorted(rows)
+        {"campaign_id": c, "channel": ch, **{col: int(rows[(c, ch)][col]) for col in columns}} for c, ch in sorted(rows)
     ]
 
 

@@ -24,8 +24,21 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["broker"], ["worker"], ["simulate"], ["users"], ["users", "import"], ["totals"], ["demo"], ["chaos"],
-     ["dashboards"], ["dashboards", "build"], ["dashboards", "push"], ["dashboards", "bench"]],
+    [
+        [],
+        ["broker"],
+        ["worker"],
+        ["simulate"],
+        ["users"],
+        ["users", "import"],
+        ["totals"],
+        ["demo"],
+        ["chaos"],
+        ["dashboards"],
+        ["dashboards", "build"],
+        ["dashboards", "push"],
+        ["dashboards", "bench"],
+    ],
     ids=lambda c: " ".join(c) or "promo",
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -38,30 +51,47 @@ def test_every_command_has_help(command: list[str]) -> None:
     ("args", "env", "message"),
     [
         pytest.param(["totals"], {"PROMO_BROKER": "localhost:9092"}, "broker must look like kafka://", id="bad-broker"),
-        pytest.param(["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value",
-                     id="bad-int"),
+        pytest.param(
+            ["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value", id="bad-int"
+        ),
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
-        pytest.param(["users", "import", "/nonexistent/users.txt"], {"PROMO_BROKER": "kafka://127.0.0.1:1"},
-                     "no such file", id="missing-file"),
-        pytest.param(["users", "import", "-"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "cannot reach the broker",
-                     id="no-broker"),
+        pytest.param(
+            ["users", "import", "/nonexistent/users.txt"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+            "no such file",
+            id="missing-file",
+        ),
+        pytest.param(
+            ["users", "import", "-"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "cannot reach the broker", id="no-broker"
+        ),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
-        pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate",
-                     id="bad-rate"),
-        pytest.param(["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario",
-                     id="bad-scenario"),
+        pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate", id="bad-rate"),
+        pytest.param(
+            ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"
+        ),
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
-        pytest.param(["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel",
-                     id="bad-loglevel"),
-        pytest.param(["worker"], {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_VIEW_HOST": "0.0.0.0"},
-                     "set PROMO_VIEW_TOKEN", id="view-beyond-loopback-without-token"),
-        pytest.param(["worker", "--view-port", "70000"], {}, "view port must be 0 (off) or 1-65535",
-                     id="bad-view-port"),
-        pytest.param(["demo", "--view-port", "-1"], {}, "view port must be 0 (off) or 1-65535",
-                     id="demo-bad-view-port"),
-        pytest.param(["demo"], {"PROMO_VIEW_HOST": "192.168.1.20", "PROMO_VIEW_TOKEN": "short"},
-                     "at least 16 characters", id="demo-short-token"),
+        pytest.param(
+            ["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel", id="bad-loglevel"
+        ),
+        pytest.param(
+            ["worker"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_VIEW_HOST": "0.0.0.0"},
+            "set PROMO_VIEW_TOKEN",
+            id="view-beyond-loopback-without-token",
+        ),
+        pytest.param(
+            ["worker", "--view-port", "70000"], {}, "view port must be 0 (off) or 1-65535", id="bad-view-port"
+        ),
+        pytest.param(
+            ["demo", "--view-port", "-1"], {}, "view port must be 0 (off) or 1-65535", id="demo-bad-view-port"
+        ),
+        pytest.param(
+            ["demo"],
+            {"PROMO_VIEW_HOST": "192.168.1.20", "PROMO_VIEW_TOKEN": "short"},
+            "at least 16 characters",
+            id="demo-short-token",
+        ),
     ],
 )
 def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str) -> None:
