@@ -143,7 +143,7 @@ class Credit(NamedTuple):
         return (self.ts, self.event_id) < (other.ts, other.event_id)
 
 
-@dataclass
+@dataclass(slots=True)
 class UserState:
     """All a user's history that the exact numbers need; small, and the same whatever the order."""
 
