@@ -450,3 +450,47 @@ def to_json(report: Report) -> str:
         "targets": [{"target": what, "met": ok} for what, ok in report.targets()],
     }
     return json.dumps(doc, indent=2)
+
+
+# -- memory per distinct user ---------------------------------------------------------------------
+
+
+def user_memory(users: int) -> dict[str, float]:
+    """Stage 2's state for `users` distinct users (one click each), in THIS process: peak RSS.
+
+    Run it in a fresh process per size (`memory_table` does), so sizes do not share a heap."""
+    import resource
+
+    from streams.events import Event, Kind
+    from streams.metrics import Deltas, UserState, apply_event
+
+    state: dict[str, UserState] = {}
+    out = Deltas()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.monotonic()
+    for i in range(users):
+        uid = f"jd_{i:010x}"
+        ev = Event(Kind.CLICK, f"e{i:016x}", 1_762_790_400_000 + i, uid, "double11_main", "wechat",
+                   entry="moments", city_tier=3, action="view")  # fmt: skip
+        apply_event(state.setdefault(uid, UserState()), ev, out, horizon_ms=1_800_000)
+        if i % 100_000 == 0:
+            out = Deltas()  # as a batch's deltas are sent and dropped
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "users": users,
+        "peak_rss_mb": round(peak / 1024, 1),
+        "bytes_per_user": round((peak - before) * 1024 / users),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def memory_table(sizes: list[int]) -> list[dict[str, float]]:
+    import subprocess
+    import sys
+
+    rows = []
+    for n in sizes:
+        code = f"import json; from streams.bench import user_memory; print(json.dumps(user_memory({int(n)})))"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
+        rows.append(json.loads(done.stdout))
+    return rows

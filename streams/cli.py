@@ -486,6 +486,26 @@ def bench(
         fail("the pipeline did not reach the exact totals")
 
 
+@app.command("bench-memory")
+def bench_memory(
+    users: Annotated[list[int] | None, typer.Option(help="distinct users (repeatable); default 1M and 10M")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of the table")] = False,
+) -> None:
+    """Stage 2's memory at N distinct users, each size in a fresh process (prints figures)."""
+    from streams.bench import memory_table
+
+    sizes = users or [1_000_000, 10_000_000]
+    if any(n < 1 for n in sizes):
+        fail("--users must be at least 1")
+    rows = memory_table(sizes)
+    if json_out:
+        typer.echo(json.dumps(rows))
+        return
+    typer.echo("  distinct users  peak RSS MB  bytes a user  seconds")
+    for r in rows:
+        typer.echo(f"{r['users']:>16,}  {r['peak_rss_mb']:>11,.0f}  {r['bytes_per_user']:>12,}  {r['seconds']:>7}")
+
+
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -38,6 +39,8 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ["dashboards", "build"],
         ["dashboards", "push"],
         ["dashboards", "bench"],
+        ["bench"],
+        ["bench-memory"],
     ],
     ids=lambda c: " ".join(c) or "promo",
 )
@@ -71,6 +74,7 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"
         ),
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
+        pytest.param(["bench-memory", "--users", "0"], {}, "--users must be at least 1", id="bench-memory-users"),
         pytest.param(
             ["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel", id="bad-loglevel"
         ),
@@ -159,3 +163,11 @@ def test_a_view_port_in_use_is_one_line(tmp_path: Path) -> None:
             assert result.stderr.strip() == (
                 f"promo: error: the view's port 127.0.0.1:{port} is in use; pick another with --view-port (0: no view)"
             )
+
+
+def test_bench_memory_prints_figures_per_size() -> None:
+    result = promo("bench-memory", "--users", "2000", "--users", "4000", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert [r["users"] for r in rows] == [2000, 4000]
+    assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in rows)
