@@ -11,14 +11,15 @@ look as JSON, and how a batch of deltas becomes `campaign_totals` rows.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
 from streams.config import Settings
-from streams.events import Event, Kind
-from streams.metrics import COUNTERS, Credit, Deltas, FactKey, UserState
+from streams.events import Event, Kind, Rejection, decode_value
+from streams.metrics import COUNTERS, Credit, Deltas, FactKey, PartitionGate, UserState
 
 EXISTING_KIND: Final = -1  # the kind slot of a routed row that marks an imported existing buyer
 WIDTH: Final = len(COUNTERS)
@@ -37,6 +38,31 @@ class Limits:
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(settings.allowed_lateness_ms, settings.dedup_horizon_ms, settings.future_limit_ms,
                    settings.max_value_bytes)  # fmt: skip
+
+
+# -- stage 1: one input message through the contract and its partition's gate --------------------
+
+
+def admitted(
+    kind: Kind,
+    value: bytes | None,
+    gate: PartitionGate,
+    clock_ms: int,
+    limits: Limits,
+    rejected: MutableMapping[str, int],
+) -> tuple[list[Event], int]:
+    """The message's events that pass the contract and the gate, and how many elements it held;
+    every rejection is counted by reason into `rejected`."""
+    events: list[Event] = []
+    elements = 0
+    for item in decode_value(kind, value, max_bytes=limits.max_value_bytes):
+        elements += 1
+        reason = item.reason if isinstance(item, Rejection) else gate.admit(item.ts, clock_ms)
+        if reason is not None:
+            rejected[reason] = rejected.get(reason, 0) + 1
+        elif isinstance(item, Event):
+            events.append(item)
+    return events, elements
 
 
 # -- a gate-passed event on its way to the user's owner (a repartition topic's value) -------------

@@ -25,10 +25,10 @@ import faust
 from faust.worker import Worker
 
 from streams.config import Settings
-from streams.events import Kind, Rejection, decode_value
+from streams.events import Kind
 from streams.kafka import free_port
 from streams.metrics import Deltas, PartitionGate, apply_event, mark_existing
-from streams.peers.job import Limits, delta_rows, existing_users, state_doc, user_state
+from streams.peers.job import Limits, admitted, delta_rows, existing_users, state_doc, user_state
 from streams.peers.process import PeerArgs, Progress, exit_when_stdin_closes, mark_ready, parse_args, write_result
 from streams.peers.store import PeerStore
 
@@ -99,15 +99,9 @@ class NaivePeer:
         progress, limits = self.progress, self.limits
         gate = PartitionGate(limits.lateness_ms, limits.future_ms, self.gates.get(source, -1))
         before = gate.watermark
-        for item in decode_value(kind, value, max_bytes=limits.max_value_bytes):
-            progress.elements += 1
-            if isinstance(item, Rejection):
-                progress.rejected[item.reason] += 1
-                continue
-            reason = gate.admit(item.ts, clock_ms)
-            if reason is not None:
-                progress.rejected[reason] += 1
-                continue
+        events, elements = admitted(kind, value, gate, clock_ms, limits, progress.rejected)
+        progress.elements += elements
+        for item in events:
             progress.routed += 1
             progress.owned += 1
             user = user_state(self.users.get(item.user_id))

@@ -33,11 +33,12 @@ from quixstreams.models import Deserializer, SerializationContext, TopicConfig
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from streams.config import Settings
-from streams.events import Kind, Rejection, decode_value
+from streams.events import Kind
 from streams.metrics import Deltas, PartitionGate, apply_event, mark_existing
 from streams.peers.job import (
     EXISTING_KIND,
     Limits,
+    admitted,
     delta_rows,
     event_row,
     existing_row,
@@ -83,17 +84,9 @@ def gate_step(kind: Kind, limits: Limits, progress: Progress) -> Any:
         before = gate.watermark
         # The contract's clock: the record's timestamp, or ours when it carries none.
         clock_ms = timestamp if timestamp > 0 else int(time.time() * 1000)
-        rows: list[list[Any]] = []
-        for item in decode_value(kind, value, max_bytes=limits.max_value_bytes):
-            progress.elements += 1
-            if isinstance(item, Rejection):
-                progress.rejected[item.reason] += 1
-                continue
-            reason = gate.admit(item.ts, clock_ms)
-            if reason is not None:
-                progress.rejected[reason] += 1
-                continue
-            rows.append(event_row(item))
+        events, elements = admitted(kind, value, gate, clock_ms, limits, progress.rejected)
+        progress.elements += elements
+        rows = [event_row(item) for item in events]
         if gate.watermark != before:
             state.set(WATERMARK, gate.watermark)
         progress.routed += len(rows)
