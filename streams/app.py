@@ -56,7 +56,11 @@ class WorkerApp:
             "ok": True,
             "uptime_s": round(time.time() - self.started_at, 1),
             "ingest": {**self.ingest.counters, "stale_dropped": self.ingest.stale_dropped},
-            "aggregate": {**self.aggregate.counters, "stale_dropped": self.aggregate.stale_dropped},
+            "aggregate": {
+                **self.aggregate.counters,
+                "stale_dropped": self.aggregate.stale_dropped,
+                "users": self.aggregate.user_counts(),
+            },
         }
         if self.sink is not None:
             sink = asdict(self.sink.health)

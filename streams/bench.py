@@ -455,42 +455,62 @@ def to_json(report: Report) -> str:
 # -- memory per distinct user ---------------------------------------------------------------------
 
 
-def user_memory(users: int) -> dict[str, float]:
-    """Stage 2's state for `users` distinct users (one click each), in THIS process: peak RSS.
+def user_memory(users: int, cache: int | None = None, batch: int = 10_000) -> dict[str, float]:
+    """Stage 2 with `users` distinct users (one click each), in THIS process: peak RSS.
 
-    Run it in a fresh process per size (`memory_table` does), so sizes do not share a heap."""
+    The real stage 2: routed messages of `batch` events folded by a `RoutedPartition` whose users
+    live in a `UserCache` of `cache` users (default: the worker's setting; 0: all in memory) in
+    front of a RocksDB snapshot in a temporary directory, saved after every message as the agent
+    does after a batch's output is acknowledged. Run it in a fresh process per size
+    (`memory_table` does), so sizes do not share a heap."""
     import resource
+    import tempfile
 
     from streams.events import Event, Kind
-    from streams.metrics import Deltas, UserState, apply_event
+    from streams.pipeline import PartitionOutput, RoutedPartition
+    from streams.state import Snapshot, UserCache
+    from streams.wire import encode_routed, event_item
 
-    state: dict[str, UserState] = {}
-    out = Deltas()
+    settings = Settings(partitions=1)
+    capacity = settings.user_cache if cache is None else cache
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
-    for i in range(users):
-        uid = f"jd_{i:010x}"
-        ev = Event(Kind.CLICK, f"e{i:016x}", 1_762_790_400_000 + i, uid, "double11_main", "wechat",
-                   entry="moments", city_tier=3, action="view")  # fmt: skip
-        apply_event(state.setdefault(uid, UserState()), ev, out, horizon_ms=1_800_000)
-        if i % 100_000 == 0:
-            out = Deltas()  # as a batch's deltas are sent and dropped
+    with tempfile.TemporaryDirectory(prefix="promo-memory-") as tmp:
+        snapshot = Snapshot.open(Path(tmp), 0)
+        if snapshot is None:
+            raise RuntimeError(f"cannot open a RocksDB snapshot under {tmp}")
+        state = RoutedPartition(0, settings)
+        state.users = UserCache(snapshot, capacity)
+        for offset, first in enumerate(range(0, users, batch)):
+            items = []
+            for i in range(first, min(users, first + batch)):
+                ev = Event(Kind.CLICK, f"e{i:016x}", 1_762_790_400_000 + i, f"jd_{i:010x}", "double11_main",
+                           "wechat", entry="moments", city_tier=3, action="view")  # fmt: skip
+                items.append(event_item("promo.clicks:0", i, 0, ev))
+            state.apply(offset, encode_routed(items, 1_762_790_400_000, 1), PartitionOutput())
+            state.users.save(state.next_offset, state.src_seen, 1, state.src_watermark)
+        in_memory, on_disk = len(state.users), state.users.evicted
+        snapshot.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "users": users,
+        "cache": capacity,
+        "in_memory": in_memory,
+        "evicted": on_disk,
         "peak_rss_mb": round(peak / 1024, 1),
         "bytes_per_user": round((peak - before) * 1024 / users),
         "seconds": round(time.monotonic() - started, 1),
     }
 
 
-def memory_table(sizes: list[int]) -> list[dict[str, float]]:
+def memory_table(sizes: list[int], cache: int | None = None) -> list[dict[str, float]]:
     import subprocess
     import sys
 
     rows = []
     for n in sizes:
-        code = f"import json; from streams.bench import user_memory; print(json.dumps(user_memory({int(n)})))"
+        code = (f"import json; from streams.bench import user_memory; "
+                f"print(json.dumps(user_memory({int(n)}, {cache!r})))")  # fmt: skip
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)  # noqa: S603
         rows.append(json.loads(done.stdout))
     return rows

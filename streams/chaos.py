@@ -41,6 +41,7 @@ class Result:
     rejected: dict[str, int] = field(default_factory=dict)
     rejected_match: bool = False
     recovery_s: float = 0.0
+    users_read_back: int = 0  # by the owner's stage 2 from its snapshots: evicted users that returned
     observations: list[str] = field(default_factory=list)
 
     @property
@@ -66,13 +67,18 @@ def lost_and_doubled(truth: list[dict[str, Any]], got: list[dict[str, Any]]) -> 
 class Run:
     """One scenario's processes and bookkeeping."""
 
-    def __init__(self, name: str, root: Path, *, events: int, duration_s: float, seed: int) -> None:
+    def __init__(
+        self, name: str, root: Path, *, events: int, duration_s: float, seed: int, user_cache: int | None = None
+    ) -> None:
         self.result = Result(name)
         self.root = root / name
         self.root.mkdir(parents=True, exist_ok=True)
         self.fault_file = self.root / "fault"
         self.broker = EmbeddedBroker(free_port(), log_path=self.root / "broker.log")
-        self.pipeline = Pipeline(self.broker.url, self.root, extra={"PROMO_FAULT_FILE": str(self.fault_file)})
+        extra = {"PROMO_FAULT_FILE": str(self.fault_file)}
+        if user_cache is not None:  # a small cache makes users leave memory and come back from disk
+            extra["PROMO_USER_CACHE"] = str(user_cache)
+        self.pipeline = Pipeline(self.broker.url, self.root, extra=extra)
         self.duration_s = duration_s
         self.sim = generate(SimConfig(events=events, duration_s=duration_s, seed=seed, partitions=4))
         self.owner = WorkerProcess(self.pipeline, "owner", sink=True)
@@ -182,6 +188,10 @@ class Run:
         if not result.rejected_match:
             result.observations.append(f"expected rejections {truth.rejected}")
         result.messages_sent = len(self.sent)
+        users = ((self.owner.try_get("/health") or {}).get("aggregate") or {}).get("users") or {}
+        result.users_read_back = int(users.get("read_back", 0))
+        if users:
+            result.observations.append(f"owner's user cache: {users}")
         result.events_sent = truth.accepted + sum(truth.rejected.values())
         if not result.exact:
             evidence = self.dump_evidence()
@@ -303,9 +313,9 @@ SCENARIOS: dict[str, Callable[[Run], None]] = {
 }
 
 
-def run_scenario(name: str, root: Path, *, short: bool, seed: int = 7) -> Result:
+def run_scenario(name: str, root: Path, *, short: bool, seed: int = 7, user_cache: int | None = None) -> Result:
     events, duration = (6_000, 16.0) if short else (30_000, 40.0)
-    run = Run(name, root, events=events, duration_s=duration, seed=seed)
+    run = Run(name, root, events=events, duration_s=duration, seed=seed, user_cache=user_cache)
     try:
         run.start(hostile_records(run.sim, duration) if name == "hostile-input" else None)
         if name == "hostile-input":

@@ -427,6 +427,9 @@ def chaos(
     work_dir: Annotated[Path, typer.Option(help="where brokers' logs and stores go")] = Path(".promo/chaos"),
     json_out: Annotated[Path | None, typer.Option("--json", help="also write the results as JSON here")] = None,
     markdown_out: Annotated[Path | None, typer.Option("--markdown", help="also write a Markdown table here")] = None,
+    user_cache: Annotated[
+        int | None, typer.Option(help="the workers' user cache (PROMO_USER_CACHE); small: users go to disk and back")
+    ] = None,
 ) -> None:
     """Kill workers, pause the broker, fail ClickHouse, send garbage; compare every total with the truth."""
     from streams.chaos import SCENARIOS, markdown, run_scenario, table, to_json
@@ -435,10 +438,12 @@ def chaos(
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         fail(f"unknown scenario {unknown[0]!r}; known: {', '.join(SCENARIOS)}")
+    if user_cache is not None and user_cache < 0:
+        fail("--user-cache must be 0 (all in memory) or a number of users")
     results = []
     for name in names:
         typer.echo(f"running {name} …", err=True)
-        results.append(run_scenario(name, work_dir.resolve(), short=short))
+        results.append(run_scenario(name, work_dir.resolve(), short=short, user_cache=user_cache))
     typer.echo(table(results))
     for result in results:
         for line in result.faults + result.observations:
@@ -489,21 +494,28 @@ def bench(
 @app.command("bench-memory")
 def bench_memory(
     users: Annotated[list[int] | None, typer.Option(help="distinct users (repeatable); default 1M and 10M")] = None,
+    cache: Annotated[
+        int | None, typer.Option(help="users kept in memory (default: PROMO_USER_CACHE's default; 0: all)")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of the table")] = False,
 ) -> None:
-    """Stage 2's memory at N distinct users, each size in a fresh process (prints figures)."""
+    """Stage 2's peak RSS at N distinct users, through its snapshot and user cache, each size in a fresh process."""
     from streams.bench import memory_table
 
     sizes = users or [1_000_000, 10_000_000]
     if any(n < 1 for n in sizes):
         fail("--users must be at least 1")
-    rows = memory_table(sizes)
+    if cache is not None and cache < 0:
+        fail("--cache must be 0 (all in memory) or a number of users")
+    rows = memory_table(sizes, cache)
     if json_out:
         typer.echo(json.dumps(rows))
         return
-    typer.echo("  distinct users  peak RSS MB  bytes a user  seconds")
+    typer.echo("  distinct users  cache (users)  in memory  peak RSS MB  bytes a user  seconds")
     for r in rows:
-        typer.echo(f"{r['users']:>16,}  {r['peak_rss_mb']:>11,.0f}  {r['bytes_per_user']:>12,}  {r['seconds']:>7}")
+        cap = f"{r['cache']:,}" if r["cache"] else "all"
+        typer.echo(f"{r['users']:>16,}  {cap:>13}  {r['in_memory']:>9,}  {r['peak_rss_mb']:>11,.0f}  "
+                   f"{r['bytes_per_user']:>12,}  {r['seconds']:>7}")  # fmt: skip
 
 
 # -- demo -----------------------------------------------------------------------------------------

@@ -69,6 +69,9 @@ class Settings:
     future_limit_s: float = 3600.0
     max_value_bytes: int = 1_048_576
     snapshot_interval_s: float = 2.0  # how often stage 2 saves its local state snapshot
+    # Users of one routed partition kept in memory; the others wait in the local RocksDB snapshot
+    # and are read back when they return (streams/state.py). About 1 KB each. 0: all in memory.
+    user_cache: int = 100_000
     batch_size: int = 10_000  # records per fetch handed to an agent at once (Faust's max poll records)
     rebalance_timeout_s: float = 2.0
     # How long the group waits for a silent (killed) worker before handing its partitions on.
@@ -89,6 +92,8 @@ class Settings:
             raise ConfigError(f"topic prefix must be non-empty with no spaces: {self.topic_prefix!r}")
         if any(c.isspace() for c in self.input_prefix):
             raise ConfigError(f"input prefix must have no spaces: {self.input_prefix!r}")
+        if self.user_cache < 0:
+            raise ConfigError(f"user cache must be 0 (unbounded) or a number of users, got {self.user_cache}")
         if not 1 <= self.partitions <= 1024:
             raise ConfigError(f"partitions must be between 1 and 1024, got {self.partitions}")
         if not 0 < self.web_port < 65536:

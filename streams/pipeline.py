@@ -20,7 +20,8 @@ import orjson
 
 from streams.config import Settings
 from streams.events import Event, Kind, Reason, Rejection, decode_value
-from streams.metrics import Deltas, PartitionGate, RejectKey, UserState, apply_event, mark_existing, minute_of
+from streams.metrics import Deltas, PartitionGate, RejectKey, apply_event, mark_existing, minute_of
+from streams.state import UserCache
 from streams.wire import (
     REJECT_KIND,
     encode_existing,
@@ -150,12 +151,11 @@ class RoutedPartition:
         self.horizon_ms = settings.dedup_horizon_ms
         self.lateness_ms = settings.allowed_lateness_ms
         self.input_partitions = 3 * settings.partitions  # clicks, shares, orders
-        self.users: dict[str, UserState] = {}
+        self.users = UserCache()  # unbounded until the agent attaches a snapshot (streams/state.py)
         # Per input partition: the newest consumer generation seen, and the highest (offset, index).
         self.src_seen: dict[str, tuple[int, int, int]] = {}
         self.emitted_to = emitted_to  # routed offsets up to here already have their output out
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
-        self.dirty: set[str] = set()  # users changed since the last snapshot
         self.src_watermark: dict[str, int] = {}  # input partition -> newest stage-1 watermark heard
         self.forget_before: int | None = None  # dedup ids older than this can no longer be matched
 
@@ -168,8 +168,7 @@ class RoutedPartition:
         existing = doc.get("existing")
         if existing is not None:
             for user_id in existing:
-                mark_existing(self.users.setdefault(user_id, UserState()), sink.deltas)
-                self.dirty.add(user_id)
+                mark_existing(self.users.take(user_id), sink.deltas)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
             generation = doc.get("gen", 0)
@@ -212,12 +211,9 @@ class RoutedPartition:
             out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(ts)))
             return
         ev = item_event(item)
-        state = self.users.get(ev.user_id)
-        if state is None:
-            state = self.users[ev.user_id] = UserState()
+        state = self.users.take(ev.user_id)
         if ev.ts > out.max_event_ts:
             out.max_event_ts = ev.ts
-        self.dirty.add(ev.user_id)
         if apply_event(state, ev, out.deltas, horizon_ms=self.horizon_ms, forget_before=self.forget_before) is not None:
             topic = ev.kind.topic_suffix
             out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))

@@ -19,7 +19,7 @@ from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import last_record, read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.state import Snapshot
+from streams.state import Snapshot, UserCache
 from streams.transport import Batch, PromoApp
 from streams.wire import decode_deltas, encode_deltas
 
@@ -53,6 +53,10 @@ class AggregateAgent(BatchAgent):
             def feed(record: ConsumerRecord[bytes, bytes]) -> None:
                 if record.value is not None:
                     state.apply(record.offset, record.value, PartitionOutput())
+                    if state.users.over_budget:
+                        # Everything below `upto` had its output emitted before: a save here
+                        # cannot run ahead of it, and it keeps a long replay within the cache.
+                        self._save(partition, state)
 
             seen = await read_range(consumer, routed, start, upto, feed)
         self.counters["replayed"] += seen
@@ -62,36 +66,40 @@ class AggregateAgent(BatchAgent):
         log.info(
             "rebuilt routed partition %d: snapshot at %d, replayed %d messages in %.2fs (emitted up to %d, %d users)",
             partition, start, seen, elapsed, emitted_to, len(state.users),
-        )  # fmt: skip
+        )  # fmt: skip  # users in memory; the rest are read back from the snapshot when they return
         return state
 
     def _load_snapshot(self, partition: int, state: RoutedPartition) -> int:
-        """Fill `state` from the local snapshot when it belongs to this log; the offset to replay from."""
+        """Put `state` on the local snapshot, when it belongs to this log; the offset to replay from.
+
+        Only the bookkeeping is read: users come back from the snapshot one by one as they return."""
         snapshot = self.snapshots.get(partition) or Snapshot.open(self.state_root, partition)
         if snapshot is None:
-            return 0
+            return 0  # no snapshot to fall back on: every user of the partition stays in memory
         self.snapshots[partition] = snapshot
-        next_offset, src_seen, users, identity, watermarks = snapshot.load()
-        if next_offset == 0:
-            return 0
-        if identity != self.identity.get(partition):
+        meta = snapshot.meta()
+        if meta.next_offset > 0 and meta.log_identity != self.identity.get(partition):
             log.warning("snapshot of routed partition %d is from another log; starting from 0", partition)
             snapshot.clear()
+            meta = snapshot.meta()
+        state.users = UserCache(snapshot, self.settings.user_cache)
+        if meta.next_offset == 0:
             return 0
-        state.users, state.src_seen, state.next_offset = users, src_seen, next_offset
-        state.hear_watermarks(watermarks)
-        return next_offset
+        state.src_seen, state.next_offset = meta.src_seen, meta.next_offset
+        state.hear_watermarks(meta.watermarks)
+        return meta.next_offset
+
+    def _save(self, partition: int, state: RoutedPartition) -> None:
+        identity = self.identity.get(partition)
+        if identity is not None:
+            state.users.save(state.next_offset, state.src_seen, identity, state.src_watermark)
 
     def _save_snapshots(self, touched: set[int]) -> None:
         for partition in touched:
-            state, snapshot = self.partitions.get(partition), self.snapshots.get(partition)
-            identity = self.identity.get(partition)
-            if state is None or snapshot is None or identity is None:
-                continue
-            snapshot.save(state.next_offset, state.src_seen, state.users, state.dirty, identity, state.src_watermark)
-            state.dirty.clear()
+            state = self.partitions.get(partition)
+            if state is not None:
+                self._save(partition, state)
         touched.clear()
-        self.saved_at = time.monotonic()
 
     async def handle(self, batch: Batch, generation: int) -> None:
         outputs: dict[int, PartitionOutput] = {}
@@ -131,8 +139,24 @@ class AggregateAgent(BatchAgent):
         self.unsaved.update(outputs)
         if time.monotonic() - self.saved_at >= self.settings.snapshot_interval_s:
             self._save_snapshots(self.unsaved)
+            self.saved_at = time.monotonic()
+        else:
+            # Users changed since the last save are pinned in memory; at a high rate of distinct
+            # users, save before the interval rather than let them outgrow the cache.
+            for partition in [p for p in self.unsaved if self.partitions[p].users.over_budget]:
+                self._save(partition, self.partitions[partition])
+                self.unsaved.discard(partition)
         self.counters["messages"] += messages
         self.counters["batches"] += 1
+
+    def user_counts(self) -> dict[str, int]:
+        """Users of this worker's routed partitions: in memory, read back from a snapshot, evicted."""
+        caches = [state.users for state in self.partitions.values()]
+        return {
+            "in_memory": sum(len(c) for c in caches),
+            "read_back": sum(c.loaded for c in caches),
+            "evicted": sum(c.evicted for c in caches),
+        }
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         routed = self.settings.topic("routed")

@@ -76,6 +76,18 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["bench-memory", "--users", "0"], {}, "--users must be at least 1", id="bench-memory-users"),
         pytest.param(
+            ["bench-memory", "--cache", "-1"],
+            {},
+            "--cache must be 0 (all in memory) or a number of users",
+            id="bench-memory-cache",
+        ),
+        pytest.param(
+            ["chaos", "--user-cache", "-1"],
+            {},
+            "--user-cache must be 0 (all in memory) or a number of users",
+            id="chaos-user-cache",
+        ),
+        pytest.param(
             ["worker", "--loglevel", "loud"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "--loglevel", id="bad-loglevel"
         ),
         pytest.param(
@@ -171,3 +183,10 @@ def test_bench_memory_prints_figures_per_size() -> None:
     rows = json.loads(result.stdout)
     assert [r["users"] for r in rows] == [2000, 4000]
     assert all(r["peak_rss_mb"] > 0 and r["seconds"] >= 0 for r in rows)
+
+
+def test_bench_memory_holds_at_most_the_cache_in_memory() -> None:
+    result = promo("bench-memory", "--users", "5000", "--cache", "1000", "--json")
+    assert result.returncode == 0, result.stderr
+    [row] = json.loads(result.stdout)
+    assert row["cache"] == 1000 and row["in_memory"] <= 1000 and row["evicted"] >= 4000

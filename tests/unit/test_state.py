@@ -8,7 +8,7 @@ from streams.config import Settings
 from streams.events import Event, Kind
 from streams.metrics import Deltas, UserState, apply_event, mark_existing
 from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.state import Snapshot, decode_user, encode_user
+from streams.state import Snapshot, UserCache, decode_user, encode_user
 from streams.wire import encode_existing, encode_routed, event_item
 
 T0 = 1_762_790_400_000
@@ -57,22 +57,25 @@ def test_recovery_from_a_snapshot_equals_a_full_replay(tmp_path: Path) -> None:
     emitted = fold(first, messages[:4])
     snapshot = Snapshot.open(tmp_path, 0)
     assert snapshot is not None
-    snapshot.save(first.next_offset, first.src_seen, first.users, first.dirty, log_identity=42)
+    snapshot.save(first.next_offset, first.src_seen, first.users.memory, first.users.dirty, log_identity=42)
     snapshot.close()
 
     reopened = Snapshot.open(tmp_path, 0)
     assert reopened is not None
-    next_offset, src_seen, users, identity, _ = reopened.load()
-    reopened.close()
-    assert (next_offset, identity) == (4, 42) and users == first.users and src_seen == first.src_seen
+    meta = reopened.meta()
+    assert (meta.next_offset, meta.log_identity) == (4, 42) and meta.src_seen == first.src_seen
+    assert reopened.users() == first.users.memory
 
     # Consumption resumes at offset 2 (the committed offset), behind the snapshot at 4: folding
     # 2 and 3 again must change nothing, and their output is muted (emitted before the crash).
+    # Users are read back from the snapshot lazily, as they come.
     second = RoutedPartition(0, Settings(), emitted_to=3)
-    second.users, second.src_seen, second.next_offset = users, src_seen, next_offset
+    second.users = UserCache(reopened, capacity=2)
+    second.src_seen, second.next_offset = meta.src_seen, meta.next_offset
     emitted.merge(fold(second, messages, start=2))
     assert emitted.totals() == expected
-    assert second.users == full.users
+    assert {u: second.users.get(u) for u in full.users.memory} == full.users.memory
+    reopened.close()
 
 
 def test_a_locked_snapshot_is_skipped_not_fatal(tmp_path: Path) -> None:
