@@ -156,20 +156,20 @@ class UserState:
     first_order: Credit | None = None  # earliest order ever, any campaign
 
 
-def _is_duplicate(seen: dict[str, int], ident: str, ts: int, horizon_ms: int) -> bool:
-    prev = seen.get(ident)
-    return prev is not None and abs(ts - prev) <= horizon_ms
-
-
 def _prune(seen: dict[str, int], keep_from: int) -> None:
     """Forget ids far older than anything a duplicate could still be compared with."""
     for ident in [i for i, ts in seen.items() if ts < keep_from]:
         del seen[ident]
 
 
+# NamedTuple's generated __new__ is Python code: two of them per event were a tenth of stage 2.
+# tuple.__new__ builds the same instances in C.
+_new_tuple = tuple.__new__
+
+
 def _move_credit(held: Credit | None, new: Credit, out: Deltas, column: int, share_column: int | None = None) -> Credit:
     """Give the credit to the earlier of `held` and `new`, emitting the -1/+1 that moves it."""
-    if held is not None and not new.earlier_than(held):
+    if held is not None and (new[0], new[1]) >= (held[0], held[1]):  # not earlier: `held` keeps it
         return held
     if held is not None:
         out.add(held.key, column, -1)
@@ -181,6 +181,9 @@ def _move_credit(held: Credit | None, new: Credit, out: Deltas, column: int, sha
     return new
 
 
+_SHARE, _ORDER = int(Kind.SHARE), int(Kind.ORDER)
+
+
 def apply_event(
     state: UserState, ev: Event, out: Deltas, *, horizon_ms: int, forget_before: int | None = None
 ) -> str | None:
@@ -190,26 +193,58 @@ def apply_event(
     arrive is within the horizon of them (the caller derives it from every input partition's
     watermark); None keeps them all.
     """
-    if _is_duplicate(state.event_ids, ev.event_id, ev.ts, horizon_ms) or (
-        ev.kind is Kind.ORDER and _is_duplicate(state.order_ids, ev.order_id, ev.ts, horizon_ms)
-    ):
-        return Reason.DUPLICATE
-    state.event_ids[ev.event_id] = ev.ts
-    if ev.ts > state.max_ts:
-        state.max_ts = ev.ts
-    if forget_before is not None and len(state.event_ids) > 64 and len(state.event_ids) % 32 == 0:
+    duplicate = apply_fields(
+        state, int(ev.kind), ev.event_id, ev.ts, ev.campaign_id, ev.channel, ev.entry, ev.city_tier, ev.share_id,
+        ev.order_id, ev.amount_fen, out, horizon_ms, forget_before,
+    )  # fmt: skip
+    return Reason.DUPLICATE if duplicate else None
+
+
+def apply_fields(
+    state: UserState,
+    kind: int,
+    event_id: str,
+    ts: int,
+    campaign_id: str,
+    channel: str,
+    entry: str,
+    city_tier: int,
+    share_id: str,
+    order_id: str,
+    amount_fen: int,
+    out: Deltas,
+    horizon_ms: int,
+    forget_before: int | None,
+) -> bool:
+    """`apply_event` on the event's fields, as stage 2 has them (no `Event` built); True: a duplicate."""
+    event_ids = state.event_ids
+    prev = event_ids.get(event_id)
+    if prev is not None and -horizon_ms <= ts - prev <= horizon_ms:
+        return True
+    if kind == _ORDER:
+        prev = state.order_ids.get(order_id)
+        if prev is not None and -horizon_ms <= ts - prev <= horizon_ms:
+            return True
+    event_ids[event_id] = ts
+    if ts > state.max_ts:
+        state.max_ts = ts
+    if forget_before is not None and len(event_ids) > 64 and len(event_ids) % 32 == 0:
         # Every 32nd id past 64, not every event: a scan per event made heavy users quadratic.
         # Forgetting later is always safe; only forgetting too early is not.
-        _prune(state.event_ids, forget_before)
+        _prune(event_ids, forget_before)
         _prune(state.order_ids, forget_before)
 
-    key = FactKey(ev.campaign_id, ev.channel, ev.entry, ev.city_tier, minute_of(ev.ts))
-    credit = Credit(ev.ts, ev.event_id, key, bool(ev.share_id))
-    if ev.kind is Kind.ORDER:
-        state.order_ids[ev.order_id] = ev.ts
-        out.add(key, I_ORDERS, 1)
-        out.add(key, I_GMV, ev.amount_fen)
-        state.buyer[ev.campaign_id] = _move_credit(state.buyer.get(ev.campaign_id), credit, out, I_BUYERS)
+    key: FactKey = _new_tuple(FactKey, (campaign_id, channel, entry, city_tier, ts - ts % MINUTE_MS))
+    credit: Credit = _new_tuple(Credit, (ts, event_id, key, bool(share_id)))
+    facts = out.facts
+    row = facts.get(key)
+    if row is None:
+        row = facts[key] = [0] * len(COUNTERS)
+    if kind == _ORDER:
+        state.order_ids[order_id] = ts
+        row[I_ORDERS] += 1
+        row[I_GMV] += amount_fen
+        state.buyer[campaign_id] = _move_credit(state.buyer.get(campaign_id), credit, out, I_BUYERS)
         if state.existing:
             # Existing buyers are never new, but we still track the first order so that the
             # state is the same whether the import came before or after it.
@@ -217,14 +252,19 @@ def apply_event(
                 state.first_order = credit
         else:
             state.first_order = _move_credit(state.first_order, credit, out, I_NEW, I_NEW_SHARE)
-        return None
+        return False
 
-    out.add(key, I_INTERACTIONS, 1)
-    if ev.kind is Kind.SHARE:
-        out.add(key, I_SHARES, 1)
-    held = state.participant.get(ev.campaign_id)
-    state.participant[ev.campaign_id] = _move_credit(held, credit, out, I_PARTICIPANTS)
-    return None
+    row[I_INTERACTIONS] += 1
+    if kind == _SHARE:
+        row[I_SHARES] += 1
+    participant = state.participant
+    held = participant.get(campaign_id)
+    if held is None:  # the common case, a first click in this campaign: no credit to move
+        participant[campaign_id] = credit
+        row[I_PARTICIPANTS] += 1
+    else:
+        participant[campaign_id] = _move_credit(held, credit, out, I_PARTICIPANTS)
+    return False
 
 
 def mark_existing(state: UserState, out: Deltas) -> None:
