@@ -43,6 +43,8 @@ def route_source(src: str, partitions: int) -> int:
 
 
 def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
+    # Stage 1 builds this list straight from the JSON (events._fast_item, no Event in between): a
+    # change of layout goes in both; tests/unit/test_ingest_fast.py holds them equal.
     return [
         src, offset, index, int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id,
         ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen, ev.action, ev.target_id,
