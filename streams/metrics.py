@@ -169,7 +169,7 @@ _new_tuple = tuple.__new__
 
 def _move_credit(held: Credit | None, new: Credit, out: Deltas, column: int, share_column: int | None = None) -> Credit:
     """Give the credit to the earlier of `held` and `new`, emitting the -1/+1 that moves it."""
-    if held is not None and (new[0], new[1]) >= (held[0], held[1]):  # not earlier: `held` keeps it
+    if held is not None and not new.earlier_than(held):
         return held
     if held is not None:
         out.add(held.key, column, -1)
