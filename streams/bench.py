@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -33,9 +35,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams.config import INPUT_TOPICS, Settings
-from streams.harness import Pipeline, WorkerProcess
+from streams.harness import Pipeline, WorkerProcess, try_get_json
 from streams.kafka import EmbeddedBroker, ensure_topics, free_port
-from streams.producer import import_existing, send_records
+from streams.producer import import_existing, send_paced, send_records
 from streams.simulate import Record, SimConfig, generate
 from streams.truth import Truth, compute_truth
 
@@ -48,6 +50,10 @@ PROBE_CAMPAIGN = "bench_probe"
 TARGET_RATIO = 0.4  # of the ceiling
 TARGET_PEER = 1.5  # times the quixstreams peer
 TARGET_P99_MS = 2000.0  # freshness at 50% load
+# Each look is a query through the worker's web server and its store (chdb lives in the worker):
+# looking every 50 ms took 10% of the worker's samples at 50% load, so every 20 ms took about a
+# quarter of it. A look every 50 ms adds at most 50 ms to a probe's time.
+PROBE_POLL_S = 0.05
 WARMUP_S = 3.0  # steady traffic, once visible, before the freshness probes start
 
 
@@ -75,6 +81,9 @@ class Freshness:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    taken_events_s: float = 0.0  # what the worker ingested per second while probed
+    probes_sent: int = 0
+    longest_send_gap_ms: float = 0.0  # between two probes; 100 ms when the prober keeps its pace
 
 
 @dataclass
@@ -240,17 +249,31 @@ def _probe_value(n: int, run_id: str) -> bytes:
     return orjson.dumps(doc)
 
 
-class Prober:
-    """Sends one probe click every `every_s` and records when each becomes visible in the totals."""
+@dataclass
+class ProbeResult:
+    """What a probe process saw: each probe's latency (produced -> visible) and how sending went."""
 
-    def __init__(self, settings: Settings, owner: WorkerProcess, every_s: float = 0.1) -> None:
-        self.settings, self.owner, self.every_s = settings, owner, every_s
+    latency_ms: list[float]
+    sent: int
+    longest_send_gap_ms: float  # the longest time between two probes leaving (target: every_s)
+
+
+class Prober:
+    """Sends one probe click every `every_s` and records when each becomes visible in the totals.
+
+    It runs in a process of its own (`probe`). In the bench's process it shared the event loop
+    with the paced traffic, which held it for seconds at a time when catching up: probes then went
+    unsent (gaps of up to 6.4 s in a 30 s run) and their times included the bench's own waiting."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, url: str, every_s: float = 0.1) -> None:
+        self.bootstrap, self.topic, self.partitions, self.url = bootstrap, topic, partitions, url
+        self.every_s = every_s
         self.sent_at: list[float] = []
         self.latency_ms: list[float] = []
         self.stop = threading.Event()
 
     def visible(self) -> int:
-        rows = self.owner.try_get(f"/api/totals?campaign={PROBE_CAMPAIGN}") or []
+        rows = try_get_json(f"{self.url}/api/totals?campaign={PROBE_CAMPAIGN}") or []
         return sum(int(r["interactions"]) for r in rows)
 
     def watch(self) -> None:
@@ -263,10 +286,10 @@ class Prober:
             seen = max(seen, count)
             if self.stop.is_set() and now - (self.sent_at[-1] if self.sent_at else now) > 30:
                 break  # a probe that never arrives must not hang the bench
-            time.sleep(0.02)
+            time.sleep(PROBE_POLL_S)
 
     async def send(self, seconds: float) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all", linger_ms=0)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0)
         await producer.start()
         run_id = uuid.uuid4().hex[:6]
         try:
@@ -274,13 +297,49 @@ class Prober:
             n = 0
             while time.monotonic() - started < seconds:
                 value = _probe_value(n, run_id)
-                partition = n % self.settings.partitions
                 self.sent_at.append(time.monotonic())
-                await producer.send_and_wait(self.settings.topic("clicks"), value, partition=partition)
+                await producer.send_and_wait(self.topic, value, partition=n % self.partitions)
                 n += 1
                 await asyncio.sleep(max(0.0, started + n * self.every_s - time.monotonic()))
         finally:
             await producer.stop()
+
+    def run(self, seconds: float) -> ProbeResult:
+        watcher = threading.Thread(target=self.watch, name="bench-prober", daemon=True)
+        watcher.start()
+        try:
+            asyncio.run(self.send(seconds))
+        finally:
+            self.stop.set()
+            watcher.join(timeout=60)
+        gaps = [b - a for a, b in itertools.pairwise(self.sent_at)]
+        return ProbeResult(self.latency_ms, len(self.sent_at), round(max(gaps, default=0.0) * 1000, 1))
+
+
+def _probe_main(bootstrap: str, topic: str, partitions: int, url: str, seconds: float, out: Any) -> None:
+    result = Prober(bootstrap, topic, partitions, url).run(seconds)
+    out.send(asdict(result))
+    out.close()
+
+
+async def probe(settings: Settings, url: str, seconds: float) -> ProbeResult:
+    """Run a `Prober` for `seconds` in a process of its own (spawned: none of this process is copied)."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    args = (settings.bootstrap, settings.topic("clicks"), settings.partitions, url, seconds, send)
+    child = context.Process(target=_probe_main, args=args, name="bench-probe", daemon=True)
+    child.start()
+    send.close()
+    try:
+        ready = await asyncio.to_thread(receive.poll, seconds + 120)
+        if not ready:
+            raise RuntimeError("the probe process gave no result")
+        return ProbeResult(**receive.recv())
+    finally:
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 def _steady(records: list[Record], rate: float) -> list[Record]:
@@ -309,19 +368,16 @@ def run_freshness(
 
     asyncio.run(prepare())
     owner.start()
-    prober = Prober(settings, owner)
     try:
         deadline = time.monotonic() + 60
         while owner.try_get("/health") is None:
             if time.monotonic() > deadline or not owner.alive:
                 raise RuntimeError(f"the worker did not start:\n{owner.log()}")
             time.sleep(0.05)
-        watcher = threading.Thread(target=prober.watch, name="bench-prober", daemon=True)
-        watcher.start()
 
-        async def traffic() -> None:
+        async def traffic() -> tuple[ProbeResult, float]:
             records = _steady(sim.records, rate)
-            stream = asyncio.create_task(send_records(settings, records, paced=True, real_clock=True))
+            stream = asyncio.create_task(send_paced(settings, records))
             # Probes measure the steady state, not the start-up (group join, partition rebuilds):
             # they start once the traffic is visible end to end, plus a few seconds.
             deadline = time.monotonic() + 120
@@ -329,24 +385,31 @@ def run_freshness(
                 await asyncio.sleep(0.2)
             await asyncio.sleep(WARMUP_S)
             try:
-                await prober.send(seconds)
+                before, started = await asyncio.to_thread(_ingested, owner), time.monotonic()
+                result = await probe(settings, owner.url, seconds)
+                # The load the worker actually took while probed, not only the rate asked for.
+                taken = (await asyncio.to_thread(_ingested, owner) - before) / (time.monotonic() - started)
             finally:
                 stream.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await stream
+            return result, taken
 
-        asyncio.run(traffic())
-        prober.stop.set()
-        watcher.join(timeout=60)
+        result, taken = asyncio.run(traffic())
     finally:
-        prober.stop.set()
         owner.stop()
-    lat = sorted(prober.latency_ms)
+    lat = sorted(result.latency_ms)
     if not lat:
         raise RuntimeError(f"no probe became visible:\n{owner.log()}")
     p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
     return Freshness(shape, load, round(rate), len(lat), round(statistics.median(lat), 1), round(p99, 1),
-                     round(lat[-1], 1))  # fmt: skip
+                     round(lat[-1], 1), round(taken), result.sent, result.longest_send_gap_ms)  # fmt: skip
+
+
+def _ingested(worker: WorkerProcess) -> int:
+    """Events (elements) stage 1 of `worker` has taken in so far."""
+    health = worker.try_get("/health") or {}
+    return int(health.get("ingest", {}).get("elements", 0))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -435,9 +498,10 @@ def table(report: Report) -> str:
              "-" if r.exact is None else ("yes" if r.exact else "NO")] for r in report.throughput]  # fmt: skip
     parts = [_grid(head, body)]
     if report.freshness:
-        fhead = ["shape", "load", "events/s", "probes", "p50 ms", "p99 ms", "max ms"]
-        fbody = [[f.shape, f"{f.load:.0%}", f"{f.rate_events_s:,.0f}", str(f.probes), f"{f.p50_ms:,.0f}",
-                  f"{f.p99_ms:,.0f}", f"{f.max_ms:,.0f}"] for f in report.freshness]  # fmt: skip
+        fhead = ["shape", "load", "events/s", "taken/s", "probes", "p50 ms", "p99 ms", "max ms", "send gap ms"]
+        fbody = [[f.shape, f"{f.load:.0%}", f"{f.rate_events_s:,.0f}", f"{f.taken_events_s:,.0f}",
+                  f"{f.probes}/{f.probes_sent}", f"{f.p50_ms:,.0f}", f"{f.p99_ms:,.0f}", f"{f.max_ms:,.0f}",
+                  f"{f.longest_send_gap_ms:,.0f}"] for f in report.freshness]  # fmt: skip
         parts += ["", "freshness (probe produced -> visible in ClickHouse)", _grid(fhead, fbody)]
     targets = report.targets()
     if targets:

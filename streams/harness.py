@@ -132,23 +132,33 @@ class WorkerProcess:
         return proc.returncode
 
     def get(self, path: str, timeout: float = 10) -> Any:
-        try:
-            with urllib.request.urlopen(f"{self.url}{path}", timeout=timeout) as resp:  # noqa: S310 - loopback
-                return json.loads(resp.read())
-        except urllib.error.HTTPError as exc:  # /health answers 503 with a body while failing
-            return json.loads(exc.read())
+        return get_json(f"{self.url}{path}", timeout)
 
     def try_get(self, path: str) -> Any:
-        try:
-            return self.get(path)
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return try_get_json(f"{self.url}{path}")
 
     def log(self, tail: int = 6000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-tail:]
         except FileNotFoundError:
             return ""
+
+
+def get_json(url: str, timeout: float = 10) -> Any:
+    """GET a worker's JSON endpoint (loopback); an HTTP error's body is returned as the answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:  # /health answers 503 with a body while failing
+        return json.loads(exc.read())
+
+
+def try_get_json(url: str) -> Any:
+    """`get_json`, or None while the worker does not answer."""
+    try:
+        return get_json(url)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
 
 
 def wait_until(worker: WorkerProcess, path: str, expected: Any, timeout: float = 120) -> Any:

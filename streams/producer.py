@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from streams.config import Settings
 from streams.errors import BrokerError
@@ -43,6 +45,27 @@ async def _producer(settings: Settings) -> AIOKafkaProducer:
     return producer
 
 
+class Rebaser:
+    """Moves a record's event times onto the real clock at the moment it is sent.
+
+    A retry is an exact copy and must stay one: identical bytes get the shift of their first
+    sending, or which copy counts would depend on arrival order."""
+
+    def __init__(self) -> None:
+        # An OrderedDict, not a dict: `del d[next(iter(d))]` on a plain dict walks the deleted
+        # slots at its front each time, 32 µs a record at 200,000 remembered (the sender's
+        # largest cost); popitem(last=False) is O(1).
+        self.memory: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def __call__(self, record: Record, now_ms: int) -> bytes:
+        shifted = self.memory.get(record.value)
+        if shifted is None:
+            shifted = self.memory[record.value] = rebase_ts(record.value, now_ms - record.timestamp_ms)
+            if len(self.memory) > REBASE_MEMORY:
+                self.memory.popitem(last=False)
+        return shifted
+
+
 async def send_records(
     settings: Settings,
     records: Sequence[Record],
@@ -60,7 +83,7 @@ async def send_records(
     producer = await _producer(settings)
     sent: list[Record] = []
     pending = []
-    rebased: dict[bytes, bytes] = {}
+    rebase = Rebaser()
     started = time.monotonic()
     try:
         for record in records:
@@ -70,15 +93,7 @@ async def send_records(
                     await asyncio.sleep(delay)
             if real_clock:
                 now_ms = int(time.time() * 1000)
-                # A retry is an exact copy and must stay one: identical bytes get the shift of
-                # their first sending, or which copy counts would depend on arrival order.
-                shifted = rebased.get(record.value)
-                if shifted is None:
-                    shifted = rebase_ts(record.value, now_ms - record.timestamp_ms)
-                    rebased[record.value] = shifted
-                    if len(rebased) > REBASE_MEMORY:
-                        del rebased[next(iter(rebased))]
-                record = replace(record, timestamp_ms=now_ms, value=shifted)
+                record = replace(record, timestamp_ms=now_ms, value=rebase(record, now_ms))
             topic = settings.topic(record.kind)
             pending.append(
                 await producer.send(
@@ -93,6 +108,48 @@ async def send_records(
     finally:
         await producer.stop()
     return sent
+
+
+async def send_paced(settings: Settings, records: Sequence[Record], tick_s: float = 0.005) -> int:
+    """Send records at their `send_at_s` on the real clock (as `send_records(paced=True,
+    real_clock=True)`), as one produce batch per topic partition every `tick_s`; returns how many.
+
+    For a steady load that the sender must not fall behind: a `send` per record costs tens of µs
+    of Python, and at 17,500 records/s that sender, sharing two cores with the broker and the
+    worker, kept up only 9,500. Order within a partition is the record order, as with `send`."""
+    producer = await _producer(settings)
+    rebase = Rebaser()
+    topics = {kind: settings.topic(kind) for kind in {r.kind for r in records}}
+    pending: list[asyncio.Future[Any]] = []
+    started, i, n = time.monotonic(), 0, len(records)
+    try:
+        while i < n:
+            due = time.monotonic() - started
+            now_ms = int(time.time() * 1000)
+            batches: dict[tuple[str, int], BatchBuilder] = {}
+            while i < n and records[i].send_at_s <= due:
+                record = records[i]
+                value = rebase(record, now_ms)
+                where = (record.kind, record.partition)
+                batch = batches.get(where)
+                if batch is None:
+                    batch = batches[where] = producer.create_batch()
+                if batch.append(key=record.key, value=value, timestamp=now_ms) is None:  # full
+                    pending.append(await producer.send_batch(batch, topics[record.kind], partition=record.partition))
+                    batch = batches[where] = producer.create_batch()
+                    batch.append(key=record.key, value=value, timestamp=now_ms)
+                i += 1
+            for (kind, partition), batch in batches.items():
+                pending.append(await producer.send_batch(batch, topics[kind], partition=partition))
+            for future in [f for f in pending if f.done()]:
+                future.result()  # a failed send fails the sender
+            pending = [f for f in pending if not f.done()]
+            if i < n:
+                await asyncio.sleep(max(tick_s, records[i].send_at_s - (time.monotonic() - started)))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n
 
 
 def rebase_ts(value: bytes, shift_ms: int) -> bytes:

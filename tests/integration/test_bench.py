@@ -35,5 +35,9 @@ def test_bench_smoke_prints_figures_and_is_exact(tmp_path: Path) -> None:
     assert [(f["shape"], f["load"]) for f in fresh] == [(s, load) for s in ("single", "batched") for load in (0.5, 0.8)]
     for f in fresh:
         assert f["probes"] >= 10 and 0 < f["p50_ms"] <= f["p99_ms"] <= f["max_ms"]
+        # The load the worker took while probed is measured, not only the rate asked for, and
+        # the probes went out at their pace (every 100 ms) from their own process.
+        assert f["taken_events_s"] > 0 and f["probes_sent"] >= f["probes"]
+        assert 90 <= f["longest_send_gap_ms"]
     assert any("of the ceiling" in t["target"] for t in doc["targets"])
     assert "events/s" in result.stdout and "freshness" in result.stdout
