@@ -143,6 +143,11 @@ SINK_LOG_TYPES: Mapping[str, str] = {
 SINK_LOG_COLUMNS = tuple(SINK_LOG_TYPES)
 
 
+# One sink_log row: (written at ms, routed partition, batch to offset, rows, max event ts ms,
+# max ingest ms, write ms).
+SinkLogEntry = tuple[int, int, int, int, int, int, float]
+
+
 def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
@@ -269,9 +274,8 @@ class ClickHouseStore:
         )
         return len(columns[0])
 
-    def log_write(self, entries: Iterable[tuple[int, int, int, int, int, float]]) -> None:
-        now = dt.datetime.now(tz=dt.UTC)
-        rows = [[now, p, to, n, _utc(ets), _utc(ing), ms] for p, to, n, ets, ing, ms in entries]
+    def log_write(self, entries: Iterable[SinkLogEntry]) -> None:
+        rows = [[_utc(at), p, to, n, _utc(ets), _utc(ing), ms] for at, p, to, n, ets, ing, ms in entries]
         if rows:
             self._connect().insert(
                 f"{DB}.sink_log",

@@ -22,11 +22,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams.config import Settings
 from streams.errors import SinkError
 from streams.kafka import side_consumer, true_end_offset
-from streams.sinks.clickhouse import ClickHouseStore
+from streams.sinks.clickhouse import ClickHouseStore, SinkLogEntry
 from streams.wire import decode_delta_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOG_EVERY_S = 1.0  # sink_log rows wait at most this long (plus a poll) to be written
 
 
 @dataclass
@@ -67,6 +68,8 @@ class DeltaSink:
         self.health = SinkHealth()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        self._log_pending: list[SinkLogEntry] = []
+        self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
 
     async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
@@ -115,9 +118,12 @@ class DeltaSink:
                 if records:
                     await self._write(records)
                     await consumer.commit()
+                else:
+                    await self._flush_log()
         finally:
             self._consumer = None
             await consumer.stop()
+            await self._flush_log(force=True)
 
     async def _write(self, records: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         facts: list[list[Any]] = []
@@ -140,8 +146,19 @@ class DeltaSink:
         if not markers:
             return
         await self._insert_with_retry(facts, rejections, markers)
-        elapsed_ms = self.health.last_write_ms
-        entries = [(p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
+        elapsed_ms, written_at_ms = self.health.last_write_ms, int(self.health.last_write_at * 1000)
+        self._log_pending += [(written_at_ms, p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
+        await self._flush_log()
+
+    async def _flush_log(self, *, force: bool = False) -> None:
+        """Write the pending sink_log rows, at most every `LOG_EVERY_S` unless `force`.
+
+        Each row carries the time of its own write. An INSERT of its own after every write cost
+        two thirds as much as the write of the numbers (3.7% of the worker at 50% load)."""
+        if not self._log_pending or (not force and time.monotonic() - self._log_flushed_at < LOG_EVERY_S):
+            return
+        entries, self._log_pending = self._log_pending, []
+        self._log_flushed_at = time.monotonic()
         try:
             await self.store.call(self.store.log_write, entries)
         except Exception as exc:  # telemetry only: never let it block the numbers

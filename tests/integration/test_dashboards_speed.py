@@ -98,7 +98,7 @@ def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None
         deltas = Deltas()
         deltas.add(FactKey("c1", "wechat", "group", 3, 1_762_790_400_000), 3, 2)
         store.insert_batch(deltas, {{0: 7}})
-        store.log_write([(0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
+        store.log_write([(1_762_790_400_000, 0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
         store.apply_schema()
         store.apply_schema()                       # twice: nothing fails, nothing doubles
         for _ in range(600):                       # the upgrade's mutations run in the background

@@ -11,11 +11,13 @@ child process (as in test_dashboards_speed.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,16 @@ def polls(seed: int = 11) -> list[Poll]:
     return out
 
 
+# Within sink_log's TTL (7 days), or the row is gone before it is read.
+WRITTEN_AT_MS = int(time.time()) * 1000 + 789
+WRITTEN_AT = dt.datetime.fromtimestamp(WRITTEN_AT_MS / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
 CHILD = """
     import json, sys
     from streams.sinks import clickhouse as ch
     from tests.unit.test_sink_columns import old_rows
 
-    store_dir, polls_file = sys.argv[1], sys.argv[2]
+    store_dir, polls_file, written_at_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])
     store = ch.ClickHouseStore(f"chdb://{store_dir}")
     store.apply_schema()
     client = store._connect()
@@ -84,7 +90,7 @@ CHILD = """
         rows = old_rows(facts, rejections, markers)                          # the code before, verbatim
         client.insert("promo.facts_old", rows, column_names=ch.INSERT_COLUMNS)
         counts.append([written, len(rows)])
-    store.log_write([(3, 77, 700, 1_762_790_460_123, 1_762_790_461_456, 12.5)])
+    store.log_write([(written_at_ms, 3, 77, 700, 1_762_790_460_123, 1_762_790_461_456, 12.5)])
 
     def table(name):
         return [[str(v) for v in row] for row in client.query(f"SELECT * FROM promo.{name} ORDER BY ALL").result_rows]
@@ -104,7 +110,8 @@ CHILD = """
         "new_parts": parts("facts_minute"), "old_parts": parts("facts_old"),
         "facts_types": types("facts_minute"), "sink_log_types": types("sink_log"),
         "sink_log": [[str(v) for v in r.values()] for r in store.query_rows(
-            "SELECT src_partition, batch_to, rows, max_event_ts, max_ingest, write_ms FROM promo.sink_log")],
+            "SELECT written_at, src_partition, batch_to, rows, max_event_ts, max_ingest, write_ms "
+            "FROM promo.sink_log")],
         "markers": store.written_markers(),
     }))
     store.close_sync()
@@ -118,7 +125,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = tmp / "polls.json"
     data.write_text(json.dumps(polls()))
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp / "store"), str(data)],
+        [sys.executable, "-c", textwrap.dedent(CHILD), str(tmp / "store"), str(data), str(WRITTEN_AT_MS)],
         capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -151,6 +158,6 @@ def test_insert_types_are_the_tables_own(written: dict[str, Any]) -> None:
 
 
 def test_sink_log_with_declared_types(written: dict[str, Any]) -> None:
-    assert written["sink_log"] == [
-        ["3", "77", "700", "2025-11-10 16:01:00.123000", "2025-11-10 16:01:01.456000", "12.5"]  # UTC
-    ]
+    # UTC; each row carries the time of its own write
+    row = [WRITTEN_AT, "3", "77", "700", "2025-11-10 16:01:00.123000", "2025-11-10 16:01:01.456000", "12.5"]
+    assert written["sink_log"] == [row]

@@ -107,8 +107,10 @@ def world() -> Iterator[World]:
             store.apply_schema()
             store.insert_batch(deltas, markers)
             ingest_ms = int(time.time() * 1000) - LAG_MS
+            now_ms = int(time.time() * 1000)
             store.log_write(
-                (p, markers[p], 1, max_ingest_ms, ingest_ms, ms) for p, ms in zip([0, 1, 0], WRITE_MS, strict=True)
+                (now_ms, p, markers[p], 1, max_ingest_ms, ingest_ms, ms)
+                for p, ms in zip([0, 1, 0], WRITE_MS, strict=True)
             )
             day = dt.timedelta(days=1)
             start = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC) - day
