@@ -38,6 +38,6 @@ def test_bench_smoke_prints_figures_and_is_exact(tmp_path: Path) -> None:
         # The load the worker took while probed is measured, not only the rate asked for, and
         # the probes went out at their pace (every 100 ms) from their own process.
         assert f["taken_events_s"] > 0 and f["probes_sent"] >= f["probes"]
-        assert 90 <= f["longest_send_gap_ms"]
+        assert f["longest_send_gap_ms"] >= 90
     assert any("of the ceiling" in t["target"] for t in doc["targets"])
     assert "events/s" in result.stdout and "freshness" in result.stdout
