@@ -11,12 +11,6 @@ outside a save); a clean one may be dropped at any time, because the snapshot ho
 is read back when the user returns. So memory is bounded by the cache's capacity plus the users
 changed between two saves, however many distinct users a partition has seen.
 
-Saves skip RocksDB's write-ahead log (a third of a save's cost). A crash then loses the saves
-since the last memtable flush, and what is on disk is an older snapshot, still exact: a write batch
-goes into one memtable and a flush writes whole memtables, so the disk holds the state after some
-earlier save k' (tests/unit/test_state.py kills a writer to check), and recovery replays from k'.
-Closing the database flushes what is in memory, so a partition handed on loses nothing.
-
 Recovery reads only the bookkeeping and replays from k; users are read lazily. That is exact even
 when k is past the offset consumption resumes at, because folding a routed message twice is a
 no-op: its items are recognised as replays by source position, imports are idempotent, and output
@@ -33,7 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
-from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import BlockBasedOptions, Options, Rdict, WriteBatch
 
 from streams.metrics import Credit, FactKey, UserState
 
@@ -74,15 +68,6 @@ class Meta(NamedTuple):
     src_seen: dict[str, tuple[int, int, int]]
     log_identity: int | None
     watermarks: dict[str, int]
-
-
-def _no_wal() -> WriteOptions:
-    options = WriteOptions()
-    options.disable_wal = True  # type: ignore[method-assign,assignment]  # a property at runtime; the stubs say a method
-    return options
-
-
-NO_WAL = _no_wal()
 
 
 def _options() -> Options:
@@ -153,7 +138,7 @@ class Snapshot:
             batch.put(USER + user_id.encode(), encode_user(users[user_id]))
         meta = {"next": next_offset, "src_seen": src_seen, "log": log_identity, "wm": watermarks or {}}
         batch.put(META, orjson.dumps(meta))
-        self.db.write(batch, write_opt=NO_WAL)  # see the module's docstring
+        self.db.write(batch)
 
     def clear(self) -> None:
         self.db.close()
