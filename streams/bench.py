@@ -331,15 +331,17 @@ async def probe(settings: Settings, url: str, seconds: float) -> ProbeResult:
     child.start()
     send.close()
     try:
-        ready = await asyncio.to_thread(receive.poll, seconds + 120)
-        if not ready:
-            raise RuntimeError("the probe process gave no result")
-        return ProbeResult(**receive.recv())
+        if await asyncio.to_thread(receive.poll, seconds + 120):
+            with contextlib.suppress(EOFError):  # EOF: the child died before it sent anything
+                return ProbeResult(**receive.recv())
+        await asyncio.to_thread(child.join, 10)
+        raise RuntimeError(f"the probe process gave no result (exit code {child.exitcode})")
     finally:
-        child.join(timeout=10)
+        receive.close()
+        await asyncio.to_thread(child.join, 10)  # the traffic this loop sends goes on meanwhile
         if child.is_alive():
             child.kill()
-            child.join()
+            await asyncio.to_thread(child.join)
 
 
 def _steady(records: list[Record], rate: float) -> list[Record]:
@@ -408,8 +410,10 @@ def run_freshness(
 
 def _ingested(worker: WorkerProcess) -> int:
     """Events (elements) stage 1 of `worker` has taken in so far."""
-    health = worker.try_get("/health") or {}
-    return int(health.get("ingest", {}).get("elements", 0))
+    health = worker.try_get("/health")
+    if not health or "ingest" not in health:
+        raise RuntimeError(f"the worker's /health did not answer:\n{worker.log()}")
+    return int(health["ingest"]["elements"])
 
 
 # -- the run --------------------------------------------------------------------------------------

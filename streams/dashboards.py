@@ -340,7 +340,8 @@ def war_room(*, time_from: str = "now/d") -> Json:
             f"SELECT dateDiff('millisecond', maxOrNull(max_ingest), now64(3)) / 1000 AS freshness_s "
             f"FROM {SINK_LOG} WHERE written_at > now64(3) - INTERVAL 15 MINUTE",
             Grid(21, 0, 3, 5), unit="s", decimals=1, steps=((10, "orange"), (30, "red")), no_value="无写入 / no writes",
-            description="Seconds since the newest event now in ClickHouse reached Kafka. Red: the screen is stale.",
+            description="Seconds since the newest event now in ClickHouse reached Kafka (from the sink's log, "
+            "written once a second: up to a second high). Red: the screen is stale.",
         ),
         timeseries(
             "每分钟订单 / Orders per minute",

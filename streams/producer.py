@@ -140,14 +140,18 @@ async def send_paced(settings: Settings, records: Sequence[Record], tick_s: floa
                     batch.append(key=record.key, value=value, timestamp=now_ms)
                 i += 1
             for (kind, partition), batch in batches.items():
+                batch.close()  # complete: no linger
                 pending.append(await producer.send_batch(batch, topics[kind], partition=partition))
             for future in [f for f in pending if f.done()]:
-                future.result()  # a failed send fails the sender
+                future.result()  # a failed send fails the sender (the rest are gathered below)
             pending = [f for f in pending if not f.done()]
             if i < n:
                 await asyncio.sleep(max(tick_s, records[i].send_at_s - (time.monotonic() - started)))
         await asyncio.gather(*pending)
     finally:
+        for future in pending:
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: one failure is reported, not one per batch
         await producer.stop()
     return n
 

@@ -27,7 +27,9 @@ from streams.wire import decode_delta_rows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-LOG_EVERY_S = 1.0  # sink_log rows wait at most this long (plus a poll) to be written
+# sink_log rows wait about this long to be written (longer while a write is being retried); each
+# keeps the time of its own write.
+LOG_EVERY_S = 1.0
 
 
 @dataclass
@@ -122,8 +124,10 @@ class DeltaSink:
                     await self._flush_log()
         finally:
             self._consumer = None
-            await consumer.stop()
-            await self._flush_log(force=True)
+            try:
+                await self._flush_log(force=True)  # first: leaving the group may be cut short
+            finally:
+                await consumer.stop()
 
     async def _write(self, records: dict[TopicPartition, list]) -> None:  # type: ignore[type-arg]
         facts: list[list[Any]] = []
@@ -146,7 +150,8 @@ class DeltaSink:
         if not markers:
             return
         await self._insert_with_retry(facts, rejections, markers)
-        elapsed_ms, written_at_ms = self.health.last_write_ms, int(self.health.last_write_at * 1000)
+        # Now, not `last_write_at`: a write found landed after a failure does not set that.
+        elapsed_ms, written_at_ms = self.health.last_write_ms, int(time.time() * 1000)
         self._log_pending += [(written_at_ms, p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
         await self._flush_log()
 
