@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from streams.config import INPUT_TOPICS, Settings
 from streams.harness import Pipeline, WorkerProcess, try_get_json
 from streams.kafka import EmbeddedBroker, ensure_topics, free_port
-from streams.producer import import_existing, send_paced, send_records
+from streams.producer import Progress, import_existing, send_paced, send_records
 from streams.simulate import Record, SimConfig, generate
 from streams.truth import Truth, compute_truth
 
@@ -54,6 +54,7 @@ TARGET_P99_MS = 2000.0  # freshness at 50% load
 # looking every 50 ms took 10% of the worker's samples at 50% load, so every 20 ms took about a
 # quarter of it. A look every 50 ms adds at most 50 ms to a probe's time.
 PROBE_POLL_S = 0.05
+CATCH_UP_S = 30.0  # at most this long for stage 1 to be within half a second of the traffic
 WARMUP_S = 3.0  # steady traffic, once visible, before the freshness probes start
 
 
@@ -379,11 +380,22 @@ def run_freshness(
 
         async def traffic() -> tuple[ProbeResult, float]:
             records = _steady(sim.records, rate)
-            stream = asyncio.create_task(send_paced(settings, records))
+            progress = Progress()
+            stream = asyncio.create_task(send_paced(settings, records, progress=progress))
             # Probes measure the steady state, not the start-up (group join, partition rebuilds):
-            # they start once the traffic is visible end to end, plus a few seconds.
+            # they start once the traffic is visible end to end and stage 1 has worked off what
+            # piled up meanwhile (with 3 s of warm-up only, the first probes of a collector-batch
+            # run waited behind that backlog for 7 s), plus a few seconds. A worker that never
+            # catches up is probed anyway, after CATCH_UP_S: its taken/s then shows the backlog.
             deadline = time.monotonic() + 120
             while not await asyncio.to_thread(owner.try_get, "/api/totals") and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            per_s = len(records) / max(records[-1].send_at_s, 1e-3)  # records a second
+            deadline = time.monotonic() + CATCH_UP_S
+            while time.monotonic() < deadline:
+                behind = progress.records - await asyncio.to_thread(_ingested, owner, "messages")
+                if behind <= 0.5 * per_s:
+                    break
                 await asyncio.sleep(0.2)
             await asyncio.sleep(WARMUP_S)
             try:
@@ -408,12 +420,12 @@ def run_freshness(
                      round(lat[-1], 1), round(taken), result.sent, result.longest_send_gap_ms)  # fmt: skip
 
 
-def _ingested(worker: WorkerProcess) -> int:
-    """Events (elements) stage 1 of `worker` has taken in so far."""
+def _ingested(worker: WorkerProcess, what: str = "elements") -> int:
+    """Events ("elements") or input messages ("messages") stage 1 of `worker` has taken in so far."""
     health = worker.try_get("/health")
     if not health or "ingest" not in health:
         raise RuntimeError(f"the worker's /health did not answer:\n{worker.log()}")
-    return int(health["ingest"]["elements"])
+    return int(health["ingest"][what])
 
 
 # -- the run --------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -110,7 +110,16 @@ async def send_records(
     return sent
 
 
-async def send_paced(settings: Settings, records: Sequence[Record], tick_s: float = 0.005) -> int:
+@dataclass
+class Progress:
+    """How far a `send_paced` has got, for whoever watches it."""
+
+    records: int = 0  # handed to the producer so far
+
+
+async def send_paced(
+    settings: Settings, records: Sequence[Record], tick_s: float = 0.005, progress: Progress | None = None
+) -> int:
     """Send records at their `send_at_s` on the real clock (as `send_records(paced=True,
     real_clock=True)`), as one produce batch per topic partition every `tick_s`; returns how many.
 
@@ -142,6 +151,8 @@ async def send_paced(settings: Settings, records: Sequence[Record], tick_s: floa
             for (kind, partition), batch in batches.items():
                 batch.close()  # complete: no linger
                 pending.append(await producer.send_batch(batch, topics[kind], partition=partition))
+            if progress is not None:
+                progress.records = i
             for future in [f for f in pending if f.done()]:
                 future.result()  # a failed send fails the sender (the rest are gathered below)
             pending = [f for f in pending if not f.done()]

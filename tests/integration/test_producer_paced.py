@@ -12,7 +12,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 
 from streams.harness import Pipeline
 from streams.kafka import ensure_topics, read_range, side_consumer
-from streams.producer import send_paced
+from streams.producer import Progress, send_paced
 from streams.simulate import SimConfig, generate
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,9 @@ def test_paced_records_arrive_complete_in_order_and_spread_over_their_schedule(e
     async def go() -> dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]]:
         await ensure_topics(settings)
         started_ms = time.time() * 1000
-        assert await send_paced(settings, records) == len(records)
+        progress = Progress()
+        assert await send_paced(settings, records, progress=progress) == len(records)
+        assert progress.records == len(records)
         got: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = {}
         async with side_consumer(settings.bootstrap) as consumer:
             for kind, partition in {(r.kind, r.partition) for r in records}:
