@@ -98,7 +98,8 @@ def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None
         deltas = Deltas()
         deltas.add(FactKey("c1", "wechat", "group", 3, 1_762_790_400_000), 3, 2)
         store.insert_batch(deltas, {{0: 7}})
-        store.log_write([(1_762_790_400_000, 0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
+        now_ms = int(time.time() * 1000)           # written_at within sink_log's 7-day TTL
+        store.log_write([(now_ms, 0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
         store.apply_schema()
         store.apply_schema()                       # twice: nothing fails, nothing doubles
         for _ in range(600):                       # the upgrade's mutations run in the background
