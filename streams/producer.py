@@ -131,6 +131,12 @@ async def send_paced(
     topics = {kind: settings.topic(kind) for kind in {r.kind for r in records}}
     pending: list[asyncio.Future[Any]] = []
     started, i, n = time.monotonic(), 0, len(records)
+
+    async def send(batch: BatchBuilder, where: tuple[str, int]) -> asyncio.Future[Any]:
+        batch.close()  # complete: no linger
+        future: asyncio.Future[Any] = await producer.send_batch(batch, topics[where[0]], partition=where[1])
+        return future
+
     try:
         while i < n:
             due = time.monotonic() - started
@@ -141,16 +147,14 @@ async def send_paced(
                 value = rebase(record, now_ms)
                 where = (record.kind, record.partition)
                 batch = batches.get(where)
-                if batch is None:
-                    batch = batches[where] = producer.create_batch()
-                if batch.append(key=record.key, value=value, timestamp=now_ms) is None:  # full
-                    pending.append(await producer.send_batch(batch, topics[record.kind], partition=record.partition))
+                if batch is None or batch.append(key=record.key, value=value, timestamp=now_ms) is None:
+                    if batch is not None:  # full: send it, and start the next with this record
+                        pending.append(await send(batch, where))
                     batch = batches[where] = producer.create_batch()
                     batch.append(key=record.key, value=value, timestamp=now_ms)
                 i += 1
-            for (kind, partition), batch in batches.items():
-                batch.close()  # complete: no linger
-                pending.append(await producer.send_batch(batch, topics[kind], partition=partition))
+            for where, batch in batches.items():
+                pending.append(await send(batch, where))
             if progress is not None:
                 progress.records = i
             for future in [f for f in pending if f.done()]:

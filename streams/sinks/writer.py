@@ -133,7 +133,7 @@ class DeltaSink:
         facts: list[list[Any]] = []
         rejections: list[list[Any]] = []
         markers: dict[int, int] = {}
-        log_entries: list[tuple[int, int, int, int, int, float]] = []
+        logged: list[tuple[int, int, int, int, int]] = []  # sink_log fields known before the write
         for batch in records.values():
             for record in batch:
                 delta = decode_delta_rows(record.value)
@@ -144,15 +144,13 @@ class DeltaSink:
                 rejections += delta.rejections
                 markers[delta.partition] = max(markers.get(delta.partition, -1), delta.to_offset)
                 rows = len(delta.facts) + len(delta.rejections)
-                log_entries.append(
-                    (delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms, 0.0)
-                )
+                logged.append((delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms))
         if not markers:
             return
         await self._insert_with_retry(facts, rejections, markers)
         # Now, not `last_write_at`: a write found landed after a failure does not set that.
         elapsed_ms, written_at_ms = self.health.last_write_ms, int(time.time() * 1000)
-        self._log_pending += [(written_at_ms, p, to, n, ets, ing, elapsed_ms) for p, to, n, ets, ing, _ in log_entries]
+        self._log_pending += [(written_at_ms, *fields, elapsed_ms) for fields in logged]
         await self._flush_log()
 
     async def _flush_log(self, *, force: bool = False) -> None:
