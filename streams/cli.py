@@ -54,6 +54,11 @@ def _terminate_as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _stop_children_on_sigterm() -> None:
+    """For commands that start brokers, workers or peers: their `finally` blocks stop them on SIGTERM too."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
 def fail(message: str) -> NoReturn:
     typer.echo(f"promo: error: {message}", err=True)
     raise typer.Exit(2)
@@ -79,7 +84,7 @@ def broker(
     if not 0 < port < 65536:
         fail(f"--port must be 1-65535, got {port}")
     embedded = EmbeddedBroker(port, host=host, storage=storage)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    _stop_children_on_sigterm()
     embedded.start()
     typer.echo(f"broker ready at {embedded.url} (storage {storage}); Ctrl-C to stop")
     try:
@@ -453,6 +458,7 @@ def chaos(
     if user_cache is not None and user_cache < 0:
         fail("--user-cache must be 0 (all in memory) or a number of users")
     results = []
+    _stop_children_on_sigterm()
     for name in names:
         typer.echo(f"running {name} …", err=True)
         results.append(run_scenario(name, work_dir.resolve(), short=short, user_cache=user_cache))
@@ -494,6 +500,7 @@ def bench(
         what = f"freshness {row.shape} {row.load:.0%}" if isinstance(row, Freshness) else f"{row.shape} {row.system}"  # type: ignore[attr-defined]
         typer.echo(f"  done: {what}", err=True)
 
+    _stop_children_on_sigterm()
     report = run(events, shapes, work_dir.resolve(), workers=(1, 2) if two_workers else (1,), with_peers=peers,
                  freshness_s=freshness_s, on_row=progress)  # fmt: skip
     typer.echo(table(report))
@@ -519,6 +526,7 @@ def bench_memory(
         fail("--users must be at least 1")
     if cache is not None and cache < 0:
         fail("--cache must be 0 (all in memory) or a number of users")
+    _stop_children_on_sigterm()
     rows = memory_table(sizes, cache)
     if json_out:
         typer.echo(json.dumps(rows))
