@@ -27,6 +27,7 @@ from faust.web import Request, Response, View
 from streams.agents.aggregate import AggregateAgent
 from streams.agents.ingest import IngestAgent
 from streams.config import Settings
+from streams.pauses import GcPauses
 from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
 from streams.transport import PromoApp
@@ -50,6 +51,7 @@ class WorkerApp:
     store: ClickHouseStore | None
     sink: DeltaSink | None
     started_at: float
+    gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
 
     def health(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -62,6 +64,8 @@ class WorkerApp:
                 "users": self.aggregate.user_counts(),
             },
         }
+        if self.gc_pauses is not None:
+            doc["gc"] = self.gc_pauses.summary()
         if self.sink is not None:
             sink = asdict(self.sink.health)
             sink["ok"] = self.sink.health.ok

@@ -123,6 +123,7 @@ def worker(
 
     from streams.app import build_app
     from streams.kafka import ensure_topics
+    from streams.pauses import GcPauses
 
     settings = settings_from(
         broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
@@ -157,6 +158,7 @@ def worker(
     # at a million events' state, and growing with it) come no more often than before.
     gc.freeze()
     gc.set_threshold(50_000, 5, 1_000)
+    pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
     Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
 

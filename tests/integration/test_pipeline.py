@@ -52,6 +52,8 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
     assert truth.rejected.get("duplicate", 0) > 0 and truth.rejected.get("late", 0) > 0
     assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
     assert rejected_by_reason(worker.get("/api/rejections")) == truth.rejected
+    gc_passes = worker.get("/health")["gc"]  # the worker times its GC passes (streams/pauses.py)
+    assert gc_passes["gen0"]["passes"] > 0 and gc_passes["gen0"]["longest_ms"] >= gc_passes["gen0"]["last_ms"] >= 0
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == truth.totals
