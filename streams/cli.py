@@ -131,6 +131,7 @@ def worker(
     )  # fmt: skip
     if loglevel not in ("crit", "error", "warn", "info", "debug"):
         fail("--loglevel must be one of crit, error, warn, info, debug")
+    _check_data_dir(settings)
     _check_store_free(settings)
     if settings.sink:
         _check_view(settings)
@@ -174,6 +175,14 @@ def _check_view(settings: Settings) -> None:
     host, port = settings.view_host, settings.view_port
     if port and ":" not in host and not port_is_free(host, port):
         fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The worker's local state lives under the data dir: made when missing (Faust makes only its last level)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot use the data directory {settings.data_dir} (PROMO_DATA_DIR): {exc.strerror or exc}")
 
 
 def _check_store_free(settings: Settings) -> None:

@@ -61,6 +61,17 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
     assert json.loads(one.stdout) == [r for r in truth.totals if r["campaign_id"] == truth.totals[0]["campaign_id"]]
 
 
+def test_a_worker_makes_a_missing_data_dir(env: Pipeline, workers: list[WorkerProcess]) -> None:
+    # It crashed with a traceback from Faust, which makes only the last level of its own datadir.
+    data_dir = env.root / "not" / "there" / "yet"
+    env.extra["PROMO_DATA_DIR"] = str(data_dir)
+    sim = simulate(env, 500, seed=5)
+    worker = start_worker(workers, env, "fresh-dir", sink=True)
+    truth = send(env, sim, paced=False)
+    assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
+    assert (data_dir / "faust").is_dir() and (data_dir / "state").is_dir()
+
+
 def test_two_workers_share_the_load_exactly(env: Pipeline, workers: list[WorkerProcess]) -> None:
     sim = simulate(env, 20_000, seed=4, duration_s=12.0)
     owner = start_worker(workers, env, "owner", sink=True)

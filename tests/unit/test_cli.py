@@ -92,6 +92,12 @@ def test_every_command_has_help(command: list[str]) -> None:
         ),
         pytest.param(
             ["worker"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DATA_DIR": "/dev/null/promo"},
+            "cannot use the data directory /dev/null/promo (PROMO_DATA_DIR): Not a directory",
+            id="data-dir-under-a-file",
+        ),
+        pytest.param(
+            ["worker"],
             {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_VIEW_HOST": "0.0.0.0"},
             "set PROMO_VIEW_TOKEN",
             id="view-beyond-loopback-without-token",
