@@ -152,13 +152,18 @@ def worker(
     # and 30.5 with (16.4k and 18.6k events/s, 22.3k and 19.4k), peak RSS +4%. Freezing takes the
     # start-up objects (Faust, aiokafka, chdb: ~80k) out of every later pass; the thresholds are
     # most of the gain. Reference counting still frees acyclic garbage at once; cycles wait longer.
-    # A gen-1 pass every 5 gen-0 passes, not 20: each walks a quarter of the survivors, so the
-    # longest pause, which stops the whole pipeline, is a quarter. Folding 1M events in-process,
-    # twice each: longest gen-1 pause 440 and 376 ms at (50,000, 20, 100), 124-139 ms at 5, with the
-    # same total (700-850 ms). Gen 2 then every 1,000 gen-1 passes, not 100, so full passes (609 ms
-    # at a million events' state, and growing with it) come no more often than before.
+    # Every pass stops the whole pipeline, so the longest pass matters more than the total. Folding
+    # 1M events in-process, twice each (longest gen-0 / gen-1 pause, total GC time):
+    #   (50,000, 20, 100)  24-28 / 376-440 ms, 770-850 ms
+    #   (50,000, 5, 1,000) 23-31 / 117-128 ms, 640-730 ms
+    #   (20,000, 5, 1,000) 11-13 /  53-56 ms, 850-860 ms   <- a fifth of a second more per million events
+    #   (10,000, 5, 1,000)     7 /     20 ms, 1,300 ms
+    # A live worker's passes run about three times longer (400,000 users cached, a busy machine: 112 ms
+    # gen-0 and 333 ms gen-1 at (50,000, 5, 1,000)); /health shows them. Gen 2 waits 1,000 gen-1
+    # passes, as many allocations as before, so full passes (609 ms over a million events' state,
+    # growing with it) come no more often.
     gc.freeze()
-    gc.set_threshold(50_000, 5, 1_000)
+    gc.set_threshold(20_000, 5, 1_000)
     pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
     Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
 
