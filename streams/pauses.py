@@ -3,7 +3,7 @@
 A freshness spike on the war room's screen has a few usual causes (a snapshot save, an INSERT that
 waits on ClickHouse, a GC pass over the live state); this makes the GC's share visible instead of
 guessed. Python calls `gc.callbacks` at the start and the end of every pass; recording them costs
-two clock reads a pass (a pass comes every 50,000 net allocations in `promo worker`).
+two clock reads a pass (a gen-0 pass comes every 20,000 net allocations in `promo worker`).
 """
 
 from __future__ import annotations
