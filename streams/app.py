@@ -4,6 +4,8 @@
 - When `settings.sink` is on, the process also runs the sink (streams/sinks/writer.py) and serves
   `/api/totals`, `/api/rejections` and `/health` on its web port (127.0.0.1 unless told otherwise),
   and the local view of the dashboards on its view port (streams/view/).
+- Every worker samples each stage's lag about once a second and logs a stage that has input waiting
+  and processes nothing for `stall_after_s` (streams/stall.py); /health answers 503 while one does.
   With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
   totals` and other readers ask it over HTTP instead of trying to open the store themselves.
 """
@@ -16,21 +18,24 @@ import json
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
 from streams.agents.aggregate import AggregateAgent
+from streams.agents.base import BatchAgent
 from streams.agents.ingest import IngestAgent
-from streams.config import Settings
+from streams.config import INPUT_TOPICS, Settings
 from streams.pauses import GcPauses
 from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
-from streams.transport import PromoApp
+from streams.stall import STAGE_STALL_PREFIX, Change, StallWatch
+from streams.transport import BatchConsumer, PromoApp
 from streams.view.server import attach_view
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,87 @@ class WorkerApp:
     sink: DeltaSink | None
     started_at: float
     gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
+    stall_watch: StallWatch[TopicPartition] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stall_watch = StallWatch(self.settings.stall_after_s)
+
+    def check_stalls(self, now: float | None = None) -> list[Change[TopicPartition]]:
+        """Sample every stage's lag and work done; log (once) each stage that stalls or recovers."""
+        now = time.monotonic() if now is None else now
+        settings = self.settings
+        samples: list[tuple[str, Mapping[TopicPartition, int | None], int]] = [
+            (agent.stage, self._agent_lags(agent, topics), agent.handled)
+            for agent, topics in (
+                (self.ingest, {settings.topic(s) for s in INPUT_TOPICS}),
+                (self.aggregate, {settings.topic("routed")}),
+            )
+        ]
+        if self.sink is not None:
+            health = self.sink.health
+            samples.append(("sink", _sink_lags(self.sink), health.batches_written + health.redeliveries_skipped))
+        changes = []
+        for stage, lags, processed in samples:
+            change = self.stall_watch.observe(stage, lags, processed, now)
+            if change is None:
+                continue
+            changes.append(change)
+            if change.stalled:
+                log.error(
+                    "stage %s stalled: %d records waiting (%s), nothing processed for %.1f s",
+                    stage, change.stall.lag, _partitions_text(change.stall.lags), change.duration_s,
+                )  # fmt: skip
+            else:
+                log.warning(
+                    "stage %s no longer stalled (%s) after %.1f s",
+                    stage, "processing again" if change.progressed else "nothing waiting", change.duration_s,
+                )  # fmt: skip
+        return changes
+
+    def _agent_lags(self, agent: BatchAgent, topics: Collection[str]) -> dict[TopicPartition, int | None]:
+        """Per assigned partition of the agent's topics: the fetch high-watermark minus the next offset
+        the agent will process (the first of the batch it holds, else the next one not yet handed to
+        it, else the committed offset); None when either is unknown (never fetched, say)."""
+        try:
+            consumer = cast(BatchConsumer, self.app.consumer)
+            assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+        except Exception:  # not started yet, or between assignments
+            return {}
+        holding = {tp: records[0].offset for tp, records in agent.pending or () if records}
+        lags: dict[TopicPartition, int | None] = {}
+        for tp in assigned:
+            try:
+                highwater: int | None = consumer.highwater(tp)
+            except Exception:  # revoked since `assignment()`
+                highwater = None
+            next_offset = holding.get(tp)
+            if next_offset is None:
+                next_offset = consumer._handed.get(tp)
+            if next_offset is None:
+                next_offset = consumer._committed_offset.get(tp)
+            lags[tp] = _lag(highwater, next_offset)
+        return lags
+
+    def stalls(self, now: float | None = None) -> dict[str, Any]:
+        """The /health section: the threshold, each stage's lag, and the stalled stages with their partitions."""
+        now = time.monotonic() if now is None else now
+        watch = self.stall_watch
+        return {
+            "after_s": watch.after_s,
+            "lag": {stage: watch.lag(stage) for stage in watch.stages()},
+            "stalled": [
+                {
+                    "stage": stall.stage,
+                    "lag": stall.lag,
+                    "no_progress_s": round(now - stall.since, 1),
+                    "partitions": [
+                        {"topic": tp.topic, "partition": tp.partition, "lag": lag}
+                        for tp, lag in sorted(stall.lags.items())
+                    ],
+                }
+                for stall in watch.stalled()
+            ],
+        }
 
     def health(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -71,7 +157,57 @@ class WorkerApp:
             sink["ok"] = self.sink.health.ok
             doc["sink"] = sink
             doc["ok"] = self.sink.health.ok
+        stalls = self.stalls()
+        doc["stalls"] = stalls
+        if stalls["stalled"]:
+            doc["ok"] = False
         return doc
+
+
+def _lag(highwater: int | None, next_offset: int | None) -> int | None:
+    if highwater is None:
+        return None  # never fetched
+    if next_offset is None:
+        return 0 if highwater == 0 else None  # an empty partition has nothing waiting wherever one starts
+    return max(highwater - next_offset, 0)
+
+
+def _sink_lags(sink: DeltaSink) -> dict[TopicPartition, int | None]:
+    """The sink's lag per partition: the fetch high-watermark minus its consumer's position (what
+    `getmany` hands out next; a batch being written is past it). aiokafka's `position()` may wait
+    for a position, so this reads the same per-partition state directly."""
+    consumer = sink._consumer
+    if consumer is None:
+        return {}
+    try:
+        assignment = consumer._subscription.subscription.assignment
+        lags: dict[TopicPartition, int | None] = {}
+        for tp in consumer.assignment():
+            state = assignment.state_value(tp)
+            position = state.position if state.has_valid_position else None
+            lags[tp] = _lag(state.highwater, position)
+        return lags
+    except Exception:  # not started, or between assignments
+        return {}
+
+
+def _partitions_text(lags: Mapping[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}] {lag}" for tp, lag in sorted(lags.items()))
+
+
+def _sink_fault(path: Path) -> Callable[[], None]:
+    """The ClickHouse fault hook, blind to the stage-stall lines the agents read from the same file."""
+    check = file_fault(path)
+
+    def hook() -> None:
+        try:
+            if path.read_text().strip().startswith(STAGE_STALL_PREFIX):
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
+        check()
+
+    return hook
 
 
 def build_app(settings: Settings) -> WorkerApp:
@@ -126,11 +262,19 @@ def build_app(settings: Settings) -> WorkerApp:
         timeout = settings.clickhouse_timeout_s
         store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=min(timeout, 10), send_timeout_s=timeout)
     if store is not None and settings.fault_file:
-        store.before_write = file_fault(Path(settings.fault_file))
+        store.before_write = _sink_fault(Path(settings.fault_file))
     sink = DeltaSink(settings, store) if store is not None else None
     pipeline = WorkerApp(app, settings, ingest, aggregate, store, sink, time.time())
     if store is not None and sink is not None:
         _attach_sink(pipeline, store, sink)
+
+    async def watch_stalls() -> None:
+        interval = min(1.0, settings.stall_after_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            pipeline.check_stalls()
+
+    app.task(watch_stalls)
     return pipeline
 
 

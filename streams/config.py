@@ -81,6 +81,9 @@ class Settings:
     # Fault injection for reliability tests: while this file exists, ClickHouse writes fail
     # (content "fail") or stall first (content "stall:SECONDS"). Empty: off.
     fault_file: str = ""
+    # A stage with input waiting (lag above zero) that processes nothing this long is stalled:
+    # /health answers 503 and the worker logs it (streams/stall.py).
+    stall_after_s: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.broker.startswith("kafka://"):
@@ -103,6 +106,8 @@ class Settings:
         for name in ("allowed_lateness_s", "dedup_horizon_s", "future_limit_s", "snapshot_interval_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if not self.stall_after_s > 0:
+            raise ConfigError(f"stall_after_s must be positive, got {self.stall_after_s}")
 
     # -- derived names -------------------------------------------------------------------------
     def topic(self, suffix: str) -> str:
