@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from streams import crashpoints
 from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import last_record, read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.state import Snapshot, UserCache
+from streams.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
 from streams.transport import Batch, PromoApp
 from streams.wire import decode_deltas, encode_deltas
 
@@ -31,7 +31,10 @@ class AggregateAgent(BatchAgent):
         super().__init__(app, settings)
         self.partitions: dict[int, RoutedPartition] = {}
         self.snapshots: dict[int, Snapshot] = {}
-        self.identity: dict[int, int] = {}  # crc32 of each routed partition's first record
+        # What ties a snapshot to its routed log (docs/DESIGN.md): the partition's first record,
+        # and the last record folded in before the save, each as (offset, timestamp, crc32).
+        self.first_mark: dict[int, LogMark] = {}
+        self.last_folded: dict[int, ConsumerRecord[bytes, bytes]] = {}
         self.state_root = settings.data_dir.resolve() / "state" / settings.app_id
         self.unsaved: set[int] = set()  # routed partitions folded further than their snapshot
         self.saved_at = time.monotonic()
@@ -44,15 +47,15 @@ class AggregateAgent(BatchAgent):
             last = await last_record(consumer, TopicPartition(self.settings.topic("deltas"), partition))
             emitted_to = decode_deltas(last.value).to_offset if last is not None and last.value else -1
             state = RoutedPartition(partition, self.settings, emitted_to=emitted_to)
-            first: list[int] = []
-            await read_range(consumer, routed, 0, 1, lambda r: first.append(zlib.crc32(r.value or b"")))
-            if first:
-                self.identity[partition] = first[0]
-            start = self._load_snapshot(partition, state)
+            first = await self._read_mark(consumer, routed, 0)
+            if first is not None:
+                self.first_mark[partition] = first
+            start = await self._load_snapshot(consumer, routed, state)
 
             def feed(record: ConsumerRecord[bytes, bytes]) -> None:
                 if record.value is not None:
                     state.apply(record.offset, record.value, PartitionOutput())
+                    self.last_folded[partition] = record
                     if state.users.over_budget:
                         # Everything below `upto` had its output emitted before: a save here
                         # cannot run ahead of it, and it keeps a long replay within the cache.
@@ -69,19 +72,38 @@ class AggregateAgent(BatchAgent):
         )  # fmt: skip  # users in memory; the rest are read back from the snapshot when they return
         return state
 
-    def _load_snapshot(self, partition: int, state: RoutedPartition) -> int:
+    @staticmethod
+    async def _read_mark(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> LogMark | None:
+        found: list[LogMark] = []
+        await read_range(consumer, tp, offset, offset + 1, lambda r: found.append(log_mark(r)))
+        return found[0] if found else None
+
+    async def _load_snapshot(self, consumer: AIOKafkaConsumer, routed: TopicPartition, state: RoutedPartition) -> int:
         """Put `state` on the local snapshot, when it belongs to this log; the offset to replay from.
 
-        Only the bookkeeping is read: users come back from the snapshot one by one as they return."""
+        Only the bookkeeping is read: users come back from the snapshot one by one as they return.
+        A snapshot is this log's when the log holds, at the same offsets, the same first record and
+        the same last folded record (value and timestamp) as when it was saved; else it goes."""
+        partition = state.partition
         snapshot = self.snapshots.get(partition) or Snapshot.open(self.state_root, partition)
         if snapshot is None:
             return 0  # no snapshot to fall back on: every user of the partition stays in memory
         self.snapshots[partition] = snapshot
         meta = snapshot.meta()
-        if meta.next_offset > 0 and meta.log_identity != self.identity.get(partition):
-            log.warning("snapshot of routed partition %d is from another log; starting from 0", partition)
-            snapshot.clear()
-            meta = snapshot.meta()
+        if meta.next_offset > 0:
+            now = {
+                "first": self.first_mark.get(partition),
+                "last": await self._read_mark(consumer, routed, meta.next_offset - 1),
+            }
+            stored = meta.log_identity if isinstance(meta.log_identity, dict) else {}
+            why = snapshot_mismatch(stored, now)
+            if why is not None:
+                log.warning(
+                    "discarding the state snapshot of %s[%d] at offset %d (%s): it was not taken from this "
+                    "log; rebuilding the partition from its log", routed.topic, partition, meta.next_offset, why,
+                )  # fmt: skip
+                snapshot.clear()
+                meta = snapshot.meta()
         state.users = UserCache(snapshot, self.settings.user_cache)
         if meta.next_offset == 0:
             return 0
@@ -90,9 +112,12 @@ class AggregateAgent(BatchAgent):
         return meta.next_offset
 
     def _save(self, partition: int, state: RoutedPartition) -> None:
-        identity = self.identity.get(partition)
-        if identity is not None:
-            state.users.save(state.next_offset, state.src_seen, identity, state.src_watermark)
+        first, last = self.first_mark.get(partition), self.last_folded.get(partition)
+        if first is None or last is None or last.offset != state.next_offset - 1:
+            return  # nothing folded since (re)assignment to tie the snapshot to: the last save stands
+        identity = {"first": first, "last": log_mark(last)}
+        state.users.save(state.next_offset, state.src_seen, identity, state.src_watermark)
+        crashpoints.reached("aggregate.saved")
 
     def _save_snapshots(self, touched: set[int]) -> None:
         for partition in touched:
@@ -109,15 +134,19 @@ class AggregateAgent(BatchAgent):
             state = self.partitions.get(partition)
             if state is None:
                 state = self.partitions[partition] = await self.recover(partition, records[0].offset)
+                crashpoints.reached("aggregate.recovered")
             out = outputs.get(partition)
             if out is None:
                 out = outputs[partition] = PartitionOutput()
             for record in records:
                 if record.value is not None:
-                    if record.offset == 0:
-                        self.identity[partition] = zlib.crc32(record.value)
                     state.apply(record.offset, record.value, out)
+            if records[0].offset == 0:
+                self.first_mark[partition] = log_mark(records[0])
+            if records[-1].offset + 1 == state.next_offset:
+                self.last_folded[partition] = records[-1]
             messages += len(records)
+        crashpoints.reached("aggregate.folded")
         producer = self.app.producer
         pending = []
         deltas_topic, dlq = self.settings.topic("deltas"), self.settings.topic("dlq")
@@ -126,13 +155,14 @@ class AggregateAgent(BatchAgent):
                 continue
             for dead in out.dead:
                 pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
-            value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms)
+            value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms, out.audit)
             pending.append(await producer.send(deltas_topic, None, value, partition, None, None))
         if pending:
             await asyncio.gather(*pending)
         for partition, out in outputs.items():
             if out:
                 self.partitions[partition].emitted_to = out.to_offset
+        crashpoints.reached("aggregate.sent")
         # After the output is acknowledged: a snapshot never runs ahead of what was emitted. Not
         # after every batch: a snapshot only shortens the replay of a recovery, and writing every
         # touched user each batch cost a tenth of the worker's time at full speed.
@@ -167,6 +197,7 @@ class AggregateAgent(BatchAgent):
         for tp in revoked:
             if tp.topic == routed:
                 self.partitions.pop(tp.partition, None)
+                self.last_folded.pop(tp.partition, None)
                 snapshot = self.snapshots.pop(tp.partition, None)
                 if snapshot is not None:
                     snapshot.close()  # another worker on this host may open it next

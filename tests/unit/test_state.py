@@ -7,11 +7,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from streams.config import Settings
 from streams.events import Event, Kind
 from streams.metrics import Deltas, UserState, apply_event, mark_existing
 from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.state import Snapshot, UserCache, decode_user, encode_user
+from streams.state import Snapshot, UserCache, decode_user, encode_user, snapshot_mismatch
 from streams.wire import encode_existing, encode_routed, event_item
 
 T0 = 1_762_790_400_000
@@ -124,3 +126,23 @@ def test_a_killed_writer_leaves_the_state_after_its_last_save(tmp_path: Path) ->
     assert users["shared"].max_ts == 40
     assert {int(u[1:].split("-")[0]) for u in users if u != "shared"} == set(range(1, 41))
     assert len(users) == 2000 * 40 + 1
+
+
+@pytest.mark.parametrize(
+    ("stored", "now", "why"),
+    [
+        ({"first": [0, 5, 9], "last": [41, 8, 3]}, {"first": (0, 5, 9), "last": (41, 8, 3)}, None),
+        # the same first bytes (a users import) at another time: another log
+        ({"first": [0, 5, 9], "last": [41, 8, 3]}, {"first": (0, 6, 9), "last": (41, 8, 3)}, "differs"),
+        # the same first record, but the log goes elsewhere after it
+        ({"first": [0, 5, 9], "last": [41, 8, 3]}, {"first": (0, 5, 9), "last": (41, 8, 4)}, "differs"),
+        ({"first": [0, 5, 9], "last": [41, 8, 3]}, {"first": (0, 5, 9), "last": None}, "no record at offset 41"),
+        ({"first": [0, 5, 9], "last": [41, 8, 3]}, {"first": None, "last": None}, "no record at offset 0"),
+        ({}, {"first": (0, 5, 9), "last": (41, 8, 3)}, "older version"),  # a crc-only snapshot of before
+    ],
+)
+def test_a_snapshot_belongs_to_the_log_holding_its_marks(
+    stored: dict[str, list[int]], now: dict[str, tuple[int, int, int] | None], why: str | None
+) -> None:
+    result = snapshot_mismatch(stored, now)
+    assert result is None if why is None else (result is not None and why in result)
