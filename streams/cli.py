@@ -468,10 +468,20 @@ def chaos(
     user_cache: Annotated[
         int | None, typer.Option(help="the workers' user cache (PROMO_USER_CACHE); small: users go to disk and back")
     ] = None,
+    kill_loop: Annotated[
+        bool, typer.Option(help="instead of the scenarios: SIGKILLs at random and at every step boundary, per seed")
+    ] = False,
+    seeds: Annotated[int, typer.Option(help="with --kill-loop: how many seeds (1, 2, …)")] = 10,
+    kills: Annotated[int, typer.Option(help="with --kill-loop: kills per seed")] = 40,
+    workers: Annotated[int, typer.Option(help="with --kill-loop: 1 (the store's owner) or 2 workers")] = 1,
+    events: Annotated[int, typer.Option(help="with --kill-loop: simulated events per seed")] = 60_000,
 ) -> None:
     """Kill workers, pause the broker, fail ClickHouse, send garbage; compare every total with the truth."""
     from streams.chaos import SCENARIOS, markdown, run_scenario, table, to_json
 
+    if kill_loop:
+        _kill_loop(work_dir, seeds, kills, workers, events, 40 if user_cache is None else user_cache, json_out)
+        return
     names = scenario or list(SCENARIOS)
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
@@ -491,6 +501,38 @@ def chaos(
         json_out.write_text(to_json(results))
     if markdown_out is not None:
         markdown_out.write_text(markdown(results) + "\n")
+    if not all(r.exact for r in results):
+        raise typer.Exit(1)
+
+
+def _kill_loop(work_dir: Path, seeds: int, kills: int, workers: int, events: int, cache: int, out: Path | None) -> None:
+    from streams import killloop
+
+    if not 1 <= seeds <= 100:
+        fail("--seeds must be between 1 and 100")
+    if not 2 <= kills <= 1000:
+        fail("--kills must be between 2 and 1000")
+    if workers not in (1, 2):
+        fail("--workers must be 1 or 2")
+    if events < 1000:
+        fail("--events must be at least 1000")
+    if cache < 0:
+        fail("--user-cache must be 0 (all in memory) or a number of users")
+    _stop_children_on_sigterm()
+    results = []
+    for seed in range(1, seeds + 1):
+        typer.echo(f"kill loop: seed {seed}, {kills} kills, {workers} worker(s) …", err=True)
+        results += killloop.kill_loop(work_dir.resolve(), seeds=[seed], kills=kills, workers=workers,
+                                      events=events, user_cache=cache)  # fmt: skip
+        typer.echo(killloop.table(results[-1:]), err=True)
+    typer.echo(killloop.table(results))
+    for result in results:
+        for line in result.examples:
+            typer.echo(f"  seed {result.seed}: {line}")
+        if result.points_missed:
+            typer.echo(f"  seed {result.seed}: crash points not reached in time: {', '.join(result.points_missed)}")
+    if out is not None:
+        out.write_text(killloop.to_json(results))
     if not all(r.exact for r in results):
         raise typer.Exit(1)
 

@@ -84,6 +84,9 @@ class Settings:
     # A stage with input waiting (lag above zero) that processes nothing this long is stalled:
     # /health answers 503 and the worker logs it (streams/stall.py).
     stall_after_s: float = 30.0
+    # Identity audit for fault tests: stage 2 adds to each deltas message which order, and which
+    # event holding a person's credit, its numbers moved (streams/audit.py). Off: the wire as ever.
+    audit: bool = False
 
     def __post_init__(self) -> None:
         if not self.broker.startswith("kafka://"):

@@ -98,12 +98,14 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self) -> WorkerProcess:
+    def start(self, env: dict[str, str] | None = None) -> WorkerProcess:
+        """Start the worker; `env` adds variables for this start only (a crash point, say)."""
         self.pipeline.root.mkdir(parents=True, exist_ok=True)
         extra = {
             "PROMO_WEB_PORT": str(self.port),
             "PROMO_SINK": "1" if self.sink else "0",
             "PROMO_VIEW_PORT": str(self.view_port),
+            **(env or {}),
         }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 - our own command

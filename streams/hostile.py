@@ -7,9 +7,12 @@ pipeline must do with it. `promo chaos` mixes the corpus into a realistic stream
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 
 import orjson
+
+from streams.simulate import Record
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,28 @@ def corpus(ts: int, *, tag: str = "h") -> list[Case]:
 def duplicate_flood(value: bytes, copies: int) -> list[Case]:
     """The same message many times: only the first may count."""
     return [Case(f"duplicate flood {i}", "clicks", value) for i in range(copies)]
+
+
+def order_resends(records: list[Record], rng: random.Random, *, rate: float = 0.1, within: int = 2000) -> list[Record]:
+    """`records` with a share of their one-order messages re-sent as a new event with the same
+    order_id (a client that retried an order with a fresh event_id), up to `within` messages later,
+    to any partition: copies that only the order_id dedup can catch, the kind issue 14 lost."""
+    out = list(records)
+    later: list[tuple[int, Record]] = []
+    for i, record in enumerate(records):
+        if record.kind != "orders" or rng.random() >= rate:
+            continue
+        try:
+            doc = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(doc, dict) or not isinstance(doc.get("event_id"), str) or "order_id" not in doc:
+            continue
+        doc["event_id"] = f"{doc['event_id']}-again"[:64]
+        at = min(len(records) - 1, i + rng.randint(1, within))
+        copy = replace(record, value=orjson.dumps(doc), partition=rng.randrange(4), key=None,
+                       send_at_s=max(record.send_at_s, records[at].send_at_s))  # fmt: skip
+        later.append((at, copy))
+    for at, copy in sorted(later, key=lambda x: -x[0]):
+        out.insert(at + 1, copy)
+    return sorted(out, key=lambda r: r.send_at_s)  # stable: the copies keep their place in a tie

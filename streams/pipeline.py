@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from streams import audit
 from streams.config import Settings
 from streams.events import Event, Kind, Reason, Rejection, decode_items
 from streams.metrics import Deltas, PartitionGate, RejectKey, apply_fields, mark_existing, minute_of
@@ -152,9 +153,10 @@ class PartitionOutput:
     to_offset: int = -1
     max_event_ts: int = 0
     max_ingest_ms: int = 0
+    audit: list[list[Any]] = field(default_factory=list)  # identity moves, when auditing (streams/audit.py)
 
     def __bool__(self) -> bool:
-        return bool(self.deltas) or bool(self.dead)
+        return bool(self.deltas) or bool(self.dead) or bool(self.audit)
 
 
 class RoutedPartition:
@@ -172,6 +174,7 @@ class RoutedPartition:
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
         self.src_watermark: dict[str, int] = {}  # input partition -> newest stage-1 watermark heard
         self.forget_before: int | None = None  # dedup ids older than this can no longer be matched
+        self.audit = settings.audit
 
     def apply(self, offset: int, value: bytes, out: PartitionOutput) -> None:
         """Fold one routed message in; output goes to `out` unless it was emitted before a restart."""
@@ -182,7 +185,11 @@ class RoutedPartition:
         existing = doc.get("existing")
         if existing is not None:
             for user_id in existing:
-                mark_existing(self.users.take(user_id), sink.deltas)
+                state = self.users.take(user_id)
+                before = audit.holders(state) if self.audit else None
+                mark_existing(state, sink.deltas)
+                if before is not None:
+                    audit.moves(user_id, "", before, audit.holders(state), sink.audit)
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
             generation = doc.get("gen", 0)
@@ -230,20 +237,26 @@ class RoutedPartition:
         state = self.users.take(user_id)
         if ts > out.max_event_ts:
             out.max_event_ts = ts
+        before = audit.holders(state, campaign) if self.audit else None
         if apply_fields(state, kind, event_id, ts, campaign, channel, entry, tier, share_id, order_id, amount,
                         out.deltas, self.horizon_ms, self.forget_before):  # fmt: skip
             ev = item_event(item)
             topic = ev.kind.topic_suffix
             out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))
             out.dead.append(DeadLetter(ev.to_json(), Reason.DUPLICATE, ev.event_id, f"{src}:{offset}:{index}"))
+        elif before is not None:
+            if kind == Kind.ORDER:
+                out.audit.append(audit.order_row(user_id, order_id, event_id, campaign, channel))
+            audit.moves(user_id, campaign, before, audit.holders(state, campaign), out.audit)
 
 
 def fold_in_process(
-    records: Iterable[Record], existing_buyers: Iterable[str], settings: Settings
+    records: Iterable[Record], existing_buyers: Iterable[str], settings: Settings, ledger: audit.Ledger | None = None
 ) -> tuple[Deltas, dict[int, int], int]:
     """Both stages in one process, in send order, as the agents run them but with no broker:
     (the summed deltas, the last routed offset of each partition, the newest input timestamp).
-    Imports come first, as `promo users import` before traffic. For tests and the dashboard bench."""
+    Imports come first, as `promo users import` before traffic. For tests and the dashboard bench.
+    With `settings.audit`, each routed message's identity rows go into `ledger`."""
     ingest, out, offsets = Ingest(settings), IngestOutput(), dict[tuple[str, int], int]()
     for record in records:
         offset = offsets.get((record.kind, record.partition), 0)
@@ -261,4 +274,6 @@ def fold_in_process(
         step = PartitionOutput()
         partitions[p].apply(routed[p], value, step)
         deltas.merge(step.deltas)
+        if ledger is not None:
+            ledger.add(p, routed[p], step.audit)
     return deltas, routed, out.max_ingest_ms

@@ -22,6 +22,8 @@ from aiokafka import ConsumerRecord, TopicPartition
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams import crashpoints
+
 log = logging.getLogger(__name__)
 
 Records = Sequence[ConsumerRecord[bytes, bytes]]
@@ -122,6 +124,14 @@ class BatchConsumer(faust_aiokafka.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def commit(self, *args: Any, **kwargs: Any) -> bool:
+        # Faust commits from here on its timer, on revocation and when the drain loop asks.
+        crashpoints.reached("commit.before")
+        done: bool = await super().commit(*args, **kwargs)
+        if done:
+            crashpoints.reached("commit.after")
+        return done
 
     def _ack_through(self, tp: TopicPartition, first: int, last: int) -> None:
         """Mark offsets first..last acked, as `Consumer.ack` does message by message."""

@@ -31,7 +31,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
@@ -378,11 +378,46 @@ def compute_truth(
     max_value_bytes: int = 1_048_576,
 ) -> Truth:
     """What the pipeline must report after consuming `records` in list order."""
-    acceptance = _Acceptance(_Limits(lateness_ms, horizon_ms, future_ms, max_value_bytes))
-    for record in records:
-        acceptance.record(record)
+    acceptance = _accept_all(records, _Limits(lateness_ms, horizon_ms, future_ms, max_value_bytes))
     return Truth(
         totals=_totals(acceptance.accepted, frozenset(existing_buyers)),
         rejected=dict(sorted(acceptance.rejected.items())),
         accepted=len(acceptance.accepted),
     )
+
+
+def _accept_all(records: Iterable[Record], limits: _Limits) -> _Acceptance:
+    acceptance = _Acceptance(limits)
+    for record in records:
+        acceptance.record(record)
+    return acceptance
+
+
+def identities(
+    records: Iterable[Record],
+    existing_buyers: Iterable[str],
+    *,
+    lateness_ms: int = 600_000,
+    horizon_ms: int = 1_800_000,
+    future_ms: int = 3_600_000,
+    max_value_bytes: int = 1_048_576,
+) -> dict[str, Mapping[Any, Any]]:
+    """Who must hold what, by identity: every accepted order once in its cell, and the event or
+    order holding each person's participant, buyer and new-user credit. The fields of
+    `streams.audit.Identities`, as plain data: this module imports nothing of the pipeline."""
+    accepted = _accept_all(records, _Limits(lateness_ms, horizon_ms, future_ms, max_value_bytes)).accepted
+    existing = frozenset(existing_buyers)
+    orders = [e for e in accepted if e.kind == "orders"]
+    counted: Counter[tuple[str, str, str, str]] = Counter(
+        (e.user_id, e.order_id or "", e.campaign_id, e.channel) for e in orders
+    )
+    interactions = [e for e in accepted if e.kind != "orders"]
+    return dict(
+        orders=counted,
+        participant={(e.user_id, e.campaign_id): [(e.event_id, e.channel)]
+                     for e in _earliest_by(interactions, per_campaign=True)},
+        buyer={(e.user_id, e.campaign_id): [(e.order_id or "", e.channel)]
+               for e in _earliest_by(orders, per_campaign=True)},
+        new={e.user_id: [(e.order_id or "", e.campaign_id, e.channel)]
+             for e in _earliest_by(orders, per_campaign=False) if e.user_id not in existing},
+    )  # fmt: skip

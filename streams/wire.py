@@ -14,7 +14,8 @@ routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "gen": 
 deltas message: {"v": 1, "p": routed partition, "to": last routed offset covered,
                  "facts": [[campaign, channel, entry, city_tier, minute_ms, *COUNTERS], ...],
                  "rej": [[topic, reason, campaign, channel, minute_ms, count], ...],
-                 "ets": max event ts, "ing": max ingest timestamp}
+                 "ets": max event ts, "ing": max ingest timestamp,
+                 "audit": [identity row, ...] only with PROMO_AUDIT (streams/audit.py)}
 """
 
 from __future__ import annotations
@@ -103,12 +104,27 @@ def delta_rows(deltas: Deltas) -> tuple[list[list[Any]], list[list[Any]]]:
     return facts, rej
 
 
-def encode_deltas(partition: int, to_offset: int, deltas: Deltas, max_event_ts: int, max_ingest_ms: int) -> bytes:
+def encode_deltas(
+    partition: int,
+    to_offset: int,
+    deltas: Deltas,
+    max_event_ts: int,
+    max_ingest_ms: int,
+    audit: list[list[Any]] | None = None,
+) -> bytes:
     facts, rej = delta_rows(deltas)
     doc = {"v": VERSION, "p": partition, "to": to_offset, "facts": facts, "rej": rej}
     doc["ets"] = max_event_ts
     doc["ing"] = max_ingest_ms
+    if audit:  # only with PROMO_AUDIT (streams/audit.py); readers that do not audit ignore it
+        doc["audit"] = audit
     return orjson.dumps(doc)
+
+
+def decode_audit(value: bytes) -> tuple[int, int, list[list[Any]]]:
+    """(routed partition, last routed offset covered, identity rows) of one deltas message."""
+    doc = orjson.loads(value)
+    return doc["p"], doc["to"], doc.get("audit", [])
 
 
 def decode_delta_rows(value: bytes) -> DeltaRows:

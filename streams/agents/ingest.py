@@ -14,6 +14,7 @@ import logging
 
 from aiokafka import ConsumerRecord, TopicPartition
 
+from streams import crashpoints
 from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import read_range, side_consumer
@@ -64,6 +65,7 @@ class IngestAgent(BatchAgent):
             pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
         if pending:
             await asyncio.gather(*pending)
+        crashpoints.reached("ingest.sent")
         self.counters["messages"] += messages
         self.counters["elements"] += out.elements
         self.counters["dead"] += len(out.dead)

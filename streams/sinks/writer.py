@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams import crashpoints
 from streams.config import Settings
 from streams.errors import SinkError
 from streams.kafka import side_consumer, true_end_offset
@@ -120,6 +121,7 @@ class DeltaSink:
                 if records:
                     await self._write(records)
                     await consumer.commit()
+                    crashpoints.reached("sink.committed")
                 else:
                     await self._flush_log()
         finally:
@@ -148,6 +150,7 @@ class DeltaSink:
         if not markers:
             return
         await self._insert_with_retry(facts, rejections, markers)
+        crashpoints.reached("sink.written")
         # Now, not `last_write_at`: a write found landed after a failure does not set that.
         elapsed_ms, written_at_ms = self.health.last_write_ms, int(time.time() * 1000)
         self._log_pending += [(written_at_ms, *fields, elapsed_ms) for fields in logged]

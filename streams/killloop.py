@@ -1,0 +1,194 @@
+"""`promo chaos --kill-loop`: tens of SIGKILLs, at random instants and at every step boundary, per seed.
+
+Each seed runs its own broker, store and workers (one, the store's owner, or two), on a simulated
+stream that carries every duplicate kind: byte-identical re-sends, whole re-sent batches, orders
+re-sent with a new event_id and the same order_id (streams/hostile.py), malformed and late input,
+existing buyers imported first. A kill round picks a worker, lets it run a random while, SIGKILLs
+it, and restarts it armed with the next crash point of `streams.crashpoints.NAMES` (cycling, so
+every boundary is hit on every seed), where it kills itself again; then it restarts clean.
+
+Scored twice: every cell of `campaign_totals` and every rejection count against the oracle, and,
+with `PROMO_AUDIT=1`, every identity as the sink wrote it (streams/audit.py): each accepted order_id
+counted once in the right (campaign, channel), each participant, buyer and new-user credit on the
+right event or order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from streams.audit import Ledger, compare, identities_of, ledger_identities
+from streams.chaos import Run
+from streams.crashpoints import NAMES
+from streams.harness import WorkerProcess
+from streams.hostile import order_resends
+from streams.kafka import read_range, side_consumer, true_end_offset
+from streams.truth import identities
+from streams.wire import decode_audit
+
+# Points only the worker with the sink reaches.
+SINK_POINTS = frozenset(n for n in NAMES if n.startswith("sink."))
+
+
+@dataclass
+class LoopResult:
+    seed: int
+    workers: int
+    events: int = 0
+    kills: int = 0  # SIGKILLs from outside plus deaths at crash points
+    points: dict[str, int] = field(default_factory=dict)  # crash point -> times it fired
+    points_missed: list[str] = field(default_factory=list)  # armed, not reached in time: killed from outside
+    lost: int = 0  # summed cells below the truth
+    doubled: int = 0
+    rejected_match: bool = False
+    identities_checked: int = 0
+    ids_lost: int = 0
+    ids_doubled: int = 0
+    ids_misattributed: int = 0
+    redeliveries_skipped: int = 0  # deltas messages the sink skipped as already written
+    exact_after_s: float = 0.0  # from the end of the stream to exact totals
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        return (self.lost == self.doubled == 0 and self.rejected_match
+                and self.ids_lost == self.ids_doubled == self.ids_misattributed == 0)  # fmt: skip
+
+
+class KillLoop:
+    def __init__(self, root: Path, *, seed: int, kills: int, workers: int, events: int, user_cache: int) -> None:
+        self.rng = random.Random(seed)
+        self.kills = kills
+        duration = max(20.0, 3.5 * kills)
+        self.run = Run(f"kill-loop-{workers}w-seed{seed}", root, events=events, duration_s=duration, seed=seed,
+                       user_cache=user_cache)  # fmt: skip
+        self.run.pipeline.extra["PROMO_AUDIT"] = "1"
+        if workers == 1:
+            self.run.helpers = []
+        self.records = order_resends(self.run.sim.records, random.Random(seed + 1))
+        self.result = LoopResult(seed, workers)
+        self.next_point = seed % len(NAMES)  # seeds start the cycle at different boundaries
+
+    def workers(self) -> list[WorkerProcess]:
+        return [self.run.owner, *self.run.helpers]
+
+    def _wait_started(self, worker: WorkerProcess, timeout: float = 60) -> None:
+        """Until the worker answers (a sink worker) or dies at its crash point, or a few seconds."""
+        deadline = time.monotonic() + (timeout if worker.sink else 3)
+        while time.monotonic() < deadline and worker.alive:
+            if worker.sink and worker.try_get("/health") is not None:
+                return
+            time.sleep(0.1)
+
+    def _armed_round(self, worker: WorkerProcess) -> None:
+        points = [n for n in NAMES if worker.sink or n not in SINK_POINTS]
+        point = NAMES[self.next_point % len(NAMES)]
+        self.next_point += 1
+        if point not in points:
+            point = self.rng.choice(points)
+        times = self.rng.randint(1, 3)
+        worker.start(env={"PROMO_CRASH_AT": f"{point}:{times}"})
+        deadline = time.monotonic() + 30
+        while worker.alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if worker.alive:
+            worker.kill()
+            self.result.points_missed.append(point)
+            self.run.fault(f"{worker.name}: crash point {point}:{times} not reached in 30 s; SIGKILL")
+        else:
+            self.result.points[point] = self.result.points.get(point, 0) + 1
+            self.run.fault(f"{worker.name}: died at {point} (arrival {times})")
+        self.result.kills += 1
+
+    def kill_rounds(self) -> None:
+        rounds = (self.kills + 1) // 2
+        for _ in range(rounds):
+            worker = self.rng.choice(self.workers())
+            time.sleep(self.rng.uniform(0.2, 2.5))
+            worker.kill()
+            self.result.kills += 1
+            self.run.fault(f"SIGKILL {worker.name} at a random instant")
+            self._armed_round(worker)
+            worker.start()
+            self._wait_started(worker)
+
+    def score(self, timeout: float = 300) -> None:
+        run, result = self.run, self.result
+        while run.sending.is_set():
+            time.sleep(0.2)
+        ended = time.monotonic()
+        run.settle(timeout)  # cells and rejections against the oracle, as every chaos scenario
+        result.exact_after_s = round(time.monotonic() - ended, 1)
+        result.lost, result.doubled, result.rejected_match = (
+            run.result.lost,
+            run.result.doubled,
+            run.result.rejected_match,
+        )
+        result.events = run.result.events_sent
+        result.redeliveries_skipped = int(((run.owner.try_get("/health") or {}).get("sink") or {})
+                                          .get("redeliveries_skipped", 0))  # fmt: skip
+        want = identities_of(identities(run.sent, run.sim.existing_buyers))
+        report = compare(want, ledger_identities(asyncio.run(self.read_ledger())))
+        result.identities_checked = report.checked
+        result.ids_lost, result.ids_doubled, result.ids_misattributed = (
+            report.lost,
+            report.doubled,
+            report.misattributed,
+        )
+        result.examples = report.examples + run.result.observations
+
+    async def read_ledger(self) -> Ledger:
+        """Every deltas message, partition by partition in offset order, counted as the sink counts it."""
+        settings = self.run.pipeline.settings()
+        ledger = Ledger()
+        topic = settings.topic("deltas")
+        async with side_consumer(settings.bootstrap) as consumer:
+            for p in range(settings.partitions):
+                tp = TopicPartition(topic, p)
+                end = await true_end_offset(consumer, tp)
+
+                def add(record: Any) -> None:
+                    partition, to_offset, rows = decode_audit(record.value)
+                    ledger.add(partition, to_offset, rows)
+
+                await read_range(consumer, tp, 0, end, add)
+        return ledger
+
+    def go(self) -> LoopResult:
+        try:
+            self.run.start(self.records)
+            self.kill_rounds()
+            self.score()
+        finally:
+            self.run.stop()
+        return self.result
+
+
+def kill_loop(
+    root: Path, *, seeds: list[int], kills: int, workers: int, events: int, user_cache: int = 40
+) -> list[LoopResult]:
+    return [KillLoop(root, seed=s, kills=kills, workers=workers, events=events, user_cache=user_cache).go()
+            for s in seeds]  # fmt: skip
+
+
+def table(results: list[LoopResult]) -> str:
+    head = ["seed", "workers", "events", "kills", "points hit", "lost", "doubled", "ids checked", "ids lost",
+            "ids doubled", "misattributed", "exact after s", "exact"]  # fmt: skip
+    rows = [[str(r.seed), str(r.workers), f"{r.events:,}", str(r.kills), str(sum(r.points.values())), str(r.lost),
+             str(r.doubled), f"{r.identities_checked:,}", str(r.ids_lost), str(r.ids_doubled),
+             str(r.ids_misattributed), f"{r.exact_after_s:.1f}", "yes" if r.exact else "NO"]
+            for r in results]  # fmt: skip
+    widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
+    return "\n".join("  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in [head, *rows])
+
+
+def to_json(results: list[LoopResult]) -> str:
+    return json.dumps([{**asdict(r), "exact": r.exact} for r in results], ensure_ascii=False, indent=2)
