@@ -75,7 +75,13 @@ class WorkerApp:
         ]
         if self.sink is not None:
             health = self.sink.health
-            samples.append(("sink", _sink_lags(self.sink), health.batches_written + health.redeliveries_skipped))
+            samples.append(
+                (
+                    "sink",
+                    _sink_lags(self.sink),
+                    health.batches_written + health.redeliveries_skipped + health.fenced_skipped,
+                )
+            )
         changes = []
         for stage, lags, processed in samples:
             change = self.stall_watch.observe(stage, lags, processed, now)

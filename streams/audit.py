@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.fencing import DeltaGate, Verdict
 from streams.metrics import Credit, UserState
 
 # (participant credit in the campaign, buyer credit in the campaign, first order, existing buyer)
@@ -61,15 +62,19 @@ class Ledger:
     """The net identity moves of every deltas message the sink writes."""
 
     net: Counter[tuple[str, str, str, str, str, str]] = field(default_factory=Counter)
-    written_to: dict[int, int] = field(default_factory=dict)  # routed partition -> last offset counted
-    skipped: int = 0
+    gate: DeltaGate = field(default_factory=DeltaGate)  # the sink's rule (streams/fencing.py)
+    skipped: int = 0  # redeliveries
+    fenced: int = 0  # a zombie's batches
 
-    def add(self, partition: int, to_offset: int, rows: Iterable[list[Any]]) -> bool:
+    def add(
+        self, partition: int, to_offset: int, rows: Iterable[list[Any]], generation: int = 0, fence: bool = False
+    ) -> bool:
         """One deltas message, in its partition's order; False when the sink would skip it."""
-        if to_offset <= self.written_to.get(partition, -1):
-            self.skipped += 1
+        verdict = self.gate.judge(partition, to_offset, generation, fence)
+        if verdict is not Verdict.WRITE:
+            self.skipped += verdict is Verdict.REDELIVERY
+            self.fenced += verdict is Verdict.FENCED
             return False
-        self.written_to[partition] = to_offset
         for kind, user, scope, event_id, campaign, channel, sign in rows:
             self.net[(kind, user, scope, event_id, campaign, channel)] += sign
         return True

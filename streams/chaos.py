@@ -172,21 +172,21 @@ class Run:
         self.cleared = max(self.cleared, time.monotonic())
         deadline = time.monotonic() + timeout
         got: list[dict[str, Any]] = []
+        rejected: Counter[str] = Counter()
         while time.monotonic() < deadline:
             got = self.owner.try_get("/api/totals") or got
-            if got == truth.totals:
+            # Both: a last batch may carry only rejections (duplicates) after the totals are whole.
+            rejected = self._rejected() or rejected
+            if got == truth.totals and dict(sorted(rejected.items())) == truth.rejected:
                 break
             time.sleep(0.5)
         self.result.recovery_s = round(time.monotonic() - self.cleared, 1)
-        rejected: Counter[str] = Counter()
-        for row in self.owner.try_get("/api/rejections") or []:
-            rejected[row["reason"]] += int(row["rejected"])
         result = self.result
         result.lost, result.doubled = lost_and_doubled(truth.totals, got)
         result.rejected = dict(sorted(rejected.items()))
         result.rejected_match = result.rejected == truth.rejected
         if not result.rejected_match:
-            result.observations.append(f"expected rejections {truth.rejected}")
+            result.observations.append(f"expected rejections {truth.rejected}, got {result.rejected}")
         result.messages_sent = len(self.sent)
         users = ((self.owner.try_get("/health") or {}).get("aggregate") or {}).get("users") or {}
         result.users_read_back = int(users.get("read_back", 0))
@@ -196,6 +196,12 @@ class Run:
         if not result.exact:
             evidence = self.dump_evidence()
             result.observations.append(f"evidence for the inexact result in {evidence}")
+
+    def _rejected(self) -> Counter[str]:
+        rejected: Counter[str] = Counter()
+        for row in self.owner.try_get("/api/rejections") or []:
+            rejected[row["reason"]] += int(row["rejected"])
+        return rejected
 
     def dump_evidence(self) -> Path:
         """What an inexact run needs to be explained offline: every record sent (in send order) and

@@ -5,7 +5,10 @@ stream that carries every duplicate kind: byte-identical re-sends, whole re-sent
 re-sent with a new event_id and the same order_id (streams/hostile.py), malformed and late input,
 existing buyers imported first. A kill round picks a worker, lets it run a random while, SIGKILLs
 it, and restarts it armed with the next crash point of `streams.crashpoints.NAMES` (cycling, so
-every boundary is hit on every seed), where it kills itself again; then it restarts clean.
+every boundary is hit on every seed), where it kills itself again; then it restarts clean. With two
+workers, the first round freezes the helper (SIGSTOP, at a folded batch not yet sent) until its
+session expires and the owner has taken its partitions, then resumes it: a zombie, whose batches
+the sink must skip (streams/fencing.py).
 
 Scored twice: every cell of `campaign_totals` and every rejection count against the oracle, and,
 with `PROMO_AUDIT=1`, every identity as the sink wrote it (streams/audit.py): each accepted order_id
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +36,7 @@ from streams.harness import WorkerProcess
 from streams.hostile import order_resends
 from streams.kafka import read_range, side_consumer, true_end_offset
 from streams.truth import identities
-from streams.wire import decode_audit
+from streams.wire import decode_audit, decode_delta_rows
 
 # Points only the worker with the sink reaches.
 SINK_POINTS = frozenset(n for n in NAMES if n.startswith("sink."))
@@ -54,6 +58,8 @@ class LoopResult:
     ids_doubled: int = 0
     ids_misattributed: int = 0
     redeliveries_skipped: int = 0  # deltas messages the sink skipped as already written
+    zombies: int = 0  # workers frozen mid-batch past their session, then resumed (two workers only)
+    fenced_skipped: int = 0  # the zombies' deltas batches the sink skipped (streams/fencing.py)
     exact_after_s: float = 0.0  # from the end of the stream to exact totals
     examples: list[str] = field(default_factory=list)
 
@@ -67,7 +73,7 @@ class KillLoop:
     def __init__(self, root: Path, *, seed: int, kills: int, workers: int, events: int, user_cache: int) -> None:
         self.rng = random.Random(seed)
         self.kills = kills
-        duration = max(20.0, 3.5 * kills)
+        duration = max(20.0, 3.5 * kills) + (20.0 if workers > 1 else 0.0)  # the zombie round takes ~15 s
         self.run = Run(f"kill-loop-{workers}w-seed{seed}", root, events=events, duration_s=duration, seed=seed,
                        user_cache=user_cache)  # fmt: skip
         self.run.pipeline.extra["PROMO_AUDIT"] = "1"
@@ -108,9 +114,70 @@ class KillLoop:
             self.run.fault(f"{worker.name}: died at {point} (arrival {times})")
         self.result.kills += 1
 
+    def zombie_round(self, worker: WorkerProcess) -> None:
+        """Freeze `worker` with a folded batch not yet sent (a long GC, a stopped VM) past its session
+        timeout; the other worker takes its partitions over. The moment the new owner's fence is on
+        the deltas log, hold the new owner (still rebuilding) and let the zombie go on for 2 s: it
+        sends its batch as the owner it no longer is."""
+        worker.kill()
+        arrival = self.rng.randint(1, 3)
+        worker.start(env={"PROMO_PAUSE_AT": f"aggregate.folded:{arrival}"})
+        deadline = time.monotonic() + 30
+        while worker.alive and not _stopped(worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not _stopped(worker):
+            self.run.fault(f"{worker.name}: pause point aggregate.folded:{arrival} not reached in 30 s")
+            worker.kill()
+            worker.start()
+            return
+        before = self._sink_health().get("fenced_skipped", 0)
+        self.run.fault(f"SIGSTOP {worker.name} at aggregate.folded (arrival {arrival}): a batch folded, not sent")
+        fenced = asyncio.run(self._next_fence(asyncio.run(self._deltas_ends()), timeout=60))
+        others = [w for w in self.workers() if w is not worker and w.alive]
+        for other in others if fenced else []:
+            other.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGCONT)
+        self.result.zombies += 1
+        self.run.fault(f"SIGCONT {worker.name} {'as' if fenced else 'without'} a new owner fenced its partitions")
+        time.sleep(2.0)  # the zombie sends; the new owner is held well within its own session
+        for other in others:
+            other.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+        deadline = time.monotonic() + 30
+        while self._sink_health().get("fenced_skipped", 0) <= before and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.result.fenced_skipped += self._sink_health().get("fenced_skipped", 0) - before
+
+    def _deltas_tps(self) -> list[TopicPartition]:
+        settings = self.run.pipeline.settings()
+        return [TopicPartition(settings.topic("deltas"), p) for p in range(settings.partitions)]
+
+    async def _deltas_ends(self) -> dict[TopicPartition, int]:
+        async with side_consumer(self.run.pipeline.settings().bootstrap) as consumer:
+            return {tp: await true_end_offset(consumer, tp) for tp in self._deltas_tps()}
+
+    async def _next_fence(self, ends: dict[TopicPartition, int], timeout: float) -> bool:
+        """Wait until a fence (streams/fencing.py) is appended to any deltas partition after `ends`."""
+        async with side_consumer(self.run.pipeline.settings().bootstrap) as consumer:
+            consumer.assign(list(ends))
+            for tp, end in ends.items():
+                consumer.seek(tp, end)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=20)
+                if any(decode_delta_rows(r.value or b"").fence for rs in batches.values() for r in rs):
+                    return True
+        return False
+
+    def _sink_health(self) -> dict[str, int]:
+        return dict((self.run.owner.try_get("/health") or {}).get("sink") or {})
+
     def kill_rounds(self) -> None:
         rounds = (self.kills + 1) // 2
-        for _ in range(rounds):
+        for n in range(rounds):
+            if n == 0 and self.run.helpers:  # first, while the stream flows: the new owner's output runs ahead
+                time.sleep(self.rng.uniform(2.0, 4.0))
+                self.zombie_round(self.run.helpers[0])
             worker = self.rng.choice(self.workers())
             time.sleep(self.rng.uniform(0.2, 2.5))
             worker.kill()
@@ -156,8 +223,7 @@ class KillLoop:
                 end = await true_end_offset(consumer, tp)
 
                 def add(record: Any) -> None:
-                    partition, to_offset, rows = decode_audit(record.value)
-                    ledger.add(partition, to_offset, rows)
+                    ledger.add(*decode_audit(record.value))
 
                 await read_range(consumer, tp, 0, end, add)
         return ledger
@@ -172,6 +238,17 @@ class KillLoop:
         return self.result
 
 
+def _stopped(worker: WorkerProcess) -> bool:
+    """The process is frozen by SIGSTOP (state T in /proc)."""
+    if worker.process is None:
+        return False
+    try:
+        stat = Path(f"/proc/{worker.process.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] == "T"
+
+
 def kill_loop(
     root: Path, *, seeds: list[int], kills: int, workers: int, events: int, user_cache: int = 40
 ) -> list[LoopResult]:
@@ -181,10 +258,11 @@ def kill_loop(
 
 def table(results: list[LoopResult]) -> str:
     head = ["seed", "workers", "events", "kills", "points hit", "lost", "doubled", "ids checked", "ids lost",
-            "ids doubled", "misattributed", "exact after s", "exact"]  # fmt: skip
+            "ids doubled", "misattributed", "zombies fenced", "exact after s", "exact"]  # fmt: skip
     rows = [[str(r.seed), str(r.workers), f"{r.events:,}", str(r.kills), str(sum(r.points.values())), str(r.lost),
              str(r.doubled), f"{r.identities_checked:,}", str(r.ids_lost), str(r.ids_doubled),
-             str(r.ids_misattributed), f"{r.exact_after_s:.1f}", "yes" if r.exact else "NO"]
+             str(r.ids_misattributed), f"{r.zombies}/{r.fenced_skipped}", f"{r.exact_after_s:.1f}",
+             "yes" if r.exact else "NO"]
             for r in results]  # fmt: skip
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)) for row in [head, *rows])

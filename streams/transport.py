@@ -126,10 +126,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self.diag.unset_flag(CONSUMER_FETCHING)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
-        # Faust commits from here on its timer, on revocation and when the drain loop asks.
+        # Faust commits from here on its timer, on revocation and when the drain loop asks. A commit
+        # the group coordinator accepts proves this worker was a member of its generation when it
+        # was sent: the hooks confirm what they saw before it (streams/fencing.py).
+        confirm = [hook() for hook in cast(PromoApp, self.app).commit_hooks]
         crashpoints.reached("commit.before")
         done: bool = await super().commit(*args, **kwargs)
         if done:
+            for then in confirm:
+                then()
             crashpoints.reached("commit.after")
         return done
 
@@ -156,6 +161,8 @@ class PromoApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.batch_handlers: dict[str, BatchHandler] = {}
+        # Called before each offset commit; what each returns is called if the commit succeeds.
+        self.commit_hooks: list[Callable[[], Callable[[], None]]] = []
 
     def subscribe(self, topic: faust.TopicT, handler: BatchHandler) -> None:
         """Consume every topic of `topic` (one Faust topic may name several) with `handler`."""

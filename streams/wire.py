@@ -15,7 +15,9 @@ deltas message: {"v": 1, "p": routed partition, "to": last routed offset covered
                  "facts": [[campaign, channel, entry, city_tier, minute_ms, *COUNTERS], ...],
                  "rej": [[topic, reason, campaign, channel, minute_ms, count], ...],
                  "ets": max event ts, "ing": max ingest timestamp,
+                 "g": the owner's consumer generation when not 0 (streams/fencing.py),
                  "audit": [identity row, ...] only with PROMO_AUDIT (streams/audit.py)}
+  or a fence: the same with "fence": 1, "to": -1 and no rows, written by a new owner first.
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class DeltaRows:
     rejections: list[list[Any]]  # [topic, reason, campaign, channel, minute_ms, count]
     max_event_ts: int
     max_ingest_ms: int
+    generation: int = 0  # the owner's consumer generation (streams/fencing.py)
+    fence: bool = False
 
 
 def delta_rows(deltas: Deltas) -> tuple[list[list[Any]], list[list[Any]]]:
@@ -111,27 +115,38 @@ def encode_deltas(
     max_event_ts: int,
     max_ingest_ms: int,
     audit: list[list[Any]] | None = None,
+    generation: int = 0,
 ) -> bytes:
     facts, rej = delta_rows(deltas)
     doc = {"v": VERSION, "p": partition, "to": to_offset, "facts": facts, "rej": rej}
     doc["ets"] = max_event_ts
     doc["ing"] = max_ingest_ms
+    if generation:  # absent reads as 0 (streams/fencing.py), so a first-generation batch is as before
+        doc["g"] = generation
     if audit:  # only with PROMO_AUDIT (streams/audit.py); readers that do not audit ignore it
         doc["audit"] = audit
     return orjson.dumps(doc)
 
 
-def decode_audit(value: bytes) -> tuple[int, int, list[list[Any]]]:
-    """(routed partition, last routed offset covered, identity rows) of one deltas message."""
+def encode_fence(partition: int, generation: int) -> bytes:
+    """A new owner's first deltas message: no rows, its generation (streams/fencing.py)."""
+    doc = {"v": VERSION, "p": partition, "to": -1, "facts": [], "rej": [], "ets": 0, "ing": 0}
+    return orjson.dumps({**doc, "g": generation, "fence": 1})
+
+
+def decode_audit(value: bytes) -> tuple[int, int, list[list[Any]], int, bool]:
+    """(routed partition, last routed offset covered, identity rows, generation, fence) of one deltas message."""
     doc = orjson.loads(value)
-    return doc["p"], doc["to"], doc.get("audit", [])
+    return doc["p"], doc["to"], doc.get("audit", []), doc.get("g", 0), bool(doc.get("fence"))
 
 
 def decode_delta_rows(value: bytes) -> DeltaRows:
     doc = orjson.loads(value)
     if doc.get("v") != VERSION:
         raise ValueError(f"unknown deltas version {doc.get('v')!r}")
-    return DeltaRows(doc["p"], doc["to"], doc["facts"], doc["rej"], doc["ets"], doc["ing"])
+    return DeltaRows(
+        doc["p"], doc["to"], doc["facts"], doc["rej"], doc["ets"], doc["ing"], doc.get("g", 0), bool(doc.get("fence"))
+    )
 
 
 def decode_deltas(value: bytes) -> DeltaBatch:

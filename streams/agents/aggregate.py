@@ -11,17 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams import crashpoints
 from streams.agents.base import BatchAgent
 from streams.config import Settings
-from streams.kafka import last_record, read_range, side_consumer
+from streams.fencing import Checkpoint, DeltaGate, StaleOwnerError
+from streams.kafka import read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
 from streams.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
 from streams.transport import Batch, PromoApp
-from streams.wire import decode_deltas, encode_deltas
+from streams.wire import decode_delta_rows, encode_deltas, encode_fence
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +42,35 @@ class AggregateAgent(BatchAgent):
         self.unsaved: set[int] = set()  # routed partitions folded further than their snapshot
         self.saved_at = time.monotonic()
         self.counters = {"messages": 0, "batches": 0, "recoveries": 0, "recovery_s": 0.0, "replayed": 0}
+        # Per routed partition, the deltas-log checkpoint after this owner's last acknowledged deltas
+        # message, and the newest one an offset commit has since confirmed (streams/fencing.py).
+        self.delta_pending: dict[int, Checkpoint] = {}
+        self.delta_confirmed: dict[int, Checkpoint] = {}
+        app.commit_hooks.append(self._before_commit)
 
-    async def recover(self, partition: int, upto: int) -> RoutedPartition:
+    def _before_commit(self) -> Callable[[], None]:
+        generation = self.app.consumer_generation_id
+        ready = {p: c for p, c in self.delta_pending.items() if c.generation == generation}
+        return lambda: self.delta_confirmed.update(ready)
+
+    async def recover(self, partition: int, upto: int, generation: int) -> RoutedPartition:
         started = time.monotonic()
         routed = TopicPartition(self.settings.topic("routed"), partition)
+        deltas = TopicPartition(self.settings.topic("deltas"), partition)
+        # The fence first: from here on the sink skips anything an older owner still sends.
+        fence = await (await self.app.producer.send(deltas.topic, None, encode_fence(partition, generation),
+                                                    partition, None, None))  # fmt: skip
+        crashpoints.reached("aggregate.fenced")
         async with side_consumer(self.settings.bootstrap) as consumer:
-            last = await last_record(consumer, TopicPartition(self.settings.topic("deltas"), partition))
-            emitted_to = decode_deltas(last.value).to_offset if last is not None and last.value else -1
-            state = RoutedPartition(partition, self.settings, emitted_to=emitted_to)
+            state = RoutedPartition(partition, self.settings)
             first = await self._read_mark(consumer, routed, 0)
             if first is not None:
                 self.first_mark[partition] = first
             start = await self._load_snapshot(consumer, routed, state)
+            gate = await self._emitted(consumer, deltas, fence.offset, generation)
+            state.emitted_to = gate.written.get(partition, -1)
+            self.delta_pending[partition] = gate.checkpoint(partition, fence.offset)
+            emitted_to = state.emitted_to
 
             def feed(record: ConsumerRecord[bytes, bytes]) -> None:
                 if record.value is not None:
@@ -71,6 +91,38 @@ class AggregateAgent(BatchAgent):
             partition, start, seen, elapsed, emitted_to, len(state.users),
         )  # fmt: skip  # users in memory; the rest are read back from the snapshot when they return
         return state
+
+    async def _emitted(
+        self, consumer: AIOKafkaConsumer, deltas: TopicPartition, fence: int, generation: int
+    ) -> DeltaGate:
+        """The sink's rule replayed over the deltas log up to this owner's fence: what was written.
+
+        From the checkpoint the snapshot keeps when the log still holds it, else from the start."""
+        partition = deltas.partition
+        gate, start = DeltaGate(), 0
+        snapshot = self.snapshots.get(partition)
+        stored = snapshot.meta().log_identity if snapshot is not None else None
+        checkpoint = Checkpoint.from_list(stored.get("deltas")) if isinstance(stored, dict) else None
+        if checkpoint is not None and checkpoint.offset < fence:
+            found: list[int] = []
+            await read_range(consumer, deltas, checkpoint.offset, checkpoint.offset + 1,
+                             lambda r: found.append(decode_delta_rows(r.value or b"").generation))  # fmt: skip
+            if found == [checkpoint.generation]:
+                gate, start = DeltaGate.starting_at(partition, checkpoint), checkpoint.offset + 1
+
+        def judge(record: ConsumerRecord[bytes, bytes]) -> None:
+            if record.value is not None:
+                delta = decode_delta_rows(record.value)
+                gate.judge(partition, delta.to_offset, delta.generation, delta.fence)
+
+        await read_range(consumer, deltas, start, fence + 1, judge)
+        newest = gate.generations.get(partition, 0)
+        if newest > generation:
+            raise StaleOwnerError(
+                f"{deltas.topic}[{partition}] is fenced by owner generation {newest}, newer than this worker's "
+                f"{generation}: the partition has moved on; restarting to rejoin the group"
+            )
+        return gate
 
     @staticmethod
     async def _read_mark(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> LogMark | None:
@@ -115,7 +167,10 @@ class AggregateAgent(BatchAgent):
         first, last = self.first_mark.get(partition), self.last_folded.get(partition)
         if first is None or last is None or last.offset != state.next_offset - 1:
             return  # nothing folded since (re)assignment to tie the snapshot to: the last save stands
-        identity = {"first": first, "last": log_mark(last)}
+        identity: dict[str, Any] = {"first": first, "last": log_mark(last)}
+        checkpoint = self.delta_confirmed.get(partition)
+        if checkpoint is not None:
+            identity["deltas"] = checkpoint.to_list()
         state.users.save(state.next_offset, state.src_seen, identity, state.src_watermark)
         crashpoints.reached("aggregate.saved")
 
@@ -133,7 +188,7 @@ class AggregateAgent(BatchAgent):
             partition = tp.partition
             state = self.partitions.get(partition)
             if state is None:
-                state = self.partitions[partition] = await self.recover(partition, records[0].offset)
+                state = self.partitions[partition] = await self.recover(partition, records[0].offset, generation)
                 crashpoints.reached("aggregate.recovered")
             out = outputs.get(partition)
             if out is None:
@@ -149,19 +204,22 @@ class AggregateAgent(BatchAgent):
         crashpoints.reached("aggregate.folded")
         producer = self.app.producer
         pending = []
+        sent: dict[int, int] = {}  # routed partition -> index of its deltas message in `pending`
         deltas_topic, dlq = self.settings.topic("deltas"), self.settings.topic("dlq")
         for partition, out in outputs.items():
             if not out:
                 continue
             for dead in out.dead:
                 pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
-            value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms, out.audit)
+            value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms,
+                                  out.audit, generation)  # fmt: skip
+            sent[partition] = len(pending)
             pending.append(await producer.send(deltas_topic, None, value, partition, None, None))
-        if pending:
-            await asyncio.gather(*pending)
-        for partition, out in outputs.items():
-            if out:
-                self.partitions[partition].emitted_to = out.to_offset
+        acked = await asyncio.gather(*pending) if pending else []
+        for partition, index in sent.items():
+            to_offset = outputs[partition].to_offset
+            self.partitions[partition].emitted_to = to_offset
+            self.delta_pending[partition] = Checkpoint(acked[index].offset, generation, to_offset)
         crashpoints.reached("aggregate.sent")
         # After the output is acknowledged: a snapshot never runs ahead of what was emitted. Not
         # after every batch: a snapshot only shortens the replay of a recovery, and writing every
@@ -198,6 +256,8 @@ class AggregateAgent(BatchAgent):
             if tp.topic == routed:
                 self.partitions.pop(tp.partition, None)
                 self.last_folded.pop(tp.partition, None)
+                self.delta_pending.pop(tp.partition, None)
+                self.delta_confirmed.pop(tp.partition, None)
                 snapshot = self.snapshots.pop(tp.partition, None)
                 if snapshot is not None:
                     snapshot.close()  # another worker on this host may open it next

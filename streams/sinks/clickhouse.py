@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SCHEMA_VERSION = 2
+# `reason` of the marker rows that hold a routed partition's newest owner generation (offset markers
+# have ''); both have src_partition >= 0, so no reader of facts or rejections sees them.
+GENERATION_MARK = "generation"
 DB = "promo"
 TOTALS_COLUMNS = ("campaign_id", "channel", *COUNTERS)
 # Aggregate projections of facts_minute, name -> the dimensions they keep (see SCHEMA, v2).
@@ -169,10 +172,15 @@ def file_fault(path: Path) -> Callable[[], None]:
 
 
 def fact_insert_columns(
-    facts: Sequence[Sequence[Any]], rejections: Sequence[Sequence[Any]], markers: Mapping[int, int]
+    facts: Sequence[Sequence[Any]],
+    rejections: Sequence[Sequence[Any]],
+    markers: Mapping[int, int],
+    generations: Mapping[int, int] | None = None,
 ) -> list[list[Any]]:
     """The columns of one atomic insert (in `INSERT_COLUMNS` order), from wire rows (streams/wire.py):
-    the facts, then the rejection counts, then one marker per routed partition.
+    the facts, then the rejection counts, then one marker per routed partition (`reason` '', the
+    routed offset written up to in `batch_to`), then one per routed partition whose owner generation
+    rose (`reason` 'generation', the generation in `batch_to`; streams/fencing.py).
 
     Columns, because clickhouse-connect writes Native columns: handed rows, it builds each row and
     then pivots them, value by value in Python. One transpose and a few concatenations cut the
@@ -182,10 +190,12 @@ def fact_insert_columns(
     (`optimize_on_insert`; merging here cost more Python than it saved the engine). Minutes go in
     as epoch seconds, which the DateTime column takes as they are."""
     width = len(COUNTERS)
-    nf, nr, nm = len(facts), len(rejections), len(markers)
+    marks = [(p, "", to) for p, to in sorted(markers.items())]
+    marks += [(p, GENERATION_MARK, g) for p, g in sorted((generations or {}).items())]
+    nf, nr, nm = len(facts), len(rejections), len(marks)
     f: list[tuple[Any, ...]] = list(zip(*facts, strict=True)) if nf else [()] * (5 + width)
     r: list[tuple[Any, ...]] = list(zip(*rejections, strict=True)) if nr else [()] * 6
-    partitions, offsets = zip(*sorted(markers.items()), strict=True) if nm else ((), ())
+    partitions, kinds, offsets = zip(*marks, strict=True) if nm else ((), (), ())
     blank_m, blank_rm, zeros_rm = [""] * nm, [""] * (nr + nm), [0] * (nr + nm)
     column = {
         "campaign_id": [*f[0], *r[2], *blank_m],
@@ -194,7 +204,7 @@ def fact_insert_columns(
         "city_tier": [*f[3], *zeros_rm],
         "minute": [m // 1000 for m in (*f[4], *r[4])] + [0] * nm,
         "topic": [*([""] * nf), *r[0], *blank_m],
-        "reason": [*([""] * nf), *r[1], *blank_m],
+        "reason": [*([""] * nf), *r[1], *kinds],
         "src_partition": [*([-1] * (nf + nr)), *partitions],
         **{name: [*f[5 + i], *zeros_rm] for i, name in enumerate(COUNTERS)},
         "rejected": [*([0] * nf), *r[5], *([0] * nm)],
@@ -249,9 +259,17 @@ class ClickHouseStore:
 
     def written_markers(self) -> dict[int, int]:
         """Routed partition -> the last routed offset whose deltas are in the table."""
+        return self._marks("")
+
+    def written_generations(self) -> dict[int, int]:
+        """Routed partition -> the newest owner generation the sink has taken (streams/fencing.py)."""
+        return self._marks(GENERATION_MARK)
+
+    def _marks(self, kind: str) -> dict[int, int]:
         result = self._connect().query(
             f"SELECT src_partition, max(batch_to) FROM {DB}.facts_minute "
-            "WHERE src_partition >= 0 GROUP BY src_partition"
+            "WHERE src_partition >= 0 AND reason = {kind:String} GROUP BY src_partition",
+            parameters={"kind": kind},
         )
         return {int(p): int(o) for p, o in result.result_rows}
 
@@ -259,12 +277,16 @@ class ClickHouseStore:
         return self.insert_wire_rows(*delta_rows(deltas), markers)
 
     def insert_wire_rows(
-        self, facts: Sequence[Sequence[Any]], rejections: Sequence[Sequence[Any]], markers: dict[int, int]
+        self,
+        facts: Sequence[Sequence[Any]],
+        rejections: Sequence[Sequence[Any]],
+        markers: dict[int, int],
+        generations: dict[int, int] | None = None,
     ) -> int:
-        """One atomic INSERT of a batch's facts, rejection counts and markers."""
+        """One atomic INSERT of a batch's facts, rejection counts, markers and owner generations."""
         if self.before_write is not None:
             self.before_write()
-        columns = fact_insert_columns(facts, rejections, markers)
+        columns = fact_insert_columns(facts, rejections, markers, generations)
         self._connect().insert(
             f"{DB}.facts_minute",
             columns,

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams import crashpoints
 from streams.config import Settings
 from streams.errors import SinkError
+from streams.fencing import DeltaGate, Verdict
 from streams.kafka import side_consumer, true_end_offset
 from streams.sinks.clickhouse import ClickHouseStore, SinkLogEntry
 from streams.wire import decode_delta_rows
@@ -40,6 +41,7 @@ class SinkHealth:
     batches_written: int = 0
     rows_written: int = 0
     redeliveries_skipped: int = 0
+    fenced_skipped: int = 0  # batches of a zombie owner (streams/fencing.py)
     failures: int = 0
     consecutive_failures: int = 0
     last_error: str = ""
@@ -74,6 +76,7 @@ class DeltaSink:
         self._log_pending: list[SinkLogEntry] = []
         self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
+        self.gate = DeltaGate()  # what is written, and which owner may write (streams/fencing.py)
 
     async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
         """Run a ClickHouse call until it succeeds, with backoff; failures show on /health."""
@@ -113,6 +116,8 @@ class DeltaSink:
         await self._until_done("schema", self.store.apply_schema)
         self.schema_ready.set()
         self.health.markers = await self._until_done("reading markers", self.store.written_markers)
+        generations = await self._until_done("reading owner generations", self.store.written_generations)
+        self.gate = DeltaGate(generations, dict(self.health.markers))
         await self._check_same_log(self.health.markers)
         await consumer.start()
         try:
@@ -136,20 +141,32 @@ class DeltaSink:
         rejections: list[list[Any]] = []
         markers: dict[int, int] = {}
         logged: list[tuple[int, int, int, int, int]] = []  # sink_log fields known before the write
+        gate = self.gate.copy()
         for batch in records.values():
             for record in batch:
                 delta = decode_delta_rows(record.value)
-                if delta.to_offset <= self.health.markers.get(delta.partition, -1):
+                verdict = gate.judge(delta.partition, delta.to_offset, delta.generation, delta.fence)
+                if verdict is Verdict.REDELIVERY:
                     self.health.redeliveries_skipped += 1
+                if verdict is Verdict.FENCED:
+                    self.health.fenced_skipped += 1
+                    log.warning(
+                        "skipped a deltas batch of %s[%d] (routed offsets to %d) from owner generation %d: "
+                        "generation %d owns the partition now", record.topic, record.partition, delta.to_offset,
+                        delta.generation, gate.generations.get(delta.partition, 0),
+                    )  # fmt: skip
+                if verdict is not Verdict.WRITE:
                     continue
                 facts += delta.facts
                 rejections += delta.rejections
                 markers[delta.partition] = max(markers.get(delta.partition, -1), delta.to_offset)
                 rows = len(delta.facts) + len(delta.rejections)
                 logged.append((delta.partition, delta.to_offset, rows, delta.max_event_ts, delta.max_ingest_ms))
-        if not markers:
+        generations = gate.raised_since(self.gate)
+        if not markers and not generations:
             return
-        await self._insert_with_retry(facts, rejections, markers)
+        await self._insert_with_retry(facts, rejections, markers, generations)
+        self.gate = gate
         crashpoints.reached("sink.written")
         # Now, not `last_write_at`: a write found landed after a failure does not set that.
         elapsed_ms, written_at_ms = self.health.last_write_ms, int(time.time() * 1000)
@@ -171,20 +188,24 @@ class DeltaSink:
             log.warning("could not write sink_log: %s", exc)
 
     async def _insert_with_retry(
-        self, facts: list[list[Any]], rejections: list[list[Any]], markers: dict[int, int]
+        self,
+        facts: list[list[Any]],
+        rejections: list[list[Any]],
+        markers: dict[int, int],
+        generations: dict[int, int],
     ) -> None:
         delay = self.backoff_s[0]
         while True:
             started = time.monotonic()
             self.health.writing = True
             try:
-                rows = await self.store.call(self.store.insert_wire_rows, facts, rejections, markers)
+                rows = await self.store.call(self.store.insert_wire_rows, facts, rejections, markers, generations)
             except Exception as exc:
                 self.health.writing = False
                 self._failed(exc, "write", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.backoff_s[1])
-                if await self._landed_anyway(markers):
+                if await self._landed_anyway(markers, generations):
                     return
                 continue
             self.health.writing = False
@@ -196,14 +217,17 @@ class DeltaSink:
             self.health.markers.update(markers)
             return
 
-    async def _landed_anyway(self, markers: dict[int, int]) -> bool:
+    async def _landed_anyway(self, markers: dict[int, int], generations: dict[int, int]) -> bool:
         """After a failure: did the write land (a timeout after the server committed it)?"""
         try:
             written = await self.store.call(self.store.written_markers)
+            fenced = await self.store.call(self.store.written_generations) if generations else {}
         except Exception:  # still down; the caller keeps retrying
             return False
         self.health.markers.update(written)
-        if all(written.get(p, -1) >= to for p, to in markers.items()):
+        if all(written.get(p, -1) >= to for p, to in markers.items()) and all(
+            fenced.get(p, 0) >= g for p, g in generations.items()
+        ):
             self.health.consecutive_failures = 0
             return True
         return False

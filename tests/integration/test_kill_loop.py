@@ -1,5 +1,6 @@
 """The short kill loop of `promo chaos --kill-loop` (issue 14): SIGKILLs at random instants and at
-step boundaries, one and two workers, every identity checked as the sink wrote it."""
+step boundaries, one and two workers (with a zombie round), every identity checked as the sink
+wrote it."""
 
 from __future__ import annotations
 
@@ -31,4 +32,6 @@ def test_short_kill_loop_loses_doubles_and_misattributes_nothing(tmp_path: Path,
     assert row["identities_checked"] > 1000
     assert (row["lost"], row["doubled"], row["rejected_match"]) == (0, 0, True), result.stdout
     assert (row["ids_lost"], row["ids_doubled"], row["ids_misattributed"]) == (0, 0, 0), result.stdout
+    if workers == 2:  # the helper was frozen past its session and resumed as a zombie
+        assert row["zombies"] == 1, row
     assert result.returncode == 0, result.stdout + result.stderr
