@@ -601,6 +601,36 @@ def bench_memory(
                    f"{r['bytes_per_user']:>12,}  {r['seconds']:>7}")  # fmt: skip
 
 
+@app.command("bench-recovery")
+def bench_recovery(
+    events: Annotated[int, typer.Option(help="simulated events")] = 4_000_000,
+    users: Annotated[int, typer.Option(help="the simulator's user pool (about 0.6 of it show up)")] = 1_600_000,
+    tail: Annotated[int, typer.Option(help="events sent after the catch-up, the kill one second into them")] = 100_000,
+    work_dir: Annotated[Path, typer.Option(help="where the broker log, store and state go")] = Path(
+        ".promo/bench-recovery"
+    ),
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write the result as JSON here")] = None,
+) -> None:
+    """Time until exact again after a SIGKILL of the worker, at a million distinct users by default."""
+    from dataclasses import asdict
+
+    from streams.recovery import measure, table
+
+    if users < 1:
+        fail("--users must be at least 1")
+    if not 0 < tail < events:
+        fail("--tail must be at least 1 and below --events")
+    _stop_children_on_sigterm()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result = measure(work_dir.resolve(), events=events, users=users, tail=tail)
+    typer.echo(table(result))
+    if json_out is not None:
+        json_out.write_text(json.dumps(asdict(result)))
+    if not result.exact:
+        typer.echo("promo: the pipeline did not reach the exact totals", err=True)
+        raise typer.Exit(1)
+
+
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
 def demo(

@@ -41,6 +41,7 @@ def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
         ["dashboards", "bench"],
         ["bench"],
         ["bench-memory"],
+        ["bench-recovery"],
     ],
     ids=lambda c: " ".join(c) or "promo",
 )
@@ -75,6 +76,10 @@ def test_every_command_has_help(command: list[str]) -> None:
         ),
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["bench-memory", "--users", "0"], {}, "--users must be at least 1", id="bench-memory-users"),
+        pytest.param(["bench-recovery", "--users", "0"], {}, "--users must be at least 1", id="bench-recovery-users"),
+        pytest.param(
+            ["bench-recovery", "--events", "100", "--tail", "100"], {}, "--tail must be", id="bench-recovery-tail"
+        ),
         pytest.param(
             ["bench-memory", "--cache", "-1"],
             {},
