@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check streams tests
+	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams
 	$(BIN)/python -m pytest
 

@@ -423,7 +423,8 @@ def fetch_totals(settings: Settings, campaign: str | None) -> list[dict[str, Any
             return []
     store = ClickHouseStore(settings.clickhouse_dsn)
     try:
-        store.apply_schema()
+        if not store.has_schema():  # a read never changes the store: no worker has written here yet
+            return []
         return store.totals(campaign)
     except PromoError:
         raise

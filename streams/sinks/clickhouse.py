@@ -257,6 +257,14 @@ class ClickHouseStore:
         )
         return SCHEMA_VERSION
 
+    def has_schema(self) -> bool:
+        """Whether a worker has built the tables the read commands query (reads never build them)."""
+        rows = self._connect().query(
+            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'campaign_totals'",
+            parameters={"db": DB},
+        ).result_rows
+        return bool(rows[0][0])
+
     def written_markers(self) -> dict[int, int]:
         """Routed partition -> the last routed offset whose deltas are in the table."""
         return self._marks("")
