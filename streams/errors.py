@@ -18,10 +18,13 @@ class BrokerError(PromoError):
 class SinkError(PromoError):
     """A ClickHouse write or read failed; carries the context of what was being written."""
 
-    def __init__(self, message: str, *, partition: int | None = None, code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, partition: int | None = None, code: int | None = None, transient: bool = False
+    ) -> None:
         super().__init__(message)
         self.partition = partition
-        self.code = code
+        self.code = code  # the ClickHouse error code, when the server gave one
+        self.transient = transient  # worth retrying: the network, a timeout, a busy or read-only server
 
 
 class StoreBusyError(PromoError):

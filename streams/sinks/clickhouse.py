@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import Any, TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError, StreamClosedError, StreamFailureError
 
 from streams.errors import SinkError
 from streams.metrics import COUNTERS, Deltas
@@ -155,6 +157,48 @@ def _utc(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
+# ClickHouse error codes the sink waits out with backoff: the network, a timeout, a server that is
+# busy, short of memory, behind on merges or read-only for a while. Any other code (a bad schema,
+# bad credentials, a syntax error) will not heal by retrying: the worker stops and says which.
+TRANSIENT_CODES: Mapping[int, str] = {
+    159: "TIMEOUT_EXCEEDED",
+    164: "READONLY",
+    202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+    203: "NO_FREE_CONNECTION",
+    209: "SOCKET_TIMEOUT",
+    210: "NETWORK_ERROR",
+    236: "ABORTED",
+    241: "MEMORY_LIMIT_EXCEEDED",
+    242: "TABLE_IS_READ_ONLY",
+    252: "TOO_MANY_PARTS",
+    279: "ALL_CONNECTION_TRIES_FAILED",
+    319: "UNKNOWN_STATUS_OF_INSERT",
+    394: "QUERY_WAS_CANCELLED",
+    425: "SYSTEM_ERROR",
+    999: "KEEPER_EXCEPTION",
+}
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code an exception carries (in its text, as the server reports it)."""
+    if isinstance(exc, SinkError) and exc.code is not None:
+        return exc.code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying can help: no answer (connection, timeout) or a code in `TRANSIENT_CODES`."""
+    if isinstance(exc, SinkError):
+        return exc.transient
+    code = error_code(exc)
+    if code is not None:
+        return code in TRANSIENT_CODES
+    # No server code: the request did not get an answer (refused, reset, timed out, cut short).
+    return isinstance(exc, OperationalError | StreamClosedError | StreamFailureError | OSError | TimeoutError)
+
+
 def file_fault(path: Path) -> Callable[[], None]:
     """A `before_write` hook driven by a file, so a test can fail or stall a live worker's writes."""
 
@@ -166,7 +210,7 @@ def file_fault(path: Path) -> Callable[[], None]:
         if spec.startswith("stall:"):
             time.sleep(float(spec.removeprefix("stall:")))
             return
-        raise SinkError(f"injected write failure ({path})")
+        raise SinkError(f"injected write failure ({path})", transient=True)
 
     return check
 
@@ -238,7 +282,9 @@ class ClickHouseStore:
                         send_receive_timeout=self._send_timeout_s,
                     )
             except Exception as exc:
-                raise SinkError(f"cannot open ClickHouse: {exc}") from exc
+                # An embedded store held by another process is released when that one stops.
+                transient = self.dsn.startswith("chdb://") or is_transient(exc)
+                raise SinkError(f"cannot open ClickHouse: {exc}", code=error_code(exc), transient=transient) from exc
         return self._client
 
     def apply_schema(self) -> int:
@@ -259,10 +305,14 @@ class ClickHouseStore:
 
     def has_schema(self) -> bool:
         """Whether a worker has built the tables the read commands query (reads never build them)."""
-        rows = self._connect().query(
-            "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'campaign_totals'",
-            parameters={"db": DB},
-        ).result_rows
+        rows = (
+            self._connect()
+            .query(
+                "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'campaign_totals'",
+                parameters={"db": DB},
+            )
+            .result_rows
+        )
         return bool(rows[0][0])
 
     def written_markers(self) -> dict[int, int]:

@@ -6,6 +6,8 @@ becomes one INSERT whose marker rows move each routed partition's "written up to
 at or below the marker is a redelivery and is skipped. When a write fails the sink keeps the batch,
 stops polling (Kafka holds the backlog, so memory stays bounded), re-reads the markers — the failed
 write may in fact have landed — and retries with backoff; offsets are committed only after a write.
+Only what can heal is retried (no answer, or a code in `clickhouse.TRANSIENT_CODES`); any other
+error stops the sink and the worker with the error and its code, and the batch stays in Kafka.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from streams.config import Settings
 from streams.errors import SinkError
 from streams.fencing import DeltaGate, Verdict
 from streams.kafka import side_consumer, true_end_offset
-from streams.sinks.clickhouse import ClickHouseStore, SinkLogEntry
+from streams.sinks.clickhouse import ClickHouseStore, SinkLogEntry, error_code, is_transient
 from streams.wire import decode_delta_rows
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,8 @@ class DeltaSink:
         self.gate = DeltaGate()  # what is written, and which owner may write (streams/fencing.py)
 
     async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a ClickHouse call until it succeeds, with backoff; failures show on /health."""
+        """Run a ClickHouse call until it succeeds, with backoff while the failure is transient;
+        failures show on /health, and a permanent one stops the sink (and so the worker)."""
         delay = self.backoff_s[0]
         while True:
             try:
@@ -93,9 +96,19 @@ class DeltaSink:
             return result
 
     def _failed(self, exc: Exception, what: str, delay: float) -> None:
+        """Count a failure; raise SinkError (stopping the sink, never skipping) when retrying cannot help."""
         self.health.failures += 1
         self.health.consecutive_failures += 1
         self.health.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        if not is_transient(exc):
+            code = error_code(exc)
+            log.error("ClickHouse %s failed with a permanent error (%s); stopping", what, self.health.last_error)
+            raise SinkError(
+                f"ClickHouse {what} failed with a permanent error"
+                + (f" (code {code})" if code is not None else "")
+                + f": {exc}",
+                code=code,
+            ) from exc
         log.error("ClickHouse %s failed (%s); retrying in %.1fs", what, self.health.last_error, delay)
 
     async def run(self) -> None:
