@@ -35,6 +35,7 @@ from streams.pauses import GcPauses
 from streams.sinks.clickhouse import ClickHouseStore, file_fault
 from streams.sinks.writer import DeltaSink
 from streams.stall import STAGE_STALL_PREFIX, Change, StallWatch
+from streams.topics import INPUTS, Topic
 from streams.transport import BatchConsumer, PromoApp
 from streams.view.server import attach_view
 
@@ -70,7 +71,7 @@ class WorkerApp:
             (agent.stage, self._agent_lags(agent, topics), agent.handled)
             for agent, topics in (
                 (self.ingest, {settings.topic(s) for s in INPUT_TOPICS}),
-                (self.aggregate, {settings.topic("routed")}),
+                (self.aggregate, {settings.topic(Topic.ROUTED)}),
             )
         ]
         if self.sink is not None:
@@ -248,11 +249,11 @@ def build_app(settings: Settings) -> WorkerApp:
     ingest = IngestAgent(app, settings)
     aggregate = AggregateAgent(app, settings)
     inputs = app.topic(
-        *(settings.topic(s) for s in ("clicks", "shares", "orders")),
+        *(settings.topic(s) for s in INPUTS),
         key_serializer="raw",
         value_serializer="raw",
     )
-    routed = app.topic(settings.topic("routed"), key_serializer="raw", value_serializer="raw")
+    routed = app.topic(settings.topic(Topic.ROUTED), key_serializer="raw", value_serializer="raw")
     app.subscribe(inputs, ingest.handle_batch)
     app.subscribe(routed, aggregate.handle_batch)
 

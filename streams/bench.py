@@ -39,6 +39,7 @@ from streams.harness import Pipeline, WorkerProcess, try_get_json
 from streams.kafka import EmbeddedBroker, ensure_topics, free_port
 from streams.producer import Progress, import_existing, send_paced, send_records
 from streams.simulate import Record, SimConfig, generate
+from streams.topics import Topic
 from streams.truth import Truth, compute_truth
 
 # Share of messages that are collector arrays, and their size (2 + an exponential of this mean).
@@ -353,7 +354,7 @@ async def probe(settings: Settings, url: str, seconds: float) -> ProbeResult:
     """Run a `Prober` for `seconds` in a process of its own (spawned: none of this process is copied)."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
-    args = (settings.bootstrap, settings.topic("clicks"), settings.partitions, url, seconds, send)
+    args = (settings.bootstrap, settings.topic(Topic.CLICKS), settings.partitions, url, seconds, send)
     child = context.Process(target=_probe_main, args=args, name="bench-probe", daemon=True)
     child.start()
     send.close()

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.errors import ConfigError
+from streams.topics import INPUTS, Topic
 
 ENV_PREFIX = "PROMO_"
 
@@ -40,7 +41,7 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-INPUT_TOPICS = ("clicks", "shares", "orders")
+INPUT_TOPICS = INPUTS
 
 
 @dataclass(frozen=True)
@@ -114,9 +115,11 @@ class Settings:
 
     # -- derived names -------------------------------------------------------------------------
     def topic(self, suffix: str) -> str:
-        if self.input_prefix and suffix in INPUT_TOPICS:
-            return f"{self.input_prefix}{suffix}"
-        return f"{self.topic_prefix}{suffix}"
+        """The full name of one of the pipeline's topics (streams/topics.py names them all)."""
+        name = Topic(suffix)  # a ValueError for a name that is not one of ours
+        if self.input_prefix and name in INPUT_TOPICS:
+            return f"{self.input_prefix}{name}"
+        return f"{self.topic_prefix}{name}"
 
     @property
     def bootstrap(self) -> str:

@@ -14,6 +14,8 @@ from typing import Any, Final
 
 import orjson
 
+from streams.topics import INPUTS
+
 TS_MIN: Final = 946_684_800_000  # 2000-01-01T00:00:00Z: older is a broken clock, not an event
 TS_MAX: Final = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 AMOUNT_MAX_FEN: Final = 100_000_000_000  # one billion RMB in one order is not a real order
@@ -31,7 +33,7 @@ class Kind(IntEnum):
 
     @property
     def topic_suffix(self) -> str:
-        return ("clicks", "shares", "orders")[self]
+        return INPUTS[self]
 
 
 class Reason:

@@ -24,11 +24,12 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from streams.config import Settings
 from streams.errors import BrokerError
+from streams.topics import INPUTS, Topic
 
 # Explicit configs on every topic: some clients (quixstreams) fail on a topic without retention.ms.
 EVENT_TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 LOG_TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
-INPUT_SUFFIXES = ("clicks", "shares", "orders")
+INPUT_SUFFIXES = INPUTS
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every topic the pipeline reads or writes, with explicit configs."""
     n = settings.partitions
     specs = [TopicSpec(settings.topic(s), n, EVENT_TOPIC_CONFIG) for s in INPUT_SUFFIXES]
-    specs.append(TopicSpec(settings.topic("dlq"), n, EVENT_TOPIC_CONFIG))
+    specs.append(TopicSpec(settings.topic(Topic.DLQ), n, EVENT_TOPIC_CONFIG))
     # The routed log (events and imported existing buyers) is what the per-user state is rebuilt
     # from, and deltas tell what was already emitted: both are kept without a time limit.
-    specs.append(TopicSpec(settings.topic("routed"), n, LOG_TOPIC_CONFIG))
-    specs.append(TopicSpec(settings.topic("deltas"), n, LOG_TOPIC_CONFIG))
+    specs.append(TopicSpec(settings.topic(Topic.ROUTED), n, LOG_TOPIC_CONFIG))
+    specs.append(TopicSpec(settings.topic(Topic.DELTAS), n, LOG_TOPIC_CONFIG))
     return specs
 
 
@@ -74,8 +75,8 @@ async def ensure_topics(settings: Settings, *, timeout_s: float = 30.0) -> list[
 
 
 async def _check_partitions(admin: AIOKafkaAdminClient, settings: Settings) -> None:
-    routed = settings.topic("routed")
-    described = await admin.describe_topics([routed, settings.topic("deltas")])
+    routed = settings.topic(Topic.ROUTED)
+    described = await admin.describe_topics([routed, settings.topic(Topic.DELTAS)])
     for topic in described:
         have = len(topic["partitions"])
         if have != settings.partitions:

@@ -35,6 +35,7 @@ from streams.crashpoints import NAMES
 from streams.harness import WorkerProcess
 from streams.hostile import order_resends
 from streams.kafka import read_range, side_consumer, true_end_offset
+from streams.topics import Topic
 from streams.truth import identities
 from streams.wire import decode_audit, decode_delta_rows
 
@@ -150,7 +151,7 @@ class KillLoop:
 
     def _deltas_tps(self) -> list[TopicPartition]:
         settings = self.run.pipeline.settings()
-        return [TopicPartition(settings.topic("deltas"), p) for p in range(settings.partitions)]
+        return [TopicPartition(settings.topic(Topic.DELTAS), p) for p in range(settings.partitions)]
 
     async def _deltas_ends(self) -> dict[TopicPartition, int]:
         async with side_consumer(self.run.pipeline.settings().bootstrap) as consumer:
@@ -216,7 +217,7 @@ class KillLoop:
         """Every deltas message, partition by partition in offset order, counted as the sink counts it."""
         settings = self.run.pipeline.settings()
         ledger = Ledger()
-        topic = settings.topic("deltas")
+        topic = settings.topic(Topic.DELTAS)
         async with side_consumer(settings.bootstrap) as consumer:
             for p in range(settings.partitions):
                 tp = TopicPartition(topic, p)

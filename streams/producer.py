@@ -22,6 +22,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from streams.config import Settings
 from streams.errors import BrokerError
 from streams.simulate import Record
+from streams.topics import Topic
 from streams.wire import encode_existing, route
 
 IMPORT_CHUNK = 5000
@@ -206,7 +207,7 @@ async def import_existing(settings: Settings, user_ids: Sequence[str], *, topic:
     """Mark users as existing buyers; returns how many were sent. `topic` is the routed topic unless
     given (the bench's peers read imports from a topic of their own)."""
     producer = await _producer(settings)
-    topic = topic or settings.topic("routed")
+    topic = topic or settings.topic(Topic.ROUTED)
     try:
         pending = []
         for partition, value in existing_messages(user_ids, settings.partitions):

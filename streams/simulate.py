@@ -51,8 +51,10 @@ from typing import Generic, NamedTuple, TypeVar
 
 import orjson
 
+from streams.topics import INPUTS
+
 SCENARIOS: tuple[str, ...] = ("double11",)
-KINDS: tuple[str, ...] = ("clicks", "shares", "orders")
+KINDS: tuple[str, ...] = INPUTS
 
 # Malformed message kinds, named by the rejection reason the contract gives them, dealt out in turn
 # (too_large is added apart: values over 1 MiB are heavy, at most two per run).

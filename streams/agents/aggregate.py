@@ -23,6 +23,7 @@ from streams.fencing import Checkpoint, DeltaGate, StaleOwnerError
 from streams.kafka import read_range, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
 from streams.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
+from streams.topics import Topic
 from streams.transport import Batch, PromoApp
 from streams.wire import decode_delta_rows, encode_deltas, encode_fence
 
@@ -55,8 +56,8 @@ class AggregateAgent(BatchAgent):
 
     async def recover(self, partition: int, upto: int, generation: int) -> RoutedPartition:
         started = time.monotonic()
-        routed = TopicPartition(self.settings.topic("routed"), partition)
-        deltas = TopicPartition(self.settings.topic("deltas"), partition)
+        routed = TopicPartition(self.settings.topic(Topic.ROUTED), partition)
+        deltas = TopicPartition(self.settings.topic(Topic.DELTAS), partition)
         # The fence first: from here on the sink skips anything an older owner still sends.
         fence = await (await self.app.producer.send(deltas.topic, None, encode_fence(partition, generation),
                                                     partition, None, None))  # fmt: skip
@@ -205,7 +206,7 @@ class AggregateAgent(BatchAgent):
         producer = self.app.producer
         pending = []
         sent: dict[int, int] = {}  # routed partition -> index of its deltas message in `pending`
-        deltas_topic, dlq = self.settings.topic("deltas"), self.settings.topic("dlq")
+        deltas_topic, dlq = self.settings.topic(Topic.DELTAS), self.settings.topic(Topic.DLQ)
         for partition, out in outputs.items():
             if not out:
                 continue
@@ -247,7 +248,7 @@ class AggregateAgent(BatchAgent):
         }
 
     def forget(self, revoked: set[TopicPartition]) -> None:
-        routed = self.settings.topic("routed")
+        routed = self.settings.topic(Topic.ROUTED)
         # Every batch's output is acknowledged here (the caller holds `busy`): save before letting go.
         leaving = {tp.partition for tp in revoked if tp.topic == routed}
         self._save_snapshots(leaving & self.unsaved)

@@ -19,6 +19,7 @@ from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.kafka import read_range, side_consumer
 from streams.pipeline import Ingest, IngestOutput
+from streams.topics import Topic
 from streams.transport import Batch, PromoApp
 
 log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ class IngestAgent(BatchAgent):
             messages += len(records)
         producer = self.app.producer
         pending = []
-        routed = self.settings.topic("routed")
+        routed = self.settings.topic(Topic.ROUTED)
         for partition, value in out.messages():
             pending.append(await producer.send(routed, None, value, partition, None, None))
-        dlq = self.settings.topic("dlq")
+        dlq = self.settings.topic(Topic.DLQ)
         for dead in out.dead:
             pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
         if pending:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.topics import INPUTS
+
 READY = "ready.json"
 RESULT = "result.json"
 
@@ -38,7 +40,7 @@ class PeerArgs:
 
     @property
     def inputs(self) -> list[str]:
-        return [f"{self.prefix}{s}" for s in ("clicks", "shares", "orders")]
+        return [f"{self.prefix}{s}" for s in INPUTS]
 
 
 def parse_args(argv: list[str] | None, description: str) -> PeerArgs:

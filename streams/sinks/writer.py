@@ -27,6 +27,7 @@ from streams.errors import SinkError
 from streams.fencing import DeltaGate, Verdict
 from streams.kafka import side_consumer, true_end_offset
 from streams.sinks.clickhouse import ClickHouseStore, SinkLogEntry, error_code, is_transient
+from streams.topics import Topic
 from streams.wire import decode_delta_rows
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class DeltaSink:
         log.error("ClickHouse %s failed (%s); retrying in %.1fs", what, self.health.last_error, delay)
 
     async def run(self) -> None:
-        topic = self.settings.topic("deltas")
+        topic = self.settings.topic(Topic.DELTAS)
         self._consumer = consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=self.settings.bootstrap,
@@ -252,7 +253,7 @@ class DeltaSink:
         """
         if not markers:
             return
-        routed = self.settings.topic("routed")
+        routed = self.settings.topic(Topic.ROUTED)
         async with side_consumer(self.settings.bootstrap) as consumer:
             for partition, written_to in sorted(markers.items()):
                 end = await true_end_offset(consumer, TopicPartition(routed, partition))
