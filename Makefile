@@ -33,6 +33,7 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -45,6 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check streams tests
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .promo
