@@ -144,24 +144,9 @@ def worker(
         f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}, "
         f"view {(settings.view_url or 'off') if settings.sink else 'off'}"
     )
-    # Stage 2 keeps every user's state alive (small containers, about a million of them at a million
-    # users), and with the default thresholds (700, 10, 10) the collector keeps walking all of it to
-    # find nothing: folding 300k events in-process spent 2.4 of 5.8 CPU s in the GC (2.1 s in 9
-    # gen-2 passes; 0 objects collected), 0.5 s with these thresholds. `promo bench --events 300000
-    # --shape single` (x1), two runs each: 39.8 and 37.3 CPU s per million events without, 28.9
-    # and 30.5 with (16.4k and 18.6k events/s, 22.3k and 19.4k), peak RSS +4%. Freezing takes the
-    # start-up objects (Faust, aiokafka, chdb: ~80k) out of every later pass; the thresholds are
-    # most of the gain. Reference counting still frees acyclic garbage at once; cycles wait longer.
-    # Every pass stops the whole pipeline, so the longest pass matters more than the total. Folding
-    # 1M events in-process, twice each (longest gen-0 / gen-1 pause, total GC time):
-    #   (50,000, 20, 100)  24-28 / 376-440 ms, 770-850 ms
-    #   (50,000, 5, 1,000) 23-31 / 117-128 ms, 640-730 ms
-    #   (20,000, 5, 1,000) 11-13 /  53-56 ms, 850-860 ms   <- a fifth of a second more per million events
-    #   (10,000, 5, 1,000)     7 /     20 ms, 1,300 ms
-    # A live worker's passes run about three times longer (400,000 users cached, a busy machine: 112 ms
-    # gen-0 and 333 ms gen-1 at (50,000, 5, 1,000)); /health shows them. Gen 2 waits 1,000 gen-1
-    # passes, as many allocations as before, so full passes (609 ms over a million events' state,
-    # growing with it) come no more often.
+    # Stage 2 keeps every user's state alive; with the default thresholds the cyclic GC walks all of
+    # it to find nothing, and every pass stops the pipeline. Why these thresholds, and what each
+    # choice measured (total GC time, longest pauses): docs/PERFORMANCE.md, item 8.
     gc.freeze()
     gc.set_threshold(20_000, 5, 1_000)
     pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
