@@ -206,12 +206,11 @@ class AggregateAgent(BatchAgent):
         producer = self.app.producer
         pending = []
         sent: dict[int, int] = {}  # routed partition -> index of its deltas message in `pending`
-        deltas_topic, dlq = self.settings.topic(Topic.DELTAS), self.settings.topic(Topic.DLQ)
+        deltas_topic = self.settings.topic(Topic.DELTAS)
         for partition, out in outputs.items():
             if not out:
                 continue
-            for dead in out.dead:
-                pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
+            pending += await self.send_dead(out.dead)
             value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms,
                                   out.audit, generation)  # fmt: skip
             sent[partition] = len(pending)

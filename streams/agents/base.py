@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
+from typing import Any
 
 from aiokafka import TopicPartition
 
 from streams.config import Settings
+from streams.pipeline import DeadLetter
 from streams.stall import stages_to_stall
+from streams.topics import Topic
 from streams.transport import Batch, PromoApp
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,11 @@ class BatchAgent:
 
     async def handle(self, batch: Batch, generation: int) -> None:
         raise NotImplementedError
+
+    async def send_dead(self, dead: Iterable[DeadLetter]) -> list[Awaitable[Any]]:
+        """Queue dead letters on the DLQ topic (keyed by their reason); the acks to await."""
+        producer, dlq = self.app.producer, self.settings.topic(Topic.DLQ)
+        return [await producer.send(dlq, d.reason.encode(), d.value, None, None, d.headers) for d in dead]
 
     async def handle_batch(self, batch: Batch, generation: int) -> None:
         """One fetched batch, at most one at a time; the consumer acks its offsets after this returns."""

@@ -61,9 +61,7 @@ class IngestAgent(BatchAgent):
         routed = self.settings.topic(Topic.ROUTED)
         for partition, value in out.messages():
             pending.append(await producer.send(routed, None, value, partition, None, None))
-        dlq = self.settings.topic(Topic.DLQ)
-        for dead in out.dead:
-            pending.append(await producer.send(dlq, dead.reason.encode(), dead.value, None, None, dead.headers))
+        pending += await self.send_dead(out.dead)
         if pending:
             await asyncio.gather(*pending)
         crashpoints.reached("ingest.sent")
