@@ -80,7 +80,8 @@ class Run:
             extra["PROMO_USER_CACHE"] = str(user_cache)
         self.pipeline = Pipeline(self.broker.url, self.root, extra=extra)
         self.duration_s = duration_s
-        self.sim = generate(SimConfig(events=events, duration_s=duration_s, seed=seed, partitions=4))
+        self.sim_config = SimConfig(events=events, duration_s=duration_s, seed=seed, partitions=4)
+        self.sim = generate(self.sim_config)
         self.owner = WorkerProcess(self.pipeline, "owner", sink=True)
         self.helpers = [WorkerProcess(self.pipeline, "helper", sink=False)]
         self.sent: list[Record] = []
@@ -97,7 +98,11 @@ class Run:
         for helper in self.helpers:
             helper.start()
         self.wait_ready(self.owner)
-        to_send = records if records is not None else self.sim.records
+        self.send(records if records is not None else self.sim.records)
+
+    def send(self, to_send: list[Record]) -> None:
+        """In the background: the existing buyers' import, then `to_send` paced; `sending` until done."""
+        settings = self.pipeline.settings()
 
         def produce() -> None:
             async def go() -> None:
@@ -259,6 +264,35 @@ def worker_kills(run: Run) -> None:
     run.kill_during_write(run.owner)
 
 
+def broker_replaced(run: Run) -> None:
+    """Issue 18: the broker's log is lost (an in-memory broker restarted, a topic recreated) while the
+    workers keep their data directory. The same users import and a new stream follow, on a new store:
+    the old stage-2 snapshots must be discarded (a warning each) and the new totals exact. Scored on
+    the second stream; the first must have been exact too."""
+    run.settle()
+    if not run.result.exact:
+        run.result.observations.append(f"the first stream was not exact: lost {run.result.lost}")
+        return
+    for worker in [run.owner, *run.helpers]:
+        worker.stop()
+    run.broker.stop()
+    run.broker.start()
+    run.fault("broker replaced: its log is gone; the data directory (snapshots) kept; a new store")
+    run.pipeline.extra["PROMO_CLICKHOUSE"] = f"chdb://{run.root / 'store-after'}"
+    asyncio.run(ensure_topics(run.pipeline.settings()))
+    for worker in [run.owner, *run.helpers]:
+        worker.start()
+    run.wait_ready(run.owner)
+    second = generate(replace(run.sim_config, seed=run.sim_config.seed + 1000))
+    run.sim = Simulation(records=second.records, existing_buyers=run.sim.existing_buyers)  # the same import
+    run.sent = []
+    run.result = Result(run.result.scenario, faults=run.result.faults)
+    run.send(run.sim.records)
+    run.at(0.5)
+    discarded = sum(w.log(tail=10**7).count("discarding the state snapshot") for w in [run.owner, *run.helpers])
+    run.result.observations.append(f"old snapshots discarded: {discarded}")
+
+
 def broker_pause(run: Run) -> None:
     run.at(0.3)
     run.broker.pause()
@@ -313,6 +347,7 @@ def hostile_records(sim: Simulation, duration_s: float) -> list[Record]:
 SCENARIOS: dict[str, Callable[[Run], None]] = {
     "worker-kills": worker_kills,
     "broker-pause": broker_pause,
+    "broker-replaced": broker_replaced,
     "clickhouse-outage": clickhouse_outage,
     "clickhouse-stall": clickhouse_stall,
     "hostile-input": lambda run: None,

@@ -28,8 +28,10 @@ def short_run(work: Path) -> tuple[subprocess.CompletedProcess[str], list[dict[s
 def test_short_chaos_run_is_exact_in_every_scenario(tmp_path: Path) -> None:
     result, rows = short_run(tmp_path / "run")
     assert {r["scenario"] for r in rows} == {
-        "worker-kills", "broker-pause", "clickhouse-outage", "clickhouse-stall", "hostile-input",
+        "worker-kills", "broker-pause", "broker-replaced", "clickhouse-outage", "clickhouse-stall", "hostile-input",
     }  # fmt: skip
+    replaced = next(r for r in rows if r["scenario"] == "broker-replaced")["observations"]
+    assert not any("old snapshots discarded: 0" in o for o in replaced), replaced
     for row in rows:
         assert (row["lost"], row["doubled"], row["rejected_match"]) == (0, 0, True), (row, result.stdout)
     kills = next(r for r in rows if r["scenario"] == "worker-kills")["faults"]
