@@ -157,6 +157,9 @@ class WorkerApp:
                 "users": self.aggregate.user_counts(),
             },
         }
+        consumer = self.app.consumer
+        if isinstance(consumer, BatchConsumer):
+            doc["consumer"] = {"gaps_filled": consumer.gaps_filled, "gap_records": consumer.gap_records}
         if self.gc_pauses is not None:
             doc["gc"] = self.gc_pauses.summary()
         if self.sink is not None:

@@ -75,6 +75,12 @@ _points = CrashPoints(os.environ.get("PROMO_CRASH_AT", ""))
 _pauses = CrashPoints(os.environ.get("PROMO_PAUSE_AT", ""), signal.SIGSTOP)
 
 
+# `PROMO_DROP_FIRST_FETCH=1`: the consumer drops, unacked, the first fetched batch of every
+# partition in every assignment, after the fetcher's position has moved past it, as it drops records
+# fetched across a rebalance. A consumer that then hands the next batch on loses the dropped records.
+DROP_FIRST_FETCH = os.environ.get("PROMO_DROP_FIRST_FETCH", "") == "1"
+
+
 def reached(name: str) -> None:
     """A step boundary: kills (PROMO_CRASH_AT) or freezes (PROMO_PAUSE_AT) this process here when
     the variable names it (see module docstring)."""

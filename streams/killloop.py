@@ -31,6 +31,7 @@ from aiokafka import TopicPartition
 
 from streams.audit import Ledger, compare, identities_of, ledger_identities
 from streams.chaos import Run
+from streams.config import Settings
 from streams.crashpoints import NAMES
 from streams.harness import WorkerProcess
 from streams.hostile import order_resends
@@ -204,7 +205,7 @@ class KillLoop:
         result.redeliveries_skipped = int(((run.owner.try_get("/health") or {}).get("sink") or {})
                                           .get("redeliveries_skipped", 0))  # fmt: skip
         want = identities_of(identities(run.sent, run.sim.existing_buyers))
-        report = compare(want, ledger_identities(asyncio.run(self.read_ledger())))
+        report = compare(want, ledger_identities(asyncio.run(read_ledger(self.run.pipeline.settings()))))
         result.identities_checked = report.checked
         result.ids_lost, result.ids_doubled, result.ids_misattributed = (
             report.lost,
@@ -212,22 +213,6 @@ class KillLoop:
             report.misattributed,
         )
         result.examples = report.examples + run.result.observations
-
-    async def read_ledger(self) -> Ledger:
-        """Every deltas message, partition by partition in offset order, counted as the sink counts it."""
-        settings = self.run.pipeline.settings()
-        ledger = Ledger()
-        topic = settings.topic(Topic.DELTAS)
-        async with side_consumer(settings.bootstrap) as consumer:
-            for p in range(settings.partitions):
-                tp = TopicPartition(topic, p)
-                end = await true_end_offset(consumer, tp)
-
-                def add(record: Any) -> None:
-                    ledger.add(*decode_audit(record.value))
-
-                await read_range(consumer, tp, 0, end, add)
-        return ledger
 
     def go(self) -> LoopResult:
         try:
@@ -237,6 +222,22 @@ class KillLoop:
         finally:
             self.run.stop()
         return self.result
+
+
+async def read_ledger(settings: Settings) -> Ledger:
+    """Every deltas message, partition by partition in offset order, counted as the sink counts it."""
+    ledger = Ledger()
+    topic = settings.topic(Topic.DELTAS)
+    async with side_consumer(settings.bootstrap) as consumer:
+        for p in range(settings.partitions):
+            tp = TopicPartition(topic, p)
+            end = await true_end_offset(consumer, tp)
+
+            def add(record: Any) -> None:
+                ledger.add(*decode_audit(record.value))
+
+            await read_range(consumer, tp, 0, end, add)
+    return ledger
 
 
 def _stopped(worker: WorkerProcess) -> bool:

@@ -14,6 +14,7 @@ commits them on its usual schedule and on revocation, exactly as it would for a 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, cast
 
@@ -23,6 +24,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams import crashpoints
+from streams.kafka import read_range, side_consumer
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ BatchHandler = Callable[[Batch, int], Awaitable[None]]
 
 
 FETCH_MAX_WAIT_MS = 100
+# A partition still to be checked that got no batch for this long and this many fetches is read back
+# to its high watermark (BatchConsumer._swept).
+SWEEP_S = 5.0
+SWEEP_ROUNDS = 5
 
 
 class FreshConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -60,16 +66,105 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # Faust's `_read_offset`: a seek sets that to the offset to read NEXT, a delivery to the
         # offset just read, and reading it one way or the other skips or repeats a record.
         self._handed: dict[TopicPartition, int] = {}
+        # Partitions whose next batch may not continue where the last handed one ended: every
+        # partition of a new assignment, and any whose fetched records were dropped unacked. The
+        # fetcher's position has then moved past records that were never handed over (the drain
+        # loop drops records fetched across a rebalance on purpose, and relies on the seek that ends
+        # the rebalance to fetch them again); if that seek does not come, handing the next batch on
+        # would skip them, and stage 2 would take them for replays when a later owner reads them
+        # (docs/RELIABILITY.md, "a rebalance inside a live worker"). So the next batch of such a
+        # partition is checked against the committed offset (or the last handed one), and records
+        # missing in between are read back with a side consumer.
+        self._check: dict[TopicPartition, float] = {}  # partition -> since when (monotonic)
+        self._quiet: dict[TopicPartition, int] = {}  # partition to check -> fetches without a batch of it
+        self._committed_at_assignment: dict[TopicPartition, int] = {}
+        self.gaps_filled = 0  # batches that began past where handing had to go on
+        self.gap_records = 0  # records read back into them
+        self._dropped: set[TopicPartition] = set()  # for crashpoints.DROP_FIRST_FETCH
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._handed.pop(tp, None)
+            self._check.pop(tp, None)
+            self._committed_at_assignment.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition], generation_id: int = 0) -> None:
+        now = time.monotonic()
         for tp in assigned:
             self._handed.pop(tp, None)  # an assignment starts from the committed offsets
+            self._committed_at_assignment.pop(tp, None)
+            self._check[tp] = now
+            self._dropped.discard(tp)
         await super().on_partitions_assigned(assigned, generation_id)
+
+    async def _next_offset(self, tp: TopicPartition) -> int:
+        """Where the next handed batch of `tp` must start: after the last handed one, or, first in an
+        assignment, at the offset the group has committed (asked of the coordinator, once)."""
+        handed = self._handed.get(tp)
+        if handed is not None:
+            return handed
+        start = self._committed_at_assignment.get(tp)
+        if start is None:
+            thread = self._thread
+            committed = await thread.call_thread(thread._ensure_consumer().committed, tp)
+            start = self._committed_at_assignment[tp] = committed if committed is not None and committed > 0 else 0
+        return start
+
+    async def _read_back(self, tp: TopicPartition, start: int, stop: int, why: str) -> Records:
+        """Records start <= offset < stop of `tp`, read with a side consumer (a gap the log really has,
+        from compaction or transaction markers, reads back as nothing)."""
+        missing: list[ConsumerRecord[bytes, bytes]] = []
+        async with side_consumer(cast(PromoApp, self.app).bootstrap) as consumer:
+            await read_range(consumer, TopicPartition(tp.topic, tp.partition), start, stop, missing.append)
+        log.warning("%s[%d]: %s; read %d skipped records back (offsets %d..%d)",
+                    tp.topic, tp.partition, why, len(missing), start, stop - 1)  # fmt: skip
+        self.gaps_filled += 1
+        self.gap_records += len(missing)
+        return missing
+
+    async def _continued(self, tp: TopicPartition, fetched: Records) -> Records:
+        """`fetched`, cut or extended so that it continues exactly where handing must go on."""
+        if tp in self._check:
+            start = await self._next_offset(tp)
+            if fetched[0].offset > start:
+                why = f"a batch began at {fetched[0].offset}, past {start}, where handing goes on"
+                return [*(await self._read_back(tp, start, fetched[0].offset, why)), *fetched]
+        else:
+            start = self._handed.get(tp, 0)
+        if fetched[0].offset < start:
+            return [r for r in fetched if r.offset >= start]  # already handed over
+        return fetched
+
+    async def _swept(
+        self, active: set[TopicPartition] | None, fetched: dict[TopicPartition, Records]
+    ) -> dict[TopicPartition, Records]:
+        """Partitions still to be checked that have had no batch for SWEEP_S and SWEEP_ROUNDS fetches
+        while the fetcher's high watermark is past where handing goes on: the records in between.
+
+        The fetcher returns nothing for a partition whose position reached the high watermark, so
+        records it skipped would otherwise wait for the partition's next record. Reading back
+        records the fetcher was about to deliver does no harm: they are cut as already handed."""
+        now = time.monotonic()
+        found: dict[TopicPartition, Records] = {}
+        for tp, since in list(self._check.items()):
+            if active is not None and tp not in active:
+                continue
+            if fetched.get(tp):
+                self._quiet.pop(tp, None)
+                continue
+            quiet = self._quiet[tp] = self._quiet.get(tp, 0) + 1
+            if now - since < SWEEP_S or quiet < SWEEP_ROUNDS:  # a busy loop is no sign of a gap
+                continue
+            self._check[tp], self._quiet[tp] = now, 0
+            highwater = self.highwater(tp)
+            start = await self._next_offset(tp)
+            if highwater is not None and highwater > start:
+                why = f"no batch for {SWEEP_S:.0f} s while the high watermark is {highwater}"
+                records = await self._read_back(tp, start, highwater, why)
+                if records:
+                    found[tp] = records
+        return found
 
     async def _drain_messages(self, fetcher: Any) -> None:
         app = cast(PromoApp, self.app)
@@ -84,21 +179,32 @@ class BatchConsumer(faust_aiokafka.Consumer):
                 await self.sleep(0)  # a fetch can return at once for a long time: let others run
                 if self.should_stop:
                     return
-                if not records or not self.flow_active:
+                if not self.flow_active:
                     # Fetched across a rebalance: dropped unacked; the assignment that ends the
-                    # rebalance seeks every partition back to its committed offset. (Seeking here,
-                    # as Faust's getmany does, waits on the consumer thread that is busy with the
-                    # rebalance itself: the worker hung there.)
+                    # rebalance seeks every partition back to its committed offset, and every
+                    # assigned partition is checked (`_check`). (Seeking here, as Faust's getmany
+                    # does, waits on the consumer thread that is busy with the rebalance itself:
+                    # the worker hung there.)
                     continue
                 generation = app.consumer_generation_id
+                batches: dict[TopicPartition, Records] = dict(records or {})
+                if self._check:
+                    batches = {**(await self._swept(active, batches)), **batches}
+                if not batches:
+                    continue
                 groups: dict[BatchHandler, Batch] = {}
-                for tp, fetched in records.items():
-                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                for tp, fetched in batches.items():
+                    if not fetched:
                         continue
-                    start = handed.get(tp)
-                    batch: Records = fetched
-                    if start is not None and batch and batch[0].offset < start:
-                        batch = [r for r in batch if r.offset >= start]  # already handed over
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        if tp in self._handed:
+                            self._check[tp] = time.monotonic()  # dropped past the fetcher's position
+                        continue
+                    if crashpoints.DROP_FIRST_FETCH and tp not in handed and tp not in self._dropped:
+                        self._dropped.add(tp)  # a fault for the tests: see streams/crashpoints.py
+                        self._check[tp] = time.monotonic()
+                        continue
+                    batch = await self._continued(tp, fetched)
                     if not batch:
                         continue
                     handler = app.batch_handlers.get(tp.topic)
@@ -113,6 +219,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     for tp, batch in batch_group:
                         self._ack_through(tp, batch[0].offset, batch[-1].offset)
                         handed[tp] = batch[-1].offset + 1
+                        if self._check.pop(tp, None) is not None:
+                            self._quiet.pop(tp, None)
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 commit_every = self._commit_every
                 if commit_every is not None and self._n_acked >= commit_every:
@@ -163,6 +271,11 @@ class PromoApp(faust.App):
         self.batch_handlers: dict[str, BatchHandler] = {}
         # Called before each offset commit; what each returns is called if the commit succeeds.
         self.commit_hooks: list[Callable[[], Callable[[], None]]] = []
+
+    @property
+    def bootstrap(self) -> str:
+        """host:port list of the brokers, for the side consumers that read a range back."""
+        return ",".join(f"{url.host}:{url.port}" for url in self.conf.broker)
 
     def subscribe(self, topic: faust.TopicT, handler: BatchHandler) -> None:
         """Consume every topic of `topic` (one Faust topic may name several) with `handler`."""
