@@ -154,18 +154,10 @@ async def read_range(
                 return seen
 
 
-async def last_record(consumer: AIOKafkaConsumer, tp: TopicPartition) -> ConsumerRecord[bytes, bytes] | None:
-    """The last record of a partition, or None when it is empty."""
-    end = await true_end_offset(consumer, tp)
-    if end == 0:
-        return None
+async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes] | None:
+    """The record at `offset`, or None when the partition has none there."""
     found: list[ConsumerRecord[bytes, bytes]] = []
-
-    def keep(record: ConsumerRecord[bytes, bytes]) -> None:
-        found[:] = [record]
-
-    # Step back a little: compacted or transactional gaps may leave the last offset empty.
-    await read_range(consumer, tp, max(0, end - 64), end, keep)
+    await read_range(consumer, tp, offset, offset + 1, found.append)
     return found[0] if found else None
 
 

@@ -20,7 +20,7 @@ from streams import crashpoints
 from streams.agents.base import BatchAgent
 from streams.config import Settings
 from streams.fencing import Checkpoint, DeltaGate, StaleOwnerError
-from streams.kafka import read_range, side_consumer
+from streams.kafka import read_range, record_at, side_consumer
 from streams.pipeline import PartitionOutput, RoutedPartition
 from streams.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
 from streams.topics import Topic
@@ -105,10 +105,8 @@ class AggregateAgent(BatchAgent):
         stored = snapshot.meta().log_identity if snapshot is not None else None
         checkpoint = Checkpoint.from_list(stored.get("deltas")) if isinstance(stored, dict) else None
         if checkpoint is not None and checkpoint.offset < fence:
-            found: list[int] = []
-            await read_range(consumer, deltas, checkpoint.offset, checkpoint.offset + 1,
-                             lambda r: found.append(decode_delta_rows(r.value or b"").generation))  # fmt: skip
-            if found == [checkpoint.generation]:
+            there = await record_at(consumer, deltas, checkpoint.offset)
+            if there is not None and decode_delta_rows(there.value or b"").generation == checkpoint.generation:
                 gate, start = DeltaGate.starting_at(partition, checkpoint), checkpoint.offset + 1
 
         def judge(record: ConsumerRecord[bytes, bytes]) -> None:
@@ -127,9 +125,8 @@ class AggregateAgent(BatchAgent):
 
     @staticmethod
     async def _read_mark(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> LogMark | None:
-        found: list[LogMark] = []
-        await read_range(consumer, tp, offset, offset + 1, lambda r: found.append(log_mark(r)))
-        return found[0] if found else None
+        record = await record_at(consumer, tp, offset)
+        return None if record is None else log_mark(record)
 
     async def _load_snapshot(self, consumer: AIOKafkaConsumer, routed: TopicPartition, state: RoutedPartition) -> int:
         """Put `state` on the local snapshot, when it belongs to this log; the offset to replay from.
