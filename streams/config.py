@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from streams.contract.topics import INPUTS, Topic
 from streams.errors import ConfigError
-from streams.topics import INPUTS, Topic
 
 ENV_PREFIX = "PROMO_"
 
@@ -60,8 +60,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     sink: bool = True
-    # The local view of the dashboards (streams/view/), served by the worker that runs the sink.
-    # Port 0: off. Beyond loopback it needs a token (streams/view/auth.py).
+    # The local view of the dashboards (streams/dashboards/view/), served by the worker that runs the sink.
+    # Port 0: off. Beyond loopback it needs a token (streams/dashboards/view/auth.py).
     view_host: str = "127.0.0.1"
     view_port: int = 8080
     view_token: Secret = Secret("")
@@ -71,7 +71,7 @@ class Settings:
     max_value_bytes: int = 1_048_576
     snapshot_interval_s: float = 2.0  # how often stage 2 saves its local state snapshot
     # Users of one routed partition kept in memory; the others wait in the local RocksDB snapshot
-    # and are read back when they return (streams/state.py). About 1 KB each. 0: all in memory.
+    # and are read back when they return (streams/aggregate/state.py). About 1 KB each. 0: all in memory.
     user_cache: int = 100_000
     batch_size: int = 10_000  # records per fetch handed to an agent at once (Faust's max poll records)
     rebalance_timeout_s: float = 2.0
@@ -83,10 +83,10 @@ class Settings:
     # (content "fail") or stall first (content "stall:SECONDS"). Empty: off.
     fault_file: str = ""
     # A stage with input waiting (lag above zero) that processes nothing this long is stalled:
-    # /health answers 503 and the worker logs it (streams/stall.py).
+    # /health answers 503 and the worker logs it (streams/worker/stall.py).
     stall_after_s: float = 30.0
     # Identity audit for fault tests: stage 2 adds to each deltas message which order, and which
-    # event holding a person's credit, its numbers moved (streams/audit.py). Off: the wire as ever.
+    # event holding a person's credit, its numbers moved (streams/aggregate/audit.py). Off: the wire as ever.
     audit: bool = False
 
     def __post_init__(self) -> None:
@@ -115,7 +115,7 @@ class Settings:
 
     # -- derived names -------------------------------------------------------------------------
     def topic(self, suffix: str) -> str:
-        """The full name of one of the pipeline's topics (streams/topics.py names them all)."""
+        """The full name of one of the pipeline's topics (streams/contract/topics.py names them all)."""
         name = Topic(suffix)  # a ValueError for a name that is not one of ours
         if self.input_prefix and name in INPUT_TOPICS:
             return f"{self.input_prefix}{name}"

@@ -1,7 +1,7 @@
 """Fixtures for integration tests: the real embedded broker and real workers (chdb store).
 
 One broker serves the session; each test gets its own topic prefix and consumer groups, so tests
-do not see each other's data. Workers are real `promo worker` processes (streams.harness); every
+do not see each other's data. Workers are real `promo worker` processes (streams.kit.harness); every
 fixture stops what it starts, also when the test fails.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess
-from streams.kafka import EmbeddedBroker, free_port
+from streams.kafka import free_port
+from streams.kit.broker import EmbeddedBroker
+from streams.kit.harness import Pipeline, WorkerProcess
 
 
 @pytest.fixture(scope="session")

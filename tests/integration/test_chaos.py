@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import PROMO
+from streams.kit.harness import PROMO
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess
 from streams.kafka import free_port
+from streams.kit.harness import Pipeline, WorkerProcess
 from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from streams.harness import PROMO
-from streams.sinks.clickhouse import FACTS_PROJECTIONS
+from streams.kit.harness import PROMO
+from streams.sink.clickhouse import FACTS_PROJECTIONS
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +42,8 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_bench_runs_every_dashboard_query_on_a_full_day(bench: dict[str, Any]) -> None:
-    from streams.bench_dashboards import dashboard_queries
-    from streams.dashboards import build_all
+    from streams.dashboards.grafana import build_all
+    from streams.lab.bench_dashboards import dashboard_queries
 
     fill = bench["fill"]
     # Exactly the events asked for, as the store counts them, over the day's 1440 minutes.
@@ -88,8 +88,8 @@ def _run_python(code: str) -> str:
 def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None:
     out = _run_python(f"""
         import json, time
-        from streams.metrics import Deltas, FactKey
-        from streams.sinks import clickhouse as ch
+        from streams.contract.facts import Deltas, FactKey
+        from streams.sink import clickhouse as ch
         store = ch.ClickHouseStore("chdb://{tmp_path}/store")
         v1 = [s for s in ch.SCHEMA if "PROJECTION" not in s and "sink_log ADD" not in s and "MODIFY SETTING" not in s]
         for statement in v1:                       # a store as version 1 left it, with data

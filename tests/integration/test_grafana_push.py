@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.dashboards import build_all
-from streams.grafana_push import PushError, load_boards, push_all
-from streams.harness import PROMO
+from streams.dashboards.grafana import build_all
+from streams.dashboards.push import PushError, load_boards, push_all
+from streams.kit.harness import PROMO
 from tests.integration.grafana_double import EDITOR_TOKEN, VIEWER_TOKEN, GrafanaDouble
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess, wait_until
+from streams.kit.harness import Pipeline, WorkerProcess, wait_until
 from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.crashpoints import NAMES
-from streams.harness import PROMO
+from streams.kit.harness import PROMO
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import Pipeline
-from streams.kafka import EmbeddedBroker, ensure_topics
-from streams.peers import KINDS, run_peer
-from streams.producer import send_records
-from streams.simulate import Record, SimConfig, generate
-from streams.truth import compute_truth
+from streams.kafka import ensure_topics
+from streams.kit.broker import EmbeddedBroker
+from streams.kit.harness import Pipeline
+from streams.kit.producer import send_records
+from streams.kit.simulate import Record, SimConfig, generate
+from streams.kit.truth import compute_truth
+from streams.lab.peers import KINDS, run_peer
 
 pytestmark = pytest.mark.integration
 

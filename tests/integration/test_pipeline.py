@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess, wait_until
-from streams.producer import import_existing, send_records
-from streams.simulate import SimConfig, Simulation, generate
-from streams.truth import Truth, compute_truth
+from streams.kit.harness import Pipeline, WorkerProcess, wait_until
+from streams.kit.producer import send_records
+from streams.kit.simulate import SimConfig, Simulation, generate
+from streams.kit.truth import Truth, compute_truth
+from streams.users import import_existing
 from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
     assert truth.rejected.get("duplicate", 0) > 0 and truth.rejected.get("late", 0) > 0
     assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
     assert rejected_by_reason(worker.get("/api/rejections")) == truth.rejected
-    gc_passes = worker.get("/health")["gc"]  # the worker times its GC passes (streams/pauses.py)
+    gc_passes = worker.get("/health")["gc"]  # the worker times its GC passes (streams/worker/pauses.py)
     assert gc_passes["gen0"]["passes"] > 0 and gc_passes["gen0"]["longest_ms"] >= gc_passes["gen0"]["last_ms"] >= 0
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
-from streams.harness import Pipeline
 from streams.kafka import ensure_topics, read_range, side_consumer
-from streams.producer import Progress, send_paced
-from streams.simulate import SimConfig, generate
+from streams.kit.harness import Pipeline
+from streams.kit.producer import Progress, send_paced
+from streams.kit.simulate import SimConfig, generate
 
 pytestmark = pytest.mark.integration
 

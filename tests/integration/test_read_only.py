@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import Pipeline
-from streams.sinks.clickhouse import ClickHouseStore
+from streams.kit.harness import Pipeline
+from streams.sink.clickhouse import ClickHouseStore
 
 pytestmark = pytest.mark.integration
 

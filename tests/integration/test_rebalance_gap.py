@@ -5,7 +5,7 @@ past them. If the next batch of the partition is handed on, the dropped records 
 processed in that assignment, and when a later owner reads them again stage 2 takes them for
 replays: orders lost, first-order credits moved. `PROMO_DROP_FIRST_FETCH=1` makes the worker drop
 the first fetched batch of every partition that way, deterministically; the consumer must read the
-skipped records back (streams/transport.py: `_from_start`). Scored by identities, not sums: every
+skipped records back (streams/worker/transport.py: `_from_start`). Scored by identities, not sums: every
 order_id once in the right cell, every participant and credit on the right event.
 """
 
@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from streams.audit import compare, identities_of, ledger_identities
-from streams.harness import Pipeline, WorkerProcess, wait_until
-from streams.killloop import read_ledger
-from streams.producer import import_existing, send_records
-from streams.truth import compute_truth, identities
+from streams.kit.audit import compare, identities_of, ledger_identities
+from streams.kit.harness import Pipeline, WorkerProcess, wait_until
+from streams.kit.producer import send_records
+from streams.kit.truth import compute_truth, identities
+from streams.lab.killloop import read_ledger
+from streams.users import import_existing
 from tests.integration.conftest import start_worker
 from tests.integration.test_pipeline import rejected_by_reason, simulate
 

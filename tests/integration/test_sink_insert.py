@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from streams.metrics import COUNTERS
-from streams.sinks.clickhouse import FACTS_INSERT_TYPES, SINK_LOG_TYPES
+from streams.contract.facts import COUNTERS
+from streams.sink.clickhouse import FACTS_INSERT_TYPES, SINK_LOG_TYPES
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ WRITTEN_AT = dt.datetime.fromtimestamp(WRITTEN_AT_MS / 1000, tz=dt.UTC).strftime
 
 CHILD = """
     import json, sys
-    from streams.sinks import clickhouse as ch
+    from streams.sink import clickhouse as ch
     from tests.unit.test_sink_columns import old_rows
 
     store_dir, polls_file, written_at_ms = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess
-from streams.sinks.clickhouse import ClickHouseStore
+from streams.kit.harness import Pipeline, WorkerProcess
+from streams.sink.clickhouse import ClickHouseStore
 from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess, wait_until
-from streams.kafka import EmbeddedBroker, free_port
+from streams.kafka import free_port
+from streams.kit.broker import EmbeddedBroker
+from streams.kit.harness import Pipeline, WorkerProcess, wait_until
 from tests.integration.test_pipeline import send, simulate
 
 pytestmark = pytest.mark.integration

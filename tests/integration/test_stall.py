@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from streams.harness import Pipeline, WorkerProcess, wait_until
-from streams.producer import import_existing, send_records
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth
+from streams.kit.harness import Pipeline, WorkerProcess, wait_until
+from streams.kit.producer import send_records
+from streams.kit.simulate import SimConfig, generate
+from streams.kit.truth import compute_truth
+from streams.users import import_existing
 from tests.integration.conftest import start_worker
 
 pytestmark = pytest.mark.integration

@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from streams.dashboards import build_all
-from streams.harness import Pipeline, WorkerProcess
+from streams.dashboards.grafana import build_all
 from streams.kafka import ensure_topics, free_port
-from streams.producer import import_existing, send_records
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth
+from streams.kit.harness import Pipeline, WorkerProcess
+from streams.kit.producer import send_records
+from streams.kit.simulate import SimConfig, generate
+from streams.kit.truth import compute_truth
+from streams.users import import_existing
 from tests.integration.conftest import project, wait_for_columns
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""Issue 14 part 3: a zombie stage-2 owner cannot get a delta batch counted (streams/fencing.py).
+"""Issue 14 part 3: a zombie stage-2 owner cannot get a delta batch counted (streams/sink/markers.py).
 
 The deltas log is written here in the one order that hurts: the old owner's batch lands after the
 new owner's fence and before the new owner's own output for the same routed offsets, which covers
@@ -15,12 +15,12 @@ import time
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.harness import Pipeline
+from streams.contract.facts import COUNTERS, Deltas, FactKey
+from streams.contract.wire import encode_deltas, encode_fence
 from streams.kafka import ensure_topics
-from streams.metrics import COUNTERS, Deltas, FactKey
-from streams.sinks.clickhouse import ClickHouseStore
-from streams.sinks.writer import DeltaSink
-from streams.wire import encode_deltas, encode_fence
+from streams.kit.harness import Pipeline
+from streams.sink.clickhouse import ClickHouseStore
+from streams.sink.writer import DeltaSink
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,13 @@ from collections import Counter
 
 import pytest
 
-from streams.audit import Identities, Ledger, compare, identities_of, ledger_identities
 from streams.config import Settings
 from streams.crashpoints import CrashPoints, parse
-from streams.hostile import order_resends
-from streams.pipeline import fold_in_process
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth, identities
+from streams.kit.audit import Identities, Ledger, compare, identities_of, ledger_identities
+from streams.kit.fold import fold_in_process
+from streams.kit.simulate import SimConfig, generate
+from streams.kit.truth import compute_truth, identities
+from streams.lab.hostile import order_resends
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from streams.bench_dashboards import (
+from streams.dashboards.grafana import build_all
+from streams.kit.simulate import SimConfig, generate
+from streams.kit.truth import compute_truth
+from streams.lab.bench_dashboards import (
     dashboard_queries,
     minute_events,
     percentile,
     profile_from_simulation,
 )
-from streams.dashboards import build_all
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth
 
 
 def test_every_target_and_the_variable_are_timed() -> None:

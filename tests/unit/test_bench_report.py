@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from streams.bench import Freshness, Report, Throughput, cores_needed
+from streams.lab.bench import Freshness, Report, Throughput, cores_needed
 
 
 def _row(

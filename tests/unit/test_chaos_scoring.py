@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.chaos import Result, lost_and_doubled, markdown, table
-from streams.metrics import COUNTERS
+from streams.contract.facts import COUNTERS
+from streams.lab.chaos import Result, lost_and_doubled, markdown, table
 
 
 def row(campaign: str, channel: str, **values: int) -> dict[str, object]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli import format_totals
+from streams.cli.data import format_totals
 from streams.config import Secret, load_settings, redact_dsn
 from streams.errors import ConfigError
 

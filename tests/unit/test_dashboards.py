@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 
 from streams.config import Settings
-from streams.dashboards import CHANNEL_NAMES, DATASOURCE_UID, Json, build_all, render, write_all
+from streams.contract.facts import Deltas
+from streams.dashboards.grafana import CHANNEL_NAMES, DATASOURCE_UID, Json, build_all, render, write_all
+from streams.dashboards.view.macros import Range, expand, grafana_percentencode
 from streams.errors import MacroError
-from streams.metrics import Deltas
-from streams.pipeline import fold_in_process
-from streams.simulate import SimConfig, Simulation, generate
-from streams.sinks.clickhouse import ClickHouseStore
-from streams.truth import Truth, compute_truth
-from streams.view.macros import Range, expand, grafana_percentencode
+from streams.kit.fold import fold_in_process
+from streams.kit.simulate import SimConfig, Simulation, generate
+from streams.kit.truth import Truth, compute_truth
+from streams.sink.clickhouse import ClickHouseStore
 
 ROOT = Path(__file__).resolve().parents[2]
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -39,7 +39,7 @@ SOCIAL = ("wechat", "mobileqq", "jingxi")  # the headline number's channels, sta
 
 
 # --------------------------------------------------------------------------------------------
-# What the plugin does to a query before ClickHouse sees it (streams/view/macros.py, shared with
+# What the plugin does to a query before ClickHouse sees it (streams/dashboards/view/macros.py, shared with
 # the local view)
 
 
@@ -172,9 +172,9 @@ def test_committed_json_is_what_the_code_generates(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == sorted(build_all())
     for path in written:
         committed = ROOT / "dashboards" / path.name
-        assert committed.exists(), f"{committed} missing: run python -m streams.dashboards dashboards/"
+        assert committed.exists(), f"{committed} missing: run python -m streams.dashboards.grafana dashboards/"
         assert committed.read_text(encoding="utf-8") == path.read_text(encoding="utf-8"), (
-            f"{committed} is stale: run python -m streams.dashboards dashboards/"
+            f"{committed} is stale: run python -m streams.dashboards.grafana dashboards/"
         )
     assert sorted(p.name for p in (ROOT / "dashboards").glob("*.json")) == sorted(build_all())
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.events import Event, Kind, Reason, Rejection, decode_value
+from streams.contract.events import Event, Kind, Reason, Rejection, decode_value
 
 TS: Final = 1_731_254_400_000  # 2024-11-11T00:00:00+08:00
 TS_MIN: Final = 946_684_800_000

@@ -1,15 +1,15 @@
-"""The rule that fences a zombie stage-2 owner out of the deltas log (streams/fencing.py), and the
+"""The rule that fences a zombie stage-2 owner out of the deltas log (streams/sink/markers.py), and the
 wire and ClickHouse-column forms it travels in."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.audit import Ledger
-from streams.fencing import Checkpoint, DeltaGate, Verdict
-from streams.metrics import Deltas
-from streams.sinks.clickhouse import GENERATION_MARK, INSERT_COLUMNS, fact_insert_columns
-from streams.wire import decode_audit, decode_delta_rows, encode_deltas, encode_fence
+from streams.contract.facts import Deltas
+from streams.contract.wire import decode_audit, decode_delta_rows, encode_deltas, encode_fence
+from streams.kit.audit import Ledger
+from streams.sink.clickhouse import GENERATION_MARK, INSERT_COLUMNS, fact_insert_columns
+from streams.sink.markers import Checkpoint, DeltaGate, Verdict
 
 
 def test_a_zombie_batch_after_the_new_owners_fence_is_skipped_whatever_it_covers() -> None:

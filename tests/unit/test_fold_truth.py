@@ -1,6 +1,6 @@
 """Both stages in-process, no broker: their totals and rejection counts are the oracle's, exactly.
 
-The oracle (streams/truth.py) is written from the contract alone; the fold is the code the agents
+The oracle (streams/kit/truth.py) is written from the contract alone; the fold is the code the agents
 run (stage 1's fast decoder, stage 2's field-level fold). Realistic simulated streams in both
 message shapes, with duplicates, late and out-of-order events, malformed input and imports.
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from streams.config import Settings
-from streams.metrics import COUNTERS
-from streams.pipeline import fold_in_process
-from streams.simulate import SimConfig, generate
-from streams.truth import compute_truth
+from streams.contract.facts import COUNTERS
+from streams.kit.fold import fold_in_process
+from streams.kit.simulate import SimConfig, generate
+from streams.kit.truth import compute_truth
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from streams.events import Event, Kind, decode_value
-from streams.hostile import corpus, duplicate_flood
-from streams.simulate import Record
-from streams.truth import compute_truth
+from streams.contract.events import Event, Kind, decode_value
+from streams.kit.simulate import Record
+from streams.kit.truth import compute_truth
+from streams.lab.hostile import corpus, duplicate_flood
 
 T0 = 1_762_790_400_000
 KINDS = {"clicks": Kind.CLICK, "shares": Kind.SHARE, "orders": Kind.ORDER}

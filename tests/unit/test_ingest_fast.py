@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.config import Settings
-from streams.events import (
+from streams.contract.dlq import DeadLetter
+from streams.contract.events import (
     AMOUNT_MAX_FEN,
     ITEMS_MAX,
     TS_MAX,
@@ -30,11 +31,11 @@ from streams.events import (
     decode_items,
     decode_value,
 )
-from streams.hostile import corpus
-from streams.metrics import PartitionGate
-from streams.pipeline import DeadLetter, Ingest, IngestOutput
-from streams.simulate import SimConfig, generate
-from streams.wire import event_item, reject_item, route, route_source
+from streams.contract.wire import event_item, reject_item, route, route_source
+from streams.ingest.gate import PartitionGate
+from streams.ingest.stage import Ingest, IngestOutput
+from streams.kit.simulate import SimConfig, generate
+from streams.lab.hostile import corpus
 
 T0: Final = 1_762_790_400_000
 SRC: Final = "promo.clicks:3"

@@ -1,4 +1,4 @@
-"""Unit tests of streams.metrics: the partition gate, per-user exact counting, and its properties."""
+"""Unit tests of streams.contract.facts: the partition gate, per-user exact counting, and its properties."""
 
 from __future__ import annotations
 
@@ -8,17 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.events import Event, Kind, Reason
-from streams.metrics import (
-    COUNTERS,
-    Deltas,
-    FactKey,
-    PartitionGate,
-    UserState,
-    apply_event,
-    mark_existing,
-    minute_of,
-)
+from streams.aggregate.user import UserState, apply_event, mark_existing
+from streams.contract.events import Event, Kind, Reason
+from streams.contract.facts import COUNTERS, Deltas, FactKey, minute_of
+from streams.ingest.gate import PartitionGate
 
 T0 = 1_762_790_400_000  # 2025-11-10T16:00:00Z, 00:00 on Nov 11 in Beijing
 HORIZON = 1_800_000

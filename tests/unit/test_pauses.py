@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from streams.pauses import GcPauses
+from streams.worker.pauses import GcPauses
 
 
 def _cycles(n: int) -> None:

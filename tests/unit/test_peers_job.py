@@ -1,4 +1,4 @@
-"""Unit tests of streams.peers.job: the JSON glue the peers keep their state and rows in.
+"""Unit tests of streams.lab.peers.job: the JSON glue the peers keep their state and rows in.
 
 The property that matters: keeping a user's state as JSON between events (as a framework's state
 store does) changes nothing; the numbers are those of the in-memory fold.
@@ -11,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.events import Event, Kind
-from streams.metrics import Deltas, UserState, apply_event, mark_existing
-from streams.peers.job import (
+from streams.aggregate.user import UserState, apply_event, mark_existing
+from streams.contract.events import Event, Kind
+from streams.contract.facts import Deltas
+from streams.contract.wire import encode_existing
+from streams.lab.peers.job import (
     EXISTING_KIND,
     delta_rows,
     event_row,
@@ -25,7 +27,6 @@ from streams.peers.job import (
     sum_rows,
     user_state,
 )
-from streams.wire import encode_existing
 
 T0 = 1_762_790_400_000
 HORIZON = 1_800_000

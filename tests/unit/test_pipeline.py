@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from streams.aggregate.fold import PartitionOutput, RoutedPartition
 from streams.config import Settings
-from streams.events import Event, Kind
-from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.wire import encode_routed, event_item
+from streams.contract.events import Event, Kind
+from streams.contract.wire import encode_routed, event_item
 
 T0 = 1_762_790_400_000
 SRC = "promo.clicks:0"

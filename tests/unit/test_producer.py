@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from streams import producer
-from streams.producer import Rebaser
-from streams.simulate import Record
+from streams.kit import producer
+from streams.kit.producer import Rebaser
+from streams.kit.simulate import Record
 
 
 def record(event_id: str, ts: int, *, batch: bool = False) -> Record:

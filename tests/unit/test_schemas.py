@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no types-jsonschema in dev deps
 
-from streams.events import Event, Kind, Rejection, decode_value
+from streams.contract.events import Event, Kind, Rejection, decode_value
 
 SCHEMAS: Final = Path(__file__).resolve().parents[2] / "schemas"
 DRAFT_2020_12: Final = "https://json-schema.org/draft/2020-12/schema"

@@ -13,8 +13,8 @@ from dataclasses import replace
 import orjson
 import pytest
 
-from streams.simulate import KINDS, Record, SimConfig, Simulation, generate, midnight_ms
-from streams.truth import Truth, compute_truth
+from streams.kit.simulate import KINDS, Record, SimConfig, Simulation, generate, midnight_ms
+from streams.kit.truth import Truth, compute_truth
 
 CONTRACT_REASONS = (
     "invalid_utf8",

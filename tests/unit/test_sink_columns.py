@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.metrics import COUNTERS
-from streams.sinks.clickhouse import FACTS_INSERT_TYPES, INSERT_COLUMNS, fact_insert_columns
+from streams.contract.facts import COUNTERS
+from streams.sink.clickhouse import FACTS_INSERT_TYPES, INSERT_COLUMNS, fact_insert_columns
 
 
 def old_rows(

@@ -7,7 +7,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
 from streams.errors import SinkError
-from streams.sinks.clickhouse import TRANSIENT_CODES, error_code, is_transient
+from streams.sink.clickhouse import TRANSIENT_CODES, error_code, is_transient
 
 
 @pytest.mark.parametrize(

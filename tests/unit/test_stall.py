@@ -1,4 +1,4 @@
-"""The stall rules (streams/stall.py) on tables: input waiting and no work for `after_s` is a stall, a
+"""The stall rules (streams/worker/stall.py) on tables: input waiting and no work for `after_s` is a stall, a
 quiet stream is not, work or an empty backlog clears it, and each change is reported once."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from streams.app import _lag
 from streams.config import load_settings
 from streams.errors import ConfigError
-from streams.stall import StallWatch, stages_to_stall
+from streams.worker.app import _lag
+from streams.worker.stall import StallWatch, stages_to_stall
 
 AFTER = 30.0
 Step = tuple[float, Mapping[str, int | None], int]  # now, lag per partition, work count so far

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from streams.aggregate.fold import PartitionOutput, RoutedPartition
+from streams.aggregate.state import Snapshot, UserCache, decode_user, encode_user, snapshot_mismatch
+from streams.aggregate.user import UserState, apply_event, mark_existing
 from streams.config import Settings
-from streams.events import Event, Kind
-from streams.metrics import Deltas, UserState, apply_event, mark_existing
-from streams.pipeline import PartitionOutput, RoutedPartition
-from streams.state import Snapshot, UserCache, decode_user, encode_user, snapshot_mismatch
-from streams.wire import encode_existing, encode_routed, event_item
+from streams.contract.events import Event, Kind
+from streams.contract.facts import Deltas
+from streams.contract.wire import encode_existing, encode_routed, event_item
 
 T0 = 1_762_790_400_000
 
@@ -94,8 +95,8 @@ def test_a_locked_snapshot_is_skipped_not_fatal(tmp_path: Path) -> None:
 KILLED_WRITER = """
     import os, sys
     from pathlib import Path
-    from streams.metrics import UserState
-    from streams.state import Snapshot
+    from streams.aggregate.user import UserState
+    from streams.aggregate.state import Snapshot
 
     snapshot = Snapshot.open(Path(sys.argv[1]), 0)
     for k in range(1, 41):

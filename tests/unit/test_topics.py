@@ -1,4 +1,4 @@
-"""One place names the topics (issue 15): streams/topics.py. `Settings.topic` takes only those
+"""One place names the topics (issue 15): streams/contract/topics.py. `Settings.topic` takes only those
 names, and no other module spells the input triple or a topic name in a `topic()` call."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 import streams
 from streams.config import Settings
-from streams.events import Kind
-from streams.topics import INPUTS, Topic
+from streams.contract.events import Kind
+from streams.contract.topics import INPUTS, Topic
 
 SOURCE = Path(streams.__file__).parent
 

@@ -1,4 +1,4 @@
-"""streams/transport.py leans on Faust and aiokafka internals (issue 15): each one it overrides, calls
+"""streams/worker/transport.py leans on Faust and aiokafka internals (issue 15): each one it overrides, calls
 or reads is pinned here, so a faust-streaming or aiokafka upgrade that moves one fails in this file
 with a message that names it, rather than as a hung or silently wrong worker."""
 
@@ -15,7 +15,7 @@ import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.transport import BatchConsumer, BatchTransport, FreshConsumerThread, PromoApp
+from streams.worker.transport import BatchConsumer, BatchTransport, FreshConsumerThread, PromoApp
 
 
 def params(fn: Callable[..., Any]) -> list[str]:
@@ -40,7 +40,7 @@ def test_each_faust_method_transport_relies_on_keeps_its_shape(
     owner: type, name: str, expected: list[str], coroutine: bool
 ) -> None:
     fn = getattr(owner, name, None)
-    assert fn is not None, f"{owner.__qualname__}.{name} is gone: streams/transport.py overrides or calls it"
+    assert fn is not None, f"{owner.__qualname__}.{name} is gone: streams/worker/transport.py overrides or calls it"
     assert params(fn) == expected, f"{owner.__qualname__}.{name} now takes {params(fn)}; transport.py uses {expected}"
     assert inspect.iscoroutinefunction(fn) == coroutine, f"{owner.__qualname__}.{name}: async-ness changed"
 

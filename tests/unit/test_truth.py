@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.simulate import Record
-from streams.truth import TOTAL_COLUMNS, Truth, compute_truth
+from streams.kit.simulate import Record
+from streams.kit.truth import TOTAL_COLUMNS, Truth, compute_truth
 
 T0 = 1_762_790_400_000
 MIN = 60_000

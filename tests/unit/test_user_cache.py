@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from streams.aggregate.fold import PartitionOutput, RoutedPartition
+from streams.aggregate.state import Snapshot, UserCache
 from streams.config import Settings
-from streams.metrics import Deltas
-from streams.pipeline import Ingest, IngestOutput, PartitionOutput, RoutedPartition
-from streams.simulate import SimConfig, generate
-from streams.state import Snapshot, UserCache
-from streams.wire import encode_existing
+from streams.contract.facts import Deltas
+from streams.contract.wire import encode_existing
+from streams.ingest.stage import Ingest, IngestOutput
+from streams.kit.simulate import SimConfig, generate
 
 
 def routed_log(seed: int, events: int = 4000, per_message: int = 40) -> tuple[Settings, list[bytes]]:

@@ -23,11 +23,10 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from streams.config import Settings, load_settings
-from streams.dashboards import build_all
-from streams.errors import ConfigError, MacroError, ViewRequestError
-from streams.view.auth import authorized, bearer, check_bind, host_allowed, is_loopback
-from streams.view.macros import Range
-from streams.view.panels import (
+from streams.dashboards.grafana import build_all
+from streams.dashboards.view.auth import authorized, bearer, check_bind, host_allowed, is_loopback
+from streams.dashboards.view.macros import Range
+from streams.dashboards.view.panels import (
     MAX_ROWS,
     Board,
     PanelRequest,
@@ -39,8 +38,9 @@ from streams.view.panels import (
     series,
     single_values,
 )
-from streams.view.server import STATIC, View
-from streams.view.timerange import bucket_seconds, parse_interval, parse_time, resolve
+from streams.dashboards.view.server import STATIC, View
+from streams.dashboards.view.timerange import bucket_seconds, parse_interval, parse_time, resolve
+from streams.errors import ConfigError, MacroError, ViewRequestError
 
 ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -425,4 +425,4 @@ def test_the_vendored_chart_library_is_the_pinned_one() -> None:
     assert '<script src="/static/vendor/echarts/echarts.common.min.js"' in pages
     assert "http" not in pages  # nothing from elsewhere: it works offline
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert project["tool"]["setuptools"]["package-data"]["streams.view"] == ["static/**/*"]
+    assert project["tool"]["setuptools"]["package-data"]["streams.dashboards.view"] == ["static/**/*"]

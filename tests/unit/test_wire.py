@@ -1,4 +1,4 @@
-"""Internal topic formats (`routed`, `deltas`) and the routing functions of `streams.wire`.
+"""Internal topic formats (`routed`, `deltas`) and the routing functions of `streams.contract.wire`.
 
 What one stage writes the next must read back unchanged, and a user must always land on the same
 routed partition: the per-user state of stage 2 lives there and is rebuilt from it.
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.events import Event, Kind, Reason, Rejection
-from streams.metrics import COUNTERS, Deltas, FactKey, RejectKey
-from streams.wire import (
+from streams.contract.events import Event, Kind, Reason, Rejection
+from streams.contract.facts import COUNTERS, Deltas, FactKey, RejectKey
+from streams.contract.wire import (
     REJECT_KIND,
     VERSION,
     decode_deltas,
@@ -82,7 +82,7 @@ def test_route_is_stable_across_processes() -> None:
     # Python's str hash is salted per process; the routing must not depend on it.
     users = [f"user-{i}" for i in range(50)] + ["用户42", "😀"]
     code = (
-        "import sys, json; from streams.wire import route; "
+        "import sys, json; from streams.contract.wire import route; "
         "print(json.dumps([route(u, 12) for u in json.load(sys.stdin)]))"
     )
     here = [route(user, 12) for user in users]

@@ -1,0 +1,74 @@
+"""What every `promo` command shares: the typer apps, the common options, one-line failures."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from streams.config import Settings, load_settings
+from streams.errors import ConfigError, PromoError
+
+app = typer.Typer(
+    name="promo",
+    help="Real-time war-room numbers for 618 and Double 11: Kafka → Faust → ClickHouse.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Existing buyers (never counted as new ordering users).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+dashboards_app = typer.Typer(help="Grafana dashboards as code (ClickHouse datasource).", no_args_is_help=True)
+app.add_typer(dashboards_app, name="dashboards")
+
+BrokerOpt = Annotated[str | None, typer.Option("--broker", help="kafka://host:port [env PROMO_BROKER]")]
+ClickHouseOpt = Annotated[
+    str | None, typer.Option("--clickhouse", help="chdb:///path or http://user:pass@host:8123/ [env PROMO_CLICKHOUSE]")
+]
+PrefixOpt = Annotated[str | None, typer.Option("--topic-prefix", help="topic name prefix [env PROMO_TOPIC_PREFIX]")]
+PartitionsOpt = Annotated[
+    int | None, typer.Option("--partitions", help="partitions per topic, at creation [env PROMO_PARTITIONS]")
+]
+ViewPortOpt = Annotated[
+    int | None,
+    typer.Option("--view-port", help="port of the dashboards view, 0: off (env PROMO_VIEW_PORT; default 8080)"),
+]
+NoViewOpt = Annotated[bool, typer.Option("--no-view", help="do not serve the local view (as --view-port 0)")]
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the foreground commands like Ctrl-C does, so children are stopped too."""
+    raise KeyboardInterrupt
+
+
+def _stop_children_on_sigterm() -> None:
+    """For commands that start brokers, workers or peers: their `finally` blocks stop them on SIGTERM too."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"promo: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Short-lived commands say what went wrong in one line of their own; the Kafka client's
+    # connection chatter would bury it. (The worker configures its logging through Faust.)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        app()
+    except PromoError as exc:
+        typer.echo(f"promo: error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,37 @@
+"""`promo demo`: the laptop kit's one-command sale."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli.base import NoViewOpt, ViewPortOpt, app, settings_from
+from streams.cli.worker import _check_view
+
+
+# -- demo -----------------------------------------------------------------------------------------
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="broker port")] = 19092,
+    web_port: Annotated[int, typer.Option(help="the worker's HTTP port (its JSON API)")] = 6066,
+    view_port: ViewPortOpt = None,
+    no_view: NoViewOpt = False,
+    rate: Annotated[float, typer.Option(help="average events per second")] = 1500.0,
+    duration: Annotated[float, typer.Option(help="seconds of simulated traffic (then it idles)")] = 600.0,
+    data_dir: Annotated[Path, typer.Option(help="where the embedded store lives")] = Path(".promo/demo"),
+    once: Annotated[bool, typer.Option(help="print one summary after the traffic and exit (for scripts)")] = False,
+) -> None:
+    """Broker, worker and simulator together, with a live war-room summary until Ctrl-C.
+
+    The dashboards are drawn at the view's URL (http://127.0.0.1:8080/ unless told otherwise).
+    """
+    from streams.kit.demo import run_demo
+
+    view = settings_from(view_port=0 if no_view else view_port)
+    _check_view(view)
+    try:
+        run_demo(port=port, web_port=web_port, rate=rate, duration=duration, data_dir=data_dir, once=once, view=view)
+    except KeyboardInterrupt:
+        typer.echo("\nstopped")

@@ -1,0 +1,161 @@
+"""`promo broker` and `promo worker`, and the store-owner protocol (one process opens a chdb store)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli.base import (
+    BrokerOpt,
+    ClickHouseOpt,
+    NoViewOpt,
+    PartitionsOpt,
+    PrefixOpt,
+    ViewPortOpt,
+    _stop_children_on_sigterm,
+    app,
+    fail,
+    settings_from,
+)
+from streams.config import Settings, redact_dsn
+from streams.errors import ConfigError
+
+
+# -- broker ---------------------------------------------------------------------------------------
+@app.command()
+def broker(
+    port: Annotated[int, typer.Option(help="port to listen on")] = 9092,
+    host: Annotated[str, typer.Option(help="address to bind (loopback unless you mean it)")] = "127.0.0.1",
+    storage: Annotated[str, typer.Option(help="tansu storage: memory://tansu/ or s3://bucket/")] = "memory://tansu/",
+) -> None:
+    """Run the embedded Kafka-compatible broker (tansu) in the foreground until Ctrl-C."""
+    from streams.kit.broker import EmbeddedBroker
+
+    if not 0 < port < 65536:
+        fail(f"--port must be 1-65535, got {port}")
+    embedded = EmbeddedBroker(port, host=host, storage=storage)
+    _stop_children_on_sigterm()
+    embedded.start()
+    typer.echo(f"broker ready at {embedded.url} (storage {storage}); Ctrl-C to stop")
+    try:
+        while embedded.process is not None and embedded.process.poll() is None:
+            time.sleep(0.5)
+        fail("the broker exited")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedded.stop()
+
+
+# -- worker ---------------------------------------------------------------------------------------
+@app.command()
+def worker(
+    broker: BrokerOpt = None,
+    clickhouse: ClickHouseOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+    web_port: Annotated[int | None, typer.Option(help="HTTP port of this worker (one per worker)")] = None,
+    sink: Annotated[
+        bool | None,
+        typer.Option("--sink/--no-sink", help="write to ClickHouse from this process (embedded store: one only)"),
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "warn",
+    view_port: ViewPortOpt = None,
+    no_view: NoViewOpt = False,
+) -> None:
+    """Run a Faust worker: creates the topics it needs, consumes events, writes ClickHouse.
+
+    The worker with the sink also serves the dashboards at http://127.0.0.1:8080/ (the local view).
+    """
+    import gc
+
+    from faust.worker import Worker
+
+    from streams.kafka import ensure_topics
+    from streams.worker.app import build_app
+    from streams.worker.pauses import GcPauses
+
+    settings = settings_from(
+        broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
+        web_port=web_port, sink=sink, view_port=0 if no_view else view_port,
+    )  # fmt: skip
+    if loglevel not in ("crit", "error", "warn", "info", "debug"):
+        fail("--loglevel must be one of crit, error, warn, info, debug")
+    _check_data_dir(settings)
+    _check_store_free(settings)
+    if settings.sink:
+        _check_view(settings)
+    created = asyncio.run(ensure_topics(settings))
+    if created:
+        typer.echo(f"created topics: {', '.join(created)}")
+    pipeline = build_app(settings)
+    typer.echo(
+        f"worker: broker {settings.broker}, clickhouse {redact_dsn(settings.clickhouse_dsn)}, "
+        f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}, "
+        f"view {(settings.view_url or 'off') if settings.sink else 'off'}"
+    )
+    # Stage 2 keeps every user's state alive; with the default thresholds the cyclic GC walks all of
+    # it to find nothing, and every pass stops the pipeline. Why these thresholds, and what each
+    # choice measured (total GC time, longest pauses): docs/PERFORMANCE.md, item 8.
+    gc.freeze()
+    gc.set_threshold(20_000, 5, 1_000)
+    pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
+    Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _check_view(settings: Settings) -> None:
+    """The view may listen where it is told: loopback, or beyond with a token; and its port is free."""
+    from streams.dashboards.view.auth import check_bind
+    from streams.kafka import port_is_free
+
+    try:
+        check_bind(settings.view_host, settings.view_port, settings.view_token.value)
+    except ConfigError as exc:
+        fail(str(exc))
+    host, port = settings.view_host, settings.view_port
+    if port and ":" not in host and not port_is_free(host, port):
+        fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The worker's local state lives under the data dir: made when missing (Faust makes only its last level)."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot use the data directory {settings.data_dir} (PROMO_DATA_DIR): {exc.strerror or exc}")
+
+
+def _check_store_free(settings: Settings) -> None:
+    store = settings.embedded_store
+    if store is None or not settings.sink:
+        return
+    owner = _live_owner(store)
+    if owner is not None:
+        fail(f"the store {store} is owned by the worker at {owner}; run this worker with --no-sink")
+
+
+def _live_owner(store: Path) -> str | None:
+    """URL of the running process that owns an embedded store, if any."""
+    from streams.worker.app import owner_file
+
+    path = owner_file(store)
+    try:
+        doc = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    url = str(doc.get("url", ""))
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=3):  # noqa: S310 - our own loopback URL
+            return url
+    except urllib.error.HTTPError:
+        return url  # it answered: alive, only unhappy
+    except (urllib.error.URLError, OSError):
+        return None

@@ -1,0 +1,160 @@
+"""Formats of the internal topics (`routed`, `deltas`) and the user-routing function.
+
+Both are compact JSON arrays (orjson), versioned by a leading field so a rolling upgrade can tell old
+from new. They are internal: producers outside the pipeline never write them.
+
+routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "gen": <consumer generation
+                 the inputs were read in>, "wm": {src: stage-1 watermark}, "items": [item, ...]}
+    event item:  [src, offset, index, kind, event_id, ts, user_id, campaign_id, channel, entry,
+                  city_tier, share_id, order_id, amount_fen, action, target_id]
+    reject item: [src, offset, index, -1, reason, ts, campaign_id, channel, topic_suffix]
+  or {"v": 1, "existing": [user_id, ...]} for imported existing buyers.
+  `src` is "topic:partition" of the input; (offset, index) orders the items of one src.
+
+deltas message: {"v": 1, "p": routed partition, "to": last routed offset covered,
+                 "facts": [[campaign, channel, entry, city_tier, minute_ms, *COUNTERS], ...],
+                 "rej": [[topic, reason, campaign, channel, minute_ms, count], ...],
+                 "ets": max event ts, "ing": max ingest timestamp,
+                 "g": the owner's consumer generation when not 0 (streams/sink/markers.py),
+                 "audit": [identity row, ...] only with PROMO_AUDIT (streams/aggregate/audit.py)}
+  or a fence: the same with "fence": 1, "to": -1 and no rows, written by a new owner first.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.contract.events import Event, Kind, Rejection
+from streams.contract.facts import COUNTERS, Deltas, FactKey, RejectKey, iter_rows
+
+VERSION = 1
+REJECT_KIND = -1
+
+
+def route(user_id: str, partitions: int) -> int:
+    """The routed partition that owns a user (stable across processes and restarts)."""
+    return zlib.crc32(user_id.encode()) % partitions
+
+
+def route_source(src: str, partitions: int) -> int:
+    """Where rejections of one input partition go: one place, so their order is kept."""
+    return zlib.crc32(src.encode()) % partitions
+
+
+def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
+    # Stage 1 builds this list straight from the JSON (events._fast_item, no Event in between): a
+    # change of layout goes in both; tests/unit/test_ingest_fast.py holds them equal.
+    return [
+        src, offset, index, int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id,
+        ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen, ev.action, ev.target_id,
+    ]  # fmt: skip
+
+
+def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix: str) -> list[Any]:
+    return [src, offset, index, REJECT_KIND, rej.reason, rej.ts, rej.campaign_id, rej.channel, topic_suffix]
+
+
+def item_event(item: list[Any]) -> Event:
+    return Event(
+        Kind(item[3]), item[4], item[5], item[6], item[7], item[8],
+        entry=item[9], city_tier=item[10], share_id=item[11], order_id=item[12], amount_fen=item[13],
+        action=item[14], target_id=item[15],
+    )  # fmt: skip
+
+
+def encode_routed(
+    items: list[list[Any]], ingest_ms: int, generation: int = 0, watermarks: dict[str, int] | None = None
+) -> bytes:
+    return orjson.dumps({"v": VERSION, "ing": ingest_ms, "gen": generation, "wm": watermarks or {}, "items": items})
+
+
+def encode_existing(user_ids: list[str]) -> bytes:
+    return orjson.dumps({"v": VERSION, "existing": user_ids})
+
+
+@dataclass(frozen=True)
+class DeltaBatch:
+    """One decoded deltas message."""
+
+    partition: int
+    to_offset: int
+    deltas: Deltas
+    max_event_ts: int
+    max_ingest_ms: int
+
+
+@dataclass(frozen=True)
+class DeltaRows:
+    """One deltas message as its wire rows, for a writer that only forwards them (no merging in Python)."""
+
+    partition: int
+    to_offset: int
+    facts: list[list[Any]]  # [campaign, channel, entry, city_tier, minute_ms, *COUNTERS]
+    rejections: list[list[Any]]  # [topic, reason, campaign, channel, minute_ms, count]
+    max_event_ts: int
+    max_ingest_ms: int
+    generation: int = 0  # the owner's consumer generation (streams/sink/markers.py)
+    fence: bool = False
+
+
+def delta_rows(deltas: Deltas) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The wire rows of `deltas`: non-zero fact rows and rejection counts."""
+    facts = [[*key, *row] for key, row in iter_rows(deltas)]
+    rej = [[*key, count] for key, count in deltas.rejections.items()]
+    return facts, rej
+
+
+def encode_deltas(
+    partition: int,
+    to_offset: int,
+    deltas: Deltas,
+    max_event_ts: int,
+    max_ingest_ms: int,
+    audit: list[list[Any]] | None = None,
+    generation: int = 0,
+) -> bytes:
+    facts, rej = delta_rows(deltas)
+    doc = {"v": VERSION, "p": partition, "to": to_offset, "facts": facts, "rej": rej}
+    doc["ets"] = max_event_ts
+    doc["ing"] = max_ingest_ms
+    if generation:  # absent reads as 0 (streams/sink/markers.py), so a first-generation batch is as before
+        doc["g"] = generation
+    if audit:  # only with PROMO_AUDIT (streams/aggregate/audit.py); readers that do not audit ignore it
+        doc["audit"] = audit
+    return orjson.dumps(doc)
+
+
+def encode_fence(partition: int, generation: int) -> bytes:
+    """A new owner's first deltas message: no rows, its generation (streams/sink/markers.py)."""
+    doc = {"v": VERSION, "p": partition, "to": -1, "facts": [], "rej": [], "ets": 0, "ing": 0}
+    return orjson.dumps({**doc, "g": generation, "fence": 1})
+
+
+def decode_audit(value: bytes) -> tuple[int, int, list[list[Any]], int, bool]:
+    """(routed partition, last routed offset covered, identity rows, generation, fence) of one deltas message."""
+    doc = orjson.loads(value)
+    return doc["p"], doc["to"], doc.get("audit", []), doc.get("g", 0), bool(doc.get("fence"))
+
+
+def decode_delta_rows(value: bytes) -> DeltaRows:
+    doc = orjson.loads(value)
+    if doc.get("v") != VERSION:
+        raise ValueError(f"unknown deltas version {doc.get('v')!r}")
+    return DeltaRows(
+        doc["p"], doc["to"], doc["facts"], doc["rej"], doc["ets"], doc["ing"], doc.get("g", 0), bool(doc.get("fence"))
+    )
+
+
+def decode_deltas(value: bytes) -> DeltaBatch:
+    rows = decode_delta_rows(value)
+    deltas = Deltas()
+    width = len(COUNTERS)
+    for row in rows.facts:
+        deltas.facts[FactKey(*row[:5])] = list(row[5 : 5 + width])
+    for row in rows.rejections:
+        deltas.reject(RejectKey(*row[:5]), row[5])
+    return DeltaBatch(rows.partition, rows.to_offset, deltas, rows.max_event_ts, rows.max_ingest_ms)

@@ -1,0 +1,541 @@
+"""Grafana dashboards as code: the war room, a campaign drill-down and pipeline health.
+
+Plain Python that emits Grafana 10+ dashboard JSON for the official ClickHouse datasource plugin
+(`grafana-clickhouse-datasource`): every panel target is raw SQL (`editorType: "sql"`) over the
+tables of `streams/sink/clickhouse.py`, using the plugin's macros (`$__timeFilter(col)`,
+`$__timeInterval(col)`, `$__interval_s`). The datasource is referenced by uid `promo-clickhouse`,
+which `deploy/grafana/provisioning/datasources/clickhouse.yaml` provisions.
+
+Layout of this module, after the grafana-foundation-sdk habit: SQL fragments, then the panel
+presets (one small factory per panel kind, each returning a fresh dict), then one function per
+dashboard, then `build_all` / `write_all` / `main`. The JSON is written sorted and indented so it
+diffs cleanly; `python -m streams.dashboards.grafana dashboards/` regenerates the committed files.
+
+Counters in `promo.facts` are deltas (a moved credit is -1 here, +1 there), so every number is a
+`sum()`, never a `count()` or a single row's value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+Json = dict[str, Any]
+
+DATASOURCE_TYPE = "grafana-clickhouse-datasource"
+DATASOURCE_UID = "promo-clickhouse"
+TIMEZONE = "Asia/Shanghai"
+REFRESH = "5s"
+TAGS = ("promo",)
+
+# Plugin query formats (its `Format` enum) and the matching query types.
+FORMAT_TIMESERIES = 0
+FORMAT_TABLE = 1
+
+# --------------------------------------------------------------------------------------------
+# SQL fragments
+
+FACTS = "promo.facts"  # fact rows only (src_partition < 0 AND reason = '')
+FACTS_MINUTE = "promo.facts_minute"
+SINK_LOG = "promo.sink_log"
+
+# The social channels of the headline number ("52% of new ordering users came from WeChat and QQ").
+SOCIAL_CHANNELS = ("wechat", "mobileqq", "jingxi")
+CHANNEL_NAMES = {
+    "wechat": "微信",
+    "mobileqq": "手Q",
+    "jingxi": "京喜",
+    "app": "京东App",
+    "web": "网页",
+    "other": "其他",
+}
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    # Only for the constants above (plain ASCII/CJK, no quotes); never for user-supplied values.
+    return "[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+SOCIAL_SQL = "(" + ", ".join(f"'{c}'" for c in SOCIAL_CHANNELS) + ")"
+# "微信 wechat"; a channel the platform does not know yet is shown as sent.
+CHANNEL_LABEL = (
+    f"transform(channel, {_sql_list(list(CHANNEL_NAMES))}, "
+    f"{_sql_list([f'{zh} {en}' for en, zh in CHANNEL_NAMES.items()])}, channel)"
+)
+TIER_LABEL = "if(city_tier = 0, '未知 unknown', concat(toString(city_tier), '线城市 tier ', toString(city_tier)))"
+# The campaign variable, bound without quoting pitfalls: Grafana percent-encodes the value (only
+# A-Z a-z 0-9 - _ . ~ and %XX remain, so no quote or backslash can reach the SQL) and ClickHouse
+# decodes it back to the exact string, whatever Unicode a campaign id holds.
+CAMPAIGN = "decodeURLComponent('${campaign:percentencode}')"
+# Per-minute rates from buckets of `$__interval_s` seconds (never less than a minute: see `interval`).
+PER_MINUTE = "* 60 / $__interval_s"
+
+
+# --------------------------------------------------------------------------------------------
+# Presets: one factory per panel kind
+
+
+class Grid(NamedTuple):
+    """A panel's place on the 24-column grid."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def datasource() -> Json:
+    return {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
+
+
+def target(sql: str, fmt: int) -> Json:
+    """One raw-SQL query of the ClickHouse plugin."""
+    return {
+        "datasource": datasource(),
+        "editorType": "sql",
+        "format": fmt,
+        "queryType": "timeseries" if fmt == FORMAT_TIMESERIES else "table",
+        "rawSql": sql.strip(),
+        "refId": "A",
+    }
+
+
+def thresholds(base: str, *steps: tuple[float, str]) -> Json:
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}, *({"color": c, "value": v} for v, c in steps)],
+    }
+
+
+def display_names(names: Mapping[str, str] | None) -> list[Json]:
+    """Field overrides that show a SQL column under a bilingual name."""
+    return [
+        {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "displayName", "value": name}]}
+        for column, name in (names or {}).items()
+    ]
+
+
+def _panel(kind: str, title: str, sql: str, grid: Grid, fmt: int, *, description: str, unit: str) -> Json:
+    return {
+        "datasource": datasource(),
+        "description": description,
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "gridPos": grid._asdict(),
+        "interval": "1m",  # the series are per minute; a finer bucket would only show gaps
+        "options": {},
+        "targets": [target(sql, fmt)],
+        "title": title,
+        "type": kind,
+    }
+
+
+def stat(
+    title: str,
+    sql: str,
+    grid: Grid,
+    *,
+    unit: str = "short",
+    decimals: int | None = 0,
+    color: str = "green",
+    steps: Sequence[tuple[float, str]] = (),
+    names: Mapping[str, str] | None = None,
+    description: str = "",
+    no_value: str = "0",
+) -> Json:
+    """Big numbers for the wall: one value per column of a one-row result."""
+    panel = _panel("stat", title, sql, grid, FORMAT_TABLE, description=description, unit=unit)
+    panel["fieldConfig"]["defaults"].update(
+        {"color": {"mode": "thresholds"}, "noValue": no_value, "thresholds": thresholds(color, *steps)}
+    )
+    if decimals is not None:
+        panel["fieldConfig"]["defaults"]["decimals"] = decimals
+    panel["fieldConfig"]["overrides"] = display_names(names)
+    panel["options"] = {
+        "colorMode": "background" if steps else "value",
+        "graphMode": "none",
+        "justifyMode": "center",
+        "orientation": "auto",
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/.*/", "values": False},
+        "showPercentChange": False,
+        "textMode": "value_and_name" if names else "value",
+        "wideLayout": True,
+    }
+    return panel
+
+
+def timeseries(
+    title: str,
+    sql: str,
+    grid: Grid,
+    *,
+    unit: str = "short",
+    names: Mapping[str, str] | None = None,
+    description: str = "",
+    stack: bool = False,
+) -> Json:
+    """Lines over time; the SQL returns `time` and one column per series (or a label column)."""
+    panel = _panel("timeseries", title, sql, grid, FORMAT_TIMESERIES, description=description, unit=unit)
+    panel["fieldConfig"]["defaults"]["custom"] = {
+        "drawStyle": "line",
+        "fillOpacity": 15 if stack else 0,
+        "lineWidth": 2,
+        "showPoints": "never",
+        "spanNulls": False,
+        "stacking": {"group": "A", "mode": "normal" if stack else "none"},
+    }
+    panel["fieldConfig"]["overrides"] = display_names(names)
+    panel["options"] = {
+        "legend": {"calcs": ["sum"], "displayMode": "table", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return panel
+
+
+def barchart(
+    title: str,
+    sql: str,
+    grid: Grid,
+    *,
+    x_field: str,
+    unit: str = "short",
+    names: Mapping[str, str] | None = None,
+    description: str = "",
+    horizontal: bool = False,
+) -> Json:
+    """Bars per category; the SQL returns the category column `x_field` and numeric columns."""
+    panel = _panel("barchart", title, sql, grid, FORMAT_TABLE, description=description, unit=unit)
+    panel["fieldConfig"]["defaults"]["color"] = {"mode": "palette-classic"}
+    panel["fieldConfig"]["overrides"] = display_names(names)
+    panel["options"] = {
+        "barWidth": 0.8,
+        "groupWidth": 0.7,
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "orientation": "horizontal" if horizontal else "vertical",
+        "showValue": "always",
+        "stacking": "none",
+        "tooltip": {"mode": "single", "sort": "none"},
+        "xField": x_field,
+        "xTickLabelRotation": 0,
+    }
+    return panel
+
+
+def table(
+    title: str,
+    sql: str,
+    grid: Grid,
+    *,
+    names: Mapping[str, str],
+    units: Mapping[str, str] | None = None,
+    links: Mapping[str, tuple[str, str]] | None = None,
+    description: str = "",
+) -> Json:
+    """Rows as returned; columns shown under `names`, with optional units and data links per column."""
+    panel = _panel("table", title, sql, grid, FORMAT_TABLE, description=description, unit="short")
+    overrides = display_names(names)
+    for column, unit in (units or {}).items():
+        unit_property = {"id": "unit", "value": unit}
+        overrides.append({"matcher": {"id": "byName", "options": column}, "properties": [unit_property]})
+    for column, (link_title, url) in (links or {}).items():
+        overrides.append(
+            {
+                "matcher": {"id": "byName", "options": column},
+                "properties": [{"id": "links", "value": [{"title": link_title, "url": url}]}],
+            }
+        )
+    panel["fieldConfig"]["overrides"] = overrides
+    panel["options"] = {"cellHeight": "md", "footer": {"show": False}, "showHeader": True}
+    return panel
+
+
+def campaign_variable() -> Json:
+    sql = f"SELECT DISTINCT campaign_id FROM {FACTS} ORDER BY campaign_id"
+    return {
+        "current": {},
+        "datasource": datasource(),
+        "definition": sql,
+        "includeAll": False,
+        "label": "活动 / Campaign",
+        "multi": False,
+        "name": "campaign",
+        "options": [],
+        "query": sql,
+        "refresh": 2,  # on time range change: a campaign that starts mid-sale appears
+        "sort": 1,
+        "type": "query",
+    }
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    panels: Sequence[Json],
+    *,
+    time_from: str = "now/d",
+    variables: Sequence[Json] = (),
+    description: str = "",
+) -> Json:
+    """A kiosk-friendly dashboard: Shanghai time, 5 s refresh, panels numbered in order."""
+    numbered = [{**p, "id": i} for i, p in enumerate(panels, start=1)]
+    return {
+        "annotations": {"list": []},
+        "description": description,
+        "editable": False,
+        "fiscalYearStartMonth": 0,
+        "graphTooltip": 1,
+        "links": [
+            {
+                "asDropdown": False,
+                "includeVars": False,
+                "keepTime": True,
+                "tags": list(TAGS),
+                "title": "大促 / Promo",
+                "type": "dashboards",
+            }
+        ],
+        "liveNow": False,
+        "panels": numbered,
+        "refresh": REFRESH,
+        "schemaVersion": 39,
+        "tags": list(TAGS),
+        "templating": {"list": list(variables)},
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {"refresh_intervals": ["5s", "10s", "30s", "1m", "5m"]},
+        "timezone": TIMEZONE,
+        "title": title,
+        "uid": uid,
+        "version": 1,
+        "weekStart": "monday",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Dashboards
+
+
+def war_room(*, time_from: str = "now/d") -> Json:
+    """大促作战室: the sale-day numbers on the wall."""
+    in_range = f"FROM {FACTS} WHERE $__timeFilter(minute)"
+    panels = [
+        stat("成交额 / GMV", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {in_range}", Grid(0, 0, 5, 5),
+             unit="currencyCNY", decimals=2, description="Sum of accepted orders' amount_fen, in yuan."),
+        stat("订单数 / Orders", f"SELECT sum(orders) AS orders {in_range}", Grid(5, 0, 3, 5)),
+        stat("新增下单用户 / New ordering users", f"SELECT sum(new_users) AS new_users {in_range}",
+             Grid(8, 0, 3, 5), description="People whose first order ever is in this range (not imported buyers)."),
+        stat(
+            "社交渠道新客占比 / Social share of new users",
+            # Summed per channel first: a plain sum per channel is what the projections hold.
+            f"SELECT 100 * sumIf(new_users, channel IN {SOCIAL_SQL}) / nullIf(sum(new_users), 0) AS social_pct "
+            f"FROM (SELECT channel, sum(new_users) AS new_users {in_range} GROUP BY channel)",
+            Grid(11, 0, 4, 5), unit="percent", decimals=1, color="blue", no_value="-",
+            description="New ordering users from WeChat, Mobile QQ and Jingxi, as a share of all new ordering users.",
+        ),
+        stat("互动人次 / Interactions", f"SELECT sum(interactions) AS interactions {in_range}", Grid(15, 0, 3, 5)),
+        stat("参与人数 / Participants", f"SELECT sum(participants) AS participants {in_range}", Grid(18, 0, 3, 5)),
+        stat(
+            "数据新鲜度 / Data freshness",
+            f"SELECT dateDiff('millisecond', maxOrNull(max_ingest), now64(3)) / 1000 AS freshness_s "
+            f"FROM {SINK_LOG} WHERE written_at > now64(3) - INTERVAL 15 MINUTE",
+            Grid(21, 0, 3, 5), unit="s", decimals=1, steps=((10, "orange"), (30, "red")), no_value="无写入 / no writes",
+            description="Seconds since the newest event now in ClickHouse reached Kafka (from the sink's log, "
+            "written once a second: up to a second high). Red: the screen is stale.",
+        ),
+        timeseries(
+            "每分钟订单 / Orders per minute",
+            f"SELECT $__timeInterval(minute) AS time, sum(orders) {PER_MINUTE} AS orders, "
+            f"sum(new_users) {PER_MINUTE} AS new_users {in_range} GROUP BY time ORDER BY time",
+            Grid(0, 5, 8, 8), names={"orders": "订单 / Orders", "new_users": "新客 / New users"},
+        ),
+        timeseries(
+            "每分钟互动与参与 / Interactions and participants per minute",
+            f"SELECT $__timeInterval(minute) AS time, sum(interactions) {PER_MINUTE} AS interactions, "
+            f"sum(participants) {PER_MINUTE} AS participants {in_range} GROUP BY time ORDER BY time",
+            Grid(8, 5, 8, 8),
+            names={"interactions": "互动人次 / Interactions", "participants": "参与人数 / Participants"},
+        ),
+        barchart(
+            "分渠道新客 / New users by channel",
+            f"SELECT {CHANNEL_LABEL} AS channel_name, sum(new_users) AS new_users {in_range} "
+            "GROUP BY channel_name ORDER BY new_users DESC, channel_name",
+            Grid(16, 5, 8, 8), x_field="channel_name", names={"new_users": "新客 / New users"},
+        ),
+        table(
+            "活动排行 / Campaign leaderboard",
+            f"SELECT campaign_id, sum(gmv_fen) / 100 AS gmv_yuan, sum(orders) AS orders, "
+            f"sum(new_users) AS new_users, sum(participants) AS participants {in_range} "
+            # `orders` in HAVING is the alias, sum(orders): ClickHouse resolves aliases first.
+            "GROUP BY campaign_id HAVING sum(interactions) + orders != 0 ORDER BY gmv_yuan DESC, campaign_id",
+            Grid(0, 13, 16, 10),
+            names={"campaign_id": "活动 / Campaign", "gmv_yuan": "成交额 / GMV", "orders": "订单 / Orders",
+                   "new_users": "新客 / New users", "participants": "参与人数 / Participants"},
+            units={"gmv_yuan": "currencyCNY"},
+            links={"campaign_id": ("下钻 / Drill down",
+                                   "/d/promo-campaign?var-campaign=${__value.raw:percentencode}&${__url_time_range}")},
+        ),
+        barchart(
+            "分城市等级新客 / New users by city tier",
+            f"SELECT {TIER_LABEL} AS tier, sum(new_users) AS new_users {in_range} "
+            "GROUP BY city_tier ORDER BY city_tier",
+            Grid(16, 13, 8, 10), x_field="tier", names={"new_users": "新客 / New users"},
+            description="Tier 0 is an order without a city tier.",
+        ),
+    ]  # fmt: skip
+    return dashboard(
+        "promo-war-room", "大促作战室 / War room", panels, time_from=time_from,
+        description="618 / Double 11 live numbers: GMV, orders, new ordering users and where they come from.",
+    )  # fmt: skip
+
+
+def campaign_drilldown(*, time_from: str = "now/d") -> Json:
+    """One campaign: its funnel, its share-driven growth, its channels and entry points."""
+    in_range = f"FROM {FACTS} WHERE campaign_id = {CAMPAIGN} AND $__timeFilter(minute)"
+    panels = [
+        stat("成交额 / GMV", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {in_range}", Grid(0, 0, 5, 5),
+             unit="currencyCNY", decimals=2),
+        stat("订单数 / Orders", f"SELECT sum(orders) AS orders {in_range}", Grid(5, 0, 4, 5)),
+        stat("新增下单用户 / New ordering users", f"SELECT sum(new_users) AS new_users {in_range}", Grid(9, 0, 5, 5)),
+        stat(
+            "分享与分享带来的新客 / Shares and new users via share",
+            f"SELECT sum(shares) AS shares, sum(new_users_via_share) AS new_users_via_share {in_range}",
+            Grid(14, 0, 10, 5), color="purple",
+            names={"shares": "分享次数 / Shares", "new_users_via_share": "分享带来的新客 / New users via share"},
+        ),
+        barchart(
+            "转化漏斗 / Funnel: participants → buyers",
+            "SELECT s.1 AS stage, s.2 AS people FROM ("
+            f"SELECT sum(participants) AS p, sum(buyers) AS b, sum(new_users) AS n {in_range}"
+            ") ARRAY JOIN [('1 参与 / Participants', p), ('2 下单 / Buyers', b), ('3 新客 / New users', n)] AS s",
+            Grid(0, 5, 8, 9), x_field="stage", names={"people": "人数 / People"},
+        ),
+        timeseries(
+            "分渠道每分钟互动 / Interactions per minute by channel",
+            f"SELECT $__timeInterval(minute) AS time, channel, sum(interactions) {PER_MINUTE} AS interactions "
+            f"{in_range} GROUP BY time, channel ORDER BY time, channel",
+            Grid(8, 5, 8, 9), stack=True,
+        ),
+        timeseries(
+            "分渠道每分钟订单 / Orders per minute by channel",
+            f"SELECT $__timeInterval(minute) AS time, channel, sum(orders) {PER_MINUTE} AS orders "
+            f"{in_range} GROUP BY time, channel ORDER BY time, channel",
+            Grid(16, 5, 8, 9), stack=True,
+        ),
+        table(
+            "入口 / Entry points",
+            f"SELECT if(entry = '', '(无 none)', entry) AS entry_point, sum(interactions) AS interactions, "
+            f"sum(participants) AS participants, sum(shares) AS shares, sum(orders) AS orders, "
+            f"sum(gmv_fen) / 100 AS gmv_yuan, sum(new_users) AS new_users {in_range} "
+            "GROUP BY entry_point ORDER BY interactions DESC, entry_point",
+            Grid(0, 14, 24, 9),
+            names={"entry_point": "入口 / Entry", "interactions": "互动人次 / Interactions",
+                   "participants": "参与人数 / Participants", "shares": "分享 / Shares", "orders": "订单 / Orders",
+                   "gmv_yuan": "成交额 / GMV", "new_users": "新客 / New users"},
+            units={"gmv_yuan": "currencyCNY"},
+            description="A person is counted at the entry of the event that earned the credit (their earliest).",
+        ),
+    ]  # fmt: skip
+    return dashboard(
+        "promo-campaign", "活动下钻 / Campaign drill-down", panels, time_from=time_from,
+        variables=[campaign_variable()],
+        description="One campaign: funnel, shares, channels and entry points.",
+    )  # fmt: skip
+
+
+def pipeline_health(*, time_from: str = "now-1h") -> Json:
+    """Is the screen telling the truth: rejections, lateness, freshness and ClickHouse writes."""
+    rejected = f"FROM {FACTS_MINUTE} WHERE src_partition < 0 AND reason != ''"
+    # sink_log holds a row per partition per delta batch (over a million on a Double 11 day), so
+    # these read the columns computed at insert (`minute`, `lag_ms`) and take both quantiles from
+    # one state (`quantilesExact`): the same exact values as two quantileExact, at half the work.
+    per_minute = f"FROM {SINK_LOG} WHERE $__timeFilter(minute) GROUP BY time"
+    panels = [
+        table(
+            "拒收原因 / Rejected by reason",
+            # An element whose event time could not be read (invalid_json, ...) sits at minute 0:
+            # counted whatever the range, or it would never be seen.
+            f"SELECT topic, reason, sum(rejected) AS rejected {rejected} "
+            "AND ($__timeFilter(minute) OR minute = toDateTime(0)) "
+            "GROUP BY topic, reason HAVING rejected != 0 ORDER BY rejected DESC, topic, reason",
+            Grid(0, 0, 8, 9),
+            names={"topic": "主题 / Topic", "reason": "原因 / Reason", "rejected": "拒收 / Rejected"},
+            description="Dead-lettered elements by event minute; those without a readable time are always included.",
+        ),
+        timeseries(
+            "每分钟迟到事件 / Late events per minute",
+            f"SELECT $__timeInterval(minute) AS time, sum(rejected) {PER_MINUTE} AS late {rejected} "
+            "AND reason = 'late' AND $__timeFilter(minute) GROUP BY time ORDER BY time",
+            Grid(8, 0, 8, 9), names={"late": "迟到 / Late"},
+            description="Events more than the allowed lateness behind their partition's newest event.",
+        ),
+        timeseries(
+            "每分钟接收事件 / Accepted events per minute by topic",
+            # Aliases differ from the columns: ClickHouse would read `shares` in the first sum as the alias.
+            f"SELECT $__timeInterval(minute) AS time, (sum(interactions) - sum(shares)) {PER_MINUTE} AS click_events, "
+            f"sum(shares) {PER_MINUTE} AS share_events, sum(orders) {PER_MINUTE} AS order_events "
+            f"FROM {FACTS} WHERE $__timeFilter(minute) GROUP BY time ORDER BY time",
+            Grid(16, 0, 8, 9),
+            names={"click_events": "点击 / Clicks", "share_events": "分享 / Shares", "order_events": "订单 / Orders"},
+        ),
+        timeseries(
+            "数据延迟 / Freshness p50 / p99 (ingest → written)",
+            "SELECT time, q[1] AS p50_ms, q[2] AS p99_ms FROM ("
+            f"SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(lag_ms) AS q {per_minute}"
+            ") ORDER BY time",
+            Grid(0, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99"},
+            description="From the newest Kafka record of a batch to its ClickHouse write.",
+        ),
+        timeseries(
+            "ClickHouse 写入耗时 / ClickHouse write latency",
+            "SELECT time, q[1] AS p50_ms, q[2] AS p99_ms, max_ms FROM ("
+            "SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(write_ms) AS q, "
+            f"max(write_ms) AS max_ms {per_minute}"
+            ") ORDER BY time",
+            Grid(12, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99", "max_ms": "max"},
+        ),
+    ]  # fmt: skip
+    return dashboard(
+        "promo-health", "管道健康 / Pipeline health", panels, time_from=time_from,
+        description="Rejections, late events, freshness and ClickHouse write latency.",
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+
+
+def build_all() -> dict[str, Json]:
+    """File name -> dashboard JSON, for every dashboard."""
+    boards = (war_room(), campaign_drilldown(), pipeline_health())
+    return {f"{board['uid']}.json": board for board in boards}
+
+
+def render(board: Json) -> str:
+    return json.dumps(board, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_all(directory: Path | str) -> list[Path]:
+    """Write every dashboard to `directory/<uid>.json`; returns the paths written."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, board in build_all().items():
+        path = out / name
+        path.write_text(render(board), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) > 1 or (args and args[0] in ("-h", "--help")):
+        print("usage: python -m streams.dashboards.grafana [DIRECTORY]   (default: dashboards/)")
+        return 0 if args and args[0] in ("-h", "--help") else 2
+    for path in write_all(args[0] if args else "dashboards"):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

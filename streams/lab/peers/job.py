@@ -1,0 +1,150 @@
+"""The job every peer does, as plain functions over JSON-able values, so that any framework's state
+store can hold it and the peers differ only in the framework around it.
+
+The logic itself is the contract's, and it is the pipeline's own pure code: `events.decode_value`
+(decode and validate), `metrics.PartitionGate` (future and late, per input partition) and
+`metrics.apply_event` / `mark_existing` (dedup, and the earliest-credit moves behind participants,
+buyers and new users). Reusing it keeps the comparison about the frameworks, not about two
+implementations of the rules. What is here is only the glue: how a user's state and a routed event
+look as JSON, and how a batch of deltas becomes `campaign_totals` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from streams.aggregate.user import Credit, UserState
+from streams.config import Settings
+from streams.contract.events import Event, Kind, Rejection, decode_value
+from streams.contract.facts import COUNTERS, Deltas, FactKey
+from streams.ingest.gate import PartitionGate
+
+EXISTING_KIND: Final = -1  # the kind slot of a routed row that marks an imported existing buyer
+WIDTH: Final = len(COUNTERS)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The contract's windows, from the same settings the pipeline reads."""
+
+    lateness_ms: int
+    horizon_ms: int
+    future_ms: int
+    max_value_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(settings.allowed_lateness_ms, settings.dedup_horizon_ms, settings.future_limit_ms,
+                   settings.max_value_bytes)  # fmt: skip
+
+
+# -- stage 1: one input message through the contract and its partition's gate --------------------
+
+
+def admitted(
+    kind: Kind,
+    value: bytes | None,
+    gate: PartitionGate,
+    clock_ms: int,
+    limits: Limits,
+    rejected: MutableMapping[str, int],
+) -> tuple[list[Event], int]:
+    """The message's events that pass the contract and the gate, and how many elements it held;
+    every rejection is counted by reason into `rejected`."""
+    events: list[Event] = []
+    elements = 0
+    for item in decode_value(kind, value, max_bytes=limits.max_value_bytes):
+        elements += 1
+        reason = item.reason if isinstance(item, Rejection) else gate.admit(item.ts, clock_ms)
+        if reason is not None:
+            rejected[reason] = rejected.get(reason, 0) + 1
+        elif isinstance(item, Event):
+            events.append(item)
+    return events, elements
+
+
+# -- a gate-passed event on its way to the user's owner (a repartition topic's value) -------------
+
+
+def event_row(ev: Event) -> list[Any]:
+    """A compact JSON-able row; `user_id` is always at index 1 (also for `existing_row`)."""
+    return [int(ev.kind), ev.user_id, ev.event_id, ev.ts, ev.campaign_id, ev.channel, ev.entry, ev.city_tier,
+            ev.share_id, ev.order_id, ev.amount_fen]  # fmt: skip
+
+
+def existing_row(user_id: str) -> list[Any]:
+    return [EXISTING_KIND, user_id]
+
+
+def row_user(row: list[Any]) -> str:
+    user: str = row[1]
+    return user
+
+
+def row_event(row: list[Any]) -> Event:
+    return Event(Kind(row[0]), row[2], row[3], row[1], row[4], row[5], entry=row[6], city_tier=row[7],
+                 share_id=row[8], order_id=row[9], amount_fen=row[10])  # fmt: skip
+
+
+def existing_users(value: bytes | None) -> list[str]:
+    """The user ids of one import message (`wire.encode_existing`); anything else is no import."""
+    try:
+        doc = orjson.loads(value or b"null")
+    except orjson.JSONDecodeError:
+        return []
+    users = doc.get("existing") if isinstance(doc, dict) else None
+    return [u for u in users if isinstance(u, str)] if isinstance(users, list) else []
+
+
+# -- a user's state as JSON ------------------------------------------------------------------------
+
+
+def _credit_doc(credit: Credit) -> list[Any]:
+    return [credit.ts, credit.event_id, *credit.key, int(credit.via_share)]
+
+
+def _credit(doc: list[Any]) -> Credit:
+    return Credit(doc[0], doc[1], FactKey(doc[2], doc[3], doc[4], doc[5], doc[6]), bool(doc[7]))
+
+
+def state_doc(state: UserState) -> list[Any]:
+    """`UserState` as JSON: [existing, max_ts, event_ids, order_ids, participant, buyer, first_order]."""
+    return [
+        int(state.existing), state.max_ts, state.event_ids, state.order_ids,
+        {c: _credit_doc(x) for c, x in state.participant.items()},
+        {c: _credit_doc(x) for c, x in state.buyer.items()},
+        _credit_doc(state.first_order) if state.first_order is not None else None,
+    ]  # fmt: skip
+
+
+def user_state(doc: list[Any] | None) -> UserState:
+    if doc is None:
+        return UserState()
+    return UserState(
+        existing=bool(doc[0]), max_ts=doc[1], event_ids=doc[2], order_ids=doc[3],
+        participant={c: _credit(x) for c, x in doc[4].items()},
+        buyer={c: _credit(x) for c, x in doc[5].items()},
+        first_order=_credit(doc[6]) if doc[6] is not None else None,
+    )  # fmt: skip
+
+
+# -- deltas as campaign_totals rows ----------------------------------------------------------------
+
+
+def delta_rows(deltas: Deltas) -> list[list[Any]]:
+    """[campaign_id, channel, *COUNTERS] per (campaign, channel), leaving out rows that cancel out."""
+    return [[campaign, channel, *row] for (campaign, channel), row in deltas.totals().items() if any(row)]
+
+
+def sum_rows(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows of equal (campaign, channel) added up, so one flush inserts each pair once."""
+    acc: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        into = acc.setdefault((row[0], row[1]), [0] * WIDTH)
+        for i in range(WIDTH):
+            into[i] += row[2 + i]
+    return [[campaign, channel, *row] for (campaign, channel), row in acc.items() if any(row)]

@@ -1,0 +1,412 @@
+"""ClickHouse: the versioned schema, the idempotent batch writer, and the reads the CLI serves.
+
+One table holds everything a batch writes, `promo.facts_minute` (AggregatingMergeTree, so rows of
+equal dimensions fold into one), so that one INSERT — atomic in ClickHouse for one block of one
+partition — carries a batch's facts, its rejection counts and its *marker*: a row saying "routed
+partition p is written up to offset N". A writer that crashed, or a batch that is delivered twice,
+finds the marker and skips what is already in. No PARTITION BY, so every insert is one partition.
+
+The client is blocking; callers run it on the single thread of `ClickHouseStore.executor` (chdb
+in particular is one engine per process, and must not be entered from two threads at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError, StreamClosedError, StreamFailureError
+
+from streams.contract.facts import COUNTERS, Deltas
+from streams.contract.wire import delta_rows
+from streams.errors import SinkError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SCHEMA_VERSION = 2
+# `reason` of the marker rows that hold a routed partition's newest owner generation (offset markers
+# have ''); both have src_partition >= 0, so no reader of facts or rejections sees them.
+GENERATION_MARK = "generation"
+DB = "promo"
+TOTALS_COLUMNS = ("campaign_id", "channel", *COUNTERS)
+# Aggregate projections of facts_minute, name -> the dimensions they keep (see SCHEMA, v2).
+FACTS_PROJECTIONS: Mapping[str, tuple[str, ...]] = {
+    "by_topic": ("src_partition", "reason", "topic", "minute"),
+    "by_campaign_channel": ("src_partition", "reason", "minute", "campaign_id", "channel"),
+    "by_campaign_entry_tier": ("src_partition", "reason", "campaign_id", "minute", "entry", "city_tier"),
+}
+
+# Each statement is idempotent; the list is applied in order and the version recorded after it.
+SCHEMA: Sequence[str] = (
+    f"CREATE DATABASE IF NOT EXISTS {DB}",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.schema_version (
+        version UInt32, applied_at DateTime64(3, 'UTC')
+    ) ENGINE = ReplacingMergeTree ORDER BY version""",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.facts_minute (
+        campaign_id String,
+        channel LowCardinality(String),
+        entry LowCardinality(String),
+        city_tier UInt8,
+        minute DateTime('UTC'),
+        topic LowCardinality(String),
+        reason LowCardinality(String),
+        src_partition Int32,
+        {", ".join(f"{c} SimpleAggregateFunction(sum, Int64)" for c in COUNTERS)},
+        rejected SimpleAggregateFunction(sum, Int64),
+        batch_to SimpleAggregateFunction(max, Int64)
+    ) ENGINE = AggregatingMergeTree
+    ORDER BY (src_partition, reason, campaign_id, minute, channel, entry, city_tier, topic)""",
+    f"""CREATE TABLE IF NOT EXISTS {DB}.sink_log (
+        written_at DateTime64(3, 'UTC'),
+        src_partition Int32,
+        batch_to Int64,
+        rows UInt32,
+        max_event_ts DateTime64(3, 'UTC'),
+        max_ingest DateTime64(3, 'UTC'),
+        write_ms Float32
+    ) ENGINE = MergeTree ORDER BY written_at TTL toDateTime(written_at) + INTERVAL 7 DAY""",
+    f"""CREATE OR REPLACE VIEW {DB}.facts AS
+        SELECT * FROM {DB}.facts_minute WHERE src_partition < 0 AND reason = ''""",
+    f"""CREATE OR REPLACE VIEW {DB}.campaign_totals AS
+        SELECT campaign_id, channel,
+               {", ".join(f"sum({c}) AS {c}" for c in COUNTERS)}
+        FROM {DB}.facts_minute
+        WHERE src_partition < 0 AND reason = ''
+        GROUP BY campaign_id, channel
+        HAVING interactions + orders > 0
+        ORDER BY campaign_id, channel""",
+    f"""CREATE OR REPLACE VIEW {DB}.rejections_by_reason AS
+        SELECT topic, reason, sum(rejected) AS rejected
+        FROM {DB}.facts_minute
+        WHERE src_partition < 0 AND reason != ''
+        GROUP BY topic, reason ORDER BY topic, reason""",
+    # v2: what keeps every dashboard query under 100 ms on a Double 11 day (`promo dashboards bench`).
+    # A panel over a wide range reads every fact row in it (about 1.9 M for the day); most panels
+    # keep only the minute, or the campaign and the channel, or the entry and the city tier. The
+    # projections pre-sum the facts at those grains (tens to hundreds of thousands of rows a day),
+    # and ClickHouse answers a query from the smallest one that holds what it asks for. A projection
+    # lives inside each part, so it is written by the same atomic insert as the facts (a
+    # materialized view into a rollup table would not be, and the exactly-once markers rely on one
+    # insert). AggregatingMergeTree merges rows, so projections are rebuilt on merge.
+    f"ALTER TABLE {DB}.facts_minute MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+    *(
+        f"ALTER TABLE {DB}.facts_minute ADD PROJECTION IF NOT EXISTS {name} (SELECT {', '.join(keys)}, "
+        f"{', '.join(f'sum({c})' for c in (*COUNTERS, 'rejected'))} GROUP BY {', '.join(keys)})"
+        for name, keys in FACTS_PROJECTIONS.items()
+    ),
+    # The health panels bucket by minute and take quantiles of the lag: computed once at insert
+    # (old parts compute them on read), and a minmax index lets a range on `minute` skip granules.
+    f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS minute DateTime('UTC') "
+    "MATERIALIZED toStartOfMinute(written_at)",
+    f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS lag_ms Int64 "
+    "MATERIALIZED dateDiff('millisecond', max_ingest, written_at)",
+    f"ALTER TABLE {DB}.sink_log ADD INDEX IF NOT EXISTS minute_minmax minute TYPE minmax GRANULARITY 1",
+)
+# Run once when a store written by an older version is opened: build what v2 added for the parts
+# that existed before it (mutations, in the background; queries are right meanwhile, only slower).
+UPGRADES: Mapping[int, Sequence[str]] = {
+    2: (
+        *(f"ALTER TABLE {DB}.facts_minute MATERIALIZE PROJECTION {name}" for name in FACTS_PROJECTIONS),
+        f"ALTER TABLE {DB}.sink_log MATERIALIZE INDEX minute_minmax",
+    ),
+}
+
+# The columns an insert writes, with their types exactly as DESCRIBE TABLE reports them (a test holds
+# them to the SCHEMA). Given to the client, they spare each insert a DESCRIBE round trip.
+FACTS_INSERT_TYPES: Mapping[str, str] = {
+    "campaign_id": "String",
+    "channel": "LowCardinality(String)",
+    "entry": "LowCardinality(String)",
+    "city_tier": "UInt8",
+    "minute": "DateTime('UTC')",
+    "topic": "LowCardinality(String)",
+    "reason": "LowCardinality(String)",
+    "src_partition": "Int32",
+    **{c: "SimpleAggregateFunction(sum, Int64)" for c in (*COUNTERS, "rejected")},
+    "batch_to": "SimpleAggregateFunction(max, Int64)",
+}
+INSERT_COLUMNS = tuple(FACTS_INSERT_TYPES)
+SINK_LOG_TYPES: Mapping[str, str] = {
+    "written_at": "DateTime64(3, 'UTC')",
+    "src_partition": "Int32",
+    "batch_to": "Int64",
+    "rows": "UInt32",
+    "max_event_ts": "DateTime64(3, 'UTC')",
+    "max_ingest": "DateTime64(3, 'UTC')",
+    "write_ms": "Float32",
+}
+SINK_LOG_COLUMNS = tuple(SINK_LOG_TYPES)
+
+
+# One sink_log row: (written at ms, routed partition, batch to offset, rows, max event ts ms,
+# max ingest ms, write ms).
+SinkLogEntry = tuple[int, int, int, int, int, int, float]
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+
+# ClickHouse error codes the sink waits out with backoff: the network, a timeout, a server that is
+# busy, short of memory, behind on merges or read-only for a while. Any other code (a bad schema,
+# bad credentials, a syntax error) will not heal by retrying: the worker stops and says which.
+TRANSIENT_CODES: Mapping[int, str] = {
+    159: "TIMEOUT_EXCEEDED",
+    164: "READONLY",
+    202: "TOO_MANY_SIMULTANEOUS_QUERIES",
+    203: "NO_FREE_CONNECTION",
+    209: "SOCKET_TIMEOUT",
+    210: "NETWORK_ERROR",
+    236: "ABORTED",
+    241: "MEMORY_LIMIT_EXCEEDED",
+    242: "TABLE_IS_READ_ONLY",
+    252: "TOO_MANY_PARTS",
+    279: "ALL_CONNECTION_TRIES_FAILED",
+    319: "UNKNOWN_STATUS_OF_INSERT",
+    394: "QUERY_WAS_CANCELLED",
+    425: "SYSTEM_ERROR",
+    999: "KEEPER_EXCEPTION",
+}
+_CODE = re.compile(r"\bCode: (\d+)\b")
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code an exception carries (in its text, as the server reports it)."""
+    if isinstance(exc, SinkError) and exc.code is not None:
+        return exc.code
+    found = _CODE.search(str(exc))
+    return int(found.group(1)) if found else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying can help: no answer (connection, timeout) or a code in `TRANSIENT_CODES`."""
+    if isinstance(exc, SinkError):
+        return exc.transient
+    code = error_code(exc)
+    if code is not None:
+        return code in TRANSIENT_CODES
+    # No server code: the request did not get an answer (refused, reset, timed out, cut short).
+    return isinstance(exc, OperationalError | StreamClosedError | StreamFailureError | OSError | TimeoutError)
+
+
+def file_fault(path: Path) -> Callable[[], None]:
+    """A `before_write` hook driven by a file, so a test can fail or stall a live worker's writes."""
+
+    def check() -> None:
+        try:
+            spec = path.read_text().strip()
+        except FileNotFoundError:
+            return
+        if spec.startswith("stall:"):
+            time.sleep(float(spec.removeprefix("stall:")))
+            return
+        raise SinkError(f"injected write failure ({path})", transient=True)
+
+    return check
+
+
+def fact_insert_columns(
+    facts: Sequence[Sequence[Any]],
+    rejections: Sequence[Sequence[Any]],
+    markers: Mapping[int, int],
+    generations: Mapping[int, int] | None = None,
+) -> list[list[Any]]:
+    """The columns of one atomic insert (in `INSERT_COLUMNS` order), from wire rows (streams/contract/wire.py):
+    the facts, then the rejection counts, then one marker per routed partition (`reason` '', the
+    routed offset written up to in `batch_to`), then one per routed partition whose owner generation
+    rose (`reason` 'generation', the generation in `batch_to`; streams/sink/markers.py).
+
+    Columns, because clickhouse-connect writes Native columns: handed rows, it builds each row and
+    then pivots them, value by value in Python. One transpose and a few concatenations cut the
+    Python time of an insert of 16,000 rows (a poll at full speed) from 33 to 21 ms, all of it
+    holding the GIL the worker's stages need. Rows of equal dimensions are not merged first: the
+    table sums them, and the insert already collapses equal keys within its block
+    (`optimize_on_insert`; merging here cost more Python than it saved the engine). Minutes go in
+    as epoch seconds, which the DateTime column takes as they are."""
+    width = len(COUNTERS)
+    marks = [(p, "", to) for p, to in sorted(markers.items())]
+    marks += [(p, GENERATION_MARK, g) for p, g in sorted((generations or {}).items())]
+    nf, nr, nm = len(facts), len(rejections), len(marks)
+    f: list[tuple[Any, ...]] = list(zip(*facts, strict=True)) if nf else [()] * (5 + width)
+    r: list[tuple[Any, ...]] = list(zip(*rejections, strict=True)) if nr else [()] * 6
+    partitions, kinds, offsets = zip(*marks, strict=True) if nm else ((), (), ())
+    blank_m, blank_rm, zeros_rm = [""] * nm, [""] * (nr + nm), [0] * (nr + nm)
+    column = {
+        "campaign_id": [*f[0], *r[2], *blank_m],
+        "channel": [*f[1], *r[3], *blank_m],
+        "entry": [*f[2], *blank_rm],
+        "city_tier": [*f[3], *zeros_rm],
+        "minute": [m // 1000 for m in (*f[4], *r[4])] + [0] * nm,
+        "topic": [*([""] * nf), *r[0], *blank_m],
+        "reason": [*([""] * nf), *r[1], *kinds],
+        "src_partition": [*([-1] * (nf + nr)), *partitions],
+        **{name: [*f[5 + i], *zeros_rm] for i, name in enumerate(COUNTERS)},
+        "rejected": [*([0] * nf), *r[5], *([0] * nm)],
+        "batch_to": [*([0] * (nf + nr)), *offsets],
+    }
+    return [column[name] for name in INSERT_COLUMNS]
+
+
+class ClickHouseStore:
+    """One client and the one thread it is used from."""
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10, send_timeout_s: float = 30) -> None:
+        self.dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._client: Client | None = None
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
+        # A hook for fault-injection tests of the embedded path: called before each write.
+        self.before_write: Callable[[], None] | None = None
+
+    # -- blocking part (runs on the executor thread) -------------------------------------------
+    def _connect(self) -> Client:
+        if self._client is None:
+            try:
+                if self.dsn.startswith("chdb://"):
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn)
+                else:
+                    self._client = clickhouse_connect.get_client(
+                        dsn=self.dsn,
+                        connect_timeout=self._connect_timeout_s,
+                        send_receive_timeout=self._send_timeout_s,
+                    )
+            except Exception as exc:
+                # An embedded store held by another process is released when that one stops.
+                transient = self.dsn.startswith("chdb://") or is_transient(exc)
+                raise SinkError(f"cannot open ClickHouse: {exc}", code=error_code(exc), transient=transient) from exc
+        return self._client
+
+    def apply_schema(self) -> int:
+        client = self._connect()
+        for statement in SCHEMA:
+            client.command(statement)
+        applied = client.query(f"SELECT max(version) FROM {DB}.schema_version").result_rows[0][0]
+        for version, statements in sorted(UPGRADES.items()):
+            if 0 < int(applied) < version:  # a store from before `version` (a new one has nothing to build)
+                for statement in statements:
+                    client.command(statement)
+        client.command(
+            f"INSERT INTO {DB}.schema_version SELECT {{v:UInt32}}, now64(3) "
+            f"WHERE {{v:UInt32}} NOT IN (SELECT version FROM {DB}.schema_version)",
+            parameters={"v": SCHEMA_VERSION},
+        )
+        return SCHEMA_VERSION
+
+    def has_schema(self) -> bool:
+        """Whether a worker has built the tables the read commands query (reads never build them)."""
+        rows = (
+            self._connect()
+            .query(
+                "SELECT count() FROM system.tables WHERE database = {db:String} AND name = 'campaign_totals'",
+                parameters={"db": DB},
+            )
+            .result_rows
+        )
+        return bool(rows[0][0])
+
+    def written_markers(self) -> dict[int, int]:
+        """Routed partition -> the last routed offset whose deltas are in the table."""
+        return self._marks("")
+
+    def written_generations(self) -> dict[int, int]:
+        """Routed partition -> the newest owner generation the sink has taken (streams/sink/markers.py)."""
+        return self._marks(GENERATION_MARK)
+
+    def _marks(self, kind: str) -> dict[int, int]:
+        result = self._connect().query(
+            f"SELECT src_partition, max(batch_to) FROM {DB}.facts_minute "
+            "WHERE src_partition >= 0 AND reason = {kind:String} GROUP BY src_partition",
+            parameters={"kind": kind},
+        )
+        return {int(p): int(o) for p, o in result.result_rows}
+
+    def insert_batch(self, deltas: Deltas, markers: dict[int, int]) -> int:
+        return self.insert_wire_rows(*delta_rows(deltas), markers)
+
+    def insert_wire_rows(
+        self,
+        facts: Sequence[Sequence[Any]],
+        rejections: Sequence[Sequence[Any]],
+        markers: dict[int, int],
+        generations: dict[int, int] | None = None,
+    ) -> int:
+        """One atomic INSERT of a batch's facts, rejection counts, markers and owner generations."""
+        if self.before_write is not None:
+            self.before_write()
+        columns = fact_insert_columns(facts, rejections, markers, generations)
+        self._connect().insert(
+            f"{DB}.facts_minute",
+            columns,
+            column_names=INSERT_COLUMNS,
+            column_type_names=tuple(FACTS_INSERT_TYPES.values()),
+            column_oriented=True,
+        )
+        return len(columns[0])
+
+    def log_write(self, entries: Iterable[SinkLogEntry]) -> None:
+        rows = [[_utc(at), p, to, n, _utc(ets), _utc(ing), ms] for at, p, to, n, ets, ing, ms in entries]
+        if rows:
+            self._connect().insert(
+                f"{DB}.sink_log",
+                rows,
+                column_names=SINK_LOG_COLUMNS,
+                column_type_names=tuple(SINK_LOG_TYPES.values()),
+            )
+
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return self.query_table(sql, parameters)[1]
+
+    def query_table(self, sql: str, parameters: dict[str, Any] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
+        """The column names (known also when there is no row) and the rows."""
+        result = self._connect().query(sql, parameters=parameters or {})
+        names = list(result.column_names)
+        return names, [dict(zip(names, row, strict=True)) for row in result.result_rows]
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
+        """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""
+        self._connect().command(sql, parameters=parameters or {})
+
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None:
+        self._connect().insert(table, rows, column_names=columns)
+
+    def totals(self, campaign: str | None = None) -> list[dict[str, Any]]:
+        where = " WHERE campaign_id = {campaign:String}" if campaign is not None else ""
+        sql = f"SELECT {', '.join(TOTALS_COLUMNS)} FROM {DB}.campaign_totals{where} ORDER BY campaign_id, channel"
+        rows = self.query_rows(sql, {"campaign": campaign} if campaign is not None else None)
+        return [{k: (int(v) if k in COUNTERS else v) for k, v in row.items()} for row in rows]
+
+    def rejections(self) -> list[dict[str, Any]]:
+        return self.query_rows(f"SELECT topic, reason, toInt64(rejected) AS rejected FROM {DB}.rejections_by_reason")
+
+    def freshness(self) -> dict[str, Any]:
+        rows = self.query_rows(
+            f"SELECT max(written_at) AS last_write, max(max_event_ts) AS last_event, "
+            f"quantileExact(0.5)(dateDiff('millisecond', max_ingest, written_at)) AS lag_p50_ms, "
+            f"quantileExact(0.99)(dateDiff('millisecond', max_ingest, written_at)) AS lag_p99_ms "
+            f"FROM {DB}.sink_log WHERE written_at > now64(3) - INTERVAL 5 MINUTE"
+        )
+        return rows[0] if rows else {}
+
+    def close_sync(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- async facade --------------------------------------------------------------------------
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def close(self) -> None:
+        await self.call(self.close_sync)
+        self.executor.shutdown(wait=True)

@@ -1,0 +1,83 @@
+"""`promo users import`: existing buyers, sent to the pipeline before traffic.
+
+Imports go straight to the routed topic, to the partition that owns each user, because the routed
+log is what per-user state is rebuilt from: an import is then applied in the same order on every
+replay, whether it came before or after the user's orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+
+from streams.config import Settings
+from streams.contract.topics import Topic
+from streams.contract.wire import encode_existing, route
+from streams.errors import BrokerError
+
+IMPORT_CHUNK = 5000
+
+
+async def _producer(settings: Settings) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        request_timeout_ms=30_000,
+    )
+    try:
+        await asyncio.wait_for(producer.start(), 30)
+    except (KafkaConnectionError, TimeoutError, OSError) as exc:
+        await producer.stop()
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+    return producer
+
+
+def group_by_partition(user_ids: Iterable[str], partitions: int) -> dict[int, list[str]]:
+    groups: dict[int, list[str]] = defaultdict(list)
+    for user_id in user_ids:
+        groups[route(user_id, partitions)].append(user_id)
+    return groups
+
+
+def existing_messages(user_ids: Sequence[str], partitions: int) -> list[tuple[int, bytes]]:
+    """The import messages for `user_ids`: (partition that owns the users, value), in chunks."""
+    messages = []
+    for partition, users in sorted(group_by_partition(user_ids, partitions).items()):
+        for start in range(0, len(users), IMPORT_CHUNK):
+            messages.append((partition, encode_existing(users[start : start + IMPORT_CHUNK])))
+    return messages
+
+
+async def import_existing(settings: Settings, user_ids: Sequence[str], *, topic: str | None = None) -> int:
+    """Mark users as existing buyers; returns how many were sent. `topic` is the routed topic unless
+    given (the bench's peers read imports from a topic of their own)."""
+    producer = await _producer(settings)
+    topic = topic or settings.topic(Topic.ROUTED)
+    try:
+        pending = []
+        for partition, value in existing_messages(user_ids, settings.partitions):
+            pending.append(await producer.send(topic, value, partition=partition))
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return len(user_ids)
+
+
+def read_user_file(text: str) -> list[str]:
+    """One user_id a line; blank lines and `#` comments skipped; ids checked like the contract's."""
+    users: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        user = line.strip()
+        if not user or user.startswith("#"):
+            continue
+        if len(user) > 64:
+            raise ValueError(f"line {number}: a user_id has at most 64 characters")
+        users.append(user)
+    return users

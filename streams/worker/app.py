@@ -1,0 +1,350 @@
+"""The one Faust app, built from settings: two agents, the ClickHouse sink, and a small read API.
+
+- `ingest` reads `clicks`, `shares`, `orders`; `aggregate` reads `routed` (the stages:
+  streams/ingest/stage.py, streams/aggregate/fold.py).
+- When `settings.sink` is on, the process also runs the sink (streams/sink/writer.py) and serves
+  `/api/totals`, `/api/rejections` and `/health` on its web port (127.0.0.1 unless told otherwise),
+  and the local view of the dashboards on its view port (streams/dashboards/view/).
+- Every worker samples each stage's lag about once a second and logs a stage that has input waiting
+  and processes nothing for `stall_after_s` (streams/worker/stall.py); /health answers 503 while one does.
+  With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
+  totals` and other readers ask it over HTTP instead of trying to open the store themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from aiokafka import TopicPartition
+from faust.web import Request, Response, View
+
+from streams.config import INPUT_TOPICS, Settings
+from streams.contract.topics import INPUTS, Topic
+from streams.dashboards.view.server import attach_view
+from streams.sink.clickhouse import ClickHouseStore, file_fault
+from streams.sink.writer import DeltaSink
+from streams.worker.agents.aggregate import AggregateAgent
+from streams.worker.agents.base import BatchAgent
+from streams.worker.agents.ingest import IngestAgent
+from streams.worker.pauses import GcPauses
+from streams.worker.stall import STAGE_STALL_PREFIX, Change, StallWatch
+from streams.worker.transport import BatchConsumer, PromoApp
+
+log = logging.getLogger(__name__)
+
+
+def owner_file(store: Path) -> Path:
+    return store.with_name(store.name + ".owner.json")
+
+
+@dataclass
+class WorkerApp:
+    """Handles to what a worker runs, for tests, the demo and the health endpoint."""
+
+    app: faust.App
+    settings: Settings
+    ingest: IngestAgent
+    aggregate: AggregateAgent
+    store: ClickHouseStore | None
+    sink: DeltaSink | None
+    started_at: float
+    gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
+    stall_watch: StallWatch[TopicPartition] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stall_watch = StallWatch(self.settings.stall_after_s)
+
+    def check_stalls(self, now: float | None = None) -> list[Change[TopicPartition]]:
+        """Sample every stage's lag and work done; log (once) each stage that stalls or recovers."""
+        now = time.monotonic() if now is None else now
+        settings = self.settings
+        samples: list[tuple[str, Mapping[TopicPartition, int | None], int]] = [
+            (agent.stage, self._agent_lags(agent, topics), agent.handled)
+            for agent, topics in (
+                (self.ingest, {settings.topic(s) for s in INPUT_TOPICS}),
+                (self.aggregate, {settings.topic(Topic.ROUTED)}),
+            )
+        ]
+        if self.sink is not None:
+            health = self.sink.health
+            samples.append(
+                (
+                    "sink",
+                    _sink_lags(self.sink),
+                    health.batches_written + health.redeliveries_skipped + health.fenced_skipped,
+                )
+            )
+        changes = []
+        for stage, lags, processed in samples:
+            change = self.stall_watch.observe(stage, lags, processed, now)
+            if change is None:
+                continue
+            changes.append(change)
+            if change.stalled:
+                log.error(
+                    "stage %s stalled: %d records waiting (%s), nothing processed for %.1f s",
+                    stage, change.stall.lag, _partitions_text(change.stall.lags), change.duration_s,
+                )  # fmt: skip
+            else:
+                log.warning(
+                    "stage %s no longer stalled (%s) after %.1f s",
+                    stage, "processing again" if change.progressed else "nothing waiting", change.duration_s,
+                )  # fmt: skip
+        return changes
+
+    def _agent_lags(self, agent: BatchAgent, topics: Collection[str]) -> dict[TopicPartition, int | None]:
+        """Per assigned partition of the agent's topics: the fetch high-watermark minus the next offset
+        the agent will process (the first of the batch it holds, else the next one not yet handed to
+        it, else the committed offset); None when either is unknown (never fetched, say)."""
+        try:
+            consumer = cast(BatchConsumer, self.app.consumer)
+            assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
+        except Exception:  # not started yet, or between assignments
+            return {}
+        holding = {tp: records[0].offset for tp, records in agent.pending or () if records}
+        lags: dict[TopicPartition, int | None] = {}
+        for tp in assigned:
+            try:
+                highwater: int | None = consumer.highwater(tp)
+            except Exception:  # revoked since `assignment()`
+                highwater = None
+            next_offset = holding.get(tp)
+            if next_offset is None:
+                next_offset = consumer._handed.get(tp)
+            if next_offset is None:
+                next_offset = consumer._committed_offset.get(tp)
+            lags[tp] = _lag(highwater, next_offset)
+        return lags
+
+    def stalls(self, now: float | None = None) -> dict[str, Any]:
+        """The /health section: the threshold, each stage's lag, and the stalled stages with their partitions."""
+        now = time.monotonic() if now is None else now
+        watch = self.stall_watch
+        return {
+            "after_s": watch.after_s,
+            "lag": {stage: watch.lag(stage) for stage in watch.stages()},
+            "stalled": [
+                {
+                    "stage": stall.stage,
+                    "lag": stall.lag,
+                    "no_progress_s": round(now - stall.since, 1),
+                    "partitions": [
+                        {"topic": tp.topic, "partition": tp.partition, "lag": lag}
+                        for tp, lag in sorted(stall.lags.items())
+                    ],
+                }
+                for stall in watch.stalled()
+            ],
+        }
+
+    def health(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "ok": True,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "ingest": {**self.ingest.counters, "stale_dropped": self.ingest.stale_dropped},
+            "aggregate": {
+                **self.aggregate.counters,
+                "stale_dropped": self.aggregate.stale_dropped,
+                "users": self.aggregate.user_counts(),
+            },
+        }
+        consumer = self.app.consumer
+        if isinstance(consumer, BatchConsumer):
+            doc["consumer"] = {"gaps_filled": consumer.gaps_filled, "gap_records": consumer.gap_records}
+        if self.gc_pauses is not None:
+            doc["gc"] = self.gc_pauses.summary()
+        if self.sink is not None:
+            sink = asdict(self.sink.health)
+            sink["ok"] = self.sink.health.ok
+            doc["sink"] = sink
+            doc["ok"] = self.sink.health.ok
+        stalls = self.stalls()
+        doc["stalls"] = stalls
+        if stalls["stalled"]:
+            doc["ok"] = False
+        return doc
+
+
+def _lag(highwater: int | None, next_offset: int | None) -> int | None:
+    if highwater is None:
+        return None  # never fetched
+    if next_offset is None:
+        return 0 if highwater == 0 else None  # an empty partition has nothing waiting wherever one starts
+    return max(highwater - next_offset, 0)
+
+
+def _sink_lags(sink: DeltaSink) -> dict[TopicPartition, int | None]:
+    """The sink's lag per partition: the fetch high-watermark minus its consumer's position (what
+    `getmany` hands out next; a batch being written is past it). aiokafka's `position()` may wait
+    for a position, so this reads the same per-partition state directly."""
+    consumer = sink._consumer
+    if consumer is None:
+        return {}
+    try:
+        assignment = consumer._subscription.subscription.assignment
+        lags: dict[TopicPartition, int | None] = {}
+        for tp in consumer.assignment():
+            state = assignment.state_value(tp)
+            position = state.position if state.has_valid_position else None
+            lags[tp] = _lag(state.highwater, position)
+        return lags
+    except Exception:  # not started, or between assignments
+        return {}
+
+
+def _partitions_text(lags: Mapping[TopicPartition, int]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}] {lag}" for tp, lag in sorted(lags.items()))
+
+
+def _sink_fault(path: Path) -> Callable[[], None]:
+    """The ClickHouse fault hook, blind to the stage-stall lines the agents read from the same file."""
+    check = file_fault(path)
+
+    def hook() -> None:
+        try:
+            if path.read_text().strip().startswith(STAGE_STALL_PREFIX):
+                return
+        except (OSError, UnicodeDecodeError):
+            pass
+        check()
+
+    return hook
+
+
+def build_app(settings: Settings) -> WorkerApp:
+    app = PromoApp(
+        settings.app_id,
+        broker=settings.broker,
+        store="memory://",
+        datadir=str(settings.data_dir.resolve() / "faust"),  # not `<app id>-data` in the cwd
+        autodiscover=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.rebalance_timeout_s,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=2,
+        # A value the contract rejects as too large still goes to the DLQ whole.
+        producer_max_request_size=max(8 * 1024 * 1024, 2 * settings.max_value_bytes + 65536),
+        stream_wait_empty=False,
+        broker_max_poll_records=settings.batch_size,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        web_enabled=settings.sink,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        worker_redirect_stdouts=False,
+    )
+    ingest = IngestAgent(app, settings)
+    aggregate = AggregateAgent(app, settings)
+    inputs = app.topic(
+        *(settings.topic(s) for s in INPUTS),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    routed = app.topic(settings.topic(Topic.ROUTED), key_serializer="raw", value_serializer="raw")
+    app.subscribe(inputs, ingest.handle_batch)
+    app.subscribe(routed, aggregate.handle_batch)
+
+    async def on_revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        revoked: set[TopicPartition] = args[0] if args else kwargs.get("revoked", set())
+        await ingest.on_revoked(revoked)
+        await aggregate.on_revoked(revoked)
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]  # mode types sender positional-only
+
+    store = None
+    if settings.sink:
+        timeout = settings.clickhouse_timeout_s
+        store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=min(timeout, 10), send_timeout_s=timeout)
+    if store is not None and settings.fault_file:
+        store.before_write = _sink_fault(Path(settings.fault_file))
+    sink = DeltaSink(settings, store) if store is not None else None
+    pipeline = WorkerApp(app, settings, ingest, aggregate, store, sink, time.time())
+    if store is not None and sink is not None:
+        _attach_sink(pipeline, store, sink)
+
+    async def watch_stalls() -> None:
+        interval = min(1.0, settings.stall_after_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            pipeline.check_stalls()
+
+    app.task(watch_stalls)
+    return pipeline
+
+
+def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
+    app, settings = pipeline.app, pipeline.settings
+    embedded = settings.embedded_store
+
+    async def run_sink() -> None:
+        if embedded is not None:
+            owner_file(embedded).write_text(json.dumps({"pid": os.getpid(), "url": settings.web_url}))
+        try:
+            await sink.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A worker that cannot write must not look alive: crash it, so it exits non-zero and
+            # its supervisor (or the operator) sees why.
+            log.exception("the sink stopped")
+            await app.crash(exc)
+
+    async def stop_sink(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        sink.stop()
+        if embedded is not None:
+            with contextlib.suppress(FileNotFoundError):
+                owner_file(embedded).unlink()
+
+    app.task(run_sink)
+    app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
+    # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
+    attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready)
+
+    async def ready() -> None:
+        await asyncio.wait_for(sink.schema_ready.wait(), 30)
+
+    @app.page("/api/totals")
+    class Totals(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            campaign = request.query.get("campaign")
+            rows = await store.call(store.totals, campaign)
+            return self.json(rows)
+
+    @app.page("/api/rejections")
+    class Rejections(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            return self.json(await store.call(store.rejections))
+
+    @app.page("/api/freshness")
+    class Freshness(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            doc = await store.call(store.freshness)
+            return self.json({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in doc.items()})
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            doc = pipeline.health()
+            return self.json(doc, status=200 if doc["ok"] else 503)
+
+    del Totals, Rejections, Freshness, Health, run_sink, stop_sink
