@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,26 +34,42 @@ from streams.errors import SinkError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
 # `reason` of the marker rows that hold a routed partition's newest owner generation (offset markers
 # have ''); both have src_partition >= 0, so no reader of facts or rejections sees them.
 GENERATION_MARK = "generation"
 DB = "promo"
 TOTALS_COLUMNS = ("campaign_id", "channel", *COUNTERS)
-# Aggregate projections of facts_minute, name -> the dimensions they keep (see SCHEMA, v2).
+# Aggregate projections of facts_minute, name -> the dimensions they keep (see MIGRATIONS, v2).
 FACTS_PROJECTIONS: Mapping[str, tuple[str, ...]] = {
     "by_topic": ("src_partition", "reason", "topic", "minute"),
     "by_campaign_channel": ("src_partition", "reason", "minute", "campaign_id", "channel"),
     "by_campaign_entry_tier": ("src_partition", "reason", "campaign_id", "minute", "entry", "city_tier"),
 }
 
-# Each statement is idempotent; the list is applied in order and the version recorded after it.
-SCHEMA: Sequence[str] = (
-    f"CREATE DATABASE IF NOT EXISTS {DB}",
-    f"""CREATE TABLE IF NOT EXISTS {DB}.schema_version (
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the store's schema. Statements are idempotent: a crash between one and the
+    recorded version repeats the step."""
+
+    version: int
+    what: str
+    statements: Sequence[str]
+
+
+# The one ordered list of schema steps. A store records the version of each step applied; opening
+# a store applies the steps past its version, in order, so a store of any older version reaches the
+# same schema as a new one (tests/integration/test_dashboards_speed.py builds each older version).
+MIGRATIONS: Sequence[Migration] = (
+    Migration(
+        1,
+        "facts by minute, the sink's log and the read views",
+        (
+            f"CREATE DATABASE IF NOT EXISTS {DB}",
+            f"""CREATE TABLE IF NOT EXISTS {DB}.schema_version (
         version UInt32, applied_at DateTime64(3, 'UTC')
     ) ENGINE = ReplacingMergeTree ORDER BY version""",
-    f"""CREATE TABLE IF NOT EXISTS {DB}.facts_minute (
+            f"""CREATE TABLE IF NOT EXISTS {DB}.facts_minute (
         campaign_id String,
         channel LowCardinality(String),
         entry LowCardinality(String),
@@ -66,7 +83,7 @@ SCHEMA: Sequence[str] = (
         batch_to SimpleAggregateFunction(max, Int64)
     ) ENGINE = AggregatingMergeTree
     ORDER BY (src_partition, reason, campaign_id, minute, channel, entry, city_tier, topic)""",
-    f"""CREATE TABLE IF NOT EXISTS {DB}.sink_log (
+            f"""CREATE TABLE IF NOT EXISTS {DB}.sink_log (
         written_at DateTime64(3, 'UTC'),
         src_partition Int32,
         batch_to Int64,
@@ -75,9 +92,9 @@ SCHEMA: Sequence[str] = (
         max_ingest DateTime64(3, 'UTC'),
         write_ms Float32
     ) ENGINE = MergeTree ORDER BY written_at TTL toDateTime(written_at) + INTERVAL 7 DAY""",
-    f"""CREATE OR REPLACE VIEW {DB}.facts AS
+            f"""CREATE OR REPLACE VIEW {DB}.facts AS
         SELECT * FROM {DB}.facts_minute WHERE src_partition < 0 AND reason = ''""",
-    f"""CREATE OR REPLACE VIEW {DB}.campaign_totals AS
+            f"""CREATE OR REPLACE VIEW {DB}.campaign_totals AS
         SELECT campaign_id, channel,
                {", ".join(f"sum({c}) AS {c}" for c in COUNTERS)}
         FROM {DB}.facts_minute
@@ -85,44 +102,49 @@ SCHEMA: Sequence[str] = (
         GROUP BY campaign_id, channel
         HAVING interactions + orders > 0
         ORDER BY campaign_id, channel""",
-    f"""CREATE OR REPLACE VIEW {DB}.rejections_by_reason AS
+            f"""CREATE OR REPLACE VIEW {DB}.rejections_by_reason AS
         SELECT topic, reason, sum(rejected) AS rejected
         FROM {DB}.facts_minute
         WHERE src_partition < 0 AND reason != ''
         GROUP BY topic, reason ORDER BY topic, reason""",
-    # v2: what keeps every dashboard query under 100 ms on a Double 11 day (`promo dashboards bench`).
-    # A panel over a wide range reads every fact row in it (about 1.9 M for the day); most panels
-    # keep only the minute, or the campaign and the channel, or the entry and the city tier. The
-    # projections pre-sum the facts at those grains (tens to hundreds of thousands of rows a day),
-    # and ClickHouse answers a query from the smallest one that holds what it asks for. A projection
-    # lives inside each part, so it is written by the same atomic insert as the facts (a
-    # materialized view into a rollup table would not be, and the exactly-once markers rely on one
-    # insert). AggregatingMergeTree merges rows, so projections are rebuilt on merge.
-    f"ALTER TABLE {DB}.facts_minute MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
-    *(
-        f"ALTER TABLE {DB}.facts_minute ADD PROJECTION IF NOT EXISTS {name} (SELECT {', '.join(keys)}, "
-        f"{', '.join(f'sum({c})' for c in (*COUNTERS, 'rejected'))} GROUP BY {', '.join(keys)})"
-        for name, keys in FACTS_PROJECTIONS.items()
+        ),
     ),
-    # The health panels bucket by minute and take quantiles of the lag: computed once at insert
-    # (old parts compute them on read), and a minmax index lets a range on `minute` skip granules.
-    f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS minute DateTime('UTC') "
-    "MATERIALIZED toStartOfMinute(written_at)",
-    f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS lag_ms Int64 "
-    "MATERIALIZED dateDiff('millisecond', max_ingest, written_at)",
-    f"ALTER TABLE {DB}.sink_log ADD INDEX IF NOT EXISTS minute_minmax minute TYPE minmax GRANULARITY 1",
+    Migration(
+        2,
+        "projections and the sink log's minute index: dashboard queries under 100 ms",
+        (
+            # What keeps every dashboard query under 100 ms on a Double 11 day (`promo dashboards bench`).
+            # A panel over a wide range reads every fact row in it (about 1.9 M for the day); most panels
+            # keep only the minute, or the campaign and the channel, or the entry and the city tier. The
+            # projections pre-sum the facts at those grains (tens to hundreds of thousands of rows a day),
+            # and ClickHouse answers a query from the smallest one that holds what it asks for. A projection
+            # lives inside each part, so it is written by the same atomic insert as the facts (a
+            # materialized view into a rollup table would not be, and the exactly-once markers rely on one
+            # insert). AggregatingMergeTree merges rows, so projections are rebuilt on merge.
+            f"ALTER TABLE {DB}.facts_minute MODIFY SETTING deduplicate_merge_projection_mode = 'rebuild'",
+            *(
+                f"ALTER TABLE {DB}.facts_minute ADD PROJECTION IF NOT EXISTS {name} (SELECT {', '.join(keys)}, "
+                f"{', '.join(f'sum({c})' for c in (*COUNTERS, 'rejected'))} GROUP BY {', '.join(keys)})"
+                for name, keys in FACTS_PROJECTIONS.items()
+            ),
+            # The health panels bucket by minute and take quantiles of the lag: computed once at insert
+            # (old parts compute them on read), and a minmax index lets a range on `minute` skip granules.
+            f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS minute DateTime('UTC') "
+            "MATERIALIZED toStartOfMinute(written_at)",
+            f"ALTER TABLE {DB}.sink_log ADD COLUMN IF NOT EXISTS lag_ms Int64 "
+            "MATERIALIZED dateDiff('millisecond', max_ingest, written_at)",
+            f"ALTER TABLE {DB}.sink_log ADD INDEX IF NOT EXISTS minute_minmax minute TYPE minmax GRANULARITY 1",
+            # A store from before v2 builds them for the parts it already has (mutations, in the
+            # background; queries are right meanwhile, only slower). On a new store there is nothing.
+            *(f"ALTER TABLE {DB}.facts_minute MATERIALIZE PROJECTION {name}" for name in FACTS_PROJECTIONS),
+            f"ALTER TABLE {DB}.sink_log MATERIALIZE INDEX minute_minmax",
+        ),
+    ),
 )
-# Run once when a store written by an older version is opened: build what v2 added for the parts
-# that existed before it (mutations, in the background; queries are right meanwhile, only slower).
-UPGRADES: Mapping[int, Sequence[str]] = {
-    2: (
-        *(f"ALTER TABLE {DB}.facts_minute MATERIALIZE PROJECTION {name}" for name in FACTS_PROJECTIONS),
-        f"ALTER TABLE {DB}.sink_log MATERIALIZE INDEX minute_minmax",
-    ),
-}
+SCHEMA_VERSION = MIGRATIONS[-1].version
 
 # The columns an insert writes, with their types exactly as DESCRIBE TABLE reports them (a test holds
-# them to the SCHEMA). Given to the client, they spare each insert a DESCRIBE round trip.
+# them to the MIGRATIONS). Given to the client, they spare each insert a DESCRIBE round trip.
 FACTS_INSERT_TYPES: Mapping[str, str] = {
     "campaign_id": "String",
     "channel": "LowCardinality(String)",
@@ -288,19 +310,22 @@ class ClickHouseStore:
         return self._client
 
     def apply_schema(self) -> int:
+        """Bring the store to SCHEMA_VERSION: the steps past its recorded version, in order."""
         client = self._connect()
-        for statement in SCHEMA:
+        for statement in MIGRATIONS[0].statements[:2]:  # the database and the version table, to read it
             client.command(statement)
-        applied = client.query(f"SELECT max(version) FROM {DB}.schema_version").result_rows[0][0]
-        for version, statements in sorted(UPGRADES.items()):
-            if 0 < int(applied) < version:  # a store from before `version` (a new one has nothing to build)
-                for statement in statements:
-                    client.command(statement)
-        client.command(
-            f"INSERT INTO {DB}.schema_version SELECT {{v:UInt32}}, now64(3) "
-            f"WHERE {{v:UInt32}} NOT IN (SELECT version FROM {DB}.schema_version)",
-            parameters={"v": SCHEMA_VERSION},
-        )
+        applied = int(client.query(f"SELECT max(version) FROM {DB}.schema_version").result_rows[0][0] or 0)
+        for migration in MIGRATIONS:
+            if migration.version <= applied:
+                continue
+            for statement in migration.statements:
+                client.command(statement)
+            client.command(
+                f"INSERT INTO {DB}.schema_version SELECT {{v:UInt32}}, now64(3) "
+                f"WHERE {{v:UInt32}} NOT IN (SELECT version FROM {DB}.schema_version)",
+                parameters={"v": migration.version},
+            )
+            log.info("store schema: applied version %d (%s)", migration.version, migration.what)
         return SCHEMA_VERSION
 
     def has_schema(self) -> bool:

@@ -2,8 +2,8 @@
 
 - `promo dashboards bench` runs every dashboard query on a filled store (a CI-sized day) and reports
   its structure, the exact event total, no failing query, and which table or projection each read.
-- Schema v2 (the projections the wide panels read, sink_log's computed columns) is applied
-  idempotently, and a store written by v1 gets it built for the parts it already has.
+- The schema's one ordered list of migrations: a store of each older version, with data, reaches a
+  new store's schema (v2 builds the projections the wide panels read for the parts it already has).
 
 Each store is opened in a subprocess: chdb is one engine per process, and the dashboard tests hold
 one in this process.
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from streams.kit.harness import PROMO
-from streams.sink.clickhouse import FACTS_PROJECTIONS
+from streams.sink.clickhouse import FACTS_PROJECTIONS, MIGRATIONS, SCHEMA_VERSION
 
 pytestmark = pytest.mark.integration
 
@@ -85,16 +85,48 @@ def _run_python(code: str) -> str:
     return result.stdout
 
 
-def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None:
+# One line, so that it dedents with the scripts it goes into.
+DESCRIBE = (
+    "describe = lambda store: {"
+    "'tables': [[r['name'], r['create_table_query']] for r in store.query_rows("
+    "\"SELECT name, create_table_query FROM system.tables WHERE database = 'promo' ORDER BY name\")], "
+    "'versions': [r['version'] for r in store.query_rows('SELECT version FROM promo.schema_version ORDER BY 1')]}"
+)
+
+
+def test_a_new_store_gets_every_migration() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+
+@pytest.mark.parametrize("old", range(1, SCHEMA_VERSION))
+def test_a_store_of_each_older_version_upgrades_to_a_new_stores_schema(tmp_path: Path, old: int) -> None:
+    """A store left by version `old`, with data, opened by this version: the same tables, views,
+    projections and indices as a new store, its data kept, and what the upgrade builds built for
+    the parts it already had. Opening it twice changes nothing."""
+    fresh = json.loads(
+        _run_python(f"""
+        import json
+        from streams.sink import clickhouse as ch
+        {DESCRIBE}
+        store = ch.ClickHouseStore("chdb://{tmp_path}/fresh")
+        store.apply_schema()
+        print(json.dumps(describe(store)))
+        store.close_sync()
+        store.executor.shutdown()
+    """)
+        .strip()
+        .splitlines()[-1]
+    )
     out = _run_python(f"""
         import json, time
         from streams.contract.facts import Deltas, FactKey
         from streams.sink import clickhouse as ch
+        {DESCRIBE}
         store = ch.ClickHouseStore("chdb://{tmp_path}/store")
-        v1 = [s for s in ch.SCHEMA if "PROJECTION" not in s and "sink_log ADD" not in s and "MODIFY SETTING" not in s]
-        for statement in v1:                       # a store as version 1 left it, with data
-            store.command(statement)
-        store.command("INSERT INTO promo.schema_version VALUES (1, now64(3))")
+        for migration in ch.MIGRATIONS[:{old}]:    # a store as version {old} left it, with data
+            for statement in migration.statements:
+                store.command(statement)
+            store.command(f"INSERT INTO promo.schema_version VALUES ({{migration.version}}, now64(3))")
         deltas = Deltas()
         deltas.add(FactKey("c1", "wechat", "group", 3, 1_762_790_400_000), 3, 2)
         store.insert_batch(deltas, {{0: 7}})
@@ -107,7 +139,7 @@ def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None
                 break
             time.sleep(0.1)
         print(json.dumps({{
-            "versions": [r["version"] for r in store.query_rows("SELECT version FROM promo.schema_version ORDER BY 1")],
+            **describe(store),
             "projections": sorted({{r["name"] for r in store.query_rows(
                 "SELECT name FROM system.projection_parts WHERE database = 'promo' AND active")}}),
             "orders": store.totals()[0]["orders"],
@@ -117,7 +149,8 @@ def test_schema_v2_is_idempotent_and_upgrades_a_v1_store(tmp_path: Path) -> None
         store.executor.shutdown()
     """)
     doc = json.loads(out.strip().splitlines()[-1])
-    assert doc["versions"] == [1, 2]
-    assert doc["projections"] == sorted(FACTS_PROJECTIONS)  # built for the part written under v1
+    assert doc["versions"] == fresh["versions"] == list(range(1, SCHEMA_VERSION + 1))
+    assert doc["tables"] == fresh["tables"]
+    assert doc["projections"] == sorted(FACTS_PROJECTIONS)  # built for the part written before v2
     assert doc["orders"] == 2
     assert doc["lag"] >= 0
