@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from streams.contract.limits import Limits, StageConfig
 from streams.contract.topics import INPUTS, Topic
 from streams.errors import ConfigError
 
@@ -79,9 +80,6 @@ class Settings:
     session_timeout_s: float = 10.0
     # How long one ClickHouse request may take before it counts as failed (and is retried).
     clickhouse_timeout_s: float = 30.0
-    # Fault injection for reliability tests: while this file exists, ClickHouse writes fail
-    # (content "fail") or stall first (content "stall:SECONDS"). Empty: off.
-    fault_file: str = ""
     # A stage with input waiting (lag above zero) that processes nothing this long is stalled:
     # /health answers 503 and the worker logs it (streams/worker/stall.py).
     stall_after_s: float = 30.0
@@ -161,6 +159,17 @@ class Settings:
     @property
     def future_limit_ms(self) -> int:
         return int(self.future_limit_s * 1000)
+
+    @property
+    def limits(self) -> Limits:
+        """The contract's windows, as the pure stages take them."""
+        return Limits(self.allowed_lateness_ms, self.dedup_horizon_ms, self.future_limit_ms, self.max_value_bytes)
+
+    @property
+    def stages(self) -> StageConfig:
+        """What the pure stages take instead of the Settings (streams/contract/limits.py)."""
+        inputs = tuple((str(t), self.topic(t)) for t in INPUTS)
+        return StageConfig(self.limits, self.partitions, inputs, self.audit)
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given non-None values replaced (CLI flags win over the environment)."""

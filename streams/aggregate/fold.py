@@ -16,10 +16,10 @@ import orjson
 from streams.aggregate import audit
 from streams.aggregate.state import UserCache
 from streams.aggregate.user import apply_fields, mark_existing
-from streams.config import Settings
 from streams.contract.dlq import DeadLetter
 from streams.contract.events import Kind, Reason
 from streams.contract.facts import Deltas, RejectKey, minute_of
+from streams.contract.limits import StageConfig
 from streams.contract.wire import (
     REJECT_KIND,
     item_event,
@@ -44,11 +44,11 @@ class PartitionOutput:
 class RoutedPartition:
     """Stage 2 for one partition of the routed topic: exact per-user state and the deltas it emits."""
 
-    def __init__(self, partition: int, settings: Settings, emitted_to: int = -1) -> None:
+    def __init__(self, partition: int, config: StageConfig, emitted_to: int = -1) -> None:
         self.partition = partition
-        self.horizon_ms = settings.dedup_horizon_ms
-        self.lateness_ms = settings.allowed_lateness_ms
-        self.input_partitions = 3 * settings.partitions  # clicks, shares, orders
+        self.horizon_ms = config.limits.horizon_ms
+        self.lateness_ms = config.limits.lateness_ms
+        self.input_partitions = len(config.input_topics) * config.partitions
         self.users = UserCache()  # unbounded until the agent attaches a snapshot (streams/aggregate/state.py)
         # Per input partition: the newest consumer generation seen, and the highest (offset, index).
         self.src_seen: dict[str, tuple[int, int, int]] = {}
@@ -56,7 +56,7 @@ class RoutedPartition:
         self.next_offset = 0  # the routed offset this state has been folded up to (exclusive)
         self.src_watermark: dict[str, int] = {}  # input partition -> newest stage-1 watermark heard
         self.forget_before: int | None = None  # dedup ids older than this can no longer be matched
-        self.audit = settings.audit
+        self.audit = config.audit
 
     def apply(self, offset: int, value: bytes, out: PartitionOutput) -> None:
         """Fold one routed message in; output goes to `out` unless it was emitted before a restart."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import urllib.error
 import urllib.parse
@@ -97,6 +98,11 @@ def worker(
     if created:
         typer.echo(f"created topics: {', '.join(created)}")
     pipeline = build_app(settings)
+    fault_file = os.environ.get("PROMO_FAULT_FILE", "")
+    if fault_file:  # the lab's fault hooks, for tests and `promo chaos`; the product only has the hook points
+        from streams.lab import faults
+
+        faults.install(pipeline, Path(fault_file))
     typer.echo(
         f"worker: broker {settings.broker}, clickhouse {redact_dsn(settings.clickhouse_dsn)}, "
         f"sink {'on' if settings.sink else 'off'}, web {settings.web_url if settings.sink else 'off'}, "

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.config import Settings
 from streams.contract.dlq import DeadLetter
 from streams.contract.events import Event, Kind, Rejection, decode_items
+from streams.contract.limits import StageConfig
 from streams.contract.wire import (
     encode_routed,
     event_item,
@@ -47,16 +47,16 @@ class IngestOutput:
 class Ingest:
     """Stage 1 for every input partition this worker owns."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.partitions = settings.partitions
+    def __init__(self, config: StageConfig) -> None:
+        self.limits = config.limits
+        self.partitions = config.partitions
         self.gates: dict[str, PartitionGate] = {}
-        self.kinds = {settings.topic(k.topic_suffix): k for k in Kind}
+        self.kinds = {config.topic(k.topic_suffix): k for k in Kind}
         # topic -> partition -> "topic:partition": formatting it anew was 3% of a one-event message.
         self.srcs: dict[str, dict[int, str]] = {topic: {} for topic in self.kinds}
 
     def new_gate(self) -> PartitionGate:
-        return PartitionGate(self.settings.allowed_lateness_ms, self.settings.future_limit_ms)
+        return PartitionGate(self.limits.lateness_ms, self.limits.future_ms)
 
     def has_gate(self, topic: str, partition: int) -> bool:
         return f"{topic}:{partition}" in self.gates
@@ -81,7 +81,7 @@ class Ingest:
             gate = self.gates[src] = self.new_gate()
         if timestamp_ms > out.max_ingest_ms:
             out.max_ingest_ms = timestamp_ms
-        elements = decode_items(kind, value, src, offset, self.settings.max_value_bytes)
+        elements = decode_items(kind, value, src, offset, self.limits.max_value_bytes)
         out.elements += len(elements)
         routed = out.routed
         for index, element in enumerate(elements):

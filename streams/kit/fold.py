@@ -26,7 +26,7 @@ def fold_in_process(
     (the summed deltas, the last routed offset of each partition, the newest input timestamp).
     Imports come first, as `promo users import` before traffic. For tests and the dashboard bench.
     With `settings.audit`, each routed message's identity rows go into `ledger`."""
-    ingest, out, offsets = Ingest(settings), IngestOutput(), dict[tuple[str, int], int]()
+    ingest, out, offsets = Ingest(settings.stages), IngestOutput(), dict[tuple[str, int], int]()
     for record in records:
         offset = offsets.get((record.kind, record.partition), 0)
         offsets[(record.kind, record.partition)] = offset + 1
@@ -35,7 +35,7 @@ def fold_in_process(
     for user_id in existing_buyers:
         existing.setdefault(route(user_id, settings.partitions), []).append(user_id)
     messages = [(p, encode_existing(users)) for p, users in sorted(existing.items())] + out.messages()
-    partitions = {p: RoutedPartition(p, settings) for p in range(settings.partitions)}
+    partitions = {p: RoutedPartition(p, settings.stages) for p in range(settings.partitions)}
     routed: dict[int, int] = {}
     deltas = Deltas()
     for p, value in messages:

@@ -584,7 +584,7 @@ def user_memory(users: int, cache: int | None = None, batch: int = 10_000) -> di
         snapshot = Snapshot.open(Path(tmp), 0)
         if snapshot is None:
             raise RuntimeError(f"cannot open a RocksDB snapshot under {tmp}")
-        state = RoutedPartition(0, settings)
+        state = RoutedPartition(0, settings.stages)
         state.users = UserCache(snapshot, capacity)
         for offset, first in enumerate(range(0, users, batch)):
             items = []

@@ -16,11 +16,9 @@ import asyncio
 import datetime as dt
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import clickhouse_connect
@@ -219,22 +217,6 @@ def is_transient(exc: BaseException) -> bool:
         return code in TRANSIENT_CODES
     # No server code: the request did not get an answer (refused, reset, timed out, cut short).
     return isinstance(exc, OperationalError | StreamClosedError | StreamFailureError | OSError | TimeoutError)
-
-
-def file_fault(path: Path) -> Callable[[], None]:
-    """A `before_write` hook driven by a file, so a test can fail or stall a live worker's writes."""
-
-    def check() -> None:
-        try:
-            spec = path.read_text().strip()
-        except FileNotFoundError:
-            return
-        if spec.startswith("stall:"):
-            time.sleep(float(spec.removeprefix("stall:")))
-            return
-        raise SinkError(f"injected write failure ({path})", transient=True)
-
-    return check
 
 
 def fact_insert_columns(

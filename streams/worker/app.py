@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -31,13 +31,13 @@ from faust.web import Request, Response, View
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
-from streams.sink.clickhouse import ClickHouseStore, file_fault
+from streams.sink.clickhouse import ClickHouseStore
 from streams.sink.writer import DeltaSink
 from streams.worker.agents.aggregate import AggregateAgent
 from streams.worker.agents.base import BatchAgent
 from streams.worker.agents.ingest import IngestAgent
 from streams.worker.pauses import GcPauses
-from streams.worker.stall import STAGE_STALL_PREFIX, Change, StallWatch
+from streams.worker.stall import Change, StallWatch
 from streams.worker.transport import BatchConsumer, PromoApp
 
 log = logging.getLogger(__name__)
@@ -206,21 +206,6 @@ def _partitions_text(lags: Mapping[TopicPartition, int]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}] {lag}" for tp, lag in sorted(lags.items()))
 
 
-def _sink_fault(path: Path) -> Callable[[], None]:
-    """The ClickHouse fault hook, blind to the stage-stall lines the agents read from the same file."""
-    check = file_fault(path)
-
-    def hook() -> None:
-        try:
-            if path.read_text().strip().startswith(STAGE_STALL_PREFIX):
-                return
-        except (OSError, UnicodeDecodeError):
-            pass
-        check()
-
-    return hook
-
-
 def build_app(settings: Settings) -> WorkerApp:
     app = PromoApp(
         settings.app_id,
@@ -272,8 +257,6 @@ def build_app(settings: Settings) -> WorkerApp:
     if settings.sink:
         timeout = settings.clickhouse_timeout_s
         store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=min(timeout, 10), send_timeout_s=timeout)
-    if store is not None and settings.fault_file:
-        store.before_write = _sink_fault(Path(settings.fault_file))
     sink = DeltaSink(settings, store) if store is not None else None
     pipeline = WorkerApp(app, settings, ingest, aggregate, store, sink, time.time())
     if store is not None and sink is not None:

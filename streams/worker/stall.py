@@ -22,20 +22,6 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
-# The fault file (PROMO_FAULT_FILE) line that makes stages stall, for tests: `stall-stage:aggregate`
-# (or `stall-stage:ingest,aggregate`). While the file says so, the stage's batches wait unprocessed.
-STAGE_STALL_PREFIX = "stall-stage:"
-
-
-def stages_to_stall(spec: str) -> frozenset[str]:
-    """The stages a fault file's text asks to stall (none unless a line is `stall-stage:NAME[,NAME]`)."""
-    stages: set[str] = set()
-    for line in spec.splitlines():
-        line = line.strip()
-        if line.startswith(STAGE_STALL_PREFIX):
-            stages.update(s.strip() for s in line.removeprefix(STAGE_STALL_PREFIX).split(",") if s.strip())
-    return frozenset(stages)
-
 
 @dataclass(frozen=True)
 class Stall(Generic[K]):

@@ -273,7 +273,7 @@ class PreciseIngest(Ingest):
         if gate is None:
             gate = self.gates[src] = self.new_gate()
         out.max_ingest_ms = max(out.max_ingest_ms, timestamp_ms)
-        elements = decode_value(kind, value, max_bytes=self.settings.max_value_bytes)
+        elements = decode_value(kind, value, max_bytes=self.limits.max_value_bytes)
         whole = value if value is not None and len(elements) == 1 and value.lstrip()[:1] == b"{" else None
         for index, element in enumerate(elements):
             out.elements += 1
@@ -314,7 +314,7 @@ def outputs(ingest: Ingest, batches: list[list[Input]]) -> list[object]:
 
 def assert_same_stage(batches: list[list[Input]], partitions: int = 4) -> None:
     config = Settings(partitions=partitions)
-    assert outputs(Ingest(config), batches) == outputs(PreciseIngest(config), batches)
+    assert outputs(Ingest(config.stages), batches) == outputs(PreciseIngest(config.stages), batches)
 
 
 @pytest.mark.parametrize(
@@ -367,7 +367,7 @@ def test_gate_rejections_keep_their_raw_bytes() -> None:
     batch: list[Input] = [("promo.clicks", 0, offset, T0, value) for offset, value in enumerate(values)]
     assert_same_stage([batch])
     out = IngestOutput()
-    ingest = Ingest(Settings())
+    ingest = Ingest(Settings().stages)
     for topic, partition, offset, timestamp_ms, value in batch:
         ingest.process(topic, partition, offset, timestamp_ms, value, out)
     assert [d.reason for d in out.dead] == ["late", "future", "late", "future", "late"]
@@ -389,7 +389,7 @@ def test_the_gate_sees_fast_and_slow_elements_in_order() -> None:
     batch += [("promo.clicks", 0, i + 1, T0 + 800_000, orjson.dumps(d)) for i, d in enumerate(docs)]
     assert_same_stage([batch])
     gate = PartitionGate(600_000, 3_600_000)
-    ingest = Ingest(Settings())
+    ingest = Ingest(Settings().stages)
     ingest.set_gate("promo.clicks", 0, gate)
     out = IngestOutput()
     ingest.process("promo.clicks", 0, 0, T0 + 800_000, orjson.dumps(docs), out)

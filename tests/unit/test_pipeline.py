@@ -27,21 +27,21 @@ def interactions(partition: RoutedPartition, messages: list[bytes]) -> int:
 
 
 def test_replays_after_a_restart_are_dropped() -> None:
-    partition = RoutedPartition(0, Settings())
+    partition = RoutedPartition(0, Settings().stages)
     assert interactions(partition, [message(1, 1, 2, 3), message(2, 2, 3, 4)]) == 4
 
 
 def test_a_zombie_owner_cannot_hide_the_new_owners_items() -> None:
     """New owner (gen 2) re-sends from 3; the old one (gen 1), not yet told, sends 8 in between.
     Taking 8 from the zombie would make the new owner's 7 look like a replay: lost."""
-    partition = RoutedPartition(0, Settings())
+    partition = RoutedPartition(0, Settings().stages)
     log = [message(1, 1, 2, 3, 4, 5), message(2, 3, 4, 5, 6), message(1, 8), message(2, 7, 8), message(2, 9)]
     assert interactions(partition, log) == 9
 
 
 def test_fencing_is_part_of_the_fold_so_recovery_decides_the_same() -> None:
     log = [message(1, 1, 2), message(2, 1, 2, 3), message(1, 4), message(2, 4, 5)]
-    first, second = RoutedPartition(0, Settings()), RoutedPartition(0, Settings())
+    first, second = RoutedPartition(0, Settings().stages), RoutedPartition(0, Settings().stages)
     assert interactions(first, log) == interactions(second, log) == 5
     assert first.src_seen == second.src_seen == {SRC: (2, 5, 0)}
 
@@ -50,7 +50,7 @@ def test_a_copy_from_a_lagging_partition_is_still_a_duplicate() -> None:
     """Regression (found by the full chaos run): ids were pruned relative to the user's newest event,
     so a copy from an input partition lagging an hour behind was taken for a new event."""
     settings = Settings(partitions=1)  # three input partitions: clicks:0, shares:0, orders:0
-    partition = RoutedPartition(0, settings)
+    partition = RoutedPartition(0, settings.stages)
 
     def click(src: str, eid: str, ts: int) -> list[object]:
         return event_item(src, int(eid.split("-")[1]), 0, Event(Kind.CLICK, eid, ts, "u", "c", "app", action="v"))
@@ -66,7 +66,7 @@ def test_a_copy_from_a_lagging_partition_is_still_a_duplicate() -> None:
 
 def test_ids_are_forgotten_once_every_input_partition_has_moved_on() -> None:
     settings = Settings(partitions=1)
-    partition = RoutedPartition(0, settings)
+    partition = RoutedPartition(0, settings.stages)
     later = T0 + 3 * 3_600_000
     items = [event_item("promo.clicks:0", i, 0, Event(Kind.CLICK, f"e{i}", T0 + i, "u", "c", "app", action="v"))
              for i in range(100)]  # fmt: skip
@@ -84,7 +84,7 @@ def test_a_copy_in_the_same_batch_as_the_watermarks_that_pass_it_is_still_a_dupl
     early, when the watermark was low, next to events hours later. Hearing the watermarks before
     the items pruned the original's id just before the copy was compared with it: counted twice."""
     settings = Settings(partitions=1)
-    partition = RoutedPartition(0, settings)
+    partition = RoutedPartition(0, settings.stages)
     start = {"promo.clicks:0": T0, "promo.shares:0": T0, "promo.orders:0": T0}
 
     def click(src: str, offset: int, eid: str, ts: int) -> list[object]:

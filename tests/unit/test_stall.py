@@ -9,8 +9,9 @@ import pytest
 
 from streams.config import load_settings
 from streams.errors import ConfigError
+from streams.lab.faults import stages_to_stall
 from streams.worker.app import _lag
-from streams.worker.stall import StallWatch, stages_to_stall
+from streams.worker.stall import StallWatch
 
 AFTER = 30.0
 Step = tuple[float, Mapping[str, int | None], int]  # now, lag per partition, work count so far

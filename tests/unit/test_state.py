@@ -56,10 +56,10 @@ def fold(partition: RoutedPartition, messages: list[bytes], start: int = 0) -> D
 
 def test_recovery_from_a_snapshot_equals_a_full_replay(tmp_path: Path) -> None:
     messages = log()
-    full = RoutedPartition(0, Settings())
+    full = RoutedPartition(0, Settings().stages)
     expected = fold(full, messages).totals()
 
-    first = RoutedPartition(0, Settings())
+    first = RoutedPartition(0, Settings().stages)
     emitted = fold(first, messages[:4])
     snapshot = Snapshot.open(tmp_path, 0)
     assert snapshot is not None
@@ -75,7 +75,7 @@ def test_recovery_from_a_snapshot_equals_a_full_replay(tmp_path: Path) -> None:
     # Consumption resumes at offset 2 (the committed offset), behind the snapshot at 4: folding
     # 2 and 3 again must change nothing, and their output is muted (emitted before the crash).
     # Users are read back from the snapshot lazily, as they come.
-    second = RoutedPartition(0, Settings(), emitted_to=3)
+    second = RoutedPartition(0, Settings().stages, emitted_to=3)
     second.users = UserCache(reopened, capacity=2)
     second.src_seen, second.next_offset = meta.src_seen, meta.next_offset
     emitted.merge(fold(second, messages, start=2))

@@ -24,7 +24,7 @@ def routed_log(seed: int, events: int = 4000, per_message: int = 40) -> tuple[Se
     """Routed messages of one partition, cut into small stage-1 batches, imports in the middle."""
     settings = Settings(partitions=1)
     sim = generate(SimConfig(events=events, seed=seed, partitions=1, users=events // 4))
-    ingest = Ingest(settings)
+    ingest = Ingest(settings.stages)
     messages: list[bytes] = []
     offsets: dict[str, int] = {}
     for start in range(0, len(sim.records), per_message):
@@ -55,12 +55,12 @@ def fold(partition: RoutedPartition, messages: list[bytes], save: bool) -> tuple
 @pytest.mark.parametrize(("seed", "capacity"), [(1, 10), (2, 50), (3, 1)])
 def test_most_users_on_disk_give_the_same_numbers_as_all_in_memory(tmp_path: Path, seed: int, capacity: int) -> None:
     settings, messages = routed_log(seed)
-    everything = RoutedPartition(0, settings)
+    everything = RoutedPartition(0, settings.stages)
     expected, _ = fold(everything, messages, save=False)
 
     snapshot = Snapshot.open(tmp_path, 0)
     assert snapshot is not None
-    bounded = RoutedPartition(0, settings)
+    bounded = RoutedPartition(0, settings.stages)
     bounded.users = UserCache(snapshot, capacity)
     got, most = fold(bounded, messages, save=True)
     assert got.totals() == expected.totals()
@@ -75,11 +75,11 @@ def test_a_crash_between_saves_loses_only_what_a_replay_from_the_snapshot_redoes
     """Dirty users are pinned in memory and never reach the snapshot outside a save: after a crash
     the snapshot is the exact state at its offset, and replaying from there restores the rest."""
     settings, messages = routed_log(4)
-    expected, _ = fold(RoutedPartition(0, settings), messages, save=False)
+    expected, _ = fold(RoutedPartition(0, settings.stages), messages, save=False)
 
     snapshot = Snapshot.open(tmp_path, 0)
     assert snapshot is not None
-    first = RoutedPartition(0, settings)
+    first = RoutedPartition(0, settings.stages)
     first.users = UserCache(snapshot, 20)
     half = len(messages) // 2
     before, _ = fold(first, messages[:half], save=True)
@@ -92,7 +92,7 @@ def test_a_crash_between_saves_loses_only_what_a_replay_from_the_snapshot_redoes
     assert reopened is not None
     meta = reopened.meta()
     assert meta.next_offset == half
-    second = RoutedPartition(0, settings, emitted_to=half)
+    second = RoutedPartition(0, settings.stages, emitted_to=half)
     second.users = UserCache(reopened, 20)
     second.src_seen, second.next_offset = meta.src_seen, meta.next_offset
     second.hear_watermarks(meta.watermarks)

@@ -12,34 +12,18 @@ look as JSON, and how a batch of deltas becomes `campaign_totals` rows.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
 from streams.aggregate.user import Credit, UserState
-from streams.config import Settings
 from streams.contract.events import Event, Kind, Rejection, decode_value
 from streams.contract.facts import COUNTERS, Deltas, FactKey
+from streams.contract.limits import Limits
 from streams.ingest.gate import PartitionGate
 
 EXISTING_KIND: Final = -1  # the kind slot of a routed row that marks an imported existing buyer
 WIDTH: Final = len(COUNTERS)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The contract's windows, from the same settings the pipeline reads."""
-
-    lateness_ms: int
-    horizon_ms: int
-    future_ms: int
-    max_value_bytes: int
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        return cls(settings.allowed_lateness_ms, settings.dedup_horizon_ms, settings.future_limit_ms,
-                   settings.max_value_bytes)  # fmt: skip
 
 
 # -- stage 1: one input message through the contract and its partition's gate --------------------

@@ -30,7 +30,7 @@ from streams.contract.events import Kind
 from streams.contract.facts import Deltas
 from streams.ingest.gate import PartitionGate
 from streams.kafka import free_port
-from streams.lab.peers.job import Limits, admitted, delta_rows, existing_users, state_doc, user_state
+from streams.lab.peers.job import admitted, delta_rows, existing_users, state_doc, user_state
 from streams.lab.peers.process import PeerArgs, Progress, exit_when_stdin_closes, mark_ready, parse_args, write_result
 from streams.lab.peers.store import PeerStore
 
@@ -43,7 +43,7 @@ class NaivePeer:
     def __init__(self, args: PeerArgs, store: PeerStore) -> None:
         self.args = args
         self.store = store
-        self.limits = Limits.from_settings(Settings())
+        self.limits = Settings().limits
         self.progress = Progress(expected_inputs=args.expected_messages + args.existing_messages)
         self.kinds = {f"{args.prefix}{kind.topic_suffix}": kind for kind in Kind}
         self.pending = Deltas()

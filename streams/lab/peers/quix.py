@@ -36,10 +36,10 @@ from streams.aggregate.user import apply_event, mark_existing
 from streams.config import Settings
 from streams.contract.events import Kind
 from streams.contract.facts import Deltas
+from streams.contract.limits import Limits
 from streams.ingest.gate import PartitionGate
 from streams.lab.peers.job import (
     EXISTING_KIND,
-    Limits,
     admitted,
     delta_rows,
     event_row,
@@ -126,7 +126,7 @@ def user_step(limits: Limits, progress: Progress) -> Any:
 
 
 def build(args: PeerArgs, store: PeerStore, progress: Progress) -> Application:
-    limits = Limits.from_settings(Settings())
+    limits = Settings().limits
     inputs = {*args.inputs, args.existing_topic}
 
     def on_processed(topic: str, partition: int, offset: int) -> None:

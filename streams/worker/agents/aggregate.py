@@ -63,7 +63,7 @@ class AggregateAgent(BatchAgent):
                                                     partition, None, None))  # fmt: skip
         crashpoints.reached("aggregate.fenced")
         async with side_consumer(self.settings.bootstrap) as consumer:
-            state = RoutedPartition(partition, self.settings)
+            state = RoutedPartition(partition, self.settings.stages)
             first = await self._read_mark(consumer, routed, 0)
             if first is not None:
                 self.first_mark[partition] = first

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -18,7 +17,6 @@ from aiokafka import TopicPartition
 from streams.config import Settings
 from streams.contract.dlq import DeadLetter
 from streams.contract.topics import Topic
-from streams.worker.stall import stages_to_stall
 from streams.worker.transport import Batch, PromoApp
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,9 @@ class BatchAgent:
         self.stage = type(self).__name__.removesuffix("Agent").lower()  # "ingest", "aggregate"
         self.handled = 0  # batches processed (not dropped as stale)
         self.pending: Batch | None = None  # the batch being processed (or waiting for `busy`)
-        self._fault_file = Path(settings.fault_file) if settings.fault_file else None
+        # Called before each batch, outside `busy` (so a revocation still goes through); for the
+        # lab's fault hooks (streams/lab/faults.py), installed from outside. None: nothing.
+        self.before_batch: Callable[[], Awaitable[None]] | None = None
 
     def forget(self, revoked: set[TopicPartition]) -> None:
         """Drop the state of revoked partitions (rebuilt from the logs if they come back)."""
@@ -59,8 +59,8 @@ class BatchAgent:
         """One fetched batch, at most one at a time; the consumer acks its offsets after this returns."""
         self.pending = batch
         try:
-            if self._fault_file is not None:
-                await self._stall_while_asked(self._fault_file)
+            if self.before_batch is not None:
+                await self.before_batch()
             async with self.busy:
                 if self.app.consumer_generation_id != generation:
                     # Fetched before the latest rebalance: Faust fetches it again from the committed
@@ -79,23 +79,3 @@ class BatchAgent:
             raise
         finally:
             self.pending = None
-
-    async def _stall_while_asked(self, path: Path) -> None:
-        """Fault injection for tests: hold this batch while the fault file says `stall-stage:<this stage>`.
-
-        Outside `busy`, so a revocation still goes through; the batch is then dropped as stale."""
-        logged = False
-        while self.stage in stages_to_stall(_read(path)):
-            if not logged:
-                log.warning("%s: stalled by the fault file %s", self.stage, path)
-                logged = True
-            await asyncio.sleep(0.2)
-        if logged:
-            log.warning("%s: the fault file no longer stalls it", self.stage)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text()
-    except (OSError, UnicodeDecodeError):  # no file: no fault
-        return ""

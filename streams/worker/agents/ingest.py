@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class IngestAgent(BatchAgent):
     def __init__(self, app: PromoApp, settings: Settings) -> None:
         super().__init__(app, settings)
-        self.ingest = Ingest(settings)
+        self.ingest = Ingest(settings.stages)
         self.counters = {"messages": 0, "elements": 0, "dead": 0, "recovered_gates": 0}
 
     async def recover_gate(self, topic: str, partition: int, upto: int) -> None:
