@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
@@ -70,14 +71,63 @@ async def import_existing(settings: Settings, user_ids: Sequence[str], *, topic:
     return len(user_ids)
 
 
-def read_user_file(text: str) -> list[str]:
-    """One user_id a line; blank lines and `#` comments skipped; ids checked like the contract's."""
-    users: list[str] = []
+# A first line naming the column, as spreadsheets export it: skipped and counted, not imported.
+HEADER_NAMES = frozenset({"user_id", "userid", "user", "uid", "id", "用户id", "用户"})
+SEPARATORS = (",", ";", "\t", "|")
+
+
+@dataclass(frozen=True)
+class Rejected:
+    line: int  # 1-based
+    text: str
+    reason: str
+
+
+@dataclass
+class UserFile:
+    """What a users file holds: the ids to import, a skipped header, and every line refused."""
+
+    users: list[str] = field(default_factory=list)
+    header: str | None = None
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def check_user_id(user: str) -> str | None:
+    """Why `user` cannot be a user_id from a file, or None. The contract's rule (1-64 code points,
+    docs/CONTRACT.md) plus what a file line must not hold: an id never has whitespace, a control
+    character or a column separator, and a line that has one is a CSV row or a typo, not an id
+    (imported, it would make an existing buyer count as a new one)."""
+    if not user:
+        return "empty"
+    if len(user) > 64:
+        return f"{len(user)} characters; a user_id has 1-64"
+    for sep in SEPARATORS:
+        if sep in user:
+            return f"contains {sep!r}: one user_id a line (cut the column out of a CSV first)"
+    if any(c.isspace() for c in user):
+        return "contains whitespace"
+    if any(ord(c) < 32 or ord(c) == 127 for c in user):
+        return "contains a control character"
+    return None
+
+
+def read_user_file(text: str) -> UserFile:
+    """One user_id a line; blank lines and `#` comments skipped; a header line skipped and counted;
+    every other line either imported or rejected with its number and reason."""
+    out = UserFile()
+    first = True
     for number, line in enumerate(text.splitlines(), 1):
-        user = line.strip()
+        user = line.strip().removeprefix("\ufeff")  # a byte-order mark from a spreadsheet export
         if not user or user.startswith("#"):
             continue
-        if len(user) > 64:
-            raise ValueError(f"line {number}: a user_id has at most 64 characters")
-        users.append(user)
-    return users
+        if first and user.split(",")[0].strip().strip('"').lower() in HEADER_NAMES:
+            out.header = user
+            first = False
+            continue
+        first = False
+        reason = check_user_id(user)
+        if reason is None:
+            out.users.append(user)
+        else:
+            out.rejected.append(Rejected(number, line[:80], reason))
+    return out

@@ -83,25 +83,46 @@ def users_import(
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="import the valid lines even when some are rejected")
+    ] = False,
 ) -> None:
-    """Mark users as existing buyers; works whether or not a worker is running (needs the broker)."""
+    """Mark users as existing buyers; works whether or not a worker is running (needs the broker).
+
+    A header line (`user_id`) is skipped. Any other line that is not a user_id (a CSV row, an id
+    with spaces, over 64 characters) is reported with its number, and nothing is imported unless
+    --skip-invalid."""
     from streams.kafka import ensure_topics
     from streams.users import import_existing, read_user_file
 
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
+    if str(file) != "-" and file.is_dir():
+        fail(f"{file} is a directory; give a file with one user_id a line")
     try:
         text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-        users = read_user_file(text)
     except FileNotFoundError:
         fail(f"no such file: {file}")
-    except (UnicodeDecodeError, ValueError) as exc:
-        fail(f"{file}: {exc}")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    parsed = read_user_file(text)
+    if parsed.header is not None:
+        typer.echo(f"skipped a header line: {parsed.header[:80]}", err=True)
+    for bad in parsed.rejected:
+        typer.echo(f"{file}:{bad.line}: rejected {bad.text!r}: {bad.reason}", err=True)
+    if parsed.rejected and not skip_invalid:
+        fail(f"{len(parsed.rejected)} line(s) are not user_ids; nothing imported (fix them, or --skip-invalid)")
+    if not parsed.users:
+        fail(f"{file}: no user_id to import")
 
     async def run() -> int:
         await ensure_topics(settings)
-        return await import_existing(settings, users)
+        return await import_existing(settings, parsed.users)
 
-    typer.echo(f"imported {asyncio.run(run())} existing buyers")
+    imported = asyncio.run(run())
+    skipped = f", {len(parsed.rejected)} line(s) rejected" if parsed.rejected else ""
+    typer.echo(f"imported {imported} existing buyers{skipped}")
 
 
 # -- totals ---------------------------------------------------------------------------------------

@@ -17,10 +17,10 @@ from streams.errors import ConfigError
 PROMO = str(Path(sys.executable).with_name("promo"))
 
 
-def promo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     return subprocess.run([PROMO, *args], capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
-                          check=False)  # fmt: skip
+                          input=stdin, check=False)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -68,6 +68,9 @@ def test_every_command_has_help(command: list[str]) -> None:
         ),
         pytest.param(
             ["users", "import", "-"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "cannot reach the broker", id="no-broker"
+        ),
+        pytest.param(
+            ["users", "import", "/"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "is a directory", id="users-directory"
         ),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
         pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate", id="bad-rate"),
@@ -122,7 +125,7 @@ def test_every_command_has_help(command: list[str]) -> None:
     ],
 )
 def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str) -> None:
-    result = promo(*args, env=env)
+    result = promo(*args, env=env, stdin="u-1\nu-2\n")
     assert result.returncode == 2, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
@@ -201,3 +204,29 @@ def test_bench_memory_holds_at_most_the_cache_in_memory() -> None:
     assert result.returncode == 0, result.stderr
     [row] = json.loads(result.stdout)
     assert row["cache"] == 1000 and row["in_memory"] <= 1000 and row["evicted"] >= 4000
+
+
+USERS_FILE = "user_id\nu-1\n123,foo\nu 2\n# a comment\n\nu-3\n" + "x" * 65 + "\n"
+
+
+def test_users_import_reports_every_rejected_line_and_imports_nothing(tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_text(USERS_FILE)
+    result = promo("users", "import", str(users), env={"PROMO_BROKER": "kafka://127.0.0.1:1"})
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "skipped a header line: user_id"
+    assert lines[1].startswith(f"{users}:3: rejected '123,foo': contains ','")
+    assert lines[2].startswith(f"{users}:4: rejected 'u 2': contains whitespace")
+    assert lines[3].startswith(f"{users}:8: rejected 'xxx") and "65 characters" in lines[3]
+    assert lines[4] == "promo: error: 3 line(s) are not user_ids; nothing imported (fix them, or --skip-invalid)"
+    assert len(lines) == 5 and "Traceback" not in result.stderr  # it never reached for the broker
+
+
+def test_users_import_skip_invalid_goes_on_to_import_the_valid_lines(tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_text(USERS_FILE)
+    result = promo("users", "import", str(users), "--skip-invalid", env={"PROMO_BROKER": "kafka://127.0.0.1:1"})
+    assert result.returncode == 2
+    assert "rejected '123,foo'" in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("promo: error: cannot reach the broker")  # it tried
