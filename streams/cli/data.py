@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
+import os
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +22,7 @@ import typer
 from streams.cli.base import BrokerOpt, ClickHouseOpt, PartitionsOpt, PrefixOpt, app, fail, settings_from, users_app
 from streams.cli.worker import _live_owner
 from streams.config import Settings, redact_dsn
+from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
 
 
@@ -47,6 +53,9 @@ def simulate(
 
     if duration <= 0 or rate < 0:
         fail("--duration must be positive and --rate not negative")
+    # Checked before anything is sent: a path that fails after the stream went out loses the truth.
+    _check_writable(truth, "--truth")
+    _check_writable(existing, "--existing")
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
     events = int((rate or 10_000) * duration)
     try:
@@ -69,11 +78,27 @@ def simulate(
         sent, sim.existing_buyers, lateness_ms=settings.allowed_lateness_ms,
         horizon_ms=settings.dedup_horizon_ms, future_ms=settings.future_limit_ms,
     )  # fmt: skip
-    if truth is not None:
-        truth.write_bytes(result.to_json())
-    if existing is not None:
-        existing.write_text("".join(f"{u}\n" for u in sim.existing_buyers))
+    try:
+        if truth is not None:
+            truth.write_bytes(result.to_json())
+        if existing is not None:
+            existing.write_text("".join(f"{u}\n" for u in sim.existing_buyers))
+    except OSError as exc:
+        fail(f"the stream was sent but a file could not be written: {exc}")
     typer.echo(f"sent {len(sent)} messages ({result.accepted} accepted events, rejected {result.rejected})")
+
+
+def _check_writable(path: Path | None, flag: str) -> None:
+    """`path` can be written (its directory exists and lets us), or a one-line failure."""
+    if path is None:
+        return
+    if path.is_dir():
+        fail(f"{flag} {path} is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{flag} {path}: the directory {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        fail(f"{flag} {path}: not writable")
 
 
 # -- users ----------------------------------------------------------------------------------------
@@ -125,49 +150,188 @@ def users_import(
     typer.echo(f"imported {imported} existing buyers{skipped}")
 
 
+COLUMNS = ("campaign_id", "channel", *COUNTERS)  # of promo.campaign_totals, as --csv writes them
+
+
 # -- totals ---------------------------------------------------------------------------------------
-@app.command()
-def totals(
-    campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of rows")] = False,
-    clickhouse: ClickHouseOpt = None,
-) -> None:
-    """Print promo.campaign_totals (asks the running worker when it owns the embedded store)."""
-    settings = settings_from(clickhouse=clickhouse)
-    try:
-        rows = fetch_totals(settings, campaign)
-    except StoreBusyError as exc:
-        fail(str(exc))
-    if as_json:
-        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-        return
-    typer.echo(format_totals(rows))
+@dataclass
+class Read:
+    """Totals and rejections as read, and a plain description of where from."""
+
+    source: str
+    totals: list[dict[str, Any]]
+    rejections: list[dict[str, Any]]
 
 
-def fetch_totals(settings: Settings, campaign: str | None) -> list[dict[str, Any]]:
-    from streams.sink.clickhouse import ClickHouseStore
+def read_store(settings: Settings, *, explicit: bool) -> Read:
+    """The numbers of the store the settings name: through the worker that owns it when one runs,
+    else read-only from the store. A default embedded store that does not exist falls back to the
+    running demo's. A store that does not exist, or that no worker ever wrote, is an error (exit 2):
+    an empty answer would read as "no sales"."""
+    from streams.cli.demo import DEMO_DATA_DIR
 
     store_dir = settings.embedded_store
-    if store_dir is not None:
-        owner = _live_owner(store_dir)
-        if owner is not None:
-            query = f"?{urllib.parse.urlencode({'campaign': campaign})}" if campaign is not None else ""
-            with urllib.request.urlopen(f"{owner}/api/totals{query}", timeout=30) as resp:  # noqa: S310
-                rows: list[dict[str, Any]] = json.loads(resp.read())
-                return rows
-        if not store_dir.exists():
-            return []
+    if store_dir is None:
+        return _read_direct(settings, redact_dsn(settings.clickhouse_dsn))
+    owner = _live_owner(store_dir)
+    if owner is not None:
+        return _read_owner(owner, f"{store_dir} (through the worker that owns it, {owner})")
+    demo_store = (DEMO_DATA_DIR / "store").resolve()
+    demo = _live_owner(demo_store) if demo_store != store_dir.resolve() else None
+    if not store_dir.exists():
+        if demo is not None and not explicit:
+            return _read_owner(demo, f"{DEMO_DATA_DIR / 'store'} (the running demo's store)")
+        hint = " (the demo's is chdb://.promo/demo/store)" if not explicit else ""
+        fail(f"no store at {store_dir}: no worker has written there; start `promo worker` or give --clickhouse{hint}")
+    note = f"{store_dir} (no worker owns it: as the last worker left it)"
+    if demo is not None:
+        note += f"; the running demo writes {DEMO_DATA_DIR / 'store'}"
+    return _read_direct(settings, note)
+
+
+def _read_owner(url: str, source: str) -> Read:
+    def get(path: str) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{url}{path}", timeout=30) as resp:  # noqa: S310 - our own loopback URL
+            rows: list[dict[str, Any]] = json.loads(resp.read())
+            return rows
+
+    try:
+        return Read(source, get("/api/totals"), get("/api/rejections"))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        fail(f"the worker at {url} did not answer: {exc}")
+
+
+def _read_direct(settings: Settings, source: str) -> Read:
+    from streams.sink.clickhouse import ClickHouseStore
+
     store = ClickHouseStore(settings.clickhouse_dsn)
     try:
-        if not store.has_schema():  # a read never changes the store: no worker has written here yet
-            return []
-        return store.totals(campaign)
-    except PromoError:
+        if not store.has_schema():  # a read never changes the store
+            fail(f"the store at {source.split(' (')[0]} has no tables: no worker has written to it yet")
+        return Read(source, store.totals(), store.rejections())
+    except (PromoError, typer.Exit):
         raise
     except Exception as exc:
         raise StoreBusyError(f"cannot read ClickHouse at {redact_dsn(settings.clickhouse_dsn)}: {exc}") from exc
     finally:
         store.close_sync()
+
+
+def _only(rows: list[dict[str, Any]], campaign: str | None, source: str) -> list[dict[str, Any]]:
+    if campaign is None:
+        return rows
+    known = sorted({r["campaign_id"] for r in rows})
+    if campaign not in known:
+        listed = ", ".join(repr(c) for c in known[:10]) + (" …" if len(known) > 10 else "")
+        fail(f"no campaign {campaign!r} in {source.split(' (')[0]}; it has {listed or 'none yet'}")
+    return [r for r in rows if r["campaign_id"] == campaign]
+
+
+def _explicit_store(clickhouse: str | None) -> bool:
+    return clickhouse is not None or "PROMO_CLICKHOUSE" in os.environ
+
+
+@app.command()
+def totals(
+    campaign: Annotated[str | None, typer.Option(help="only this campaign (an unknown one is an error)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of rows")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV with a header row")] = False,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """Print promo.campaign_totals (through the running worker when it owns the embedded store).
+
+    Says on stderr which store it read, and whether a worker owns it."""
+    if as_json and as_csv:
+        fail("--json and --csv: pick one")
+    settings = settings_from(clickhouse=clickhouse)
+    try:
+        read = read_store(settings, explicit=_explicit_store(clickhouse))
+    except StoreBusyError as exc:
+        fail(str(exc))
+    rows = _only(read.totals, campaign, read.source)
+    typer.echo(f"store: {read.source}", err=True)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif as_csv:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows([r[c] for c in COLUMNS] for r in rows)
+        typer.echo(out.getvalue(), nl=False)
+    else:
+        typer.echo(format_totals(rows))
+
+
+@app.command()
+def verify(
+    truth: Annotated[Path, typer.Option("--truth", help="a truth file from `promo simulate --truth`")],
+    wait: Annotated[float, typer.Option(help="seconds to keep checking until exact (0: once)")] = 0.0,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """Compare the live totals and rejections with a truth file; print every cell that differs.
+
+    Exit 0 when exact, 1 when not (after --wait), 2 for bad input."""
+    from streams.kit.truth import Truth
+
+    if wait < 0:
+        fail("--wait must not be negative")
+    try:
+        want = Truth.from_json(truth.read_bytes())
+    except FileNotFoundError:
+        fail(f"no such file: {truth}")
+    except IsADirectoryError:
+        fail(f"{truth} is a directory")
+    except ValueError as exc:
+        fail(f"{truth}: not a truth file ({exc})")
+    settings = settings_from(clickhouse=clickhouse)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            read = read_store(settings, explicit=_explicit_store(clickhouse))
+        except StoreBusyError as exc:
+            fail(str(exc))
+        diffs = differences(want.totals, read.totals, want.rejected, read.rejections)
+        if not diffs or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    typer.echo(f"store: {read.source}", err=True)
+    cells = len(want.totals) * len(COUNTERS) + len(want.rejected)
+    if not diffs:
+        typer.echo(f"exact: {len(want.totals)} rows, {cells} cells and every rejection reason")
+        return
+    for line in diffs:
+        typer.echo(line)
+    typer.echo(f"{len(diffs)} of {cells} cells differ", err=True)
+    raise typer.Exit(1)
+
+
+def differences(
+    want: list[dict[str, Any]],
+    got: list[dict[str, Any]],
+    want_rejected: Mapping[str, int],
+    got_rejections: list[dict[str, Any]],
+) -> list[str]:
+    """One line per (campaign, channel, counter) and per rejection reason that differs."""
+
+    def keyed(rows: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+        return {(r["campaign_id"], r["channel"]): r for r in rows}
+
+    wants, gots = keyed(want), keyed(got)
+    out = []
+    for key in sorted(wants.keys() | gots.keys()):
+        w, g = wants.get(key, {}), gots.get(key, {})
+        for counter in COUNTERS:
+            a, b = int(w.get(counter, 0)), int(g.get(counter, 0))
+            if a != b:
+                out.append(f"{key[0]!r} {key[1]} {counter}: want {a:,}, got {b:,} ({b - a:+,})")
+    got_rejected: dict[str, int] = {}
+    for row in got_rejections:
+        got_rejected[row["reason"]] = got_rejected.get(row["reason"], 0) + int(row["rejected"])
+    for reason in sorted(want_rejected.keys() | got_rejected.keys()):
+        a, b = want_rejected.get(reason, 0), got_rejected.get(reason, 0)
+        if a != b:
+            out.append(f"rejected {reason}: want {a:,}, got {b:,} ({b - a:+,})")
+    return out
 
 
 def format_totals(rows: list[dict[str, Any]]) -> str:

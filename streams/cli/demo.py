@@ -10,6 +10,8 @@ import typer
 from streams.cli.base import NoViewOpt, ViewPortOpt, app, settings_from
 from streams.cli.worker import _check_view
 
+DEMO_DATA_DIR = Path(".promo/demo")  # `promo totals` looks here when the default store is not there
+
 
 # -- demo -----------------------------------------------------------------------------------------
 @app.command()
@@ -20,7 +22,7 @@ def demo(
     no_view: NoViewOpt = False,
     rate: Annotated[float, typer.Option(help="average events per second")] = 1500.0,
     duration: Annotated[float, typer.Option(help="seconds of simulated traffic (then it idles)")] = 600.0,
-    data_dir: Annotated[Path, typer.Option(help="where the embedded store lives")] = Path(".promo/demo"),
+    data_dir: Annotated[Path, typer.Option(help="where the embedded store lives")] = DEMO_DATA_DIR,
     once: Annotated[bool, typer.Option(help="print one summary after the traffic and exit (for scripts)")] = False,
 ) -> None:
     """Broker, worker and simulator together, with a live war-room summary until Ctrl-C.

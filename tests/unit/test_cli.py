@@ -33,6 +33,7 @@ def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> sub
         ["users"],
         ["users", "import"],
         ["totals"],
+        ["verify"],
         ["demo"],
         ["chaos"],
         ["dashboards"],
@@ -73,6 +74,18 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["users", "import", "/"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "is a directory", id="users-directory"
         ),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
+        pytest.param(
+            ["simulate", "--truth", "/nonexistent/x.json"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+            "--truth /nonexistent/x.json: the directory /nonexistent does not exist",
+            id="simulate-truth-path",
+        ),
+        pytest.param(
+            ["simulate", "--existing", "/"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+            "is a directory",
+            id="sim-existing",
+        ),
         pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate", id="bad-rate"),
         pytest.param(
             ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"

@@ -1,0 +1,108 @@
+"""`promo totals` and `promo verify` on a real embedded store: answers that cannot be misread.
+
+The store is written in a subprocess (chdb is one engine per process) and read by the real `promo`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.contract.facts import COUNTERS
+from tests.unit.test_cli import promo
+
+MINUTE = 1_762_790_400_000
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli-store") / "store"
+    code = f"""
+        from streams.contract.events import Reason
+        from streams.contract.facts import Deltas, FactKey, RejectKey
+        from streams.sink.clickhouse import ClickHouseStore
+        store = ClickHouseStore("chdb://{path}")
+        store.apply_schema()
+        deltas = Deltas()
+        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 3, 2)   # orders
+        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 4, 19900)  # gmv_fen
+        deltas.add(FactKey("sk2", "app", "", 0, {MINUTE}), 0, 5)                 # interactions
+        deltas.reject(RejectKey("orders", Reason.LATE, "sk2", "app", {MINUTE}))
+        store.insert_batch(deltas, {{0: 9}})
+        store.close_sync()
+        store.executor.shutdown()
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return path
+
+
+def row(campaign: str, channel: str, **counters: int) -> dict[str, Any]:
+    return {"campaign_id": campaign, "channel": channel, **{c: counters.get(c, 0) for c in COUNTERS}}
+
+
+TRUTH = [row("sk2", "app", interactions=5), row("双11主会场", "wechat", orders=2, gmv_fen=19900)]
+
+
+def test_totals_json_says_which_store_it_read(store: Path) -> None:
+    result = promo("totals", "--json", "--clickhouse", f"chdb://{store}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(result.stdout), key=lambda r: r["campaign_id"]) == TRUTH
+    assert result.stderr.strip() == f"store: {store} (no worker owns it: as the last worker left it)"
+
+
+def test_totals_csv_has_a_header_and_every_counter(store: Path) -> None:
+    result = promo("totals", "--csv", "--campaign", "双11主会场", "--clickhouse", f"chdb://{store}")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == ",".join(("campaign_id", "channel", *COUNTERS))
+    assert lines[1:] == [",".join(str(TRUTH[1][c]) for c in ("campaign_id", "channel", *COUNTERS))]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["totals", "--campaign", "nope"], "no campaign 'nope' in"),
+        (["totals", "--json", "--csv"], "--json and --csv: pick one"),
+        (["verify", "--truth", "/nonexistent/truth.json"], "no such file: /nonexistent/truth.json"),
+        (["verify", "--truth", "/"], "is a directory"),
+    ],
+    ids=["unknown-campaign", "json-and-csv", "verify-missing-truth", "verify-truth-directory"],
+)
+def test_bad_answers_are_one_line_errors(store: Path, args: list[str], message: str) -> None:
+    result = promo(*args, "--clickhouse", f"chdb://{store}")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("promo: error:") and message in lines[0], result.stderr
+
+
+def test_a_store_that_does_not_exist_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
+    result = promo("totals", "--clickhouse", f"chdb://{tmp_path}/no-store")
+    assert result.returncode == 2
+    assert f"no store at {tmp_path}/no-store: no worker has written there" in result.stderr
+    assert result.stdout == ""
+
+
+def test_verify_exact_and_every_differing_cell(store: Path, tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"totals": TRUTH, "rejected": {"late": 1}, "accepted": 7}))
+    exact = promo("verify", "--truth", str(truth), "--clickhouse", f"chdb://{store}")
+    assert exact.returncode == 0, exact.stderr
+    assert exact.stdout.startswith("exact: 2 rows")
+
+    wrong = [row("sk2", "app", interactions=6), row("双11主会场", "wechat", orders=2, gmv_fen=19900, buyers=1)]
+    truth.write_text(json.dumps({"totals": wrong, "rejected": {"late": 1, "duplicate": 2}, "accepted": 9}))
+    diff = promo("verify", "--truth", str(truth), "--clickhouse", f"chdb://{store}")
+    assert diff.returncode == 1
+    assert diff.stdout.splitlines() == [
+        "'sk2' app interactions: want 6, got 5 (-1)",
+        "'双11主会场' wechat buyers: want 1, got 0 (-1)",
+        "rejected duplicate: want 2, got 0 (-2)",
+    ]
