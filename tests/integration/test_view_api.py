@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from streams.dashboards.grafana import build_all
+from streams.dashboards.grafana import SETTLE_S, build_all
 from streams.kafka import ensure_topics, free_port
 from streams.kit.broker import EmbeddedBroker
 from streams.kit.harness import Pipeline, WorkerProcess
@@ -123,7 +124,7 @@ def test_panels_show_the_truth(served: Served) -> None:
     assert {r["campaign_id"]: r["orders"] for r in board["rows"]} == {
         c: truth_sum(truth, "orders", c) for c in {str(r["campaign_id"]) for r in truth.totals}
     }
-    series = served.panel("promo-war-room", "Orders per minute")
+    series = served.panel("promo-war-room", "Orders per minute (event time)")
     assert [s["field"] for s in series["series"]] == ["orders", "new_users"]
     per_minute = sum(p[1] for p in series["series"][0]["points"]) * series["range"]["interval_s"] / 60
     assert per_minute == pytest.approx(truth_sum(truth, "orders"))
@@ -157,6 +158,13 @@ def test_every_panel_of_every_dashboard_answers_with_data(served: Served) -> Non
             window = {"from": "now-1h", "to": "now+1m"} if writes else served.window
             query = {**window, **variables}
             status, doc, _ = served.get(f"/api/panel/{board['uid']}/{panel['id']}", query)
+            if writes and panel["type"] == "timeseries":
+                # A series draws a minute once it is over (grafana.SETTLED_BUCKETS): the writes of
+                # just now show when their minute ends.
+                deadline = time.monotonic() + 60 + SETTLE_S + 10
+                while not doc.get("series") and time.monotonic() < deadline:
+                    time.sleep(1)
+                    status, doc, _ = served.get(f"/api/panel/{board['uid']}/{panel['id']}", query)
             assert status == 200, (name, panel["title"], doc)
             assert doc["rows"] and doc["columns"], (name, panel["title"], doc)
             if panel["type"] == "timeseries":

@@ -21,7 +21,16 @@ import pytest
 
 from streams.config import Settings
 from streams.contract.facts import Deltas
-from streams.dashboards.grafana import CHANNEL_NAMES, DATASOURCE_UID, Json, build_all, render, write_all
+from streams.dashboards.grafana import (
+    CHANNEL_NAMES,
+    DATASOURCE_UID,
+    SETTLE_S,
+    SETTLED_BUCKETS,
+    Json,
+    build_all,
+    render,
+    write_all,
+)
 from streams.dashboards.view.macros import Range, expand, grafana_percentencode
 from streams.errors import MacroError
 from streams.kit.fold import fold_in_process
@@ -106,8 +115,9 @@ def world() -> Iterator[World]:
         try:
             store.apply_schema()
             store.insert_batch(deltas, markers)
-            ingest_ms = int(time.time() * 1000) - LAG_MS
-            now_ms = int(time.time() * 1000)
+            # Two minutes ago: a series draws only finished minutes (grafana.SETTLED_BUCKETS).
+            now_ms = int(time.time() * 1000) - 120_000
+            ingest_ms = now_ms - LAG_MS
             store.log_write(
                 (now_ms, p, markers[p], 1, max_ingest_ms, ingest_ms, ms)
                 for p, ms in zip([0, 1, 0], WRITE_MS, strict=True)
@@ -379,3 +389,26 @@ def test_pipeline_health(world: World) -> None:
     assert LAG_MS <= lag["p50_ms"] <= LAG_MS + 5_000
     writes = only(world.rows(panel("promo-health", "write latency")))
     assert (writes["p50_ms"], writes["p99_ms"], writes["max_ms"]) == (7.0, 40.0, 40.0)
+
+
+def test_a_series_never_draws_the_unfinished_minute(world: World) -> None:
+    """Orders two minutes ago and orders now: the series holds the finished minute only, so its last
+    point is never a minute a few seconds old plunging on a wall screen. The panel's own SQL, its
+    table swapped for those two rows, on the real engine."""
+    series = panel("promo-war-room", "Orders per minute (event time)")
+    now = dt.datetime.now(tz=dt.UTC)
+    rng = Range(now - dt.timedelta(minutes=10), now + dt.timedelta(minutes=1))
+    sql, params = expand(series["targets"][0]["rawSql"], rng, {})
+    rows_now = (
+        "(SELECT toDateTime(now() - 120) AS minute, 3 AS orders, 1 AS new_users "
+        "UNION ALL SELECT now() AS minute, 5 AS orders, 2 AS new_users)"
+    )
+    assert sql.count("FROM promo.facts WHERE") == 1, sql
+    rows = world.store.query_rows(sql.replace("FROM promo.facts WHERE", f"FROM {rows_now} WHERE"), params)
+    assert [(r["orders"], r["new_users"]) for r in rows] == [(3, 1)], rows
+    finished = rows[0]["time"].replace(tzinfo=dt.UTC) if rows[0]["time"].tzinfo is None else rows[0]["time"]
+    assert finished + dt.timedelta(seconds=60 + SETTLE_S) <= dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=1)
+    # Every series panel of every board carries the rule.
+    for _, p in all_panels():
+        if p["type"] == "timeseries":
+            assert SETTLED_BUCKETS in p["targets"][0]["rawSql"], p["title"]

@@ -212,7 +212,7 @@ def test_the_war_room_gmv_query() -> None:
 
 
 def test_series_widths_follow_the_range() -> None:
-    orders = panel_by_title(WAR_ROOM, "Orders per minute")
+    orders = panel_by_title(WAR_ROOM, "Orders per minute (event time)")
     day = parse_request(WAR_ROOM, {"from": "now-2d", "to": "now"}, NOW, panel=orders)
     assert day.range.interval_s == 300
     built = panel_query(orders, day)
