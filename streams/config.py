@@ -83,6 +83,9 @@ class Settings:
     # A stage with input waiting (lag above zero) that processes nothing this long is stalled:
     # /health answers 503 and the worker logs it (streams/worker/stall.py).
     stall_after_s: float = 30.0
+    # More events than this waiting in the pipeline's inputs and the screens say "behind" (a banner
+    # on the local view, the state on /api/status): its numbers are then minutes old, not seconds.
+    behind_events: int = 50_000
     # Identity audit for fault tests: stage 2 adds to each deltas message which order, and which
     # event holding a person's credit, its numbers moved (streams/aggregate/audit.py). Off: the wire as ever.
     audit: bool = False

@@ -29,6 +29,7 @@ from streams.errors import SinkError
 from streams.kafka import side_consumer, true_end_offset
 from streams.sink.clickhouse import ClickHouseStore, SinkLogEntry, error_code, is_transient
 from streams.sink.markers import DeltaGate, Verdict
+from streams.statelog import StateLog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +49,10 @@ class SinkHealth:
     failures: int = 0
     consecutive_failures: int = 0
     last_error: str = ""
+    # While failing: "unreachable" (no answer: refused, reset, timed out) or "failing" (ClickHouse
+    # answered with an error), and since when (epoch seconds). Empty and 0 when writes go through.
+    failure_kind: str = ""
+    failing_since: float = 0.0
     last_write_at: float = 0.0
     last_write_ms: float = 0.0
     markers: dict[int, int] = field(default_factory=dict)
@@ -80,6 +85,7 @@ class DeltaSink:
         self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
         self.gate = DeltaGate()  # what is written, and which owner may write (streams/sink/markers.py)
+        self.state_log = StateLog(log, "ClickHouse")
 
     async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
         """Run a ClickHouse call until it succeeds, with backoff while the failure is transient;
@@ -94,6 +100,8 @@ class DeltaSink:
                 delay = min(delay * 2, self.backoff_s[1])
                 continue
             self.health.consecutive_failures = 0
+            self.health.failure_kind, self.health.failing_since = "", 0.0
+            self.state_log.recovered()
             return result
 
     def _failed(self, exc: Exception, what: str, delay: float) -> None:
@@ -101,6 +109,9 @@ class DeltaSink:
         self.health.failures += 1
         self.health.consecutive_failures += 1
         self.health.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        self.health.failure_kind = "failing" if error_code(exc) is not None else "unreachable"
+        if not self.health.failing_since:
+            self.health.failing_since = time.time()
         if not is_transient(exc):
             code = error_code(exc)
             log.error("ClickHouse %s failed with a permanent error (%s); stopping", what, self.health.last_error)
@@ -110,7 +121,7 @@ class DeltaSink:
                 + f": {exc}",
                 code=code,
             ) from exc
-        log.error("ClickHouse %s failed (%s); retrying in %.1fs", what, self.health.last_error, delay)
+        self.state_log.failed(f"{self.health.last_error[:300]} (retrying with backoff, now {delay:.1f} s)")
 
     async def run(self) -> None:
         topic = self.settings.topic(Topic.DELTAS)

@@ -147,6 +147,46 @@ class WorkerApp:
             ],
         }
 
+    def status(self) -> dict[str, Any]:
+        """What a wall screen must show from across the room (`/api/status` of the view): each
+        problem with its kind, one line saying what is wrong, and since when (epoch ms)."""
+        now_s, now_mono = time.time(), time.monotonic()
+        problems: list[dict[str, Any]] = []
+        if self.sink is not None:
+            health = self.sink.health
+            if health.consecutive_failures:
+                unreachable = health.failure_kind == "unreachable"
+                problems.append({
+                    "kind": "store_unreachable" if unreachable else "writes_failing",
+                    "message": ("ClickHouse does not answer" if unreachable else "ClickHouse refuses the writes")
+                    + f": the numbers stop at the last write ({health.consecutive_failures} attempts, retrying)",
+                    "detail": health.last_error[:300],
+                    "since_ms": int(health.failing_since * 1000),
+                })  # fmt: skip
+            elif not self.sink.schema_ready.is_set():
+                problems.append({"kind": "starting", "message": "waiting for ClickHouse to open the store",
+                                 "detail": "", "since_ms": int(self.started_at * 1000)})  # fmt: skip
+        watch = self.stall_watch
+        stalled = watch.stalled()
+        for stall in stalled:
+            problems.append({
+                "kind": "stalled",
+                "message": f"stage {stall.stage} has processed nothing for {now_mono - stall.since:.0f} s "
+                f"while {stall.lag:,} messages wait",
+                "detail": "",
+                "since_ms": int((now_s - (now_mono - stall.since)) * 1000),
+            })  # fmt: skip
+        waiting = sum(lag for stage in watch.stages() if (lag := watch.lag(stage)) is not None)
+        if not stalled and waiting > self.settings.behind_events:
+            problems.append({
+                "kind": "behind",
+                "message": f"the pipeline is behind: {waiting:,} messages wait "
+                f"(more than {self.settings.behind_events:,}); the numbers are not live",
+                "detail": "",
+                "since_ms": int(now_s * 1000),
+            })  # fmt: skip
+        return {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000)}
+
     def health(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "ok": True,
@@ -298,7 +338,8 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
     app.task(run_sink)
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
     # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
-    attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready)
+    attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready,
+                pipeline.status)  # fmt: skip
 
     async def ready() -> None:
         await asyncio.wait_for(sink.schema_ready.wait(), 30)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,8 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
     # Topics first, as `promo demo` does (this test is about the view, not topic creation).
     asyncio.run(ensure_topics(settings))
     view_port = free_port()
-    worker = WorkerProcess(env, "wall", sink=True, view_port=view_port).start()
+    fault = tmp_path / "fault"  # streams/lab/faults.py: "fail" makes the worker's ClickHouse writes fail
+    worker = WorkerProcess(env, "wall", sink=True, view_port=view_port).start(env={"PROMO_FAULT_FILE": str(fault)})
     workers.append(worker)
 
     async def go() -> list[Any]:
@@ -108,7 +110,21 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
             campaigns = {str(r["campaign_id"]) for r in truth.totals}
             leaderboard = page.locator(f'section.panel[data-panel-id="{panel_id("Campaign leaderboard")}"] tbody tr')
             assert leaderboard.count() == len(campaigns)
+            expect(page.locator("#banner")).to_be_hidden()  # all is well: no banner
             page.screenshot(path=str(screenshot))
+
+            # ClickHouse stops taking writes: a full-width banner says so, from across the room.
+            fault.write_text("fail")
+            more = generate(SimConfig(events=300, seed=9, partitions=env.partitions, duration_s=1.0))
+            with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+                pool.submit(asyncio.run, send_records(settings, more.records, paced=False)).result()
+            banner = page.locator("#banner")
+            expect(banner).to_be_visible(timeout=30_000)
+            assert banner.get_attribute("data-kind") == "store_unreachable"
+            assert "ClickHouse does not answer" in banner.inner_text()
+            page.screenshot(path=str(tmp_path / "war-room-store-down.png"))
+            fault.unlink()  # it answers again: the banner goes
+            expect(banner).to_be_hidden(timeout=30_000)
 
             # A bad range is no blank page: every panel says what is wrong, in the panel.
             page.goto(url.replace(f"from={config.start_ms - day}", "from=yesterday"))

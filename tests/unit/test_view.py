@@ -380,6 +380,7 @@ async def no_query(sql: str, parameters: dict[str, str]) -> tuple[list[str], lis
         ("", "DELETE", "/", {"Host": "127.0.0.1:8080"}, 405),
         ("", "GET", "/api/dashboards", {"Host": "rebound.example"}, 421),
         (TOKEN, "GET", "/api/dashboards", {"Host": "127.0.0.1:8080"}, 401),
+        (TOKEN, "GET", "/api/status", {"Host": "127.0.0.1:8080"}, 401),
         (TOKEN, "GET", "/api/dashboards", {"Host": "127.0.0.1:8080", "Authorization": f"Bearer {TOKEN}"}, 200),
         (TOKEN, "GET", f"/d/promo-war-room?token={TOKEN}", {"Host": "127.0.0.1:8080"}, 200),
         (TOKEN, "GET", "/static/vendor/echarts/echarts.common.min.js", {"Host": "127.0.0.1:8080"}, 200),
@@ -393,6 +394,17 @@ def test_the_guard(token: str, method: str, path: str, headers: dict[str, str], 
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_status_page_serves_the_pipelines_state() -> None:
+    down = {"ok": False, "problems": [{"kind": "store_unreachable", "message": "m", "detail": "d", "since_ms": 1}]}
+    view = View(BOARDS, no_query, status=lambda: down)
+    response = asyncio.run(view._status_page(make_mocked_request("GET", "/api/status")))
+    assert isinstance(response, web.Response) and response.text is not None
+    assert json.loads(response.text) == down and response.headers["Cache-Control"] == "no-store"
+    alone = View(BOARDS, no_query)  # a view without a pipeline behind it has nothing to report
+    response = asyncio.run(alone._status_page(make_mocked_request("GET", "/api/status")))
+    assert response.text is not None and json.loads(response.text)["problems"] == []
 
 
 # --------------------------------------------------------------------------------------------

@@ -77,6 +77,7 @@ class View:
         bind_host: str = "127.0.0.1",
         ready: ReadyFn | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(tz=dt.UTC),
+        status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.boards = boards
         self._query = query
@@ -85,6 +86,7 @@ class View:
         self._ready = ready
         self._now = now
         self._slots = asyncio.Semaphore(MAX_PARALLEL_QUERIES)
+        self._status = status
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
@@ -95,6 +97,7 @@ class View:
         app.router.add_get("/api/dashboards/{uid}", self._dashboard)
         app.router.add_get("/api/variables/{uid}/{name}", self._variable)
         app.router.add_get("/api/panel/{uid}/{panel}", self._panel)
+        app.router.add_get("/api/status", self._status_page)
         return app
 
     # -- around every request ------------------------------------------------------------------
@@ -142,6 +145,12 @@ class View:
         if uid not in self.boards:
             raise LookupError(f"no dashboard {uid[:80]!r}")
         return self.boards[uid]
+
+    async def _status_page(self, request: web.Request) -> web.Response:
+        """The pipeline's state for the banner: {"ok", "problems": [{kind, message, detail, since_ms}]}."""
+        if self._status is None:
+            return _json({"ok": True, "problems": [], "as_of_ms": int(self._now().timestamp() * 1000)})
+        return _json(self._status())
 
     async def _dashboards(self, request: web.Request) -> web.Response:
         return _json([b.summary() for b in self.boards.values()])
@@ -252,7 +261,13 @@ class ViewServer:
             await self._runner.cleanup()
 
 
-def attach_view(app: faust.App, settings: Settings, run_query: QueryFn, schema_ready: asyncio.Event) -> None:
+def attach_view(
+    app: faust.App,
+    settings: Settings,
+    run_query: QueryFn,
+    schema_ready: asyncio.Event,
+    status: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Serve the view from this Faust app while it runs (nothing when `settings.view_port` is 0).
 
     `run_query(sql, parameters)` must run on the store's own thread. A view that cannot listen
@@ -266,7 +281,7 @@ def attach_view(app: faust.App, settings: Settings, run_query: QueryFn, schema_r
     async def ready() -> None:
         await schema_ready.wait()
 
-    view = View(load_boards(), run_query, token=token, bind_host=settings.view_host, ready=ready)
+    view = View(load_boards(), run_query, token=token, bind_host=settings.view_host, ready=ready, status=status)
     server = ViewServer(view.application(), settings.view_host, settings.view_port)
 
     async def serve() -> None:

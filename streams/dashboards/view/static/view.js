@@ -361,11 +361,43 @@
       }
     }
 
+    // The banner: what stops or delays the numbers, from /api/status (streams/worker/app.py: status).
+    async refreshStatus() {
+      const banner = document.getElementById("banner");
+      let problems;
+      try {
+        problems = (await api("/api/status")).problems;
+      } catch (err) {
+        problems = [{ kind: "worker_unreachable", message: "看板连不上 worker / the worker does not answer",
+          detail: err.message, since_ms: 0 }];
+      }
+      const names = { store_unreachable: "存储不可达 / Store unreachable", writes_failing: "写入失败 / Writes failing",
+        stalled: "管道停滞 / Pipeline stalled", behind: "管道延迟 / Pipeline behind", starting: "启动中 / Starting",
+        worker_unreachable: "Worker 不可达 / Worker unreachable" };
+      if (!problems.length) {
+        banner.hidden = true;
+        banner.removeAttribute("data-kind");
+        banner.replaceChildren();
+        return;
+      }
+      const first = problems[0];
+      const clock = (ms) => new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
+        second: "2-digit", hour12: false }).format(new Date(ms));
+      const since = first.since_ms ? ` · 自 / since ${clock(first.since_ms)}` : "";
+      const more = problems.length > 1 ? ` (+${problems.length - 1})` : "";
+      banner.replaceChildren(
+        document.createTextNode(`⚠ ${names[first.kind] || first.kind}: ${first.message}${since}${more}`),
+        el("span", { class: "detail", text: problems.map((p) => p.detail).filter(Boolean).join(" · ") }),
+      );
+      banner.dataset.kind = first.kind;
+      banner.hidden = false;
+    }
+
     async refresh() {
       if (this.busy) return;
       this.busy = true;
       try {
-        await Promise.all(this.panels.map((p) => this.refreshPanel(p)));
+        await Promise.all([...this.panels.map((p) => this.refreshPanel(p)), this.refreshStatus()]);
         const failed = this.panels.filter((p) => p.node.dataset.state === "error").length;
         const updated = document.getElementById("updated");
         const clock = new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
