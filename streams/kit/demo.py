@@ -109,7 +109,9 @@ def run_demo(
             token = "  (needs the token of PROMO_VIEW_TOKEN)" if settings.view_token.value else ""
             print(f"war room dashboards: {view_url}{token}", flush=True)
         print(f"JSON: {settings.web_url}/api/totals  (health: {settings.web_url}/health)", flush=True)
-        start_ms = int(time.time() * 1000) - 7_200_000  # a sale replayed from two hours ago, compressed
+        # The sale's shape from two hours ago, compressed; send_records(real_clock=True) moves every
+        # event to the moment it is sent, so the screens show it arriving now.
+        start_ms = int(time.time() * 1000) - 7_200_000
         config = SimConfig(events=int(rate * duration), duration_s=duration, seed=11,
                            partitions=settings.partitions, start_ms=start_ms)  # fmt: skip
         sim = generate(config)
