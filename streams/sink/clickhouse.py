@@ -380,6 +380,19 @@ class ClickHouseStore:
         names = list(result.column_names)
         return names, [dict(zip(names, row, strict=True)) for row in result.result_rows]
 
+    def query_tables(
+        self, queries: Sequence[tuple[str, dict[str, Any]]]
+    ) -> list[tuple[list[str], list[dict[str, Any]]] | Exception]:
+        """Several queries back to back (on the store's thread, no write between them): each
+        answer, or the exception it raised."""
+        out: list[tuple[list[str], list[dict[str, Any]]] | Exception] = []
+        for sql, parameters in queries:
+            try:
+                out.append(self.query_table(sql, parameters))
+            except Exception as exc:  # shown in its panel; the others still answer
+                out.append(exc)
+        return out
+
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""
         self._connect().command(sql, parameters=parameters or {})

@@ -185,7 +185,9 @@ class WorkerApp:
                 "detail": "",
                 "since_ms": int(now_s * 1000),
             })  # fmt: skip
-        return {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000)}
+        last_write = self.sink.health.last_write_at if self.sink is not None else 0.0
+        return {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
+                "last_write_ms": int(last_write * 1000)}  # fmt: skip
 
     def health(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -339,7 +341,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
     # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
     attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready,
-                pipeline.status)  # fmt: skip
+                pipeline.status, lambda queries: store.call(store.query_tables, queries))  # fmt: skip
 
     async def ready() -> None:
         await asyncio.wait_for(sink.schema_ready.wait(), 30)

@@ -230,3 +230,19 @@ def test_pages_and_the_chart_library(served: Served) -> None:
     assert [b["uid"] for b in boards] == ["promo-war-room", "promo-campaign", "promo-health"]
     status, board, _ = served.get("/api/dashboards/promo-war-room")
     assert board == build_all()["promo-war-room.json"]
+
+
+def test_a_whole_board_from_one_read(served: Served) -> None:
+    """/api/board: every panel of the war room from one read of the store; the tiles and the
+    leaderboard agree, and the read says when it was taken."""
+    status, doc, _ = served.get("/api/board/promo-war-room", served.window)
+    assert status == 200, doc
+    panels = doc["panels"]
+    assert set(panels) == {str(p["id"]) for p in build_all()["promo-war-room.json"]["panels"]}
+    assert not [p for p in panels.values() if "error" in p]
+    gmv = panels[str(panel_id("promo-war-room", "GMV"))]["rows"][0]["gmv_yuan"]
+    orders = panels[str(panel_id("promo-war-room", "Orders"))]["rows"][0]["orders"]
+    board = panels[str(panel_id("promo-war-room", "Campaign leaderboard"))]["rows"]
+    assert gmv == pytest.approx(sum(r["gmv_yuan"] for r in board)) and orders == sum(r["orders"] for r in board)
+    assert gmv == pytest.approx(truth_sum(served.truth, "gmv_fen") / 100)
+    assert abs(doc["as_of_ms"] - time.time() * 1000) < 60_000

@@ -407,6 +407,34 @@ def test_the_status_page_serves_the_pipelines_state() -> None:
     assert response.text is not None and json.loads(response.text)["problems"] == []
 
 
+def test_a_board_is_read_in_one_call_so_its_panels_agree() -> None:
+    """/api/board runs every panel's query in one call on the store's thread (no write between)."""
+    calls: list[int] = []
+
+    async def many(queries: list[tuple[str, dict[str, str]]]) -> list[Any]:
+        calls.append(len(queries))
+        out: list[Any] = []
+        for sql, _ in queries:
+            if "leaderboard" in sql or ("campaign_id" in sql and "gmv_yuan DESC" in sql):
+                out.append(RuntimeError("boom"))
+            else:
+                out.append((["time", "x"], []))
+        return out
+
+    view = View(BOARDS, no_query, query_many=many)
+    request = make_mocked_request("GET", "/api/board/promo-war-room?from=now-1h&to=now",
+                                  match_info={"uid": "promo-war-room"})  # fmt: skip
+    response = asyncio.run(view._board_data(request))
+    assert isinstance(response, web.Response) and response.status == 200 and response.text is not None
+    doc = json.loads(response.text)
+    panels = WAR_ROOM.doc["panels"]
+    assert calls == [len(panels)]  # one read for the whole screen
+    assert set(doc["panels"]) == {str(p["id"]) for p in panels}
+    errors = {k: v for k, v in doc["panels"].items() if "error" in v}
+    assert len(errors) == 1 and next(iter(errors.values()))["error"] == "ClickHouse: boom"  # only its own panel
+    assert isinstance(doc["as_of_ms"], int)
+
+
 # --------------------------------------------------------------------------------------------
 # Settings and packaging
 

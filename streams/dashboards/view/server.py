@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
 QueryFn = Callable[[str, dict[str, str]], Awaitable[tuple[list[str], list[dict[str, Any]]]]]
+# Several queries run back to back in one call on the store's thread, so that no write lands between
+# them: each answer, or the exception it raised.
+QueryManyFn = Callable[
+    [list[tuple[str, dict[str, str]]]], Awaitable[list[tuple[list[str], list[dict[str, Any]]] | Exception]]
+]
 ReadyFn = Callable[[], Awaitable[None]]
 MAX_PARALLEL_QUERIES = 2
 SECURITY_HEADERS = {
@@ -78,6 +83,7 @@ class View:
         ready: ReadyFn | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(tz=dt.UTC),
         status: Callable[[], dict[str, Any]] | None = None,
+        query_many: QueryManyFn | None = None,
     ) -> None:
         self.boards = boards
         self._query = query
@@ -87,6 +93,7 @@ class View:
         self._now = now
         self._slots = asyncio.Semaphore(MAX_PARALLEL_QUERIES)
         self._status = status
+        self._query_many = query_many
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
@@ -98,6 +105,7 @@ class View:
         app.router.add_get("/api/variables/{uid}/{name}", self._variable)
         app.router.add_get("/api/panel/{uid}/{panel}", self._panel)
         app.router.add_get("/api/status", self._status_page)
+        app.router.add_get("/api/board/{uid}", self._board_data)
         return app
 
     # -- around every request ------------------------------------------------------------------
@@ -185,24 +193,78 @@ class View:
             parsed = parse_request(board, query, self._now(), panel=panel)
             started = time.perf_counter()
             names, rows = await self._run(panel_query(panel, parsed))
-            doc = panel_result(panel, names, rows)
-            rng = parsed.range
-            doc.update(
-                {
-                    "uid": board.uid,
-                    "panel": panel["id"],
-                    "type": panel.get("type"),
-                    "range": {
-                        "from": round(rng.start.timestamp() * 1000),
-                        "to": round(rng.end.timestamp() * 1000),
-                        "interval_s": rng.interval_s,
-                    },
-                    "took_ms": round((time.perf_counter() - started) * 1000, 1),
-                }
-            )
-            return _json(doc)
+            return _json(self._panel_doc(board, panel, parsed, names, rows, started))
 
         return await self._answer(run)
+
+    @staticmethod
+    def _panel_doc(
+        board: Board, panel: dict[str, Any], parsed: Any, names: list[str], rows: list[dict[str, Any]], started: float
+    ) -> dict[str, Any]:
+        doc = panel_result(panel, names, rows)
+        rng = parsed.range
+        doc.update(
+            {
+                "uid": board.uid,
+                "panel": panel["id"],
+                "type": panel.get("type"),
+                "range": {
+                    "from": round(rng.start.timestamp() * 1000),
+                    "to": round(rng.end.timestamp() * 1000),
+                    "interval_s": rng.interval_s,
+                },
+                "took_ms": round((time.perf_counter() - started) * 1000, 1),
+            }
+        )
+        return doc
+
+    async def _board_data(self, request: web.Request) -> web.Response:
+        """Every panel of a board from one read: the queries run back to back on the store's thread,
+        so no write lands between them and the tiles, tables and series agree with each other.
+        {"as_of_ms": when the read was taken, "panels": {id: the panel's doc, or {"error", "status"}}}."""
+
+        async def run() -> web.Response:
+            board = self._board(request)
+            query = single_values(request.query.items())
+            started = time.perf_counter()
+            built: list[tuple[dict[str, Any], Any, Any]] = []
+            answers: dict[str, Any] = {}
+            for panel in board.doc["panels"]:
+                try:
+                    parsed = parse_request(board, query, self._now(), panel=panel)
+                    built.append((panel, parsed, panel_query(panel, parsed)))
+                except (ViewRequestError, MacroError) as exc:
+                    status = 400 if isinstance(exc, ViewRequestError) else 500
+                    answers[str(panel["id"])] = {"error": str(exc)[:2000], "status": status}
+            if self._ready is not None:
+                await asyncio.wait_for(self._ready(), 10)
+            as_of = self._now()
+            results = await self._run_many([q for _, _, q in built])
+            for (panel, parsed, _), result in zip(built, results, strict=True):
+                if isinstance(result, Exception):
+                    answers[str(panel["id"])] = {"error": f"ClickHouse: {result}"[:2000], "status": 502}
+                    continue
+                try:
+                    answers[str(panel["id"])] = self._panel_doc(board, panel, parsed, *result, started)
+                except MacroError as exc:
+                    answers[str(panel["id"])] = {"error": f"dashboard query cannot be built: {exc}", "status": 500}
+            return _json({"uid": board.uid, "as_of_ms": round(as_of.timestamp() * 1000), "panels": answers})
+
+        return await self._answer(run)
+
+    async def _run_many(self, queries: list[PanelQuery]) -> list[tuple[list[str], list[dict[str, Any]]] | Exception]:
+        pairs = [(q.sql, q.parameters) for q in queries]
+        if self._query_many is not None:
+            async with self._slots:
+                return await self._query_many(pairs)
+        out: list[tuple[list[str], list[dict[str, Any]]] | Exception] = []
+        for sql, parameters in pairs:  # no store thread to hold: one after the other
+            try:
+                async with self._slots:
+                    out.append(await self._query(sql, parameters))
+            except Exception as exc:  # shown in its panel
+                out.append(exc)
+        return out
 
     async def _answer(self, run: Callable[[], Awaitable[web.Response]]) -> web.Response:
         """Run a handler body; what went wrong becomes the panel's error message, with its status."""
@@ -267,6 +329,7 @@ def attach_view(
     run_query: QueryFn,
     schema_ready: asyncio.Event,
     status: Callable[[], dict[str, Any]] | None = None,
+    run_many: QueryManyFn | None = None,
 ) -> None:
     """Serve the view from this Faust app while it runs (nothing when `settings.view_port` is 0).
 
@@ -281,7 +344,8 @@ def attach_view(
     async def ready() -> None:
         await schema_ready.wait()
 
-    view = View(load_boards(), run_query, token=token, bind_host=settings.view_host, ready=ready, status=status)
+    view = View(load_boards(), run_query, token=token, bind_host=settings.view_host, ready=ready, status=status,
+                query_many=run_many)  # fmt: skip
     server = ViewServer(view.application(), settings.view_host, settings.view_port)
 
     async def serve() -> None:

@@ -336,13 +336,14 @@
       window.addEventListener("resize", fit);
     }
 
-    async refreshPanel(state) {
+    // One panel from its answer in the board's read (or the error it got).
+    drawPanel(state, result) {
       const { panel, node, body } = state;
       try {
+        if (result.error) throw new Error(result.error);
         if (!["stat", "timeseries", "barchart", "table"].includes(panel.type)) {
           throw new Error(`panel type ${panel.type} is not drawn by this view`);
         }
-        const result = await api(`/api/panel/${encodeURIComponent(this.doc.uid)}/${panel.id}`, this.query());
         this.lastRange = result.range;
         if (panel.type !== "stat" && result.rows.length === 0) {
           if (state.chart) { state.chart.dispose(); state.chart = null; }
@@ -361,12 +362,29 @@
       }
     }
 
+    // Every panel from one read of the store (/api/board): the tiles, tables and series agree.
+    async refreshPanels() {
+      let read;
+      try {
+        read = await api(`/api/board/${encodeURIComponent(this.doc.uid)}`, this.query());
+      } catch (err) {
+        for (const state of this.panels) this.drawPanel(state, { error: err.message });
+        return null;
+      }
+      for (const state of this.panels) {
+        this.drawPanel(state, read.panels[String(state.panel.id)] || { error: "no answer for this panel" });
+      }
+      return read.as_of_ms;
+    }
+
     // The banner: what stops or delays the numbers, from /api/status (streams/worker/app.py: status).
     async refreshStatus() {
       const banner = document.getElementById("banner");
       let problems;
       try {
-        problems = (await api("/api/status")).problems;
+        const status = await api("/api/status");
+        problems = status.problems;
+        this.lastWriteMs = status.last_write_ms || 0;
       } catch (err) {
         problems = [{ kind: "worker_unreachable", message: "看板连不上 worker / the worker does not answer",
           detail: err.message, since_ms: 0 }];
@@ -397,12 +415,14 @@
       if (this.busy) return;
       this.busy = true;
       try {
-        await Promise.all([...this.panels.map((p) => this.refreshPanel(p)), this.refreshStatus()]);
+        const [asOf] = await Promise.all([this.refreshPanels(), this.refreshStatus()]);
         const failed = this.panels.filter((p) => p.node.dataset.state === "error").length;
         const updated = document.getElementById("updated");
         const clock = new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
-          second: "2-digit", hour12: false }).format(new Date());
-        updated.textContent = `更新 / updated ${clock}` + (failed ? ` · ${failed} 个面板出错 / panels failing` : "");
+          second: "2-digit", hour12: false }).format(new Date(asOf || Date.now()));
+        // "Data as of" the one read every panel came from, and how old the newest write in it was.
+        const age = asOf && this.lastWriteMs ? ` · ${Math.max(0, (asOf - this.lastWriteMs) / 1000).toFixed(1)} s old` : "";
+        updated.textContent = `数据截至 / data as of ${clock}${age}` + (failed ? ` · ${failed} 个面板出错 / panels failing` : "");
         updated.classList.toggle("stale", failed > 0);
         if (this.lastRange) document.getElementById("range").textContent = rangeLabel(this.lastRange, this.tz);
         document.body.dataset.refreshed = String((parseInt(document.body.dataset.refreshed || "0", 10)) + 1);
