@@ -261,7 +261,12 @@ def table(
 
 
 def campaign_variable() -> Json:
-    sql = f"SELECT DISTINCT campaign_id FROM {FACTS} ORDER BY campaign_id"
+    # Biggest GMV in the range first, and not re-sorted: the drill-down opens on the campaign that
+    # matters most right now, not the alphabetically first.
+    sql = (
+        f"SELECT campaign_id FROM {FACTS} WHERE $__timeFilter(minute) "
+        "GROUP BY campaign_id ORDER BY sum(gmv_fen) DESC, campaign_id"
+    )
     return {
         "current": {},
         "datasource": datasource(),
@@ -273,7 +278,7 @@ def campaign_variable() -> Json:
         "options": [],
         "query": sql,
         "refresh": 2,  # on time range change: a campaign that starts mid-sale appears
-        "sort": 1,
+        "sort": 0,
         "type": "query",
     }
 
@@ -353,23 +358,37 @@ def war_room(*, time_from: str = "now/d") -> Json:
             "written once a second: up to a second high). Red: the screen is stale.",
         ),
         timeseries(
+            "每分钟成交额 (按事件时间) / GMV per minute (event time), vs the day before",
+            # The same minute 24 hours earlier, shifted onto today's axis: the day before a sale is
+            # the baseline a war room compares with. NULL, not 0, where a series has no data: a gap.
+            "SELECT time, sum(today) AS gmv_yuan, sum(before) AS day_before FROM ("
+            f"SELECT $__timeInterval(minute) AS time, sum(gmv_fen) / 100 {PER_MINUTE} AS today, NULL AS before "
+            f"{in_range} GROUP BY time "
+            "UNION ALL SELECT toStartOfInterval(toDateTime(minute + INTERVAL 1 DAY), INTERVAL $__interval_s second) "
+            f"AS time, NULL AS today, sum(gmv_fen) / 100 {PER_MINUTE} AS before FROM {FACTS} "
+            "WHERE minute >= $__fromTime - INTERVAL 1 DAY AND minute <= $__toTime - INTERVAL 1 DAY GROUP BY time"
+            ") GROUP BY time ORDER BY time",
+            Grid(0, 5, 8, 8), unit="currencyCNY",
+            names={"gmv_yuan": "成交额 / GMV", "day_before": "前一日同刻 / Same minute, day before"},
+        ),
+        timeseries(
             "每分钟订单 (按事件时间) / Orders per minute (event time)",
             f"SELECT $__timeInterval(minute) AS time, sum(orders) {PER_MINUTE} AS orders, "
             f"sum(new_users) {PER_MINUTE} AS new_users {in_range} GROUP BY time ORDER BY time",
-            Grid(0, 5, 8, 8), names={"orders": "订单 / Orders", "new_users": "新客 / New users"},
+            Grid(8, 5, 8, 8), names={"orders": "订单 / Orders", "new_users": "新客 / New users"},
         ),
         timeseries(
             "每分钟互动与参与 (按事件时间) / Interactions and participants per minute (event time)",
             f"SELECT $__timeInterval(minute) AS time, sum(interactions) {PER_MINUTE} AS interactions, "
             f"sum(participants) {PER_MINUTE} AS participants {in_range} GROUP BY time ORDER BY time",
-            Grid(8, 5, 8, 8),
+            Grid(16, 5, 8, 8),
             names={"interactions": "互动人次 / Interactions", "participants": "参与人数 / Participants"},
         ),
         barchart(
             "分渠道新客 / New users by channel",
             f"SELECT {CHANNEL_LABEL} AS channel_name, sum(new_users) AS new_users {in_range} "
             "GROUP BY channel_name ORDER BY new_users DESC, channel_name",
-            Grid(16, 5, 8, 8), x_field="channel_name", names={"new_users": "新客 / New users"},
+            Grid(12, 13, 6, 10), x_field="channel_name", names={"new_users": "新客 / New users"},
         ),
         table(
             "活动排行 / Campaign leaderboard",
@@ -377,7 +396,7 @@ def war_room(*, time_from: str = "now/d") -> Json:
             f"sum(new_users) AS new_users, sum(participants) AS participants {in_range} "
             # `orders` in HAVING is the alias, sum(orders): ClickHouse resolves aliases first.
             "GROUP BY campaign_id HAVING sum(interactions) + orders != 0 ORDER BY gmv_yuan DESC, campaign_id",
-            Grid(0, 13, 16, 10),
+            Grid(0, 13, 12, 10),
             names={"campaign_id": "活动 / Campaign", "gmv_yuan": "成交额 / GMV", "orders": "订单 / Orders",
                    "new_users": "新客 / New users", "participants": "参与人数 / Participants"},
             units={"gmv_yuan": "currencyCNY"},
@@ -388,7 +407,7 @@ def war_room(*, time_from: str = "now/d") -> Json:
             "分城市等级新客 / New users by city tier",
             f"SELECT {TIER_LABEL} AS tier, sum(new_users) AS new_users {in_range} "
             "GROUP BY city_tier ORDER BY city_tier",
-            Grid(16, 13, 8, 10), x_field="tier", names={"new_users": "新客 / New users"},
+            Grid(18, 13, 6, 10), x_field="tier", names={"new_users": "新客 / New users"},
             description="Tier 0 is an order without a city tier.",
         ),
     ]  # fmt: skip

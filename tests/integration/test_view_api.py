@@ -132,7 +132,8 @@ def test_panels_show_the_truth(served: Served) -> None:
     campaigns = sorted({str(r["campaign_id"]) for r in truth.totals})
     biggest = max(campaigns, key=lambda c: truth_sum(truth, "gmv_fen", c))
     status, listed, _ = served.get("/api/variables/promo-campaign/campaign", served.window)
-    assert status == 200 and listed == {"values": campaigns}
+    by_gmv = sorted(campaigns, key=lambda c: (-truth_sum(truth, "gmv_fen", c), c))
+    assert status == 200 and listed == {"values": by_gmv} and by_gmv[0] == biggest  # the default is the biggest
     drill = served.panel("promo-campaign", "GMV", campaign=biggest)
     assert drill["rows"] == [{"gmv_yuan": pytest.approx(truth_sum(truth, "gmv_fen", biggest) / 100, abs=1e-9)}]
     assert truth_sum(truth, "gmv_fen", biggest) < truth_sum(truth, "gmv_fen")  # a campaign is not everything

@@ -166,7 +166,7 @@ def only(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def series_total(rows: list[dict[str, Any]], column: str, rng: Range) -> float:
     """Undo the per-minute rate: the series summed over its buckets."""
-    return sum(float(r[column]) for r in rows) * rng.interval_s / 60
+    return sum(float(r[column] or 0) for r in rows) * rng.interval_s / 60
 
 
 def all_panels() -> list[tuple[str, Json]]:
@@ -204,7 +204,8 @@ def test_dashboards_are_kiosk_ready() -> None:
             assert g["x"] >= 0 and g["x"] + g["w"] <= 24
     variables = boards["promo-campaign.json"]["templating"]["list"]
     assert [v["name"] for v in variables] == ["campaign"]
-    assert variables[0]["query"].startswith("SELECT DISTINCT campaign_id FROM promo.facts")
+    assert variables[0]["query"].startswith("SELECT campaign_id FROM promo.facts")
+    assert variables[0]["sort"] == 0  # the query's order (biggest GMV first) is kept
 
 
 def test_grafana_provisioning_points_at_the_panels_datasource_and_holds_no_secret() -> None:
@@ -412,3 +413,27 @@ def test_a_series_never_draws_the_unfinished_minute(world: World) -> None:
     for _, p in all_panels():
         if p["type"] == "timeseries":
             assert SETTLED_BUCKETS in p["targets"][0]["rawSql"], p["title"]
+
+
+def test_the_campaign_list_opens_on_the_biggest_gmv(world: World) -> None:
+    variable = build_all()["promo-campaign.json"]["templating"]["list"][0]
+    sql, params = expand(variable["query"], world.range, {})
+    listed = [r["campaign_id"] for r in world.store.query_rows(sql, params)]
+    by_gmv = sorted({str(r["campaign_id"]) for r in world.truth.totals},
+                    key=lambda c: (-truth_sum(world.truth, "gmv_fen", campaign=c), c))  # fmt: skip
+    assert listed == by_gmv and listed[0] != sorted(listed)[0]
+
+
+def test_gmv_per_minute_adds_up_and_compares_with_the_day_before(world: World) -> None:
+    gmv = panel("promo-war-room", "GMV per minute (event time), vs the day before")
+    rows = world.rows(gmv)
+    assert series_total(rows, "gmv_yuan", world.range) == pytest.approx(truth_sum(world.truth, "gmv_fen") / 100)
+    # The whole sale (it starts a day after the world's range does), seen from the day after: it is
+    # all "the day before", and nothing of that day itself.
+    day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+    sale = world.range.start + day
+    after = Range(sale + day - hour, sale + day + 20 * hour)
+    shifted = world.rows(gmv, rng=after)
+    assert series_total(shifted, "day_before", after) == pytest.approx(truth_sum(world.truth, "gmv_fen") / 100)
+    assert series_total(shifted, "gmv_yuan", after) == 0
+    assert all(r["gmv_yuan"] is None for r in shifted)  # a gap, not a line drawn at zero
