@@ -138,8 +138,6 @@ def users_import(
         typer.echo(f"{file}:{bad.line}: rejected {bad.text!r}: {bad.reason}", err=True)
     if parsed.rejected and not skip_invalid:
         fail(f"{len(parsed.rejected)} line(s) are not user_ids; nothing imported (fix them, or --skip-invalid)")
-    if not parsed.users:
-        fail(f"{file}: no user_id to import")
 
     async def run() -> int:
         await ensure_topics(settings)
@@ -147,7 +145,8 @@ def users_import(
 
     imported = asyncio.run(run())
     skipped = f", {len(parsed.rejected)} line(s) rejected" if parsed.rejected else ""
-    typer.echo(f"imported {imported} existing buyers{skipped}")
+    empty = f" ({file} holds no user_id; the topics exist now)" if not parsed.users else ""
+    typer.echo(f"imported {imported} existing buyers{skipped}{empty}")
 
 
 COLUMNS = ("campaign_id", "channel", *COUNTERS)  # of promo.campaign_totals, as --csv writes them
