@@ -11,10 +11,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test bench unit integration lint install clean
 
 $(STAMP): pyproject.toml
+	@echo "== setting up .venv (Python packages from PyPI, about a minute the first time) =="
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --quiet --upgrade pip
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet --quiet -e '.[dev,bench]'
 	touch $(STAMP)
+	@echo "== .venv ready =="
 
 $(CHROMIUM):
 	$(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-zenhei \
@@ -23,6 +25,7 @@ $(CHROMIUM):
 install: $(STAMP) $(CHROMIUM)
 
 demo: $(STAMP)
+	@echo "== starting the demo: broker, worker (with the dashboards), simulator =="
 	$(BIN)/promo demo
 
 # Issue 4's benchmark: prints the table and the targets; about 40 minutes on 2 cores (naive Faust is slow).

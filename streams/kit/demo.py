@@ -109,6 +109,8 @@ def run_demo(
             token = "  (needs the token of PROMO_VIEW_TOKEN)" if settings.view_token.value else ""
             print(f"war room dashboards: {view_url}{token}", flush=True)
         print(f"JSON: {settings.web_url}/api/totals  (health: {settings.web_url}/health)", flush=True)
+        print(f"broker up on 127.0.0.1:{port} (in memory); starting the worker: opening ClickHouse (chdb), "
+              "joining the consumer group …", flush=True)  # fmt: skip
         # The sale's shape from two hours ago, compressed; send_records(real_clock=True) moves every
         # event to the moment it is sent, so the screens show it arriving now.
         start_ms = int(time.time() * 1000) - 7_200_000
@@ -132,6 +134,7 @@ def run_demo(
         started = time.time()
         expected: list[dict[str, Any]] | None = None
         deadline = 0.0
+        ready = first_numbers = False
         while True:
             if not worker.alive:
                 raise BrokerError(f"the worker exited; see {data_dir / 'worker.log'}")
@@ -142,6 +145,13 @@ def run_demo(
             except (urllib.error.URLError, OSError, ValueError):
                 time.sleep(1)
                 continue
+            # Progress until the first screen: what it is waiting for, and how long each step took.
+            if not ready:
+                ready = True
+                print(f"worker ready after {time.time() - started:.0f} s; the simulator is sending", flush=True)
+            if rows and not first_numbers:
+                first_numbers = True
+                print(f"first numbers in {time.time() - started:.0f} s", flush=True)
             if once:
                 if done.is_set() and expected is None:
                     expected = compute_truth(

@@ -26,6 +26,9 @@ def test_demo_once_reaches_the_truth_and_stops_everything(tmp_path: Path) -> Non
     assert "大促作战室" in result.stdout and "GMV ¥" in result.stdout
     # The dashboards' URL comes first, before any summary.
     assert result.stdout.splitlines()[0] == f"war room dashboards: http://127.0.0.1:{view_port}/"
+    # Progress until the first screen: each step said, with how long it took.
+    assert "broker up on 127.0.0.1:" in result.stdout
+    assert "worker ready after " in result.stdout and "first numbers in " in result.stdout
     served = f"dashboards served at http://127.0.0.1:{view_port}/: 大促作战室 / War room, 活动下钻 / Campaign"
     assert served in result.stdout
     # Everything it started is gone: all three ports are free again.
