@@ -44,6 +44,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # from, and deltas tell what was already emitted: both are kept without a time limit.
     specs.append(TopicSpec(settings.topic(Topic.ROUTED), n, LOG_TOPIC_CONFIG))
     specs.append(TopicSpec(settings.topic(Topic.DELTAS), n, LOG_TOPIC_CONFIG))
+    # Campaign names and schedules: small, read whole by the sink at every start; one partition
+    # keeps the imports in order (the newest wins).
+    specs.append(TopicSpec(settings.topic(Topic.CAMPAIGNS), 1, LOG_TOPIC_CONFIG))
     return specs
 
 

@@ -19,7 +19,17 @@ from typing import Annotated, Any
 
 import typer
 
-from streams.cli.base import BrokerOpt, ClickHouseOpt, PartitionsOpt, PrefixOpt, app, fail, settings_from, users_app
+from streams.cli.base import (
+    BrokerOpt,
+    ClickHouseOpt,
+    PartitionsOpt,
+    PrefixOpt,
+    app,
+    campaigns_app,
+    fail,
+    settings_from,
+    users_app,
+)
 from streams.cli.worker import _live_owner
 from streams.config import Settings, redact_dsn
 from streams.contract.facts import COUNTERS
@@ -150,6 +160,46 @@ def users_import(
 
 
 COLUMNS = ("campaign_id", "channel", *COUNTERS)  # of promo.campaign_totals, as --csv writes them
+
+
+# -- campaigns ------------------------------------------------------------------------------------
+@campaigns_app.command("import")
+def campaigns_import(
+    file: Annotated[Path, typer.Argument(help="CSV: campaign_id,name[,starts_at,ends_at] (ISO 8601 with offset)")],
+    broker: BrokerOpt = None,
+    topic_prefix: PrefixOpt = None,
+    partitions: PartitionsOpt = None,
+) -> None:
+    """Name campaigns (any language) and give their schedule; the screens show the names.
+
+    Every line is checked; a bad one is reported with its number and nothing is sent."""
+    from streams.campaigns import read_campaign_file, send_campaigns
+    from streams.kafka import ensure_topics
+
+    settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
+    if file.is_dir():
+        fail(f"{file} is a directory; give a CSV file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"no such file: {file}")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+    parsed = read_campaign_file(text)
+    for number, reason in parsed.rejected:
+        typer.echo(f"{file}:{number}: {reason}", err=True)
+    if parsed.rejected:
+        fail(f"{len(parsed.rejected)} line(s) rejected; nothing imported")
+    if not parsed.campaigns:
+        fail(f"{file} holds a header and no campaign")
+
+    async def run() -> int:
+        await ensure_topics(settings)
+        return await send_campaigns(settings, parsed.campaigns)
+
+    typer.echo(f"imported {asyncio.run(run())} campaigns")
 
 
 # -- totals ---------------------------------------------------------------------------------------

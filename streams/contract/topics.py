@@ -13,6 +13,7 @@ class Topic(StrEnum):
     ROUTED = "routed"  # stage 1 -> stage 2, keyed by user (streams/contract/wire.py)
     DELTAS = "deltas"  # stage 2 -> the sink
     DLQ = "dlq"  # dead letters, with their reason
+    CAMPAIGNS = "campaigns"  # `promo campaigns import`: names and schedules, keyed by campaign_id
 
 
 # The event inputs, in the order of `events.Kind` (CLICK, SHARE, ORDER).

@@ -40,6 +40,7 @@ FORMAT_TABLE = 1
 
 FACTS = "promo.facts"  # fact rows only (src_partition < 0 AND reason = '')
 FACTS_MINUTE = "promo.facts_minute"
+CAMPAIGN_NAMES = "promo.campaign_names"  # the newest `promo campaigns import` of each campaign
 SINK_LOG = "promo.sink_log"
 
 # The social channels of the headline number ("52% of new ordering users came from WeChat and QQ").
@@ -392,13 +393,19 @@ def war_room(*, time_from: str = "now/d") -> Json:
         ),
         table(
             "活动排行 / Campaign leaderboard",
+            # Names from `promo campaigns import` where known (promo.campaign_names), else the id.
+            "SELECT if(n.name = '', t.campaign_id, n.name) AS campaign_name, t.campaign_id AS campaign_id, "
+            "gmv_yuan, orders, new_users, participants FROM ("
             f"SELECT campaign_id, sum(gmv_fen) / 100 AS gmv_yuan, sum(orders) AS orders, "
             f"sum(new_users) AS new_users, sum(participants) AS participants {in_range} "
             # `orders` in HAVING is the alias, sum(orders): ClickHouse resolves aliases first.
-            "GROUP BY campaign_id HAVING sum(interactions) + orders != 0 ORDER BY gmv_yuan DESC, campaign_id",
+            "GROUP BY campaign_id HAVING sum(interactions) + orders != 0"
+            f") AS t LEFT JOIN {CAMPAIGN_NAMES} AS n ON n.campaign_id = t.campaign_id "
+            "ORDER BY gmv_yuan DESC, campaign_id",
             Grid(0, 13, 12, 10),
-            names={"campaign_id": "活动 / Campaign", "gmv_yuan": "成交额 / GMV", "orders": "订单 / Orders",
-                   "new_users": "新客 / New users", "participants": "参与人数 / Participants"},
+            names={"campaign_name": "活动 / Campaign", "campaign_id": "ID", "gmv_yuan": "成交额 / GMV",
+                   "orders": "订单 / Orders", "new_users": "新客 / New users",
+                   "participants": "参与人数 / Participants"},
             units={"gmv_yuan": "currencyCNY"},
             links={"campaign_id": ("下钻 / Drill down",
                                    "/d/promo-campaign?var-campaign=${__value.raw:percentencode}&${__url_time_range}")},

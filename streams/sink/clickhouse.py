@@ -138,6 +138,24 @@ MIGRATIONS: Sequence[Migration] = (
             f"ALTER TABLE {DB}.sink_log MATERIALIZE INDEX minute_minmax",
         ),
     ),
+    Migration(
+        3,
+        "campaign names and schedules (`promo campaigns import`)",
+        (
+            f"""CREATE TABLE IF NOT EXISTS {DB}.campaigns (
+            campaign_id String,
+            name String,
+            starts_at Nullable(DateTime64(3, 'UTC')),
+            ends_at Nullable(DateTime64(3, 'UTC')),
+            imported_at DateTime64(3, 'UTC')
+        ) ENGINE = ReplacingMergeTree(imported_at) ORDER BY campaign_id""",
+            # The newest import of each campaign; what the screens join their campaign ids with.
+            f"""CREATE OR REPLACE VIEW {DB}.campaign_names AS
+            SELECT campaign_id, argMax(name, imported_at) AS name, argMax(starts_at, imported_at) AS starts_at,
+                   argMax(ends_at, imported_at) AS ends_at
+            FROM {DB}.campaigns GROUP BY campaign_id""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -392,6 +410,18 @@ class ClickHouseStore:
             except Exception as exc:  # shown in its panel; the others still answer
                 out.append(exc)
         return out
+
+    def upsert_campaigns(self, rows: Sequence[tuple[str, str, int | None, int | None, int]]) -> None:
+        """(campaign_id, name, starts_at_ms, ends_at_ms, imported_at_ms) rows; the newest import wins."""
+
+        def when(ms: int | None) -> dt.datetime | None:
+            return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+
+        self.insert_rows(
+            f"{DB}.campaigns",
+            [(c, n, when(s), when(e), when(i)) for c, n, s, e, i in rows],
+            ("campaign_id", "name", "starts_at", "ends_at", "imported_at"),
+        )
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

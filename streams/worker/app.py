@@ -28,11 +28,14 @@ import faust
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
+from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
+from streams.kafka import side_consumer
 from streams.sink.clickhouse import ClickHouseStore
 from streams.sink.writer import DeltaSink
+from streams.statelog import StateLog
 from streams.worker.agents.aggregate import AggregateAgent
 from streams.worker.agents.base import BatchAgent
 from streams.worker.agents.ingest import IngestAgent
@@ -338,6 +341,38 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
                 owner_file(embedded).unlink()
 
     app.task(run_sink)
+
+    async def load_campaigns() -> None:
+        """Campaign names and schedules (`promo campaigns import`) into promo.campaigns: the whole
+        topic at start (re-inserting is harmless: the newest import wins), then as it grows."""
+        await sink.schema_ready.wait()
+        tp = TopicPartition(settings.topic(Topic.CAMPAIGNS), 0)
+        failing = StateLog(log, "loading campaign names")
+        while True:
+            try:
+                async with side_consumer(settings.bootstrap) as consumer:
+                    consumer.assign([tp])
+                    await consumer.seek_to_beginning(tp)
+                    while True:
+                        batch = await consumer.getmany(tp, timeout_ms=2000)
+                        rows = []
+                        for record in batch.get(tp, []):
+                            try:
+                                c = Campaign.from_json(record.value or b"")
+                            except ValueError:
+                                log.warning("campaigns[0]@%d is not a campaign record; skipped", record.offset)
+                                continue
+                            rows.append((c.campaign_id, c.name, c.starts_at_ms, c.ends_at_ms, record.timestamp))
+                        if rows:
+                            await store.call(store.upsert_campaigns, rows)
+                        failing.recovered()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker or the store is away: names come when they are back
+                failing.failed(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(5)
+
+    app.task(load_campaigns)
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
     # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
     attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready,

@@ -1,5 +1,5 @@
 """Read commands never change the store (issue 15): `promo totals` on a store no worker has written
-answers without building the schema, and leaves the store as it found it. The real chdb engine."""
+says so (exit 2) without building the schema, and leaves the store as it found it. The real chdb engine."""
 
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def test_totals_on_a_store_without_tables_builds_nothing(env: Pipeline) -> None:
     before = databases(env.store)
     assert "promo" not in before
     result = env.promo("totals", "--json")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
+    # An error, not an empty answer ("no sales"): no worker ever wrote here (issue 16).
+    assert result.returncode == 2 and result.stdout == ""
+    assert "has no tables: no worker has written to it yet" in result.stderr
     assert databases(env.store) == before  # no `promo` database, no tables, no schema_version row
 
 

@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -247,3 +248,21 @@ def test_a_whole_board_from_one_read(served: Served) -> None:
     assert gmv == pytest.approx(sum(r["gmv_yuan"] for r in board)) and orders == sum(r["orders"] for r in board)
     assert gmv == pytest.approx(truth_sum(served.truth, "gmv_fen") / 100)
     assert abs(doc["as_of_ms"] - time.time() * 1000) < 60_000
+
+
+def test_imported_campaign_names_show_on_the_leaderboard(served: Served, tmp_path: Path) -> None:
+    biggest = max({str(r["campaign_id"]) for r in served.truth.totals},
+                  key=lambda c: truth_sum(served.truth, "gmv_fen", c))  # fmt: skip
+    campaigns = tmp_path / "campaigns.csv"
+    campaigns.write_text(f"campaign_id,name,starts_at,ends_at\n{biggest},双十一主会场 🎉,2025-11-11T00:00:00+08:00,\n")
+    result = served.worker.pipeline.promo("campaigns", "import", str(campaigns))
+    assert result.returncode == 0 and "imported 1 campaigns" in result.stdout, result.stderr
+    deadline = time.monotonic() + 60
+    while True:
+        rows = served.panel("promo-war-room", "Campaign leaderboard")["rows"]
+        names = {r["campaign_id"]: r["campaign_name"] for r in rows}
+        if names[biggest] == "双十一主会场 🎉" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert names[biggest] == "双十一主会场 🎉"
+    assert all(name == cid for cid, name in names.items() if cid != biggest)  # unnamed: the id

@@ -32,6 +32,8 @@ def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> sub
         ["simulate"],
         ["users"],
         ["users", "import"],
+        ["campaigns"],
+        ["campaigns", "import"],
         ["totals"],
         ["verify"],
         ["demo"],
@@ -73,6 +75,13 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(
             ["users", "import", "/"], {"PROMO_BROKER": "kafka://127.0.0.1:1"}, "is a directory", id="users-directory"
         ),
+        pytest.param(
+            ["campaigns", "import", "/nonexistent/c.csv"],
+            {},
+            "no such file: /nonexistent/c.csv",
+            id="campaigns-missing",
+        ),
+        pytest.param(["campaigns", "import", "/"], {}, "is a directory", id="campaigns-directory"),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
         pytest.param(
             ["simulate", "--truth", "/nonexistent/x.json"],
@@ -243,3 +252,13 @@ def test_users_import_skip_invalid_goes_on_to_import_the_valid_lines(tmp_path: P
     assert result.returncode == 2
     assert "rejected '123,foo'" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("promo: error: cannot reach the broker")  # it tried
+
+
+def test_campaigns_import_reports_bad_lines_and_sends_nothing(tmp_path: Path) -> None:
+    campaigns = tmp_path / "campaigns.csv"
+    campaigns.write_text("campaign_id,name,starts_at,ends_at\nc1,一号,2026-11-11T00:00:00,\nc2,二号,,\n")
+    result = promo("campaigns", "import", str(campaigns), env={"PROMO_BROKER": "kafka://127.0.0.1:1"})
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{campaigns}:2: '2026-11-11T00:00:00' has no UTC offset")
+    assert lines[1] == "promo: error: 1 line(s) rejected; nothing imported" and len(lines) == 2

@@ -1,0 +1,128 @@
+"""`promo campaigns import FILE.csv`: campaign names and schedules, for the screens and the detector.
+
+The file is CSV with a header: `campaign_id,name[,starts_at,ends_at]`; times are ISO 8601 with a UTC
+offset (`2026-11-11T00:00:00+08:00`, `2026-11-10T16:00:00Z`); names may be in any language. Every
+line is checked; a bad one is reported with its number and reason, and nothing is sent unless all
+are good. The rows go to the `campaigns` topic (the newest import of a campaign wins); the worker
+that runs the sink reads the topic at start and as it grows, into `promo.campaigns`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError
+
+from streams.config import Settings
+from streams.contract.topics import Topic
+from streams.errors import BrokerError
+
+COLUMNS = ("campaign_id", "name", "starts_at", "ends_at")
+
+
+@dataclass(frozen=True)
+class Campaign:
+    campaign_id: str
+    name: str
+    starts_at_ms: int | None = None
+    ends_at_ms: int | None = None
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"campaign_id": self.campaign_id, "name": self.name,
+                             "starts_at_ms": self.starts_at_ms, "ends_at_ms": self.ends_at_ms})  # fmt: skip
+
+    @classmethod
+    def from_json(cls, value: bytes) -> Campaign:
+        doc: Any = orjson.loads(value)
+        if not isinstance(doc, dict) or not isinstance(doc.get("campaign_id"), str):
+            raise ValueError("not a campaign record")
+        return cls(doc["campaign_id"], str(doc.get("name") or ""), _opt_int(doc.get("starts_at_ms")),
+                   _opt_int(doc.get("ends_at_ms")))  # fmt: skip
+
+
+def _opt_int(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+@dataclass
+class CampaignFile:
+    campaigns: list[Campaign] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
+
+
+def parse_time(text: str) -> int:
+    """ISO 8601 with an offset -> epoch ms; a time without an offset is refused (whose midnight?)."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset (write 2026-11-11T00:00:00+08:00 or …Z)")
+    return int(when.timestamp() * 1000)
+
+
+def read_campaign_file(text: str) -> CampaignFile:
+    out = CampaignFile()
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["campaign_id", "name"]:
+        out.rejected.append((1, f"the first line must be the header {','.join(COLUMNS)} (the last two optional)"))
+        return out
+    header = [c.strip().lower() for c in rows[0]]
+    if header not in (list(COLUMNS[:2]), list(COLUMNS)):
+        out.rejected.append((1, f"unknown columns {header}; expected {','.join(COLUMNS)}"))
+        return out
+    seen: set[str] = set()
+    for number, row in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            out.rejected.append((number, f"{len(row)} columns, expected {len(header)}"))
+            continue
+        campaign_id, name = row[0].strip(), row[1].strip()
+        if not 1 <= len(campaign_id) <= 64:
+            out.rejected.append((number, "campaign_id must have 1-64 characters"))
+            continue
+        if campaign_id in seen:
+            out.rejected.append((number, f"campaign {campaign_id!r} is listed twice"))
+            continue
+        if len(name) > 128:
+            out.rejected.append((number, "a name has at most 128 characters"))
+            continue
+        starts = ends = None
+        try:
+            if len(row) == 4:
+                starts = parse_time(row[2]) if row[2].strip() else None
+                ends = parse_time(row[3]) if row[3].strip() else None
+        except ValueError as exc:
+            out.rejected.append((number, str(exc)))
+            continue
+        if starts is not None and ends is not None and ends <= starts:
+            out.rejected.append((number, "ends_at must be after starts_at"))
+            continue
+        seen.add(campaign_id)
+        out.campaigns.append(Campaign(campaign_id, name, starts, ends))
+    return out
+
+
+async def send_campaigns(settings: Settings, campaigns: list[Campaign]) -> int:
+    """Send the campaigns to the `campaigns` topic, keyed by campaign_id; the count acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, request_timeout_ms=15_000)
+    try:
+        await producer.start()
+    except (KafkaConnectionError, OSError) as exc:
+        await producer.stop()
+        raise BrokerError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+    try:
+        topic = settings.topic(Topic.CAMPAIGNS)
+        pending = [await producer.send(topic, c.to_json(), key=c.campaign_id.encode(), partition=0) for c in campaigns]
+        for ack in pending:
+            await ack
+    finally:
+        await producer.stop()
+    return len(campaigns)

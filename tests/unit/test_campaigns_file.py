@@ -1,0 +1,60 @@
+"""`promo campaigns import`: a CSV of names and schedules, every line checked."""
+
+from __future__ import annotations
+
+from streams.campaigns import Campaign, parse_time, read_campaign_file
+
+GOOD = (
+    "campaign_id,name,starts_at,ends_at\n"
+    "双11主会场,双十一主会场 Main venue,2026-11-11T00:00:00+08:00,2026-11-12T00:00:00+08:00\n"
+    "sk2,SK-II 品牌日,2026-11-10T16:00:00Z,\n"
+    '"q""uote","名字, with a comma",,\n'  # CSV quoting: a quote is doubled
+)
+
+
+def test_a_good_file() -> None:
+    parsed = read_campaign_file(GOOD)
+    assert parsed.rejected == []
+    assert parsed.campaigns == [
+        Campaign("双11主会场", "双十一主会场 Main venue", 1_794_326_400_000, 1_794_412_800_000),
+        Campaign("sk2", "SK-II 品牌日", 1_794_326_400_000, None),
+        Campaign('q"uote', "名字, with a comma", None, None),
+    ]
+    assert Campaign.from_json(parsed.campaigns[0].to_json()) == parsed.campaigns[0]
+
+
+def test_names_only() -> None:
+    assert read_campaign_file("campaign_id,name\nc1,一号\n").campaigns == [Campaign("c1", "一号")]
+
+
+def test_every_bad_line_is_reported_with_its_number() -> None:
+    text = (
+        "campaign_id,name,starts_at,ends_at\n"
+        "c1,ok,2026-11-11T00:00:00+08:00,2026-11-11T01:00:00+08:00\n"
+        "c2,no offset,2026-11-11T00:00:00,\n"
+        "c3,backwards,2026-11-11T02:00:00Z,2026-11-11T01:00:00Z\n"
+        "c1,again,,\n"
+        "c4,too,many,columns,here\n"
+        ",no id,,\n"
+        "c5,not a time,yesterday,\n"
+    )
+    parsed = read_campaign_file(text)
+    assert [c.campaign_id for c in parsed.campaigns] == ["c1"]
+    assert [(n, r.split(" ")[0]) for n, r in parsed.rejected] == [
+        (3, "'2026-11-11T00:00:00'"),
+        (4, "ends_at"),
+        (5, "campaign"),
+        (6, "5"),
+        (7, "campaign_id"),
+        (8, "'yesterday'"),
+    ]
+    assert "no UTC offset" in parsed.rejected[0][1]
+
+
+def test_a_file_without_the_header_is_refused_whole() -> None:
+    parsed = read_campaign_file("c1,一号\n")
+    assert parsed.campaigns == [] and parsed.rejected[0][0] == 1 and "header" in parsed.rejected[0][1]
+
+
+def test_times_need_an_offset() -> None:
+    assert parse_time("2026-11-11T00:00:00+08:00") == parse_time("2026-11-10T16:00:00Z") == 1_794_326_400_000
