@@ -91,12 +91,6 @@ class Deltas:
                 acc[i] += amount
         return out
 
-    def rejected_by_reason(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for key, count in self.rejections.items():
-            out[key.reason] = out.get(key.reason, 0) + count
-        return out
-
 
 def iter_rows(deltas: Deltas) -> Iterator[tuple[FactKey, list[int]]]:
     """Fact rows with at least one non-zero counter (a retraction and re-add can cancel out)."""

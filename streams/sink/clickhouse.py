@@ -25,8 +25,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError, StreamClosedError, StreamFailureError
 
-from streams.contract.facts import COUNTERS, Deltas
-from streams.contract.wire import delta_rows
+from streams.contract.facts import COUNTERS
 from streams.errors import SinkError
 
 log = logging.getLogger(__name__)
@@ -355,9 +354,6 @@ class ClickHouseStore:
             parameters={"kind": kind},
         )
         return {int(p): int(o) for p, o in result.result_rows}
-
-    def insert_batch(self, deltas: Deltas, markers: dict[int, int]) -> int:
-        return self.insert_wire_rows(*delta_rows(deltas), markers)
 
     def insert_wire_rows(
         self,

@@ -107,6 +107,7 @@ def test_a_store_of_each_older_version_upgrades_to_a_new_stores_schema(tmp_path:
         _run_python(f"""
         import json
         from streams.sink import clickhouse as ch
+        from tests.helpers import insert_deltas
         {DESCRIBE}
         store = ch.ClickHouseStore("chdb://{tmp_path}/fresh")
         store.apply_schema()
@@ -121,6 +122,7 @@ def test_a_store_of_each_older_version_upgrades_to_a_new_stores_schema(tmp_path:
         import json, time
         from streams.contract.facts import Deltas, FactKey
         from streams.sink import clickhouse as ch
+        from tests.helpers import insert_deltas
         {DESCRIBE}
         store = ch.ClickHouseStore("chdb://{tmp_path}/store")
         for migration in ch.MIGRATIONS[:{old}]:    # a store as version {old} left it, with data
@@ -129,7 +131,7 @@ def test_a_store_of_each_older_version_upgrades_to_a_new_stores_schema(tmp_path:
             store.command(f"INSERT INTO promo.schema_version VALUES ({{migration.version}}, now64(3))")
         deltas = Deltas()
         deltas.add(FactKey("c1", "wechat", "group", 3, 1_762_790_400_000), 3, 2)
-        store.insert_batch(deltas, {{0: 7}})
+        insert_deltas(store, deltas, {{0: 7}})
         now_ms = int(time.time() * 1000)           # written_at within sink_log's 7-day TTL
         store.log_write([(now_ms, 0, 7, 1, 1_762_790_400_000, 1_762_790_400_000, 5.0)])
         store.apply_schema()

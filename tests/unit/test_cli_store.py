@@ -27,6 +27,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         from streams.contract.events import Reason
         from streams.contract.facts import Deltas, FactKey, RejectKey
         from streams.sink.clickhouse import ClickHouseStore
+        from tests.helpers import insert_deltas
         store = ClickHouseStore("chdb://{path}")
         store.apply_schema()
         deltas = Deltas()
@@ -34,7 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 4, 19900)  # gmv_fen
         deltas.add(FactKey("sk2", "app", "", 0, {MINUTE}), 0, 5)                 # interactions
         deltas.reject(RejectKey("orders", Reason.LATE, "sk2", "app", {MINUTE}))
-        store.insert_batch(deltas, {{0: 9}})
+        insert_deltas(store, deltas, {{0: 9}})
         store.close_sync()
         store.executor.shutdown()
     """

@@ -14,6 +14,7 @@ from streams.contract.facts import COUNTERS
 from streams.kit.fold import fold_in_process
 from streams.kit.simulate import SimConfig, generate
 from streams.kit.truth import compute_truth
+from tests.helpers import rejected_by_reason
 
 
 @pytest.mark.parametrize(
@@ -31,4 +32,4 @@ def test_the_fold_equals_the_oracle(seed: int, batch_rate: float) -> None:
         if any(row)
     ]
     assert got == truth.totals
-    assert dict(sorted(deltas.rejected_by_reason().items())) == truth.rejected
+    assert dict(sorted(rejected_by_reason(deltas).items())) == truth.rejected
