@@ -20,10 +20,7 @@ from streams.contract.dlq import DeadLetter
 from streams.contract.events import Kind, Reason
 from streams.contract.facts import Deltas, RejectKey, minute_of
 from streams.contract.limits import StageConfig
-from streams.contract.wire import (
-    REJECT_KIND,
-    item_event,
-)
+from streams.contract.wire import EVENT_FOLDED, KIND, POSITION, REJECT_FIELDS, REJECT_KIND, item_event
 
 
 @dataclass
@@ -95,7 +92,7 @@ class RoutedPartition:
             self.forget_before = min(self.src_watermark.values()) - self.lateness_ms - self.horizon_ms
 
     def _apply_item(self, item: list[Any], generation: int, out: PartitionOutput) -> None:
-        src, offset, index = item[0], item[1], item[2]
+        src, offset, index = item[POSITION]
         seen = self.src_seen.get(src)
         if seen is not None:
             seen_generation, seen_offset, seen_index = seen
@@ -109,13 +106,13 @@ class RoutedPartition:
                 return
             generation = max(generation, seen_generation)
         self.src_seen[src] = (generation, offset, index)
-        if item[3] == REJECT_KIND:
-            reason, ts, campaign, channel, topic = item[4], item[5], item[6], item[7], item[8]
+        if item[KIND] == REJECT_KIND:
+            reason, ts, campaign, channel, topic = item[REJECT_FIELDS]
             out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(ts)))
             return
         # The item's fields as they are: an `Event` per item was a tenth of stage 2. Only a
         # duplicate, rare, is turned back into one (for the dead letter).
-        kind, event_id, ts, user_id, campaign, channel, entry, tier, share_id, order_id, amount = item[3:14]
+        kind, event_id, ts, user_id, campaign, channel, entry, tier, share_id, order_id, amount = item[EVENT_FOLDED]
         state = self.users.take(user_id)
         if ts > out.max_event_ts:
             out.max_event_ts = ts
