@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from streams.aggregate import audit
-from streams.aggregate.state import UserCache
+from streams.aggregate.state import Meta, UserCache
 from streams.aggregate.user import apply_fields, mark_existing
 from streams.contract.dlq import DeadLetter
 from streams.contract.events import Kind, Reason
@@ -80,6 +80,16 @@ class RoutedPartition:
             self.hear_watermarks(doc.get("wm", {}))
         if not muted:
             out.to_offset = offset
+
+    def resume(self, users: UserCache, meta: Meta | None) -> int:
+        """Take up a snapshot: its users (read back one by one as they return) and, when it holds a
+        fold, its bookkeeping. Returns the routed offset the replay starts from."""
+        self.users = users
+        if meta is None or meta.next_offset == 0:
+            return 0
+        self.src_seen, self.next_offset = meta.src_seen, meta.next_offset
+        self.hear_watermarks(meta.watermarks)
+        return meta.next_offset
 
     def hear_watermarks(self, watermarks: dict[str, int]) -> None:
         for src, mark in watermarks.items():

@@ -12,12 +12,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams import crashpoints
 from streams.aggregate.fold import PartitionOutput, RoutedPartition
+from streams.aggregate.snapshots import SnapshotPolicy, log_identity
 from streams.aggregate.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
 from streams.config import Settings
 from streams.contract.topics import Topic
@@ -40,8 +40,7 @@ class AggregateAgent(BatchAgent):
         self.first_mark: dict[int, LogMark] = {}
         self.last_folded: dict[int, ConsumerRecord[bytes, bytes]] = {}
         self.state_root = settings.data_dir.resolve() / "state" / settings.app_id
-        self.unsaved: set[int] = set()  # routed partitions folded further than their snapshot
-        self.saved_at = time.monotonic()
+        self.snapshot_policy = SnapshotPolicy(settings.snapshot_interval_s, saved_at=time.monotonic())
         self.counters = {"messages": 0, "batches": 0, "recoveries": 0, "recovery_s": 0.0, "replayed": 0}
         # Per routed partition, the deltas-log checkpoint after this owner's last acknowledged deltas
         # message, and the newest one an offset commit has since confirmed (streams/sink/markers.py).
@@ -154,30 +153,19 @@ class AggregateAgent(BatchAgent):
                 )  # fmt: skip
                 snapshot.clear()
                 meta = snapshot.meta()
-        state.users = UserCache(snapshot, self.settings.user_cache)
-        if meta.next_offset == 0:
-            return 0
-        state.src_seen, state.next_offset = meta.src_seen, meta.next_offset
-        state.hear_watermarks(meta.watermarks)
-        return meta.next_offset
+        return state.resume(UserCache(snapshot, self.settings.user_cache), meta)
 
     def _save(self, partition: int, state: RoutedPartition) -> None:
-        first, last = self.first_mark.get(partition), self.last_folded.get(partition)
-        if first is None or last is None or last.offset != state.next_offset - 1:
+        last = self.last_folded.get(partition)
+        if last is None or last.offset != state.next_offset - 1:
             return  # nothing folded since (re)assignment to tie the snapshot to: the last save stands
-        identity: dict[str, Any] = {"first": first, "last": log_mark(last)}
         checkpoint = self.delta_confirmed.get(partition)
-        if checkpoint is not None:
-            identity["deltas"] = checkpoint.to_list()
+        identity = log_identity(self.first_mark.get(partition), log_mark(last),
+                                checkpoint.to_list() if checkpoint is not None else None)  # fmt: skip
+        if identity is None:
+            return
         state.users.save(state.next_offset, state.src_seen, identity, state.src_watermark)
         crashpoints.reached("aggregate.saved")
-
-    def _save_snapshots(self, touched: set[int]) -> None:
-        for partition in touched:
-            state = self.partitions.get(partition)
-            if state is not None:
-                self._save(partition, state)
-        touched.clear()
 
     async def handle(self, batch: Batch, generation: int) -> None:
         outputs: dict[int, PartitionOutput] = {}
@@ -218,19 +206,11 @@ class AggregateAgent(BatchAgent):
             self.partitions[partition].emitted_to = to_offset
             self.delta_pending[partition] = Checkpoint(acked[index].offset, generation, to_offset)
         crashpoints.reached("aggregate.sent")
-        # After the output is acknowledged: a snapshot never runs ahead of what was emitted. Not
-        # after every batch: a snapshot only shortens the replay of a recovery, and writing every
-        # touched user each batch cost a tenth of the worker's time at full speed.
-        self.unsaved.update(outputs)
-        if time.monotonic() - self.saved_at >= self.settings.snapshot_interval_s:
-            self._save_snapshots(self.unsaved)
-            self.saved_at = time.monotonic()
-        else:
-            # Users changed since the last save are pinned in memory; at a high rate of distinct
-            # users, save before the interval rather than let them outgrow the cache.
-            for partition in [p for p in self.unsaved if self.partitions[p].users.over_budget]:
-                self._save(partition, self.partitions[partition])
-                self.unsaved.discard(partition)
+        # After the output is acknowledged: a snapshot never runs ahead of what was emitted
+        # (streams/aggregate/snapshots.py says which partitions are due).
+        self.snapshot_policy.folded(outputs)
+        for partition in self.snapshot_policy.to_save(time.monotonic(), lambda p: self.partitions[p].users.over_budget):
+            self._save(partition, self.partitions[partition])
         self.counters["messages"] += messages
         self.counters["batches"] += 1
 
@@ -246,9 +226,10 @@ class AggregateAgent(BatchAgent):
     def forget(self, revoked: set[TopicPartition]) -> None:
         routed = self.settings.topic(Topic.ROUTED)
         # Every batch's output is acknowledged here (the caller holds `busy`): save before letting go.
-        leaving = {tp.partition for tp in revoked if tp.topic == routed}
-        self._save_snapshots(leaving & self.unsaved)
-        self.unsaved -= leaving
+        for partition in self.snapshot_policy.leaving(tp.partition for tp in revoked if tp.topic == routed):
+            state = self.partitions.get(partition)
+            if state is not None:
+                self._save(partition, state)
         for tp in revoked:
             if tp.topic == routed:
                 self.partitions.pop(tp.partition, None)
