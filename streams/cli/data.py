@@ -98,6 +98,22 @@ def simulate(
     typer.echo(f"sent {len(sent)} messages ({result.accepted} accepted events, rejected {result.rejected})")
 
 
+def read_input(file: Path, what: str) -> str:
+    """The UTF-8 text of `file` ('-': standard input), or a one-line failure saying why not."""
+    if str(file) == "-":
+        return sys.stdin.read()
+    if file.is_dir():
+        fail(f"{file} is a directory; give {what}")
+    try:
+        return file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"no such file: {file}")
+    except UnicodeDecodeError:
+        fail(f"{file}: not UTF-8 text")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}")
+
+
 def _check_writable(path: Path | None, flag: str) -> None:
     """`path` can be written (its directory exists and lets us), or a one-line failure."""
     if path is None:
@@ -131,17 +147,7 @@ def users_import(
     from streams.users import import_existing, read_user_file
 
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
-    if str(file) != "-" and file.is_dir():
-        fail(f"{file} is a directory; give a file with one user_id a line")
-    try:
-        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        fail(f"no such file: {file}")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text")
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    parsed = read_user_file(text)
+    parsed = read_user_file(read_input(file, "a file with one user_id a line"))
     if parsed.header is not None:
         typer.echo(f"skipped a header line: {parsed.header[:80]}", err=True)
     for bad in parsed.rejected:
@@ -177,17 +183,7 @@ def campaigns_import(
     from streams.kafka import ensure_topics
 
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
-    if file.is_dir():
-        fail(f"{file} is a directory; give a CSV file")
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        fail(f"no such file: {file}")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text")
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
-    parsed = read_campaign_file(text)
+    parsed = read_campaign_file(read_input(file, "a CSV file"))
     for number, reason in parsed.rejected:
         typer.echo(f"{file}:{number}: {reason}", err=True)
     if parsed.rejected:
