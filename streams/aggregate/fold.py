@@ -72,8 +72,9 @@ class RoutedPartition:
         else:
             sink.max_ingest_ms = max(sink.max_ingest_ms, doc["ing"])
             generation = doc.get("gen", 0)
+            arrival = doc["ing"]  # a duplicate is counted at its batch's arrival, as stage 1's rejections
             for item in doc["items"]:
-                self._apply_item(item, generation, sink)
+                self._apply_item(item, generation, sink, arrival)
             # After the items: a message's watermarks are where stage 1 stood at the END of its
             # batch, while its items passed the gate earlier, against lower watermarks. Heard
             # first, they could drop an id that a copy in this very message still has to match.
@@ -101,7 +102,7 @@ class RoutedPartition:
         if len(self.src_watermark) >= self.input_partitions:
             self.forget_before = min(self.src_watermark.values()) - self.lateness_ms - self.horizon_ms
 
-    def _apply_item(self, item: list[Any], generation: int, out: PartitionOutput) -> None:
+    def _apply_item(self, item: list[Any], generation: int, out: PartitionOutput, arrival_ms: int) -> None:
         src, offset, index = item[POSITION]
         seen = self.src_seen.get(src)
         if seen is not None:
@@ -117,8 +118,8 @@ class RoutedPartition:
             generation = max(generation, seen_generation)
         self.src_seen[src] = (generation, offset, index)
         if item[KIND] == REJECT_KIND:
-            reason, ts, campaign, channel, topic = item[REJECT_FIELDS]
-            out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(ts)))
+            reason, arrived, campaign, channel, topic = item[REJECT_FIELDS]
+            out.deltas.reject(RejectKey(topic, reason, campaign, channel, minute_of(arrived)))
             return
         # The item's fields as they are: an `Event` per item was a tenth of stage 2. Only a
         # duplicate, rare, is turned back into one (for the dead letter).
@@ -131,7 +132,7 @@ class RoutedPartition:
                         out.deltas, self.horizon_ms, self.forget_before):  # fmt: skip
             ev = item_event(item)
             topic = ev.kind.topic_suffix
-            out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(ev.ts)))
+            out.deltas.reject(RejectKey(topic, Reason.DUPLICATE, ev.campaign_id, ev.channel, minute_of(arrival_ms)))
             out.dead.append(DeadLetter(ev.to_json(), Reason.DUPLICATE, ev.event_id, f"{src}:{offset}:{index}"))
         elif before is not None:
             if kind == Kind.ORDER:

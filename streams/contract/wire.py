@@ -7,7 +7,8 @@ routed message: {"v": 1, "ing": <max Kafka timestamp of the inputs, ms>, "gen": 
                  the inputs were read in>, "wm": {src: stage-1 watermark}, "items": [item, ...]}
     event item:  [src, offset, index, kind, event_id, ts, user_id, campaign_id, channel, entry,
                   city_tier, share_id, order_id, amount_fen, action, target_id]
-    reject item: [src, offset, index, -1, reason, ts, campaign_id, channel, topic_suffix]
+    reject item: [src, offset, index, -1, reason, arrival_ms, campaign_id, channel, topic_suffix]
+                 (arrival_ms: the input record's Kafka timestamp; before 2026-12-05 the event's ts)
   or {"v": 1, "existing": [user_id, ...]} for imported existing buyers.
   `src` is "topic:partition" of the input; (offset, index) orders the items of one src.
 
@@ -43,7 +44,7 @@ POSITION = slice(SRC, KIND)  # src, offset, index: where the item came from, its
 # share_id, order_id, amount_fen (the fields stage 2 folds), then action, target_id.
 EVENT_FOLDED = slice(KIND, 14)
 EVENT_REST = slice(14, 16)
-# A reject item after KIND (-1): reason, ts, campaign_id, channel, topic_suffix.
+# A reject item after KIND (-1): reason, arrival_ms, campaign_id, channel, topic_suffix.
 REJECT_FIELDS = slice(4, 9)
 
 
@@ -66,8 +67,11 @@ def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
     ]  # fmt: skip
 
 
-def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix: str) -> list[Any]:
-    return [src, offset, index, REJECT_KIND, rej.reason, rej.ts, rej.campaign_id, rej.channel, topic_suffix]
+def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix: str, arrival_ms: int) -> list[Any]:
+    """A refused element: counted by the minute it ARRIVED (its input record's Kafka timestamp), so
+    late events and rejections plot at the moment they came, and one whose own time could not be
+    read has a minute too."""
+    return [src, offset, index, REJECT_KIND, rej.reason, arrival_ms, rej.campaign_id, rej.channel, topic_suffix]
 
 
 def item_event(item: list[Any]) -> Event:

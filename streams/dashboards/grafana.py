@@ -488,21 +488,22 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
     panels = [
         table(
             "拒收原因 / Rejected by reason",
-            # An element whose event time could not be read (invalid_json, ...) sits at minute 0:
-            # counted whatever the range, or it would never be seen.
+            # Rejections are kept by the minute they arrived; stores written before 2026-12-05 hold
+            # unreadable ones (invalid_json, ...) at minute 0: counted whatever the range.
             f"SELECT topic, reason, sum(rejected) AS rejected {rejected} "
             "AND ($__timeFilter(minute) OR minute = toDateTime(0)) "
             "GROUP BY topic, reason HAVING rejected != 0 ORDER BY rejected DESC, topic, reason",
             Grid(0, 0, 8, 9),
             names={"topic": "主题 / Topic", "reason": "原因 / Reason", "rejected": "拒收 / Rejected"},
-            description="Dead-lettered elements by event minute; those without a readable time are always included.",
+            description="Dead-lettered elements by the minute they arrived.",
         ),
         timeseries(
-            "每分钟迟到事件 (按事件时间) / Late events per minute (event time)",
+            "每分钟迟到事件 (按到达时间) / Late events per minute (arrival time)",
             f"SELECT $__timeInterval(minute) AS time, sum(rejected) {PER_MINUTE} AS late {rejected} "
             "AND reason = 'late' AND $__timeFilter(minute) GROUP BY time ORDER BY time",
             Grid(8, 0, 8, 9), names={"late": "迟到 / Late"},
-            description="Events more than the allowed lateness behind their partition's newest event.",
+            description="Events more than the allowed lateness behind their partition's newest event, "
+            "counted in the minute they arrived (so a burst of late events shows now, not in the past).",
         ),
         timeseries(
             "每分钟接收事件 (按事件时间) / Accepted events per minute by topic (event time)",

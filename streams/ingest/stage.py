@@ -103,7 +103,9 @@ class Ingest:
                 raw = value if value is not None and len(elements) == 1 and value.lstrip()[:1] == b"{" else ev.to_json()
                 element = Rejection(reason, f"ts={ts}", raw, ts, ev.campaign_id, ev.channel)
             dest = route_source(src, self.partitions)
-            out.routed.setdefault(dest, []).append(reject_item(src, offset, index, element, kind.topic_suffix))
+            out.routed.setdefault(dest, []).append(
+                reject_item(src, offset, index, element, kind.topic_suffix, timestamp_ms)
+            )
             out.dead.append(DeadLetter(element.raw, element.reason, element.detail, f"{src}:{offset}:{index}"))
         out.watermarks[src] = gate.watermark
 

@@ -286,7 +286,9 @@ class PreciseIngest(Ingest):
                 raw = whole if whole is not None else element.to_json()
                 element = Rejection(reason, f"ts={element.ts}", raw, element.ts, element.campaign_id, element.channel)
             dest = route_source(src, self.partitions)
-            out.routed.setdefault(dest, []).append(reject_item(src, offset, index, element, kind.topic_suffix))
+            out.routed.setdefault(dest, []).append(
+                reject_item(src, offset, index, element, kind.topic_suffix, timestamp_ms)
+            )
             out.dead.append(DeadLetter(element.raw, element.reason, element.detail, f"{src}:{offset}:{index}"))
         out.watermarks[src] = gate.watermark
 

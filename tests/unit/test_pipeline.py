@@ -97,3 +97,26 @@ def test_a_copy_in_the_same_batch_as_the_watermarks_that_pass_it_is_still_a_dupl
     end_of_batch = {src: later for src in start}
     log = [encode_routed(first, T0, 1, start), encode_routed(batch, T0, 1, end_of_batch)]
     assert interactions(partition, log) == 110  # e0..e99 and late0..late9; the copy of e0 is not counted
+
+
+def test_rejections_and_duplicates_count_in_the_minute_they_arrived() -> None:
+    """A late event from an hour ago, an unreadable message and a duplicate, all arriving at 00:42:
+    the rejection cells are at 00:42 (where the war room looks now), not at their event time."""
+    from streams.ingest.stage import Ingest, IngestOutput
+
+    settings = Settings(partitions=1)
+    ingest, out = Ingest(settings.stages), IngestOutput()
+    clicks = settings.topic("clicks")
+    arrival = T0 + 42 * 60_000 + 5_000
+    fresh = b'{"event_id":"e1","ts":%d,"user_id":"u1","campaign_id":"c","channel":"wechat","action":"v"}'
+    ingest.process(clicks, 0, 0, arrival, fresh % (arrival - 1_000), out)
+    ingest.process(clicks, 0, 1, arrival, fresh.replace(b"e1", b"e2") % (arrival - 3_600_000), out)  # late
+    ingest.process(clicks, 0, 2, arrival, b"{not json", out)
+    ingest.process(clicks, 0, 3, arrival, fresh % (arrival - 1_000), out)  # the same event_id again
+    partition = RoutedPartition(0, settings.stages)
+    result = PartitionOutput()
+    for offset, (_, value) in enumerate(out.messages()):
+        partition.apply(offset, value, result)
+    minutes = {(key.reason, key.minute_ms) for key in result.deltas.rejections}
+    at = arrival - arrival % 60_000
+    assert minutes == {("late", at), ("invalid_json", at), ("duplicate", at)}, minutes
