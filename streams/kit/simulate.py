@@ -46,14 +46,14 @@ import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, NamedTuple, TypeVar
 
 import orjson
 
 from streams.contract.topics import INPUTS
 
-SCENARIOS: tuple[str, ...] = ("double11",)
+SCENARIOS: tuple[str, ...] = ("double11", "618")
 KINDS: tuple[str, ...] = INPUTS
 
 # Malformed message kinds, named by the rejection reason the contract gives them, dealt out in turn
@@ -291,8 +291,23 @@ _SHARE_TARGETS: Mapping[str, tuple[tuple[str, float], ...]] = {
 _SDKS: tuple[str, ...] = ("wxapp-3.8.2", "qqapp-2.1.0", "jx-mp-1.14.7", "jdapp-12.2.0")
 
 
-def _campaigns() -> tuple[_Campaign, ...]:
-    """The campaigns of the double11 scenario (weights are shares of sessions)."""
+def _campaigns(scenario: str = "double11") -> tuple[_Campaign, ...]:
+    """The campaigns of a scenario (weights are shares of sessions). `618` is JD's anniversary sale
+    (peak on June 18; pass its start_ms): its main venue is 618主会场, and the 618 games (星战618
+    voting, the 6-minute-18 lottery) take a larger share of the sessions than on Double 11
+    (shared/domain.md: 5.68 million took part in 星战618)."""
+    campaigns = _double11_campaigns()
+    if scenario != "618":
+        return campaigns
+    share = {"双11主会场": ("618主会场", 0.32), "crazy618_lottery": (None, 0.17), "starwars618_vote": (None, 0.19)}
+    out = []
+    for c in campaigns:
+        name, weight = share.get(c.campaign_id, (None, c.weight))
+        out.append(replace(c, campaign_id=name or c.campaign_id, weight=weight))
+    return tuple(out)
+
+
+def _double11_campaigns() -> tuple[_Campaign, ...]:
     wechat_heavy = _Choice.of((("wechat", 0.7), ("mobileqq", 0.1), ("app", 0.15), ("web", 0.05)))
     jingxi_heavy = _Choice.of((("jingxi", 0.85), ("wechat", 0.15)))
     return (
@@ -531,7 +546,7 @@ def _build_world(cfg: SimConfig, rng: random.Random, ids: _Ids) -> _World:
         if rng.random() < p_existing:
             existing.add(user.user_id)
     pools = {ch: tuple(u for u in users if u.channel == ch) for ch, _ in _CHANNEL_MIX}
-    campaigns = _campaigns()
+    campaigns = _campaigns(cfg.scenario)
     return _World(
         cfg=cfg,
         users=tuple(users),

@@ -18,12 +18,13 @@ from tests.helpers import rejected_by_reason
 
 
 @pytest.mark.parametrize(
-    ("seed", "batch_rate"),
-    [(1, 0.0), (2, 0.2), (3, 1.0), (4, 0.5), (5, 0.0), (6, 1.0)],
-)
-def test_the_fold_equals_the_oracle(seed: int, batch_rate: float) -> None:
-    sim = generate(SimConfig(events=8000, seed=seed, partitions=4, batch_rate=batch_rate, duplicate_rate=0.03,
-                             malformed_rate=0.02, late_rate=0.01))  # fmt: skip
+    ("seed", "batch_rate", "scenario"),
+    [(1, 0.0, "double11"), (2, 0.2, "double11"), (3, 1.0, "double11"), (4, 0.5, "618"), (5, 0.0, "double11"),
+     (6, 1.0, "618")],
+)  # fmt: skip
+def test_the_fold_equals_the_oracle(seed: int, batch_rate: float, scenario: str) -> None:
+    sim = generate(SimConfig(scenario=scenario, events=8000, seed=seed, partitions=4, batch_rate=batch_rate,
+                             duplicate_rate=0.03, malformed_rate=0.02, late_rate=0.01))  # fmt: skip
     deltas, _, _ = fold_in_process(sim.records, sim.existing_buyers, Settings(partitions=4))
     truth = compute_truth(sim.records, sim.existing_buyers)
     got = [

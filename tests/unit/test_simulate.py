@@ -365,3 +365,27 @@ def test_clean_config_gives_a_clean_stream() -> None:
     outcome = compute_truth(result.records, result.existing_buyers)
     assert outcome.rejected == {}
     assert outcome.accepted == 3_000
+
+
+def test_the_618_scenario_has_its_own_main_venue_and_more_of_the_618_games() -> None:
+    def campaign_share(scenario: str) -> Counter[str]:
+        sim = generate(SimConfig(scenario=scenario, events=6000, seed=3, malformed_rate=0.0))
+        counts: Counter[str] = Counter()
+        for record in sim.records:
+            for doc in _docs(record):
+                counts[doc["campaign_id"]] += 1
+        return counts
+
+    six18, eleven = campaign_share("618"), campaign_share("double11")
+    assert "618主会场" in six18 and "双11主会场" not in six18 and "双11主会场" in eleven
+    games = ("starwars618_vote", "crazy618_lottery")
+    assert sum(six18[g] for g in games) / sum(six18.values()) > sum(eleven[g] for g in games) / sum(eleven.values())
+
+
+def _docs(record: Record) -> list[dict[str, object]]:
+    try:
+        value = orjson.loads(record.value)
+    except orjson.JSONDecodeError:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [d for d in items if isinstance(d, dict) and isinstance(d.get("campaign_id"), str)]
