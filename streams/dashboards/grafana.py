@@ -41,6 +41,7 @@ FORMAT_TABLE = 1
 FACTS = "promo.facts"  # fact rows only (src_partition < 0 AND reason = '')
 FACTS_MINUTE = "promo.facts_minute"
 CAMPAIGN_NAMES = "promo.campaign_names"  # the newest `promo campaigns import` of each campaign
+PIPELINE_STATUS = "promo.pipeline_status"  # the worker's state every 10 s
 SINK_LOG = "promo.sink_log"
 
 # The social channels of the headline number ("52% of new ordering users came from WeChat and QQ").
@@ -149,12 +150,18 @@ def stat(
     names: Mapping[str, str] | None = None,
     description: str = "",
     no_value: str = "0",
+    mappings: Mapping[int, str] | None = None,
 ) -> Json:
-    """Big numbers for the wall: one value per column of a one-row result."""
+    """Big numbers for the wall: one value per column of a one-row result. `mappings` shows a value
+    as a text (Grafana's value mappings; the colour stays the thresholds')."""
     panel = _panel("stat", title, sql, grid, FORMAT_TABLE, description=description, unit=unit)
     panel["fieldConfig"]["defaults"].update(
         {"color": {"mode": "thresholds"}, "noValue": no_value, "thresholds": thresholds(color, *steps)}
     )
+    if mappings:
+        panel["fieldConfig"]["defaults"]["mappings"] = [
+            {"type": "value", "options": {str(v): {"index": i, "text": t} for i, (v, t) in enumerate(mappings.items())}}
+        ]
     if decimals is not None:
         panel["fieldConfig"]["defaults"]["decimals"] = decimals
     panel["fieldConfig"]["overrides"] = display_names(names)
@@ -529,6 +536,20 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             f"max(write_ms) AS max_ms {per_minute}"
             ") ORDER BY time",
             Grid(12, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99", "max_ms": "max"},
+        ),
+        stat(
+            "管道状态 / Pipeline state",
+            # The worker writes its state every 10 s (promo.pipeline_status); no row for 30 s is a
+            # worker gone, or a store it cannot write: 3.
+            # (max over no row is 1970, so an empty table is "no heartbeat" too.)
+            f"SELECT if(max(ts) < now() - 30, 3, argMax(code, ts)) AS state FROM {PIPELINE_STATUS} "
+            "WHERE ts > now() - INTERVAL 10 MINUTE",
+            Grid(0, 18, 24, 4), steps=((1, "orange"), (2, "red")), no_value="3",
+            mappings={0: "正常 / OK", 1: "延迟或启动中 / Behind or starting", 2: "数字停了 / Numbers stopped",
+                      3: "无心跳 / No heartbeat"},
+            description="The same states as the local view's banner: behind or starting (amber); ClickHouse "
+            "unreachable or refusing writes, a stage stalled (red); no heartbeat from the worker for 30 s (red). "
+            "The message of the newest row says which.",
         ),
     ]  # fmt: skip
     return dashboard(

@@ -155,6 +155,19 @@ MIGRATIONS: Sequence[Migration] = (
             FROM {DB}.campaigns GROUP BY campaign_id""",
         ),
     ),
+    Migration(
+        4,
+        "the pipeline's own state every 10 s, for Grafana's state panel",
+        (
+            f"""CREATE TABLE IF NOT EXISTS {DB}.pipeline_status (
+                ts DateTime64(3, 'UTC'),
+                worker String,
+                code UInt8,
+                state LowCardinality(String),
+                message String
+            ) ENGINE = MergeTree ORDER BY ts TTL toDateTime(ts) + INTERVAL 7 DAY""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -418,6 +431,12 @@ class ClickHouseStore:
             [(c, n, when(s), when(e), when(i)) for c, n, s, e, i in rows],
             ("campaign_id", "name", "starts_at", "ends_at", "imported_at"),
         )
+
+    def log_status(self, ts_ms: int, worker: str, code: int, state: str, message: str) -> None:
+        """One heartbeat row of the pipeline's state (promo.pipeline_status)."""
+        when = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
+        self.insert_rows(f"{DB}.pipeline_status", [(when, worker, code, state, message[:500])],
+                         ("ts", "worker", "code", "state", "message"))  # fmt: skip
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

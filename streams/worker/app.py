@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
@@ -44,6 +45,14 @@ from streams.worker.stall import Change, StallWatch
 from streams.worker.transport import BatchConsumer, PromoApp
 
 log = logging.getLogger(__name__)
+
+
+# The pipeline's state as a number for Grafana's state panel: 0 all well, 1 numbers late or not yet
+# there, 2 numbers stopped (3, no heartbeat, is the panel's own: no row for 30 s).
+STATUS_CODES: Mapping[str, int] = {
+    "ok": 0, "behind": 1, "starting": 1, "stalled": 2, "writes_failing": 2, "store_unreachable": 2,
+}  # fmt: skip
+HEARTBEAT_S = 10.0
 
 
 def owner_file(store: Path) -> Path:
@@ -373,6 +382,23 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
                 await asyncio.sleep(5)
 
     app.task(load_campaigns)
+
+    async def heartbeat() -> None:
+        """The pipeline's state into promo.pipeline_status every 10 s, for Grafana's state panel (the
+        same states as the local view's banner). When ClickHouse is down no row lands: Grafana, which
+        reads the same store, then shows no heartbeat."""
+        await sink.schema_ready.wait()
+        worker_name = f"{socket.gethostname()}:{settings.web_port}"
+        while True:
+            doc = pipeline.status()
+            first = doc["problems"][0] if doc["problems"] else None
+            state = first["kind"] if first else "ok"
+            with contextlib.suppress(Exception):  # the sink already reports a failing store
+                await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
+                                 first["message"] if first else "")  # fmt: skip
+            await asyncio.sleep(HEARTBEAT_S)
+
+    app.task(heartbeat)
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
     # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
     attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready,

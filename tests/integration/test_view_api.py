@@ -266,3 +266,14 @@ def test_imported_campaign_names_show_on_the_leaderboard(served: Served, tmp_pat
         time.sleep(0.5)
     assert names[biggest] == "双十一主会场 🎉"
     assert all(name == cid for cid, name in names.items() if cid != biggest)  # unnamed: the id
+
+
+def test_the_worker_writes_its_state_for_grafana(served: Served) -> None:
+    """The health board's state panel reads promo.pipeline_status, which the worker writes every 10 s."""
+    deadline = time.monotonic() + 40
+    while True:
+        doc = served.panel("promo-health", "Pipeline state", **{"from": "now-1h", "to": "now"})
+        if doc["rows"] == [{"state": 0}] or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert doc["rows"] == [{"state": 0}], doc

@@ -438,3 +438,18 @@ def test_gmv_per_minute_adds_up_and_compares_with_the_day_before(world: World) -
     assert series_total(shifted, "day_before", after) == pytest.approx(truth_sum(world.truth, "gmv_fen") / 100)
     assert series_total(shifted, "gmv_yuan", after) == 0
     assert all(r["gmv_yuan"] is None for r in shifted)  # a gap, not a line drawn at zero
+
+
+def test_the_pipeline_state_panel_reads_the_workers_heartbeat(world: World) -> None:
+    state = panel("promo-health", "Pipeline state")
+    rng = Range(dt.datetime.now(tz=dt.UTC) - dt.timedelta(hours=1), dt.datetime.now(tz=dt.UTC))
+    assert only(world.rows(state, rng=rng))["state"] == 3  # no row at all: no heartbeat
+    now_ms = int(time.time() * 1000)
+    world.store.log_status(now_ms - 60_000, "w1", 0, "ok", "")
+    assert only(world.rows(state, rng=rng))["state"] == 3  # the newest row is a minute old
+    world.store.log_status(now_ms - 2_000, "w1", 2, "store_unreachable", "ClickHouse does not answer")
+    assert only(world.rows(state, rng=rng))["state"] == 2
+    texts = state["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert {k: v["text"].split(" / ")[1] for k, v in texts.items()} == {
+        "0": "OK", "1": "Behind or starting", "2": "Numbers stopped", "3": "No heartbeat",
+    }  # fmt: skip

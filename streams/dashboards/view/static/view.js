@@ -93,6 +93,15 @@
     return cfg;
   }
 
+  function valueMapping(cfg, value) {
+    for (const m of cfg.mappings || []) {
+      if (m.type === "value" && m.options && Object.prototype.hasOwnProperty.call(m.options, String(value))) {
+        return m.options[String(value)].text;
+      }
+    }
+    return null;
+  }
+
   function thresholdColor(cfg, value) {
     const steps = (cfg.thresholds && cfg.thresholds.steps) || [];
     let color = steps.length ? steps[0].color : "text";
@@ -134,7 +143,9 @@
     for (const column of columns) {
       const cfg = fieldConfig(panel, column.name);
       const raw = row[column.name] ?? null;
-      const text = format(raw, cfg.unit, cfg.decimals) ?? (defaults.noValue || "-");
+      // Grafana's value mappings: a value shown as a text (the colour stays the thresholds').
+      const mapped = raw === null ? null : valueMapping(cfg, raw);
+      const text = mapped ?? format(raw, cfg.unit, cfg.decimals) ?? (defaults.noValue || "-");
       const color = raw === null ? COLORS.text : thresholdColor(cfg, raw);
       const cell = el("div", { class: "stat", "data-field": column.name });
       const value = el("div", { class: "stat-value", text, "data-field": column.name });
