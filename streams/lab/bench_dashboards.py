@@ -341,6 +341,13 @@ def _fill_markers_and_log(store: ClickHouseStore, start: dt.datetime, partitions
         FROM numbers({{parts:UInt64}})""",
         {"parts": partitions, "to": batches},
     )
+    # The worker's state every 10 s for the day (promo.pipeline_status): what the state panel reads.
+    store.command(
+        """INSERT INTO promo.pipeline_status (ts, worker, code, state, message)
+        SELECT fromUnixTimestamp64Milli({start:Int64} + number * 10000, 'UTC'), 'bench:6066', 0, 'ok', ''
+        FROM numbers(8640)""",
+        {"start": start_ms},
+    )
 
 
 def store_size(store: ClickHouseStore) -> tuple[dict[str, dict[str, int]], int]:
