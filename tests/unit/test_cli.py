@@ -34,6 +34,8 @@ def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> sub
         ["users", "import"],
         ["campaigns"],
         ["campaigns", "import"],
+        ["alerts"],
+        ["alerts", "test-notify"],
         ["totals"],
         ["verify"],
         ["demo"],

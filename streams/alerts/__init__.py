@@ -1,0 +1,1 @@
+"""Drop alerting (issue 17). So far: the notifiers (notify.py); the detector comes next."""

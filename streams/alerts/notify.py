@@ -1,0 +1,178 @@
+"""Notifications where Chinese war rooms look: DingTalk, WeCom and Feishu group robots, and a plain
+JSON webhook. (Issue 17, item 6; the detector that raises alerts is not built yet.)
+
+- DingTalk custom robot: `https://oapi.dingtalk.com/robot/send?access_token=…`; with its optional
+  signing ("加签"), `timestamp` (ms) and `sign` go in the query: sign = urlencode(base64(
+  HMAC-SHA256(key=secret, msg=f"{timestamp}\\n{secret}"))).
+- WeCom (企业微信) group robot: `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…`; the key
+  in the URL is the credential, there is no signing.
+- Feishu / Lark custom bot: `https://open.feishu.cn/open-apis/bot/v2/hook/…`; with signing,
+  `timestamp` (s) and `sign` go in the body: sign = base64(HMAC-SHA256(key=f"{timestamp}\\n{secret}",
+  msg=b"")) — the secret-bearing string is the key and the message is empty.
+- webhook: the alert as one JSON object, POSTed as is.
+
+Robots come from the environment only (`PROMO_NOTIFY_<KIND>_URL`, `PROMO_NOTIFY_<KIND>_SECRET`),
+never from a committed file; their URLs hold credentials too, so neither is ever printed or logged
+(`Robot.name` shows the kind and host only). Each robot keeps under its documented rate (DingTalk
+and WeCom: 20 messages a minute) and retries a failed send with backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("dingtalk", "wecom", "feishu", "webhook")
+PER_MINUTE = {"dingtalk": 20, "wecom": 20, "feishu": 100, "webhook": 600}
+
+
+def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
+    """DingTalk's signature, base64 (URL-encode it for the query)."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def feishu_sign(secret: str, timestamp_s: int) -> str:
+    """Feishu's signature: the HMAC key is f"{timestamp}\\n{secret}" and the message is empty."""
+    digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification: a title line and a body, in the war room's language."""
+
+    title: str
+    text: str
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the alert's data, for the JSON webhook
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass
+class Robot:
+    kind: str
+    url: str
+    secret: str = ""
+    sent: deque[float] = field(default_factory=deque)  # send times of the last minute (rate limit)
+
+    @property
+    def name(self) -> str:
+        """What may be printed: the kind and the host, never the token, key or path."""
+        return f"{self.kind} ({urllib.parse.urlsplit(self.url).hostname or '?'})"
+
+    def request(self, message: Message, now: float) -> Request:
+        """The HTTP request for `message` at wall time `now` (pure: the signature depends on it)."""
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        text = f"{message.title}\n{message.text}"
+        url = self.url
+        doc: dict[str, Any]
+        if self.kind == "dingtalk":
+            doc = {
+                "msgtype": "markdown",
+                "markdown": {"title": message.title, "text": f"### {message.title}\n\n{message.text}"},
+            }
+            if self.secret:
+                ts = int(now * 1000)
+                query = urllib.parse.urlencode({"timestamp": ts, "sign": dingtalk_sign(self.secret, ts)})
+                url = f"{url}{'&' if '?' in url else '?'}{query}"
+        elif self.kind == "wecom":
+            doc = {"msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n{message.text}"}}
+        elif self.kind == "feishu":
+            doc = {"msg_type": "text", "content": {"text": text}}
+            if self.secret:
+                ts = int(now)
+                doc = {"timestamp": str(ts), "sign": feishu_sign(self.secret, ts), **doc}
+        else:
+            doc = {"title": message.title, "text": message.text, **message.fields}
+        return Request(url, json.dumps(doc, ensure_ascii=False).encode(), headers)
+
+    def admit(self, now: float) -> bool:
+        """Whether one more message fits under the robot's rate this minute (and count it)."""
+        while self.sent and now - self.sent[0] >= 60:
+            self.sent.popleft()
+        if len(self.sent) >= PER_MINUTE[self.kind]:
+            return False
+        self.sent.append(now)
+        return True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    robot: str
+    ok: bool
+    attempts: int
+    detail: str  # the robot's answer or the error, credentials never included
+
+
+def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:
+    env = os.environ if environ is None else environ
+    out = []
+    for kind in KINDS:
+        url = env.get(f"PROMO_NOTIFY_{kind.upper()}_URL", "").strip()
+        if url:
+            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+                raise ValueError(f"PROMO_NOTIFY_{kind.upper()}_URL must be an http(s) URL")
+            out.append(Robot(kind, url, env.get(f"PROMO_NOTIFY_{kind.upper()}_SECRET", "")))
+    return out
+
+
+def _answer_ok(kind: str, status: int, body: bytes) -> tuple[bool, str]:
+    """Robots answer 200 with their own error codes in the body (errcode / code != 0 is a failure)."""
+    try:
+        doc = json.loads(body or b"{}")
+    except ValueError:
+        doc = {}
+    code = doc.get("errcode", doc.get("code", doc.get("StatusCode", 0))) if isinstance(doc, dict) else 0
+    message = str(doc.get("errmsg", doc.get("msg", ""))) if isinstance(doc, dict) else ""
+    ok = 200 <= status < 300 and (code in (0, None))
+    return ok, f"HTTP {status}" + (f", code {code} {message}".rstrip() if code not in (0, None) else "")
+
+
+def send(
+    robot: Robot,
+    message: Message,
+    *,
+    attempts: int = 4,
+    timeout_s: float = 5.0,
+    backoff_s: float = 0.5,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Send with retries (exponential backoff with full jitter); never raises, never prints secrets."""
+    if not robot.admit(clock()):
+        return Outcome(robot.name, False, 0, f"over {PER_MINUTE[robot.kind]} messages a minute: held back")
+    detail = ""
+    for attempt in range(1, attempts + 1):
+        req = robot.request(message, clock())
+        http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(http, timeout=timeout_s) as resp:  # noqa: S310 - a configured robot URL
+                ok, detail = _answer_ok(robot.kind, resp.status, resp.read())
+        except urllib.error.HTTPError as exc:
+            ok, detail = False, f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            ok, detail = False, f"{type(reason).__name__}: {reason}".split("?")[0][:200]
+        if ok:
+            return Outcome(robot.name, True, attempt, detail)
+        if attempt < attempts:
+            sleep(random.uniform(0, backoff_s * 2 ** (attempt - 1)))
+    return Outcome(robot.name, False, attempts, detail)
