@@ -71,6 +71,7 @@ class WorkerApp:
     sink: DeltaSink | None
     started_at: float
     gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
+    behind_since: float | None = None  # epoch s: since when more than `behind_events` wait
     stall_watch: StallWatch[TopicPartition] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -190,13 +191,17 @@ class WorkerApp:
             })  # fmt: skip
         waiting = sum(lag for stage in watch.stages() if (lag := watch.lag(stage)) is not None)
         if not stalled and waiting > self.settings.behind_events:
+            if self.behind_since is None:
+                self.behind_since = now_s
             problems.append({
                 "kind": "behind",
-                "message": f"the pipeline is behind: {waiting:,} messages wait "
-                f"(more than {self.settings.behind_events:,}); the numbers are not live",
+                "message": f"{waiting:,} messages wait (more than {self.settings.behind_events:,}); "
+                "the numbers are not live",
                 "detail": "",
-                "since_ms": int(now_s * 1000),
+                "since_ms": int(self.behind_since * 1000),
             })  # fmt: skip
+        else:
+            self.behind_since = None
         last_write = self.sink.health.last_write_at if self.sink is not None else 0.0
         return {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
                 "last_write_ms": int(last_write * 1000)}  # fmt: skip

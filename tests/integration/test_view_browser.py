@@ -67,7 +67,10 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
     asyncio.run(ensure_topics(settings))
     view_port = free_port()
     fault = tmp_path / "fault"  # streams/lab/faults.py: "fail" makes the worker's ClickHouse writes fail
-    worker = WorkerProcess(env, "wall", sink=True, view_port=view_port).start(env={"PROMO_FAULT_FILE": str(fault)})
+    # PROMO_BEHIND_EVENTS=100: a held stage makes the pipeline "behind" as soon as that much waits.
+    worker = WorkerProcess(env, "wall", sink=True, view_port=view_port).start(
+        env={"PROMO_FAULT_FILE": str(fault), "PROMO_BEHIND_EVENTS": "100"}
+    )
     workers.append(worker)
 
     async def go() -> list[Any]:
@@ -124,6 +127,18 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
             assert "ClickHouse does not answer" in banner.inner_text()
             page.screenshot(path=str(tmp_path / "war-room-store-down.png"))
             fault.unlink()  # it answers again: the banner goes
+            expect(banner).to_be_hidden(timeout=30_000)
+
+            # Stage 1 held while events arrive: the pipeline is behind, and the banner turns amber.
+            fault.write_text("stall-stage:ingest")
+            later = generate(SimConfig(events=600, seed=10, partitions=env.partitions, duration_s=1.0))
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, send_records(settings, later.records, paced=False)).result()
+            expect(banner).to_be_visible(timeout=30_000)
+            assert banner.get_attribute("data-kind") == "behind", banner.inner_text()
+            assert "messages wait (more than 100)" in banner.inner_text()
+            page.screenshot(path=str(tmp_path / "war-room-behind.png"))
+            fault.unlink()
             expect(banner).to_be_hidden(timeout=30_000)
 
             # A bad range is no blank page: every panel says what is wrong, in the panel.
