@@ -38,6 +38,10 @@ FETCH_MAX_WAIT_MS = 100
 # to its high watermark (BatchConsumer._swept).
 SWEEP_S = 5.0
 SWEEP_ROUNDS = 5
+# A sweep reads back at most this many offsets at once (a fetch's worth: a partition starved while
+# far behind must not be read whole into memory); the rest in later sweeps or batches, the partition
+# staying checked until the gap is closed. (A batch's own gap is at most the fetch it was dropped from.)
+READ_BACK_MAX = 10_000
 
 
 class FreshConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -77,6 +81,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         # missing in between are read back with a side consumer.
         self._check: dict[TopicPartition, float] = {}  # partition -> since when (monotonic)
         self._quiet: dict[TopicPartition, int] = {}  # partition to check -> fetches without a batch of it
+        self._recheck: set[TopicPartition] = set()  # a gap only partly read back: stays checked
         self._committed_at_assignment: dict[TopicPartition, int] = {}
         self.gaps_filled = 0  # batches that began past where handing had to go on
         self.gap_records = 0  # records read back into them
@@ -86,6 +91,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         for tp in revoked:
             self._handed.pop(tp, None)
             self._check.pop(tp, None)
+            self._recheck.discard(tp)
             self._committed_at_assignment.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
@@ -95,6 +101,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._handed.pop(tp, None)  # an assignment starts from the committed offsets
             self._committed_at_assignment.pop(tp, None)
             self._check[tp] = now
+            self._recheck.discard(tp)
             self._dropped.discard(tp)
         await super().on_partitions_assigned(assigned, generation_id)
 
@@ -161,9 +168,15 @@ class BatchConsumer(faust_aiokafka.Consumer):
             start = await self._next_offset(tp)
             if highwater is not None and highwater > start:
                 why = f"no batch for {SWEEP_S:.0f} s while the high watermark is {highwater}"
-                records = await self._read_back(tp, start, highwater, why)
+                stop = min(highwater, start + READ_BACK_MAX)
+                records = await self._read_back(tp, start, stop, why)
+                if not records and stop < highwater:  # a hole in the log (compaction): read to the end
+                    stop = highwater
+                    records = await self._read_back(tp, start, stop, why)
                 if records:
                     found[tp] = records
+                    if stop < highwater:
+                        self._recheck.add(tp)  # more to read back: checked again once this is handed
         return found
 
     async def _drain_messages(self, fetcher: Any) -> None:
@@ -219,7 +232,10 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     for tp, batch in batch_group:
                         self._ack_through(tp, batch[0].offset, batch[-1].offset)
                         handed[tp] = batch[-1].offset + 1
-                        if self._check.pop(tp, None) is not None:
+                        if tp in self._recheck:  # a gap read back in part: check the next batch too
+                            self._recheck.discard(tp)
+                            self._check[tp] = time.monotonic()
+                        elif self._check.pop(tp, None) is not None:
                             self._quiet.pop(tp, None)
                         app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 commit_every = self._commit_every

@@ -4,8 +4,10 @@ with a message that names it, rather than as a hung or silently wrong worker."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import aiokafka
@@ -15,7 +17,7 @@ import pytest
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.worker.transport import BatchConsumer, BatchTransport, FreshConsumerThread, PromoApp
+from streams.worker.transport import READ_BACK_MAX, BatchConsumer, BatchTransport, FreshConsumerThread, PromoApp
 
 
 def params(fn: Callable[..., Any]) -> list[str]:
@@ -32,6 +34,11 @@ METHODS = [
     (faust_consumer.Consumer, "on_partitions_revoked", ["self", "revoked"], True),
     (faust_consumer.Consumer, "commit", ["self", "topics", "start_new_transaction"], True),
     (faust.App, "_new_transport", ["self"], False),
+    # The read-back of records skipped after a rebalance (BatchConsumer._next_offset, _swept):
+    (aiokafka.AIOKafkaConsumer, "committed", ["self", "partition"], True),
+    (faust_aiokafka.AIOKafkaConsumerThread, "call_thread", ["self", "fun", "args", "kwargs"], True),
+    (faust_aiokafka.AIOKafkaConsumerThread, "_ensure_consumer", ["self"], False),
+    (faust_consumer.ThreadDelegateConsumer, "highwater", ["self", "tp"], False),
 ]
 
 
@@ -82,3 +89,42 @@ def test_our_classes_are_wired_into_faust_as_before() -> None:
     # a Faust commit that fails returns False (the fencing checkpoints are confirmed only on True)
     source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._commit)
     assert "except CommitFailedError" in source and "return False" in source, "a failed commit no longer returns False"
+
+
+class _Record:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+def _sweeper(highwater: int, holes: bool = False) -> tuple[Any, list[tuple[int, int]]]:
+    """A stand-in for BatchConsumer with one partition due a sweep, handing out read-backs."""
+    calls: list[tuple[int, int]] = []
+    tp = aiokafka.TopicPartition("promo.orders", 0)
+
+    async def next_offset(_: Any) -> int:
+        return 100
+
+    async def read_back(_: Any, start: int, stop: int, why: str) -> list[_Record]:
+        calls.append((start, stop))
+        if holes and stop - start <= 10_000:
+            return []  # nothing in the first stretch: a compacted hole
+        return [_Record(o) for o in range(start, stop)]
+
+    fake = SimpleNamespace(_check={tp: 0.0}, _quiet={tp: 4}, _recheck=set(), highwater=lambda _: highwater,
+                           _next_offset=next_offset, _read_back=read_back)  # fmt: skip
+    return fake, calls
+
+
+def test_a_sweep_reads_back_at_most_a_fetchs_worth_and_keeps_the_partition_checked() -> None:
+    fake, calls = _sweeper(highwater=100 + 25_000)
+    found = asyncio.run(BatchConsumer._swept(fake, None, {}))
+    ((tp, records),) = found.items()
+    assert calls == [(100, 100 + READ_BACK_MAX)] and len(records) == READ_BACK_MAX
+    assert tp in fake._recheck  # the rest comes in later sweeps or batches
+
+
+def test_a_sweep_over_a_hole_reads_on_to_the_high_watermark() -> None:
+    fake, calls = _sweeper(highwater=100 + 25_000, holes=True)
+    found = asyncio.run(BatchConsumer._swept(fake, None, {}))
+    assert calls == [(100, 100 + READ_BACK_MAX), (100, 100 + 25_000)]
+    assert len(next(iter(found.values()))) == 25_000 and not fake._recheck
