@@ -321,11 +321,7 @@ def verify(
     if wait < 0:
         fail("--wait must not be negative")
     try:
-        want = Truth.from_json(truth.read_bytes())
-    except FileNotFoundError:
-        fail(f"no such file: {truth}")
-    except IsADirectoryError:
-        fail(f"{truth} is a directory")
+        want = Truth.from_json(read_input(truth, "a truth file from `promo simulate --truth`").encode())
     except ValueError as exc:
         fail(f"{truth}: not a truth file ({exc})")
     settings = settings_from(clickhouse=clickhouse)
