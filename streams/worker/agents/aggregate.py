@@ -68,7 +68,21 @@ class AggregateAgent(BatchAgent):
                 self.first_mark[partition] = first
             start = await self._load_snapshot(consumer, routed, state)
             gate = await self._emitted(consumer, deltas, fence.offset, generation)
-            state.emitted_to = gate.written.get(partition, -1)
+            written = gate.written.get(partition, -1)
+            if start - 1 > written:
+                # Invariant 2 (docs/RELIABILITY.md) checked, not assumed: this snapshot folded offsets
+                # whose output the sink did not take (a zombie saved it after its fenced batch).
+                # Its users hold credits no written delta carries: rebuild from the log instead.
+                log.warning(
+                    "discarding the state snapshot of %s[%d] at offset %d: ahead of the output the sink "
+                    "accepted (up to %d); rebuilding the partition from its log", routed.topic, partition,
+                    start, written,
+                )  # fmt: skip
+                snapshot = self.snapshots[partition]
+                snapshot.clear()
+                state = RoutedPartition(partition, self.settings.stages)
+                start = state.resume(UserCache(snapshot, self.settings.user_cache), None)
+            state.emitted_to = written
             self.delta_pending[partition] = gate.checkpoint(partition, fence.offset)
             emitted_to = state.emitted_to
 
@@ -193,8 +207,10 @@ class AggregateAgent(BatchAgent):
         sent: dict[int, int] = {}  # routed partition -> index of its deltas message in `pending`
         deltas_topic = self.settings.topic(Topic.DELTAS)
         for partition, out in outputs.items():
-            if not out:
-                continue
+            if out.to_offset < 0:
+                continue  # all muted (already emitted before a restart)
+            # Sent even when empty: what the sink accepts must reach every folded offset, so that a
+            # recovery can tell a snapshot ahead of the accepted output (a zombie's) from one that is not.
             pending += await self.send_dead(out.dead)
             value = encode_deltas(partition, out.to_offset, out.deltas, out.max_event_ts, out.max_ingest_ms,
                                   out.audit, generation)  # fmt: skip
