@@ -59,3 +59,12 @@ def log_identity(first: LogMark | None, last: LogMark | None, checkpoint: list[A
     if checkpoint is not None:
         identity["deltas"] = checkpoint
     return identity
+
+
+def ahead_of_output(snapshot_next_offset: int, accepted_to: int) -> bool:
+    """Invariant 2 checked (docs/RELIABILITY.md): a snapshot that folded routed offsets past the
+    output the sink accepted (`accepted_to`, the sink's rule replayed to this owner's fence) cannot
+    be resumed from: the credits it holds for those offsets are in no written delta (a zombie saved
+    it after its fenced batch). Every folded batch sends a deltas message, so a live owner's
+    snapshot never fails this."""
+    return snapshot_next_offset - 1 > accepted_to

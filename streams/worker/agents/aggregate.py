@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from streams import crashpoints
 from streams.aggregate.fold import PartitionOutput, RoutedPartition
-from streams.aggregate.snapshots import SnapshotPolicy, log_identity
+from streams.aggregate.snapshots import SnapshotPolicy, ahead_of_output, log_identity
 from streams.aggregate.state import LogMark, Snapshot, UserCache, log_mark, snapshot_mismatch
 from streams.config import Settings
 from streams.contract.topics import Topic
@@ -69,7 +69,7 @@ class AggregateAgent(BatchAgent):
             start = await self._load_snapshot(consumer, routed, state)
             gate = await self._emitted(consumer, deltas, fence.offset, generation)
             written = gate.written.get(partition, -1)
-            if start - 1 > written:
+            if ahead_of_output(start, written):
                 # Invariant 2 (docs/RELIABILITY.md) checked, not assumed: this snapshot folded offsets
                 # whose output the sink did not take (a zombie saved it after its fenced batch).
                 # Its users hold credits no written delta carries: rebuild from the log instead.
