@@ -201,11 +201,16 @@ def campaigns_import(
 # -- totals ---------------------------------------------------------------------------------------
 @dataclass
 class Read:
-    """Totals and rejections as read, and a plain description of where from."""
+    """Totals and rejections as read, from which store, and how it was read."""
 
-    source: str
+    store: str
+    how: str  # "" for a ClickHouse server
     totals: list[dict[str, Any]]
     rejections: list[dict[str, Any]]
+
+    @property
+    def source(self) -> str:
+        return f"{self.store} ({self.how})" if self.how else self.store
 
 
 def read_store(settings: Settings, *, explicit: bool) -> Read:
@@ -217,43 +222,43 @@ def read_store(settings: Settings, *, explicit: bool) -> Read:
 
     store_dir = settings.embedded_store
     if store_dir is None:
-        return _read_direct(settings, redact_dsn(settings.clickhouse_dsn))
+        return _read_direct(settings, redact_dsn(settings.clickhouse_dsn), "")
     owner = _live_owner(store_dir)
     if owner is not None:
-        return _read_owner(owner, f"{store_dir} (through the worker that owns it, {owner})")
+        return _read_owner(owner, str(store_dir), f"through the worker that owns it, {owner}")
     demo_store = (DEMO_DATA_DIR / "store").resolve()
     demo = _live_owner(demo_store) if demo_store != store_dir.resolve() else None
     if not store_dir.exists():
         if demo is not None and not explicit:
-            return _read_owner(demo, f"{DEMO_DATA_DIR / 'store'} (the running demo's store)")
+            return _read_owner(demo, str(DEMO_DATA_DIR / "store"), "the running demo's store")
         hint = " (the demo's is chdb://.promo/demo/store)" if not explicit else ""
         fail(f"no store at {store_dir}: no worker has written there; start `promo worker` or give --clickhouse{hint}")
-    note = f"{store_dir} (no worker owns it: as the last worker left it)"
+    how = "no worker owns it: as the last worker left it"
     if demo is not None:
-        note += f"; the running demo writes {DEMO_DATA_DIR / 'store'}"
-    return _read_direct(settings, note)
+        how += f"; the running demo writes {DEMO_DATA_DIR / 'store'}"
+    return _read_direct(settings, str(store_dir), how)
 
 
-def _read_owner(url: str, source: str) -> Read:
+def _read_owner(url: str, store: str, how: str) -> Read:
     def get(path: str) -> list[dict[str, Any]]:
         with urllib.request.urlopen(f"{url}{path}", timeout=30) as resp:  # noqa: S310 - our own loopback URL
             rows: list[dict[str, Any]] = json.loads(resp.read())
             return rows
 
     try:
-        return Read(source, get("/api/totals"), get("/api/rejections"))
+        return Read(store, how, get("/api/totals"), get("/api/rejections"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         fail(f"the worker at {url} did not answer: {exc}")
 
 
-def _read_direct(settings: Settings, source: str) -> Read:
+def _read_direct(settings: Settings, where: str, how: str) -> Read:
     from streams.sink.clickhouse import ClickHouseStore
 
     store = ClickHouseStore(settings.clickhouse_dsn)
     try:
         if not store.has_schema():  # a read never changes the store
-            fail(f"the store at {source.split(' (')[0]} has no tables: no worker has written to it yet")
-        return Read(source, store.totals(), store.rejections())
+            fail(f"the store at {where} has no tables: no worker has written to it yet")
+        return Read(where, how, store.totals(), store.rejections())
     except (PromoError, typer.Exit):
         raise
     except Exception as exc:
@@ -262,13 +267,13 @@ def _read_direct(settings: Settings, source: str) -> Read:
         store.close_sync()
 
 
-def _only(rows: list[dict[str, Any]], campaign: str | None, source: str) -> list[dict[str, Any]]:
+def _only(rows: list[dict[str, Any]], campaign: str | None, store: str) -> list[dict[str, Any]]:
     if campaign is None:
         return rows
     known = sorted({r["campaign_id"] for r in rows})
     if campaign not in known:
         listed = ", ".join(repr(c) for c in known[:10]) + (" …" if len(known) > 10 else "")
-        fail(f"no campaign {campaign!r} in {source.split(' (')[0]}; it has {listed or 'none yet'}")
+        fail(f"no campaign {campaign!r} in {store}; it has {listed or 'none yet'}")
     return [r for r in rows if r["campaign_id"] == campaign]
 
 
@@ -293,7 +298,7 @@ def totals(
         read = read_store(settings, explicit=_explicit_store(clickhouse))
     except StoreBusyError as exc:
         fail(str(exc))
-    rows = _only(read.totals, campaign, read.source)
+    rows = _only(read.totals, campaign, read.store)
     typer.echo(f"store: {read.source}", err=True)
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
