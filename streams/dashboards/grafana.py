@@ -74,10 +74,30 @@ TIER_LABEL = "if(city_tier = 0, '未知 unknown', concat(toString(city_tier), '�
 CAMPAIGN = "decodeURLComponent('${campaign:percentencode}')"
 # Per-minute rates from buckets of `$__interval_s` seconds (never less than a minute: see `interval`).
 PER_MINUTE = "* 60 / $__interval_s"
-# A bucket is drawn once it is over and its last seconds have had time to land (the pipeline's
-# freshness is about a second at p99): an unfinished minute would plot as a plunge on a wall screen.
+# The settled point: every panel of a screen counts only the minutes before it, so tiles, tables and
+# series read the same minutes and agree with each other, however the sink's writes interleave with
+# the panels' queries (Grafana runs each panel's query on its own). A minute is settled once it is
+# over and its last seconds have had time to land (the pipeline's freshness is about a second at
+# p99); an unfinished minute would also plot as a plunge on a wall screen. The point is computed
+# from the refresh's range end (`$__toTime`, one value for every panel of a refresh), not from each
+# query's own now(): two panels of one refresh get the same point even when they run seconds apart.
+# now() only caps a range that ends in the future, and lets a range wholly in the past count all of it.
 SETTLE_S = 5
-SETTLED_BUCKETS = f"time + $__interval_s <= now() - {SETTLE_S}"
+SETTLED_UNTIL = (
+    f"toStartOfMinute(if($__toTime + 1 <= now() - {SETTLE_S}, $__toTime + 1, least($__toTime, now()) - {SETTLE_S}))"
+)
+SETTLED_BUCKETS = f"time + $__interval_s <= {SETTLED_UNTIL}"
+# The day's totals beside a chart of the last hour: the tiles, tables and bars count the business day
+# (00:00 in Asia/Shanghai) that holds the range's end, up to the settled point. "Today" by default,
+# and the day being looked at when the range is moved into the past.
+DAY_START = f"toStartOfDay($__toTime, '{TIMEZONE}')"
+TODAY = f"minute >= {DAY_START} AND minute < {SETTLED_UNTIL}"
+DAY_NOTE = (
+    "Today: the business day (00:00 Asia/Shanghai) of the range's end, up to the settled minute, whatever the "
+    "range; the charts show the range itself (the last hour by default)."
+)
+# Charts show the dashboard's range: the last hour by default, in one-minute buckets a wall can read.
+DEFAULT_RANGE = "now-1h"
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,10 +209,11 @@ def timeseries(
     stack: bool = False,
 ) -> Json:
     """Lines over time; the SQL returns `time` and one column per series (or a label column), and
-    ends with its ORDER BY. Only finished buckets are drawn (`SETTLED_BUCKETS`)."""
+    ends with its ORDER BY. Only buckets ended by the settled point are drawn (`SETTLED_BUCKETS`)."""
     order = sql.rindex(" ORDER BY ")
     sql = f"SELECT * FROM ({sql}) WHERE {SETTLED_BUCKETS}{sql[order:]}"
-    note = f"Finished buckets only: the current one is drawn {SETTLE_S} s after it ends."
+    note = (f"Finished buckets only, up to the settled minute every panel of the screen counts to: the current "
+            f"one is drawn {SETTLE_S} s after it ends.")  # fmt: skip
     description = f"{description} {note}" if description else note
     panel = _panel("timeseries", title, sql, grid, FORMAT_TIMESERIES, description=description, unit=unit)
     panel["fieldConfig"]["defaults"]["custom"] = {
@@ -269,11 +290,11 @@ def table(
 
 
 def campaign_variable() -> Json:
-    # Biggest GMV in the range first, and not re-sorted: the drill-down opens on the campaign that
-    # matters most right now, not the alphabetically first.
+    # Biggest GMV of the day (and of the range, when it starts earlier) first, and not re-sorted: the
+    # drill-down opens on the campaign that matters most right now, not the alphabetically first.
     sql = (
-        f"SELECT campaign_id FROM {FACTS} WHERE $__timeFilter(minute) "
-        "GROUP BY campaign_id ORDER BY sum(gmv_fen) DESC, campaign_id"
+        f"SELECT campaign_id FROM {FACTS} WHERE minute >= least($__fromTime, {DAY_START}) "
+        f"AND minute < {SETTLED_UNTIL} GROUP BY campaign_id ORDER BY sum(gmv_fen) DESC, campaign_id"
     )
     return {
         "current": {},
@@ -296,7 +317,7 @@ def dashboard(
     title: str,
     panels: Sequence[Json],
     *,
-    time_from: str = "now/d",
+    time_from: str = DEFAULT_RANGE,
     variables: Sequence[Json] = (),
     description: str = "",
 ) -> Json:
@@ -338,25 +359,31 @@ def dashboard(
 # Dashboards
 
 
-def war_room(*, time_from: str = "now/d") -> Json:
-    """大促作战室: the sale-day numbers on the wall."""
+def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
+    """大促作战室: the sale-day numbers on the wall: the day's totals, and the last hour's charts."""
     in_range = f"FROM {FACTS} WHERE $__timeFilter(minute)"
+    today = f"FROM {FACTS} WHERE {TODAY}"
     panels = [
-        stat("成交额 / GMV", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {in_range}", Grid(0, 0, 5, 5),
-             unit="currencyCNY", decimals=2, description="Sum of accepted orders' amount_fen, in yuan."),
-        stat("订单数 / Orders", f"SELECT sum(orders) AS orders {in_range}", Grid(5, 0, 3, 5)),
-        stat("新增下单用户 / New ordering users", f"SELECT sum(new_users) AS new_users {in_range}",
-             Grid(8, 0, 3, 5), description="People whose first order ever is in this range (not imported buyers)."),
+        stat("今日成交额 / GMV today", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {today}", Grid(0, 0, 5, 5),
+             unit="currencyCNY", decimals=2, description=f"Sum of accepted orders' amount_fen, in yuan. {DAY_NOTE}"),
+        stat("今日订单 / Orders today", f"SELECT sum(orders) AS orders {today}", Grid(5, 0, 3, 5),
+             description=DAY_NOTE),
+        stat("今日新增下单用户 / New ordering users today", f"SELECT sum(new_users) AS new_users {today}",
+             Grid(8, 0, 3, 5),
+             description=f"People whose first order ever is today (not imported buyers). {DAY_NOTE}"),
         stat(
-            "社交渠道新客占比 / Social share of new users",
+            "今日社交渠道新客占比 / Social share of new users today",
             # Summed per channel first: a plain sum per channel is what the projections hold.
             f"SELECT 100 * sumIf(new_users, channel IN {SOCIAL_SQL}) / nullIf(sum(new_users), 0) AS social_pct "
-            f"FROM (SELECT channel, sum(new_users) AS new_users {in_range} GROUP BY channel)",
+            f"FROM (SELECT channel, sum(new_users) AS new_users {today} GROUP BY channel)",
             Grid(11, 0, 4, 5), unit="percent", decimals=1, color="blue", no_value="-",
-            description="New ordering users from WeChat, Mobile QQ and Jingxi, as a share of all new ordering users.",
+            description="New ordering users from WeChat, Mobile QQ and Jingxi, as a share of all new ordering "
+            f"users. {DAY_NOTE}",
         ),
-        stat("互动人次 / Interactions", f"SELECT sum(interactions) AS interactions {in_range}", Grid(15, 0, 3, 5)),
-        stat("参与人数 / Participants", f"SELECT sum(participants) AS participants {in_range}", Grid(18, 0, 3, 5)),
+        stat("今日互动人次 / Interactions today", f"SELECT sum(interactions) AS interactions {today}",
+             Grid(15, 0, 3, 5), description=DAY_NOTE),
+        stat("今日参与人数 / Participants today", f"SELECT sum(participants) AS participants {today}",
+             Grid(18, 0, 3, 5), description=DAY_NOTE),
         stat(
             "数据新鲜度 / Data freshness",
             f"SELECT dateDiff('millisecond', maxOrNull(max_ingest), now64(3)) / 1000 AS freshness_s "
@@ -366,7 +393,7 @@ def war_room(*, time_from: str = "now/d") -> Json:
             "written once a second: up to a second high). Red: the screen is stale.",
         ),
         timeseries(
-            "每分钟成交额 (按事件时间) / GMV per minute (event time), vs the day before",
+            "每分钟成交额 (按事件时间, 所选时段) / GMV per minute (event time, selected range), vs the day before",
             # The same minute 24 hours earlier, shifted onto today's axis: the day before a sale is
             # the baseline a war room compares with. NULL, not 0, where a series has no data: a gap.
             "SELECT time, sum(today) AS gmv_yuan, sum(before) AS day_before FROM ("
@@ -380,31 +407,33 @@ def war_room(*, time_from: str = "now/d") -> Json:
             names={"gmv_yuan": "成交额 / GMV", "day_before": "前一日同刻 / Same minute, day before"},
         ),
         timeseries(
-            "每分钟订单 (按事件时间) / Orders per minute (event time)",
+            "每分钟订单 (按事件时间, 所选时段) / Orders per minute (event time, selected range)",
             f"SELECT $__timeInterval(minute) AS time, sum(orders) {PER_MINUTE} AS orders, "
             f"sum(new_users) {PER_MINUTE} AS new_users {in_range} GROUP BY time ORDER BY time",
             Grid(8, 5, 8, 8), names={"orders": "订单 / Orders", "new_users": "新客 / New users"},
         ),
         timeseries(
-            "每分钟互动与参与 (按事件时间) / Interactions and participants per minute (event time)",
+            "每分钟互动与参与 (按事件时间, 所选时段) / "
+            "Interactions and participants per minute (event time, selected range)",
             f"SELECT $__timeInterval(minute) AS time, sum(interactions) {PER_MINUTE} AS interactions, "
             f"sum(participants) {PER_MINUTE} AS participants {in_range} GROUP BY time ORDER BY time",
             Grid(16, 5, 8, 8),
             names={"interactions": "互动人次 / Interactions", "participants": "参与人数 / Participants"},
         ),
         barchart(
-            "分渠道新客 / New users by channel",
-            f"SELECT {CHANNEL_LABEL} AS channel_name, sum(new_users) AS new_users {in_range} "
+            "今日分渠道新客 / New users by channel today",
+            f"SELECT {CHANNEL_LABEL} AS channel_name, sum(new_users) AS new_users {today} "
             "GROUP BY channel_name ORDER BY new_users DESC, channel_name",
             Grid(12, 13, 6, 10), x_field="channel_name", names={"new_users": "新客 / New users"},
+            description=DAY_NOTE,
         ),
         table(
-            "活动排行 / Campaign leaderboard",
+            "今日活动排行 / Campaign leaderboard today",
             # Names from `promo campaigns import` where known (promo.campaign_names), else the id.
             "SELECT if(n.name = '', t.campaign_id, n.name) AS campaign_name, t.campaign_id AS campaign_id, "
             "gmv_yuan, orders, new_users, participants FROM ("
             f"SELECT campaign_id, sum(gmv_fen) / 100 AS gmv_yuan, sum(orders) AS orders, "
-            f"sum(new_users) AS new_users, sum(participants) AS participants {in_range} "
+            f"sum(new_users) AS new_users, sum(participants) AS participants {today} "
             # `orders` in HAVING is the alias, sum(orders): ClickHouse resolves aliases first.
             "GROUP BY campaign_id HAVING sum(interactions) + orders != 0"
             f") AS t LEFT JOIN {CAMPAIGN_NAMES} AS n ON n.campaign_id = t.campaign_id "
@@ -413,16 +442,16 @@ def war_room(*, time_from: str = "now/d") -> Json:
             names={"campaign_name": "活动 / Campaign", "campaign_id": "ID", "gmv_yuan": "成交额 / GMV",
                    "orders": "订单 / Orders", "new_users": "新客 / New users",
                    "participants": "参与人数 / Participants"},
-            units={"gmv_yuan": "currencyCNY"},
+            units={"gmv_yuan": "currencyCNY"}, description=DAY_NOTE,
             links={"campaign_id": ("下钻 / Drill down",
                                    "/d/promo-campaign?var-campaign=${__value.raw:percentencode}&${__url_time_range}")},
         ),
         barchart(
-            "分城市等级新客 / New users by city tier",
-            f"SELECT {TIER_LABEL} AS tier, sum(new_users) AS new_users {in_range} "
+            "今日分城市等级新客 / New users by city tier today",
+            f"SELECT {TIER_LABEL} AS tier, sum(new_users) AS new_users {today} "
             "GROUP BY city_tier ORDER BY city_tier",
             Grid(18, 13, 6, 10), x_field="tier", names={"new_users": "新客 / New users"},
-            description="Tier 0 is an order without a city tier.",
+            description=f"Tier 0 is an order without a city tier. {DAY_NOTE}",
         ),
     ]  # fmt: skip
     return dashboard(
@@ -431,51 +460,56 @@ def war_room(*, time_from: str = "now/d") -> Json:
     )  # fmt: skip
 
 
-def campaign_drilldown(*, time_from: str = "now/d") -> Json:
-    """One campaign: its funnel, its share-driven growth, its channels and entry points."""
+def campaign_drilldown(*, time_from: str = DEFAULT_RANGE) -> Json:
+    """One campaign: its funnel, its share-driven growth, its channels and entry points (the day's
+    totals), and its last hour per minute."""
     in_range = f"FROM {FACTS} WHERE campaign_id = {CAMPAIGN} AND $__timeFilter(minute)"
+    today = f"FROM {FACTS} WHERE campaign_id = {CAMPAIGN} AND {TODAY}"
     panels = [
-        stat("成交额 / GMV", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {in_range}", Grid(0, 0, 5, 5),
-             unit="currencyCNY", decimals=2),
-        stat("订单数 / Orders", f"SELECT sum(orders) AS orders {in_range}", Grid(5, 0, 4, 5)),
-        stat("新增下单用户 / New ordering users", f"SELECT sum(new_users) AS new_users {in_range}", Grid(9, 0, 5, 5)),
+        stat("今日成交额 / GMV today", f"SELECT sum(gmv_fen) / 100 AS gmv_yuan {today}", Grid(0, 0, 5, 5),
+             unit="currencyCNY", decimals=2, description=DAY_NOTE),
+        stat("今日订单 / Orders today", f"SELECT sum(orders) AS orders {today}", Grid(5, 0, 4, 5),
+             description=DAY_NOTE),
+        stat("今日新增下单用户 / New ordering users today", f"SELECT sum(new_users) AS new_users {today}",
+             Grid(9, 0, 5, 5), description=DAY_NOTE),
         stat(
-            "分享与分享带来的新客 / Shares and new users via share",
-            f"SELECT sum(shares) AS shares, sum(new_users_via_share) AS new_users_via_share {in_range}",
-            Grid(14, 0, 10, 5), color="purple",
+            "今日分享与分享带来的新客 / Shares and new users via share today",
+            f"SELECT sum(shares) AS shares, sum(new_users_via_share) AS new_users_via_share {today}",
+            Grid(14, 0, 10, 5), color="purple", description=DAY_NOTE,
             names={"shares": "分享次数 / Shares", "new_users_via_share": "分享带来的新客 / New users via share"},
         ),
         barchart(
-            "转化漏斗 / Funnel: participants → buyers",
+            "今日转化漏斗 / Funnel today: participants → buyers",
             "SELECT s.1 AS stage, s.2 AS people FROM ("
-            f"SELECT sum(participants) AS p, sum(buyers) AS b, sum(new_users) AS n {in_range}"
+            f"SELECT sum(participants) AS p, sum(buyers) AS b, sum(new_users) AS n {today}"
             ") ARRAY JOIN [('1 参与 / Participants', p), ('2 下单 / Buyers', b), ('3 新客 / New users', n)] AS s",
-            Grid(0, 5, 8, 9), x_field="stage", names={"people": "人数 / People"},
+            Grid(0, 5, 8, 9), x_field="stage", names={"people": "人数 / People"}, description=DAY_NOTE,
         ),
         timeseries(
-            "分渠道每分钟互动 (按事件时间) / Interactions per minute by channel (event time)",
+            "分渠道每分钟互动 (按事件时间, 所选时段) / Interactions per minute by channel (event time, selected range)",
             f"SELECT $__timeInterval(minute) AS time, channel, sum(interactions) {PER_MINUTE} AS interactions "
             f"{in_range} GROUP BY time, channel ORDER BY time, channel",
             Grid(8, 5, 8, 9), stack=True,
         ),
         timeseries(
-            "分渠道每分钟订单 (按事件时间) / Orders per minute by channel (event time)",
+            "分渠道每分钟订单 (按事件时间, 所选时段) / Orders per minute by channel (event time, selected range)",
             f"SELECT $__timeInterval(minute) AS time, channel, sum(orders) {PER_MINUTE} AS orders "
             f"{in_range} GROUP BY time, channel ORDER BY time, channel",
             Grid(16, 5, 8, 9), stack=True,
         ),
         table(
-            "入口 / Entry points",
+            "今日入口 / Entry points today",
             f"SELECT if(entry = '', '(无 none)', entry) AS entry_point, sum(interactions) AS interactions, "
             f"sum(participants) AS participants, sum(shares) AS shares, sum(orders) AS orders, "
-            f"sum(gmv_fen) / 100 AS gmv_yuan, sum(new_users) AS new_users {in_range} "
+            f"sum(gmv_fen) / 100 AS gmv_yuan, sum(new_users) AS new_users {today} "
             "GROUP BY entry_point ORDER BY interactions DESC, entry_point",
             Grid(0, 14, 24, 9),
             names={"entry_point": "入口 / Entry", "interactions": "互动人次 / Interactions",
                    "participants": "参与人数 / Participants", "shares": "分享 / Shares", "orders": "订单 / Orders",
                    "gmv_yuan": "成交额 / GMV", "new_users": "新客 / New users"},
             units={"gmv_yuan": "currencyCNY"},
-            description="A person is counted at the entry of the event that earned the credit (their earliest).",
+            description=f"A person is counted at the entry of the event that earned the credit (their earliest). "
+            f"{DAY_NOTE}",
         ),
     ]  # fmt: skip
     return dashboard(

@@ -8,7 +8,6 @@ dashboard must answer, and no `campaign` value can change the SQL.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import time
 import urllib.error
@@ -106,8 +105,9 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
         truth = compute_truth(asyncio.run(go()), sim.existing_buyers)
         rows = wait_for_columns(worker, truth.totals, SHOWN)
         assert project(rows, SHOWN) == project(truth.totals, SHOWN), worker.log()
-        day = 86_400_000
-        window = {"from": str(config.start_ms - day), "to": str(config.start_ms + day)}
+        day, hour = 86_400_000, 3_600_000
+        # To the evening of the sale's business day: the tiles count the day the range ends in.
+        window = {"from": str(config.start_ms - day), "to": str(config.start_ms + 20 * hour)}
         yield Served(worker, truth, window)
     finally:
         worker.stop()
@@ -115,17 +115,17 @@ def served(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -> 
 
 def test_panels_show_the_truth(served: Served) -> None:
     truth = served.truth
-    gmv = served.panel("promo-war-room", "GMV")
+    gmv = served.panel("promo-war-room", "GMV today")
     assert gmv["rows"] == [{"gmv_yuan": pytest.approx(truth_sum(truth, "gmv_fen") / 100, abs=1e-9)}]
     assert gmv["range"]["from"] == int(served.window["from"]) and gmv["range"]["to"] == int(served.window["to"])
-    assert served.panel("promo-war-room", "Orders")["rows"] == [{"orders": truth_sum(truth, "orders")}]
-    new_users = served.panel("promo-war-room", "New ordering users")["rows"]
+    assert served.panel("promo-war-room", "Orders today")["rows"] == [{"orders": truth_sum(truth, "orders")}]
+    new_users = served.panel("promo-war-room", "New ordering users today")["rows"]
     assert new_users == [{"new_users": truth_sum(truth, "new_users")}]
-    board = served.panel("promo-war-room", "Campaign leaderboard")
+    board = served.panel("promo-war-room", "Campaign leaderboard today")
     assert {r["campaign_id"]: r["orders"] for r in board["rows"]} == {
         c: truth_sum(truth, "orders", c) for c in {str(r["campaign_id"]) for r in truth.totals}
     }
-    series = served.panel("promo-war-room", "Orders per minute (event time)")
+    series = served.panel("promo-war-room", "Orders per minute (event time, selected range)")
     assert [s["field"] for s in series["series"]] == ["orders", "new_users"]
     per_minute = sum(p[1] for p in series["series"][0]["points"]) * series["range"]["interval_s"] / 60
     assert per_minute == pytest.approx(truth_sum(truth, "orders"))
@@ -135,17 +135,38 @@ def test_panels_show_the_truth(served: Served) -> None:
     status, listed, _ = served.get("/api/variables/promo-campaign/campaign", served.window)
     by_gmv = sorted(campaigns, key=lambda c: (-truth_sum(truth, "gmv_fen", c), c))
     assert status == 200 and listed == {"values": by_gmv} and by_gmv[0] == biggest  # the default is the biggest
-    drill = served.panel("promo-campaign", "GMV", campaign=biggest)
+    drill = served.panel("promo-campaign", "GMV today", campaign=biggest)
     assert drill["rows"] == [{"gmv_yuan": pytest.approx(truth_sum(truth, "gmv_fen", biggest) / 100, abs=1e-9)}]
     assert truth_sum(truth, "gmv_fen", biggest) < truth_sum(truth, "gmv_fen")  # a campaign is not everything
 
 
-def test_the_default_range_is_todays_business_day(served: Served) -> None:
-    """The simulated sale is in 2025: today's Shanghai business day holds none of it."""
-    status, doc, _ = served.get(f"/api/panel/promo-war-room/{panel_id('promo-war-room', 'GMV')}")
+def test_the_default_range_is_the_last_hour(served: Served) -> None:
+    """By default the charts span the last hour in one-minute buckets; the simulated sale is in
+    2025, so neither they nor today's tiles hold any of it."""
+    status, doc, _ = served.get("/api/board/promo-war-room")
     assert status == 200, doc
-    start = dt.datetime.fromtimestamp(doc["range"]["from"] / 1000, tz=dt.timezone(dt.timedelta(hours=8)))
-    assert start.time() == dt.time(0, 0) and doc["rows"] == [{"gmv_yuan": 0.0}]
+    orders = doc["panels"][str(panel_id("promo-war-room", "Orders per minute (event time, selected range)"))]
+    assert orders["range"]["to"] - orders["range"]["from"] == 3_600_000 and orders["range"]["interval_s"] == 60
+    assert abs(orders["range"]["to"] - doc["as_of_ms"]) < 5_000
+    assert doc["panels"][str(panel_id("promo-war-room", "GMV today"))]["rows"] == [{"gmv_yuan": 0.0}]
+
+
+def test_the_tiles_hold_the_day_beside_the_hours_charts(served: Served) -> None:
+    """The sale's second hour selected: the charts hold that hour, the tiles and the leaderboard
+    beside them the whole business day (00:00 Shanghai to the range's end), from one read."""
+    start = int(served.window["from"]) + 86_400_000  # the sale's start, 2025-11-11 00:00 Shanghai
+    hour = {"from": str(start + 3_600_000), "to": str(start + 7_200_000)}
+    status, doc, _ = served.get("/api/board/promo-war-room", hour)
+    assert status == 200, doc
+    panels = doc["panels"]
+    orders = truth_sum(served.truth, "orders")
+    assert panels[str(panel_id("promo-war-room", "Orders today"))]["rows"] == [{"orders": orders}]
+    board = panels[str(panel_id("promo-war-room", "Campaign leaderboard today"))]["rows"]
+    assert sum(r["orders"] for r in board) == orders
+    series = panels[str(panel_id("promo-war-room", "Orders per minute (event time, selected range)"))]
+    points = series["series"][0]["points"]
+    assert all(int(hour["from"]) <= t < int(hour["to"]) for t, _ in points)
+    assert 0 < sum(v for _, v in points) < orders  # the hour's, a part of the day
 
 
 def test_every_panel_of_every_dashboard_answers_with_data(served: Served) -> None:
@@ -175,16 +196,16 @@ def test_every_panel_of_every_dashboard_answers_with_data(served: Served) -> Non
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_a_hostile_campaign_cannot_break_the_sql(served: Served, hostile: str) -> None:
-    orders = served.panel("promo-campaign", "Orders", campaign=hostile)
+    orders = served.panel("promo-campaign", "Orders today", campaign=hostile)
     assert orders["rows"] == [{"orders": 0}]  # bound as a value: matches no campaign, and no error
-    entries = served.panel("promo-campaign", "Entry points", campaign=hostile)
+    entries = served.panel("promo-campaign", "Entry points today", campaign=hostile)
     assert entries["rows"] == []
     # The store is untouched: its totals are still the truth.
     assert project(served.worker.get("/api/totals"), SHOWN) == project(served.truth.totals, SHOWN)
 
 
 def test_what_the_api_refuses(served: Served) -> None:
-    gmv = f"/api/panel/promo-war-room/{panel_id('promo-war-room', 'GMV')}"
+    gmv = f"/api/panel/promo-war-room/{panel_id('promo-war-room', 'GMV today')}"
     refused = [
         (gmv, {"from": "yesterday"}, 400, "neither epoch milliseconds"),
         (gmv, {"from": "now", "to": "now-1h"}, 400, "empty or inverted"),
@@ -208,7 +229,7 @@ def test_what_the_api_refuses(served: Served) -> None:
 
 
 def test_the_token_is_required(served: Served) -> None:
-    gmv = f"/api/panel/promo-war-room/{panel_id('promo-war-room', 'GMV')}"
+    gmv = f"/api/panel/promo-war-room/{panel_id('promo-war-room', 'GMV today')}"
     for path in ("/", "/d/promo-war-room", "/api/dashboards", gmv):
         status, doc, headers = served.get(path, token=None)
         assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer"), (path, doc)
@@ -242,9 +263,9 @@ def test_a_whole_board_from_one_read(served: Served) -> None:
     panels = doc["panels"]
     assert set(panels) == {str(p["id"]) for p in build_all()["promo-war-room.json"]["panels"]}
     assert not [p for p in panels.values() if "error" in p]
-    gmv = panels[str(panel_id("promo-war-room", "GMV"))]["rows"][0]["gmv_yuan"]
-    orders = panels[str(panel_id("promo-war-room", "Orders"))]["rows"][0]["orders"]
-    board = panels[str(panel_id("promo-war-room", "Campaign leaderboard"))]["rows"]
+    gmv = panels[str(panel_id("promo-war-room", "GMV today"))]["rows"][0]["gmv_yuan"]
+    orders = panels[str(panel_id("promo-war-room", "Orders today"))]["rows"][0]["orders"]
+    board = panels[str(panel_id("promo-war-room", "Campaign leaderboard today"))]["rows"]
     assert gmv == pytest.approx(sum(r["gmv_yuan"] for r in board)) and orders == sum(r["orders"] for r in board)
     assert gmv == pytest.approx(truth_sum(served.truth, "gmv_fen") / 100)
     assert abs(doc["as_of_ms"] - time.time() * 1000) < 60_000
@@ -259,7 +280,7 @@ def test_imported_campaign_names_show_on_the_leaderboard(served: Served, tmp_pat
     assert result.returncode == 0 and "imported 1 campaigns" in result.stdout, result.stderr
     deadline = time.monotonic() + 60
     while True:
-        rows = served.panel("promo-war-room", "Campaign leaderboard")["rows"]
+        rows = served.panel("promo-war-room", "Campaign leaderboard today")["rows"]
         names = {r["campaign_id"]: r["campaign_name"] for r in rows}
         if names[biggest] == "双十一主会场 🎉" or time.monotonic() > deadline:
             break

@@ -84,9 +84,10 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
     orders = sum(int(r["orders"]) for r in truth.totals)
     assert gmv > 0 and orders > 0
 
-    # The simulated sale is on 2025-11-11; the range covers it, as a Grafana URL would.
-    day = 86_400_000
-    url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={config.start_ms - day}&to={config.start_ms + day}"
+    # The simulated sale is on 2025-11-11; the range covers it, as a Grafana URL would, and ends that
+    # evening: the tiles count the business day the range ends in.
+    day, hour = 86_400_000, 3_600_000
+    url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={config.start_ms - day}&to={config.start_ms + 20 * hour}"
     screenshot = tmp_path / "war-room.png"
     page_errors: list[str] = []
     with sync_playwright() as playwright:
@@ -102,16 +103,17 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
             errors = [failing.nth(i).get_attribute("data-error") for i in range(failing.count())]
             assert errors == [], errors
 
-            shown = page.locator(f'section.panel[data-panel-id="{panel_id("GMV")}"] .stat-value').inner_text()
+            shown = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .stat-value').inner_text()
             assert shown.startswith("¥"), shown
             assert displayed_number(shown) == gmv, f"the page shows {shown}, the truth is ¥{gmv:,.2f}"
-            shown_orders = page.locator(f'section.panel[data-panel-id="{panel_id("Orders")}"] .stat-value')
+            shown_orders = page.locator(f'section.panel[data-panel-id="{panel_id("Orders today")}"] .stat-value')
             assert displayed_number(shown_orders.inner_text()) == orders
             # The charts drew (ECharts renders to canvas) and the leaderboard lists every campaign.
             for kind in ("timeseries", "barchart"):
                 assert page.locator(f'section.panel[data-type="{kind}"] canvas').count() >= 2, kind
             campaigns = {str(r["campaign_id"]) for r in truth.totals}
-            leaderboard = page.locator(f'section.panel[data-panel-id="{panel_id("Campaign leaderboard")}"] tbody tr')
+            leaders = panel_id("Campaign leaderboard today")
+            leaderboard = page.locator(f'section.panel[data-panel-id="{leaders}"] tbody tr')
             assert leaderboard.count() == len(campaigns)
             expect(page.locator("#banner")).to_be_hidden()  # all is well: no banner
             page.screenshot(path=str(screenshot))
@@ -144,7 +146,7 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
             # A bad range is no blank page: every panel says what is wrong, in the panel.
             page.goto(url.replace(f"from={config.start_ms - day}", "from=yesterday"))
             expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))
-            message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV")}"] .panel-error').inner_text()
+            message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .panel-error').inner_text()
             assert "'yesterday' is neither epoch milliseconds" in message, message
         finally:
             browser.close()

@@ -16,16 +16,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from streams.config import Settings
-from streams.contract.facts import Deltas
+from streams.contract.facts import COUNTERS, Deltas
 from streams.dashboards.grafana import (
     CHANNEL_NAMES,
     DATASOURCE_UID,
     SETTLE_S,
     SETTLED_BUCKETS,
+    SETTLED_UNTIL,
+    TODAY,
     Json,
     build_all,
     render,
@@ -36,7 +39,7 @@ from streams.errors import MacroError
 from streams.kit.fold import fold_in_process
 from streams.kit.simulate import SimConfig, Simulation, generate
 from streams.kit.truth import Truth, compute_truth
-from streams.sink.clickhouse import ClickHouseStore
+from streams.sink.clickhouse import INSERT_COLUMNS, ClickHouseStore
 from tests.helpers import insert_deltas, rejected_by_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,10 +96,13 @@ class World:
     truth: Truth
     deltas: Deltas
     max_ingest_ms: int
-    range: Range
+    range: Range  # from the day before the sale to the evening of its business day (2025-11-11, Shanghai)
+    recent: Range  # the last hour and the next: the sink's log of writes is from just now
 
     def rows(self, panel: Json, *, rng: Range | None = None, **variables: str) -> list[dict[str, Any]]:
-        sql, params = expand(panel["targets"][0]["rawSql"], rng or self.range, variables)
+        sql = panel["targets"][0]["rawSql"]
+        default = self.recent if "promo.sink_log" in sql else self.range
+        sql, params = expand(sql, rng or default, variables)
         return self.store.query_rows(sql, params)
 
 
@@ -123,10 +129,13 @@ def world() -> Iterator[World]:
                 (now_ms, p, markers[p], 1, max_ingest_ms, ingest_ms, ms)
                 for p, ms in zip([0, 1, 0], WRITE_MS, strict=True)
             )
-            day = dt.timedelta(days=1)
-            start = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC) - day
-            rng = Range(start, dt.datetime.now(tz=dt.UTC) + dt.timedelta(hours=1))
-            yield World(store, truth, deltas, ingest_ms, rng)
+            day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
+            # The sale starts at 00:00 Shanghai: its day's totals are the tiles' "today" up to 20:00.
+            sale = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC)
+            assert cfg.sale_span_s < 20 * 3600
+            rng = Range(sale - day, sale + 20 * hour)
+            now = dt.datetime.now(tz=dt.UTC)
+            yield World(store, truth, deltas, ingest_ms, rng, Range(now - hour, now + hour))
         finally:
             store.close_sync()
             store.executor.shutdown(wait=True)
@@ -257,14 +266,14 @@ def test_every_panel_runs(world: World, board: str, p: Json) -> None:
 
 def test_war_room_stats(world: World) -> None:
     truth = world.truth
-    gmv = only(world.rows(panel("promo-war-room", "GMV")))["gmv_yuan"]
+    gmv = only(world.rows(panel("promo-war-room", "GMV today")))["gmv_yuan"]
     assert gmv == pytest.approx(truth_sum(truth, "gmv_fen") / 100, abs=1e-9)
-    assert only(world.rows(panel("promo-war-room", "Orders")))["orders"] == truth_sum(truth, "orders")
+    assert only(world.rows(panel("promo-war-room", "Orders today")))["orders"] == truth_sum(truth, "orders")
     new_users = truth_sum(truth, "new_users")
     assert new_users > 0
-    assert only(world.rows(panel("promo-war-room", "New ordering users")))["new_users"] == new_users
-    assert only(world.rows(panel("promo-war-room", "Interactions")))["interactions"] == truth_sum(truth, "interactions")
-    assert only(world.rows(panel("promo-war-room", "Participants")))["participants"] == truth_sum(truth, "participants")
+    assert only(world.rows(panel("promo-war-room", "New ordering users today")))["new_users"] == new_users
+    for column in ("interactions", "participants"):
+        assert only(world.rows(panel("promo-war-room", f"{column.title()} today")))[column] == truth_sum(truth, column)
     social = only(world.rows(panel("promo-war-room", "Social share")))["social_pct"]
     expected = 100 * truth_sum(truth, "new_users", channels=SOCIAL) / new_users
     assert 0 < expected < 100
@@ -324,7 +333,7 @@ def test_freshness(world: World) -> None:
 
 def test_a_range_without_data_shows_nothing(world: World) -> None:
     before = Range(world.range.start - dt.timedelta(days=3), world.range.start - dt.timedelta(days=2))
-    assert only(world.rows(panel("promo-war-room", "GMV"), rng=before))["gmv_yuan"] == 0
+    assert only(world.rows(panel("promo-war-room", "GMV today"), rng=before))["gmv_yuan"] == 0
     assert world.rows(panel("promo-war-room", "leaderboard"), rng=before) == []
     assert world.rows(panel("promo-health", "Late events"), rng=before) == []
 
@@ -340,10 +349,10 @@ def test_campaign_drilldown_is_the_campaigns_truth(world: World) -> None:
     def want(column: str) -> int:
         return truth_sum(truth, column, campaign=biggest)
 
-    assert only(rows("GMV"))["gmv_yuan"] == pytest.approx(want("gmv_fen") / 100, abs=1e-9)
-    assert only(rows("Orders"))["orders"] == want("orders")
-    assert only(rows("New ordering users"))["new_users"] == want("new_users")
-    shares = only(rows("Shares and new users via share"))
+    assert only(rows("GMV today"))["gmv_yuan"] == pytest.approx(want("gmv_fen") / 100, abs=1e-9)
+    assert only(rows("Orders today"))["orders"] == want("orders")
+    assert only(rows("New ordering users today"))["new_users"] == want("new_users")
+    shares = only(rows("Shares and new users via share today"))
     assert (shares["shares"], shares["new_users_via_share"]) == (want("shares"), want("new_users_via_share"))
     funnel = rows("Funnel")
     assert [r["stage"][0] for r in funnel] == ["1", "2", "3"]
@@ -361,13 +370,13 @@ def test_campaign_drilldown_is_the_campaigns_truth(world: World) -> None:
     assert sum(r["gmv_yuan"] for r in entries) == pytest.approx(want("gmv_fen") / 100, abs=1e-6)
     # Another campaign's numbers are not this one's.
     other = next(c for c in sorted(campaigns) if c != biggest)
-    gmv_other = only(world.rows(panel("promo-campaign", "GMV"), campaign=other))["gmv_yuan"]
+    gmv_other = only(world.rows(panel("promo-campaign", "GMV today"), campaign=other))["gmv_yuan"]
     assert gmv_other == pytest.approx(truth_sum(truth, "gmv_fen", campaign=other) / 100, abs=1e-9)
 
 
 def test_campaign_ids_with_quotes_cannot_break_the_sql(world: World) -> None:
     hostile = "双11'); DROP TABLE promo.facts_minute; --\\"
-    assert only(world.rows(panel("promo-campaign", "Orders"), campaign=hostile))["orders"] == 0
+    assert only(world.rows(panel("promo-campaign", "Orders today"), campaign=hostile))["orders"] == 0
     assert world.store.totals() == world.truth.totals
 
 
@@ -397,7 +406,7 @@ def test_a_series_never_draws_the_unfinished_minute(world: World) -> None:
     """Orders two minutes ago and orders now: the series holds the finished minute only, so its last
     point is never a minute a few seconds old plunging on a wall screen. The panel's own SQL, its
     table swapped for those two rows, on the real engine."""
-    series = panel("promo-war-room", "Orders per minute (event time)")
+    series = panel("promo-war-room", "Orders per minute (event time, selected range)")
     now = dt.datetime.now(tz=dt.UTC)
     rng = Range(now - dt.timedelta(minutes=10), now + dt.timedelta(minutes=1))
     sql, params = expand(series["targets"][0]["rawSql"], rng, {})
@@ -426,7 +435,7 @@ def test_the_campaign_list_opens_on_the_biggest_gmv(world: World) -> None:
 
 
 def test_gmv_per_minute_adds_up_and_compares_with_the_day_before(world: World) -> None:
-    gmv = panel("promo-war-room", "GMV per minute (event time), vs the day before")
+    gmv = panel("promo-war-room", "GMV per minute (event time, selected range), vs the day before")
     rows = world.rows(gmv)
     assert series_total(rows, "gmv_yuan", world.range) == pytest.approx(truth_sum(world.truth, "gmv_fen") / 100)
     # The whole sale (it starts a day after the world's range does), seen from the day after: it is
@@ -453,3 +462,113 @@ def test_the_pipeline_state_panel_reads_the_workers_heartbeat(world: World) -> N
     assert {k: v["text"].split(" / ")[1] for k, v in texts.items()} == {
         "0": "OK", "1": "Behind or starting", "2": "Numbers stopped", "3": "No heartbeat",
     }  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# The default range: the last hour in the charts, the day's totals beside it (issue 16)
+
+DAY_BOARDS = ("promo-war-room.json", "promo-campaign.json")
+
+
+def test_the_default_range_is_the_last_hour_with_the_days_totals_beside_it() -> None:
+    """The charts span the last hour (not the day from 00:00, squashed into its right-most 2%); the
+    tiles, bars and tables beside them count the whole business day, and their titles say so."""
+    boards = build_all()
+    for name in DAY_BOARDS:
+        board = boards[name]
+        assert board["time"] == {"from": "now-1h", "to": "now"}, name
+        for p in board["panels"]:
+            sql, english = p["targets"][0]["rawSql"], p["title"].split(" / ", 1)[-1]
+            if "FROM promo.facts " not in sql:
+                continue  # freshness: the sink's log, not counts
+            if p["type"] == "timeseries":
+                assert "$__timeFilter(minute)" in sql and "selected range" in english, p["title"]
+                assert TODAY not in sql, p["title"]
+            else:
+                assert TODAY in sql and "$__timeFilter" not in sql, p["title"]
+                assert "today" in english.lower() and "今日" in p["title"], p["title"]
+
+
+def test_tiles_count_the_business_day_while_charts_show_the_last_hour(world: World) -> None:
+    """On the real engine: the sale's last hour selected, the tiles still hold its whole day."""
+    sale = world.range.start + dt.timedelta(days=1)  # 2025-11-11 00:00 Shanghai
+    last_hour = Range(sale + dt.timedelta(hours=1), sale + dt.timedelta(hours=2))
+    orders = truth_sum(world.truth, "orders")
+    assert only(world.rows(panel("promo-war-room", "Orders today"), rng=last_hour))["orders"] == orders
+    leaderboard = world.rows(panel("promo-war-room", "leaderboard"), rng=last_hour)
+    assert sum(r["orders"] for r in leaderboard) == orders
+    series = world.rows(panel("promo-war-room", "Orders per minute (event time, selected range)"), rng=last_hour)
+    in_hour = series_total(series, "orders", last_hour)
+    assert 0 < in_hour < orders
+    assert all(last_hour.start <= r["time"].replace(tzinfo=dt.UTC) < last_hour.end for r in series)
+    # The business day is Shanghai's: an hour that ends at 00:30 there counts from 00:00, not from
+    # 08:00 the day before (UTC's midnight).
+    early = Range(sale - dt.timedelta(minutes=30), sale + dt.timedelta(minutes=30))
+    in_first_half_hour = series_total(
+        world.rows(panel("promo-war-room", "Orders per minute (event time, selected range)"), rng=early),
+        "orders", early,
+    )  # fmt: skip
+    assert only(world.rows(panel("promo-war-room", "Orders today"), rng=early))["orders"] == in_first_half_hour
+
+
+# --------------------------------------------------------------------------------------------
+# One settled point for every panel (issue 16): Grafana queries each panel on its own
+
+
+def facts_panels() -> list[tuple[str, Json]]:
+    return [(b, p) for b, p in all_panels() if "FROM promo.facts " in p["targets"][0]["rawSql"]]
+
+
+def test_every_counting_panel_is_bounded_by_the_same_settled_point() -> None:
+    for board, p in facts_panels():
+        assert SETTLED_UNTIL in p["targets"][0]["rawSql"], (board, p["title"])
+    variable = build_all()["promo-campaign.json"]["templating"]["list"][0]
+    assert SETTLED_UNTIL in variable["query"]
+
+
+def _facts_row(campaign: str, minute: dt.datetime, orders: int, gmv_fen: int) -> list[Any]:
+    counters = {c: 0 for c in COUNTERS} | {"orders": orders, "gmv_fen": gmv_fen, "buyers": orders}
+    row = {"campaign_id": campaign, "channel": "app", "entry": "", "city_tier": 1, "minute": int(minute.timestamp()),
+           "topic": "", "reason": "", "src_partition": -1, **counters, "rejected": 0, "batch_to": 0}  # fmt: skip
+    return [row[c] for c in INSERT_COLUMNS]
+
+
+def test_tiles_and_tables_agree_while_the_sink_writes_between_their_queries(world: World) -> None:
+    """Grafana runs the orders tile, then the leaderboard, each on its own; the sink writes the
+    current minute's events in between. Both stop at the same settled point (from the refresh's
+    range end), so they agree; without the bound they would not. On the real engine."""
+    to = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
+    settled = (to - dt.timedelta(seconds=SETTLE_S)).replace(second=0)
+    day_start = to.astimezone(ZoneInfo("Asia/Shanghai")).replace(hour=0, minute=0, second=0)
+    if settled - dt.timedelta(minutes=1) < day_start:  # the first minute of the Shanghai day: no settled minute yet
+        time.sleep(70)
+        to = dt.datetime.now(tz=dt.UTC).replace(microsecond=0)
+        settled = (to - dt.timedelta(seconds=SETTLE_S)).replace(second=0)
+    live = Range(to - dt.timedelta(hours=1), to)
+    probe = "settled-probe"
+    written = [
+        _facts_row(probe, settled - dt.timedelta(minutes=1), 2, 1234),  # a finished minute
+        _facts_row(probe, settled, 5, 999),  # the minute now filling
+    ]
+    tile, table = panel("promo-war-room", "Orders today"), panel("promo-war-room", "leaderboard")
+    try:
+        world.store.insert_rows("promo.facts_minute", [written[0]], INSERT_COLUMNS)
+        orders_tile = only(world.rows(tile, rng=live))["orders"]
+        unbounded_before = _unbounded_orders(world, tile, live)
+        world.store.insert_rows("promo.facts_minute", [written[1]], INSERT_COLUMNS)  # the sink, between
+        board = {r["campaign_id"]: r for r in world.rows(table, rng=live)}
+        assert orders_tile == board[probe]["orders"] == 2
+        assert board[probe]["gmv_yuan"] == pytest.approx(12.34)
+        assert only(world.rows(tile, rng=live))["orders"] == 2  # and again, after the write
+        # The same tile without the bound moves with the write: what the bound prevents.
+        assert _unbounded_orders(world, tile, live) == unbounded_before + 5
+    finally:  # the counters are deltas: the opposite rows take the probe out again
+        undo = [_facts_row(probe, settled - dt.timedelta(minutes=1), -2, -1234), _facts_row(probe, settled, -5, -999)]
+        world.store.insert_rows("promo.facts_minute", undo, INSERT_COLUMNS)
+    assert world.store.totals() == world.truth.totals
+
+
+def _unbounded_orders(world: World, tile: Json, rng: Range) -> int:
+    sql = tile["targets"][0]["rawSql"].replace(f" AND minute < {SETTLED_UNTIL}", "")
+    assert SETTLED_UNTIL not in sql
+    return int(only(world.rows({"targets": [{"rawSql": sql}]}, rng=rng))["orders"])

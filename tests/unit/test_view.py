@@ -142,7 +142,8 @@ def test_panel_intervals() -> None:
 
 def test_a_request_gets_the_dashboards_default_range() -> None:
     war = parse_request(WAR_ROOM, {}, NOW)
-    assert (war.range.start, war.range.end) == (at("2026-11-11T00:00:00+08:00"), NOW)  # now/d .. now
+    assert (war.range.start, war.range.end) == (NOW - dt.timedelta(hours=1), NOW)  # now-1h .. now
+    assert war.range.interval_s == 60  # an hour in minutes: 60 points a wall chart can show
     health = parse_request(HEALTH, {}, NOW)
     assert health.range.end - health.range.start == dt.timedelta(hours=1)  # now-1h .. now
     override = parse_request(WAR_ROOM, {"from": "1762790400000", "to": "now", "token": "anything"}, NOW)
@@ -201,18 +202,21 @@ def test_every_panel_becomes_one_read_only_query_with_bound_values(board: Board,
 
 
 def test_the_war_room_gmv_query() -> None:
-    panel = panel_by_title(WAR_ROOM, "GMV")
+    panel = panel_by_title(WAR_ROOM, "GMV today")
     rng = Range(at("2025-11-11T00:00:00+08:00"), at("2025-11-12T00:00:00+08:00"))
     built = panel_query(panel, PanelRequest(rng, {}))
+    # The tile counts the business day of the range's end (00:00 Shanghai), up to the settled minute.
+    end = "toDateTime(1762876800)"
     assert built.sql == (
         "SELECT sum(gmv_fen) / 100 AS gmv_yuan FROM promo.facts "
-        "WHERE minute >= toDateTime(1762790400) AND minute <= toDateTime(1762876800) "
+        f"WHERE minute >= toStartOfDay({end}, 'Asia/Shanghai') "
+        f"AND minute < toStartOfMinute(if({end} + 1 <= now() - 5, {end} + 1, least({end}, now()) - 5)) "
         "SETTINGS readonly = 1, max_execution_time = 10"
     )
 
 
 def test_series_widths_follow_the_range() -> None:
-    orders = panel_by_title(WAR_ROOM, "Orders per minute (event time)")
+    orders = panel_by_title(WAR_ROOM, "Orders per minute (event time, selected range)")
     day = parse_request(WAR_ROOM, {"from": "now-2d", "to": "now"}, NOW, panel=orders)
     assert day.range.interval_s == 300
     built = panel_query(orders, day)

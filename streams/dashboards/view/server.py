@@ -229,9 +229,12 @@ class View:
             started = time.perf_counter()
             built: list[tuple[dict[str, Any], Any, Any]] = []
             answers: dict[str, Any] = {}
+            # One instant for every panel: their range ends, and so their settled point (the SQL's
+            # SETTLED_UNTIL, from the range's end), are the same, as in one Grafana refresh.
+            now = self._now()
             for panel in board.doc["panels"]:
                 try:
-                    parsed = parse_request(board, query, self._now(), panel=panel)
+                    parsed = parse_request(board, query, now, panel=panel)
                     built.append((panel, parsed, panel_query(panel, parsed)))
                 except (ViewRequestError, MacroError) as exc:
                     status = 400 if isinstance(exc, ViewRequestError) else 500
