@@ -26,11 +26,13 @@ class StateLog:
     def failing(self) -> bool:
         return self.failing_since is not None
 
-    def failed(self, message: str) -> None:
+    def failed(self, message: str, *, since: float | None = None) -> None:
+        """One failed attempt. `since` (clock time) dates a spell that began before it was worth a
+        line (a watch that reports a state only after it lasts), so "recovered after" is the whole spell."""
         now = self.clock()
         self.attempts += 1
         if self.failing_since is None:
-            self.failing_since = self._reminded_at = now
+            self.failing_since, self._reminded_at = (now if since is None else since), now
             self.log.error("%s failing: %s", self.what, message)
         elif now - self._reminded_at >= self.remind_s:
             self._reminded_at = now

@@ -580,10 +580,12 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             "WHERE ts > now() - INTERVAL 10 MINUTE",
             Grid(0, 18, 24, 4), steps=((1, "orange"), (2, "red")), no_value="3",
             mappings={0: "正常 / OK", 1: "延迟或启动中 / Behind or starting", 2: "数字停了 / Numbers stopped",
-                      3: "无心跳 / No heartbeat"},
+                      3: "无心跳 / No heartbeat", 4: "Kafka 不可达 / Broker unreachable",
+                      5: "Kafka 日志丢失, 需重启 worker / Broker lost its log: restart the worker"},
             description="The same states as the local view's banner: behind or starting (amber); ClickHouse "
-            "unreachable or refusing writes, a stage stalled (red); no heartbeat from the worker for 30 s (red). "
-            "The message of the newest row says which.",
+            "unreachable or refusing writes, a stage stalled (red); no heartbeat from the worker for 30 s (red); "
+            "the Kafka broker not answering (red: start it, `promo broker`); the broker back without its log "
+            "(red: restart the worker with a fresh store). The message of the newest row says which.",
         ),
     ]  # fmt: skip
     return dashboard(

@@ -7,6 +7,8 @@
   and the local view of the dashboards on its view port (streams/dashboards/view/).
 - Every worker samples each stage's lag about once a second and logs a stage that has input waiting
   and processes nothing for `stall_after_s` (streams/worker/stall.py); /health answers 503 while one does.
+- Every worker probes the broker every 2 s on the side (streams/worker/broker_watch.py): a broker
+  that does not answer, or came back without its log, is a state of `status()` like the others.
   With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
   totals` and other readers ask it over HTTP instead of trying to open the store themselves.
 """
@@ -33,13 +35,14 @@ from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
-from streams.kafka import side_consumer
+from streams.kafka import side_consumer, topic_specs
 from streams.sink.clickhouse import ClickHouseStore
 from streams.sink.writer import DeltaSink
 from streams.statelog import StateLog
 from streams.worker.agents.aggregate import AggregateAgent
 from streams.worker.agents.base import BatchAgent
 from streams.worker.agents.ingest import IngestAgent
+from streams.worker.broker_watch import PROBE_EVERY_S, BrokerWatch, probe_broker, quiet_aiokafka_bootstrap_errors
 from streams.worker.pauses import GcPauses
 from streams.worker.stall import Change, StallWatch
 from streams.worker.transport import BatchConsumer, PromoApp
@@ -48,9 +51,12 @@ log = logging.getLogger(__name__)
 
 
 # The pipeline's state as a number for Grafana's state panel: 0 all well, 1 numbers late or not yet
-# there, 2 numbers stopped (3, no heartbeat, is the panel's own: no row for 30 s).
+# there, 2 numbers stopped (3, no heartbeat, is the panel's own: no row for 30 s), 4 the Kafka broker
+# does not answer, 5 it came back without its log (the worker must be restarted). The broker states
+# have their own numbers: the panel shows a text per number, and each needs a different fix.
 STATUS_CODES: Mapping[str, int] = {
     "ok": 0, "behind": 1, "starting": 1, "stalled": 2, "writes_failing": 2, "store_unreachable": 2,
+    "broker_unreachable": 4, "broker_reset": 5,
 }  # fmt: skip
 HEARTBEAT_S = 10.0
 
@@ -73,9 +79,11 @@ class WorkerApp:
     gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
     behind_since: float | None = None  # epoch s: since when more than `behind_events` wait
     stall_watch: StallWatch[TopicPartition] = field(init=False)
+    broker_watch: BrokerWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.stall_watch = StallWatch(self.settings.stall_after_s)
+        self.broker_watch = BrokerWatch(self.settings.bootstrap)
 
     def check_stalls(self, now: float | None = None) -> list[Change[TopicPartition]]:
         """Sample every stage's lag and work done; log (once) each stage that stalls or recovers."""
@@ -165,6 +173,10 @@ class WorkerApp:
         problem with its kind, one line saying what is wrong, and since when (epoch ms)."""
         now_s, now_mono = time.time(), time.monotonic()
         problems: list[dict[str, Any]] = []
+        # The broker first: without it nothing else can move, and its fix is another command.
+        broker = self.broker_watch.problem()
+        if broker is not None:
+            problems.append(broker)
         if self.sink is not None:
             health = self.sink.health
             if health.consecutive_failures:
@@ -227,6 +239,9 @@ class WorkerApp:
             sink["ok"] = self.sink.health.ok
             doc["sink"] = sink
             doc["ok"] = self.sink.health.ok
+        # Reported, but not turning /health red: a paused broker that comes back with its log is
+        # ridden out (docs/RELIABILITY.md), and supervisors restart a worker whose /health fails.
+        doc["broker"] = self.broker_watch.problem() or {"kind": "ok"}
         stalls = self.stalls()
         doc["stalls"] = stalls
         if stalls["stalled"]:
@@ -328,6 +343,15 @@ def build_app(settings: Settings) -> WorkerApp:
             pipeline.check_stalls()
 
     app.task(watch_stalls)
+
+    async def watch_broker() -> None:
+        quiet_aiokafka_bootstrap_errors()
+        topics = [spec.name for spec in topic_specs(settings)]
+        while True:
+            pipeline.broker_watch.observe(await probe_broker(settings.bootstrap, topics))
+            await asyncio.sleep(PROBE_EVERY_S)
+
+    app.task(watch_broker)
     return pipeline
 
 

@@ -40,6 +40,7 @@ from streams.kit.fold import fold_in_process
 from streams.kit.simulate import SimConfig, Simulation, generate
 from streams.kit.truth import Truth, compute_truth
 from streams.sink.clickhouse import INSERT_COLUMNS, ClickHouseStore
+from streams.worker.app import STATUS_CODES
 from tests.helpers import insert_deltas, rejected_by_reason
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -461,7 +462,12 @@ def test_the_pipeline_state_panel_reads_the_workers_heartbeat(world: World) -> N
     texts = state["fieldConfig"]["defaults"]["mappings"][0]["options"]
     assert {k: v["text"].split(" / ")[1] for k, v in texts.items()} == {
         "0": "OK", "1": "Behind or starting", "2": "Numbers stopped", "3": "No heartbeat",
+        "4": "Broker unreachable", "5": "Broker lost its log: restart the worker",
     }  # fmt: skip
+    # Every state the worker writes has its text on the panel.
+    assert {str(code) for code in STATUS_CODES.values()} <= set(texts)
+    world.store.log_status(now_ms - 1_000, "w1", STATUS_CODES["broker_unreachable"], "broker_unreachable", "")
+    assert only(world.rows(state, rng=rng))["state"] == 4
 
 
 # --------------------------------------------------------------------------------------------

@@ -402,7 +402,8 @@
       }
       const names = { store_unreachable: "存储不可达 / Store unreachable", writes_failing: "写入失败 / Writes failing",
         stalled: "管道停滞 / Pipeline stalled", behind: "管道延迟 / Pipeline behind", starting: "启动中 / Starting",
-        worker_unreachable: "Worker 不可达 / Worker unreachable" };
+        worker_unreachable: "Worker 不可达 / Worker unreachable", broker_unreachable: "Kafka 不可达 / Broker unreachable",
+        broker_reset: "Kafka 日志丢失 / Broker lost its log" };
       if (!problems.length) {
         banner.hidden = true;
         banner.removeAttribute("data-kind");

@@ -1,0 +1,144 @@
+"""The Kafka broker away, on a real pipeline: the real embedded broker (tansu, memory only), a
+real worker with the sink and the local view, a real chdb store.
+
+Paused (it keeps its memory), the broker is `broker_unreachable` on /api/status, in Grafana's
+state panel (promo.pipeline_status) and in the browser's banner, red, with the command that fixes
+it; resumed, the state clears and the worker goes on. Stopped and started again, a memory broker
+has lost its log: the worker says so (`broker_reset`) and that it must be restarted with a fresh
+store, and stays up to say it. Each change is one log line, not one per probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.dashboards.grafana import build_all
+from streams.kafka import ensure_topics, free_port
+from streams.kit.broker import EmbeddedBroker
+from streams.kit.harness import Pipeline, WorkerProcess
+from streams.kit.producer import send_records
+from streams.kit.simulate import SimConfig, generate
+from streams.worker.app import STATUS_CODES
+
+pytestmark = pytest.mark.integration
+CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
+STATE_PANEL = next(p["id"] for p in build_all()["promo-health.json"]["panels"] if "Pipeline state" in p["title"])
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker of this test's own: it is paused and stopped here, which the session's must not be."""
+    broker = EmbeddedBroker(free_port(), log_path=tmp_path / "broker.log").start()
+    try:
+        yield broker
+    finally:
+        broker.resume()
+        broker.stop()
+
+
+def get(port: int, path: str, query: dict[str, str] | None = None) -> Any:
+    url = f"http://127.0.0.1:{port}{path}" + ("?" + urllib.parse.urlencode(query) if query else "")
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 45) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except OSError as exc:  # the view not listening yet
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: still {last!r} after {timeout} s")
+
+
+def first_kind(port: int) -> str:
+    problems = get(port, "/api/status")["problems"]
+    return str(problems[0]["kind"]) if problems else "ok"
+
+
+def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    env = Pipeline(own_broker.url, tmp_path, partitions=2)
+    settings = env.settings()
+    asyncio.run(ensure_topics(settings))
+    view = free_port()
+    worker = WorkerProcess(env, "w", sink=True, view_port=view).start()
+    try:
+        wait_for("the worker's first clean status", lambda: get(view, "/api/status")["ok"], timeout=90)
+        sim = generate(SimConfig(events=300, seed=3, partitions=2, duration_s=1.0))
+        asyncio.run(send_records(settings, sim.records, paced=False))  # offsets past 0: a log to lose
+
+        # Paused: the broker accepts connections and never answers.
+        own_broker.pause()
+        wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
+        problem = get(view, "/api/status")["problems"][0]
+        assert "promo broker" in problem["message"] and own_broker.bootstrap in problem["message"], problem
+        assert problem["since_ms"] > 0 and problem["detail"]
+        # Grafana's state panel reads the heartbeat the worker writes (the store is fine meanwhile).
+        state = {"from": "now-1h", "to": "now"}
+        wait_for(
+            "the state panel at 'broker unreachable'",
+            lambda: (
+                get(view, f"/api/panel/promo-health/{STATE_PANEL}", state)["rows"]
+                == [{"state": STATUS_CODES["broker_unreachable"]}]
+            ),
+        )
+        if os.access(CHROMIUM, os.X_OK):  # the banner, red and full width, as the wall shows it
+            banner_of(view, "broker_unreachable", "promo broker")
+        time.sleep(10)  # five more failed probes: still one log line
+        own_broker.resume()
+        wait_for("back to ok", lambda: first_kind(view) == "ok")
+        log = worker.log(tail=1_000_000)
+        failing = [line for line in log.splitlines() if "reaching the Kafka broker" in line]
+        assert len(failing) == 2, failing  # failing, recovered: nothing per probe
+        assert "failing" in failing[0] and "promo broker" in failing[0] and "recovered" in failing[1]
+        assert "Unable connect to" not in log
+
+        # Stopped and started again: a memory broker comes back empty, the worker's state is the old log's.
+        own_broker.stop()
+        wait_for("broker_unreachable again", lambda: first_kind(view) == "broker_unreachable")
+        own_broker.start()
+        wait_for("broker_reset", lambda: first_kind(view) == "broker_reset")
+        problem = get(view, "/api/status")["problems"][0]
+        assert "restart this worker with a fresh store" in problem["message"], problem
+        time.sleep(5)
+        assert first_kind(view) == "broker_reset" and worker.alive, worker.log()  # final, and said, not crashed
+        assert "came back without its log" in worker.log(tail=1_000_000)
+    finally:
+        worker.stop()
+
+
+def banner_of(view: int, kind: str, text: str) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
+            banner = page.locator("#banner")
+            expect(banner).to_be_visible(timeout=30_000)
+            assert banner.get_attribute("data-kind") == kind
+            assert text in banner.inner_text() and "Broker unreachable" in banner.inner_text()
+            box = banner.bounding_box()
+            assert box is not None and box["width"] >= 1900  # across the whole screen
+            color = banner.evaluate("node => getComputedStyle(node).backgroundColor")
+            assert color == "rgb(196, 22, 42)", color  # the red of the failures
+        finally:
+            browser.close()
