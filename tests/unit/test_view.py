@@ -293,6 +293,18 @@ def test_a_wide_table_gives_one_series_per_column() -> None:
         series([{"name": "minute", "type": "time"}], rows)
 
 
+def test_a_column_without_any_value_is_an_empty_series_not_a_label() -> None:
+    """GMV per minute beside the day before, when nothing was sold the day before: its column is all
+    NULL, so it has no type to go by; it must not become a label and name the GMV series "None"."""
+    t0 = naive(2025, 11, 11, 1, 0)
+    rows = [{"time": t0, "gmv_yuan": 10.0, "day_before": None}, {"time": t0, "gmv_yuan": 12.0, "day_before": None}]
+    result = panel_result({"type": "timeseries"}, ["time", "gmv_yuan", "day_before"], rows)
+    assert [(s["field"], s["labels"], s["name"]) for s in result["series"]] == [
+        ("gmv_yuan", {}, "gmv_yuan"), ("day_before", {}, "day_before"),
+    ]  # fmt: skip
+    assert result["series"][1]["points"] == [[json_value(t0), None], [json_value(t0), None]]
+
+
 def test_results_are_capped_and_say_so() -> None:
     rows = [{"campaign_id": str(i), "orders": i} for i in range(MAX_ROWS + 1)]
     result = panel_result({"type": "table"}, ["campaign_id", "orders"], rows)

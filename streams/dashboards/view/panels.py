@@ -241,8 +241,11 @@ def series(columns: Sequence[Json], rows: Sequence[Mapping[str, Any]]) -> list[J
         return []  # (an empty result may not even name its columns: chdb does not)
     if not any(c["name"] == "time" for c in columns):
         raise MacroError("a time series query must return a column named time")
-    labels = [c["name"] for c in columns if c["type"] == "string"]
-    values = [c["name"] for c in columns if c["type"] == "number" and c["name"] != "time"]
+    # A column with no value at all has no type to go by (column_types calls it a string): it is a
+    # series with nothing to draw (the day before, when nothing was sold then), not a label "None".
+    empty = {c["name"] for c in columns if all(row.get(c["name"]) is None for row in rows)}
+    labels = [c["name"] for c in columns if c["type"] == "string" and c["name"] not in empty]
+    values = [c["name"] for c in columns if (c["type"] == "number" or c["name"] in empty) and c["name"] != "time"]
     found: dict[tuple[str, tuple[str, ...]], Json] = {}
     for row in rows:
         key_labels = tuple(str(row[name]) for name in labels)
