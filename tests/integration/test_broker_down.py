@@ -100,7 +100,7 @@ def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
             ),
         )
         if os.access(CHROMIUM, os.X_OK):  # the banner, red and full width, as the wall shows it
-            banner_of(view, "broker_unreachable", "promo broker")
+            banner_of(view, "broker_unreachable", "promo broker", tmp_path / "war-room-broker-down.png")
         time.sleep(10)  # five more failed probes: still one log line
         own_broker.resume()
         wait_for("back to ok", lambda: first_kind(view) == "ok")
@@ -124,7 +124,7 @@ def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
         worker.stop()
 
 
-def banner_of(view: int, kind: str, text: str) -> None:
+def banner_of(view: int, kind: str, text: str, screenshot: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -140,5 +140,7 @@ def banner_of(view: int, kind: str, text: str) -> None:
             assert box is not None and box["width"] >= 1900  # across the whole screen
             color = banner.evaluate("node => getComputedStyle(node).backgroundColor")
             assert color == "rgb(196, 22, 42)", color  # the red of the failures
+            page.screenshot(path=str(screenshot))
+            print(f"\nbroker-down screenshot: {screenshot}")
         finally:
             browser.close()

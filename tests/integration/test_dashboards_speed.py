@@ -63,8 +63,8 @@ def test_bench_runs_every_dashboard_query_on_a_full_day(bench: dict[str, Any]) -
         assert isinstance(row["over_budget"], bool) and row["reads"]
     # A real campaign was bound: the drill-down found its numbers.
     assert bench["campaign"]
-    drill = [r for r in rows if r["dashboard"] == "promo-campaign" and r["panel"].startswith("入口")]
-    assert all(r["rows"] > 0 for r in drill)
+    drill = [r for r in rows if r["dashboard"] == "promo-campaign" and r["panel"].startswith("今日入口")]
+    assert drill and all(r["rows"] > 0 for r in drill)
 
 
 def test_wide_panels_read_a_projection_not_the_whole_table(bench: dict[str, Any]) -> None:

@@ -84,10 +84,12 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
     orders = sum(int(r["orders"]) for r in truth.totals)
     assert gmv > 0 and orders > 0
 
-    # The simulated sale is on 2025-11-11; the range covers it, as a Grafana URL would, and ends that
-    # evening: the tiles count the business day the range ends in.
-    day, hour = 86_400_000, 3_600_000
-    url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={config.start_ms - day}&to={config.start_ms + 20 * hour}"
+    # The simulated sale is 2025-11-11 00:00-02:00 (Shanghai); the screen shows its last hour, as the
+    # default range shows the last hour of today's, given as a Grafana URL would. The tiles beside
+    # the charts count the whole business day, so they hold the whole truth.
+    hour = 3_600_000
+    start = config.start_ms + hour
+    url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={start}&to={start + hour}"
     screenshot = tmp_path / "war-room.png"
     page_errors: list[str] = []
     with sync_playwright() as playwright:
@@ -144,7 +146,7 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
             expect(banner).to_be_hidden(timeout=30_000)
 
             # A bad range is no blank page: every panel says what is wrong, in the panel.
-            page.goto(url.replace(f"from={config.start_ms - day}", "from=yesterday"))
+            page.goto(url.replace(f"from={start}", "from=yesterday"))
             expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))
             message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .panel-error').inner_text()
             assert "'yesterday' is neither epoch milliseconds" in message, message
