@@ -131,16 +131,16 @@ class BrokerWatch:
         if self.unreachable:
             return {
                 "kind": "broker_unreachable",
-                "message": f"Kafka broker {self.broker} does not answer: no new events arrive. "
-                "Start it (promo broker) or fix PROMO_BROKER",
+                "message": f"{self.broker} does not answer, no new events arrive: start it (promo broker) or fix "
+                "PROMO_BROKER",
                 "detail": self._last_error[:300],
                 "since_ms": int(self._since_wall * 1000),
             }
         if self.reset:
             return {
                 "kind": "broker_reset",
-                "message": f"Kafka broker {self.broker} came back without its log: restart this worker with a "
-                "fresh store (promo demo starts afresh)",
+                "message": f"{self.broker} came back without its log: restart this worker with a fresh store "
+                "(promo demo starts afresh)",
                 "detail": self.reset[:300],
                 "since_ms": int(self._reset_since * 1000),
             }
