@@ -129,22 +129,17 @@ class BrokerWatch:
     def problem(self) -> dict[str, Any] | None:
         """The status entry (streams/worker/app.py: WorkerApp.status), or None while all is well."""
         if self.unreachable:
-            return {
-                "kind": "broker_unreachable",
-                "message": f"{self.broker} does not answer, no new events arrive: start it (promo broker) or fix "
-                "PROMO_BROKER",
-                "detail": self._last_error[:300],
-                "since_ms": int(self._since_wall * 1000),
-            }
+            return _problem("broker_unreachable", f"{self.broker} does not answer, no new events arrive: start it "
+                            "(promo broker) or fix PROMO_BROKER", self._last_error, self._since_wall)  # fmt: skip
         if self.reset:
-            return {
-                "kind": "broker_reset",
-                "message": f"{self.broker} came back without its log: restart this worker with a fresh store "
-                "(promo demo starts afresh)",
-                "detail": self.reset[:300],
-                "since_ms": int(self._reset_since * 1000),
-            }
+            return _problem("broker_reset", f"{self.broker} came back without its log: restart this worker with a "
+                            "fresh store (promo demo starts afresh)", self.reset, self._reset_since)  # fmt: skip
         return None
+
+
+def _problem(kind: str, message: str, detail: str, since_s: float) -> dict[str, Any]:
+    """One entry of the status' problems, as every other state gives it."""
+    return {"kind": kind, "message": message, "detail": detail[:300], "since_ms": int(since_s * 1000)}
 
 
 async def probe_broker(bootstrap: str, topics: list[str], timeout_s: float = PROBE_TIMEOUT_S) -> Probe:
