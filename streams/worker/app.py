@@ -7,10 +7,10 @@
   and the local view of the dashboards on its view port (streams/dashboards/view/).
 - Every worker samples each stage's lag about once a second and logs a stage that has input waiting
   and processes nothing for `stall_after_s` (streams/worker/stall.py); /health answers 503 while one does.
-- Every worker probes the broker every 2 s on the side (streams/worker/broker_watch.py): a broker
-  that does not answer, or came back without its log, is a state of `status()` like the others.
   With an embedded store this process owns it, and writes `<store>.owner.json` so that `promo
   totals` and other readers ask it over HTTP instead of trying to open the store themselves.
+- Every worker probes the broker every 2 s on the side (streams/worker/broker_watch.py): a broker
+  that does not answer, or came back without its log, is a state of `status()` like the others.
 """
 
 from __future__ import annotations
