@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.aggregate.state import encode_user
 from streams.aggregate.user import UserState, apply_event, mark_existing
 from streams.contract.events import Event, Kind
 from streams.contract.facts import Deltas
@@ -75,6 +76,22 @@ def test_state_kept_as_json_between_events_gives_the_same_numbers(items: list[Ev
     kept, kept_verdicts = fold(items, through_json=True)
     assert kept_verdicts == plain_verdicts
     assert sorted(delta_rows(kept)) == sorted(delta_rows(plain))
+
+
+@settings(max_examples=100, deadline=None)
+@given(steps)
+def test_a_peers_user_is_the_snapshots_record(items: list[Event | str]) -> None:
+    """One codec: what a peer's state store keeps is the JSON of the pipeline's snapshot record."""
+    users: dict[str, UserState] = {}
+    out = Deltas()
+    for item in items:
+        if isinstance(item, str):
+            mark_existing(users.setdefault(item, UserState()), out)
+        else:
+            apply_event(users.setdefault(item.user_id, UserState()), item, out, horizon_ms=HORIZON)
+    for state in users.values():
+        assert orjson.dumps(state_doc(state)) == encode_user(state)
+        assert user_state(state_doc(state)) == state
 
 
 @settings(max_examples=200, deadline=None)

@@ -5,8 +5,9 @@ The logic itself is the contract's, and it is the pipeline's own pure code: `eve
 (decode and validate), `metrics.PartitionGate` (future and late, per input partition) and
 `metrics.apply_event` / `mark_existing` (dedup, and the earliest-credit moves behind participants,
 buyers and new users). Reusing it keeps the comparison about the frameworks, not about two
-implementations of the rules. What is here is only the glue: how a user's state and a routed event
-look as JSON, and how a batch of deltas becomes `campaign_totals` rows.
+implementations of the rules. A user's state is kept as the JSON of the pipeline's own snapshot
+record (`streams.aggregate.state`). What is here is only the glue: how a routed event looks as JSON,
+and how a batch of deltas becomes `campaign_totals` rows.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any, Final
 
 import orjson
 
-from streams.aggregate.user import Credit, UserState
+from streams.aggregate.state import encode_user, user_from_doc
+from streams.aggregate.user import UserState
 from streams.contract.events import Event, Kind, Rejection, decode_value
-from streams.contract.facts import COUNTERS, Deltas, FactKey
+from streams.contract.facts import COUNTERS, Deltas
 from streams.contract.limits import Limits
 from streams.ingest.gate import PartitionGate
 
@@ -84,36 +86,19 @@ def existing_users(value: bytes | None) -> list[str]:
     return [u for u in users if isinstance(u, str)] if isinstance(users, list) else []
 
 
-# -- a user's state as JSON ------------------------------------------------------------------------
-
-
-def _credit_doc(credit: Credit) -> list[Any]:
-    return [credit.ts, credit.event_id, *credit.key, int(credit.via_share)]
-
-
-def _credit(doc: list[Any]) -> Credit:
-    return Credit(doc[0], doc[1], FactKey(doc[2], doc[3], doc[4], doc[5], doc[6]), bool(doc[7]))
+# -- a user's state as JSON: the pipeline's own snapshot codec --------------------------------------
 
 
 def state_doc(state: UserState) -> list[Any]:
-    """`UserState` as JSON: [existing, max_ts, event_ids, order_ids, participant, buyer, first_order]."""
-    return [
-        int(state.existing), state.max_ts, state.event_ids, state.order_ids,
-        {c: _credit_doc(x) for c, x in state.participant.items()},
-        {c: _credit_doc(x) for c, x in state.buyer.items()},
-        _credit_doc(state.first_order) if state.first_order is not None else None,
-    ]  # fmt: skip
+    """`UserState` as the JSON value of its snapshot record (`streams.aggregate.state.encode_user`), so
+    a framework's JSON state store holds what the pipeline's snapshot holds. Encoding and parsing
+    again are two C calls: cheaper than copying the credits into lists field by field in Python."""
+    doc: list[Any] = orjson.loads(encode_user(state))
+    return doc
 
 
 def user_state(doc: list[Any] | None) -> UserState:
-    if doc is None:
-        return UserState()
-    return UserState(
-        existing=bool(doc[0]), max_ts=doc[1], event_ids=doc[2], order_ids=doc[3],
-        participant={c: _credit(x) for c, x in doc[4].items()},
-        buyer={c: _credit(x) for c, x in doc[5].items()},
-        first_order=_credit(doc[6]) if doc[6] is not None else None,
-    )  # fmt: skip
+    return UserState() if doc is None else user_from_doc(doc)
 
 
 # -- deltas as campaign_totals rows ----------------------------------------------------------------
