@@ -8,6 +8,7 @@ the same decoder for stage 1's hot path: it hands well-formed events over as rou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Final
@@ -97,6 +98,31 @@ class Event:
         if self.share_id:
             doc["share_id"] = self.share_id
         return orjson.dumps(doc)
+
+
+# The event row: an `Event`'s fields in their declared order, the kind as its int. One layout for
+# every place an event travels as a list: the routed item's event part (streams/contract/wire.py,
+# after the item's position; stage 1's fast path builds it literally, tests/unit/test_ingest_fast.py
+# holds the two equal) and the peers' routed value (streams/lab/peers/job.py). The first ROW_FOLDED
+# fields are those stage 2 folds; a row may stop there (action and target_id then read as '').
+ROW_FIELDS: Final = (
+    "kind", "event_id", "ts", "user_id", "campaign_id", "channel", "entry", "city_tier",
+    "share_id", "order_id", "amount_fen", "action", "target_id",
+)  # fmt: skip
+ROW_TS: Final = 2
+ROW_USER: Final = 3
+ROW_FOLDED: Final = 11
+
+
+def event_row(ev: Event) -> list[Any]:
+    """The event as its row (see ROW_FIELDS)."""
+    return [int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id, ev.channel, ev.entry, ev.city_tier,
+            ev.share_id, ev.order_id, ev.amount_fen, ev.action, ev.target_id]  # fmt: skip
+
+
+def row_event(row: Sequence[Any]) -> Event:
+    """The event of a row, whole or cut after ROW_FOLDED."""
+    return Event(Kind(row[0]), *row[1:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +264,8 @@ _SHARE: Final = Kind.SHARE
 
 
 def _fast_item(kind: Kind, doc: dict[str, Any], src: str, offset: int, index: int) -> list[Any] | None:
-    """The routed event item (`streams.contract.wire.event_item`'s layout) of a plainly well-formed object, else None.
+    """The routed event item (`streams.contract.wire.event_item`: src, offset, index, then the event
+    row of ROW_FIELDS, spelled out here for speed) of a plainly well-formed object, else None.
 
     It decides only the common case, so it may say None to a valid object (a null optional field,
     an integer written as 5.0); never an item to an invalid one. Whatever it declines goes through

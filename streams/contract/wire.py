@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from streams.contract.events import Event, Kind, Rejection
+from streams.contract.events import ROW_FIELDS, ROW_FOLDED, Event, Rejection, event_row, row_event
 from streams.contract.facts import COUNTERS, Deltas, FactKey, RejectKey, iter_rows
 
 VERSION = 1
@@ -40,10 +40,11 @@ REJECT_KIND = -1
 # the literal indices they replace (measured: docs/PERFORMANCE.md, "named routed slots").
 SRC, OFFSET, INDEX, KIND = 0, 1, 2, 3
 POSITION = slice(SRC, KIND)  # src, offset, index: where the item came from, its order within src
-# An event item after POSITION: kind, event_id, ts, user_id, campaign_id, channel, entry, city_tier,
-# share_id, order_id, amount_fen (the fields stage 2 folds), then action, target_id.
-EVENT_FOLDED = slice(KIND, 14)
-EVENT_REST = slice(14, 16)
+# An event item after POSITION is the event row (streams/contract/events.py, ROW_FIELDS): kind,
+# event_id, ts, user_id, campaign_id, channel, entry, city_tier, share_id, order_id, amount_fen (the
+# fields stage 2 folds), then action, target_id.
+EVENT_FOLDED = slice(KIND, KIND + ROW_FOLDED)
+EVENT_REST = slice(KIND + ROW_FOLDED, KIND + len(ROW_FIELDS))
 # A reject item after KIND (-1): reason, arrival_ms, campaign_id, channel, topic_suffix.
 REJECT_FIELDS = slice(4, 9)
 
@@ -59,12 +60,9 @@ def route_source(src: str, partitions: int) -> int:
 
 
 def event_item(src: str, offset: int, index: int, ev: Event) -> list[Any]:
-    # Stage 1 builds this list straight from the JSON (events._fast_item, no Event in between): a
-    # change of layout goes in both; tests/unit/test_ingest_fast.py holds them equal.
-    return [
-        src, offset, index, int(ev.kind), ev.event_id, ev.ts, ev.user_id, ev.campaign_id,
-        ev.channel, ev.entry, ev.city_tier, ev.share_id, ev.order_id, ev.amount_fen, ev.action, ev.target_id,
-    ]  # fmt: skip
+    # Stage 1 builds this list straight from the JSON (events._fast_item, no Event in between), so
+    # this is its slow path: events of a shape the fast path leaves to parse_event.
+    return [src, offset, index, *event_row(ev)]
 
 
 def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix: str, arrival_ms: int) -> list[Any]:
@@ -75,11 +73,8 @@ def reject_item(src: str, offset: int, index: int, rej: Rejection, topic_suffix:
 
 
 def item_event(item: list[Any]) -> Event:
-    kind, event_id, ts, user_id, campaign_id, channel, entry, tier, share_id, order_id, amount = item[EVENT_FOLDED]
-    action, target_id = item[EVENT_REST]
-    return Event(Kind(kind), event_id, ts, user_id, campaign_id, channel, entry=entry, city_tier=tier,
-                 share_id=share_id, order_id=order_id, amount_fen=amount, action=action,
-                 target_id=target_id)  # fmt: skip
+    """The event of a routed event item (for rejections and duplicates: off the hot path)."""
+    return row_event(item[KIND:])
 
 
 def encode_routed(

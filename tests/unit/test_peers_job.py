@@ -15,7 +15,7 @@ from streams.aggregate.state import encode_user
 from streams.aggregate.user import UserState, apply_event, mark_existing
 from streams.contract.events import Event, Kind
 from streams.contract.facts import Deltas
-from streams.contract.wire import encode_existing
+from streams.contract.wire import EVENT_FOLDED, encode_existing, event_item
 from streams.lab.peers.job import (
     EXISTING_KIND,
     delta_rows,
@@ -103,6 +103,13 @@ def test_an_event_survives_its_routed_row(ev: Event) -> None:
     assert row_event(row) == Event(ev.kind, ev.event_id, ev.ts, ev.user_id, ev.campaign_id, ev.channel,
                                    entry=ev.entry, city_tier=ev.city_tier, share_id=ev.share_id,
                                    order_id=ev.order_id, amount_fen=ev.amount_fen)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(events)
+def test_a_peers_row_is_the_pipelines_event_row(ev: Event) -> None:
+    """One layout: what a peer routes is the span of the pipeline's routed item that stage 2 folds."""
+    assert event_row(ev) == event_item("promo.clicks:0", 0, 0, ev)[EVENT_FOLDED]
 
 
 def test_an_import_row_names_its_user_and_is_no_event_kind() -> None:

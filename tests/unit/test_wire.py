@@ -6,6 +6,7 @@ routed partition: the per-user state of stage 2 lives there and is rebuilt from 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -17,9 +18,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.contract.events import Event, Kind, Reason, Rejection
+from streams.contract.events import (
+    ROW_FIELDS,
+    ROW_FOLDED,
+    ROW_TS,
+    ROW_USER,
+    Event,
+    Kind,
+    Reason,
+    Rejection,
+    event_row,
+    row_event,
+)
 from streams.contract.facts import COUNTERS, Deltas, FactKey, RejectKey
 from streams.contract.wire import (
+    EVENT_FOLDED,
+    EVENT_REST,
+    KIND,
     REJECT_KIND,
     VERSION,
     decode_deltas,
@@ -156,6 +171,17 @@ def test_routed_event_item_keeps_types() -> None:
     assert item == ["promo.orders:2", 10, 0, 2, "e-1", TS_MIN, "用户", "双11主会场", "wechat", "moments", 3, "sh-1",
                     "o-1", 19_900, "", ""]  # fmt: skip
     assert item_event(item) == ev
+
+
+def test_the_event_row_is_one_layout() -> None:
+    """An Event's fields in declared order: the row, the routed item after its position, the fold's span."""
+    assert tuple(f.name for f in dataclasses.fields(Event)) == ROW_FIELDS
+    assert (ROW_FIELDS[ROW_TS], ROW_FIELDS[ROW_USER], ROW_FIELDS[ROW_FOLDED]) == ("ts", "user_id", "action")
+    ev = Event(Kind.CLICK, "e-1", TS_MIN, "u", "c", "wechat", "moments", 3, "sh-1", action="view", target_id="t")
+    item = event_item("promo.clicks:0", 4, 1, ev)
+    assert item[KIND:] == event_row(ev) and item_event(item) == ev == row_event(event_row(ev))
+    assert item[EVENT_FOLDED] == event_row(ev)[:ROW_FOLDED] and item[EVENT_REST] == ["view", "t"]
+    assert row_event(event_row(ev)[:ROW_FOLDED]) == dataclasses.replace(ev, action="", target_id="")
 
 
 rejections = st.builds(

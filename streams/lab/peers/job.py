@@ -19,7 +19,8 @@ import orjson
 
 from streams.aggregate.state import encode_user, user_from_doc
 from streams.aggregate.user import UserState
-from streams.contract.events import Event, Kind, Rejection, decode_value
+from streams.contract import events
+from streams.contract.events import ROW_FOLDED, ROW_USER, Event, Kind, Rejection, decode_value
 from streams.contract.facts import COUNTERS, Deltas
 from streams.contract.limits import Limits
 from streams.ingest.gate import PartitionGate
@@ -57,23 +58,22 @@ def admitted(
 
 
 def event_row(ev: Event) -> list[Any]:
-    """A compact JSON-able row; `user_id` is always at index 1 (also for `existing_row`)."""
-    return [int(ev.kind), ev.user_id, ev.event_id, ev.ts, ev.campaign_id, ev.channel, ev.entry, ev.city_tier,
-            ev.share_id, ev.order_id, ev.amount_fen]  # fmt: skip
+    """The contract's event row (`events.ROW_FIELDS`), cut after the fields the fold reads: action
+    and target_id do not reach the numbers, so the peers do not ship them."""
+    return events.event_row(ev)[:ROW_FOLDED]
 
 
 def existing_row(user_id: str) -> list[Any]:
-    return [EXISTING_KIND, user_id]
+    """An imported existing buyer: a row with only its kind (EXISTING_KIND) and user slots filled."""
+    return [EXISTING_KIND, "", 0, user_id]
 
 
 def row_user(row: list[Any]) -> str:
-    user: str = row[1]
+    user: str = row[ROW_USER]
     return user
 
 
-def row_event(row: list[Any]) -> Event:
-    return Event(Kind(row[0]), row[2], row[3], row[1], row[4], row[5], entry=row[6], city_tier=row[7],
-                 share_id=row[8], order_id=row[9], amount_fen=row[10])  # fmt: skip
+row_event = events.row_event
 
 
 def existing_users(value: bytes | None) -> list[str]:
