@@ -1,10 +1,12 @@
-"""Named step boundaries where the kill loop of `promo chaos` can crash a worker on purpose.
+"""Named step boundaries where the lab may act on a worker: the hook points, and nothing more.
 
-`PROMO_CRASH_AT=NAME:N` makes the process SIGKILL itself the N-th time it reaches the boundary
-NAME (N defaults to 1): no goodbye, no flush, no commit, exactly as an outside `kill -9` at that
-instant. `PROMO_PAUSE_AT=NAME:N` freezes it there with SIGSTOP instead (the zombie test resumes it).
-Unset (always, in production) every `reached()` is two dictionary misses. The names, in the
-order an event passes them (docs/RELIABILITY.md has the invariant each one tests):
+The product only says where it is (`reached(NAME)`) and asks whether to drop a fetched batch
+(`drop_fetched`). What happens there is the lab's (streams/lab/crash.py: SIGKILL for the kill loop of
+`promo chaos`, SIGSTOP for its zombie, a dropped first fetch for the rebalance-gap test), installed
+from outside by `promo worker` when its environment asks for it; the product reads no environment
+for this. With nothing installed (always, in production) `reached()` is one dictionary miss and
+`drop_fetched()` is None. The names, in the order an event passes them (docs/RELIABILITY.md has the
+invariant each one tests):
 
 - `ingest.sent`       stage 1's routed messages and dead letters acknowledged, offsets not yet acked
 - `aggregate.folded`  stage 2 folded a batch into its state, nothing sent yet
@@ -20,8 +22,8 @@ order an event passes them (docs/RELIABILITY.md has the invariant each one tests
 
 from __future__ import annotations
 
-import os
-import signal
+from collections.abc import Callable
+from typing import Any
 
 NAMES = (
     "ingest.sent",
@@ -36,53 +38,52 @@ NAMES = (
     "sink.committed",
 )
 
-
-def parse(spec: str) -> tuple[str, int] | None:
-    """`NAME[:N]` -> (NAME, N); None for an empty spec. A bad spec is a ValueError saying why."""
-    if not spec:
-        return None
-    name, _, count = spec.partition(":")
-    if name not in NAMES:
-        raise ValueError(f"unknown crash point {name!r}; known: {', '.join(NAMES)}")
-    n = int(count) if count else 1
-    if n < 1:
-        raise ValueError(f"crash point count must be >= 1, got {n}")
-    return name, n
+Hook = Callable[[], None]
+# Given a fetched topic partition, whether this assignment has handed it a batch yet, and the consumer
+# generation: True drops the batch unacked, after the fetcher's position has moved past it (as a
+# rebalance drops records); the consumer then checks the partition's next batch for the gap.
+DropFetched = Callable[[Any, bool, int], bool]
 
 
-class CrashPoints:
-    """Counts arrivals at the armed boundary and signals the process at the chosen one: SIGKILL, or
-    SIGSTOP for `PROMO_PAUSE_AT` (a worker frozen mid-step, as a zombie is, until a test sends SIGCONT)."""
-
-    def __init__(self, spec: str = "", sig: signal.Signals = signal.SIGKILL) -> None:
-        parsed = parse(spec)
-        self.armed: dict[str, int] = {} if parsed is None else {parsed[0]: parsed[1]}
-        self.sig = sig
-
-    def reached(self, name: str) -> None:
-        left = self.armed.get(name)
-        if left is None:
-            return
-        if left > 1:
-            self.armed[name] = left - 1
-            return
-        del self.armed[name]  # once: a paused process that is resumed goes on
-        os.kill(os.getpid(), self.sig)
-
-
-# One per process, armed from the environment of the process (the kill loop sets it on a restart).
-_points = CrashPoints(os.environ.get("PROMO_CRASH_AT", ""))
-_pauses = CrashPoints(os.environ.get("PROMO_PAUSE_AT", ""), signal.SIGSTOP)
-
-
-# `PROMO_DROP_FIRST_FETCH=1`: the consumer drops, unacked, the first fetched batch of every
-# partition in every assignment, after the fetcher's position has moved past it, as it drops records
-# fetched across a rebalance. A consumer that then hands the next batch on loses the dropped records.
-DROP_FIRST_FETCH = os.environ.get("PROMO_DROP_FIRST_FETCH", "") == "1"
+# What the lab installed; one set per process (a worker is one process). Mutated only by install()
+# before the worker starts, and by tests.
+_at: dict[str, Hook] = {}
+_drop: list[DropFetched] = []  # at most one
 
 
 def reached(name: str) -> None:
-    """A step boundary: kills (PROMO_CRASH_AT) or freezes (PROMO_PAUSE_AT) this process here when
-    the variable names it (see module docstring)."""
-    _points.reached(name)
-    _pauses.reached(name)
+    """A step boundary: runs what the lab installed at `name`, if anything (see module docstring)."""
+    hook = _at.get(name)
+    if hook is not None:
+        hook()
+
+
+def drop_fetched() -> DropFetched | None:
+    """The installed drop-fetched hook, or None (the consumer's drain loop reads it once)."""
+    return _drop[0] if _drop else None
+
+
+def install(name: str, hook: Hook) -> None:
+    """Run `hook` each time `name` is reached, after any hook installed there before."""
+    if name not in NAMES:
+        raise ValueError(f"unknown crash point {name!r}; known: {', '.join(NAMES)}")
+    before = _at.get(name)
+    if before is None:
+        _at[name] = hook
+        return
+
+    def both() -> None:
+        before()
+        hook()
+
+    _at[name] = both
+
+
+def install_drop_fetched(hook: DropFetched) -> None:
+    _drop[:] = [hook]
+
+
+def uninstall() -> None:
+    """Remove every hook (for tests that install some in their own process)."""
+    _at.clear()
+    _drop.clear()

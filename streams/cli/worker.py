@@ -92,14 +92,16 @@ def worker(
         fail("--loglevel must be one of crit, error, warn, info, debug")
     _check_data_dir(settings)
     _check_store_free(settings)
+    _install_crash_points()
     if settings.sink:
         _check_view(settings)
     created = asyncio.run(ensure_topics(settings))
     if created:
         typer.echo(f"created topics: {', '.join(created)}")
     pipeline = build_app(settings)
+    # The lab's fault hooks, for tests and `promo chaos`; the product only has the hook points.
     fault_file = os.environ.get("PROMO_FAULT_FILE", "")
-    if fault_file:  # the lab's fault hooks, for tests and `promo chaos`; the product only has the hook points
+    if fault_file:
         from streams.lab import faults
 
         faults.install(pipeline, Path(fault_file))
@@ -115,6 +117,21 @@ def worker(
     gc.set_threshold(20_000, 5, 1_000)
     pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
     Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def _install_crash_points() -> None:
+    """The kill loop's faults (streams/lab/crash.py) when the environment asks for them: the product
+    has only the hook points (streams/crashpoints.py) and reads none of these variables."""
+    from streams.lab import crash
+
+    if not any(os.environ.get(var) for var in (crash.CRASH_AT, crash.PAUSE_AT, crash.DROP_FIRST_FETCH)):
+        return
+    try:
+        armed = crash.install_from_env()
+    except ValueError as exc:
+        fail(f"cannot arm the crash points: {exc}")
+    if armed:
+        typer.echo(f"lab hooks installed: {', '.join(armed)}")
 
 
 def _check_view(settings: Settings) -> None:

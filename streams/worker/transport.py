@@ -85,7 +85,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._committed_at_assignment: dict[TopicPartition, int] = {}
         self.gaps_filled = 0  # batches that began past where handing had to go on
         self.gap_records = 0  # records read back into them
-        self._dropped: set[TopicPartition] = set()  # for crashpoints.DROP_FIRST_FETCH
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
@@ -102,7 +101,6 @@ class BatchConsumer(faust_aiokafka.Consumer):
             self._committed_at_assignment.pop(tp, None)
             self._check[tp] = now
             self._recheck.discard(tp)
-            self._dropped.discard(tp)
         await super().on_partitions_assigned(assigned, generation_id)
 
     async def _next_offset(self, tp: TopicPartition) -> int:
@@ -184,6 +182,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
         consumer_should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         handed = self._handed
+        # A lab fault (streams/lab/crash.py), installed before the worker starts; None in production.
+        drop_fetched = crashpoints.drop_fetched()
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
@@ -213,9 +213,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                         if tp in self._handed:
                             self._check[tp] = time.monotonic()  # dropped past the fetcher's position
                         continue
-                    if crashpoints.DROP_FIRST_FETCH and tp not in handed and tp not in self._dropped:
-                        self._dropped.add(tp)  # a fault for the tests: see streams/crashpoints.py
-                        self._check[tp] = time.monotonic()
+                    if drop_fetched is not None and drop_fetched(tp, tp in handed, generation):
+                        self._check[tp] = time.monotonic()  # dropped past the fetcher's position
                         continue
                     batch = await self._continued(tp, fetched)
                     if not batch:

@@ -13,11 +13,11 @@ from collections import Counter
 import pytest
 
 from streams.config import Settings
-from streams.crashpoints import CrashPoints, parse
 from streams.kit.audit import Identities, Ledger, compare, identities_of, ledger_identities
 from streams.kit.fold import fold_in_process
 from streams.kit.simulate import SimConfig, generate
 from streams.kit.truth import compute_truth, identities
+from streams.lab.crash import CrashPoints, parse
 from streams.lab.hostile import order_resends
 
 
@@ -107,7 +107,11 @@ def test_crash_points_parse_and_count() -> None:
 
 
 def test_an_armed_crash_point_kills_the_process_as_kill_9() -> None:
-    code = "from streams.crashpoints import reached; reached('sink.written'); reached('sink.written'); print('alive')"
+    # Armed as `promo worker` arms it: the lab installs the hook from the environment (streams/lab/crash.py).
+    code = (
+        "from streams.lab.crash import install_from_env; install_from_env(); from streams.crashpoints import reached;"
+        " reached('sink.written'); reached('sink.written'); print('alive')"
+    )
     armed = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, "PROMO_CRASH_AT": "sink.written:2"},
         capture_output=True, text=True, timeout=60, check=False,

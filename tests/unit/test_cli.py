@@ -138,6 +138,12 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["worker", "--view-port", "70000"], {}, "view port must be 0 (off) or 1-65535", id="bad-view-port"
         ),
         pytest.param(
+            ["worker"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_CRASH_AT": "nowhere:1"},
+            "cannot arm the crash points: unknown crash point 'nowhere'",
+            id="bad-crash-point",
+        ),
+        pytest.param(
             ["demo", "--view-port", "-1"], {}, "view port must be 0 (off) or 1-65535", id="demo-bad-view-port"
         ),
         pytest.param(
