@@ -55,6 +55,8 @@ class SinkHealth:
     failing_since: float = 0.0
     last_write_at: float = 0.0
     last_write_ms: float = 0.0
+    # Routed partition -> routed offset written up to: the sink's DeltaGate.written itself (the
+    # same dict, set with the gate), so what /health shows is what the sink judges by.
     markers: dict[int, int] = field(default_factory=dict)
     writing: bool = False  # a write is in flight (chaos tests kill a worker exactly then)
 
@@ -85,6 +87,7 @@ class DeltaSink:
         self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
         self.gate = DeltaGate()  # what is written, and which owner may write (streams/sink/markers.py)
+        self._set_gate(self.gate)
         self.state_log = StateLog(log, "ClickHouse")
 
     async def _until_done(self, what: str, fn: Callable[[], T]) -> T:
@@ -140,10 +143,10 @@ class DeltaSink:
         )
         await self._until_done("schema", self.store.apply_schema)
         self.schema_ready.set()
-        self.health.markers = await self._until_done("reading markers", self.store.written_markers)
+        markers = await self._until_done("reading markers", self.store.written_markers)
         generations = await self._until_done("reading owner generations", self.store.written_generations)
-        self.gate = DeltaGate(generations, dict(self.health.markers))
-        await self._check_same_log(self.health.markers)
+        self._set_gate(DeltaGate(generations, markers))
+        await self._check_same_log(markers)
         await consumer.start()
         try:
             while not self._stopping.is_set():
@@ -191,7 +194,7 @@ class DeltaSink:
         if not markers and not generations:
             return
         await self._insert_with_retry(facts, rejections, markers, generations)
-        self.gate = gate
+        self._set_gate(gate)
         crashpoints.reached("sink.written")
         # Now, not `last_write_at`: a write found landed after a failure does not set that.
         elapsed_ms, written_at_ms = self.health.last_write_ms, int(time.time() * 1000)
@@ -239,7 +242,6 @@ class DeltaSink:
             self.health.rows_written += rows
             self.health.consecutive_failures = 0
             self.health.last_write_at = time.time()
-            self.health.markers.update(markers)
             return
 
     async def _landed_anyway(self, markers: dict[int, int], generations: dict[int, int]) -> bool:
@@ -249,13 +251,18 @@ class DeltaSink:
             fenced = await self.store.call(self.store.written_generations) if generations else {}
         except Exception:  # still down; the caller keeps retrying
             return False
-        self.health.markers.update(written)
         if all(written.get(p, -1) >= to for p, to in markers.items()) and all(
             fenced.get(p, 0) >= g for p, g in generations.items()
         ):
             self.health.consecutive_failures = 0
             return True
         return False
+
+    def _set_gate(self, gate: DeltaGate) -> None:
+        # One record of what is written: the gate's. /health shows its dict; between a write landing
+        # and this call nothing awaits, so /health never sees the two apart.
+        self.gate = gate
+        self.health.markers = gate.written
 
     async def _check_same_log(self, markers: dict[int, int]) -> None:
         """Refuse a store written from another broker log (an in-memory broker restarted, say).

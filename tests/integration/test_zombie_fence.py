@@ -102,3 +102,31 @@ def test_a_zombie_batch_between_the_fence_and_the_new_owners_output_is_not_count
     health = asyncio.run(sink_until(env, 30, 2))
     assert health["fenced"] == 1
     assert totals(env) == (13, 1300, {0: 30}, {0: 2})
+
+
+def test_the_sink_keeps_one_record_of_what_it_wrote(env: Pipeline) -> None:
+    """/health's markers are the sink's gate, not a second copy kept in step beside it."""
+    asyncio.run(ensure_topics(env.settings()))
+    asyncio.run(produce(env, [b"{}"] * 16, "routed"))
+    asyncio.run(produce(env, [encode_fence(0, 1), delta(7, 2, 1), delta(15, 1, 1)]))
+
+    async def run() -> None:
+        settings = env.settings()
+        store = ClickHouseStore(settings.clickhouse_dsn)
+        sink = DeltaSink(settings, store)
+        task = asyncio.create_task(sink.run())
+        try:
+            deadline = time.monotonic() + 180
+            while sink.gate.written.get(0) != 15:
+                if task.done():
+                    task.result()
+                assert time.monotonic() < deadline, f"the sink did not get to 15: {sink.gate}, {sink.health}"
+                await asyncio.sleep(0.1)
+            assert sink.health.markers is sink.gate.written
+            assert sink.health.markers == await store.call(store.written_markers) == {0: 15}
+        finally:
+            sink.stop()
+            await task
+            await store.close()
+
+    asyncio.run(run())
