@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from streams.contract.events import ROW_FIELDS, ROW_FOLDED, Event, Rejection, event_row, row_event
+from streams.contract.events import ROW_FIELDS, ROW_FOLDED, ROW_TS, ROW_USER, Event, Rejection, event_row, row_event
 from streams.contract.facts import COUNTERS, Deltas, FactKey, RejectKey, iter_rows
 
 VERSION = 1
@@ -45,6 +45,7 @@ POSITION = slice(SRC, KIND)  # src, offset, index: where the item came from, its
 # fields stage 2 folds), then action, target_id.
 EVENT_FOLDED = slice(KIND, KIND + ROW_FOLDED)
 EVENT_REST = slice(KIND + ROW_FOLDED, KIND + len(ROW_FIELDS))
+TS, USER = KIND + ROW_TS, KIND + ROW_USER  # what stage 1 reads of an item: the gate's time, the route's key
 # A reject item after KIND (-1): reason, arrival_ms, campaign_id, channel, topic_suffix.
 REJECT_FIELDS = slice(4, 9)
 

@@ -14,6 +14,8 @@ from streams.contract.dlq import DeadLetter
 from streams.contract.events import Event, Kind, Rejection, decode_items
 from streams.contract.limits import StageConfig
 from streams.contract.wire import (
+    TS,
+    USER,
     encode_routed,
     event_item,
     item_event,
@@ -88,7 +90,7 @@ class Ingest:
             if isinstance(element, Event):  # well-formed, but in a shape decode_items leaves to parse_event
                 element = event_item(src, offset, index, element)
             if isinstance(element, list):
-                ts, user_id = element[5], element[6]  # the event item of streams/contract/wire.py
+                ts, user_id = element[TS], element[USER]
                 reason = gate.admit(ts, timestamp_ms)
                 if reason is None:
                     # Plain route(): a per-user cache of it measured slower than crc32 of a short id.
