@@ -1,0 +1,753 @@
+"""The drop detector (issue 17 items 1, 2, 4, 5): pure, numpy and the standard library only.
+
+Every 10 s of its own (arrival) clock the live runner hands it a `Step`: the counts per (scope,
+metric) that became settled since the last step, over the event-time span (previous
+settled_until, settled_until], and how far the pipeline is behind. It returns the alerts whose
+state changed. Replays and backtests feed it the same way, so they see exactly what live saw.
+
+How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
+
+- Every (scope, metric) is compared with an expectation from three *bases*, each a reference
+  series `q` whose ratio to the observed counts `x` is learnt over a trailing baseline:
+  `level` (the plan's shape when the plan lists the scope, else elapsed time: a recent rate),
+  `share` (for a channel, its campaign's observed count: a channel that brought 30% of the orders),
+  `ratio` (the same scope's interactions: orders per interaction falls when payments break).
+  expected = (sum of x / sum of q over the baseline) * (sum of q over the window).
+- Several *checks* (window, baseline, depth): 10/30/60 s for outages (>= 80% below), 2 min for
+  moderate drops (>= 35%), 6 min for gradual ones (>= 20%). The recent rate (no plan) judges only
+  outages: the normal fall-off after 00:00 is a 30% "drop" against the last ten minutes.
+- A check fires when the expected count is large enough to judge, the observed is below
+  (1 - depth) * expected, and the deficit is significant: z = (x - mu) / sqrt(var) with
+  var = phi * unit * mu + (eps * mu)^2 + mu^2 / n_baseline, unit = 1 for counts and the mean order
+  value (compound sum, (1 + cv^2) * mean) for gmv_fen; phi > 1 because counts are overdispersed.
+- `share` and `ratio` also need the scope to be low on its own level (half the depth): a bot burst
+  on one channel must not make its siblings' shares or its own orders per interaction look broken.
+- The plan's shape is used as its lower envelope over +-5 min, so a peak that comes 5 min early
+  or late is not a drop; the level is learnt, so a plan 30% off in level is not one either.
+- An open incident freezes its baselines (the ratios at opening) and its steps are left out of
+  the baselines afterwards. A campaign's scopes are not judged on shares or recent rate after its
+  scheduled end - 5 min (the plan's ramp still judges them); a campaign that sends nothing 2 min
+  after its scheduled start raises an alert.
+- Freshness first: when `lag_s` > 60 one `lag` alert fires and nothing else is judged. Settled
+  data stays settled, so a stall's catch-up step (a long span) is judged like any other: its
+  expected count scales with its span.
+
+Lifecycle: one Alert per incident from firing to resolved (two consecutive recovered steps); a
+re-fire within 5 min reopens the same id; a child whose parent has an open alert on the same
+metric is folded under it (parent.children) and not reported; `snapshot`/`restore` carry open
+incidents and the recent inputs across a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.alerts.plan import Plan
+from streams.alerts.scope import METRICS, Scope
+
+__all__ = ["METRICS", "Alert", "Check", "Detector", "DetectorConfig", "Scope", "Step"]
+
+FloatArray = npt.NDArray[Any]  # numpy's float dtypes do not survive arithmetic in the stubs
+BoolArray = npt.NDArray[Any]
+IntArray = npt.NDArray[Any]
+
+BASES = ("level", "share", "ratio")
+_LEVEL, _SHARE, _RATIO = 0, 1, 2
+_INTERACTIONS = METRICS.index("interactions")
+_ORDERS = METRICS.index("orders")
+_GMV = METRICS.index("gmv_fen")
+_BOTLESS = [METRICS.index(m) for m in ("orders", "gmv_fen", "new_users")]
+_DEFAULT_ORDER_VALUE = 10_000.0  # fen; only until a scope has shown its own mean order value
+
+
+@dataclass(frozen=True)
+class Step:
+    """One evaluation's input, every 10 s of the detector's (arrival) clock."""
+
+    at: float  # evaluation instant, epoch seconds
+    settled_until: float  # event time up to which counts are complete; may stand still, then jump
+    lag_s: float  # how far the pipeline is behind (worst source partition)
+    values: Mapping[tuple[Scope, str], float]  # increments over (previous settled_until, settled_until]
+
+
+@dataclass
+class Alert:
+    """One incident, one row of promo.alerts from firing to resolved."""
+
+    id: str
+    kind: str  # "drop" | "lag"
+    metric: str | None  # None for lag
+    scope: Scope
+    started_at: float  # event time of the onset (start of the window first judged low)
+    detected_at: float  # step.at when it fired
+    resolved_at: float | None
+    expected: float
+    observed: float
+    basis: str  # "plan" | "history" | "share-of-parent" | "ratio:<metric>/interactions" | "schedule" | "freshness"
+    severity: str  # "critical" | "warning"
+    message: str
+    children: tuple[Scope, ...] = ()
+    window: str = ""  # which check fired: "outage-10s", "moderate-2m", ...
+
+    def to_row(self) -> dict[str, Any]:
+        """The promo.alerts fields (times epoch seconds; the CLI formats them)."""
+        return {
+            "id": self.id, "kind": self.kind, "metric": self.metric, "campaign_id": self.scope.campaign_id,
+            "channel": self.scope.channel, "started_at": self.started_at, "detected_at": self.detected_at,
+            "resolved_at": self.resolved_at, "expected": self.expected, "observed": self.observed,
+            "basis": self.basis, "severity": self.severity, "message": self.message,
+            "children": [s.label() for s in self.children], "window": self.window,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Check:
+    """One window class: judged over `window_s`, against a baseline of the `baseline_s` before it."""
+
+    name: str
+    window_s: float
+    baseline_s: float
+    depth: float  # fires only when observed <= (1 - depth) * expected
+    z: float  # ... and the deficit is this many standard deviations
+    eps: float  # relative error of the expectation itself (plan shape, drift)
+    min_expected: float  # expected events (orders for gmv) in the window below which it does not judge
+    history: bool  # may the recent rate (no plan) judge on this check?
+    gap_s: float = 0.0  # the baseline ends this long before the window (a slow ramp must not teach it)
+    bases: tuple[str, ...] = BASES
+    max_change: float = math.inf  # the plan's own rate changes more than this between baseline and window:
+    # its level learnt in one regime (the eve) does not carry to another (the surge), do not judge
+
+
+DEFAULT_CHECKS: tuple[Check, ...] = (
+    Check("outage-10s", 10, 300, 0.6, 6.0, 0.10, 8, True),
+    Check("outage-30s", 30, 300, 0.8, 4.5, 0.10, 8, True),
+    Check("outage-60s", 60, 300, 0.8, 4.5, 0.10, 8, True),
+    Check("moderate-2m", 120, 600, 0.35, 4.5, 0.08, 40, False, max_change=3.0),
+    Check("gradual-6m", 360, 1800, 0.2, 4.0, 0.05, 120, False, max_change=2.0),
+    Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4),
+)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    step_s: float = 10.0  # the evaluation period (a backtest of hourly rows uses 3600)
+    checks: tuple[Check, ...] = DEFAULT_CHECKS
+    max_lag_s: float = 60.0  # more behind than this: a lag alert, no drop judged
+    reopen_s: float = 300.0  # a re-fire within this long of resolving reopens the incident
+    recover_steps: int = 2  # consecutive recovered steps before an incident resolves
+    recover_min_expected: float = 60.0  # expected events in the recovery window
+    plan_slack_s: float = 300.0  # the plan's timing may be off by this much (peak shifted +-5 min)
+    end_guard_s: float = 300.0  # recent rate and shares do not judge a campaign this close to its end
+    no_show_after_s: float = 120.0  # a scheduled campaign silent this long after its start is an alert
+    phi: float = 1.5  # overdispersion of counts (variance / mean)
+    gmv_cv2: float = 1.0  # squared coefficient of variation of one order's value
+    critical_depth: float = 0.8  # severity critical at >= 80% below expected
+    max_open_s: float = 3600.0  # an incident open this long resolves: its frozen baseline is stale by now
+    family_hold_s: float = 600.0  # after an incident in a campaign, its channels' shares wait this long
+
+
+@dataclass
+class _Open:
+    """The state of one (scope, metric) incident, open or recently resolved."""
+
+    alert: Alert
+    check: int
+    basis: int
+    ratio: float  # the frozen ratio of the basis that fired
+    depth: float
+    recovered: int = 0
+    folded: bool = False
+
+
+def _alert_id(kind: str, metric: str | None, scope: Scope, started_at: float) -> str:
+    text = f"{kind}|{metric or ''}|{scope.campaign_id or ''}|{scope.channel or ''}|{started_at:.0f}"
+    return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:16]
+
+
+class Detector:
+    def __init__(
+        self,
+        config: DetectorConfig | None = None,
+        plan: Plan | None = None,
+        schedule: Mapping[str, tuple[float | None, float | None]] | None = None,
+    ) -> None:
+        self.config = config or DetectorConfig()
+        self.plan = plan
+        self.schedule = dict(schedule or {})
+        self._windows = [max(1, round(c.window_s / self.config.step_s)) for c in self.config.checks]
+        self._baselines = [max(1, round(c.baseline_s / self.config.step_s)) for c in self.config.checks]
+        self._gaps = [max(0, round(c.gap_s / self.config.step_s)) for c in self.config.checks]
+        self._recover_windows = sorted({max(1, round(s / self.config.step_s)) for s in (10, 30, 60, 120)})
+        self._h = max(w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)) + 2
+        self._h = max(self._h, max(self._recover_windows) + 2)
+        self._scopes: list[Scope] = []
+        self._index: dict[Scope, int] = {}
+        self._parent = np.zeros(0, dtype=np.int64)
+        self._campaign_of: list[str | None] = []
+        m = len(METRICS)
+        # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope
+        self._ring = np.zeros((11, self._h, 0, m))
+        self._reset_pos = np.zeros(0, dtype=np.int64)
+        self._open = np.zeros((0, m), dtype=bool)
+        self._clear_after = np.full((0, m), -np.inf)  # event time a resolved incident's data ends
+        self._family_busy = np.zeros(0, dtype=bool)  # per parent row: a member has an open incident
+        self._family_clear = np.zeros(0)  # per parent row: event time its shares are clean again
+        self._hold_until = np.zeros(0)  # per row: after an incident here or above, slow checks wait
+        self._frozen = np.full((len(self.config.checks), 3, 0, m), np.nan)
+        self._plan_row = np.full((0, m), -1, dtype=np.int64)
+        self._n = 0  # steps pushed; ring slot n % h holds the cumulative sums after n steps
+        self._settled: float | None = None
+        self._incidents: dict[tuple[int, int], _Open] = {}
+        self._lag: _Open | None = None
+        self._no_show: dict[str, _Open] = {}
+        self._since_start: dict[str, float] = {}
+        self._recent: deque[dict[str, Any]] = deque(maxlen=self._h)
+        self._plan_keys: dict[tuple[Scope, str], int] = {}
+        self._plan_rates = self._plan_low = self._plan_cum = self._plan_low_cum = np.zeros((0, 1))
+        if plan is not None and len(plan):
+            self._prepare_plan(plan)
+        for campaign in self.schedule:
+            self._register(Scope(campaign))
+        if plan is not None:
+            for scope, _ in plan.keys:
+                self._register(scope)
+        self._register(Scope())
+
+    # -- scopes ---------------------------------------------------------------------------------
+
+    def _register(self, scope: Scope) -> int:
+        found = self._index.get(scope)
+        if found is not None:
+            return found
+        parent = scope.parent()
+        parent_index = self._register(parent) if parent is not None else -1
+        index = len(self._scopes)
+        self._scopes.append(scope)
+        self._index[scope] = index
+        self._campaign_of.append(scope.campaign_id)
+        m = len(METRICS)
+        self._parent = np.append(self._parent, parent_index)
+        self._ring = np.concatenate([self._ring, np.zeros((11, self._h, 1, m))], axis=2)
+        self._reset_pos = np.append(self._reset_pos, 0)
+        self._open = np.concatenate([self._open, np.zeros((1, m), dtype=bool)])
+        self._clear_after = np.concatenate([self._clear_after, np.full((1, m), -np.inf)])
+        self._family_busy = np.append(self._family_busy, False)
+        self._family_clear = np.append(self._family_clear, -np.inf)
+        self._hold_until = np.append(self._hold_until, -np.inf)
+        self._frozen = np.concatenate([self._frozen, np.full((len(self.config.checks), 3, 1, m), np.nan)], axis=2)
+        row = np.full((1, m), -1, dtype=np.int64)
+        if self._plan_keys:
+            for j, metric in enumerate(METRICS):
+                if (scope, metric) in self._plan_keys:
+                    row[0, j] = self._plan_keys[(scope, metric)]
+        self._plan_row = np.concatenate([self._plan_row, row])
+        self._order = np.argsort([s.depth for s in self._scopes], kind="stable")
+        return index
+
+    def _prepare_plan(self, plan: Plan) -> None:
+        """Cumulative sums of the plan and of its lower envelope over +-slack, for integrals over any span.
+
+        The level is learnt against the plan itself; the window's expectation uses the envelope, so
+        a peak 5 min early or late, or a fall-off 20% faster, reads as less expected, not as a drop."""
+        self._plan_keys = {key: i for i, key in enumerate(plan.keys)}
+        rates = plan.rates / plan.step_s  # per second
+        slack = max(0, round(self.config.plan_slack_s / plan.step_s))
+        padded = np.pad(rates, ((0, 0), (slack, slack)), mode="edge")
+        low = rates.copy()
+        for shift in range(2 * slack + 1):
+            np.minimum(low, padded[:, shift : shift + rates.shape[1]], out=low)
+        self._plan_rates = rates
+        self._plan_low = low
+        self._plan_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(rates * plan.step_s, axis=1)], axis=1)
+        self._plan_low_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(low * plan.step_s, axis=1)], axis=1)
+
+    def _plan_integral(self, a: float, b: float, low: bool) -> FloatArray:
+        """Per plan row, the plan (or its envelope) integrated over (a, b] in epoch seconds."""
+        assert self.plan is not None
+        rates = self._plan_low if low else self._plan_rates
+        cum = self._plan_low_cum if low else self._plan_cum
+        n = rates.shape[1]
+        step = self.plan.step_s
+
+        def at(t: float) -> FloatArray:
+            u = min(max((t - self.plan.t0) / step, 0.0), float(n))  # type: ignore[union-attr]
+            i = min(int(u), n - 1)
+            return cum[:, i] + (u - i) * rates[:, i] * step
+
+        return at(b) - at(a)
+
+    # -- the step -------------------------------------------------------------------------------
+
+    def step(self, step: Step) -> list[Alert]:
+        for scope, _ in step.values:
+            if scope not in self._index:
+                self._register(scope)
+        s, m = len(self._scopes), len(METRICS)
+        x = np.zeros((s, m))
+        col = {metric: j for j, metric in enumerate(METRICS)}
+        for (scope, metric), value in step.values.items():
+            j = col.get(metric)
+            if j is not None:
+                x[self._index[scope], j] += float(value)
+        prev = self._settled if self._settled is not None else step.settled_until - self.config.step_s
+        span = max(0.0, step.settled_until - prev)
+        self._settled = max(prev, step.settled_until)
+        values = [[sc.campaign_id, sc.channel, mt, v] for (sc, mt), v in step.values.items()]
+        self._recent.append({"at": step.at, "settled_until": step.settled_until, "lag_s": step.lag_s, "values": values})
+        q_level = np.full((s, m), span)
+        q_low = q_level.copy()
+        has_plan = self._plan_row >= 0
+        if self.plan is not None and has_plan.any() and span > 0:
+            q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
+            q_low[has_plan] = self._plan_integral(prev, prev + span, low=True)[self._plan_row[has_plan]]
+        excess = self._burst_excess(x)
+        clean = x - excess
+        q_share = np.zeros((s, m))
+        child = self._parent >= 0
+        q_share[child] = clean[self._parent[child]]
+        q_ratio = np.repeat(clean[:, _INTERACTIONS : _INTERACTIONS + 1], m, axis=1)
+        q_ratio[:, _INTERACTIONS] = 0.0
+        # A channel's burst is left out of its own baselines too: after it, normal would look low.
+        leaf = np.array([sc.channel is not None for sc in self._scopes])[:, None]
+        keep = ~self._open & ~(leaf & (excess > 0)) & ~(excess > 0.1 * x)
+        # A share's baseline leaves out what any scope of the family (the parent, a sibling) was in an
+        # incident: a sibling's outage raises a channel's share, and that is not its normal share.
+        family: BoolArray = np.asarray(
+            self._open.any(axis=1)
+        )  # any metric: an outage may fire on interactions and not on gmv
+        child = self._parent >= 0
+        np.logical_or.at(family, self._parent[child], family[child])
+        keep_share = keep.copy()
+        keep_share[child] &= ~family[self._parent[child]][:, None]
+        self._family_busy = family
+        self._push(x, q_level, q_share, q_ratio, q_low, span, keep, keep_share)
+        changed: list[Alert] = []
+        self._judge_lag(step, changed)
+        if self._lag is None or self._lag.alert.resolved_at is not None:
+            self._judge_no_show(step, x, span, changed)
+            self._judge_drops(step, has_plan, changed)
+        return changed
+
+    def _burst_excess(self, x: FloatArray) -> FloatArray:
+        """What a channel brings above 1.5x its usual ratio to the rest of its campaign (a bot burst),
+        summed up the tree. Shares and ratios are computed without it: a burst on one channel would
+        otherwise make its siblings' shares and its own orders per interaction look broken. A surge
+        of the whole campaign (00:00) moves every channel together and leaves no excess."""
+        excess = np.zeros(x.shape)
+        child = np.flatnonzero(self._parent >= 0)
+        if not len(child) or self._n == 0:
+            return excess
+        length = max(self._baselines)  # a long baseline: a burst of a few minutes barely moves it
+        mine = self._base(0, 0, length)[child]
+        family = self._base(3, 0, length)[child]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            usual = np.where(family - mine > 0, mine / (family - mine), np.nan)
+        rest = x[self._parent[child]] - x[child]
+        expected = usual * np.maximum(rest, 0.0)
+        # Clipping only ever lowers what shares and ratios expect, so it may err on the generous side.
+        over = x[child] - 1.2 * expected - 3 * np.sqrt(expected + 1)
+        leaf = np.array([self._scopes[i].channel is not None for i in child])
+        excess[child] = np.where(np.isfinite(over) & (over > 0) & leaf[:, None], over, 0.0)
+        excess[:, _BOTLESS] = 0.0  # bots click and share; they do not pay
+        for row in self._order[::-1]:  # channels first: add each row's excess into its parent
+            parent = self._parent[row]
+            if parent >= 0:
+                excess[parent] += excess[row]
+        return excess
+
+    def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray,
+              span: float, keep: BoolArray, keep_share: BoolArray) -> None:  # fmt: skip
+        prev = self._ring[:, self._n % self._h]
+        self._n += 1
+        k, ks = keep.astype(float), keep_share.astype(float)
+        update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks])
+        self._ring[:, self._n % self._h] = prev + update
+
+    def _win(self, arr: int, k: int) -> FloatArray:
+        """Sum of ring array `arr` over the last k steps."""
+        start = max(self._n - k, 0)
+        return self._ring[arr, self._n % self._h] - self._ring[arr, start % self._h]  # type: ignore[no-any-return]
+
+    def _base(self, arr: int, k: int, length: int) -> FloatArray:
+        """Sum of `arr` over the `length` steps before the last k (per scope: not before its reset)."""
+        end = max(self._n - k, 0)
+        start = np.maximum(np.maximum(end - length, self._reset_pos), max(self._n - self._h + 1, 0))
+        start = np.minimum(start, end)
+        rows = np.arange(len(self._scopes))
+        return self._ring[arr, end % self._h] - self._ring[arr, start % self._h, rows, :]  # type: ignore[no-any-return]
+
+    def _eligible(self, at_event: float) -> tuple[BoolArray, BoolArray]:
+        """Rows whose recent rate and share may be judged: not after their campaign's end - guard."""
+        ok = np.ones(len(self._scopes), dtype=bool)
+        for i, campaign in enumerate(self._campaign_of):
+            if campaign is None or campaign not in self.schedule:
+                continue
+            starts, ends = self.schedule[campaign]
+            if ends is not None and at_event >= ends - self.config.end_guard_s:
+                ok[i] = False
+            if starts is not None and at_event < starts:
+                ok[i] = False
+        return ok, ok
+
+    def _units(self) -> FloatArray:
+        """Per (scope, metric) the size of one event: 1 for counts, the mean order value for gmv."""
+        units = np.ones((len(self._scopes), len(METRICS)))
+        k = self._h - 1
+        window = self._win(0, k)
+        gmv, orders = window[:, _GMV], window[:, _ORDERS]
+        units[:, _GMV] = np.where((orders >= 20) & (gmv > 0), gmv / np.maximum(orders, 1), _DEFAULT_ORDER_VALUE)
+        return units
+
+    def _judge_drops(self, step: Step, has_plan: BoolArray, changed: list[Alert]) -> None:
+        cfg = self.config
+        s, m = len(self._scopes), len(METRICS)
+        eligible_rows, _ = self._eligible(step.settled_until)
+        eligible = np.repeat(eligible_rows[:, None], m, axis=1)
+        units = self._units()
+        var_unit = cfg.phi * units
+        var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
+        # Shares of the parent are judged for channels only: a campaign's share of the total changes
+        # by design whenever another campaign starts or ends.
+        is_channel = np.array([sc.channel is not None for sc in self._scopes])[:, None]
+        best_z = np.full((s, m), np.inf)
+        best = np.zeros((4, s, m))  # check, basis, expected, observed
+        for c, check in enumerate(cfg.checks):
+            k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
+            obs = self._win(0, k)
+            base_x = self._base(1, k + gap, length)
+            # A window that still holds a resolved incident's data does not fire it again.
+            fresh = step.settled_until - k * cfg.step_s >= self._clear_after
+            if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident
+                fresh &= (step.settled_until - k * cfg.step_s >= self._hold_until)[:, None]
+            stable = np.ones((s, m), dtype=bool)
+            if math.isfinite(check.max_change):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    now = self._win(2, k) / self._win(9, k)
+                    before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
+                    change = np.maximum(now / before, before / now)
+                stable = ~has_plan | (change <= check.max_change)
+            mus = []
+            for b in range(3):
+                win_q = self._win(8 if b == _LEVEL else 2 + b, k)
+                base_q = self._base(5 + b, k + gap, length)
+                base_xb = self._base(10, k + gap, length) if b == _SHARE else base_x
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    live = np.where(base_q > 0, base_xb / base_q, np.nan)
+                ratio = np.where(self._open, self._frozen[c, b], live)
+                mus.append(ratio * win_q)
+            level_mu = mus[_LEVEL]
+            for b in range(3):
+                if BASES[b] not in check.bases:
+                    continue
+                mu = mus[b]
+                with np.errstate(invalid="ignore"):
+                    ok = fresh & np.isfinite(mu) & (mu / units >= check.min_expected)
+                if b == _LEVEL:
+                    ok &= (has_plan & stable) | (check.history & eligible & ~has_plan)
+                elif b == _SHARE:
+                    # Not while the family (campaign, a sibling) is in an incident, nor until its
+                    # windows are clean of it: a sibling's recovery reads as this channel's drop.
+                    quiet = np.zeros(s, dtype=bool)
+                    rows = self._parent >= 0
+                    p = self._parent[rows]
+                    quiet[rows] = ~self._family_busy[p] & (step.settled_until >= self._family_clear[p])
+                    ok &= is_channel & eligible & quiet[:, None]
+                else:
+                    ok[:, _INTERACTIONS] = False
+                if b != _LEVEL:  # confirmation: low on its own level too (a bot burst elsewhere is not a drop)
+                    with np.errstate(invalid="ignore"):
+                        ok &= ~(obs > (1 - check.depth / 2) * level_mu)
+                if not ok.any():
+                    continue
+                n_base = np.maximum(base_x / units, 1.0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
+                    z = (obs - mu) / np.sqrt(var)
+                    fire = ok & (obs <= (1 - check.depth) * mu) & (z <= -check.z)
+                better = fire & (z < best_z)
+                if better.any():
+                    best_z = np.where(better, z, best_z)
+                    best[0][better], best[1][better] = c, b
+                    best[2][better], best[3][better] = mu[better], obs[better]
+        firing = np.isfinite(best_z)
+        self._resolve(step, units, changed)
+        self._open_new(step, firing, best, changed)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def _open_new(self, step: Step, firing: BoolArray, best: FloatArray, changed: list[Alert]) -> None:
+        cfg = self.config
+        for row_ in self._order:
+            row = int(row_)
+            for j_ in np.flatnonzero(firing[row]):
+                j = int(j_)
+                key = (row, j)
+                state = self._incidents.get(key)
+                c, b = int(best[0, row, j]), int(best[1, row, j])
+                expected, observed = float(best[2, row, j]), float(best[3, row, j])
+                severity = "critical" if observed <= (1 - cfg.critical_depth) * expected else "warning"
+                if state is not None and state.alert.resolved_at is None:
+                    if severity == "critical" and state.alert.severity != "critical":
+                        state.alert.severity, state.alert.expected, state.alert.observed = severity, expected, observed
+                        state.alert.message = self._message(state.alert)
+                        if not state.folded:
+                            changed.append(state.alert)
+                    continue
+                check = cfg.checks[c]
+                scope = self._scopes[row]
+                window = self._windows[c] * cfg.step_s
+                started = step.settled_until - window
+                basis = self._basis_name(b, row, j)
+                self._frozen[:, :, row, j] = self._live_ratios(row, j)
+                ratio = float(self._frozen[c, b, row, j])
+                if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
+                    alert = state.alert
+                    alert.resolved_at = None
+                    alert.expected, alert.observed, alert.severity, alert.basis = expected, observed, severity, basis
+                    alert.window = check.name
+                else:
+                    alert = Alert(_alert_id("drop", METRICS[j], scope, started), "drop", METRICS[j], scope, started,
+                                  step.at, None, expected, observed, basis, severity, "", (), check.name)  # fmt: skip
+                alert.message = self._message(alert)
+                state = _Open(alert, c, b, ratio, check.depth)
+                self._incidents[key] = state
+                self._open[row, j] = True
+                holder = self._open_ancestor(row, j)
+                if holder is not None:
+                    state.folded = True
+                    if scope not in holder.alert.children:
+                        holder.alert.children = (*holder.alert.children, scope)
+                        if not holder.folded and holder.alert not in changed:
+                            changed.append(holder.alert)
+                else:
+                    changed.append(alert)
+
+    def _open_ancestor(self, row: int, j: int) -> _Open | None:
+        parent = int(self._parent[row])
+        while parent >= 0:
+            state = self._incidents.get((parent, j))
+            if state is not None and state.alert.resolved_at is None:
+                return state
+            parent = int(self._parent[parent])
+        return None
+
+    def _live_ratios(self, row: int, j: int) -> FloatArray:
+        out = np.full((len(self.config.checks), 3), np.nan)
+        for c in range(len(self.config.checks)):
+            k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
+            for b in range(3):
+                base_x = self._base(10 if b == _SHARE else 1, k + gap, length)[row, j]
+                base_q = self._base(5 + b, k + gap, length)[row, j]
+                out[c, b] = base_x / base_q if base_q > 0 else np.nan
+        return out
+
+    def _resolve(self, step: Step, units: FloatArray, changed: list[Alert]) -> None:
+        cfg = self.config
+        eligible_rows, _ = self._eligible(step.settled_until)
+        for (row, j), state in list(self._incidents.items()):
+            alert = state.alert
+            if alert.resolved_at is not None:
+                if step.at - alert.resolved_at > cfg.reopen_s:
+                    del self._incidents[(row, j)]
+                continue
+            if step.at - alert.detected_at > cfg.max_open_s:
+                self._close(state, row, j, step.at, changed)
+                continue
+            if (state.basis != _LEVEL or self._plan_row[row, j] < 0) and not eligible_rows[row]:
+                self._close(
+                    state, row, j, step.at, changed
+                )  # the campaign is ending: shares, recent rate no longer apply
+                continue
+            for k in self._recover_windows:
+                mu = state.ratio * float(self._win(8 if state.basis == _LEVEL else 2 + state.basis, k)[row, j])
+                if mu / units[row, j] >= cfg.recover_min_expected:
+                    break
+            obs = float(self._win(0, k)[row, j])
+            # Recovered: back above half the depth that fired it, within a standard deviation of noise
+            # (without it a 10 s window at 60 expected flaps around the line for minutes).
+            noise = math.sqrt(max(cfg.phi * units[row, j] * mu, 0.0)) if math.isfinite(mu) else 0.0
+            recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 - state.depth / 2) * mu - noise
+            state.recovered = state.recovered + 1 if recovered else 0
+            if state.recovered >= cfg.recover_steps:
+                self._close(state, row, j, step.at, changed)
+
+    def _close(self, state: _Open, row: int, j: int, at: float, changed: list[Alert]) -> None:
+        state.alert.resolved_at = at
+        state.recovered = 0
+        self._open[row, j] = False
+        self._clear_after[row, j] = self._settled if self._settled is not None else -np.inf
+        for i, other in enumerate(self._scopes):
+            if self._scopes[row].encloses(other):
+                self._hold_until[i] = max(self._hold_until[i], self._clear_after[row, j])
+        family = row if self._scopes[row].channel is None else int(self._parent[row])
+        self._family_clear[family] = max(
+            self._family_clear[family], self._clear_after[row, j] + self.config.family_hold_s
+        )
+        if not state.folded:
+            changed.append(state.alert)
+
+    def _judge_lag(self, step: Step, changed: list[Alert]) -> None:
+        cfg = self.config
+        state = self._lag
+        if step.lag_s > cfg.max_lag_s:
+            if state is not None and state.alert.resolved_at is None:
+                state.alert.observed = step.lag_s
+                return
+            if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
+                state.alert.resolved_at = None
+                state.alert.observed = step.lag_s
+            else:
+                started = step.at - (step.lag_s - cfg.max_lag_s)
+                alert = Alert(_alert_id("lag", None, Scope(), started), "lag", None, Scope(), started, step.at, None,
+                              cfg.max_lag_s, step.lag_s, "freshness", "warning", "")  # fmt: skip
+                self._lag = state = _Open(alert, -1, -1, math.nan, 0.0)
+            state.alert.message = (f"pipeline {step.lag_s:.0f} s behind (more than {cfg.max_lag_s:.0f} s): "
+                                   "no drop is judged on unsettled data")  # fmt: skip
+            changed.append(state.alert)
+        elif state is not None and state.alert.resolved_at is None:
+            state.alert.resolved_at = step.at
+            changed.append(state.alert)
+
+    def _judge_no_show(self, step: Step, x: FloatArray, span: float, changed: list[Alert]) -> None:
+        """A scheduled campaign that has sent no interaction since its start is an alert, not a silence."""
+        cfg = self.config
+        for campaign, (starts, ends) in self.schedule.items():
+            if starts is None or step.settled_until <= starts:
+                continue
+            row = self._index[Scope(campaign)]
+            self._since_start[campaign] = self._since_start.get(campaign, 0.0) + float(x[row, _INTERACTIONS])
+            state = self._no_show.get(campaign)
+            silent = self._since_start[campaign] == 0.0
+            due = step.settled_until >= starts + cfg.no_show_after_s and (ends is None or step.settled_until < ends)
+            total = float(self._win(0, self._recover_windows[-1])[0, _INTERACTIONS])
+            if silent and due and total > 0 and state is None:
+                scope = Scope(campaign)
+                alert = Alert(_alert_id("drop", "interactions", scope, starts), "drop", "interactions", scope, starts,
+                              step.at, None, math.nan, 0.0, "schedule", "critical",
+                              f"campaign {campaign} scheduled from {starts:.0f}: nothing has arrived")  # fmt: skip
+                self._no_show[campaign] = _Open(alert, -1, -1, math.nan, 1.0)
+                changed.append(alert)
+            elif state is not None and state.alert.resolved_at is None and (not silent or not due):
+                state.alert.resolved_at = step.at
+                changed.append(state.alert)
+
+    def _basis_name(self, b: int, row: int, j: int) -> str:
+        if b == _LEVEL:
+            return "plan" if self._plan_row[row, j] >= 0 else "history"
+        if b == _SHARE:
+            return "share-of-parent"
+        return f"ratio:{METRICS[j]}/interactions"
+
+    @staticmethod
+    def _message(alert: Alert) -> str:
+        below = 100 * (1 - alert.observed / alert.expected) if alert.expected > 0 else 100.0
+        return (f"{alert.metric} on {alert.scope.label()} {below:.0f}% below expected "
+                f"({alert.observed:.0f} vs {alert.expected:.0f} over {alert.window}, basis {alert.basis})")  # fmt: skip
+
+    # -- the rest of the interface --------------------------------------------------------------
+
+    def firing(self) -> list[Alert]:
+        out = [st.alert for st in self._incidents.values() if st.alert.resolved_at is None and not st.folded]
+        out += [st.alert for st in self._no_show.values() if st.alert.resolved_at is None]
+        if self._lag is not None and self._lag.alert.resolved_at is None:
+            out.append(self._lag.alert)
+        return sorted(out, key=lambda a: (a.detected_at, a.id))
+
+    def reset(self, scope: Scope, at: float) -> list[Alert]:
+        """Ops changed `scope` on purpose: forget its baseline (and its children's) from now on, and
+        resolve its open drop alerts (the change explains them). Returns the alerts resolved."""
+        changed: list[Alert] = []
+        for i, other in enumerate(self._scopes):
+            if scope.encloses(other):
+                self._reset_pos[i] = self._n
+                for j in range(len(METRICS)):
+                    state = self._incidents.get((i, j))
+                    if state is not None and state.alert.resolved_at is None:
+                        self._close(state, i, j, at, changed)
+                        del self._incidents[(i, j)]
+        return changed
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-able: the recent inputs (the baselines are rebuilt from them) and the incidents."""
+        incidents = []
+        for (row, j), st in self._incidents.items():
+            incidents.append({"alert": _alert_doc(st.alert), "check": st.check, "basis": st.basis,
+                              "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
+                              "folded": st.folded,
+                              "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
+        return {
+            "version": 1,
+            "steps": list(self._recent),
+            "incidents": incidents,
+            "lag": None if self._lag is None else _alert_doc(self._lag.alert),
+            "no_show": {c: _alert_doc(st.alert) for c, st in self._no_show.items()},
+            "since_start": dict(self._since_start),
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        doc: Mapping[str, Any],
+        config: DetectorConfig | None = None,
+        plan: Plan | None = None,
+        schedule: Mapping[str, tuple[float | None, float | None]] | None = None,
+    ) -> Detector:
+        """A detector that goes on where the one that made `doc` stopped: same open incidents (same
+        ids, not re-sent), baselines rebuilt by replaying the recent inputs silently."""
+        det = cls(config, plan, schedule)
+        for raw in doc.get("steps", []):
+            values = {(Scope(c, ch), mt): float(v) for c, ch, mt, v in raw["values"]}
+            det.step(Step(raw["at"], raw["settled_until"], raw["lag_s"], values))
+        det._incidents.clear()
+        det._open[:] = False
+        for item in doc.get("incidents", []):
+            alert = _alert_from(item["alert"])
+            assert alert.metric is not None
+            row, j = det._register(alert.scope), METRICS.index(alert.metric)
+            det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
+                                             item["depth"], item["recovered"], item["folded"])  # fmt: skip
+            det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
+            det._open[row, j] = alert.resolved_at is None
+        det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)
+        det._no_show = {c: _Open(_alert_from(a), -1, -1, math.nan, 1.0) for c, a in doc.get("no_show", {}).items()}
+        det._since_start = {str(k): float(v) for k, v in doc.get("since_start", {}).items()}
+        return det
+
+
+def _num(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _alert_doc(alert: Alert) -> dict[str, Any]:
+    row = alert.to_row()
+    row["children"] = [[s.campaign_id, s.channel] for s in alert.children]
+    row["expected"], row["observed"] = _num(alert.expected), _num(alert.observed)
+    return row
+
+
+def _alert_from(doc: Mapping[str, Any]) -> Alert:
+    return Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]), doc["started_at"],
+                 doc["detected_at"], doc["resolved_at"], _float(doc["expected"]), _float(doc["observed"]),
+                 doc["basis"], doc["severity"], doc["message"], tuple(Scope(c, ch) for c, ch in doc["children"]),
+                 doc.get("window", ""))  # fmt: skip
+
+
+def replay(detector: Detector, steps: Iterable[Step]) -> list[Alert]:
+    """Run `steps` through `detector`; every incident once, in the state it ended in."""
+    seen: dict[str, Alert] = {}
+    for step in steps:
+        for alert in detector.step(step):
+            seen[alert.id] = replace(alert)
+    return list(seen.values())
