@@ -128,8 +128,8 @@ class Check:
 
 DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("outage-10s", 10, 300, 0.6, 6.0, 0.10, 8, True),
-    Check("outage-30s", 30, 300, 0.8, 4.5, 0.10, 8, True),
-    Check("outage-60s", 60, 300, 0.8, 4.5, 0.10, 8, True),
+    Check("outage-30s", 30, 300, 0.8, 4.0, 0.10, 8, True),
+    Check("outage-60s", 60, 300, 0.8, 4.0, 0.10, 8, True),
     Check("moderate-2m", 120, 600, 0.35, 4.5, 0.08, 40, False, max_change=3.0),
     Check("gradual-6m", 360, 1800, 0.2, 4.0, 0.05, 120, False, max_change=2.0),
     Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4),
@@ -185,7 +185,7 @@ class Detector:
         self._windows = [max(1, round(c.window_s / self.config.step_s)) for c in self.config.checks]
         self._baselines = [max(1, round(c.baseline_s / self.config.step_s)) for c in self.config.checks]
         self._gaps = [max(0, round(c.gap_s / self.config.step_s)) for c in self.config.checks]
-        self._recover_windows = sorted({max(1, round(s / self.config.step_s)) for s in (10, 30, 60, 120)})
+        self._recover_windows = sorted({max(1, round(s / self.config.step_s)) for s in (10, 30, 60, 120, 180, 300)})
         self._h = max(w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)) + 2
         self._h = max(self._h, max(self._recover_windows) + 2)
         self._scopes: list[Scope] = []
@@ -566,7 +566,13 @@ class Detector:
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
                 continue
+            # The recovery window: half the window that fired, up to 60 s (one good 10 s bucket of an
+            # overdispersed count proves nothing about a shallow drop; a longer window is slow to clear),
+            # and long enough to expect recover_min_expected events.
+            floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             for k in self._recover_windows:
+                if k < floor and k != self._recover_windows[-1]:
+                    continue
                 mu = state.ratio * float(self._win(8 if state.basis == _LEVEL else 2 + state.basis, k)[row, j])
                 if mu / units[row, j] >= cfg.recover_min_expected:
                     break

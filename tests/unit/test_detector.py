@@ -1,0 +1,278 @@
+"""The drop detector's pure logic (issue 17): what must fire, what must not, and the incident lifecycle.
+
+Series here are built by hand (a flat or decaying rate, Poisson counts) so that each test says in a
+line what happened; tests/unit/test_saleday.py runs it over a whole generated sale day."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
+from streams.alerts.plan import Plan
+
+T0 = 1_794_326_400.0  # 2026-11-11 00:00 Beijing
+CHANNELS = ("wechat", "app", "jingxi")
+SHARES = (0.5, 0.3, 0.2)
+RATIOS = {"interactions": 1.0, "shares": 0.1, "orders": 0.04, "gmv_fen": 0.04 * 10_000, "new_users": 0.01}
+Rate = Callable[[float], float]  # interactions per second for campaign c1 at event time t
+
+
+def series(
+    rate: Rate,
+    seconds: float,
+    *,
+    seed: int = 0,
+    hit: Callable[[float, Scope, str], float] = lambda t, s, m: 1.0,
+    stall: tuple[float, float] | None = None,
+    lag_s: float = 10.0,
+) -> Iterator[Step]:
+    """Steps every 10 s for one campaign c1 with three channels; `hit` multiplies a leaf's metric;
+    during `stall` (arrival seconds from T0) settled_until stands still, then catches up."""
+    rng = np.random.default_rng(seed)
+    settled = T0
+    for k in range(int(seconds // 10)):
+        at = T0 + 10 * (k + 2)
+        target = at - 10
+        if stall is not None and T0 + stall[0] <= at < T0 + stall[1]:
+            target = settled
+        values: dict[tuple[Scope, str], float] = {}
+        t = settled
+        while t < target:
+            for channel, share in zip(CHANNELS, SHARES, strict=True):
+                leaf = Scope("c1", channel)
+                for metric in METRICS:
+                    lam = rate(t + 5) * 10 * share * RATIOS[metric] * hit(t + 5, leaf, metric)
+                    if metric == "gmv_fen":
+                        n = rng.poisson(max(lam / 10_000, 0))
+                        v = float(rng.gamma(n, 10_000)) if n else 0.0
+                    else:
+                        v = float(rng.poisson(max(lam, 0)))
+                    for scope in (leaf, Scope("c1"), Scope()):
+                        values[(scope, metric)] = values.get((scope, metric), 0.0) + v
+            t += 10
+        lag = at - target if stall is not None and T0 + stall[0] <= at < T0 + stall[1] else lag_s
+        settled = max(settled, target)
+        yield Step(at, settled, lag, values)
+
+
+def run(detector: Detector, steps: Iterator[Step]) -> list[tuple[float, Alert]]:
+    """Every state change as (arrival time, a copy of the alert)."""
+    out = []
+    for step in steps:
+        for alert in detector.step(step):
+            out.append((step.at, Alert(**{**alert.__dict__})))
+    return out
+
+
+def flat(per_s: float) -> Rate:
+    return lambda t: per_s
+
+
+def opened(changes: list[tuple[float, Alert]], kind: str = "drop") -> list[Alert]:
+    seen: dict[str, Alert] = {}
+    for _, alert in changes:
+        if alert.kind == kind:
+            seen.setdefault(alert.id, alert)
+    return list(seen.values())
+
+
+# -- what must fire -----------------------------------------------------------------------------
+
+
+def test_an_outage_on_a_channel_is_caught_within_seconds() -> None:
+    # 40 interactions/s in c1; from minute 40 wechat (half of them) sends nothing.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if scope.channel == "wechat" and t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(), series(flat(40), 3000, hit=hit))
+    first = [(at, a) for at, a in changes if a.kind == "drop" and a.metric == "interactions"]
+    assert first, "an outage of half a campaign's traffic must fire"
+    at, alert = first[0]
+    assert alert.scope in (Scope("c1", "wechat"), Scope("c1"), Scope())
+    assert at - (T0 + 2400) <= 40
+    assert alert.severity == "critical" or alert.scope != Scope("c1", "wechat")
+
+
+def test_payments_breaking_fires_on_orders_by_ratio_even_with_no_plan() -> None:
+    # Orders fall 90% everywhere while interactions go on: orders per interaction breaks.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.1 if metric in ("orders", "gmv_fen", "new_users") and t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(), series(flat(200), 2800, hit=hit))
+    metrics = {a.metric for a in opened(changes) if a.detected_at >= T0 + 2400}
+    assert "orders" in metrics
+    assert "interactions" not in metrics
+
+
+def test_a_channel_losing_its_share_while_everything_falls_is_caught() -> None:
+    # The campaign decays (the fall-off after 00:00) and wechat drops to a fifth of its share.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.2 if scope.channel == "wechat" and t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(), series(lambda t: 200 * math.exp(-(t - T0) / 3600), 3000, hit=hit))
+    hits = [a for a in opened(changes) if a.detected_at >= T0 + 2400]
+    assert any(a.scope.encloses(Scope("c1", "wechat")) and a.metric == "interactions" for a in hits)
+
+
+def test_a_moderate_drop_against_a_plan_is_caught() -> None:
+    # The plan is 30% off in level (the detector learns the level); from minute 40 the campaign
+    # falls 50% on every channel: no share or ratio moves, only the plan can tell.
+    minutes = 60
+    plan = Plan(T0, {(Scope("c1"), m): np.full(minutes, 60 * 30 * 1.3 * RATIOS[m]) for m in METRICS})
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.5 if t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(plan=plan), series(flat(30), 3300, hit=hit))
+    found = [a for a in opened(changes) if a.scope == Scope("c1") and a.basis == "plan"]
+    assert found
+    assert found[0].detected_at - (T0 + 2400) <= 180
+
+
+# -- what must not fire --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fall_off_after_midnight_does_not_alarm(seed: int) -> None:
+    # A 10x surge at 00:00 decaying with a 15 min time constant: the fall-off is not a drop.
+    def rate(t: float) -> float:
+        return 20 if t < T0 + 1200 else 20 + 180 * math.exp(-(t - T0 - 1200) / 900)
+
+    changes = run(Detector(), series(rate, 6000, seed=seed))
+    assert opened(changes) == []
+
+
+def test_a_stall_raises_lag_not_drops_and_resolves_after_catch_up() -> None:
+    # The worker stalls 3 min: settled_until stands still, then one step catches up 3 min.
+    changes = run(Detector(), series(flat(50), 3000, stall=(1800, 1980)))
+    assert opened(changes) == []
+    lags = opened(changes, "lag")
+    assert len(lags) == 1
+    lag = lags[0]
+    assert T0 + 1800 + 50 <= lag.detected_at <= T0 + 1800 + 70 + 10  # lag passes 60 s, then one step
+    resolved = [at for at, a in changes if a.kind == "lag" and a.resolved_at is not None]
+    assert resolved and resolved[0] - (T0 + 1980) <= 20
+
+
+def test_small_scopes_are_not_judged() -> None:
+    # 0.2 interactions/s (12 a minute): an outage there is below the minimum expected count.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(), series(flat(0.2), 2700, hit=hit))
+    assert [a for a in opened(changes) if a.metric in ("orders", "new_users", "gmv_fen")] == []
+
+
+# -- lifecycle -----------------------------------------------------------------------------------
+
+
+def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() -> None:
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if T0 + 2400 <= t < T0 + 2700 else 1.0
+
+    changes = run(Detector(), series(flat(100), 3300, hit=hit))
+    interactions = [a for a in opened(changes) if a.metric == "interactions"]
+    assert len(interactions) == 1  # the total; c1 and its channels are folded under it
+    alert = interactions[0]
+    assert alert.scope == Scope()
+    final = [a for _, a in changes if a.id == alert.id][-1]
+    assert Scope("c1") in final.children
+    assert final.resolved_at is not None and final.resolved_at - (T0 + 2700) <= 120
+    assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
+
+
+def test_a_refire_within_five_minutes_reopens_the_same_incident() -> None:
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        out = T0 + 2400 <= t < T0 + 2520 or T0 + 2640 <= t < T0 + 2760
+        return 0.0 if out else 1.0
+
+    changes = run(Detector(), series(flat(100), 3300, hit=hit))
+    total = [a for _, a in changes if a.metric == "interactions" and a.scope == Scope()]
+    assert len({a.id for a in total}) == 1
+    states = [a.resolved_at is None for a in total]
+    assert states[:4] == [True, False, True, False]
+
+
+def test_alert_ids_are_deterministic() -> None:
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if t >= T0 + 2400 else 1.0
+
+    one = [a.id for a in opened(run(Detector(), series(flat(100), 2700, hit=hit)))]
+    two = [a.id for a in opened(run(Detector(), series(flat(100), 2700, hit=hit)))]
+    assert one and one == two
+
+
+def test_a_restart_neither_duplicates_nor_forgets_a_firing_alert() -> None:
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if T0 + 2400 <= t < T0 + 2900 else 1.0
+
+    steps = list(series(flat(100), 3300, hit=hit))
+    cut = next(i for i, s in enumerate(steps) if s.at >= T0 + 2600)
+    first = Detector()
+    before = run(first, iter(steps[:cut]))
+    firing = {a.id for a in first.firing()}
+    assert firing
+    doc = json.loads(json.dumps(first.snapshot()))  # it must survive JSON
+    second = Detector.restore(doc)
+    assert {a.id for a in second.firing()} == firing
+    after = run(second, iter(steps[cut:]))
+    reopened = [a for _, a in after if a.resolved_at is None and a.id not in firing]
+    assert [a for a in reopened if a.kind == "drop" and a.detected_at < T0 + 2900] == []
+    resolved = {a.id for _, a in after if a.resolved_at is not None}
+    assert firing & resolved == firing  # each firing alert resolves once, under its own id
+    assert before
+
+
+def test_reset_forgets_a_scope_baseline_and_resolves_its_alerts() -> None:
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if scope.channel == "wechat" and t >= T0 + 2400 else 1.0
+
+    detector = Detector()
+    steps = list(series(flat(100), 3300, hit=hit))
+    run(detector, iter(s for s in steps if s.at < T0 + 2600))
+    assert detector.firing()
+    resolved = detector.reset(Scope("c1"), T0 + 2600)
+    assert resolved and all(a.resolved_at == T0 + 2600 for a in resolved)
+    later = run(detector, iter(s for s in steps if s.at >= T0 + 2600))
+    assert [a for _, a in later if a.kind == "drop" and a.scope.campaign_id == "c1" and a.resolved_at is None] == []
+
+
+def test_a_scheduled_campaign_that_never_sends_is_an_alert() -> None:
+    schedule = {"c1": (T0 - 600, None), "c2": (T0 + 600, None)}  # c2 is due at 00:10 and never comes
+    changes = run(Detector(schedule=schedule), series(flat(50), 1200))
+    found = [a for a in opened(changes) if a.scope == Scope("c2")]
+    assert len(found) == 1 and found[0].basis == "schedule" and found[0].severity == "critical"
+    assert found[0].detected_at - (T0 + 600) <= 150
+
+
+# -- cost ----------------------------------------------------------------------------------------
+
+
+def test_cost_per_evaluation_for_ten_campaigns_six_channels() -> None:
+    scopes = [Scope()] + [Scope(f"c{c}") for c in range(10)]
+    scopes += [Scope(f"c{c}", f"ch{h}") for c in range(10) for h in range(6)]
+    rng = np.random.default_rng(0)
+    detector = Detector()
+    steps = [
+        Step(T0 + 10 * k, T0 + 10 * k - 10, 10.0, {(s, m): float(rng.poisson(50)) for s in scopes for m in METRICS})
+        for k in range(400)
+    ]
+    for step in steps[:200]:  # warm: the ring fills
+        detector.step(step)
+    began = time.process_time()
+    for step in steps[200:]:
+        detector.step(step)
+    per_step_ms = 1000 * (time.process_time() - began) / 200
+    assert per_step_ms <= 7 * 3  # the target is 7 ms; slack for a loaded CI machine, the scoreboard reports it
+
+
+def test_config_checks_are_what_the_docs_say() -> None:
+    names = [c.name for c in DetectorConfig().checks]
+    assert names[:3] == ["outage-10s", "outage-30s", "outage-60s"]
+    assert all(c.depth >= 0.6 for c in DetectorConfig().checks[:3])

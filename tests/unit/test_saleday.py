@@ -1,0 +1,115 @@
+"""The labelled sale day (streams/kit/saleday.py) and the detector over whole generated days."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streams.alerts.detector import METRICS, Detector, Scope
+from streams.kit.saleday import MIDNIGHT, STEP_S, DayConfig, Incident, make_day
+from streams.lab.alerteval import run_detector, score_day
+
+SHORT = {"hours": 3.0, "campaigns": 4}  # 23:00 to 02:00 Beijing: the eve, the surge, the fall-off
+
+
+def test_the_day_has_a_surge_at_midnight_that_falls_off() -> None:
+    day = make_day(DayConfig(seed=3, **SHORT))
+    total = day.rate[0, METRICS.index("interactions")]
+    minute = int(60 / STEP_S)
+    i0 = int((MIDNIGHT - day.t0) / STEP_S)
+    eve = total[i0 - 10 * minute : i0].mean()
+    peak = total[i0 : i0 + 15 * minute].max()
+    later = total[i0 + 90 * minute : i0 + 100 * minute].mean()
+    assert peak >= 10 * eve
+    assert later < peak / 3
+
+
+def test_children_sum_to_their_parents_and_counts_are_overdispersed() -> None:
+    day = make_day(DayConfig(seed=4, **SHORT))
+    campaigns = [i for i, s in enumerate(day.scopes) if s.campaign_id and s.channel is None]
+    np.testing.assert_allclose(day.truth[0], day.truth[campaigns].sum(axis=0))
+    c1 = day.index(Scope("c01"))
+    leaves = [i for i, s in enumerate(day.scopes) if s.campaign_id == "c01" and s.channel]
+    np.testing.assert_allclose(day.truth[c1], day.truth[leaves].sum(axis=0))
+    j = METRICS.index("interactions")
+    x, lam = day.truth[0, j, :360], day.rate[0, j, :360]
+    assert np.var(x - lam) > 2 * lam.mean()  # more than Poisson: the traffic factor
+
+
+def test_incidents_hit_their_scope_and_nothing_else() -> None:
+    incident = Incident("outage", Scope("c01", "wechat"), ("orders",), MIDNIGHT + 1800, 600, 1.0)
+    clean = make_day(DayConfig(seed=5, **SHORT))
+    hit = make_day(DayConfig(seed=5, incidents=(incident,), **SHORT))
+    leaf = hit.index(Scope("c01", "wechat"))
+    j = METRICS.index("orders")
+    inside = slice(int((incident.start - hit.t0) / STEP_S) + 1, int((incident.end - hit.t0) / STEP_S) - 1)
+    assert hit.truth[leaf, j, inside].sum() == 0 < clean.truth[leaf, j, inside].sum()
+    other = hit.index(Scope("c01", "app"))
+    assert hit.truth[other, j, inside].sum() > 0  # the sibling goes on
+    np.testing.assert_array_equal(hit.rate, clean.rate)  # the labels' reference is incident-free
+    assert hit.incidents == [incident]
+
+
+def test_incident_json_round_trip_and_errors() -> None:
+    incident = Incident("ramp", Scope("c01"), ("interactions",), MIDNIGHT + 60, 2700, 0.3, "ramp", 1800)
+    assert Incident.from_json(incident.to_json()) == incident
+    assert Incident.from_json({"scope": "c01/wechat", "start": 0, "duration": 60, "depth": 1}).scope == Scope(
+        "c01", "wechat"
+    )
+    with pytest.raises(ValueError, match="unknown metrics"):
+        Incident.from_json({"metrics": ["clicks"], "start": 0, "duration": 60, "depth": 1})
+    with pytest.raises(ValueError, match="shape"):
+        Incident.from_json({"start": 0, "duration": 60, "depth": 1, "shape": "sine"})
+
+
+def test_steps_stall_then_catch_up_and_carry_every_count_once() -> None:
+    day = make_day(DayConfig(seed=6, stalls=1, late_partitions=1, **SHORT))
+    steps = list(day.steps())
+    settled = np.array([s.settled_until for s in steps])
+    assert (np.diff(settled) >= 0).all()
+    assert (np.diff(settled) == 0).any() and (np.diff(settled) > 60).any()  # stands still, then jumps
+    assert max(s.lag_s for s in steps) > 60
+    total = sum(s.values[(Scope(), "interactions")] for s in steps)
+    upto = int((settled[-1] - day.t0) / STEP_S)
+    assert total == day.truth[0, 0, :upto].sum()
+
+
+def test_the_plan_has_the_errors_real_plans_have() -> None:
+    day = make_day(DayConfig(seed=7, **SHORT))
+    plan = day.plan.series(Scope(), "interactions")
+    assert plan is not None
+    minute_truth = day.rate[0, 0, : len(plan) * 6].reshape(-1, 6).sum(axis=1)
+    ratio = plan[: len(minute_truth)] / np.maximum(minute_truth, 1)
+    assert np.ptp(ratio[minute_truth > 100]) > 0.05  # not the truth itself
+    exact = make_day(DayConfig(seed=7, plan_errors=False, drift=False, **SHORT))
+    exact_plan = exact.plan.series(Scope(), "interactions")
+    assert exact_plan is not None
+    np.testing.assert_allclose(exact_plan[:100], exact.rate[0, 0, :600].reshape(-1, 6).sum(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_no_false_alarm_on_an_incident_free_surge_night(seed: int) -> None:
+    day = make_day(DayConfig(seed=seed, **SHORT))
+    fired, cpu_ms, _ = run_detector(day)
+    assert [a for a in fired if a.kind == "drop"] == []
+    assert cpu_ms < 50
+
+
+def test_an_outage_during_the_fall_off_is_caught_and_scored() -> None:
+    incident = Incident("outage", Scope("c01"), METRICS, MIDNIGHT + 1500, 300, 0.95)
+    day = make_day(DayConfig(seed=13, incidents=(incident,), stalls=0, late_partitions=0, **SHORT))
+    fired, _, _ = run_detector(day)
+    result = score_day(day, fired)
+    (_, _, delay, coverage, resolve) = result.incidents[0]
+    assert delay is not None and delay <= 60
+    assert coverage >= 0.9
+    assert resolve is not None and resolve <= 180
+    assert result.false_alarms == 0
+
+
+def test_without_a_plan_the_detector_still_catches_outages() -> None:
+    incident = Incident("outage", Scope("c02", "wechat"), METRICS, MIDNIGHT + 4000, 400, 1.0)
+    day = make_day(DayConfig(seed=14, incidents=(incident,), stalls=0, late_partitions=0, **SHORT))
+    detector = Detector(schedule=day.schedule)
+    hits = [a for s in day.steps() for a in detector.step(s) if a.kind == "drop"]
+    assert any(a.scope.encloses(Scope("c02", "wechat")) for a in hits)
