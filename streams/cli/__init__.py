@@ -5,7 +5,7 @@
 - dashboards.py  `promo dashboards build|push|bench`
 - lab.py         `promo chaos`, `promo bench`, `promo bench-memory`, `promo bench-recovery`
 - demo.py        `promo demo`
-- alerts.py      `promo alerts test-notify`
+- alerts.py      `promo alerts test-notify|eval|backtest`
 
 Every error a user can cause prints one line (`promo: error: …`) and exits 2; tracebacks are for bugs.
 """

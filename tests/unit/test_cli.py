@@ -36,6 +36,8 @@ def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> sub
         ["campaigns", "import"],
         ["alerts"],
         ["alerts", "test-notify"],
+        ["alerts", "eval"],
+        ["alerts", "backtest"],
         ["totals"],
         ["verify"],
         ["demo"],
