@@ -1,1 +1,2 @@
-"""Drop alerting (issue 17). So far: the notifiers (notify.py); the detector comes next."""
+"""Drop alerting (issue 17): the pure detector (detector.py, scope.py), the plan and series files it
+reads (plan.py), and the notifiers (notify.py). docs/ALERTS.md says why each rule is there."""

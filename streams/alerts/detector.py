@@ -384,7 +384,7 @@ class Detector:
         rows = np.arange(len(self._scopes))
         return self._ring[arr, end % self._h] - self._ring[arr, start % self._h, rows, :]  # type: ignore[no-any-return]
 
-    def _eligible(self, at_event: float) -> tuple[BoolArray, BoolArray]:
+    def _eligible(self, at_event: float) -> BoolArray:
         """Rows whose recent rate and share may be judged: not after their campaign's end - guard."""
         ok = np.ones(len(self._scopes), dtype=bool)
         for i, campaign in enumerate(self._campaign_of):
@@ -395,7 +395,7 @@ class Detector:
                 ok[i] = False
             if starts is not None and at_event < starts:
                 ok[i] = False
-        return ok, ok
+        return ok
 
     def _units(self) -> FloatArray:
         """Per (scope, metric) the size of one event: 1 for counts, the mean order value for gmv."""
@@ -409,7 +409,7 @@ class Detector:
     def _judge_drops(self, step: Step, has_plan: BoolArray, changed: list[Alert]) -> None:
         cfg = self.config
         s, m = len(self._scopes), len(METRICS)
-        eligible_rows, _ = self._eligible(step.settled_until)
+        eligible_rows = self._eligible(step.settled_until)
         eligible = np.repeat(eligible_rows[:, None], m, axis=1)
         units = self._units()
         var_unit = cfg.phi * units
@@ -551,7 +551,7 @@ class Detector:
 
     def _resolve(self, step: Step, units: FloatArray, changed: list[Alert]) -> None:
         cfg = self.config
-        eligible_rows, _ = self._eligible(step.settled_until)
+        eligible_rows = self._eligible(step.settled_until)
         for (row, j), state in list(self._incidents.items()):
             alert = state.alert
             if alert.resolved_at is not None:

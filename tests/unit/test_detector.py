@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
 from streams.alerts.plan import Plan
@@ -276,3 +278,16 @@ def test_config_checks_are_what_the_docs_say() -> None:
     names = [c.name for c in DetectorConfig().checks]
     assert names[:3] == ["outage-10s", "outage-30s", "outage-60s"]
     assert all(c.depth >= 0.6 for c in DetectorConfig().checks[:3])
+
+
+@settings(max_examples=8, deadline=None)
+@given(start=st.integers(1500, 2400), length=st.integers(30, 300), per_s=st.sampled_from([5.0, 50.0, 400.0]))
+def test_any_stall_gives_no_drop_and_lag_only_past_60_s(start: int, length: int, per_s: float) -> None:
+    changes = run(Detector(), series(flat(per_s), 2800, stall=(start, start + length), seed=start))
+    assert opened(changes) == []
+    lags = opened(changes, "lag")
+    # lag = 10 s normal + the time stalled: past 60 s after ~50 s of stall (a step either way)
+    if length >= 80:
+        assert len(lags) == 1
+    elif length <= 40:
+        assert lags == []
