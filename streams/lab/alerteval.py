@@ -463,7 +463,9 @@ def _cell(key: str, numbers: dict[str, Any]) -> str:
             return "no incidents"
         return f"{100 * numbers['caught']:.0f}% of {numbers['n']}; {f('median_s')} / {f('p95_s')}"
     if key == "firing":
-        return f"{100 * numbers['coverage']:.0f}%; {f('resolve_median_s')} / {f('resolve_p95_s')}"
+        share = "-" if numbers["coverage"] is None or numbers["coverage"] != numbers["coverage"] else (
+            f"{100 * numbers['coverage']:.0f}%")  # fmt: skip
+        return f"{share}; {f('resolve_median_s')} / {f('resolve_p95_s')}"
     if key == "false":
         return f"{numbers['per_day']:.2f} ({numbers['total']})"
     if key == "stalls":
