@@ -209,7 +209,7 @@ class Detector:
         self._lag: _Open | None = None
         self._no_show: dict[str, _Open] = {}
         self._since_start: dict[str, float] = {}
-        self._recent: deque[dict[str, Any]] = deque(maxlen=self._h)
+        self._recent: deque[tuple[float, float, float, FloatArray]] = deque(maxlen=self._h)  # for snapshots
         self._plan_keys: dict[tuple[Scope, str], int] = {}
         self._plan_rates = self._plan_low = self._plan_cum = self._plan_low_cum = np.zeros((0, 1))
         if plan is not None and len(plan):
@@ -300,8 +300,6 @@ class Detector:
         prev = self._settled if self._settled is not None else step.settled_until - self.config.step_s
         span = max(0.0, step.settled_until - prev)
         self._settled = max(prev, step.settled_until)
-        values = [[sc.campaign_id, sc.channel, mt, v] for (sc, mt), v in step.values.items()]
-        self._recent.append({"at": step.at, "settled_until": step.settled_until, "lag_s": step.lag_s, "values": values})
         q_level = np.full((s, m), span)
         q_low = q_level.copy()
         has_plan = self._plan_row >= 0
@@ -317,6 +315,7 @@ class Detector:
         q_ratio[:, _INTERACTIONS] = 0.0
         # A channel's burst is left out of its own baselines too: after it, normal would look low.
         leaf = np.array([sc.channel is not None for sc in self._scopes])[:, None]
+        self._recent.append((step.at, step.settled_until, step.lag_s, x))
         keep = ~self._open & ~(leaf & (excess > 0)) & ~(excess > 0.1 * x)
         # A share's baseline leaves out what any scope of the family (the parent, a sibling) was in an
         # incident: a sibling's outage raises a channel's share, and that is not its normal share.
@@ -691,7 +690,11 @@ class Detector:
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
         return {
             "version": 1,
-            "steps": list(self._recent),
+            # the recent inputs as one row of counts a step, scopes x metrics in the order of "scopes"
+            "scopes": [[sc.campaign_id, sc.channel] for sc in self._scopes],
+            "steps": [
+                [at, settled, lag, _pad(x, len(self._scopes)).ravel().tolist()] for at, settled, lag, x in self._recent
+            ],
             "incidents": incidents,
             "lag": None if self._lag is None else _alert_doc(self._lag.alert),
             "no_show": {c: _alert_doc(st.alert) for c, st in self._no_show.items()},
@@ -709,9 +712,9 @@ class Detector:
         """A detector that goes on where the one that made `doc` stopped: same open incidents (same
         ids, not re-sent), baselines rebuilt by replaying the recent inputs silently."""
         det = cls(config, plan, schedule)
-        for raw in doc.get("steps", []):
-            values = {(Scope(c, ch), mt): float(v) for c, ch, mt, v in raw["values"]}
-            det.step(Step(raw["at"], raw["settled_until"], raw["lag_s"], values))
+        keys = [(Scope(c, ch), metric) for c, ch in doc.get("scopes", []) for metric in METRICS]
+        for at, settled, lag, flat in doc.get("steps", []):
+            det.step(Step(at, settled, lag, {key: v for key, v in zip(keys, flat, strict=True) if v}))
         det._incidents.clear()
         det._open[:] = False
         for item in doc.get("incidents", []):
@@ -726,6 +729,11 @@ class Detector:
         det._no_show = {c: _Open(_alert_from(a), -1, -1, math.nan, 1.0) for c, a in doc.get("no_show", {}).items()}
         det._since_start = {str(k): float(v) for k, v in doc.get("since_start", {}).items()}
         return det
+
+
+def _pad(x: FloatArray, rows: int) -> FloatArray:
+    """A step's counts with zero rows for the scopes registered after it."""
+    return np.concatenate([x, np.zeros((rows - len(x), x.shape[1]))]) if len(x) < rows else x
 
 
 def _num(value: float) -> float | None:
