@@ -456,7 +456,9 @@ def run_eval(cfg: EvalConfig, progress: Callable[[str], None] | None = None) -> 
 def _cell(key: str, numbers: dict[str, Any]) -> str:
     def f(name: str) -> str:
         v = numbers[name]
-        return "-" if v is None or v != v else f"{v:.0f}s"
+        if v is None or v != v:
+            return "-"
+        return f"{v:.1f}s" if abs(v) < 100 else f"{v:.0f}s"  # 20.3 s is not <= 20 s: show it
 
     if key in _LIMITS:
         if not numbers["n"]:
