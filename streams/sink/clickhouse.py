@@ -36,6 +36,8 @@ T = TypeVar("T")
 GENERATION_MARK = "generation"
 DB = "promo"
 TOTALS_COLUMNS = ("campaign_id", "channel", *COUNTERS)
+# The counters the drop detector judges (streams/alerts/): what the war room watches fall.
+ALERT_METRICS = ("interactions", "shares", "orders", "gmv_fen", "new_users")
 # Aggregate projections of facts_minute, name -> the dimensions they keep (see MIGRATIONS, v2).
 FACTS_PROJECTIONS: Mapping[str, tuple[str, ...]] = {
     "by_topic": ("src_partition", "reason", "topic", "minute"),
@@ -166,6 +168,68 @@ MIGRATIONS: Sequence[Migration] = (
                 state LowCardinality(String),
                 message String
             ) ENGINE = MergeTree ORDER BY ts TTL toDateTime(ts) + INTERVAL 7 DAY""",
+        ),
+    ),
+    Migration(
+        5,
+        "drop alerts: incidents, what the detector saw, acknowledgements, silences, notes (streams/alerts/)",
+        (
+            # One incident, one id: the detector writes a new version of its row whenever its state
+            # changes (fired, deeper, resolved, reopened); readers take the newest (FINAL / argMax).
+            f"""CREATE TABLE IF NOT EXISTS {DB}.alerts (
+                id String,
+                kind LowCardinality(String),
+                metric LowCardinality(String),
+                campaign_id Nullable(String),
+                channel Nullable(String),
+                started_at DateTime64(3, 'UTC'),
+                detected_at DateTime64(3, 'UTC'),
+                resolved_at Nullable(DateTime64(3, 'UTC')),
+                expected Float64,
+                observed Float64,
+                basis String,
+                severity LowCardinality(String),
+                message String,
+                children Array(String),
+                source LowCardinality(String),
+                version UInt64
+            ) ENGINE = ReplacingMergeTree(version) ORDER BY (source, id)""",
+            # What every evaluation saw, by arrival (the detector's clock), per campaign and channel:
+            # a replay sees exactly what live saw even after late events rewrote the minute buckets.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.detector_inputs (
+                at DateTime64(3, 'UTC'),
+                settled_until DateTime64(3, 'UTC'),
+                lag_s Float32,
+                campaign_id String,
+                channel LowCardinality(String),
+                {", ".join(f"{c} Float64" for c in ALERT_METRICS)}
+            ) ENGINE = MergeTree ORDER BY at TTL toDateTime(at) + INTERVAL 14 DAY""",
+            # Kept apart from `alerts` so an acknowledgement never races the detector's next version.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.alert_acks (
+                id String, acked_by String, acked_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(acked_at) ORDER BY id""",
+            # Silences and ops notes: a scope is '' for "any" in each of metric, campaign, channel.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.alert_silences (
+                created_at DateTime64(3, 'UTC'),
+                kind LowCardinality(String),
+                metric String,
+                campaign_id String,
+                channel String,
+                until DateTime64(3, 'UTC'),
+                reason String,
+                created_by String
+            ) ENGINE = MergeTree ORDER BY created_at""",
+            # The war room's plan (`promo plan import` / `from-day`) as the CSV it was given; the newest wins.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.plans (
+                imported_at DateTime64(3, 'UTC'), source String, csv String
+            ) ENGINE = MergeTree ORDER BY imported_at""",
+            # Each worker's lag in seconds with its heartbeat: how a detector in another process
+            # (`promo alerts run`, a ClickHouse server) knows how far the pipeline has got.
+            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS lag_s Float32 DEFAULT 0",
+            # Which notifications went out: a restarted detector never sends one twice.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.alert_notifications (
+                id String, event String, sent_at DateTime64(3, 'UTC')
+            ) ENGINE = ReplacingMergeTree(sent_at) ORDER BY (id, event)""",
         ),
     ),
 )
@@ -432,11 +496,11 @@ class ClickHouseStore:
             ("campaign_id", "name", "starts_at", "ends_at", "imported_at"),
         )
 
-    def log_status(self, ts_ms: int, worker: str, code: int, state: str, message: str) -> None:
-        """One heartbeat row of the pipeline's state (promo.pipeline_status)."""
+    def log_status(self, ts_ms: int, worker: str, code: int, state: str, message: str, lag_s: float = 0.0) -> None:
+        """One heartbeat row of the pipeline's state (promo.pipeline_status), with the worker's lag."""
         when = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
-        self.insert_rows(f"{DB}.pipeline_status", [(when, worker, code, state, message[:500])],
-                         ("ts", "worker", "code", "state", "message"))  # fmt: skip
+        self.insert_rows(f"{DB}.pipeline_status", [(when, worker, code, state, message[:500], float(lag_s))],
+                         ("ts", "worker", "code", "state", "message", "lag_s"))  # fmt: skip
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

@@ -1,0 +1,361 @@
+"""The alert tables' reads and writes (schema: streams/sink/clickhouse.py, MIGRATIONS v5).
+
+Blocking functions of a `ClickHouseStore`, run on its thread (`store.call`) by the live runner and
+directly by the CLI. Every value is a bound parameter. Times are epoch seconds here and
+DateTime64(3, 'UTC') in the tables; a row of `promo.alerts` as the CLI prints it is `alert_doc`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streams.sink.clickhouse import ALERT_METRICS, DB
+
+
+class Store(Protocol):
+    def query_rows(self, sql: str, parameters: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str]) -> None: ...
+
+
+ALERT_COLUMNS = (
+    "id",
+    "kind",
+    "metric",
+    "campaign_id",
+    "channel",
+    "started_at",
+    "detected_at",
+    "resolved_at",
+    "expected",
+    "observed",
+    "basis",
+    "severity",
+    "message",
+    "children",
+    "source",
+    "version",
+)
+
+
+def utc(seconds: float | None) -> dt.datetime | None:
+    return None if seconds is None else dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+
+
+def seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    return float(value)
+
+
+def iso(value: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, as every `--json` line prints times."""
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def window_rows(store: Store, since_s: float) -> list[tuple[str, str, int, list[float]]]:
+    """Per campaign, channel and event-time minute from `since_s` on: the metrics counted so far."""
+    rows = store.query_rows(
+        f"SELECT campaign_id, channel, toUnixTimestamp(minute) AS m, "
+        f"{', '.join(f'sum({c}) AS {c}' for c in ALERT_METRICS)} FROM {DB}.facts_minute "
+        "WHERE src_partition < 0 AND reason = '' AND minute >= toDateTime({since:Int64}, 'UTC') "
+        "GROUP BY campaign_id, channel, m",
+        {"since": int(since_s)},
+    )
+    return [(r["campaign_id"], r["channel"], int(r["m"]), [float(r[c]) for c in ALERT_METRICS]) for r in rows]
+
+
+def log_inputs(
+    store: Store, at: float, settled_until: float, lag_s: float, leaves: dict[tuple[str, str], list[float]]
+) -> None:
+    """What one evaluation saw (promo.detector_inputs): a replay feeds exactly this back."""
+    rows = [[utc(at), utc(settled_until), lag_s, c, ch, *values] for (c, ch), values in sorted(leaves.items())]
+    if not rows:  # an evaluation with nothing new still records the clock and the freshness
+        rows = [[utc(at), utc(settled_until), lag_s, "", "", *([0.0] * len(ALERT_METRICS))]]
+    store.insert_rows(
+        f"{DB}.detector_inputs", rows, ("at", "settled_until", "lag_s", "campaign_id", "channel", *ALERT_METRICS)
+    )
+
+
+Evaluation = tuple[float, float, float, dict[tuple[str, str], list[float]]]  # at, settled_until, lag_s, leaves
+
+
+def read_inputs(store: Store, from_s: float, to_s: float) -> list[Evaluation]:
+    """The evaluations logged in [from_s, to_s), in order: (at, settled_until, lag_s, leaves)."""
+    rows = store.query_rows(
+        f"SELECT toUnixTimestamp64Milli(at) AS at_ms, toUnixTimestamp64Milli(settled_until) AS settled_ms, "
+        f"lag_s, campaign_id, channel, {', '.join(ALERT_METRICS)} FROM {DB}.detector_inputs "
+        "WHERE at >= fromUnixTimestamp64Milli({f:Int64}, 'UTC') AND at < fromUnixTimestamp64Milli({t:Int64}, 'UTC') "
+        "ORDER BY at, campaign_id, channel",
+        {"f": int(from_s * 1000), "t": int(to_s * 1000)},
+    )
+    steps: list[Evaluation] = []
+    for r in rows:
+        at = r["at_ms"] / 1000
+        if not steps or steps[-1][0] != at:
+            steps.append((at, r["settled_ms"] / 1000, float(r["lag_s"]), {}))
+        if r["campaign_id"] or r["channel"]:
+            steps[-1][3][(r["campaign_id"], r["channel"])] = [float(r[c]) for c in ALERT_METRICS]
+    return steps
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One version of one incident (promo.alerts)."""
+
+    id: str
+    kind: str
+    metric: str | None
+    campaign_id: str | None
+    channel: str | None
+    started_at: float
+    detected_at: float
+    resolved_at: float | None
+    expected: float
+    observed: float
+    basis: str
+    severity: str
+    message: str
+    children: tuple[str, ...] = ()
+    source: str = "live"
+
+    def values(self, version: int) -> list[Any]:
+        return [
+            self.id,
+            self.kind,
+            self.metric or "",
+            self.campaign_id,
+            self.channel,
+            utc(self.started_at),
+            utc(self.detected_at),
+            utc(self.resolved_at),
+            float(self.expected),
+            float(self.observed),
+            self.basis,
+            self.severity,
+            self.message,
+            list(self.children),
+            self.source,
+            version,
+        ]
+
+
+def write_alerts(store: Store, rows: Sequence[AlertRow]) -> None:
+    if rows:
+        version = time.time_ns() // 1000
+        store.insert_rows(f"{DB}.alerts", [r.values(version + i) for i, r in enumerate(rows)], ALERT_COLUMNS)
+
+
+def read_alerts(
+    store: Store, since_s: float | None = None, source: str = "live", firing_only: bool = False
+) -> list[dict[str, Any]]:
+    """The newest version of each incident (newest first), with who acknowledged it."""
+    where = ["a.source = {source:String}"]
+    params: dict[str, Any] = {"source": source}
+    if since_s is not None:
+        where.append("(a.detected_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') OR a.resolved_at IS NULL)")
+        params["since"] = int(since_s * 1000)
+    if firing_only:
+        where.append("a.resolved_at IS NULL")
+    rows = store.query_rows(
+        f"SELECT a.*, k.who AS acked_by, k.at AS acked_at FROM {DB}.alerts AS a FINAL "
+        f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who, max(acked_at) AS at "
+        f"FROM {DB}.alert_acks GROUP BY id) AS k ON k.id = a.id "
+        f"WHERE {' AND '.join(where)} ORDER BY a.detected_at DESC, a.id",
+        params,
+    )
+    return [alert_doc(r) for r in rows]
+
+
+def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
+    """A promo.alerts row as `promo alerts list --json` prints it: times ISO 8601 UTC, null scopes."""
+    acked_by = row.get("acked_by") or None
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "metric": row["metric"] or None,
+        "campaign_id": row["campaign_id"],
+        "channel": row["channel"],
+        "started_at": iso(seconds(row["started_at"])),
+        "detected_at": iso(seconds(row["detected_at"])),
+        "resolved_at": iso(seconds(row["resolved_at"])),
+        "expected": round(float(row["expected"]), 3),
+        "observed": round(float(row["observed"]), 3),
+        "basis": row["basis"],
+        "severity": row["severity"],
+        "message": row["message"],
+        "children": list(row.get("children") or []),
+        "acked_by": acked_by,
+        "acked_at": iso(seconds(row.get("acked_at"))) if acked_by else None,
+    }
+
+
+def known_alert(store: Store, alert_id: str) -> bool:
+    rows = store.query_rows(f"SELECT count() AS n FROM {DB}.alerts WHERE id = {{id:String}}", {"id": alert_id})
+    return bool(rows and rows[0]["n"])
+
+
+def ack(store: Store, alert_id: str, by: str, at_s: float) -> None:
+    store.insert_rows(f"{DB}.alert_acks", [[alert_id, by, utc(at_s)]], ("id", "acked_by", "acked_at"))
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A silence (no notification, the alert still recorded) or a note (ops changed something on
+    purpose: the scope's baseline starts again). '' in metric, campaign_id or channel means any."""
+
+    kind: str  # "silence" | "note"
+    metric: str
+    campaign_id: str
+    channel: str
+    until: float
+    reason: str
+    created_by: str
+    created_at: float
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Silence:
+        """From JSON (the worker's POST /api/alerts/silence); a ValueError says what is wrong."""
+        try:
+            silence = cls(
+                str(doc["kind"]),
+                str(doc["metric"]),
+                str(doc["campaign_id"]),
+                str(doc["channel"]),
+                float(doc["until"]),
+                str(doc["reason"])[:500],
+                str(doc["created_by"])[:100],
+                float(doc["created_at"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(
+                f"a silence needs kind, metric, campaign_id, channel, until, reason, created_by, created_at: {exc}"
+            ) from None
+        if silence.kind not in ("silence", "note"):
+            raise ValueError(f"kind must be silence or note, not {silence.kind!r}")
+        return silence
+
+    def to_doc(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in SILENCE_COLUMNS}
+
+    def covers(self, metric: str | None, campaign_id: str | None, channel: str | None, now: float) -> bool:
+        return (
+            now < self.until
+            and self.metric in ("", metric or "")
+            and self.campaign_id in ("", campaign_id or "")
+            and self.channel in ("", channel or "")
+        )
+
+
+SILENCE_COLUMNS = ("created_at", "kind", "metric", "campaign_id", "channel", "until", "reason", "created_by")
+
+
+def add_silence(store: Store, silence: Silence) -> None:
+    store.insert_rows(
+        f"{DB}.alert_silences",
+        [
+            [
+                utc(silence.created_at),
+                silence.kind,
+                silence.metric,
+                silence.campaign_id,
+                silence.channel,
+                utc(silence.until),
+                silence.reason,
+                silence.created_by,
+            ]
+        ],
+        SILENCE_COLUMNS,
+    )
+
+
+def read_silences(store: Store, since_s: float) -> list[Silence]:
+    """Silences still running and notes made since `since_s`."""
+    rows = store.query_rows(
+        f"SELECT * FROM {DB}.alert_silences WHERE until > fromUnixTimestamp64Milli({{since:Int64}}, 'UTC') "
+        "OR created_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') ORDER BY created_at",
+        {"since": int(since_s * 1000)},
+    )
+    return [
+        Silence(
+            r["kind"],
+            r["metric"],
+            r["campaign_id"],
+            r["channel"],
+            seconds(r["until"]) or 0.0,
+            r["reason"],
+            r["created_by"],
+            seconds(r["created_at"]) or 0.0,
+        )
+        for r in rows
+    ]
+
+
+def notified(store: Store, ids: Sequence[str]) -> set[tuple[str, str]]:
+    """(alert id, event) pairs already sent, of these alerts."""
+    if not ids:
+        return set()
+    rows = store.query_rows(
+        f"SELECT id, event FROM {DB}.alert_notifications WHERE id IN {{ids:Array(String)}}", {"ids": list(ids)}
+    )
+    return {(r["id"], r["event"]) for r in rows}
+
+
+def mark_notified(store: Store, alert_id: str, event: str, at_s: float) -> None:
+    store.insert_rows(f"{DB}.alert_notifications", [[alert_id, event, utc(at_s)]], ("id", "event", "sent_at"))
+
+
+def read_plan_and_schedule(store: Store) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
+    """The newest imported plan (its CSV text, '' for none) and each campaign's schedule."""
+    plans = store.query_rows(f"SELECT csv FROM {DB}.plans ORDER BY imported_at DESC LIMIT 1")
+    rows = store.query_rows(f"SELECT campaign_id, starts_at, ends_at FROM {DB}.campaign_names")
+    schedule = {
+        r["campaign_id"]: (seconds(r["starts_at"]), seconds(r["ends_at"]))
+        for r in rows
+        if r["starts_at"] is not None or r["ends_at"] is not None
+    }
+    return (plans[0]["csv"] if plans else ""), schedule
+
+
+def save_plan(store: Store, text: str, source: str, at_s: float) -> None:
+    """A plan (CSV text, checked by the caller) becomes the one the detector uses."""
+    store.insert_rows(f"{DB}.plans", [[utc(at_s), source, text]], ("imported_at", "source", "csv"))
+
+
+def day_series(store: Store, start_s: float, end_s: float) -> list[tuple[str, str, int, list[float]]]:
+    """Per campaign, channel and minute in [start_s, end_s): the metrics (`promo plan from-day`)."""
+    rows = store.query_rows(
+        f"SELECT campaign_id, channel, toUnixTimestamp(minute) AS m, "
+        f"{', '.join(f'sum({c}) AS {c}' for c in ALERT_METRICS)} FROM {DB}.facts_minute "
+        "WHERE src_partition < 0 AND reason = '' AND minute >= toDateTime({f:Int64}, 'UTC') "
+        "AND minute < toDateTime({t:Int64}, 'UTC') GROUP BY campaign_id, channel, m ORDER BY m",
+        {"f": int(start_s), "t": int(end_s)},
+    )
+    return [(r["campaign_id"], r["channel"], int(r["m"]), [float(r[c]) for c in ALERT_METRICS]) for r in rows]
+
+
+# A worker whose newest heartbeat is this much older than the newest of any has left the pipeline
+# (scaled down; its partitions moved): its last row no longer says anything about the lag.
+LEFT_S = 300.0
+
+
+def fleet_lag(store: Store, now_s: float) -> float:
+    """How far the pipeline is behind, in seconds, from the workers' heartbeats (promo.pipeline_status):
+    each worker's lag when it wrote, plus how long ago that was; the worst of the workers still there.
+    No heartbeat at all in a day: the pipeline is not running, which is as behind as it gets."""
+    rows = store.query_rows(
+        f"SELECT worker, toUnixTimestamp64Milli(max(ts)) AS ts_ms, argMax(lag_s, ts) AS lag_s "
+        f"FROM {DB}.pipeline_status WHERE ts > now64(3) - INTERVAL 1 DAY AND worker != 'detector' GROUP BY worker"
+    )
+    if not rows:
+        return 86400.0
+    beats = [(int(r["ts_ms"]) / 1000, float(r["lag_s"])) for r in rows]
+    newest = max(ts for ts, _ in beats)
+    return max(now_s - ts + lag for ts, lag in beats if ts >= newest - LEFT_S)

@@ -1,0 +1,70 @@
+"""Run in a child process by test_alert_store.py (chdb: one engine a process): every read and
+write of streams/alerts/store.py on a fresh store, the results printed as JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from streams.alerts import store as s
+from streams.sink.clickhouse import ClickHouseStore
+
+# A recent whole minute: the tables' TTLs drop rows older than a week or two on insert.
+NOW = float(int(time.time()) // 60 * 60)
+
+
+def main(path: str) -> None:
+    store = ClickHouseStore(f"chdb://{path}")
+    store.apply_schema()
+    out: dict[str, object] = {"now": NOW}
+    minute = int(NOW) - 120
+    # Facts through the sink's own insert: two minutes of one leaf, one of another.
+    from streams.contract.facts import COUNTERS
+
+    def fact(campaign: str, channel: str, m: int, **counts: int) -> list[object]:
+        return [campaign, channel, "feed", 1, m * 1000, *[counts.get(c, 0) for c in COUNTERS]]
+
+    store.insert_wire_rows([fact("双11主会场", "wechat", minute, interactions=5, orders=2, gmv_fen=990),
+                            fact("双11主会场", "wechat", minute + 60, interactions=3),
+                            fact('it\'s "q"', "app", minute + 60, shares=4)], [], {0: 3})  # fmt: skip
+    out["window"] = s.window_rows(store, NOW - 900)
+    out["window_after"] = s.window_rows(store, NOW)  # nothing from NOW on
+    out["day"] = s.day_series(store, NOW - 3600, NOW)
+    s.log_inputs(store, NOW, NOW - 5, 1.5, {("双11主会场", "wechat"): [1, 2, 3, 4, 5]})
+    s.log_inputs(store, NOW + 10, NOW + 5, 0.5, {})
+    out["inputs"] = [[at, st, lag, sorted([*k, v] for k, v in leaves.items())]
+                     for at, st, lag, leaves in s.read_inputs(store, NOW - 1, NOW + 11)]  # fmt: skip
+    row = s.AlertRow("a1", "drop", "orders", "双11主会场", "wechat", NOW - 30, NOW, None, 100.0, 10.0,
+                     "history", "critical", "orders down 90%", ("双11主会场/wechat",))  # fmt: skip
+    lag = s.AlertRow("l1", "lag", None, None, None, NOW - 70, NOW, None, 60.0, 70.0, "freshness", "warning", "lag")
+    s.write_alerts(store, [row, lag])
+    s.write_alerts(store, [s.AlertRow(**{**row.__dict__, "resolved_at": NOW + 60})])  # a newer version
+    out["alerts"] = s.read_alerts(store, NOW - 3600)
+    out["firing"] = s.read_alerts(store, None, "live", True)
+    out["known"] = [s.known_alert(store, "a1"), s.known_alert(store, "nope")]
+    s.ack(store, "a1", "on-call", NOW + 5)
+    out["acked"] = [(a["id"], a["acked_by"], a["acked_at"]) for a in s.read_alerts(store, NOW - 3600)]
+    s.add_silence(store, s.Silence("silence", "", "双11主会场", "", NOW + 600, "planned", "ops", NOW))
+    s.add_silence(store, s.Silence("note", "orders", "c2", "app", NOW, "coupon ended", "ops", NOW + 1))
+    s.add_silence(store, s.Silence("silence", "", "old", "", NOW - 10, "over", "ops", NOW - 100))
+    out["silences"] = [x.to_doc() for x in s.read_silences(store, NOW - 1)]
+    s.mark_notified(store, "a1", "fired@1", NOW)
+    out["notified"] = sorted(s.notified(store, ["a1", "l1"]))
+    out["plan_none"] = s.read_plan_and_schedule(store)
+    s.save_plan(store, "minute,metric,expected\n", "one", NOW)
+    s.save_plan(store, "minute,metric,expected\n2026-11-10T16:00:00Z,orders,5\n", "two", NOW + 1)
+    store.upsert_campaigns([("双11主会场", "主会场", int(NOW * 1000), int((NOW + 7200) * 1000), int(NOW * 1000)),
+                            ("nameless", "x", None, None, int(NOW * 1000))])  # fmt: skip
+    out["plan"] = s.read_plan_and_schedule(store)
+    # Heartbeats: a worker 4 s ago 2 s behind, another 1 s ago caught up, one long gone, the detector.
+    out["lag_none"] = s.fleet_lag(store, NOW)
+    for ago, name, lag in ((4, "a", 2.0), (1, "b", 0.0), (3600, "gone", 500.0), (1, "detector", 999.0)):
+        store.log_status(int((NOW - ago) * 1000), name, 0, "ok", "", lag)
+    out["lag"] = s.fleet_lag(store, NOW)
+    store.close_sync()
+    json.dump(out, sys.stdout, ensure_ascii=False, default=list)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
