@@ -1,0 +1,75 @@
+"""How far behind the pipeline is, in seconds, per source partition: what the detector judges by.
+
+A consumer's lag in messages says nothing about time: 5,000 waiting messages are a second at 00:00
+and an hour at 04:00. What the drop detector needs is the age of the data it is looking at: the
+newest instant up to which a partition's input is processed. `PositionClock` keeps, per partition,
+a short history of the log's end (the fetch high-watermark) as it was seen at each sample; the
+partition is processed up to the latest sample whose end the consumer's position has reached, so
+its lag is the time since that sample. A partition that is caught up (position at the end) has lag
+0; one that stopped (a stalled stage, a SIGSTOPped worker) ages by the wall clock from the moment
+its position stopped reaching the end. Pure: the caller samples the consumer and gives the clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+
+# Samples older than this are not kept: a lag past it reads as "at least this much", which is past
+# every threshold anyone acts on (the lag alert fires at 60 s).
+HISTORY_S = 900.0
+# A partition first seen with records waiting (a worker just started, a partition just assigned) has
+# no history to date them by: it counts as this far behind, and ages from there until its position
+# reaches the end it was first seen with. Below the lag alert's 60 s, so a short backlog at start
+# raises nothing; but drops are not judged on it meanwhile, and a long one becomes a lag alert.
+UNKNOWN_BEHIND_S = 30.0
+
+
+@dataclass
+class PositionClock:
+    """Per partition: (sample time, log end then) pairs, oldest first."""
+
+    history_s: float = HISTORY_S
+    ends: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
+    lags: dict[Hashable, float] = field(default_factory=dict)
+
+    def sample(self, now: float, positions: Mapping[Hashable, tuple[int | None, int | None]]) -> None:
+        """`positions`: partition -> (log end, the consumer's next offset), either None when unknown.
+
+        A partition missing from `positions` (revoked, or owned by another worker) is forgotten."""
+        for gone in set(self.ends) - set(positions):
+            del self.ends[gone]
+            self.lags.pop(gone, None)
+        for key, (end, position) in positions.items():
+            ends = self.ends.setdefault(key, deque())
+            if end is not None and not ends and position is not None and position < end:
+                ends.append((now - UNKNOWN_BEHIND_S, end))  # behind since an unknown time: see above
+            elif end is not None and (not ends or end != ends[-1][1]):
+                ends.append((now, end))  # only when the end moved: a quiet log keeps its one sample
+            if end is None or position is None:
+                continue  # unknown: the last known lag stands
+            reached = None
+            while ends and ends[0][1] <= position:
+                reached = ends.popleft()  # everything up to that end is processed
+            if reached is not None:
+                ends.appendleft(reached)  # the newest reached sample stays: lag is measured from it
+            if position >= (ends[-1][1] if ends else 0):
+                self.lags[key] = 0.0  # caught up with the newest end seen
+            elif reached is not None:
+                # Complete up to that sample's instant: what came after it is not all processed.
+                self.lags[key] = max(now - reached[0], 0.0)
+            else:
+                self.lags[key] = max(now - ends[0][0], 0.0)  # behind even the oldest end remembered
+            while len(ends) > 1 and now - ends[1][0] > self.history_s:
+                ends.popleft()
+
+    def lag_s(self) -> float:
+        """The worst partition's lag in seconds (0 when none is known)."""
+        return max(self.lags.values(), default=0.0)
+
+    def worst(self) -> tuple[Hashable, float] | None:
+        if not self.lags:
+            return None
+        key = max(self.lags, key=lambda k: self.lags[k])
+        return key, self.lags[key]

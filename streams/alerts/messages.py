@@ -1,0 +1,148 @@
+"""What a notification says: the scope by name, the metric, expected against observed and on what
+basis, since when, which children moved, how fresh the data is, and a link to the dashboard at the
+incident's time range. Chinese by default (the war rooms this is for), English by setting. Pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from streams.alerts.notify import Message
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+METRIC_NAMES = {
+    "zh": {
+        "interactions": "互动量",
+        "shares": "分享数",
+        "orders": "订单数",
+        "gmv_fen": "GMV",
+        "new_users": "新下单用户",
+    },
+    "en": {
+        "interactions": "interactions",
+        "shares": "shares",
+        "orders": "orders",
+        "gmv_fen": "GMV",
+        "new_users": "new ordering users",
+    },
+}
+BASIS_NAMES = {
+    "zh": {
+        "plan": "按计划",
+        "share-of-parent": "按占上级的比例",
+        "history": "按近期水平",
+        "ratio": "按指标间比例",
+        "schedule": "按活动排期",
+    },
+    "en": {
+        "plan": "the plan",
+        "share-of-parent": "its share of the parent",
+        "history": "its recent level",
+        "ratio": "the ratio between metrics",
+        "schedule": "the schedule",
+    },
+}
+CHANNEL_NAMES = {"wechat": "微信", "mobileqq": "手Q", "jingxi": "京喜", "app": "APP"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the message needs beyond the alert row: names, freshness, where the dashboards are."""
+
+    campaign_names: Mapping[str, str]
+    lag_s: float
+    dashboard_url: str = ""  # e.g. http://grafana:3000/d/promo-war-room; '' for no link
+    language: str = "zh"
+
+
+def _local(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, tz=SHANGHAI).strftime("%H:%M:%S")
+
+
+def _amount(metric: str | None, value: float) -> str:
+    if metric == "gmv_fen":
+        return f"¥{value / 100:,.0f}"
+    return f"{value:,.0f}"
+
+
+def scope_text(campaign_id: str | None, channel: str | None, ctx: Context) -> str:
+    zh = ctx.language == "zh"
+    if campaign_id is None:
+        return "全部活动" if zh else "all campaigns"
+    name = ctx.campaign_names.get(campaign_id) or campaign_id
+    if channel is None:
+        return name
+    return f"{name} / {CHANNEL_NAMES.get(channel, channel) if zh else channel}"
+
+
+def link(doc: Mapping[str, Any], ctx: Context) -> str:
+    """The dashboard from 30 min before the onset to 15 min after the detection (or resolution)."""
+    if not ctx.dashboard_url:
+        return ""
+    start = int((doc["started_at"] - 1800) * 1000)
+    end = int(((doc.get("resolved_at") or doc["detected_at"]) + 900) * 1000)
+    query: dict[str, Any] = {"from": start, "to": end}
+    if doc.get("campaign_id") is not None:
+        query["var-campaign"] = doc["campaign_id"]
+    sep = "&" if "?" in ctx.dashboard_url else "?"
+    return f"{ctx.dashboard_url}{sep}{urllib.parse.urlencode(query)}"
+
+
+def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
+    """`doc`: the alert (times as epoch seconds); `event`: fired, resolved or reminder."""
+    zh = ctx.language == "zh"
+    scope = scope_text(doc.get("campaign_id"), doc.get("channel"), ctx)
+    fresh = f"数据延迟 {ctx.lag_s:.0f} 秒" if zh else f"data {ctx.lag_s:.0f} s behind"
+    if doc["kind"] == "lag":
+        if event == "resolved":
+            title = "【恢复】数据管道已追上" if zh else "[resolved] pipeline caught up"
+            back = _local(doc["resolved_at"])
+            text = f"{back} 起数据恢复实时" if zh else f"live again since {back}"
+        else:
+            title = "【延迟】数据管道落后" if zh else "[lag] pipeline behind"
+            since, behind = _local(doc["started_at"]), f"{doc['observed']:.0f}"
+            text = (
+                f"自 {since} 起落后 {behind} 秒；此期间不判断下跌，大屏数字不是实时的"
+                if zh
+                else f"{behind} s behind since {since}; drops are not judged meanwhile and the screen is not live"
+            )
+        return Message(title, text, {"event": event, **doc})
+    metric = METRIC_NAMES[ctx.language].get(doc.get("metric") or "", doc.get("metric") or "")
+    basis_key = str(doc.get("basis", "")).split(":")[0]
+    basis = BASIS_NAMES[ctx.language].get(basis_key, doc.get("basis", ""))
+    expected, observed = float(doc["expected"]), float(doc["observed"])
+    drop = (1 - observed / expected) * 100 if expected > 0 else 0.0
+    severe = doc.get("severity") == "critical"
+    if event == "resolved":
+        title = f"【恢复】{scope} {metric}" if zh else f"[resolved] {scope} {metric}"
+        text = (
+            f"{_local(doc['started_at'])}–{_local(doc['resolved_at'])} 的下跌已恢复"
+            if zh
+            else f"the drop of {_local(doc['started_at'])}–{_local(doc['resolved_at'])} is over"
+        )
+    else:
+        tag = ("【严重】" if severe else "【下跌】") if zh else ("[CRITICAL] " if severe else "[drop] ")
+        again = ("（提醒，尚未确认）" if zh else " (reminder: not acknowledged)") if event == "reminder" else ""
+        down = f"下跌 {drop:.0f}%" if zh else f"down {drop:.0f}%"
+        title = f"{tag}{scope} {metric} {down}{again}"
+        text = (
+            f"预期 {_amount(doc.get('metric'), expected)}（{basis}），实际 {_amount(doc.get('metric'), observed)}；"
+            f"自 {_local(doc['started_at'])} 起"
+            if zh
+            else f"expected {_amount(doc.get('metric'), expected)} ({basis}), observed "
+            f"{_amount(doc.get('metric'), observed)}; since {_local(doc['started_at'])}"
+        )
+        children = doc.get("children") or []
+        if children:
+            text += ("；一同下跌：" if zh else "; also down: ") + "、".join(str(c) for c in children[:6])
+    text += f"\n{fresh}"
+    url = link(doc, ctx)
+    if url:
+        text += f"\n{url}"
+    return Message(title, text, {"event": event, **doc})

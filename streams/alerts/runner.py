@@ -1,0 +1,362 @@
+"""The live detector: every 10 s, what arrived → the detector → promo.alerts, notifications, heartbeat.
+
+One evaluation (`AlertRunner.tick`):
+1. read the last 15 minutes of counts per campaign, channel and minute; what arrived since the last
+   evaluation is the difference (streams/alerts/feed.py);
+2. take how far the pipeline is behind (the caller's `freshness`, per source partition, worst one):
+   only data up to `now - lag - SETTLE_S` counts as settled;
+3. log what was seen (promo.detector_inputs: a replay sees exactly this), apply ops notes (a
+   scope's baseline starts again), step the detector (streams/alerts/detector.py);
+4. write every incident whose state changed (promo.alerts) and queue its notification unless a
+   silence covers it; remind of critical incidents nobody acknowledged;
+5. save the feed and the detector to a file, so a restart within the feed's window goes on with no
+   gap and neither repeats nor forgets a firing alert; write the detector's heartbeat.
+
+Notifications go out from their own task and threads: a dead webhook never delays an evaluation.
+Each (incident, event) is sent once, also across restarts (promo.alert_notifications). A robot over
+its rate gets a digest of what was held back when it has room again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streams.alerts import store as alert_store
+from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
+from streams.alerts.feed import WINDOW_S, Feed
+from streams.alerts.messages import Context, render
+from streams.alerts.notify import Message, Robot, send
+from streams.alerts.plan import Plan, parse_plan_csv
+from streams.statelog import StateLog
+
+log = logging.getLogger(__name__)
+
+EVERY_S = 10.0
+SETTLE_S = 5.0  # events in flight and slightly out of order: the newest seconds are not settled yet
+REMIND_S = 600.0  # a critical incident nobody acknowledged is sent again every 10 minutes
+HEARTBEAT_NAME = "detector"
+PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
+
+Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
+
+
+def alert_row(alert: Alert, source: str = "live") -> alert_store.AlertRow:
+    return alert_store.AlertRow(
+        alert.id,
+        alert.kind,
+        alert.metric,
+        alert.scope.campaign_id,
+        alert.scope.channel,
+        alert.started_at,
+        alert.detected_at,
+        alert.resolved_at,
+        alert.expected,
+        alert.observed,
+        alert.basis,
+        alert.severity,
+        alert.message,
+        tuple(s.label() for s in alert.children),
+        source,
+    )
+
+
+def alert_fields(alert: Alert) -> dict[str, Any]:
+    """The alert as a message's data (times epoch seconds)."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "metric": alert.metric,
+        "campaign_id": alert.scope.campaign_id,
+        "channel": alert.scope.channel,
+        "started_at": alert.started_at,
+        "detected_at": alert.detected_at,
+        "resolved_at": alert.resolved_at,
+        "expected": alert.expected,
+        "observed": alert.observed,
+        "basis": alert.basis,
+        "severity": alert.severity,
+        "message": alert.message,
+        "children": [s.label() for s in alert.children],
+    }
+
+
+def banner_alert(alert: Alert) -> dict[str, Any]:
+    """A firing incident as the local view's banner shows it (times epoch ms)."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "metric": alert.metric,
+        "campaign_id": alert.scope.campaign_id,
+        "channel": alert.scope.channel,
+        "severity": alert.severity,
+        "message": alert.message,
+        "expected": alert.expected,
+        "observed": alert.observed,
+        "basis": alert.basis,
+        "since_ms": int(alert.started_at * 1000),
+        "detected_ms": int(alert.detected_at * 1000),
+    }
+
+
+def build_step(
+    at: float,
+    settled_until: float,
+    lag_s: float,
+    leaves: Mapping[tuple[str, str], Sequence[float]],
+    known: Sequence[tuple[str, str]],
+) -> Step:
+    """The detector's input: every known leaf (a silent one counts 0: a channel that stopped is the
+    news), its campaign and the total, per metric."""
+    values: dict[tuple[Scope, str], float] = {}
+    for leaf in {*known, *leaves}:
+        counts = leaves.get(leaf)
+        campaign, channel = leaf
+        for scope in (Scope(campaign, channel), Scope(campaign), Scope()):
+            for i, metric in enumerate(METRICS):
+                key = (scope, metric)
+                values[key] = values.get(key, 0.0) + (float(counts[i]) if counts is not None else 0.0)
+    return Step(at=at, settled_until=settled_until, lag_s=lag_s, values=values)
+
+
+@dataclass
+class Outbox:
+    """Notifications waiting to go out, and per robot what its rate held back (sent as one digest)."""
+
+    queue: asyncio.Queue[tuple[str, str, Message]] = field(default_factory=asyncio.Queue)
+    held: dict[str, list[Message]] = field(default_factory=dict)
+
+
+class AlertRunner:
+    def __init__(
+        self,
+        store: Any,
+        call: Call,
+        freshness: Callable[[float], Awaitable[float]],
+        *,
+        state_path: Path,
+        config: DetectorConfig | None = None,
+        robots: Sequence[Robot] = (),
+        context: Callable[[float], Context] | None = None,
+        clock: Callable[[], float] = time.time,
+        source: str = "live",
+    ) -> None:
+        self.store = store
+        self.call = call
+        self.freshness = freshness  # now -> the pipeline's lag in seconds (worst source partition)
+        self.state_path = state_path
+        self.config = config
+        self.plan: Plan | None = None
+        self.plan_text = ""
+        self.schedule: dict[str, tuple[float | None, float | None]] = {}
+        self.inputs_at = 0.0  # when the plan and the schedule were last read
+        self.robots = list(robots)
+        self.context = context or (lambda lag: Context({}, lag))
+        self.clock = clock
+        self.source = source
+        self.feed = Feed(len(METRICS))
+        self.detector = Detector(config)
+        self.started = False
+        self.last_tick = 0.0
+        self.reminded: dict[str, float] = {}
+        self.outbox = Outbox()
+        self.failing = StateLog(log, "alert evaluation")
+        self.evaluations = 0
+
+    # -- what the detector is given: the plan and the schedule, its state across restarts ----------
+    async def start(self) -> None:
+        """Read the plan and the schedule, then go on from the saved state when there is one."""
+        self.plan_text, self.schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
+        self.plan = parse_plan_csv(self.plan_text) if self.plan_text else None
+        self.inputs_at = self.clock()
+        self.detector = Detector(self.config, self.plan, self.schedule)
+        self._load()
+        self.started = True
+
+    async def _refresh(self, now: float) -> None:
+        """A plan or schedule imported since: the detector takes it (its baselines are rebuilt from
+        the recent inputs it keeps, its open incidents carried over)."""
+        if now - self.inputs_at < PLAN_EVERY_S:
+            return
+        self.inputs_at = now
+        text, schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
+        if text == self.plan_text and schedule == self.schedule:
+            return
+        log.info("the plan or the schedule changed: the detector takes the new one")
+        self.plan_text, self.schedule = text, schedule
+        self.plan = parse_plan_csv(text) if text else None  # checked at import: it parses
+        self.detector = Detector.restore(self.detector.snapshot(), self.config, self.plan, schedule)
+
+    def _load(self) -> None:
+        try:
+            doc = json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.warning("alert state %s unreadable (%s): starting afresh", self.state_path, exc)
+            return
+        if self.clock() - float(doc.get("saved_at", 0)) > WINDOW_S:
+            # Too old to continue from without a gap: the detector starts again (its open incidents
+            # stay open in promo.alerts until it judges the scope again).
+            log.warning("alert state %s is older than %d s: starting afresh", self.state_path, WINDOW_S)
+            return
+        self.feed = Feed.from_doc(doc["feed"])
+        self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
+        self.last_tick = float(doc.get("last_tick", 0.0))
+        self.reminded = {str(k): float(v) for k, v in doc.get("reminded", {}).items()}
+
+    def _save(self, now: float) -> None:
+        doc = {
+            "saved_at": now,
+            "last_tick": self.last_tick,
+            "feed": self.feed.to_doc(),
+            "detector": self.detector.snapshot(),
+            "reminded": self.reminded,
+        }
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, self.state_path)  # atomic: a kill mid-save leaves the previous state
+
+    # -- one evaluation ----------------------------------------------------------------------------
+    async def tick(self) -> list[Alert]:
+        if not self.started:
+            await self.start()
+        now = self.clock()
+        await self._refresh(now)
+        rows = await self.call(alert_store.window_rows, self.store, now - WINDOW_S)
+        leaves = self.feed.update(rows, now)
+        lag_s = max(float(await self.freshness(now)), 0.0)
+        settled_until = now - lag_s - SETTLE_S
+        if leaves is None:  # the first read after a fresh start: a starting point, nothing to judge
+            self.last_tick = now
+            self._save(now)
+            return []
+        await self.call(alert_store.log_inputs, self.store, now, settled_until, lag_s, leaves)
+        notes = await self.call(alert_store.read_silences, self.store, self.last_tick or now - EVERY_S)
+        changed: list[Alert] = []
+        for note in notes:
+            if note.kind == "note" and note.created_at > self.last_tick:  # its open incidents resolve
+                changed += self.detector.reset(Scope(note.campaign_id or None, note.channel or None), now)
+        known = sorted({(c, ch) for c, ch, _ in self.feed.seen})
+        changed += self.detector.step(build_step(now, settled_until, lag_s, leaves, known))
+        if changed:
+            await self.call(alert_store.write_alerts, self.store, [alert_row(a, self.source) for a in changed])
+        silences = [n for n in notes if n.kind == "silence"]
+        ctx = self.context(lag_s)
+        for alert in changed:
+            event = "resolved" if alert.resolved_at is not None else f"fired@{alert.detected_at:.0f}"
+            self._notify(alert, event, silences, ctx, now)
+        await self._remind(now, silences, ctx)
+        self.last_tick = now
+        self.evaluations += 1
+        self._save(now)
+        return changed
+
+    def _notify(
+        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
+    ) -> None:
+        if not self.robots:
+            return
+        scope = alert.scope
+        if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
+            log.info("alert %s %s silenced; recorded, not sent", alert.id, event)
+            return
+        kind = "resolved" if event == "resolved" else ("reminder" if event.startswith("reminder") else "fired")
+        self.outbox.queue.put_nowait((alert.id, event, render(alert_fields(alert), kind, ctx)))
+
+    async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
+        severe = [a for a in self.detector.firing() if a.severity == "critical"]
+        if not severe or not self.robots:
+            return
+        due = [a for a in severe if now - self.reminded.get(a.id, a.detected_at) >= REMIND_S]
+        if not due:
+            return
+        firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+        acked = {d["id"] for d in firing if d["acked_by"]}
+        for alert in due:
+            self.reminded[alert.id] = now
+            if alert.id not in acked:
+                self._notify(alert, f"reminder@{now:.0f}", silences, ctx, now)
+
+    # -- loops -------------------------------------------------------------------------------------
+    async def run(self, every_s: float = EVERY_S) -> None:
+        """Evaluate every `every_s` on the wall clock's grid until cancelled; a failing store is
+        logged once per state change, and the evaluation goes on at the next tick."""
+        sender = asyncio.ensure_future(self.deliver())
+        try:
+            while True:
+                now = self.clock()
+                await asyncio.sleep(every_s - now % every_s)
+                try:
+                    await self.tick()
+                    self.failing.recovered()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.failing.failed(f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(Exception):
+                    failing = self.failing.failing
+                    summary = f"{self.evaluations} evaluations, {len(self.detector.firing())} firing"
+                    await self.call(
+                        self.store.log_status,
+                        int(self.clock() * 1000),
+                        HEARTBEAT_NAME,
+                        2 if failing else 0,
+                        "failing" if failing else "ok",
+                        summary,
+                    )
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def deliver(self) -> None:
+        """Send queued notifications on threads (a slow robot holds only this task)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            alert_id, event, message = await self.outbox.queue.get()
+            try:
+                await self._deliver(loop, alert_id, event, message)
+            finally:
+                self.outbox.queue.task_done()
+
+    async def _deliver(self, loop: asyncio.AbstractEventLoop, alert_id: str, event: str, message: Message) -> None:
+        try:
+            done = await self.call(alert_store.notified, self.store, [alert_id])
+        except Exception:  # the store is away: better twice than never
+            done = set()
+        if (alert_id, event) in done:
+            return  # sent before a restart
+        sent = False
+        for robot in self.robots:
+            held = self.outbox.held.pop(robot.name, [])
+            outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held))
+            if outcome.attempts == 0:  # over the robot's rate: goes out with the next one it takes
+                self.outbox.held[robot.name] = [*held, message]
+            elif outcome.ok:
+                sent = True
+            else:
+                log.warning("notification %s of alert %s to %s failed: %s", event, alert_id, outcome.robot,
+                            outcome.detail)  # fmt: skip
+        if sent:
+            with contextlib.suppress(Exception):
+                await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
+
+
+def with_digest(message: Message, held: Sequence[Message]) -> Message:
+    """`message`, with a digest of what the robot's rate held back before it."""
+    if not held:
+        return message
+    lines = "\n".join(f"- {m.title}" for m in held)
+    count = len(held)
+    text = f"{message.text}\n\n另有 {count} 条因频率限制合并 / {count} more held back by the rate limit:\n{lines}"
+    return Message(message.title, text, message.fields)

@@ -1,0 +1,81 @@
+"""The detector's inputs: freshness per partition (streams/alerts/freshness.py) and what arrived
+between two evaluations (streams/alerts/feed.py). Pure; no broker, no store."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.alerts.feed import Feed
+from streams.alerts.freshness import UNKNOWN_BEHIND_S, PositionClock
+
+
+def test_a_caught_up_partition_has_no_lag() -> None:
+    clock = PositionClock()
+    for t in range(10):
+        clock.sample(100.0 + t, {"p0": (10 * t, 10 * t)})
+    assert clock.lag_s() == 0.0
+
+
+def test_a_partition_that_stops_ages_by_the_wall_clock_from_the_last_end_it_reached() -> None:
+    clock = PositionClock()
+    for t in range(5):  # caught up while traffic flows
+        clock.sample(100.0 + t, {"p0": (10 * t, 10 * t), "p1": (10 * t, 10 * t)})
+    for t in range(5, 80):  # p0's consumer stops at offset 40 (reached at t=104); the log goes on
+        clock.sample(100.0 + t, {"p0": (10 * t, 40), "p1": (10 * t, 10 * t)})
+    assert clock.lags["p1"] == 0.0
+    assert clock.lags["p0"] == pytest.approx(179.0 - 104.0)
+    assert clock.lag_s() == clock.lags["p0"]
+    assert clock.worst() == ("p0", clock.lags["p0"])
+
+
+def test_catching_up_brings_the_lag_down_to_the_time_of_the_end_reached() -> None:
+    clock = PositionClock()
+    for t in range(100):
+        clock.sample(float(t), {"p": (10 * t, 0 if t < 60 else None)})  # stuck at 0, then unknown
+    clock.sample(100.0, {"p": (1000, 505)})  # caught up to the end seen at t=50
+    assert clock.lag_s() == pytest.approx(50.0)
+    clock.sample(101.0, {"p": (1010, 1010)})
+    assert clock.lag_s() == 0.0
+
+
+def test_a_partition_first_seen_behind_counts_as_behind_and_ages() -> None:
+    clock = PositionClock()
+    clock.sample(1000.0, {"p": (5000, 0)})  # a worker restarted on a backlog: no history to date it
+    assert clock.lag_s() == UNKNOWN_BEHIND_S
+    clock.sample(1040.0, {"p": (5000, 100)})
+    assert clock.lag_s() == UNKNOWN_BEHIND_S + 40
+    clock.sample(1041.0, {"p": (5000, 5000)})
+    assert clock.lag_s() == 0.0
+
+
+def test_a_partition_no_longer_sampled_is_forgotten() -> None:
+    clock = PositionClock()
+    clock.sample(0.0, {"a": (10, 0), "b": (10, 10)})
+    clock.sample(1.0, {"b": (10, 10)})
+    assert clock.lag_s() == 0.0 and "a" not in clock.ends
+
+
+def rows(counts: dict[tuple[str, str, int], list[float]]) -> list[tuple[str, str, int, list[float]]]:
+    return [(c, ch, m, v) for (c, ch, m), v in counts.items()]
+
+
+def test_the_feed_hands_on_what_arrived_between_two_reads_per_leaf() -> None:
+    feed = Feed(2)
+    assert feed.update(rows({("c", "wechat", 60): [5, 1]}), 100.0) is None  # the starting point
+    got = feed.update(rows({("c", "wechat", 60): [8, 1], ("c", "wechat", 120): [2, 0], ("c", "app", 120): [1, 1]}), 130)
+    assert got == {("c", "wechat"): [5.0, 0.0], ("c", "app"): [1.0, 1.0]}
+    # A late event in an old minute is news when it arrives; nothing new is an empty answer.
+    assert feed.update(rows({("c", "wechat", 60): [9, 1], ("c", "wechat", 120): [2, 0], ("c", "app", 120): [1, 1]}),
+                       140) == {("c", "wechat"): [1.0, 0.0]}  # fmt: skip
+    assert feed.update(rows({("c", "wechat", 60): [9, 1], ("c", "wechat", 120): [2, 0], ("c", "app", 120): [1, 1]}),
+                       150) == {}  # fmt: skip
+
+
+def test_the_feed_forgets_minutes_out_of_its_window_and_survives_a_round_trip() -> None:
+    feed = Feed(1, window_s=300)
+    feed.update(rows({("c", "x", 0): [1], ("c", "x", 600): [1]}), 600)
+    feed.update(rows({("c", "x", 600): [2]}), 900)  # the store is asked for minutes from 600 on
+    assert set(feed.seen) == {("c", "x", 600)}
+    again = Feed.from_doc(feed.to_doc())
+    assert again.seen == feed.seen and again.primed
+    assert again.update(rows({("c", "x", 600): [5]}), 910) == {("c", "x"): [3.0]}
