@@ -1,15 +1,29 @@
-"""`promo alerts …`: `test-notify` (the configured robots end to end); `eval` (the scoreboard) and
-`backtest` (the detector over a user's own history)."""
+"""`promo alerts …`: the incidents the detector raised (list, ack, silence, note), a replay of what
+the live detector saw, the detector beside a pipeline (`run`), the robots (`test-notify`), the
+scoreboard (`eval`) and a user's own history (`backtest`). The live detector runs in the worker that
+owns the store (`promo worker --alerts`; docs/ALERTS.md); these commands reach its tables through
+that worker when it runs (an embedded store has one owner), else directly.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import getpass
+import json
 import math
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 
-from streams.cli.base import alerts_app, fail
+from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from
 
 
 @alerts_app.command("test-notify")
@@ -130,3 +144,460 @@ def alerts_backtest(
                        f"  (resolved {row['resolved_at'] or 'no'})")  # fmt: skip
     if not as_json:
         typer.echo(f"{len(alerts)} alert(s) over {n} steps of {step_s:g} s", err=True)
+
+
+# -- the alert tables, through the owning worker or directly -----------------------------------------
+class Tables(Protocol):
+    where: str
+
+    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]: ...
+    def ack(self, alert_id: str, by: str) -> None: ...
+    def silence(self, doc: dict[str, Any]) -> None: ...
+    def inputs(self, from_s: float, to_s: float) -> list[Any]: ...
+    def series(self, from_s: float, to_s: float) -> list[Any]: ...
+    def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]: ...
+    def save_plan(self, text: str, source: str) -> None: ...
+
+
+class OwnerTables:
+    """The alert tables of an embedded store, through the worker that owns it (its loopback web port)."""
+
+    def __init__(self, url: str, where: str) -> None:
+        self.url, self.where = url, where
+
+    def _call(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(  # noqa: S310 - our own loopback URL
+            f"{self.url}{path}",
+            data=data,
+            method="GET" if body is None else "POST",
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 - our own loopback URL
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", "")
+            except ValueError:
+                message = ""
+            fail(message or f"the worker at {self.url} answered HTTP {exc.code}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            fail(f"the worker at {self.url} did not answer: {exc}")
+
+    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]:
+        query = {k: v for k, v in {"since_s": since_s, "firing": "1" if firing else None}.items() if v is not None}
+        rows: list[dict[str, Any]] = self._call(f"/api/alerts?{urllib.parse.urlencode(query)}")
+        return rows
+
+    def ack(self, alert_id: str, by: str) -> None:
+        self._call("/api/alerts/ack", {"id": alert_id, "by": by})
+
+    def silence(self, doc: dict[str, Any]) -> None:
+        self._call("/api/alerts/silence", doc)
+
+    def inputs(self, from_s: float, to_s: float) -> list[Any]:
+        rows = self._call(f"/api/alerts/inputs?from_s={from_s}&to_s={to_s}")
+        return [(at, settled, lag, {(c, ch): v for c, ch, v in leaves}) for at, settled, lag, leaves in rows]
+
+    def series(self, from_s: float, to_s: float) -> list[Any]:
+        rows: list[Any] = self._call(f"/api/alerts/series?from_s={from_s}&to_s={to_s}")
+        return rows
+
+    def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
+        doc = self._call("/api/alerts/plan")
+        return doc["csv"], {c: (a, b) for c, (a, b) in doc["schedule"].items()}
+
+    def save_plan(self, text: str, source: str) -> None:
+        self._call("/api/alerts/plan", {"csv": text, "source": source})
+
+
+class DirectTables:
+    """A ClickHouse server, or an embedded store no worker owns."""
+
+    def __init__(self, store: Any, where: str) -> None:
+        self.store, self.where = store, where
+
+    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]:
+        from streams.alerts import store as alert_store
+
+        return alert_store.read_alerts(self.store, since_s=since_s, firing_only=firing)
+
+    def ack(self, alert_id: str, by: str) -> None:
+        from streams.alerts import store as alert_store
+
+        if not alert_store.known_alert(self.store, alert_id):
+            fail(f"no alert {alert_id!r} in {self.where}")
+        alert_store.ack(self.store, alert_id, by, time.time())
+
+    def silence(self, doc: dict[str, Any]) -> None:
+        from streams.alerts import store as alert_store
+
+        alert_store.add_silence(self.store, alert_store.Silence.from_doc(doc))
+
+    def inputs(self, from_s: float, to_s: float) -> list[Any]:
+        from streams.alerts import store as alert_store
+
+        return alert_store.read_inputs(self.store, from_s, to_s)
+
+    def series(self, from_s: float, to_s: float) -> list[Any]:
+        from streams.alerts import store as alert_store
+
+        return alert_store.day_series(self.store, from_s, to_s)
+
+    def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
+        from streams.alerts import store as alert_store
+
+        return alert_store.read_plan_and_schedule(self.store)
+
+    def save_plan(self, text: str, source: str) -> None:
+        from streams.alerts import store as alert_store
+
+        alert_store.save_plan(self.store, text, source, time.time())
+
+
+@contextlib.contextmanager
+def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
+    from streams.cli.worker import _live_owner
+    from streams.sink.clickhouse import SCHEMA_VERSION, ClickHouseStore
+
+    settings = settings_from(clickhouse=clickhouse)
+    store_dir = settings.embedded_store
+    if store_dir is not None:
+        owner = _live_owner(store_dir)
+        if owner is not None:
+            yield OwnerTables(owner, f"{store_dir} (through the worker that owns it, {owner})")
+            return
+        if not store_dir.exists():
+            fail(f"no store at {store_dir}: no worker has written there; start `promo worker --alerts`")
+    from streams.config import redact_dsn
+
+    where = str(store_dir) if store_dir is not None else redact_dsn(settings.clickhouse_dsn)
+    store = ClickHouseStore(settings.clickhouse_dsn)
+    try:
+        try:
+            rows = store.query_rows("SELECT max(version) AS v FROM promo.schema_version")
+            version = int(rows[0]["v"] or 0) if rows else 0
+        except Exception as exc:
+            fail(f"cannot read the store at {where}: {str(exc).splitlines()[0][:200]}")
+        if version < SCHEMA_VERSION:
+            fail(f"the store at {where} has no alert tables yet (schema v{version}): run a worker of this version once")
+        yield DirectTables(store, where)
+    finally:
+        store.close_sync()
+
+
+# -- list, ack, silence, note ----------------------------------------------------------------------
+def parse_time(text: str, flag: str, now: float | None = None) -> float:
+    """ISO 8601 (UTC unless it says otherwise) or a duration from now: +30m, +2h, +45s, +1d."""
+    now = time.time() if now is None else now
+    rel = re.fullmatch(r"\+(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if rel:
+        return now + float(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)]
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{flag} must be ISO 8601 (2026-11-11T00:30:00Z) or +30m / +2h, not {text!r}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return when.timestamp()
+
+
+def parse_scope(text: str) -> tuple[str, str]:
+    """`total` (or `all`), `CAMPAIGN` or `CAMPAIGN/CHANNEL` -> (campaign_id, channel), '' for any."""
+    text = text.strip()
+    if text in ("total", "all", "*"):
+        return "", ""
+    campaign, _, channel = text.rpartition("/") if "/" in text else (text, "", "")
+    if not campaign:
+        fail(f"--scope must be total, CAMPAIGN or CAMPAIGN/CHANNEL, not {text!r}")
+    return campaign, channel
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    with contextlib.suppress(Exception):
+        return getpass.getuser()
+    return "unknown"
+
+
+def format_alerts(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    lines = []
+    for r in rows:
+        scope = "total" if r["campaign_id"] is None else r["campaign_id"] + (f"/{r['channel']}" if r["channel"] else "")
+        state = "resolved " + r["resolved_at"] if r["resolved_at"] else "FIRING"
+        ack = f" · acked by {r['acked_by']}" if r.get("acked_by") else ""
+        what = "lag" if r["kind"] == "lag" else f"{r['metric']} {r['severity']}"
+        lines.append(f"{r['id']}  {what}  {scope}  since {r['started_at']}  {state}{ack}\n    {r['message']}")
+    return "\n".join(lines)
+
+
+@alerts_app.command("list")
+def list_alerts(
+    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 UTC; default: the last 24 hours")] = None,
+    firing: Annotated[bool, typer.Option("--firing", help="only incidents not resolved")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (promo.alerts' fields)")] = False,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """The incidents the live detector raised, newest first (still-firing ones whatever their age)."""
+    since_s = parse_time(since, "--since") if since else time.time() - 86400
+    with alert_tables(clickhouse) as tables:
+        rows = tables.alerts(since_s, firing)
+        where = tables.where
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    typer.echo(f"store: {where}")
+    typer.echo(format_alerts(rows) or "no alerts in that time (the detector runs with `promo worker --alerts`)")
+
+
+@alerts_app.command("ack")
+def ack_alert(
+    alert_id: Annotated[str, typer.Argument(help="the incident's id (promo alerts list)")],
+    by: Annotated[str | None, typer.Option("--by", help="who takes it (default: your user name)")] = None,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """Acknowledge an incident: someone is on it, so no more reminders are sent."""
+    with alert_tables(clickhouse) as tables:
+        tables.ack(alert_id, _who(by))
+    typer.echo(f"acknowledged {alert_id}")
+
+
+def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str, by: str | None) -> dict[str, Any]:
+    from streams.sink.clickhouse import ALERT_METRICS
+
+    if metric is not None and metric not in ALERT_METRICS:
+        fail(f"--metric must be one of {', '.join(ALERT_METRICS)}, not {metric!r}")
+    if not reason.strip():
+        fail("--reason must say why (it is shown to the next person on shift)")
+    campaign, channel = parse_scope(scope)
+    return {
+        "kind": kind,
+        "metric": metric or "",
+        "campaign_id": campaign,
+        "channel": channel,
+        "until": until,
+        "reason": reason.strip(),
+        "created_by": _who(by),
+        "created_at": time.time(),
+    }
+
+
+@alerts_app.command("silence")
+def silence(
+    scope: Annotated[str, typer.Option("--scope", help="total, CAMPAIGN or CAMPAIGN/CHANNEL")],
+    until: Annotated[str, typer.Option("--until", help="ISO 8601 UTC or +30m / +2h")],
+    reason: Annotated[str, typer.Option("--reason", help="why (shown to whoever looks next)")],
+    metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """No notifications for a scope until a time. Alerts are still detected and recorded."""
+    end = parse_time(until, "--until")
+    if end <= time.time():
+        fail(f"--until {until!r} is in the past")
+    with alert_tables(clickhouse) as tables:
+        tables.silence(_scoped("silence", scope, metric, end, reason, by))
+    typer.echo(
+        f"silenced {scope}{' ' + metric if metric else ''} until "
+        f"{dt.datetime.fromtimestamp(end, tz=dt.UTC).isoformat(timespec='seconds')}"
+    )
+
+
+@alerts_app.command("note")
+def note(
+    scope: Annotated[str, typer.Option("--scope", help="total, CAMPAIGN or CAMPAIGN/CHANNEL")],
+    reason: Annotated[str, typer.Option("--reason", help="what ops changed on purpose")],
+    metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """Say ops changed something on purpose (a channel switched off, a coupon ended): the detector
+    starts that scope's baseline again instead of calling the new level a drop."""
+    with alert_tables(clickhouse) as tables:
+        tables.silence(_scoped("note", scope, metric, time.time(), reason, by))
+    typer.echo(f"noted for {scope}: its baseline starts again")
+
+
+# -- replay -------------------------------------------------------------------------------------------
+@alerts_app.command("replay")
+def replay(
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 UTC: the first evaluation to replay")],
+    end: Annotated[str, typer.Option("--to", help="ISO 8601 UTC: replay up to here")],
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (promo.alerts' fields)")] = False,
+    write: Annotated[
+        bool, typer.Option("--write", help="store the incidents (source 'replay', apart from live)")
+    ] = False,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """The detector over stored data as if live: every evaluation the live detector logged (what was
+    settled then, by arrival), in order, with the plan and schedule stored now."""
+    from streams.alerts import store as alert_store
+    from streams.alerts.detector import Detector
+    from streams.alerts.plan import PlanError, parse_plan_csv
+    from streams.alerts.runner import alert_row, build_step
+
+    from_s, to_s = parse_time(start, "--from"), parse_time(end, "--to")
+    if to_s <= from_s:
+        fail("--to must be after --from")
+    with alert_tables(clickhouse) as tables:
+        evaluations = tables.inputs(from_s, to_s)
+        text, schedule = tables.plan()
+        where = tables.where
+        if not evaluations:
+            fail(f"no evaluations logged between {start} and {end} in {where}: the live detector "
+                 "(`promo worker --alerts`) logs what it sees; none ran then")  # fmt: skip
+        try:
+            plan = parse_plan_csv(text) if text else None
+        except PlanError as exc:
+            fail(f"the stored plan does not parse: {exc}")
+        detector = Detector(None, plan, schedule)
+        incidents: dict[str, Any] = {}
+        for at, settled, lag, leaves in evaluations:
+            for alert in detector.step(build_step(at, settled, lag, leaves, ())):
+                incidents[alert.id] = alert
+        rows = [alert_row(a, "replay") for a in sorted(incidents.values(), key=lambda a: (a.detected_at, a.id))]
+        if write:
+            if not isinstance(tables, DirectTables):
+                fail("--write needs the store itself: stop the worker that owns it, or use a ClickHouse server")
+            alert_store.write_alerts(tables.store, rows)
+    docs = [_row_doc(r) for r in rows]
+    if as_json:
+        for doc in docs:
+            typer.echo(json.dumps(doc, ensure_ascii=False))
+        return
+    typer.echo(f"store: {where}; {len(evaluations)} evaluations replayed")
+    typer.echo(format_alerts(docs) or "no alerts")
+
+
+def _row_doc(row: Any) -> dict[str, Any]:
+    from streams.alerts.store import iso
+
+    return {
+        "id": row.id, "kind": row.kind, "metric": row.metric, "campaign_id": row.campaign_id, "channel": row.channel,
+        "started_at": iso(row.started_at), "detected_at": iso(row.detected_at), "resolved_at": iso(row.resolved_at),
+        "expected": round(float(row.expected), 3), "observed": round(float(row.observed), 3), "basis": row.basis,
+        "severity": row.severity, "message": row.message, "children": list(row.children), "acked_by": None,
+        "acked_at": None,
+    }  # fmt: skip
+
+
+# -- the plan -----------------------------------------------------------------------------------------
+@plan_app.command("import")
+def plan_import(
+    file: Annotated[
+        Path, typer.Argument(help="CSV: minute,metric,expected[,campaign_id,channel]; minute ISO 8601 UTC")
+    ],
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """The war room's plan for the sale: the detector uses its shape (scaled to live traffic) as the
+    expected value, and its ramps around scheduled starts and ends."""
+    from streams.alerts.plan import PlanError, parse_plan_csv
+    from streams.cli.data import read_input
+
+    text = read_input(file, "plan")
+    try:
+        plan = parse_plan_csv(text)
+    except PlanError as exc:
+        fail(f"{file}: {exc}")
+    with alert_tables(clickhouse) as tables:
+        tables.save_plan(text, f"import {file.name}")
+    typer.echo(f"plan imported: {len(plan)} series (scope × metric); the detector takes it within a minute")
+
+
+@plan_app.command("from-day")
+def plan_from_day(
+    day: Annotated[str, typer.Argument(help="a stored sale day, YYYY-MM-DD (Asia/Shanghai)")],
+    for_day: Annotated[str | None, typer.Option("--for", help="the day the plan is for (default: today)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="also write the plan's CSV here")] = None,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """A plan from a stored day: its per-minute counts, moved to the day it is for."""
+    import numpy as np
+
+    from streams.alerts.detector import METRICS, Scope
+    from streams.alerts.messages import SHANGHAI
+    from streams.alerts.plan import plan_from_series
+
+    def midnight(text: str, flag: str) -> float:
+        try:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=SHANGHAI).timestamp()
+        except ValueError:
+            fail(f"{flag} must be a date, YYYY-MM-DD, not {text!r}")
+
+    source = midnight(day, "DAY")
+    target = midnight(for_day, "--for") if for_day else midnight(dt.datetime.now(SHANGHAI).date().isoformat(), "")
+    with alert_tables(clickhouse) as tables:
+        rows = tables.series(source, source + 86400)
+        if not rows:
+            fail(f"no counts stored for {day} (Asia/Shanghai) in {tables.where}")
+        series: dict[Any, Any] = {}
+        for campaign, channel, minute, values in rows:
+            i = int((minute - source) // 60)
+            for scope in (Scope(campaign, channel), Scope(campaign), Scope()):
+                for j, metric in enumerate(METRICS):
+                    arr = series.setdefault((scope, metric), np.zeros(1440))
+                    arr[i] += values[j]
+        plan = plan_from_series(target, 60.0, series)
+        text = plan.to_csv()
+        if out is not None:
+            try:
+                out.write_text(text)
+            except OSError as exc:
+                fail(f"cannot write {out}: {exc.strerror or exc}")
+        tables.save_plan(text, f"from-day {day}")
+    typer.echo(f"plan for {for_day or 'today'} from {day}: {len(plan)} series; the detector takes it within a minute")
+
+
+# -- the detector beside the pipeline -------------------------------------------------------------------
+@alerts_app.command("run")
+def run(
+    clickhouse: ClickHouseOpt = None,
+    english: Annotated[bool, typer.Option("--english", help="messages in English (default: Chinese)")] = False,
+) -> None:
+    """The drop detector as a process of its own, beside a pipeline that writes a ClickHouse server
+    (or an embedded store no worker has open): every 10 s until stopped. It reads how far the
+    pipeline has got from the workers' heartbeats. With an embedded store that a worker owns, that
+    worker runs it instead (`promo worker --alerts`). Run one detector per pipeline."""
+    import asyncio
+    import logging
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.messages import Context
+    from streams.alerts.notify import robots_from_env
+    from streams.alerts.runner import AlertRunner
+    from streams.cli.worker import _live_owner
+    from streams.sink.clickhouse import ClickHouseStore
+
+    settings = settings_from(clickhouse=clickhouse)
+    store_dir = settings.embedded_store
+    if store_dir is not None and _live_owner(store_dir) is not None:
+        fail(f"a worker owns the store at {store_dir}: it runs the detector itself; start it with --alerts")
+    try:
+        robots = robots_from_env()
+    except ValueError as exc:
+        fail(str(exc))
+    with alert_tables(clickhouse) as tables:
+        if not isinstance(tables, DirectTables):
+            fail("a worker owns the store: start it with --alerts")
+        store: ClickHouseStore = tables.store
+        language = "en" if english else settings.alerts_language
+
+        async def lag(now: float) -> float:
+            return await store.call(alert_store.fleet_lag, store, now)
+
+        def context(lag_s: float) -> Context:
+            return Context({}, lag_s, settings.dashboard_url, language)
+
+        runner = AlertRunner(store, store.call, lag, robots=robots, context=context,
+                             state_path=settings.data_dir.resolve() / "alerts" / f"{settings.app_id}.json")  # fmt: skip
+        logging.getLogger("streams").setLevel(logging.INFO)
+        typer.echo(f"drop detector on {tables.where}: every 10 s, {len(robots)} robot(s); Ctrl-C stops it")
+        try:
+            asyncio.run(runner.run())
+        except KeyboardInterrupt:
+            typer.echo("stopped")

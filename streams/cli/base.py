@@ -23,8 +23,10 @@ users_app = typer.Typer(help="Existing buyers (never counted as new ordering use
 app.add_typer(users_app, name="users")
 campaigns_app = typer.Typer(help="Campaign names and schedules (for the screens and the alerts).", no_args_is_help=True)
 app.add_typer(campaigns_app, name="campaigns")
-alerts_app = typer.Typer(help="Drop alerts: so far, the notification robots.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Drop alerts: incidents, silences, notes, notification robots.", no_args_is_help=True)
 app.add_typer(alerts_app, name="alerts")
+plan_app = typer.Typer(help="The sale's plan: what the drop detector expects, minute by minute.", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
 dashboards_app = typer.Typer(help="Grafana dashboards as code (ClickHouse datasource).", no_args_is_help=True)
 app.add_typer(dashboards_app, name="dashboards")
 

@@ -1,0 +1,59 @@
+"""`promo alerts run`: the detector as a process of its own beside a store no worker has open (a
+ClickHouse server in production; an embedded store here). Its freshness comes from the workers'
+heartbeats: the last one is an hour old, so the pipeline is not running and the detector says so
+with a `lag` alert (and no drop alert), its own heartbeat in promo.pipeline_status."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.kit.harness import PROMO
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+import sys, time
+from streams.sink.clickhouse import ClickHouseStore
+store = ClickHouseStore("chdb://" + sys.argv[1])
+store.apply_schema()
+store.log_status(int((time.time() - 3600) * 1000), "host:6066", 0, "ok", "", 0.0)
+store.close_sync()
+"""
+
+BEATS = """
+import sys
+from streams.sink.clickhouse import ClickHouseStore
+store = ClickHouseStore("chdb://" + sys.argv[1])
+print(store.query_rows("SELECT count() AS n FROM promo.pipeline_status WHERE worker = 'detector'")[0]["n"])
+"""
+
+
+def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    subprocess.run([sys.executable, "-c", SETUP, str(store)], check=True, timeout=120)
+    dsn = ["--clickhouse", f"chdb://{store}"]
+    env = {"PATH": str(Path(PROMO).parent), "PROMO_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+    detector = subprocess.Popen([PROMO, "alerts", "run", "--english", *dsn], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        time.sleep(32)  # a first evaluation takes its starting point, the next ones judge
+    finally:
+        detector.send_signal(signal.SIGINT)
+        output, _ = detector.communicate(timeout=60)
+    assert "drop detector on" in output and "Traceback" not in output, output
+    listed = subprocess.run([PROMO, "alerts", "list", "--json", *dsn], env=env, capture_output=True, text=True,
+                            timeout=120, check=False)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    alerts = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [a["kind"] for a in alerts] == ["lag"], alerts
+    assert alerts[0]["resolved_at"] is None and alerts[0]["observed"] > 3000, alerts
+    beat = subprocess.run([sys.executable, "-c", BEATS, str(store)], capture_output=True, text=True, timeout=120,
+                          check=True)  # fmt: skip
+    assert int(beat.stdout) >= 2, beat.stdout
