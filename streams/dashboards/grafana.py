@@ -43,6 +43,8 @@ FACTS_MINUTE = "promo.facts_minute"
 CAMPAIGN_NAMES = "promo.campaign_names"  # the newest `promo campaigns import` of each campaign
 PIPELINE_STATUS = "promo.pipeline_status"  # the worker's state every 10 s
 SINK_LOG = "promo.sink_log"
+ALERTS = "promo.alerts"  # the drop detector's incidents (streams/alerts/), a version per change
+DETECTOR = "detector"  # its heartbeat's `worker` in promo.pipeline_status
 
 # The social channels of the headline number ("52% of new ordering users came from WeChat and QQ").
 SOCIAL_CHANNELS = ("wechat", "mobileqq", "jingxi")
@@ -453,11 +455,50 @@ def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
             Grid(18, 13, 6, 10), x_field="tier", names={"new_users": "新客 / New users"},
             description=f"Tier 0 is an order without a city tier. {DAY_NOTE}",
         ),
+        firing_alerts(Grid(0, 23, 24, 6)),
     ]  # fmt: skip
-    return dashboard(
+    board = dashboard(
         "promo-war-room", "大促作战室 / War room", panels, time_from=time_from,
         description="618 / Double 11 live numbers: GMV, orders, new ordering users and where they come from.",
     )  # fmt: skip
+    board["annotations"]["list"] = [alert_annotations()]
+    return board
+
+
+def firing_alerts(grid: Grid) -> Json:
+    """The drop detector's incidents firing now, newest first (`promo worker --alerts`)."""
+    return table(
+        "正在告警 / Firing alerts",
+        f"SELECT formatDateTime(started_at, '%H:%i:%S', '{TIMEZONE}') AS since, "
+        "if(kind = 'lag', '数据延迟 / lag', metric) AS what, "
+        "if(campaign_id IS NULL, '全部 / total', concat(campaign_id, if(channel IS NULL, '', concat(' / ', channel)))) "
+        f"AS scope, severity, round(observed) AS observed, round(expected) AS expected, basis, message FROM {ALERTS} "
+        "FINAL WHERE source = 'live' AND resolved_at IS NULL ORDER BY detected_at DESC LIMIT 20",
+        grid,
+        names={"since": "自 / Since", "what": "指标 / Metric", "scope": "范围 / Scope", "severity": "级别 / Severity",
+               "observed": "实际 / Observed", "expected": "预期 / Expected", "basis": "依据 / Basis",
+               "message": "说明 / Message"},
+        description="Incidents the drop detector has open: a drop against the plan, the scope's share of its "
+        "parent or its recent level, or the pipeline lagging (then no drop is judged). docs/ALERTS.md.",
+    )  # fmt: skip
+
+
+def alert_annotations(campaign: str | None = None) -> Json:
+    """The detector's incidents as regions on every time series: onset to resolution (or now)."""
+    scope = f" AND campaign_id = {campaign}" if campaign else ""
+    sql = (
+        "SELECT started_at AS time, coalesce(resolved_at, now64(3)) AS timeEnd, "
+        "concat(if(kind = 'lag', 'lag', concat(metric, ' ', severity)), ': ', message) AS text, "
+        f"concat(kind, ',', severity) AS tags FROM {ALERTS} FINAL WHERE source = 'live'{scope} "
+        "AND started_at <= $__toTime AND coalesce(resolved_at, now64(3)) >= $__fromTime"
+    )
+    return {
+        "datasource": datasource(),
+        "enable": True,
+        "iconColor": "red",
+        "name": "告警 / Alerts",
+        "target": {**target(sql, FORMAT_TABLE), "refId": "Alerts"},
+    }
 
 
 def campaign_drilldown(*, time_from: str = DEFAULT_RANGE) -> Json:
@@ -577,8 +618,8 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             # worker gone, or a store it cannot write: 3.
             # (max over no row is 1970, so an empty table is "no heartbeat" too.)
             f"SELECT if(max(ts) < now() - 30, 3, argMax(code, ts)) AS state FROM {PIPELINE_STATUS} "
-            "WHERE ts > now() - INTERVAL 10 MINUTE",
-            Grid(0, 18, 24, 4), steps=((1, "orange"), (2, "red")), no_value="3",
+            f"WHERE ts > now() - INTERVAL 10 MINUTE AND worker != '{DETECTOR}'",
+            Grid(0, 18, 18, 4), steps=((1, "orange"), (2, "red")), no_value="3",
             mappings={0: "正常 / OK", 1: "延迟或启动中 / Behind or starting", 2: "数字停了 / Numbers stopped",
                       3: "无心跳 / No heartbeat", 4: "Kafka 不可达 / Broker unreachable",
                       5: "Kafka 日志丢失, 需重启 worker / Broker lost its log: restart the worker"},
@@ -586,6 +627,17 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             "unreachable or refusing writes, a stage stalled (red); no heartbeat from the worker for 30 s (red); "
             "the Kafka broker not answering (red: start it, `promo broker`); the broker back without its log "
             "(red: restart the worker with a fresh store). The message of the newest row says which.",
+        ),
+        stat(
+            "告警检测器 / Drop detector",
+            # Its heartbeat every 10 s (streams/alerts/runner.py); none for 30 s is a detector gone: the
+            # wall would show no alert while the numbers fall. Grafana alerts on it too (promo-watchdog).
+            f"SELECT if(max(ts) < now() - 30, 3, argMax(code, ts)) AS state FROM {PIPELINE_STATUS} "
+            f"WHERE ts > now() - INTERVAL 10 MINUTE AND worker = '{DETECTOR}'",
+            Grid(18, 18, 6, 4), steps=((2, "red"),), no_value="3",
+            mappings={0: "运行中 / Running", 2: "读写失败 / Failing", 3: "无心跳 / No heartbeat"},
+            description="The drop detector's own heartbeat (`promo worker --alerts`). No heartbeat: no alert "
+            "would reach the war room.",
         ),
     ]  # fmt: skip
     return dashboard(
@@ -602,6 +654,64 @@ def build_all() -> dict[str, Json]:
     """File name -> dashboard JSON, for every dashboard."""
     boards = (war_room(), campaign_drilldown(), pipeline_health())
     return {f"{board['uid']}.json": board for board in boards}
+
+
+def watchdog_rules() -> Json:
+    """Grafana alert rules (file provisioning, deploy/grafana/provisioning/alerting/): the drop
+    detector's heartbeat stopped for 30 s, or the pipeline's. A silent detector would let the numbers
+    fall with no alert: Grafana, which reads the same store, watches the watcher."""
+
+    def rule(uid: str, title: str, where: str, summary: str) -> Json:
+        sql = (f"SELECT dateDiff('second', max(ts), now()) AS silent_s FROM {PIPELINE_STATUS} "
+               f"WHERE ts > now() - INTERVAL 1 DAY AND {where}")  # fmt: skip
+        return {
+            "uid": uid,
+            "title": title,
+            "condition": "C",
+            "data": [
+                {
+                    "refId": "A",
+                    "relativeTimeRange": {"from": 600, "to": 0},
+                    "datasourceUid": DATASOURCE_UID,
+                    "model": {**target(sql, FORMAT_TABLE), "refId": "A"},
+                },
+                {
+                    "refId": "C",
+                    "datasourceUid": "__expr__",
+                    "model": {
+                        "refId": "C",
+                        "type": "threshold",
+                        "expression": "A",
+                        "conditions": [{"evaluator": {"type": "gt", "params": [30]}}],
+                    },
+                },
+            ],
+            "noDataState": "Alerting",  # no row at all: never started, or the table is gone
+            "execErrState": "Alerting",  # the store does not answer: nobody is watching either
+            "for": "0s",
+            "annotations": {"summary": summary},
+            "labels": {"team": "war-room", "severity": "critical"},
+        }
+
+    return {
+        "apiVersion": 1,
+        "groups": [{
+            "orgId": 1,
+            "name": "promo-watchdog",
+            "folder": "大促 / Promo",
+            "interval": "10s",
+            "rules": [
+                rule("promo-detector-heartbeat", "告警检测器无心跳 / Drop detector silent", f"worker = '{DETECTOR}'",
+                     "The drop detector wrote no heartbeat for 30 s: no drop alert can reach the war room. "
+                     "Check the worker started with --alerts."),
+                rule("promo-pipeline-heartbeat", "管道无心跳 / Pipeline silent", f"worker != '{DETECTOR}'",
+                     "No worker wrote its state for 30 s: the numbers on the wall have stopped."),
+            ],
+        }],
+    }  # fmt: skip
+
+
+WATCHDOG_FILE = "promo-watchdog.json"
 
 
 def render(board: Json) -> str:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from streams.alerts.store import AlertRow, write_alerts
 from streams.config import Settings
 from streams.contract.facts import COUNTERS, Deltas
 from streams.dashboards.grafana import (
@@ -130,6 +131,13 @@ def world() -> Iterator[World]:
                 (now_ms, p, markers[p], 1, max_ingest_ms, ingest_ms, ms)
                 for p, ms in zip([0, 1, 0], WRITE_MS, strict=True)
             )
+            # One incident firing, one resolved: the war room lists the first (and annotates both).
+            at = now_ms / 1000
+            firing = AlertRow("f1", "drop", "orders", "c1", "wechat", at - 60, at, None, 100.0, 5.0,
+                              "share-of-parent", "critical", "orders on c1/wechat 95% below expected")  # fmt: skip
+            resolved = AlertRow("r1", "lag", None, None, None, at - 600, at - 500, at - 400, 60.0, 75.0, "freshness",
+                                "warning", "pipeline 75 s behind")  # fmt: skip
+            write_alerts(store, [firing, resolved])
             day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
             # The sale starts at 00:00 Shanghai: its day's totals are the tiles' "today" up to 20:00.
             sale = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC)
@@ -578,3 +586,27 @@ def _unbounded_orders(world: World, tile: Json, rng: Range) -> int:
     sql = tile["targets"][0]["rawSql"].replace(f" AND minute < {SETTLED_UNTIL}", "")
     assert SETTLED_UNTIL not in sql
     return int(only(world.rows({"targets": [{"rawSql": sql}]}, rng=rng))["orders"])
+
+
+def test_the_watchdog_rules_are_committed_as_generated_and_watch_the_detector() -> None:
+    from streams.dashboards.grafana import WATCHDOG_FILE, render, watchdog_rules
+
+    committed = ROOT / "deploy" / "grafana" / "provisioning" / "alerting" / WATCHDOG_FILE
+    assert committed.read_text(encoding="utf-8") == render(watchdog_rules()), f"{committed} is stale"
+    (group,) = watchdog_rules()["groups"]
+    rules = {r["uid"]: r for r in group["rules"]}
+    detector = rules["promo-detector-heartbeat"]
+    assert "worker = 'detector'" in detector["data"][0]["model"]["rawSql"]
+    assert detector["noDataState"] == detector["execErrState"] == "Alerting"
+    assert detector["data"][1]["model"]["conditions"][0]["evaluator"] == {"type": "gt", "params": [30]}
+    assert "worker != 'detector'" in rules["promo-pipeline-heartbeat"]["data"][0]["model"]["rawSql"]
+
+
+def test_the_war_room_marks_alerts_and_lists_the_firing_ones(world: World) -> None:
+    from streams.dashboards.grafana import war_room
+
+    board = war_room()
+    (annotation,) = board["annotations"]["list"]
+    assert "promo.alerts FINAL" in annotation["target"]["rawSql"] and "timeEnd" in annotation["target"]["rawSql"]
+    rows = world.rows(panel("promo-war-room", "Firing alerts"))
+    assert [(r["what"], r["scope"], r["severity"]) for r in rows] == [("orders", "c1 / wechat", "critical")]
