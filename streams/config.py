@@ -89,6 +89,11 @@ class Settings:
     # Identity audit for fault tests: stage 2 adds to each deltas message which order, and which
     # event holding a person's credit, its numbers moved (streams/aggregate/audit.py). Off: the wire as ever.
     audit: bool = False
+    # The drop detector (streams/alerts/), run every 10 s by the worker that runs the sink; `promo demo`
+    # turns it on. Its messages' language ("zh" or "en") and the dashboard their links open.
+    alerts: bool = False
+    alerts_language: str = "zh"
+    dashboard_url: str = ""
 
     def __post_init__(self) -> None:
         if not self.broker.startswith("kafka://"):
@@ -111,6 +116,8 @@ class Settings:
         for name in ("allowed_lateness_s", "dedup_horizon_s", "future_limit_s", "snapshot_interval_s"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+        if self.alerts_language not in ("zh", "en"):
+            raise ConfigError(f"alerts language must be zh or en, got {self.alerts_language!r}")
         if not self.stall_after_s > 0:
             raise ConfigError(f"stall_after_s must be positive, got {self.stall_after_s}")
 

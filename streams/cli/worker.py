@@ -71,10 +71,15 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "warn",
     view_port: ViewPortOpt = None,
     no_view: NoViewOpt = False,
+    alerts: Annotated[
+        bool | None,
+        typer.Option("--alerts/--no-alerts", help="run the drop detector every 10 s (with the sink only)"),
+    ] = None,
 ) -> None:
     """Run a Faust worker: creates the topics it needs, consumes events, writes ClickHouse.
 
-    The worker with the sink also serves the dashboards at http://127.0.0.1:8080/ (the local view).
+    The worker with the sink also serves the dashboards at http://127.0.0.1:8080/ (the local view),
+    and with --alerts (PROMO_ALERTS=1) runs the drop detector (docs/ALERTS.md).
     """
     import gc
 
@@ -86,13 +91,15 @@ def worker(
 
     settings = settings_from(
         broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
-        web_port=web_port, sink=sink, view_port=0 if no_view else view_port,
+        web_port=web_port, sink=sink, view_port=0 if no_view else view_port, alerts=alerts,
     )  # fmt: skip
     if loglevel not in ("crit", "error", "warn", "info", "debug"):
         fail("--loglevel must be one of crit, error, warn, info, debug")
     _check_data_dir(settings)
     _check_store_free(settings)
     _install_crash_points()
+    if settings.alerts and not settings.sink:
+        fail("--alerts needs the sink in this process (--sink): the detector reads what the sink writes")
     if settings.sink:
         _check_view(settings)
     created = asyncio.run(ensure_topics(settings))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import threading
@@ -95,8 +96,11 @@ def run_demo(
     # A fresh in-memory broker needs a fresh store and fresh state snapshots.
     shutil.rmtree(data_dir / "store", ignore_errors=True)
     shutil.rmtree(data_dir / "state", ignore_errors=True)
+    shutil.rmtree(data_dir / "alerts", ignore_errors=True)  # the detector's state belongs to the old store
+    # The drop detector runs in the demo's worker (docs/ALERTS.md); robots from PROMO_NOTIFY_* if set.
     pipeline = Pipeline(f"kafka://127.0.0.1:{port}", data_dir.resolve(), prefix="promo.",
-                        extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port), **view_env})  # fmt: skip
+                        extra={"PROMO_APP_ID": "promo-demo", "PROMO_WEB_PORT": str(web_port), "PROMO_ALERTS": "1",
+                               **view_env, **_alert_env()})  # fmt: skip
     settings = pipeline.settings()
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     broker = EmbeddedBroker(port, log_path=data_dir / "broker.log").start()
@@ -176,3 +180,10 @@ def run_demo(
         worker.stop()
         broker.stop()
         signal.signal(signal.SIGTERM, previous)
+
+
+def _alert_env() -> dict[str, str]:
+    """The robots, the language and the dashboard link of the detector's messages, from the demo's
+    own environment (the pipeline's environment is otherwise built afresh)."""
+    keep = ("PROMO_NOTIFY_", "PROMO_ALERTS_LANGUAGE", "PROMO_DASHBOARD_URL")
+    return {k: v for k, v in os.environ.items() if k.startswith(keep)}

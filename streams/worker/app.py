@@ -31,6 +31,8 @@ import faust
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
+from streams.alerts.freshness import PositionClock
+from streams.alerts.runner import AlertRunner, banner_alert
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
@@ -42,6 +44,7 @@ from streams.statelog import StateLog
 from streams.worker.agents.aggregate import AggregateAgent
 from streams.worker.agents.base import BatchAgent
 from streams.worker.agents.ingest import IngestAgent
+from streams.worker.alerting import attach_alert_pages, attach_alerts, attach_replay_pages
 from streams.worker.broker_watch import PROBE_EVERY_S, BrokerWatch, probe_broker, quiet_aiokafka_bootstrap_errors
 from streams.worker.pauses import GcPauses
 from streams.worker.stall import Change, StallWatch
@@ -58,7 +61,7 @@ STATUS_CODES: Mapping[str, int] = {
     "ok": 0, "behind": 1, "starting": 1, "stalled": 2, "writes_failing": 2, "store_unreachable": 2,
     "broker_unreachable": 4, "broker_reset": 5,
 }  # fmt: skip
-HEARTBEAT_S = 10.0
+HEARTBEAT_S = 5.0  # a detector in another process reads the pipeline's lag from it
 
 
 def owner_file(store: Path) -> Path:
@@ -78,6 +81,10 @@ class WorkerApp:
     started_at: float
     gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
     behind_since: float | None = None  # epoch s: since when more than `behind_events` wait
+    alerts: AlertRunner | None = None  # the drop detector, with --alerts (streams/worker/alerting.py)
+    # How far behind, in seconds, every partition this worker consumes is (streams/alerts/freshness.py):
+    # sampled with the stall watch, written with the heartbeat, what the drop detector judges by.
+    freshness: PositionClock = field(default_factory=PositionClock)
     stall_watch: StallWatch[TopicPartition] = field(init=False)
     broker_watch: BrokerWatch = field(init=False)
 
@@ -125,15 +132,22 @@ class WorkerApp:
 
     def _agent_lags(self, agent: BatchAgent, topics: Collection[str]) -> dict[TopicPartition, int | None]:
         """Per assigned partition of the agent's topics: the fetch high-watermark minus the next offset
-        the agent will process (the first of the batch it holds, else the next one not yet handed to
-        it, else the committed offset); None when either is unknown (never fetched, say)."""
+        the agent will process; None when either is unknown (never fetched, say)."""
+        return {tp: _lag(end, position) for tp, (end, position) in self._agent_positions(agent, topics).items()}
+
+    def _agent_positions(
+        self, agent: BatchAgent, topics: Collection[str]
+    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
+        """Per assigned partition of the agent's topics: (fetch high-watermark, the next offset the
+        agent will process: the first of the batch it holds, else the next one not yet handed to
+        it, else the committed offset), each None when unknown."""
         try:
             consumer = cast(BatchConsumer, self.app.consumer)
             assigned = [tp for tp in consumer.assignment() if tp.topic in topics]
         except Exception:  # not started yet, or between assignments
             return {}
         holding = {tp: records[0].offset for tp, records in agent.pending or () if records}
-        lags: dict[TopicPartition, int | None] = {}
+        positions: dict[TopicPartition, tuple[int | None, int | None]] = {}
         for tp in assigned:
             try:
                 highwater: int | None = consumer.highwater(tp)
@@ -144,8 +158,18 @@ class WorkerApp:
                 next_offset = consumer._handed.get(tp)
             if next_offset is None:
                 next_offset = consumer._committed_offset.get(tp)
-            lags[tp] = _lag(highwater, next_offset)
-        return lags
+            positions[tp] = (highwater, next_offset)
+        return positions
+
+    def positions(self) -> dict[TopicPartition, tuple[int | None, int | None]]:
+        """Every partition this worker consumes, in every stage: (log end, next offset to process).
+        What the drop detector's freshness is measured from (streams/alerts/freshness.py)."""
+        settings = self.settings
+        out = self._agent_positions(self.ingest, {settings.topic(s) for s in INPUT_TOPICS})
+        out.update(self._agent_positions(self.aggregate, {settings.topic(Topic.ROUTED)}))
+        if self.sink is not None:
+            out.update(_sink_positions(self.sink))
+        return out
 
     def stalls(self, now: float | None = None) -> dict[str, Any]:
         """The /health section: the threshold, each stage's lag, and the stalled stages with their partitions."""
@@ -215,8 +239,11 @@ class WorkerApp:
         else:
             self.behind_since = None
         last_write = self.sink.health.last_write_at if self.sink is not None else 0.0
-        return {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
-                "last_write_ms": int(last_write * 1000)}  # fmt: skip
+        doc = {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
+               "last_write_ms": int(last_write * 1000)}  # fmt: skip
+        if self.alerts is not None:  # the incidents firing now, for the view's alert banner
+            doc["alerts"] = [banner_alert(a) for a in self.alerts.detector.firing()]
+        return doc
 
     def health(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -258,20 +285,24 @@ def _lag(highwater: int | None, next_offset: int | None) -> int | None:
 
 
 def _sink_lags(sink: DeltaSink) -> dict[TopicPartition, int | None]:
-    """The sink's lag per partition: the fetch high-watermark minus its consumer's position (what
-    `getmany` hands out next; a batch being written is past it). aiokafka's `position()` may wait
-    for a position, so this reads the same per-partition state directly."""
+    """The sink's lag per partition: the fetch high-watermark minus its consumer's position."""
+    return {tp: _lag(end, position) for tp, (end, position) in _sink_positions(sink).items()}
+
+
+def _sink_positions(sink: DeltaSink) -> dict[TopicPartition, tuple[int | None, int | None]]:
+    """Per partition of the sink: (fetch high-watermark, its consumer's position: what `getmany`
+    hands out next; a batch being written is past it). aiokafka's `position()` may wait for a
+    position, so this reads the same per-partition state directly."""
     consumer = sink._consumer
     if consumer is None:
         return {}
     try:
         assignment = consumer._subscription.subscription.assignment
-        lags: dict[TopicPartition, int | None] = {}
+        positions: dict[TopicPartition, tuple[int | None, int | None]] = {}
         for tp in consumer.assignment():
             state = assignment.state_value(tp)
-            position = state.position if state.has_valid_position else None
-            lags[tp] = _lag(state.highwater, position)
-        return lags
+            positions[tp] = (state.highwater, state.position if state.has_valid_position else None)
+        return positions
     except Exception:  # not started, or between assignments
         return {}
 
@@ -341,6 +372,7 @@ def build_app(settings: Settings) -> WorkerApp:
         while True:
             await asyncio.sleep(interval)
             pipeline.check_stalls()
+            pipeline.freshness.sample(time.time(), pipeline.positions())
 
     app.task(watch_stalls)
 
@@ -413,7 +445,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
     app.task(load_campaigns)
 
     async def heartbeat() -> None:
-        """The pipeline's state into promo.pipeline_status every 10 s, for Grafana's state panel (the
+        """The pipeline's state and lag into promo.pipeline_status every 5 s, for Grafana's state panel (the
         same states as the local view's banner). When ClickHouse is down no row lands: Grafana, which
         reads the same store, then shows no heartbeat."""
         await sink.schema_ready.wait()
@@ -424,10 +456,14 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             state = first["kind"] if first else "ok"
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
-                                 first["message"] if first else "")  # fmt: skip
+                                 first["message"] if first else "", pipeline.freshness.lag_s())  # fmt: skip
             await asyncio.sleep(HEARTBEAT_S)
 
     app.task(heartbeat)
+    attach_alert_pages(pipeline, store, sink)
+    attach_replay_pages(pipeline, store, sink)
+    if settings.alerts:
+        pipeline.alerts = attach_alerts(pipeline, store, sink)
     app.on_before_shutdown.connect(stop_sink)  # type: ignore[arg-type]  # as above
     # The dashboards as a page (streams/dashboards/view/), its queries on the store's thread like every read here.
     attach_view(app, settings, lambda sql, params: store.call(store.query_table, sql, params), sink.schema_ready,

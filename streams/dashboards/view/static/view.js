@@ -396,6 +396,7 @@
         const status = await api("/api/status");
         problems = status.problems;
         this.lastWriteMs = status.last_write_ms || 0;
+        this.showAlerts(status.alerts || []);
       } catch (err) {
         problems = [{ kind: "worker_unreachable", message: "看板连不上 worker / the worker does not answer",
           detail: err.message, since_ms: 0 }];
@@ -421,6 +422,33 @@
       );
       banner.dataset.kind = first.kind;
       banner.hidden = false;
+    }
+
+    // The alert banner: the drop detector's incidents firing now (streams/alerts/; `promo worker --alerts`).
+    showAlerts(alerts) {
+      const box = document.getElementById("alerts");
+      if (!box) return;
+      if (!alerts.length) {
+        box.hidden = true;
+        box.replaceChildren();
+        return;
+      }
+      const clock = (ms) => new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
+        second: "2-digit", hour12: false }).format(new Date(ms));
+      const metrics = { interactions: "互动量 interactions", shares: "分享 shares", orders: "订单 orders",
+        gmv_fen: "GMV", new_users: "新下单用户 new users" };
+      const line = (a) => {
+        if (a.kind === "lag") return `⏱ 数据延迟 / pipeline behind ${Math.round(a.observed)} s · 自 / since ${clock(a.since_ms)}`;
+        const scope = a.campaign_id === null ? "全部 / total" : a.campaign_id + (a.channel ? " / " + a.channel : "");
+        const drop = a.expected > 0 ? Math.round((1 - a.observed / a.expected) * 100) : 0;
+        return `${a.severity === "critical" ? "🔴" : "🟠"} ${scope} · ${metrics[a.metric] || a.metric} ` +
+          `−${drop}% (${Math.round(a.observed)} vs ${Math.round(a.expected)}, ${a.basis}) · 自 / since ${clock(a.since_ms)}`;
+      };
+      const shown = alerts.slice(0, 3).map((a) => el("div", { class: "alert", "data-severity": a.severity, text: line(a) }));
+      if (alerts.length > 3) shown.push(el("div", { class: "more", text: `+${alerts.length - 3} 条 / more (promo alerts list)` }));
+      box.replaceChildren(...shown);
+      box.dataset.severity = alerts.some((a) => a.severity === "critical") ? "critical" : "warning";
+      box.hidden = false;
     }
 
     async refresh() {

@@ -1,0 +1,194 @@
+"""The drop detector inside the worker that runs the sink (`--alerts`): wiring only.
+
+With an embedded store this is the one process that may open it, so the detector runs here; its
+logic is streams/alerts/ (runner, detector, feed, freshness). Freshness comes from this worker's
+own consumers, every stage, sampled every second with the stall watch (WorkerApp.freshness): how long each partition's
+position has been behind its log's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Protocol
+
+import faust
+
+from streams.alerts.freshness import PositionClock
+from streams.alerts.messages import Context
+from streams.alerts.notify import robots_from_env
+from streams.alerts.runner import AlertRunner
+
+if TYPE_CHECKING:
+    from streams.config import Settings
+    from streams.sink.clickhouse import ClickHouseStore
+    from streams.sink.writer import DeltaSink
+
+
+class WorkerApp(Protocol):  # what of streams.worker.app.WorkerApp this needs (that module imports this one)
+    @property
+    def app(self) -> faust.App: ...
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def freshness(self) -> PositionClock: ...
+
+
+log = logging.getLogger(__name__)
+
+NAMES_EVERY_S = 60.0
+
+
+def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> AlertRunner:
+    settings, app = pipeline.settings, pipeline.app
+    names: dict[str, str] = {}
+    try:
+        robots = robots_from_env()
+    except ValueError as exc:  # a bad robot URL: the detector still runs and records alerts
+        log.error("notifications off: %s", exc)
+        robots = []
+
+    def context(lag_s: float) -> Context:
+        return Context(names, lag_s, settings.dashboard_url, settings.alerts_language)
+
+    async def lag(now: float) -> float:
+        return pipeline.freshness.lag_s()
+
+    runner = AlertRunner(
+        store,
+        store.call,
+        lag,
+        state_path=settings.data_dir.resolve() / "alerts" / f"{settings.app_id}.json",
+        robots=robots,
+        context=context,
+    )
+
+    async def load_names() -> None:
+        await sink.schema_ready.wait()
+        while True:
+            try:
+                rows = await store.call(store.query_rows, "SELECT campaign_id, name FROM promo.campaign_names")
+                names.clear()
+                names.update({r["campaign_id"]: r["name"] for r in rows if r["name"]})
+            except Exception as exc:  # names are a nicety: ids stand in meanwhile
+                log.debug("campaign names not loaded: %s", exc)
+            await asyncio.sleep(NAMES_EVERY_S)
+
+    async def run() -> None:
+        await sink.schema_ready.wait()
+        log.info("drop detector on: every 10 s, %d notification robot(s)", len(robots))
+        await runner.run()
+
+    app.task(load_names)
+    app.task(run)
+    return runner
+
+
+def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
+    """`/api/alerts` (GET: the incidents; POST …/ack and …/silence) on the worker's web port, so the
+    CLI reaches the alert tables of an embedded store this process owns. Loopback unless told
+    otherwise, like every page of the worker; every value is a bound parameter."""
+    from faust.web import Request, Response, View
+
+    from streams.alerts import store as alert_store
+
+    app = pipeline.app
+
+    async def ready() -> None:
+        await asyncio.wait_for(sink.schema_ready.wait(), 30)
+
+    @app.page("/api/alerts")
+    class Alerts(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            since = request.query.get("since_s")
+            try:
+                since_s = float(since) if since else None
+            except ValueError:
+                return self.json({"error": "since_s must be epoch seconds"}, status=400)
+            source, firing = request.query.get("source", "live"), request.query.get("firing") == "1"
+            rows = await store.call(
+                lambda: alert_store.read_alerts(store, since_s=since_s, source=source, firing_only=firing)
+            )
+            return self.json(rows)
+
+    @app.page("/api/alerts/ack")
+    class Ack(View):
+        async def post(self, request: Request) -> Response:
+            await ready()
+            doc = await request.json()
+            alert_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
+            if not await store.call(alert_store.known_alert, store, alert_id):
+                return self.json({"error": f"no alert {alert_id!r}"}, status=404)
+            await store.call(alert_store.ack, store, alert_id, by, time.time())
+            return self.json({"ok": True})
+
+    @app.page("/api/alerts/silence")
+    class Silence(View):
+        async def post(self, request: Request) -> Response:
+            await ready()
+            doc = await request.json()
+            try:
+                silence = alert_store.Silence.from_doc(doc)
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            await store.call(alert_store.add_silence, store, silence)
+            return self.json({"ok": True})
+
+
+def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
+    """What `promo alerts replay` and `promo plan …` need of an embedded store this process owns:
+    the logged evaluations, the plan and schedule, a day's series; and a plan to store."""
+    from faust.web import Request, Response, View
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.plan import PlanError, parse_plan_csv
+
+    app = pipeline.app
+
+    def span(request: Request) -> tuple[float, float] | None:
+        try:
+            return float(request.query["from_s"]), float(request.query["to_s"])
+        except (KeyError, ValueError):
+            return None
+
+    bad_span = {"error": "from_s and to_s must be epoch seconds"}
+
+    @app.page("/api/alerts/inputs")
+    class Inputs(View):
+        async def get(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            asked = span(request)
+            if asked is None:
+                return self.json(bad_span, status=400)
+            steps = await store.call(alert_store.read_inputs, store, *asked)
+            return self.json([[at, settled, lag, [[c, ch, v] for (c, ch), v in leaves.items()]]
+                              for at, settled, lag, leaves in steps])  # fmt: skip
+
+    @app.page("/api/alerts/series")
+    class Series(View):
+        async def get(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            asked = span(request)
+            if asked is None:
+                return self.json(bad_span, status=400)
+            return self.json(await store.call(alert_store.day_series, store, *asked))
+
+    @app.page("/api/alerts/plan")
+    class PlanPage(View):
+        async def get(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            text, schedule = await store.call(alert_store.read_plan_and_schedule, store)
+            return self.json({"csv": text, "schedule": {c: list(v) for c, v in schedule.items()}})
+
+        async def post(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            doc = await request.json()
+            text, source = str(doc.get("csv", "")), str(doc.get("source", ""))[:200]
+            try:
+                parse_plan_csv(text)  # the worker checks it too: only a plan that parses is stored
+            except PlanError as exc:
+                return self.json({"error": str(exc)}, status=400)
+            await store.call(alert_store.save_plan, store, text, source, time.time())
+            return self.json({"ok": True})

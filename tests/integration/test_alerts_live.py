@@ -1,0 +1,133 @@
+"""Issue 17 end to end on the real broker and ClickHouse engine: a worker with `--alerts` under a
+steady stream whose stage 2 stalls for 90 s and then catches up.
+
+What a war room must see: a `lag` alert about 60 s into the stall (the evaluation after the lag
+passes 60 s), no drop alert at all (neither while stalled nor while catching up: the numbers were
+only late), the lag alert resolved soon after the catch-up; the incident in promo.alerts through
+`promo alerts list --json`, acknowledged with `promo alerts ack`, and on the view's alert banner
+while it fires. Then the stream stops for good, a real outage: critical drop alerts at the total
+within seconds. The stall is real (the fault file's `stall-stage:aggregate`, as
+tests/integration/test_stall.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.kafka import free_port
+from streams.kit.harness import Pipeline, WorkerProcess, get_json
+from streams.kit.producer import send_records
+from streams.kit.simulate import SimConfig, generate
+from streams.users import import_existing
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
+RATE = 60  # events a second, steady: the whole stream is judged at the total scope
+
+
+def steady_stream(seconds: float, seed: int) -> tuple[list[Any], list[str]]:
+    """The simulator's events in random order at an even pace: a stationary stream (the Double 11
+    curve compressed into minutes would itself be a cliff)."""
+    sim = generate(SimConfig(events=int(RATE * seconds), seed=seed, partitions=4, duration_s=seconds))
+    records = list(sim.records)
+    random.Random(seed).shuffle(records)
+    step = seconds / len(records)
+    return [dataclasses.replace(r, send_at_s=i * step) for i, r in enumerate(records)], sim.existing_buyers
+
+
+def alerts(env: Pipeline) -> list[dict[str, Any]]:
+    result = env.promo("alerts", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert(
+    env: Pipeline, workers: list[WorkerProcess]
+) -> None:
+    fault = env.root / "fault"
+    env.extra.update({"PROMO_ALERTS": "1", "PROMO_FAULT_FILE": str(fault), "PROMO_ALERTS_LANGUAGE": "en"})
+    settings = env.settings()
+    records, existing = steady_stream(230.0, seed=5)
+    worker = WorkerProcess(env, "w", sink=True, view_port=free_port()).start()
+    workers.append(worker)
+    asyncio.run(import_existing(settings, existing))
+    sending = threading.Thread(target=lambda: asyncio.run(send_records(settings, records, real_clock=True)))
+    sending.start()
+    try:
+        time.sleep(60.0)  # the detector has a starting point and a minute of steady traffic
+        stalled_at = time.time()
+        fault.write_text("stall-stage:aggregate\n")
+        firing: list[dict[str, Any]] = []
+        while time.time() < stalled_at + 90:
+            assert worker.alive, worker.log()
+            firing = get_json(f"http://127.0.0.1:{worker.view_port}/api/status").get("alerts", firing)
+            time.sleep(2.0)
+        assert [a["kind"] for a in firing] == ["lag"], firing  # shown while it fires
+        alert_banner(worker.view_port, env.root / "war-room-lag-alert.png")
+        released_at = time.time()
+        fault.unlink()
+        time.sleep(30.0)  # caught up; the stream still flows
+
+        found = alerts(env)
+        drops = [a for a in found if a["kind"] == "drop"]
+        assert drops == [], drops  # neither while stalled nor while catching up
+        (lag,) = [a for a in found if a["kind"] == "lag"]
+        detected = _epoch(lag["detected_at"])
+        # Lag passes 60 s about 60 s into the stall; evaluated every 10 s, sampled every second.
+        assert stalled_at + 55 <= detected <= stalled_at + 60 + 10 + 3, (lag, stalled_at)
+        assert lag["resolved_at"] is not None, lag
+        assert _epoch(lag["resolved_at"]) <= released_at + 20 + 10, (lag, released_at)  # catch-up takes seconds
+        assert (lag["campaign_id"], lag["channel"], lag["metric"]) == (None, None, None)
+    finally:
+        sending.join()
+    # Then the traffic stops for good: a real outage of every metric, caught in seconds.
+    ended_at = time.time()
+    time.sleep(50.0)
+    outage = {a["metric"]: a for a in alerts(env) if a["kind"] == "drop" and a["campaign_id"] is None}
+    assert "interactions" in outage, alerts(env)
+    caught = _epoch(outage["interactions"]["detected_at"])
+    assert ended_at - 5 <= caught <= ended_at + 40, (outage["interactions"], ended_at)
+    assert outage["interactions"]["severity"] == "critical"
+
+    ack = env.promo("alerts", "ack", lag["id"], "--by", "on-call")
+    assert ack.returncode == 0, ack.stderr
+    assert [a["acked_by"] for a in alerts(env) if a["id"] == lag["id"]] == ["on-call"]
+    bad = env.promo("alerts", "ack", "no-such-id")
+    assert bad.returncode == 2 and "no alert 'no-such-id'" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def alert_banner(view: int, screenshot: Path) -> None:
+    """The view shows the firing alert across the screen, under the pipeline's own banner."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
+            alerts = page.locator("#alerts")
+            expect(alerts).to_be_visible(timeout=30_000)
+            assert "pipeline behind" in alerts.inner_text(), alerts.inner_text()
+            box = alerts.bounding_box()
+            assert box is not None and box["width"] >= 1900
+            page.screenshot(path=str(screenshot))
+        finally:
+            browser.close()
+
+
+def _epoch(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
