@@ -10,7 +10,6 @@ that runs the sink reads the topic at start and as it grows, into `promo.campaig
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
+from streams.alerts.plan import parse_utc
 from streams.config import Settings
 from streams.contract.topics import Topic
 from streams.errors import BrokerError
@@ -58,13 +58,7 @@ class CampaignFile:
 
 def parse_time(text: str) -> int:
     """ISO 8601 with an offset -> epoch ms; a time without an offset is refused (whose midnight?)."""
-    try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset (write 2026-11-11T00:00:00+08:00 or …Z)")
-    return int(when.timestamp() * 1000)
+    return int(parse_utc(text) * 1000)
 
 
 def read_campaign_file(text: str) -> CampaignFile:

@@ -6,6 +6,7 @@ incident's time range. Chinese by default (the war rooms this is for), English b
 from __future__ import annotations
 
 import datetime as dt
+import math
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -116,8 +117,11 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     metric = METRIC_NAMES[ctx.language].get(doc.get("metric") or "", doc.get("metric") or "")
     basis_key = str(doc.get("basis", "")).split(":")[0]
     basis = BASIS_NAMES[ctx.language].get(basis_key, doc.get("basis", ""))
-    expected, observed = float(doc["expected"]), float(doc["observed"])
-    drop = (1 - observed / expected) * 100 if expected > 0 else 0.0
+    # A scheduled campaign from which nothing arrived has no expected count (None or NaN): all of it is missing.
+    raw = doc.get("expected")
+    expected = float(raw) if raw is not None and math.isfinite(float(raw)) else 0.0
+    observed = float(doc["observed"])
+    drop = (1 - observed / expected) * 100 if expected > 0 else 100.0
     severe = doc.get("severity") == "critical"
     if event == "resolved":
         title = f"【恢复】{scope} {metric}" if zh else f"[resolved] {scope} {metric}"

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -69,42 +70,17 @@ def alert_row(alert: Alert, source: str = "live") -> alert_store.AlertRow:
     )
 
 
-def alert_fields(alert: Alert) -> dict[str, Any]:
-    """The alert as a message's data (times epoch seconds)."""
-    return {
-        "id": alert.id,
-        "kind": alert.kind,
-        "metric": alert.metric,
-        "campaign_id": alert.scope.campaign_id,
-        "channel": alert.scope.channel,
-        "started_at": alert.started_at,
-        "detected_at": alert.detected_at,
-        "resolved_at": alert.resolved_at,
-        "expected": alert.expected,
-        "observed": alert.observed,
-        "basis": alert.basis,
-        "severity": alert.severity,
-        "message": alert.message,
-        "children": [s.label() for s in alert.children],
-    }
+def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
+    """NaN (no expectation) as None: a webhook's body is JSON, which has no NaN."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
 def banner_alert(alert: Alert) -> dict[str, Any]:
     """A firing incident as the local view's banner shows it (times epoch ms)."""
-    return {
-        "id": alert.id,
-        "kind": alert.kind,
-        "metric": alert.metric,
-        "campaign_id": alert.scope.campaign_id,
-        "channel": alert.scope.channel,
-        "severity": alert.severity,
-        "message": alert.message,
-        "expected": alert.expected,
-        "observed": alert.observed,
-        "basis": alert.basis,
-        "since_ms": int(alert.started_at * 1000),
-        "detected_ms": int(alert.detected_at * 1000),
-    }
+    row = _json_safe(alert.to_row())
+    return {**{k: row[k] for k in ("id", "kind", "metric", "campaign_id", "channel", "severity", "message",
+                                   "expected", "observed", "basis")},
+            "since_ms": int(alert.started_at * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
 
 
 def build_step(
@@ -271,7 +247,7 @@ class AlertRunner:
             log.info("alert %s %s silenced; recorded, not sent", alert.id, event)
             return
         kind = "resolved" if event == "resolved" else ("reminder" if event.startswith("reminder") else "fired")
-        self.outbox.queue.put_nowait((alert.id, event, render(alert_fields(alert), kind, ctx)))
+        self.outbox.queue.put_nowait((alert.id, event, render(_json_safe(alert.to_row()), kind, ctx)))
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]

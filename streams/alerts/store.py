@@ -8,6 +8,7 @@ DateTime64(3, 'UTC') in the tables; a row of `promo.alerts` as the CLI prints it
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -186,8 +187,8 @@ def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": iso(seconds(row["started_at"])),
         "detected_at": iso(seconds(row["detected_at"])),
         "resolved_at": iso(seconds(row["resolved_at"])),
-        "expected": round(float(row["expected"]), 3),
-        "observed": round(float(row["observed"]), 3),
+        "expected": finite(row["expected"]),  # NaN (no expectation: nothing arrived at a scheduled start)
+        "observed": finite(row["observed"]),
         "basis": row["basis"],
         "severity": row["severity"],
         "message": row["message"],
@@ -195,6 +196,11 @@ def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
         "acked_by": acked_by,
         "acked_at": iso(seconds(row.get("acked_at"))) if acked_by else None,
     }
+
+
+def finite(value: Any) -> float | None:
+    number = float(value)
+    return round(number, 3) if math.isfinite(number) else None
 
 
 def known_alert(store: Store, alert_id: str) -> bool:

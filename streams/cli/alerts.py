@@ -335,6 +335,16 @@ def format_alerts(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def print_alerts(rows: list[dict[str, Any]], as_json: bool, header: str, empty: str) -> None:
+    """One JSON object a line, or a header and the incidents for people."""
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    typer.echo(header)
+    typer.echo(format_alerts(rows) or empty)
+
+
 @alerts_app.command("list")
 def list_alerts(
     since: Annotated[str | None, typer.Option("--since", help="ISO 8601 UTC; default: the last 24 hours")] = None,
@@ -347,12 +357,7 @@ def list_alerts(
     with alert_tables(clickhouse) as tables:
         rows = tables.alerts(since_s, firing)
         where = tables.where
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row, ensure_ascii=False))
-        return
-    typer.echo(f"store: {where}")
-    typer.echo(format_alerts(rows) or "no alerts in that time (the detector runs with `promo worker --alerts`)")
+    print_alerts(rows, as_json, f"store: {where}", "no alerts in that time (the detector runs with `--alerts`)")
 
 
 @alerts_app.command("ack")
@@ -465,22 +470,17 @@ def replay(
             if not isinstance(tables, DirectTables):
                 fail("--write needs the store itself: stop the worker that owns it, or use a ClickHouse server")
             alert_store.write_alerts(tables.store, rows)
-    docs = [_row_doc(r) for r in rows]
-    if as_json:
-        for doc in docs:
-            typer.echo(json.dumps(doc, ensure_ascii=False))
-        return
-    typer.echo(f"store: {where}; {len(evaluations)} evaluations replayed")
-    typer.echo(format_alerts(docs) or "no alerts")
+    print_alerts([_row_doc(r) for r in rows], as_json, f"store: {where}; {len(evaluations)} evaluations replayed",
+                 "no alerts")  # fmt: skip
 
 
 def _row_doc(row: Any) -> dict[str, Any]:
-    from streams.alerts.store import iso
+    from streams.alerts.store import finite, iso
 
     return {
         "id": row.id, "kind": row.kind, "metric": row.metric, "campaign_id": row.campaign_id, "channel": row.channel,
         "started_at": iso(row.started_at), "detected_at": iso(row.detected_at), "resolved_at": iso(row.resolved_at),
-        "expected": round(float(row.expected), 3), "observed": round(float(row.observed), 3), "basis": row.basis,
+        "expected": finite(row.expected), "observed": finite(row.observed), "basis": row.basis,
         "severity": row.severity, "message": row.message, "children": list(row.children), "acked_by": None,
         "acked_at": None,
     }  # fmt: skip

@@ -75,3 +75,17 @@ def test_times_are_iso_or_relative_and_anything_else_is_exit_2() -> None:
     assert exc.value.exit_code == 2
     with pytest.raises(typer.Exit):
         parse_scope("/wechat")
+
+
+def test_nothing_arrived_at_a_scheduled_start_is_a_full_drop_and_json_safe() -> None:
+    import json
+    import math
+
+    from streams.alerts.detector import Alert
+    from streams.alerts.runner import banner_alert
+
+    msg = render({**DROP, "expected": None, "observed": 0.0, "basis": "schedule"}, "fired", Context({}, 0.0))
+    assert msg.title.endswith("下跌 100%") and "按活动排期" in msg.text
+    alert = Alert("n1", "drop", "interactions", Scope("c"), T0, T0 + 120, None, math.nan, 0.0, "schedule", "critical",
+                  "nothing arrived")  # fmt: skip
+    assert json.loads(json.dumps(banner_alert(alert), allow_nan=False))["expected"] is None
