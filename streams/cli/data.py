@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -39,7 +40,7 @@ from streams.errors import PromoError, StoreBusyError
 # -- simulate -------------------------------------------------------------------------------------
 @app.command()
 def simulate(
-    scenario: Annotated[str, typer.Option(help="the traffic shape")] = "double11",
+    scenario: Annotated[str, typer.Option(help="the traffic shape: double11, 618 or sale-day")] = "double11",
     rate: Annotated[float, typer.Option(help="average events per second (0: as fast as possible)")] = 2000.0,
     duration: Annotated[float, typer.Option(help="seconds of sending")] = 30.0,
     seed: Annotated[int, typer.Option(help="random seed: same seed, same stream")] = 11,
@@ -50,11 +51,26 @@ def simulate(
     out_of_order_rate: Annotated[float, typer.Option(help="share of events set back up to 5 min")] = 0.05,
     late_rate: Annotated[float, typer.Option(help="share of events too late to count")] = 0.005,
     malformed_rate: Annotated[float, typer.Option(help="share of extra malformed messages")] = 0.01,
+    incidents: Annotated[
+        Path | None,
+        typer.Option(help="sale-day: JSON list of incidents (kind, scope, metrics, start, duration, depth, shape)"),
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="sale-day: write the incidents in the slice here (real clock)")
+    ] = None,
+    at: Annotated[str, typer.Option(help="sale-day: where the slice starts, ISO 8601 on the simulated day")] = (
+        "2026-11-10T15:55:00Z"
+    ),
+    scale: Annotated[float, typer.Option(help="sale-day: interactions a minute on the eve, all campaigns")] = 3000.0,
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
 ) -> None:
-    """Produce a realistic, seeded Double 11 stream and its exact ground truth."""
+    """Produce a realistic, seeded Double 11 stream and its exact ground truth.
+
+    `--scenario sale-day` sends a slice of a labelled sale day (streams/kit/saleday.py: the 00:00
+    surge and its fall-off, schedules, plan errors, bot bursts) from `--at` for `--duration` seconds
+    at real speed, with `--incidents` applied; `--labels` gets the incidents on the real clock."""
     from streams.kafka import ensure_topics
     from streams.kit.producer import send_records
     from streams.kit.simulate import SimConfig, generate
@@ -67,6 +83,12 @@ def simulate(
     _check_writable(truth, "--truth")
     _check_writable(existing, "--existing")
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
+    if scenario == "sale-day":
+        _check_writable(labels, "--labels")
+        _sale_day(settings, incidents, labels, at, duration, scale, seed, truth, existing, import_existing)
+        return
+    if incidents is not None or labels is not None:
+        fail("--incidents and --labels go with --scenario sale-day")
     events = int((rate or 10_000) * duration)
     try:
         config = SimConfig(scenario=scenario, events=events, duration_s=duration, seed=seed,
@@ -96,6 +118,61 @@ def simulate(
     except OSError as exc:
         fail(f"the stream was sent but a file could not be written: {exc}")
     typer.echo(f"sent {len(sent)} messages ({result.accepted} accepted events, rejected {result.rejected})")
+
+
+def _sale_day(
+    settings: Any, incidents: Path | None, labels: Path | None, at: str, duration: float, scale: float, seed: int,
+    truth: Path | None, existing: Path | None, import_existing: bool,
+) -> None:  # fmt: skip
+    from streams.alerts.plan import PlanError, parse_utc
+    from streams.kafka import ensure_topics
+    from streams.kit.producer import send_records
+    from streams.kit.saleday import DayConfig, Incident, make_day
+    from streams.kit.saleday_stream import labels as slice_labels
+    from streams.kit.saleday_stream import slice_records
+    from streams.kit.truth import compute_truth
+    from streams.users import import_existing as do_import
+
+    try:
+        start = parse_utc(at)
+    except (PlanError, ValueError) as exc:
+        fail(f"--at: {exc}")
+    found: list[Incident] = []
+    if incidents is not None:
+        try:
+            docs = json.loads(read_input(incidents, "incidents"))
+            found = [Incident.from_json(d) for d in docs]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            fail(f"{incidents}: not a JSON list of incidents ({exc})")
+    if scale <= 0:
+        fail("--scale must be positive")
+    config = DayConfig(seed=seed, incidents=tuple(found), base_rate=scale, stalls=0, late_partitions=0)
+    if not config.start <= start < config.start + config.hours * 3600:
+        first = dt.datetime.fromtimestamp(config.start, dt.UTC).isoformat()
+        fail(f"--at must fall in the simulated day ({config.hours:g} h from {first})")
+    day = make_day(config)
+    sim = slice_records(day, start, start + duration, partitions=settings.partitions, seed=seed)
+    began = time.time()
+
+    async def run() -> list[Any]:
+        await ensure_topics(settings)
+        if import_existing:
+            await do_import(settings, sim.existing_buyers)
+        return await send_records(settings, sim.records, paced=True, real_clock=True)
+
+    sent = asyncio.run(run())
+    result = compute_truth(sent, sim.existing_buyers, lateness_ms=settings.allowed_lateness_ms,
+                           horizon_ms=settings.dedup_horizon_ms, future_ms=settings.future_limit_ms)  # fmt: skip
+    try:
+        if truth is not None:
+            truth.write_bytes(result.to_json())
+        if existing is not None:
+            existing.write_text("".join(f"{u}\n" for u in sim.existing_buyers))
+        if labels is not None:
+            labels.write_text(json.dumps(slice_labels(day.incidents, start, start + duration, began - start), indent=1))
+    except OSError as exc:
+        fail(f"the stream was sent but a file could not be written: {exc}")
+    typer.echo(f"sent {len(sent)} messages of the sale day from {at} ({len(found)} incident(s) given)")
 
 
 def read_input(file: Path, what: str) -> str:

@@ -103,6 +103,44 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(
             ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"
         ),
+        pytest.param(
+            ["simulate", "--incidents", "/nonexistent/i.json"],
+            {},
+            "go with --scenario sale-day",
+            id="incidents-without-sale-day",
+        ),
+        pytest.param(
+            ["simulate", "--scenario", "sale-day", "--incidents", "/nonexistent/i.json"],
+            {},
+            "no such file: /nonexistent/i.json",
+            id="sale-day-incidents-missing",
+        ),
+        pytest.param(
+            ["simulate", "--scenario", "sale-day", "--incidents", "/etc/hostname"],
+            {},
+            "not a JSON list of incidents",
+            id="sale-day-incidents-bad",
+        ),
+        pytest.param(
+            ["simulate", "--scenario", "sale-day", "--at", "2020-01-01T00:00:00Z"],
+            {},
+            "--at must fall in the simulated day",
+            id="sale-day-at-outside",
+        ),
+        pytest.param(["simulate", "--scenario", "sale-day", "--at", "midnight"], {}, "--at:", id="sale-day-at-bad"),
+        pytest.param(
+            ["alerts", "silence", "--scope", "c1", "--until", "soon", "--reason", "x"],
+            {},
+            "--until must be ISO 8601",
+            id="silence-until",
+        ),
+        pytest.param(
+            ["alerts", "replay", "--from", "2026-11-11T00:10:00Z", "--to", "2026-11-11T00:00:00Z"],
+            {},
+            "--to must be after --from",
+            id="replay-backwards",
+        ),
+        pytest.param(["plan", "from-day", "11/11"], {}, "must be a date, YYYY-MM-DD", id="from-day-date"),
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["bench-memory", "--users", "0"], {}, "--users must be at least 1", id="bench-memory-users"),
         pytest.param(["bench-recovery", "--users", "0"], {}, "--users must be at least 1", id="bench-recovery-users"),
