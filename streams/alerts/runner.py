@@ -132,6 +132,7 @@ class AlertRunner:
         self.config = config
         self.plan: Plan | None = None
         self.plan_text = ""
+        self.plan_version = 0.0
         self.schedule: dict[str, tuple[float | None, float | None]] = {}
         self.inputs_at = 0.0  # when the plan and the schedule were last read
         self.robots = list(robots)
@@ -150,6 +151,7 @@ class AlertRunner:
     # -- what the detector is given: the plan and the schedule, its state across restarts ----------
     async def start(self) -> None:
         """Read the plan and the schedule, then go on from the saved state when there is one."""
+        self.plan_version = await self.call(alert_store.plan_version, self.store)
         self.plan_text, self.schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
         self.plan = parse_plan_csv(self.plan_text) if self.plan_text else None
         self.inputs_at = self.clock()
@@ -163,6 +165,11 @@ class AlertRunner:
         if now - self.inputs_at < PLAN_EVERY_S:
             return
         self.inputs_at = now
+        version = await self.call(alert_store.plan_version, self.store)
+        schedule = await self.call(alert_store.read_schedule, self.store)
+        if version == self.plan_version and schedule == self.schedule:
+            return
+        self.plan_version = version
         text, schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
         if text == self.plan_text and schedule == self.schedule:
             return

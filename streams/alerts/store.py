@@ -318,16 +318,25 @@ def mark_notified(store: Store, alert_id: str, event: str, at_s: float) -> None:
     store.insert_rows(f"{DB}.alert_notifications", [[alert_id, event, utc(at_s)]], ("id", "event", "sent_at"))
 
 
+def plan_version(store: Store) -> float:
+    """When the newest plan was imported (0: none): a plan is megabytes, its version a number."""
+    rows = store.query_rows(f"SELECT toUnixTimestamp64Milli(max(imported_at)) AS v FROM {DB}.plans")
+    return float(rows[0]["v"] or 0) / 1000 if rows else 0.0
+
+
 def read_plan_and_schedule(store: Store) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
     """The newest imported plan (its CSV text, '' for none) and each campaign's schedule."""
     plans = store.query_rows(f"SELECT csv FROM {DB}.plans ORDER BY imported_at DESC LIMIT 1")
+    return (plans[0]["csv"] if plans else ""), read_schedule(store)
+
+
+def read_schedule(store: Store) -> dict[str, tuple[float | None, float | None]]:
     rows = store.query_rows(f"SELECT campaign_id, starts_at, ends_at FROM {DB}.campaign_names")
-    schedule = {
+    return {
         r["campaign_id"]: (seconds(r["starts_at"]), seconds(r["ends_at"]))
         for r in rows
         if r["starts_at"] is not None or r["ends_at"] is not None
     }
-    return (plans[0]["csv"] if plans else ""), schedule
 
 
 def save_plan(store: Store, text: str, source: str, at_s: float) -> None:
