@@ -233,6 +233,9 @@ class AlertRunner:
         changed += self.detector.step(build_step(now, settled_until, lag_s, leaves, known))
         if changed:
             await self.call(alert_store.write_alerts, self.store, [alert_row(a, self.source) for a in changed])
+            for alert in changed:  # one line per state change: the log tells the incident's story too
+                state = "resolved" if alert.resolved_at is not None else "firing"
+                log.warning("alert %s %s: %s", alert.id, state, alert.message)
         silences = [n for n in notes if n.kind == "silence"]
         ctx = self.context(lag_s)
         for alert in changed:

@@ -40,13 +40,18 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
     subprocess.run([sys.executable, "-c", SETUP, str(store)], check=True, timeout=120)
     dsn = ["--clickhouse", f"chdb://{store}"]
     env = {"PATH": str(Path(PROMO).parent), "PROMO_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
-    detector = subprocess.Popen([PROMO, "alerts", "run", "--english", *dsn], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    out = tmp_path / "detector.log"
+    with open(out, "w") as log:
+        detector = subprocess.Popen([PROMO, "alerts", "run", "--english", *dsn], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        time.sleep(32)  # a first evaluation takes its starting point, the next ones judge
+        deadline = time.monotonic() + 120  # a first evaluation takes its starting point, the next one judges
+        while "firing" not in out.read_text() and time.monotonic() < deadline and detector.poll() is None:
+            time.sleep(0.5)
     finally:
         detector.send_signal(signal.SIGINT)
-        output, _ = detector.communicate(timeout=60)
+        detector.wait(timeout=60)
+    output = out.read_text()
     assert "drop detector on" in output and "Traceback" not in output, output
     listed = subprocess.run([PROMO, "alerts", "list", "--json", *dsn], env=env, capture_output=True, text=True,
                             timeout=120, check=False)  # fmt: skip
