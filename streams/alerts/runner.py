@@ -274,14 +274,19 @@ class AlertRunner:
                 self._notify(alert, f"reminder@{now:.0f}", silences, ctx, now)
 
     # -- loops -------------------------------------------------------------------------------------
-    async def run(self, every_s: float = EVERY_S) -> None:
-        """Evaluate every `every_s` on the wall clock's grid until cancelled; a failing store is
-        logged once per state change, and the evaluation goes on at the next tick."""
+    async def run(self, every_s: float = EVERY_S, stop: asyncio.Event | None = None) -> None:
+        """Evaluate every `every_s` on the wall clock's grid until cancelled or `stop` is set (then
+        between two evaluations, never inside one); a failing store is logged once per state
+        change, and the evaluation goes on at the next tick."""
         sender = asyncio.ensure_future(self.deliver())
+        stop = stop or asyncio.Event()
         try:
-            while True:
+            while not stop.is_set():
                 now = self.clock()
-                await asyncio.sleep(every_s - now % every_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every_s - now % every_s)
+                if stop.is_set():
+                    break
                 try:
                     await self.tick()
                     self.failing.recovered()

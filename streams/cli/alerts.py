@@ -13,6 +13,7 @@ import getpass
 import json
 import math
 import re
+import signal
 import time
 import urllib.error
 import urllib.parse
@@ -597,7 +598,16 @@ def run(
                              state_path=settings.data_dir.resolve() / "alerts" / f"{settings.app_id}.json")  # fmt: skip
         logging.getLogger("streams").setLevel(logging.INFO)
         typer.echo(f"drop detector on {tables.where}: every 10 s, {len(robots)} robot(s); Ctrl-C stops it")
-        try:
-            asyncio.run(runner.run())
-        except KeyboardInterrupt:
-            typer.echo("stopped")
+
+        async def until_stopped() -> None:
+            # Ctrl-C or SIGTERM stops it between two evaluations, and the store is closed on its own
+            # thread after the last query (closing an embedded store under a running query hangs).
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await runner.run(stop=stop)
+            await store.call(store.close_sync)
+
+        asyncio.run(until_stopped())
+        typer.echo("stopped")

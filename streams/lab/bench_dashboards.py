@@ -348,6 +348,24 @@ def _fill_markers_and_log(store: ClickHouseStore, start: dt.datetime, partitions
         FROM numbers(8640)""",
         {"start": start_ms},
     )
+    # The drop detector's heartbeat for the day, and a sale day's incidents: twelve, one version when
+    # each fires and one when it resolves, the last two still firing (what the alert panels read).
+    store.command(
+        """INSERT INTO promo.pipeline_status (ts, worker, code, state, message)
+        SELECT fromUnixTimestamp64Milli({start:Int64} + number * 10000, 'UTC'), 'detector', 0, 'ok', ''
+        FROM numbers(8640)""",
+        {"start": start_ms},
+    )
+    store.command(
+        """INSERT INTO promo.alerts (id, kind, metric, campaign_id, channel, started_at, detected_at, resolved_at,
+            expected, observed, basis, severity, message, children, source, version)
+        SELECT concat('bench', toString(intDiv(number, 2))), 'drop', 'orders', 'c1', 'wechat',
+            fromUnixTimestamp64Milli({start:Int64} + intDiv(number, 2) * 7200000, 'UTC') AS started,
+            started + 30, if(number % 2 = 1 AND number < 20, started + 600, NULL), 120, 10, 'share-of-parent',
+            'critical', 'orders on c1/wechat 92% below expected', [], 'live', number
+        FROM numbers(24)""",
+        {"start": start_ms},
+    )
 
 
 def store_size(store: ClickHouseStore) -> tuple[dict[str, dict[str, int]], int]:

@@ -52,7 +52,8 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
         detector.send_signal(signal.SIGINT)
         detector.wait(timeout=60)
     output = out.read_text()
-    assert "drop detector on" in output and "Traceback" not in output, output
+    assert detector.returncode == 0 and "drop detector on" in output and output.rstrip().endswith("stopped"), output
+    assert "Traceback" not in output, output
     listed = subprocess.run([PROMO, "alerts", "list", "--json", *dsn], env=env, capture_output=True, text=True,
                             timeout=120, check=False)  # fmt: skip
     assert listed.returncode == 0, listed.stderr

@@ -189,6 +189,11 @@ def test_every_panel_of_every_dashboard_answers_with_data(served: Served) -> Non
                     time.sleep(1)
                     status, doc, _ = served.get(f"/api/panel/{board['uid']}/{panel['id']}", query)
             assert status == 200, (name, panel["title"], doc)
+            if "promo.alerts" in panel["targets"][0]["rawSql"]:
+                # No detector runs here, so no incident: an answer with no rows (test_dashboards.py
+                # has one firing and checks its row).
+                assert doc["rows"] == [] and "error" not in doc, (name, panel["title"], doc)
+                continue
             assert doc["rows"] and doc["columns"], (name, panel["title"], doc)
             if panel["type"] == "timeseries":
                 assert doc["series"] and all(s["points"] for s in doc["series"]), (name, panel["title"])
