@@ -50,7 +50,11 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
             time.sleep(0.5)
     finally:
         detector.send_signal(signal.SIGINT)
-        detector.wait(timeout=60)
+        try:
+            detector.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # stops what it starts, and says it did not stop by itself
+            detector.kill()
+            detector.wait(timeout=10)
     output = out.read_text()
     assert detector.returncode == 0 and "drop detector on" in output and output.rstrip().endswith("stopped"), output
     assert "Traceback" not in output, output
