@@ -213,12 +213,15 @@ class AlertRunner:
     async def tick(self) -> list[Alert]:
         if not self.started:
             await self.start()
-        now = self.clock()
+        # Times in whole milliseconds, as promo.detector_inputs keeps them: a replay of the log then
+        # feeds the detector exactly what live fed it (same onsets, same incident ids).
+        now = round(self.clock(), 3)
         await self._refresh(now)
         rows = await self.call(alert_store.window_rows, self.store, now - WINDOW_S)
         leaves = self.feed.update(rows, now)
         lag_s = max(float(await self.freshness(now)), 0.0)
-        settled_until = now - lag_s - SETTLE_S
+        settled_until = round(now - lag_s - SETTLE_S, 3)
+        lag_s = round(now - SETTLE_S - settled_until, 3)  # what the log's two times say, to the ms
         if leaves is None:  # the first read after a fresh start: a starting point, nothing to judge
             self.last_tick = now
             self._save(now)

@@ -199,7 +199,7 @@ MIGRATIONS: Sequence[Migration] = (
             f"""CREATE TABLE IF NOT EXISTS {DB}.detector_inputs (
                 at DateTime64(3, 'UTC'),
                 settled_until DateTime64(3, 'UTC'),
-                lag_s Float32,
+                lag_s Float64,
                 campaign_id String,
                 channel LowCardinality(String),
                 {", ".join(f"{c} Float64" for c in ALERT_METRICS)}

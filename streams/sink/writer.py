@@ -83,6 +83,9 @@ class DeltaSink:
         self.health = SinkHealth()
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        # Per deltas partition, the first offset of the batch being written (fetched, not yet in the
+        # store): the consumer's position is past it, but the numbers are not (streams/alerts/freshness.py).
+        self.writing_from: dict[TopicPartition, int] = {}
         self._log_pending: list[SinkLogEntry] = []
         self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
@@ -152,7 +155,12 @@ class DeltaSink:
             while not self._stopping.is_set():
                 records = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
                 if records:
-                    await self._write(records)
+                    # Fetched, not yet in ClickHouse: how far the sink has got is where this batch starts.
+                    self.writing_from = {tp: batch[0].offset for tp, batch in records.items() if batch}
+                    try:
+                        await self._write(records)
+                    finally:
+                        self.writing_from = {}
                     await consumer.commit()
                     crashpoints.reached("sink.committed")
                 else:

@@ -301,7 +301,9 @@ def _sink_positions(sink: DeltaSink) -> dict[TopicPartition, tuple[int | None, i
         positions: dict[TopicPartition, tuple[int | None, int | None]] = {}
         for tp in consumer.assignment():
             state = assignment.state_value(tp)
-            positions[tp] = (state.highwater, state.position if state.has_valid_position else None)
+            position = state.position if state.has_valid_position else None
+            writing = sink.writing_from.get(tp)  # a batch fetched but not yet written counts as not there
+            positions[tp] = (state.highwater, writing if writing is not None else position)
         return positions
     except Exception:  # not started, or between assignments
         return {}
