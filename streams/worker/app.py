@@ -92,29 +92,29 @@ class WorkerApp:
         self.stall_watch = StallWatch(self.settings.stall_after_s)
         self.broker_watch = BrokerWatch(self.settings.bootstrap)
 
-    def check_stalls(self, now: float | None = None) -> list[Change[TopicPartition]]:
+    def watch(self) -> None:
+        """One walk over every partition this worker consumes, a second apart: the stall watch and
+        the freshness clock judge the same positions."""
+        stages = self.stage_positions()
+        self.check_stalls(stages=stages)
+        self.freshness.sample(time.time(), self.positions(stages))
+
+    def check_stalls(
+        self,
+        now: float | None = None,
+        stages: Mapping[str, Mapping[TopicPartition, tuple[int | None, int | None]]] | None = None,
+    ) -> list[Change[TopicPartition]]:
         """Sample every stage's lag and work done; log (once) each stage that stalls or recovers."""
         now = time.monotonic() if now is None else now
-        settings = self.settings
-        samples: list[tuple[str, Mapping[TopicPartition, int | None], int]] = [
-            (agent.stage, self._agent_lags(agent, topics), agent.handled)
-            for agent, topics in (
-                (self.ingest, {settings.topic(s) for s in INPUT_TOPICS}),
-                (self.aggregate, {settings.topic(Topic.ROUTED)}),
-            )
-        ]
+        stages = self.stage_positions() if stages is None else stages
+        processed = {self.ingest.stage: self.ingest.handled, self.aggregate.stage: self.aggregate.handled}
         if self.sink is not None:
             health = self.sink.health
-            samples.append(
-                (
-                    "sink",
-                    _sink_lags(self.sink),
-                    health.batches_written + health.redeliveries_skipped + health.fenced_skipped,
-                )
-            )
+            processed["sink"] = health.batches_written + health.redeliveries_skipped + health.fenced_skipped
         changes = []
-        for stage, lags, processed in samples:
-            change = self.stall_watch.observe(stage, lags, processed, now)
+        for stage, positions in stages.items():
+            lags = {tp: _lag(end, position) for tp, (end, position) in positions.items()}
+            change = self.stall_watch.observe(stage, lags, processed[stage], now)
             if change is None:
                 continue
             changes.append(change)
@@ -129,11 +129,6 @@ class WorkerApp:
                     stage, "processing again" if change.progressed else "nothing waiting", change.duration_s,
                 )  # fmt: skip
         return changes
-
-    def _agent_lags(self, agent: BatchAgent, topics: Collection[str]) -> dict[TopicPartition, int | None]:
-        """Per assigned partition of the agent's topics: the fetch high-watermark minus the next offset
-        the agent will process; None when either is unknown (never fetched, say)."""
-        return {tp: _lag(end, position) for tp, (end, position) in self._agent_positions(agent, topics).items()}
 
     def _agent_positions(
         self, agent: BatchAgent, topics: Collection[str]
@@ -161,15 +156,24 @@ class WorkerApp:
             positions[tp] = (highwater, next_offset)
         return positions
 
-    def positions(self) -> dict[TopicPartition, tuple[int | None, int | None]]:
+    def stage_positions(self) -> dict[str, dict[TopicPartition, tuple[int | None, int | None]]]:
+        """Per stage, every partition it consumes on this worker: (log end, next offset to process)."""
+        settings = self.settings
+        stages = {
+            self.ingest.stage: self._agent_positions(self.ingest, {settings.topic(s) for s in INPUT_TOPICS}),
+            self.aggregate.stage: self._agent_positions(self.aggregate, {settings.topic(Topic.ROUTED)}),
+        }
+        if self.sink is not None:
+            stages["sink"] = _sink_positions(self.sink)
+        return stages
+
+    def positions(
+        self, stages: Mapping[str, Mapping[TopicPartition, tuple[int | None, int | None]]] | None = None
+    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
         """Every partition this worker consumes, in every stage: (log end, next offset to process).
         What the drop detector's freshness is measured from (streams/alerts/freshness.py)."""
-        settings = self.settings
-        out = self._agent_positions(self.ingest, {settings.topic(s) for s in INPUT_TOPICS})
-        out.update(self._agent_positions(self.aggregate, {settings.topic(Topic.ROUTED)}))
-        if self.sink is not None:
-            out.update(_sink_positions(self.sink))
-        return out
+        stages = self.stage_positions() if stages is None else stages
+        return {tp: position for by_partition in stages.values() for tp, position in by_partition.items()}
 
     def stalls(self, now: float | None = None) -> dict[str, Any]:
         """The /health section: the threshold, each stage's lag, and the stalled stages with their partitions."""
@@ -284,11 +288,6 @@ def _lag(highwater: int | None, next_offset: int | None) -> int | None:
     return max(highwater - next_offset, 0)
 
 
-def _sink_lags(sink: DeltaSink) -> dict[TopicPartition, int | None]:
-    """The sink's lag per partition: the fetch high-watermark minus its consumer's position."""
-    return {tp: _lag(end, position) for tp, (end, position) in _sink_positions(sink).items()}
-
-
 def _sink_positions(sink: DeltaSink) -> dict[TopicPartition, tuple[int | None, int | None]]:
     """Per partition of the sink: (fetch high-watermark, its consumer's position: what `getmany`
     hands out next; a batch being written is past it). aiokafka's `position()` may wait for a
@@ -373,8 +372,7 @@ def build_app(settings: Settings) -> WorkerApp:
         interval = min(1.0, settings.stall_after_s / 4)
         while True:
             await asyncio.sleep(interval)
-            pipeline.check_stalls()
-            pipeline.freshness.sample(time.time(), pipeline.positions())
+            pipeline.watch()
 
     app.task(watch_stalls)
 
