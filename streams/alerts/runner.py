@@ -50,26 +50,6 @@ PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
 
 
-def alert_row(alert: Alert, source: str = "live") -> alert_store.AlertRow:
-    return alert_store.AlertRow(
-        alert.id,
-        alert.kind,
-        alert.metric,
-        alert.scope.campaign_id,
-        alert.scope.channel,
-        alert.started_at,
-        alert.detected_at,
-        alert.resolved_at,
-        alert.expected,
-        alert.observed,
-        alert.basis,
-        alert.severity,
-        alert.message,
-        tuple(s.label() for s in alert.children),
-        source,
-    )
-
-
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     """NaN (no expectation) as None: a webhook's body is JSON, which has no NaN."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
@@ -235,7 +215,8 @@ class AlertRunner:
         known = sorted({(c, ch) for c, ch, _ in self.feed.seen})
         changed += self.detector.step(build_step(now, settled_until, lag_s, leaves, known))
         if changed:
-            await self.call(alert_store.write_alerts, self.store, [alert_row(a, self.source) for a in changed])
+            rows = [alert_store.AlertRow.of(a, self.source) for a in changed]
+            await self.call(alert_store.write_alerts, self.store, rows)
             for alert in changed:  # one line per state change: the log tells the incident's story too
                 state = "resolved" if alert.resolved_at is not None else "firing"
                 log.warning("alert %s %s: %s", alert.id, state, alert.message)

@@ -7,14 +7,18 @@ DateTime64(3, 'UTC') in the tables; a row of `promo.alerts` as the CLI prints it
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.sink.clickhouse import ALERT_METRICS, DB
+
+if TYPE_CHECKING:
+    from streams.alerts.detector import Alert
 
 
 class Store(Protocol):
@@ -126,6 +130,17 @@ class AlertRow:
     message: str
     children: tuple[str, ...] = ()
     source: str = "live"
+
+    @classmethod
+    def of(cls, alert: Alert, source: str = "live") -> AlertRow:
+        """The row of a detector's `Alert` (its `to_row()`, less what the table does not keep)."""
+        row = alert.to_row()
+        fields = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row}
+        return cls(**{**fields, "children": tuple(row["children"]), "source": source})
+
+    def doc(self) -> dict[str, Any]:
+        """As `promo alerts list --json` prints it (nobody has acknowledged a row not yet stored)."""
+        return alert_doc({**dataclasses.asdict(self), "acked_by": None})
 
     def values(self, version: int) -> list[Any]:
         return [

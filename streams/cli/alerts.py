@@ -445,7 +445,8 @@ def replay(
     from streams.alerts import store as alert_store
     from streams.alerts.detector import Detector
     from streams.alerts.plan import PlanError, parse_plan_csv
-    from streams.alerts.runner import alert_row, build_step
+    from streams.alerts.runner import build_step
+    from streams.alerts.store import AlertRow
 
     from_s, to_s = parse_time(start, "--from"), parse_time(end, "--to")
     if to_s <= from_s:
@@ -466,25 +467,13 @@ def replay(
         for at, settled, lag, leaves in evaluations:
             for alert in detector.step(build_step(at, settled, lag, leaves, ())):
                 incidents[alert.id] = alert
-        rows = [alert_row(a, "replay") for a in sorted(incidents.values(), key=lambda a: (a.detected_at, a.id))]
+        rows = [AlertRow.of(a, "replay") for a in sorted(incidents.values(), key=lambda a: (a.detected_at, a.id))]
         if write:
             if not isinstance(tables, DirectTables):
                 fail("--write needs the store itself: stop the worker that owns it, or use a ClickHouse server")
             alert_store.write_alerts(tables.store, rows)
-    print_alerts([_row_doc(r) for r in rows], as_json, f"store: {where}; {len(evaluations)} evaluations replayed",
+    print_alerts([r.doc() for r in rows], as_json, f"store: {where}; {len(evaluations)} evaluations replayed",
                  "no alerts")  # fmt: skip
-
-
-def _row_doc(row: Any) -> dict[str, Any]:
-    from streams.alerts.store import finite, iso
-
-    return {
-        "id": row.id, "kind": row.kind, "metric": row.metric, "campaign_id": row.campaign_id, "channel": row.channel,
-        "started_at": iso(row.started_at), "detected_at": iso(row.detected_at), "resolved_at": iso(row.resolved_at),
-        "expected": finite(row.expected), "observed": finite(row.observed), "basis": row.basis,
-        "severity": row.severity, "message": row.message, "children": list(row.children), "acked_by": None,
-        "acked_at": None,
-    }  # fmt: skip
 
 
 # -- the plan -----------------------------------------------------------------------------------------

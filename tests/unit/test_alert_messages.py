@@ -7,10 +7,11 @@ import datetime as dt
 import pytest
 import typer
 
-from streams.alerts.detector import Scope
+from streams.alerts.detector import Alert, Scope
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message
 from streams.alerts.runner import build_step, with_digest
+from streams.alerts.store import AlertRow
 from streams.cli.alerts import parse_scope, parse_time
 
 T0 = dt.datetime(2026, 11, 10, 16, 0, 5, tzinfo=dt.UTC).timestamp()  # 00:00:05 on 11.11 in Beijing
@@ -89,3 +90,15 @@ def test_nothing_arrived_at_a_scheduled_start_is_a_full_drop_and_json_safe() -> 
     alert = Alert("n1", "drop", "interactions", Scope("c"), T0, T0 + 120, None, math.nan, 0.0, "schedule", "critical",
                   "nothing arrived")  # fmt: skip
     assert json.loads(json.dumps(banner_alert(alert), allow_nan=False))["expected"] is None
+
+
+def test_an_alert_becomes_one_row_and_prints_as_the_list_does() -> None:
+    alert = Alert("a1", "drop", "orders", Scope("c1", "wechat"), 1_794_326_400.0, 1_794_326_430.5, None, 120.0,
+                  float("nan"), "plan", "critical", "orders down", (Scope("c1", "app"),), "outage-10s")  # fmt: skip
+    row = AlertRow.of(alert, "replay")
+    assert (row.id, row.campaign_id, row.channel, row.children, row.source) == (
+        "a1", "c1", "wechat", ("c1/app",), "replay")  # fmt: skip
+    doc = row.doc()
+    assert doc["started_at"] == "2026-11-10T16:00:00.000Z" and doc["detected_at"] == "2026-11-10T16:00:30.500Z"
+    assert (doc["resolved_at"], doc["observed"], doc["acked_by"], doc["acked_at"]) == (None, None, None, None)
+    assert doc["children"] == ["c1/app"] and doc["metric"] == "orders"
