@@ -16,7 +16,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import os
 import random
 import threading
 import time
@@ -30,10 +29,10 @@ from streams.kit.harness import Pipeline, WorkerProcess, get_json
 from streams.kit.producer import send_records
 from streams.kit.simulate import SimConfig, generate
 from streams.users import import_existing
+from tests.integration.browser import wall_page
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
 RATE = 60  # events a second, steady: the whole stream is judged at the total scope
 
 
@@ -122,21 +121,16 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
 
 def alert_banner(view: int, screenshot: Path) -> None:
     """The view shows the firing alert across the screen, under the pipeline's own banner."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
-            alerts = page.locator("#alerts")
-            expect(alerts).to_be_visible(timeout=30_000)
-            assert "pipeline behind" in alerts.inner_text(), alerts.inner_text()
-            box = alerts.bounding_box()
-            assert box is not None and box["width"] >= 1900
-            page.screenshot(path=str(screenshot))
-        finally:
-            browser.close()
+    with wall_page() as page:
+        page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
+        alerts = page.locator("#alerts")
+        expect(alerts).to_be_visible(timeout=30_000)
+        assert "pipeline behind" in alerts.inner_text(), alerts.inner_text()
+        box = alerts.bounding_box()
+        assert box is not None and box["width"] >= 1900
+        page.screenshot(path=str(screenshot))
 
 
 def _epoch(iso: str) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 import urllib.parse
 import urllib.request
@@ -29,9 +28,9 @@ from streams.kit.harness import Pipeline, WorkerProcess
 from streams.kit.producer import send_records
 from streams.kit.simulate import SimConfig, generate
 from streams.worker.app import STATUS_CODES
+from tests.integration.browser import wall_page
 
 pytestmark = pytest.mark.integration
-CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
 STATE_PANEL = next(p["id"] for p in build_all()["promo-health.json"]["panels"] if "Pipeline state" in p["title"])
 
 
@@ -99,8 +98,8 @@ def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
                 == [{"state": STATUS_CODES["broker_unreachable"]}]
             ),
         )
-        if os.access(CHROMIUM, os.X_OK):  # the banner, red and full width, as the wall shows it
-            banner_of(view, "broker_unreachable", "promo broker", tmp_path / "war-room-broker-down.png")
+        # The banner, red and full width, as the wall shows it.
+        banner_of(view, "broker_unreachable", "promo broker", tmp_path / "war-room-broker-down.png")
         time.sleep(10)  # five more failed probes: still one log line
         own_broker.resume()
         wait_for("back to ok", lambda: first_kind(view) == "ok")
@@ -125,24 +124,19 @@ def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
 
 
 def banner_of(view: int, kind: str, text: str, screenshot: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
-            banner = page.locator("#banner")
-            expect(banner).to_be_visible(timeout=30_000)
-            assert banner.get_attribute("data-kind") == kind
-            assert text in banner.inner_text() and "Broker unreachable" in banner.inner_text()
-            box = banner.bounding_box()
-            assert box is not None and box["width"] >= 1900  # across the whole screen
-            color = banner.evaluate("node => getComputedStyle(node).backgroundColor")
-            assert color == "rgb(196, 22, 42)", color  # the red of the failures
-            # The store is fine meanwhile: the panels still draw the numbers it holds, under the banner.
-            expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=30_000)
-            page.screenshot(path=str(screenshot))
-            print(f"\nbroker-down screenshot: {screenshot}")
-        finally:
-            browser.close()
+    with wall_page() as page:
+        page.goto(f"http://127.0.0.1:{view}/d/promo-war-room")
+        banner = page.locator("#banner")
+        expect(banner).to_be_visible(timeout=30_000)
+        assert banner.get_attribute("data-kind") == kind
+        assert text in banner.inner_text() and "Broker unreachable" in banner.inner_text()
+        box = banner.bounding_box()
+        assert box is not None and box["width"] >= 1900  # across the whole screen
+        color = banner.evaluate("node => getComputedStyle(node).backgroundColor")
+        assert color == "rgb(196, 22, 42)", color  # the red of the failures
+        # The store is fine meanwhile: the panels still draw the numbers it holds, under the banner.
+        expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=30_000)
+        page.screenshot(path=str(screenshot))
+        print(f"\nbroker-down screenshot: {screenshot}")

@@ -9,7 +9,6 @@ browser; without chromium this test fails and says how to get it (`make install`
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -25,10 +24,10 @@ from streams.kit.producer import send_records
 from streams.kit.simulate import SimConfig, generate
 from streams.kit.truth import compute_truth
 from streams.users import import_existing
+from tests.integration.browser import wall_page
 from tests.integration.conftest import project, wait_for_columns
 
 pytestmark = pytest.mark.integration
-CHROMIUM = Path(os.environ.get("PROMO_CHROMIUM", "/usr/bin/chromium"))
 WAR_ROOM = build_all()["promo-war-room.json"]
 
 
@@ -53,12 +52,7 @@ def displayed_number(text: str) -> Decimal:
 def test_the_war_room_in_chromium_shows_the_true_gmv(
     env: Pipeline, workers: list[WorkerProcess], tmp_path: Path
 ) -> None:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: `make install` installs Debian's (apt-get install chromium); "
-            "or point PROMO_CHROMIUM at one"
-        )
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     config = SimConfig(events=6000, seed=8, partitions=env.partitions, duration_s=5.0)
     sim = generate(config)
@@ -92,66 +86,61 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
     url = f"http://127.0.0.1:{view_port}/d/promo-war-room?from={start}&to={start + hour}"
     screenshot = tmp_path / "war-room.png"
     page_errors: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1920, "height": 1080})
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            page.goto(url)
-            panels = page.locator("section.panel")
-            expect(panels).to_have_count(len(WAR_ROOM["panels"]), timeout=30_000)
-            expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=60_000)
-            failing = page.locator('section.panel[data-state="error"]')
-            errors = [failing.nth(i).get_attribute("data-error") for i in range(failing.count())]
-            assert errors == [], errors
+    with wall_page() as page:
+        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+        page.goto(url)
+        panels = page.locator("section.panel")
+        expect(panels).to_have_count(len(WAR_ROOM["panels"]), timeout=30_000)
+        expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=60_000)
+        failing = page.locator('section.panel[data-state="error"]')
+        errors = [failing.nth(i).get_attribute("data-error") for i in range(failing.count())]
+        assert errors == [], errors
 
-            shown = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .stat-value').inner_text()
-            assert shown.startswith("¥"), shown
-            assert displayed_number(shown) == gmv, f"the page shows {shown}, the truth is ¥{gmv:,.2f}"
-            shown_orders = page.locator(f'section.panel[data-panel-id="{panel_id("Orders today")}"] .stat-value')
-            assert displayed_number(shown_orders.inner_text()) == orders
-            # The charts drew (ECharts renders to canvas) and the leaderboard lists every campaign.
-            for kind in ("timeseries", "barchart"):
-                assert page.locator(f'section.panel[data-type="{kind}"] canvas').count() >= 2, kind
-            campaigns = {str(r["campaign_id"]) for r in truth.totals}
-            leaders = panel_id("Campaign leaderboard today")
-            leaderboard = page.locator(f'section.panel[data-panel-id="{leaders}"] tbody tr')
-            assert leaderboard.count() == len(campaigns)
-            expect(page.locator("#banner")).to_be_hidden()  # all is well: no banner
-            page.screenshot(path=str(screenshot))
+        shown = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .stat-value').inner_text()
+        assert shown.startswith("¥"), shown
+        assert displayed_number(shown) == gmv, f"the page shows {shown}, the truth is ¥{gmv:,.2f}"
+        shown_orders = page.locator(f'section.panel[data-panel-id="{panel_id("Orders today")}"] .stat-value')
+        assert displayed_number(shown_orders.inner_text()) == orders
+        # The charts drew (ECharts renders to canvas) and the leaderboard lists every campaign.
+        for kind in ("timeseries", "barchart"):
+            assert page.locator(f'section.panel[data-type="{kind}"] canvas').count() >= 2, kind
+        campaigns = {str(r["campaign_id"]) for r in truth.totals}
+        leaders = panel_id("Campaign leaderboard today")
+        leaderboard = page.locator(f'section.panel[data-panel-id="{leaders}"] tbody tr')
+        assert leaderboard.count() == len(campaigns)
+        expect(page.locator("#banner")).to_be_hidden()  # all is well: no banner
+        page.screenshot(path=str(screenshot))
 
-            # ClickHouse stops taking writes: a full-width banner says so, from across the room.
-            fault.write_text("fail")
-            more = generate(SimConfig(events=300, seed=9, partitions=env.partitions, duration_s=1.0))
-            with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
-                pool.submit(asyncio.run, send_records(settings, more.records, paced=False)).result()
-            banner = page.locator("#banner")
-            expect(banner).to_be_visible(timeout=30_000)
-            assert banner.get_attribute("data-kind") == "store_unreachable"
-            assert "ClickHouse does not answer" in banner.inner_text()
-            page.screenshot(path=str(tmp_path / "war-room-store-down.png"))
-            fault.unlink()  # it answers again: the banner goes
-            expect(banner).to_be_hidden(timeout=30_000)
+        # ClickHouse stops taking writes: a full-width banner says so, from across the room.
+        fault.write_text("fail")
+        more = generate(SimConfig(events=300, seed=9, partitions=env.partitions, duration_s=1.0))
+        with ThreadPoolExecutor(1) as pool:  # Playwright's sync API holds this thread's event loop
+            pool.submit(asyncio.run, send_records(settings, more.records, paced=False)).result()
+        banner = page.locator("#banner")
+        expect(banner).to_be_visible(timeout=30_000)
+        assert banner.get_attribute("data-kind") == "store_unreachable"
+        assert "ClickHouse does not answer" in banner.inner_text()
+        page.screenshot(path=str(tmp_path / "war-room-store-down.png"))
+        fault.unlink()  # it answers again: the banner goes
+        expect(banner).to_be_hidden(timeout=30_000)
 
-            # Stage 1 held while events arrive: the pipeline is behind, and the banner turns amber.
-            fault.write_text("stall-stage:ingest")
-            later = generate(SimConfig(events=600, seed=10, partitions=env.partitions, duration_s=1.0))
-            with ThreadPoolExecutor(1) as pool:
-                pool.submit(asyncio.run, send_records(settings, later.records, paced=False)).result()
-            expect(banner).to_be_visible(timeout=30_000)
-            assert banner.get_attribute("data-kind") == "behind", banner.inner_text()
-            assert "messages wait (more than 100)" in banner.inner_text()
-            page.screenshot(path=str(tmp_path / "war-room-behind.png"))
-            fault.unlink()
-            expect(banner).to_be_hidden(timeout=30_000)
+        # Stage 1 held while events arrive: the pipeline is behind, and the banner turns amber.
+        fault.write_text("stall-stage:ingest")
+        later = generate(SimConfig(events=600, seed=10, partitions=env.partitions, duration_s=1.0))
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, send_records(settings, later.records, paced=False)).result()
+        expect(banner).to_be_visible(timeout=30_000)
+        assert banner.get_attribute("data-kind") == "behind", banner.inner_text()
+        assert "messages wait (more than 100)" in banner.inner_text()
+        page.screenshot(path=str(tmp_path / "war-room-behind.png"))
+        fault.unlink()
+        expect(banner).to_be_hidden(timeout=30_000)
 
-            # A bad range is no blank page: every panel says what is wrong, in the panel.
-            page.goto(url.replace(f"from={start}", "from=yesterday"))
-            expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))
-            message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .panel-error').inner_text()
-            assert "'yesterday' is neither epoch milliseconds" in message, message
-        finally:
-            browser.close()
+        # A bad range is no blank page: every panel says what is wrong, in the panel.
+        page.goto(url.replace(f"from={start}", "from=yesterday"))
+        expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))
+        message = page.locator(f'section.panel[data-panel-id="{panel_id("GMV today")}"] .panel-error').inner_text()
+        assert "'yesterday' is neither epoch milliseconds" in message, message
     print(f"\nwar room screenshot: {screenshot}")
     assert screenshot.stat().st_size > 10_000
     assert page_errors == [], page_errors
