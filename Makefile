@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright downloads no browser of its own). Installed
 # when missing; if it cannot be, the rest goes on and that test fails saying why.
 CHROMIUM := /usr/bin/chromium
+# The suite on both cores, a test file to a process (pytest-xdist): every file starts and stops its
+# own broker, workers and stores, and tests that open a chdb store in-process keep one file's order.
+PYTEST_JOBS ?= -n 2 --dist loadfile
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench unit integration lint install clean
@@ -37,13 +40,13 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/ruff format --check streams tests
 	$(BIN)/mypy streams
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_JOBS)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 integration: $(STAMP) $(CHROMIUM)
-	$(BIN)/python -m pytest tests/integration
+	$(BIN)/python -m pytest $(PYTEST_JOBS) tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check streams tests

@@ -113,7 +113,7 @@ def feed(sim: Simulation, settings: Settings) -> tuple[Deltas, dict[int, int], i
     return fold_in_process(sim.records, sim.existing_buyers, settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def world() -> Iterator[World]:
     cfg = SimConfig(events=3000, seed=5, partitions=PARTITIONS)
     sim = generate(cfg)
