@@ -10,7 +10,8 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
 - Every (scope, metric) is compared with an expectation from three *bases*, each a reference
   series `q` whose ratio to the observed counts `x` is learnt over a trailing baseline:
   `level` (the plan's shape when the plan lists the scope, else elapsed time: a recent rate),
-  `share` (for a channel, its campaign's observed count: a channel that brought 30% of the orders),
+  `share` (for a channel, the observed count of its sibling channels: a channel that brought 30%
+  of the orders; the siblings, not the campaign, which falls with the channel),
   `ratio` (the same scope's interactions: orders per interaction falls when payments break).
   expected = (sum of x / sum of q over the baseline) * (sum of q over the window).
 - Several *checks* (window, baseline, depth): 10/30/60 s for outages (>= 80% below), 2 min for
@@ -19,7 +20,8 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
 - A check fires when the expected count is large enough to judge, the observed is below
   (1 - depth) * expected, and the deficit is significant: z = (x - mu) / sqrt(var) with
   var = phi * unit * mu + (eps * mu)^2 + mu^2 / n_baseline, unit = 1 for counts and the mean order
-  value (compound sum, (1 + cv^2) * mean) for gmv_fen; phi > 1 because counts are overdispersed.
+  value (compound sum, (1 + cv^2) * mean) for gmv_fen; phi > 1 because counts are overdispersed;
+  `share` and `ratio` add their reference's own noise, phi * unit * r * mu + mu^2 / n_reference.
 - `share` and `ratio` also need the scope to be low on its own level (half the depth): a bot burst
   on one channel must not make its siblings' shares or its own orders per interaction look broken.
 - The plan's shape is used as its lower envelope over +-5 min, so a peak that comes 5 min early
@@ -32,7 +34,10 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
   data stays settled, so a stall's catch-up step (a long span) is judged like any other: its
   expected count scales with its span.
 
-Lifecycle: one Alert per incident from firing to resolved (two consecutive recovered steps); a
+Lifecycle: one Alert per incident from firing to resolved (two consecutive steps back above the
+midpoint between the incident's level and the expectation, over a window long enough to tell them
+apart; incidents are resolved before new ones are judged, so one that recovers is not reopened on
+windows still holding it); a
 re-fire within 5 min reopens the same id; a child whose parent has an open alert on the same
 metric is folded under it (parent.children) and not reported; `snapshot`/`restore` carry open
 incidents and the recent inputs across a restart.
@@ -40,6 +45,7 @@ incidents and the recent inputs across a restart.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import math
 from collections import deque
@@ -130,8 +136,8 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("outage-10s", 10, 300, 0.6, 6.0, 0.10, 8, True),
     Check("outage-30s", 30, 300, 0.8, 4.0, 0.10, 8, True),
     Check("outage-60s", 60, 300, 0.8, 4.0, 0.10, 8, True),
-    Check("moderate-2m", 120, 600, 0.35, 4.5, 0.08, 40, False, max_change=3.0),
-    Check("gradual-6m", 360, 1800, 0.2, 4.0, 0.05, 120, False, max_change=2.0),
+    Check("moderate-2m", 120, 600, 0.35, 4.0, 0.08, 40, False, max_change=3.0),
+    Check("gradual-6m", 360, 1800, 0.2, 3.75, 0.05, 120, False, max_change=2.0),
     Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4),
 )
 
@@ -165,6 +171,10 @@ class _Open:
     depth: float
     recovered: int = 0
     folded: bool = False
+
+
+def _utc(epoch_s: float) -> str:
+    return dt.datetime.fromtimestamp(epoch_s, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _alert_id(kind: str, metric: str | None, scope: Scope, started_at: float) -> str:
@@ -310,7 +320,9 @@ class Detector:
         clean = x - excess
         q_share = np.zeros((s, m))
         child = self._parent >= 0
-        q_share[child] = clean[self._parent[child]]
+        # A channel's reference is the rest of its campaign (its siblings), not the campaign: a drop of
+        # a channel that brings half the campaign would otherwise halve in its own reference.
+        q_share[child] = np.maximum(clean[self._parent[child]] - clean[child], 0.0)
         q_ratio = np.repeat(clean[:, _INTERACTIONS : _INTERACTIONS + 1], m, axis=1)
         q_ratio[:, _INTERACTIONS] = 0.0
         # A channel's burst is left out of its own baselines too: after it, normal would look low.
@@ -346,9 +358,9 @@ class Detector:
             return excess
         length = max(self._baselines)  # a long baseline: a burst of a few minutes barely moves it
         mine = self._base(0, 0, length)[child]
-        family = self._base(3, 0, length)[child]
+        siblings = self._base(3, 0, length)[child]
         with np.errstate(divide="ignore", invalid="ignore"):
-            usual = np.where(family - mine > 0, mine / (family - mine), np.nan)
+            usual = np.where(siblings > 0, mine / siblings, np.nan)
         rest = x[self._parent[child]] - x[child]
         expected = usual * np.maximum(rest, 0.0)
         # Clipping only ever lowers what shares and ratios expect, so it may err on the generous side.
@@ -411,6 +423,9 @@ class Detector:
         eligible_rows = self._eligible(step.settled_until)
         eligible = np.repeat(eligible_rows[:, None], m, axis=1)
         units = self._units()
+        # Resolve first: what recovers in this step is judged afresh, its windows clear of the
+        # incident's data, instead of reopening at once (and the resolved row is what gets written).
+        self._resolve(step, units, changed)
         var_unit = cfg.phi * units
         var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
         # Shares of the parent are judged for channels only: a campaign's share of the total changes
@@ -433,7 +448,7 @@ class Detector:
                     before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
                     change = np.maximum(now / before, before / now)
                 stable = ~has_plan | (change <= check.max_change)
-            mus = []
+            mus, refs, ref_base = [], [], []
             for b in range(3):
                 win_q = self._win(8 if b == _LEVEL else 2 + b, k)
                 base_q = self._base(5 + b, k + gap, length)
@@ -442,6 +457,8 @@ class Detector:
                     live = np.where(base_q > 0, base_xb / base_q, np.nan)
                 ratio = np.where(self._open, self._frozen[c, b], live)
                 mus.append(ratio * win_q)
+                refs.append(ratio)
+                ref_base.append(base_q)
             level_mu = mus[_LEVEL]
             for b in range(3):
                 if BASES[b] not in check.bases:
@@ -469,6 +486,10 @@ class Detector:
                 n_base = np.maximum(base_x / units, 1.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
+                    if b != _LEVEL:  # the reference is a count too: r * (siblings or interactions),
+                        # noisy in the window and in the baseline that learnt r
+                        var += (var_unit if b == _SHARE else cfg.phi) * refs[b] * mu
+                        var += mu**2 / np.maximum(ref_base[b] / (units if b == _SHARE else 1.0), 1.0)
                     z = (obs - mu) / np.sqrt(var)
                     fire = ok & (obs <= (1 - check.depth) * mu) & (z <= -check.z)
                 better = fire & (z < best_z)
@@ -477,7 +498,6 @@ class Detector:
                     best[0][better], best[1][better] = c, b
                     best[2][better], best[3][better] = mu[better], obs[better]
         firing = np.isfinite(best_z)
-        self._resolve(step, units, changed)
         self._open_new(step, firing, best, changed)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -565,21 +585,25 @@ class Detector:
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
                 continue
-            # The recovery window: half the window that fired, up to 60 s (one good 10 s bucket of an
-            # overdispersed count proves nothing about a shallow drop; a longer window is slow to clear),
-            # and long enough to expect recover_min_expected events.
+            # Recovered: the count is back above the midpoint between the incident's own level L
+            # (observed / expected when it fired) and the expectation, over a window that expects
+            # enough events to tell the two apart (4 standard deviations between them), at least half
+            # the window that fired (up to 60 s) and recover_min_expected events. A shallow drop on a
+            # small channel so gets a window of minutes: a minute of 60 events at 65% would cross a
+            # line at 90% now and then, and an incident would resolve in the middle of itself.
+            level = alert.observed / alert.expected if alert.expected > 0 else 0.0
+            level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
+            var_unit = cfg.phi * units[row, j] * (1 + cfg.gmv_cv2 if j == _GMV else 1)
+            needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit / (1 - level) ** 2)
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             for k in self._recover_windows:
                 if k < floor and k != self._recover_windows[-1]:
                     continue
                 mu = state.ratio * float(self._win(8 if state.basis == _LEVEL else 2 + state.basis, k)[row, j])
-                if mu / units[row, j] >= cfg.recover_min_expected:
+                if mu >= needed:
                     break
             obs = float(self._win(0, k)[row, j])
-            # Recovered: back above half the depth that fired it, within a standard deviation of noise
-            # (without it a 10 s window at 60 expected flaps around the line for minutes).
-            noise = math.sqrt(max(cfg.phi * units[row, j] * mu, 0.0)) if math.isfinite(mu) else 0.0
-            recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 - state.depth / 2) * mu - noise
+            recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 + level) / 2 * mu
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
                 self._close(state, row, j, step.at, changed)
@@ -637,7 +661,7 @@ class Detector:
                 scope = Scope(campaign)
                 alert = Alert(_alert_id("drop", "interactions", scope, starts), "drop", "interactions", scope, starts,
                               step.at, None, math.nan, 0.0, "schedule", "critical",
-                              f"campaign {campaign} scheduled from {starts:.0f}: nothing has arrived")  # fmt: skip
+                              f"campaign {campaign} scheduled from {_utc(starts)}: nothing has arrived")  # fmt: skip
                 self._no_show[campaign] = _Open(alert, -1, -1, math.nan, 1.0)
                 changed.append(alert)
             elif state is not None and state.alert.resolved_at is None and (not silent or not due):

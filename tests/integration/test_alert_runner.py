@@ -40,14 +40,15 @@ def test_the_runner_fires_once_resolves_once_and_survives_a_restart(tmp_path: Pa
     alerts = {a["id"]: a for a in out["alerts"]}
 
     # Nothing before the outage, nothing on the campaign that was fine, no lag (the pipeline kept up).
+    # (The total may fire too: a quarter of its orders went, and orders per interaction fell with them.)
     assert alerts, "the outage raised nothing"
     assert all(epoch(a["detected_at"]) > outage_start for a in alerts.values()), alerts
-    assert {a["campaign_id"] for a in alerts.values()} == {"c1"}, alerts
+    assert "c1" in {a["campaign_id"] for a in alerts.values()} <= {"c1", None}, alerts
     assert all(a["kind"] == "drop" for a in alerts.values())
 
-    # The outage itself, on its scope (or folded under its campaign), within a minute.
-    orders = [a for a in alerts.values() if a["metric"] == "orders" and a["campaign_id"] == "c1"
-              and (a["channel"] == "wechat" or "c1/wechat" in a["children"])]  # fmt: skip
+    # The outage itself, on its scope (or folded under an enclosing one), within a minute.
+    orders = [a for a in alerts.values() if a["metric"] == "orders"
+              and (a["campaign_id"], a["channel"]) in {("c1", "wechat"), ("c1", None), (None, None)}]  # fmt: skip
     assert orders, alerts
     first = min(epoch(a["detected_at"]) for a in orders)
     assert outage_start < first <= outage_start + 60, (first - outage_start, orders)

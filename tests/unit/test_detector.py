@@ -122,6 +122,35 @@ def test_a_channel_losing_its_share_while_everything_falls_is_caught() -> None:
     assert any(a.scope.encloses(Scope("c1", "wechat")) and a.metric == "interactions" for a in hits)
 
 
+def test_a_big_channel_falling_30_percent_is_judged_against_its_siblings() -> None:
+    # wechat brings half the campaign; it falls 30% while the campaign decays. Against the campaign
+    # (which falls 15% with it) its share is only 18% down, under every check's depth; against its
+    # siblings it is 30% down.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.7 if scope.channel == "wechat" and t >= T0 + 2400 else 1.0
+
+    changes = run(Detector(), series(lambda t: 100 * math.exp(-(t - T0) / 3600), 3600, hit=hit))
+    found = [a for a in opened(changes) if a.scope == Scope("c1", "wechat") and a.basis == "share-of-parent"]
+    assert found, opened(changes)
+    assert found[0].detected_at - (T0 + 2400) <= 420
+
+
+def test_a_shallow_drop_on_a_small_channel_fires_through_and_resolves_after() -> None:
+    # jingxi expects 60 events a minute and loses 40% for 20 min: one alert from detection to the
+    # end (a minute of 60 events at 60% often looks recovered), resolved within minutes after it.
+    start, end = T0 + 2400, T0 + 3600
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.6 if scope.channel == "jingxi" and start <= t < end else 1.0
+
+    changes = run(Detector(), series(flat(5), 4500, hit=hit, seed=3))
+    mine = [(at, a) for at, a in changes if a.kind == "drop" and a.scope.encloses(Scope("c1", "jingxi"))]
+    assert mine, changes
+    assert len({a.id for _, a in mine}) == 1, [(at - T0, a.resolved_at) for at, a in mine]
+    resolved = [a.resolved_at for _, a in mine if a.resolved_at is not None]
+    assert resolved and end <= resolved[0] <= end + 300, (resolved, end)
+
+
 def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     # The plan is 30% off in level (the detector learns the level); from minute 40 the campaign
     # falls 50% on every channel: no share or ratio moves, only the plan can tell.
@@ -189,6 +218,24 @@ def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() ->
     assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_alert_reported_firing_is_reported_resolved_after_recovery(seed: int) -> None:
+    # Payments break on wechat for 6 min: its campaign and the total fire too, on slower windows
+    # that still hold the outage when the channel recovers. The last word on every id is "resolved".
+    start, end = T0 + 2400, T0 + 2760
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        broken = scope.channel == "wechat" and metric in ("orders", "gmv_fen", "new_users")
+        return 0.0 if broken and start <= t < end else 1.0
+
+    changes = run(Detector(), series(flat(100), 3600, hit=hit, seed=seed))
+    last = {a.id: a for _, a in changes if a.kind == "drop"}
+    assert last, changes
+    assert all(a.resolved_at is not None and end <= a.resolved_at <= end + 360 for a in last.values()), [
+        (a.scope.label(), a.metric, a.window, a.resolved_at and a.resolved_at - end) for a in last.values()
+    ]
+
+
 def test_a_refire_within_five_minutes_reopens_the_same_incident() -> None:
     def hit(t: float, scope: Scope, metric: str) -> float:
         out = T0 + 2400 <= t < T0 + 2520 or T0 + 2640 <= t < T0 + 2760
@@ -251,6 +298,8 @@ def test_a_scheduled_campaign_that_never_sends_is_an_alert() -> None:
     found = [a for a in opened(changes) if a.scope == Scope("c2")]
     assert len(found) == 1 and found[0].basis == "schedule" and found[0].severity == "critical"
     assert found[0].detected_at - (T0 + 600) <= 150
+    # The war room reads when it was due, not an epoch: 00:10 Beijing is 16:10 UTC the day before.
+    assert "scheduled from 2026-11-10 16:10:00 UTC: nothing has arrived" in found[0].message, found[0].message
 
 
 # -- cost ----------------------------------------------------------------------------------------
