@@ -36,14 +36,14 @@ METRIC_NAMES = {
 BASIS_NAMES = {
     "zh": {
         "plan": "按计划",
-        "share-of-parent": "按占上级的比例",
+        "share-of-parent": "按与本活动其他渠道的比例",
         "history": "按近期水平",
         "ratio": "按指标间比例",
         "schedule": "按活动排期",
     },
     "en": {
         "plan": "the plan",
-        "share-of-parent": "its share of the parent",
+        "share-of-parent": "its ratio to the campaign's other channels",
         "history": "its recent level",
         "ratio": "the ratio between metrics",
         "schedule": "the schedule",

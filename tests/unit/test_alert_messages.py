@@ -24,12 +24,12 @@ def test_a_drop_says_scope_by_name_metric_expected_observed_basis_since_freshnes
     ctx = Context({"d11": "双11主会场"}, 3.2, "http://grafana:3000/d/promo-war-room")
     msg = render(DROP, "fired", ctx)
     assert msg.title == "【严重】双11主会场 / 微信 订单数 下跌 95%"
-    assert "预期 240（按占上级的比例），实际 12" in msg.text and "自 00:00:05 起" in msg.text
+    assert "预期 240（按与本活动其他渠道的比例），实际 12" in msg.text and "自 00:00:05 起" in msg.text
     assert "数据延迟 3 秒" in msg.text
     assert f"from={int((T0 - 1800) * 1000)}" in msg.text and "var-campaign=d11" in msg.text  # 30 min before
     english = render(DROP, "fired", Context({}, 0.0, language="en"))
     assert english.title == "[CRITICAL] d11 / wechat orders down 95%"
-    assert "expected 240 (its share of the parent), observed 12; since 00:00:05" in english.text
+    assert "expected 240 (its ratio to the campaign's other channels), observed 12; since 00:00:05" in english.text
     resolved = render({**DROP, "resolved_at": T0 + 300}, "resolved", ctx)
     assert resolved.title == "【恢复】双11主会场 / 微信 订单数" and "00:00:05–00:05:05" in resolved.text
     assert "提醒" in render(DROP, "reminder", ctx).title
