@@ -423,11 +423,11 @@ class Detector:
         eligible_rows = self._eligible(step.settled_until)
         eligible = np.repeat(eligible_rows[:, None], m, axis=1)
         units = self._units()
+        var_unit = cfg.phi * units  # the variance of a count per unit of it
+        var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
         # Resolve first: what recovers in this step is judged afresh, its windows clear of the
         # incident's data, instead of reopening at once (and the resolved row is what gets written).
-        self._resolve(step, units, changed)
-        var_unit = cfg.phi * units
-        var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
+        self._resolve(step, units, var_unit, changed)
         # Shares of the parent are judged for channels only: a campaign's share of the total changes
         # by design whenever another campaign starts or ends.
         is_channel = np.array([sc.channel is not None for sc in self._scopes])[:, None]
@@ -568,7 +568,7 @@ class Detector:
                 out[c, b] = base_x / base_q if base_q > 0 else np.nan
         return out
 
-    def _resolve(self, step: Step, units: FloatArray, changed: list[Alert]) -> None:
+    def _resolve(self, step: Step, units: FloatArray, var_unit: FloatArray, changed: list[Alert]) -> None:
         cfg = self.config
         eligible_rows = self._eligible(step.settled_until)
         for (row, j), state in list(self._incidents.items()):
@@ -593,8 +593,7 @@ class Detector:
             # line at 90% now and then, and an incident would resolve in the middle of itself.
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
-            var_unit = cfg.phi * units[row, j] * (1 + cfg.gmv_cv2 if j == _GMV else 1)
-            needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit / (1 - level) ** 2)
+            needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit[row, j] / (1 - level) ** 2)
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             for k in self._recover_windows:
                 if k < floor and k != self._recover_windows[-1]:

@@ -51,6 +51,8 @@ from streams.worker.stall import Change, StallWatch
 from streams.worker.transport import BatchConsumer, PromoApp
 
 log = logging.getLogger(__name__)
+# Per partition: (log end, next offset to process), each None when unknown.
+Positions = dict[TopicPartition, tuple[int | None, int | None]]
 
 
 # The pipeline's state as a number for Grafana's state panel: 0 all well, 1 numbers late or not yet
@@ -96,17 +98,13 @@ class WorkerApp:
         """One walk over every partition this worker consumes, a second apart: the stall watch and
         the freshness clock judge the same positions."""
         stages = self.stage_positions()
-        self.check_stalls(stages=stages)
-        self.freshness.sample(time.time(), self.positions(stages))
+        self.check_stalls(stages)
+        # Every partition in every stage: what the drop detector's freshness is measured from.
+        self.freshness.sample(time.time(), {tp: pos for by_tp in stages.values() for tp, pos in by_tp.items()})
 
-    def check_stalls(
-        self,
-        now: float | None = None,
-        stages: Mapping[str, Mapping[TopicPartition, tuple[int | None, int | None]]] | None = None,
-    ) -> list[Change[TopicPartition]]:
-        """Sample every stage's lag and work done; log (once) each stage that stalls or recovers."""
+    def check_stalls(self, stages: Mapping[str, Positions], now: float | None = None) -> list[Change[TopicPartition]]:
+        """From every stage's positions and work done, log (once) each stage that stalls or recovers."""
         now = time.monotonic() if now is None else now
-        stages = self.stage_positions() if stages is None else stages
         processed = {self.ingest.stage: self.ingest.handled, self.aggregate.stage: self.aggregate.handled}
         if self.sink is not None:
             health = self.sink.health
@@ -130,9 +128,7 @@ class WorkerApp:
                 )  # fmt: skip
         return changes
 
-    def _agent_positions(
-        self, agent: BatchAgent, topics: Collection[str]
-    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
+    def _agent_positions(self, agent: BatchAgent, topics: Collection[str]) -> Positions:
         """Per assigned partition of the agent's topics: (fetch high-watermark, the next offset the
         agent will process: the first of the batch it holds, else the next one not yet handed to
         it, else the committed offset), each None when unknown."""
@@ -142,7 +138,7 @@ class WorkerApp:
         except Exception:  # not started yet, or between assignments
             return {}
         holding = {tp: records[0].offset for tp, records in agent.pending or () if records}
-        positions: dict[TopicPartition, tuple[int | None, int | None]] = {}
+        positions: Positions = {}
         for tp in assigned:
             try:
                 highwater: int | None = consumer.highwater(tp)
@@ -156,7 +152,7 @@ class WorkerApp:
             positions[tp] = (highwater, next_offset)
         return positions
 
-    def stage_positions(self) -> dict[str, dict[TopicPartition, tuple[int | None, int | None]]]:
+    def stage_positions(self) -> dict[str, Positions]:
         """Per stage, every partition it consumes on this worker: (log end, next offset to process)."""
         settings = self.settings
         stages = {
@@ -166,14 +162,6 @@ class WorkerApp:
         if self.sink is not None:
             stages["sink"] = _sink_positions(self.sink)
         return stages
-
-    def positions(
-        self, stages: Mapping[str, Mapping[TopicPartition, tuple[int | None, int | None]]] | None = None
-    ) -> dict[TopicPartition, tuple[int | None, int | None]]:
-        """Every partition this worker consumes, in every stage: (log end, next offset to process).
-        What the drop detector's freshness is measured from (streams/alerts/freshness.py)."""
-        stages = self.stage_positions() if stages is None else stages
-        return {tp: position for by_partition in stages.values() for tp, position in by_partition.items()}
 
     def stalls(self, now: float | None = None) -> dict[str, Any]:
         """The /health section: the threshold, each stage's lag, and the stalled stages with their partitions."""
@@ -288,7 +276,7 @@ def _lag(highwater: int | None, next_offset: int | None) -> int | None:
     return max(highwater - next_offset, 0)
 
 
-def _sink_positions(sink: DeltaSink) -> dict[TopicPartition, tuple[int | None, int | None]]:
+def _sink_positions(sink: DeltaSink) -> Positions:
     """Per partition of the sink: (fetch high-watermark, its consumer's position: what `getmany`
     hands out next; a batch being written is past it). aiokafka's `position()` may wait for a
     position, so this reads the same per-partition state directly."""
@@ -297,7 +285,7 @@ def _sink_positions(sink: DeltaSink) -> dict[TopicPartition, tuple[int | None, i
         return {}
     try:
         assignment = consumer._subscription.subscription.assignment
-        positions: dict[TopicPartition, tuple[int | None, int | None]] = {}
+        positions: Positions = {}
         for tp in consumer.assignment():
             state = assignment.state_value(tp)
             position = state.position if state.has_valid_position else None
