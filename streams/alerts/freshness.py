@@ -33,11 +33,13 @@ class PositionClock:
     history_s: float = HISTORY_S
     ends: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
     lags: dict[Hashable, float] = field(default_factory=dict)
+    sampled_at: float | None = None  # when the lags were measured
 
     def sample(self, now: float, positions: Mapping[Hashable, tuple[int | None, int | None]]) -> None:
         """`positions`: partition -> (log end, the consumer's next offset), either None when unknown.
 
         A partition missing from `positions` (revoked, or owned by another worker) is forgotten."""
+        self.sampled_at = now
         for gone in set(self.ends) - set(positions):
             del self.ends[gone]
             self.lags.pop(gone, None)
@@ -64,9 +66,16 @@ class PositionClock:
             while len(ends) > 1 and now - ends[1][0] > self.history_s:
                 ends.popleft()
 
-    def lag_s(self) -> float:
-        """The worst partition's lag in seconds (0 when none is known)."""
-        return max(self.lags.values(), default=0.0)
+    def lag_s(self, now: float | None = None) -> float:
+        """The worst partition's lag in seconds (0 when none is known), as of the last sample, or as of
+        `now`: the data is complete up to (last sample - lag), and that instant does not move between
+        two samples. (A lag read a second after its sample and taken from the later clock would let
+        what is settled creep forward through a stall: a second of "settled" data that never came,
+        at every evaluation, reads as an outage.)"""
+        lag = max(self.lags.values(), default=0.0)
+        if now is None or self.sampled_at is None:
+            return lag
+        return lag + max(now - self.sampled_at, 0.0)
 
     def worst(self) -> tuple[Hashable, float] | None:
         if not self.lags:

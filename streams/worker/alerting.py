@@ -53,7 +53,7 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         return Context(names, lag_s, settings.dashboard_url, settings.alerts_language)
 
     async def lag(now: float) -> float:
-        return pipeline.freshness.lag_s()
+        return pipeline.freshness.lag_s(now)
 
     runner = AlertRunner(
         store,

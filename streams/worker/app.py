@@ -442,9 +442,10 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             doc = pipeline.status()
             first = doc["problems"][0] if doc["problems"] else None
             state = first["kind"] if first else "ok"
+            lag_s = pipeline.freshness.lag_s(doc["as_of_ms"] / 1000)  # as of the heartbeat's own time
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
-                                 first["message"] if first else "", pipeline.freshness.lag_s())  # fmt: skip
+                                 first["message"] if first else "", lag_s)  # fmt: skip
             await asyncio.sleep(HEARTBEAT_S)
 
     app.task(heartbeat)

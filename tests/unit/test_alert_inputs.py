@@ -38,6 +38,18 @@ def test_catching_up_brings_the_lag_down_to_the_time_of_the_end_reached() -> Non
     assert clock.lag_s() == 0.0
 
 
+def test_read_between_samples_the_complete_instant_stands_still() -> None:
+    # A stalled partition, sampled each second, read by the detector 0.7 s after a sample: what is
+    # complete (now - lag) is the same instant whenever it is read, so nothing creeps into "settled".
+    clock = PositionClock()
+    clock.sample(100.0, {"p0": (10, 10)})
+    clock.sample(101.0, {"p0": (20, 10)})  # stalled at 10 from here
+    clock.sample(150.0, {"p0": (30, 10)})
+    assert 150.7 - clock.lag_s(150.7) == pytest.approx(100.0)
+    assert 152.2 - clock.lag_s(152.2) == pytest.approx(100.0)
+    assert clock.lag_s() == pytest.approx(50.0)  # as of the last sample
+
+
 def test_a_partition_first_seen_behind_counts_as_behind_and_ages() -> None:
     clock = PositionClock()
     clock.sample(1000.0, {"p": (5000, 0)})  # a worker restarted on a backlog: no history to date it
