@@ -215,6 +215,7 @@ class Detector:
         self._plan_row = np.full((0, m), -1, dtype=np.int64)
         self._n = 0  # steps pushed; ring slot n % h holds the cumulative sums after n steps
         self._settled: float | None = None
+        self._carry: FloatArray | None = None  # counts waiting for a step that settles a span
         self._incidents: dict[tuple[int, int], _Open] = {}
         self._lag: _Open | None = None
         self._no_show: dict[str, _Open] = {}
@@ -310,6 +311,16 @@ class Detector:
         prev = self._settled if self._settled is not None else step.settled_until - self.config.step_s
         span = max(0.0, step.settled_until - prev)
         self._settled = max(prev, step.settled_until)
+        # Counts that arrive while nothing more is settled (a stall's catch-up written a step before the
+        # lag says so) belong to the span that settles them: they wait for it, or a catch-up step
+        # would expect its whole span and find its counts booked in the step before.
+        raw = x
+        if self._carry is not None:
+            carry, self._carry = self._carry, None
+            x = x.copy()
+            x[: carry.shape[0]] += carry
+        if span <= 0 and x.any():
+            self._carry, x = x, np.zeros(x.shape)
         q_level = np.full((s, m), span)
         q_low = q_level.copy()
         has_plan = self._plan_row >= 0
@@ -327,7 +338,7 @@ class Detector:
         q_ratio[:, _INTERACTIONS] = 0.0
         # A channel's burst is left out of its own baselines too: after it, normal would look low.
         leaf = np.array([sc.channel is not None for sc in self._scopes])[:, None]
-        self._recent.append((step.at, step.settled_until, step.lag_s, x))
+        self._recent.append((step.at, step.settled_until, step.lag_s, raw))
         keep = ~self._open & ~(leaf & (excess > 0)) & ~(excess > 0.1 * x)
         # A share's baseline leaves out what any scope of the family (the parent, a sibling) was in an
         # incident: a sibling's outage raises a channel's share, and that is not its normal share.

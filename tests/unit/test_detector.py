@@ -191,6 +191,18 @@ def test_a_stall_raises_lag_not_drops_and_resolves_after_catch_up() -> None:
     assert resolved and resolved[0] - (T0 + 1980) <= 20
 
 
+def test_a_catch_up_written_before_the_lag_says_so_is_no_drop() -> None:
+    # The stall's backlog reaches the store one evaluation before the lag drops: that step settles
+    # nothing new but brings the counts; the next settles three minutes and brings almost none.
+    steps = list(series(flat(50), 3000, stall=(1800, 1980)))
+    jump = next(i for i in range(1, len(steps)) if steps[i].settled_until - steps[i - 1].settled_until > 60)
+    early, late = steps[jump - 1], steps[jump]
+    steps[jump - 1] = Step(early.at, early.settled_until, early.lag_s, late.values)
+    steps[jump] = Step(late.at, late.settled_until, late.lag_s, {})
+    changes = run(Detector(), iter(steps))
+    assert opened(changes) == [], opened(changes)
+
+
 def test_small_scopes_are_not_judged() -> None:
     # 0.2 interactions/s (12 a minute): an outage there is below the minimum expected count.
     def hit(t: float, scope: Scope, metric: str) -> float:
