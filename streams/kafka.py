@@ -25,6 +25,8 @@ from streams.errors import BrokerError
 # Explicit configs on every topic: some clients (quixstreams) fail on a topic without retention.ms.
 EVENT_TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 LOG_TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
+# A side read that gets no fetch answered for this long gives up with BrokerError (never "empty").
+STALL_S = 120.0
 INPUT_SUFFIXES = INPUTS
 
 
@@ -112,16 +114,25 @@ async def side_consumer(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
                 raise
 
 
-async def true_end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+async def true_end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, *, stall_s: float = STALL_S) -> int:
     """The offset after the last record, from a fetch's high-watermark (see module docstring)."""
     consumer.assign([tp])
     reported = (await consumer.end_offsets([tp]))[tp]
     if reported == 0:
         return 0
     consumer.seek(tp, reported - 1)
-    await consumer.getmany(tp, timeout_ms=2000, max_records=1)
-    high = consumer.highwater(tp)
-    return max(int(reported), int(high or 0))
+    return max(int(reported), await _answered_highwater(consumer, tp, stall_s))
+
+
+async def _answered_highwater(consumer: AIOKafkaConsumer, tp: TopicPartition, stall_s: float) -> int:
+    """The high watermark of the first fetch answered for `tp` since it was assigned. Until then it
+    is unknown, not 0: a loaded host or a slow broker can take longer than one poll to answer."""
+    deadline = time.monotonic() + stall_s
+    while (high := consumer.highwater(tp)) is None:
+        if time.monotonic() > deadline:
+            raise BrokerError(f"no fetch of {tp.topic}[{tp.partition}] answered in {stall_s:.0f} s")
+        await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+    return int(high)
 
 
 async def read_range(
@@ -130,19 +141,37 @@ async def read_range(
     start: int,
     stop: int,
     on_record: Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None] | None],
+    *,
+    stall_s: float = STALL_S,
 ) -> int:
-    """Feed records with start <= offset < stop to `on_record`, in order; returns the count."""
+    """Feed records with start <= offset < stop to `on_record`, in order; returns the count.
+
+    Stops short of `stop` only where the log does: when a fetch answered with a high watermark at
+    or below the position, or when the log no longer holds `start` (the consumer was reset to its
+    earliest offset). An empty poll is not the end: before the first answer the high watermark is
+    unknown, and taking that for an empty log once made a recovery under load read nothing of a
+    deltas log and emit a batch a second time. Raises BrokerError after `stall_s` without a record."""
     if stop <= start:
         return 0
     consumer.assign([tp])
     consumer.seek(tp, start)
     seen = 0
+    progressed_at = time.monotonic()
     while True:
         batch = await consumer.getmany(tp, timeout_ms=1000, max_records=10_000)
         records = batch.get(tp, [])
-        if not records and (consumer.highwater(tp) or 0) <= (await consumer.position(tp)):
-            return seen  # the partition ends before `stop`
+        if not records:
+            high = consumer.highwater(tp)
+            if high is not None and high <= await consumer.position(tp):
+                return seen  # the partition ends before `stop`
+            if time.monotonic() - progressed_at > stall_s:
+                raise BrokerError(f"no record of {tp.topic}[{tp.partition}] read in {stall_s:.0f} s "
+                                  f"(at offset {start + seen}, reading to {stop}; high watermark {high})")  # fmt: skip
+            continue
+        progressed_at = time.monotonic()
         for record in records:
+            if record.offset < start + seen:
+                return seen  # reset to the earliest offset: the log does not hold `start` any more
             if record.offset >= stop:
                 return seen
             result = on_record(record)

@@ -51,19 +51,23 @@ class Result:
         return self.lost == 0 and self.doubled == 0 and self.rejected_match
 
 
-def lost_and_doubled(truth: list[dict[str, Any]], got: list[dict[str, Any]]) -> tuple[int, int]:
-    """Sum of shortfalls and of excesses over all (campaign, channel, column) cells."""
+def cell_diffs(truth: list[dict[str, Any]], got: list[dict[str, Any]]) -> list[tuple[str, str, str, int, int]]:
+    """(campaign, channel, counter, got, want) of each (campaign, channel, counter) cell off the truth."""
     want = {(r["campaign_id"], r["channel"]): r for r in truth}
     have = {(r["campaign_id"], r["channel"]): r for r in got}
-    lost = doubled = 0
-    for key in want.keys() | have.keys():
+    out = []
+    for key in sorted(want.keys() | have.keys()):
         for column in COUNTERS:
-            diff = int(have.get(key, {}).get(column, 0)) - int(want.get(key, {}).get(column, 0))
-            if diff < 0:
-                lost -= diff
-            else:
-                doubled += diff
-    return lost, doubled
+            g, w = int(have.get(key, {}).get(column, 0)), int(want.get(key, {}).get(column, 0))
+            if g != w:
+                out.append((key[0], key[1], column, g, w))
+    return out
+
+
+def lost_and_doubled(truth: list[dict[str, Any]], got: list[dict[str, Any]]) -> tuple[int, int]:
+    """Sum of shortfalls and of excesses over all (campaign, channel, column) cells."""
+    diffs = [g - w for *_, g, w in cell_diffs(truth, got)]
+    return -sum(d for d in diffs if d < 0), sum(d for d in diffs if d > 0)
 
 
 class Run:

@@ -30,14 +30,15 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from streams.config import Settings
+from streams.contract.facts import COUNTERS
 from streams.contract.topics import Topic
 from streams.contract.wire import decode_audit, decode_delta_rows
 from streams.crashpoints import NAMES
 from streams.kafka import read_range, side_consumer, true_end_offset
 from streams.kit.audit import Ledger, compare, identities_of, ledger_identities
 from streams.kit.harness import WorkerProcess
-from streams.kit.truth import identities
-from streams.lab.chaos import Run
+from streams.kit.truth import compute_truth, identities
+from streams.lab.chaos import Run, cell_diffs, lost_and_doubled
 from streams.lab.hostile import order_resends
 
 # Points only the worker with the sink reaches.
@@ -63,11 +64,13 @@ class LoopResult:
     zombies: int = 0  # workers frozen mid-batch past their session, then resumed (two workers only)
     fenced_skipped: int = 0  # the zombies' deltas batches the sink skipped (streams/sink/markers.py)
     exact_after_s: float = 0.0  # from the end of the stream to exact totals
+    log_lost: int = 0  # the same cells summed from the deltas log as the sink's rule reads it:
+    log_doubled: int = 0  # off here too, stage 2 sent it; exact here but not in the store, the sink wrote it
     examples: list[str] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
-        return (self.lost == self.doubled == 0 and self.rejected_match
+        return (self.lost == self.doubled == self.log_lost == self.log_doubled == 0 and self.rejected_match
                 and self.ids_lost == self.ids_doubled == self.ids_misattributed == 0)  # fmt: skip
 
 
@@ -205,7 +208,14 @@ class KillLoop:
         result.redeliveries_skipped = int(((run.owner.try_get("/health") or {}).get("sink") or {})
                                           .get("redeliveries_skipped", 0))  # fmt: skip
         want = identities_of(identities(run.sent, run.sim.existing_buyers))
-        report = compare(want, ledger_identities(asyncio.run(read_ledger(self.run.pipeline.settings()))))
+        ledger, cells = asyncio.run(read_ledger(self.run.pipeline.settings()))
+        report = compare(want, ledger_identities(ledger))
+        truth = compute_truth(run.sent, run.sim.existing_buyers).totals
+        result.log_lost, result.log_doubled = lost_and_doubled(truth, cells)
+        got = run.owner.try_get("/api/totals") or []
+        for where, rows in (("store", got), ("deltas log", cells)):
+            run.result.observations += [f"{where} {c}/{ch} {column}: {g} vs {w} true"
+                                        for c, ch, column, g, w in cell_diffs(truth, rows)]  # fmt: skip
         result.identities_checked = report.checked
         result.ids_lost, result.ids_doubled, result.ids_misattributed = (
             report.lost,
@@ -213,6 +223,8 @@ class KillLoop:
             report.misattributed,
         )
         result.examples = report.examples + run.result.observations
+        if not result.exact:
+            result.examples += [f"fault {f}" for f in run.result.faults]
 
     def go(self) -> LoopResult:
         try:
@@ -224,9 +236,11 @@ class KillLoop:
         return self.result
 
 
-async def read_ledger(settings: Settings) -> Ledger:
-    """Every deltas message, partition by partition in offset order, counted as the sink counts it."""
+async def read_ledger(settings: Settings) -> tuple[Ledger, list[dict[str, Any]]]:
+    """Every deltas message, partition by partition in offset order, counted as the sink counts it:
+    the identity moves, and the counters summed per (campaign, channel) as `/api/totals` rows."""
     ledger = Ledger()
+    sums: dict[tuple[str, str], list[int]] = {}
     topic = settings.topic(Topic.DELTAS)
     async with side_consumer(settings.bootstrap) as consumer:
         for p in range(settings.partitions):
@@ -234,10 +248,17 @@ async def read_ledger(settings: Settings) -> Ledger:
             end = await true_end_offset(consumer, tp)
 
             def add(record: Any) -> None:
-                ledger.add(*decode_audit(record.value))
+                if not ledger.add(*decode_audit(record.value)):
+                    return
+                for row in decode_delta_rows(record.value).facts:
+                    cell = sums.setdefault((row[0], row[1]), [0] * len(COUNTERS))
+                    for i, amount in enumerate(row[5 : 5 + len(COUNTERS)]):
+                        cell[i] += amount
 
             await read_range(consumer, tp, 0, end, add)
-    return ledger
+    cells = [{"campaign_id": c, "channel": ch, **dict(zip(COUNTERS, row, strict=True))}
+             for (c, ch), row in sorted(sums.items())]  # fmt: skip
+    return ledger, cells
 
 
 def _stopped(worker: WorkerProcess) -> bool:

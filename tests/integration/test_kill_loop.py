@@ -31,6 +31,7 @@ def test_short_kill_loop_loses_doubles_and_misattributes_nothing(tmp_path: Path,
     assert set(row["points"]) <= set(NAMES)
     assert row["identities_checked"] > 1000
     assert (row["lost"], row["doubled"], row["rejected_match"]) == (0, 0, True), result.stdout
+    assert (row["log_lost"], row["log_doubled"]) == (0, 0), result.stdout  # what stage 2 sent, as the sink reads it
     assert (row["ids_lost"], row["ids_doubled"], row["ids_misattributed"]) == (0, 0, 0), result.stdout
     if workers == 2:  # the helper was frozen past its session and resumed as a zombie
         assert row["zombies"] == 1, row
