@@ -62,7 +62,7 @@ class LoopResult:
     ids_misattributed: int = 0
     redeliveries_skipped: int = 0  # deltas messages the sink skipped as already written
     zombies: int = 0  # workers frozen mid-batch past their session, then resumed (two workers only)
-    fenced_skipped: int = 0  # the zombies' deltas batches the sink skipped (streams/sink/markers.py)
+    fenced_skipped: int = 0  # deltas batches of evicted owners the sink's rule skips, in the log (sink/markers.py)
     exact_after_s: float = 0.0  # from the end of the stream to exact totals
     log_lost: int = 0  # the same cells summed from the deltas log as the sink's rule reads it:
     log_doubled: int = 0  # off here too, stage 2 sent it; exact here but not in the store, the sink wrote it
@@ -78,7 +78,9 @@ class KillLoop:
     def __init__(self, root: Path, *, seed: int, kills: int, workers: int, events: int, user_cache: int) -> None:
         self.rng = random.Random(seed)
         self.kills = kills
-        duration = max(20.0, 3.5 * kills) + (20.0 if workers > 1 else 0.0)  # the zombie round takes ~15 s
+        # Traffic must outlast the rounds: the stage-2 points are reached only while batches come.
+        # A round takes ~5 s on a loaded host (CI runs two test files at once); the zombie's ~15 s.
+        duration = max(30.0, 5.0 * kills) + (20.0 if workers > 1 else 0.0)
         self.run = Run(f"kill-loop-{workers}w-seed{seed}", root, events=events, duration_s=duration, seed=seed,
                        user_cache=user_cache)  # fmt: skip
         self.run.pipeline.extra["PROMO_AUDIT"] = "1"
@@ -135,7 +137,6 @@ class KillLoop:
             worker.kill()
             worker.start()
             return
-        before = self._sink_health().get("fenced_skipped", 0)
         self.run.fault(f"SIGSTOP {worker.name} at aggregate.folded (arrival {arrival}): a batch folded, not sent")
         fenced = asyncio.run(self._next_fence(asyncio.run(self._deltas_ends()), timeout=60))
         others = [w for w in self.workers() if w is not worker and w.alive]
@@ -148,10 +149,9 @@ class KillLoop:
         time.sleep(2.0)  # the zombie sends; the new owner is held well within its own session
         for other in others:
             other.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
-        deadline = time.monotonic() + 30
-        while self._sink_health().get("fenced_skipped", 0) <= before and time.monotonic() < deadline:
-            time.sleep(0.2)
-        self.result.fenced_skipped += self._sink_health().get("fenced_skipped", 0) - before
+        # Not waited for here: a zombie whose consumer noticed the eviction first sends nothing, and
+        # waiting for its batch used up the stream the armed rounds need. `score` counts the fenced
+        # batches from the deltas log, as the sink's rule reads it.
 
     def _deltas_tps(self) -> list[TopicPartition]:
         settings = self.run.pipeline.settings()
@@ -173,9 +173,6 @@ class KillLoop:
                 if any(decode_delta_rows(r.value or b"").fence for rs in batches.values() for r in rs):
                     return True
         return False
-
-    def _sink_health(self) -> dict[str, int]:
-        return dict((self.run.owner.try_get("/health") or {}).get("sink") or {})
 
     def kill_rounds(self) -> None:
         rounds = (self.kills + 1) // 2
@@ -217,6 +214,7 @@ class KillLoop:
             run.result.observations += [f"{where} {c}/{ch} {column}: {g} vs {w} true"
                                         for c, ch, column, g, w in cell_diffs(truth, rows)]  # fmt: skip
         result.identities_checked = report.checked
+        result.fenced_skipped = ledger.fenced
         result.ids_lost, result.ids_doubled, result.ids_misattributed = (
             report.lost,
             report.doubled,
