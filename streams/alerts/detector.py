@@ -36,8 +36,8 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
 
 Lifecycle: one Alert per incident from firing to resolved (two consecutive steps back above the
 midpoint between the incident's level and the expectation, over a window long enough to tell them
-apart; incidents are resolved before new ones are judged, so one that recovers is not reopened on
-windows still holding it); a
+apart; the level is lowered to what the incident has since shown; incidents are resolved before new
+ones are judged, so one that recovers is not reopened on windows still holding it); a
 re-fire within 5 min reopens the same id; a child whose parent has an open alert on the same
 metric is folded under it (parent.children) and not reported; `snapshot`/`restore` carry open
 incidents and the recent inputs across a restart.
@@ -171,6 +171,7 @@ class _Open:
     depth: float
     recovered: int = 0
     folded: bool = False
+    level: float = math.nan  # the incident's level for recovery: at most observed / expected at firing
 
 
 def _utc(epoch_s: float) -> str:
@@ -195,7 +196,8 @@ class Detector:
         self._windows = [max(1, round(c.window_s / self.config.step_s)) for c in self.config.checks]
         self._baselines = [max(1, round(c.baseline_s / self.config.step_s)) for c in self.config.checks]
         self._gaps = [max(0, round(c.gap_s / self.config.step_s)) for c in self.config.checks]
-        self._recover_windows = sorted({max(1, round(s / self.config.step_s)) for s in (10, 30, 60, 120, 180, 300)})
+        # every length from one step to 300 s: the shortest that holds the events recovery needs
+        self._recover_windows = list(range(1, max(1, round(300 / self.config.step_s)) + 1))
         self._h = max(w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)) + 2
         self._h = max(self._h, max(self._recover_windows) + 2)
         self._scopes: list[Scope] = []
@@ -604,12 +606,31 @@ class Detector:
             # line at 90% now and then, and an incident would resolve in the middle of itself.
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
+            ref, ratio = (8 if state.basis == _LEVEL else 2 + state.basis), state.ratio
+            if state.basis == _LEVEL and self._plan_row[row, j] < 0 and self._scopes[row].channel is not None:
+                # A channel judged on its recent rate recovers against its siblings: the rate frozen in
+                # the 00:00 surge is twice what the channel sends once the surge has fallen off.
+                share = float(self._frozen[state.check, _SHARE, row, j])
+                if math.isfinite(share) and share > 0:
+                    ref, ratio = 2 + _SHARE, share
+            # L as it fired is the window that fired, often half before the onset (a 6-min window
+            # catches an outage at 70%): lowered to what the incident has shown since, the upper
+            # 2-sigma bound of observed / expected over the last 300 s. The midpoint and the window
+            # then fit the incident, not its onset.
+            longest = self._recover_windows[-1]
+            mu_long = ratio * float(self._win(ref, longest)[row, j])
+            if mu_long > 0 and math.isfinite(mu_long):
+                obs_long = float(self._win(0, longest)[row, j])
+                spread = math.sqrt(var_unit[row, j] * max(obs_long, units[row, j])) / mu_long
+                state.level = min(level if math.isnan(state.level) else state.level, obs_long / mu_long + 2 * spread)
+            if math.isfinite(state.level):
+                level = min(level, max(state.level, 0.0))
             needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit[row, j] / (1 - level) ** 2)
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             for k in self._recover_windows:
                 if k < floor and k != self._recover_windows[-1]:
                     continue
-                mu = state.ratio * float(self._win(8 if state.basis == _LEVEL else 2 + state.basis, k)[row, j])
+                mu = ratio * float(self._win(ref, k)[row, j])
                 if mu >= needed:
                     break
             obs = float(self._win(0, k)[row, j])
@@ -720,7 +741,7 @@ class Detector:
         for (row, j), st in self._incidents.items():
             incidents.append({"alert": _alert_doc(st.alert), "check": st.check, "basis": st.basis,
                               "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
-                              "folded": st.folded,
+                              "folded": st.folded, "level": _num(st.level),
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
         return {
             "version": 1,
@@ -756,7 +777,8 @@ class Detector:
             assert alert.metric is not None
             row, j = det._register(alert.scope), METRICS.index(alert.metric)
             det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
-                                             item["depth"], item["recovered"], item["folded"])  # fmt: skip
+                                             item["depth"], item["recovered"], item["folded"],
+                                             _float(item.get("level")))  # fmt: skip
             det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
             det._open[row, j] = alert.resolved_at is None
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)
