@@ -1,6 +1,6 @@
 """Development scoreboard for the drop detector: dev seeds only (100..129), never the held-out ones.
 
-    .venv/bin/python devscore.py [--seeds 100:130] [--procs 2] [--set recover_steps=1 ...] [--dump rows.json]
+    .venv/bin/python -m streams.lab.devscore [--seeds 100:130] [--procs 2] [--set recover_steps=1] [--dump f.json]
 
 Builds the labelled days like `alerteval.run_eval` (EvalConfig defaults except the seed), runs the
 detector with an overridable DetectorConfig, scores with score_day / summarise, and prints resolve
@@ -23,7 +23,7 @@ import numpy as np
 from streams.alerts.detector import DetectorConfig
 from streams.lab.alerteval import EvalConfig, make_labelled_day, run_detector, score_day, summarise
 
-CACHE = os.environ.get("DEVSCORE_CACHE", "/tmp/h1_days")  # noqa: S108  (a local cache of generated days)
+CACHE = os.environ.get("DEVSCORE_CACHE", ".promo/devdays")  # the generated days, cached between runs
 CLASSES = ("outage-600", "outage-60", "drop50", "drop30", "ramp")
 
 
