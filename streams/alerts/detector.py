@@ -36,8 +36,9 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
 
 Lifecycle: one Alert per incident from firing to resolved (two consecutive steps back above the
 midpoint between the incident's level and the expectation, over a window long enough to tell them
-apart; the level is lowered to what the incident has since shown; incidents are resolved before new
-ones are judged, so one that recovers is not reopened on windows still holding it); a
+apart and inside the incident; the level is lowered to what the incident has since shown; incidents
+are resolved before new ones are judged, so one that recovers is not reopened on windows still
+holding it); a
 re-fire within 5 min reopens the same id; a child whose parent has an open alert on the same
 metric is folded under it (parent.children) and not reported; `snapshot`/`restore` carry open
 incidents and the recent inputs across a restart.
@@ -627,12 +628,22 @@ class Detector:
                 level = min(level, max(state.level, 0.0))
             needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit[row, j] / (1 - level) ** 2)
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
+            # The window stays inside the incident: counts from before its onset are no evidence of
+            # recovery (an outage judged a minute in on 80 s, half of them before it, read 60% back).
+            span = max(1, int((step.settled_until - alert.started_at) // cfg.step_s))
+            longest = self._recover_windows[-1]
             for k in self._recover_windows:
-                if k < floor and k != self._recover_windows[-1]:
+                if k > span or (k < floor and k != longest):
                     continue
                 mu = ratio * float(self._win(ref, k)[row, j])
-                if mu >= needed:
+                if mu >= needed or k == min(span, longest):
                     break
+            else:
+                state.recovered = 0  # no window fits the incident yet
+                continue
+            if mu < needed and span < longest:
+                state.recovered = 0  # not enough of the incident yet to tell it from recovery
+                continue
             obs = float(self._win(0, k)[row, j])
             recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 + level) / 2 * mu
             state.recovered = state.recovered + 1 if recovered else 0

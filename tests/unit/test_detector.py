@@ -151,6 +151,28 @@ def test_a_shallow_drop_on_a_small_channel_fires_through_and_resolves_after() ->
     assert resolved and end <= resolved[0] <= end + 300, (resolved, end)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_an_outage_in_the_fall_off_fires_through_and_resolves_soon_after(seed: int) -> None:
+    # Ten minutes after 00:00, with traffic still falling off the surge and no plan, jingxi (a fifth of
+    # c1) stops for 5 min: every alert stays open to the end (a recovery window reaching back before
+    # the onset once read a minute in as recovered) and resolves within 2 min of it (the rate frozen
+    # at the surge is twice what the channel sends later: such alerts stayed open for the hour).
+    start, end = T0 + 600, T0 + 900
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if scope.channel == "jingxi" and start <= t < end else 1.0
+
+    changes = run(Detector(), series(lambda t: 40 * (1 + 4 * math.exp(-(t - T0) / 900)), 2400, hit=hit, seed=seed))
+    mine = [a for _, a in changes if a.kind == "drop" and a.scope.encloses(Scope("c1", "jingxi"))]
+    assert {a.metric for a in mine} >= {"interactions", "orders"}, mine
+    for alert in mine:
+        assert alert.resolved_at is None or end <= alert.resolved_at <= end + 120, (
+            alert.metric,
+            alert.resolved_at - end,
+        )
+    assert all(any(a.id == b.id and b.resolved_at is not None for b in mine) for a in mine)  # each resolved
+
+
 def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     # The plan is 30% off in level (the detector learns the level); from minute 40 the campaign
     # falls 50% on every channel: no share or ratio moves, only the plan can tell.
