@@ -147,8 +147,9 @@ async def read_range(
     """Feed records with start <= offset < stop to `on_record`, in order; returns the count.
 
     Stops short of `stop` only where the log does: when a fetch answered with a high watermark at
-    or below the position, or when the log no longer holds `start` (the consumer was reset to its
-    earliest offset). An empty poll is not the end: before the first answer the high watermark is
+    or below the position, or when `start` is past the log's end (the consumer, reset to its
+    earliest offset, brings records below `start`; a start below the log's first offset reads from
+    there). An empty poll is not the end: before the first answer the high watermark is
     unknown, and taking that for an empty log once made a recovery under load read nothing of a
     deltas log and emit a batch a second time. Raises BrokerError after `stall_s` without a record."""
     if stop <= start:
@@ -168,10 +169,9 @@ async def read_range(
                 raise BrokerError(f"no record of {tp.topic}[{tp.partition}] read in {stall_s:.0f} s "
                                   f"(at offset {start + seen}, reading to {stop}; high watermark {high})")  # fmt: skip
             continue
-        progressed_at = time.monotonic()
         for record in records:
             if record.offset < start + seen:
-                return seen  # reset to the earliest offset: the log does not hold `start` any more
+                return seen  # reset to the earliest offset: `start` is past the end of the log
             if record.offset >= stop:
                 return seen
             result = on_record(record)
@@ -180,6 +180,7 @@ async def read_range(
             seen += 1
             if record.offset == stop - 1:
                 return seen
+        progressed_at = time.monotonic()  # after the records: a slow `on_record` is no stalled broker
 
 
 async def record_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes] | None:

@@ -610,9 +610,13 @@ class Detector:
             ref, ratio = (8 if state.basis == _LEVEL else 2 + state.basis), state.ratio
             if state.basis == _LEVEL and self._plan_row[row, j] < 0 and self._scopes[row].channel is not None:
                 # A channel judged on its recent rate recovers against its siblings: the rate frozen in
-                # the 00:00 surge is twice what the channel sends once the surge has fallen off.
+                # the 00:00 surge is twice what the channel sends once the surge has fallen off. Only
+                # while the rest of the family is well: siblings that fell too are no yardstick.
                 share = float(self._frozen[state.check, _SHARE, row, j])
-                if math.isfinite(share) and share > 0:
+                family = self._parent == self._parent[row]
+                family[row] = False
+                quiet = not self._open[self._parent[row], j] and not self._open[family, j].any()
+                if quiet and math.isfinite(share) and share > 0:
                     ref, ratio = 2 + _SHARE, share
             # L as it fired is the window that fired, often half before the onset (a 6-min window
             # catches an outage at 70%): lowered to what the incident has shown since, the upper
@@ -645,7 +649,10 @@ class Detector:
                 state.recovered = 0  # not enough of the incident yet to tell it from recovery
                 continue
             obs = float(self._win(0, k)[row, j])
-            recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 + level) / 2 * mu
+            if ref == 2 + _SHARE and not mu > 0:
+                recovered = False  # the siblings sent nothing: no yardstick, not a recovery
+            else:
+                recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 + level) / 2 * mu
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
                 self._close(state, row, j, step.at, changed)

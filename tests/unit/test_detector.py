@@ -173,6 +173,23 @@ def test_an_outage_in_the_fall_off_fires_through_and_resolves_soon_after(seed: i
     assert all(any(a.id == b.id and b.resolved_at is not None for b in mine) for a in mine)  # each resolved
 
 
+def test_a_channel_alert_stays_open_while_its_whole_campaign_goes_down_after_it() -> None:
+    # jingxi stops 10 min after 00:00 and, two minutes later, all of c1 does, for 20 min: jingxi's
+    # alerts must not resolve against its siblings, which sent nothing either (a second pair of eyes
+    # found them resolving 760 s before the end).
+    start, wide, end = T0 + 600, T0 + 720, T0 + 1800
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        down = (scope.channel == "jingxi" and start <= t < end) or wide <= t < end
+        return 0.0 if down else 1.0
+
+    changes = run(Detector(), series(lambda t: 40 * (1 + 4 * math.exp(-(t - T0) / 900)), 2400, hit=hit, seed=1))
+    mine = [a for _, a in changes if a.kind == "drop" and a.scope == Scope("c1", "jingxi")]
+    assert mine, changes
+    for alert in mine:
+        assert alert.resolved_at is None or alert.resolved_at >= end, (alert.metric, alert.resolved_at - end)
+
+
 def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     # The plan is 30% off in level (the detector learns the level); from minute 40 the campaign
     # falls 50% on every channel: no share or ratio moves, only the plan can tell.
