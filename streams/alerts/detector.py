@@ -635,7 +635,6 @@ class Detector:
             # The window stays inside the incident: counts from before its onset are no evidence of
             # recovery (an outage judged a minute in on 80 s, half of them before it, read 60% back).
             span = max(1, int((step.settled_until - alert.started_at) // cfg.step_s))
-            longest = self._recover_windows[-1]
             for k in self._recover_windows:
                 if k > span or (k < floor and k != longest):
                     continue
@@ -649,10 +648,8 @@ class Detector:
                 state.recovered = 0  # not enough of the incident yet to tell it from recovery
                 continue
             obs = float(self._win(0, k)[row, j])
-            if ref == 2 + _SHARE and not mu > 0:
-                recovered = False  # the siblings sent nothing: no yardstick, not a recovery
-            else:
-                recovered = mu <= 0 or not math.isfinite(mu) or obs >= (1 + level) / 2 * mu
+            # Nothing expected: over, unless the yardstick is siblings that sent nothing either.
+            recovered = obs >= (1 + level) / 2 * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
                 self._close(state, row, j, step.at, changed)
