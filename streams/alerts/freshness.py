@@ -24,6 +24,9 @@ HISTORY_S = 900.0
 # reaches the end it was first seen with. Below the lag alert's 60 s, so a short backlog at start
 # raises nothing; but drops are not judged on it meanwhile, and a long one becomes a lag alert.
 UNKNOWN_BEHIND_S = 30.0
+# Events in flight and slightly out of order: the newest seconds are not settled yet. The live runner
+# judges data up to `now - lag - SETTLE_S`; the scoreboard's sale days evaluate the same way.
+SETTLE_S = 5.0
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 from streams.alerts import store as alert_store
 from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
 from streams.alerts.feed import WINDOW_S, Feed
+from streams.alerts.freshness import SETTLE_S
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Robot, send
 from streams.alerts.plan import Plan, parse_plan_csv
@@ -42,7 +43,6 @@ from streams.statelog import StateLog
 log = logging.getLogger(__name__)
 
 EVERY_S = 10.0
-SETTLE_S = 5.0  # events in flight and slightly out of order: the newest seconds are not settled yet
 REMIND_S = 600.0  # a critical incident nobody acknowledged is sent again every 10 minutes
 HEARTBEAT_NAME = "detector"
 PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for

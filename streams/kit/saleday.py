@@ -16,7 +16,7 @@ the five metrics of the detector, and returns beside it what the detector and it
 - the incidents (labels), applied as multipliers to the hit metrics of the scope and everything
   under it, shape `step` or `ramp` (the depth grows linearly to `depth` over the duration);
 - the Step sequence as the live runner presents it: every 10 s of arrival time, settled_until
-  10 s behind, except during worker stalls of 30 s - 5 min (settled_until stands still, then
+  SETTLE_S (5 s) behind, as live, except during worker stalls of 30 s - 5 min (settled_until stands still, then
   jumps) and a late source partition (settled_until held back by 90-240 s for a few minutes).
 
 The rate model: a calm eve (level 1), at 00:00 Beijing a jump to several times that rising to a
@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.alerts.detector import METRICS, Scope, Step
+from streams.alerts.freshness import SETTLE_S
 from streams.alerts.plan import Plan, iso_utc, parse_utc
 
 FloatArray = npt.NDArray[Any]  # numpy's float dtypes do not survive arithmetic in the stubs
@@ -164,8 +165,10 @@ class SaleDay:
     def settled_timeline(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """(at, settled_until, lag_s) for every evaluation of the day."""
         n = self.buckets
-        at = self.t0 + STEP_S * (np.arange(n) + 2)  # the first evaluation sees the first bucket settled
-        normal = at - STEP_S
+        # As live (streams/alerts/runner.py): an evaluation judges what is settled SETTLE_S before it,
+        # so the first one, SETTLE_S after the first bucket's end, sees that bucket.
+        normal = self.t0 + STEP_S * (np.arange(n) + 1)
+        at = normal + SETTLE_S
         target = normal.copy()
         for start, end, delay in self.late:
             during = (at >= start) & (at < end)
