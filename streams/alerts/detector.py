@@ -151,6 +151,8 @@ class DetectorConfig:
     reopen_s: float = 300.0  # a re-fire within this long of resolving reopens the incident
     recover_steps: int = 2  # consecutive recovered steps before an incident resolves
     recover_min_expected: float = 60.0  # expected events in the recovery window
+    episode_s: float = 120.0  # an incident firing this soon after another (or while it is open) is one episode
+    episode_relief: float = 4.0  # once one of them has resolved, the others need this many times less evidence
     plan_slack_s: float = 300.0  # the plan's timing may be off by this much (peak shifted +-5 min)
     end_guard_s: float = 300.0  # recent rate and shares do not judge a campaign this close to its end
     no_show_after_s: float = 120.0  # a scheduled campaign silent this long after its start is an alert
@@ -173,6 +175,7 @@ class _Open:
     recovered: int = 0
     folded: bool = False
     level: float = math.nan  # the incident's level for recovery: at most observed / expected at firing
+    since: float = math.nan  # event time this opening's window began (a reopened incident: its second onset)
 
 
 def _utc(epoch_s: float) -> str:
@@ -474,6 +477,23 @@ class Detector:
                 refs.append(ratio)
                 ref_base.append(base_q)
             level_mu = mus[_LEVEL]
+            # ... scaled by how much the parent grew from the baseline to the window when it at least
+            # doubled: in the 00:00 surge a channel's own recent rate is a tenth of what it sends, and
+            # "low on its own level" kept every share and ratio from judging the first hour. (A bot
+            # burst on a sibling raises a campaign by less; the shares leave its excess out anyway.)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                rate_now = self._win(0, k) / self._win(9, k)
+                rate_before = self._base(0, k + gap, length) / self._base(9, k + gap, length)
+                older = self._base(0, k + gap + length // 2, length - length // 2)  # the baseline's older half
+                growth = np.ones((s, m))
+                has_parent = self._parent >= 0
+                parent_growth = rate_now[self._parent[has_parent]] / rate_before[self._parent[has_parent]]
+                # Only a parent that was live through its baseline: a campaign starting at 00:00 "grows"
+                # a hundredfold from the few seconds its baseline holds, and its shares are no surer.
+                lived = older[self._parent[has_parent]] > 0
+                surging = np.isfinite(parent_growth) & (parent_growth >= 2.0) & lived
+                growth[has_parent] = np.where(surging, parent_growth, 1.0)
+            confirm_mu = level_mu * growth
             for b in range(3):
                 if BASES[b] not in check.bases:
                     continue
@@ -494,7 +514,7 @@ class Detector:
                     ok[:, _INTERACTIONS] = False
                 if b != _LEVEL:  # confirmation: low on its own level too (a bot burst elsewhere is not a drop)
                     with np.errstate(invalid="ignore"):
-                        ok &= ~(obs > (1 - check.depth / 2) * level_mu)
+                        ok &= ~(obs > (1 - check.depth / 2) * confirm_mu)
                 if not ok.any():
                     continue
                 n_base = np.maximum(base_x / units, 1.0)
@@ -550,7 +570,7 @@ class Detector:
                     alert = Alert(_alert_id("drop", METRICS[j], scope, started), "drop", METRICS[j], scope, started,
                                   step.at, None, expected, observed, basis, severity, "", (), check.name)  # fmt: skip
                 alert.message = self._message(alert)
-                state = _Open(alert, c, b, ratio, check.depth)
+                state = _Open(alert, c, b, ratio, check.depth, since=started)
                 self._incidents[key] = state
                 self._open[row, j] = True
                 holder = self._open_ancestor(row, j)
@@ -631,10 +651,14 @@ class Detector:
             if math.isfinite(state.level):
                 level = min(level, max(state.level, 0.0))
             needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit[row, j] / (1 - level) ** 2)
+            if self._episode_resolved(row, j, alert):
+                needed /= cfg.episode_relief
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             # The window stays inside the incident: counts from before its onset are no evidence of
             # recovery (an outage judged a minute in on 80 s, half of them before it, read 60% back).
-            span = max(1, int((step.settled_until - alert.started_at) // cfg.step_s))
+            # A reopened incident counts from its new onset: the minutes it was resolved are no evidence.
+            onset = alert.started_at if math.isnan(state.since) else max(alert.started_at, state.since)
+            span = max(1, int((step.settled_until - onset) // cfg.step_s))
             for k in self._recover_windows:
                 if k > span or (k < floor and k != longest):
                     continue
@@ -653,6 +677,22 @@ class Detector:
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
                 self._close(state, row, j, step.at, changed)
+
+    def _episode_resolved(self, row: int, j: int, alert: Alert) -> bool:
+        """Has an incident of the same episode recovered? Another metric of this scope, or any metric
+        of a scope under it, firing at the same time (open when this one fired, or firing within
+        episode_s after it) and resolved since. One cause (a broken link, a payment outage) moves
+        those together and its end brings them back together: the series with the most events shows
+        it first, and the sparse ones (GMV, new users, the campaign over a channel that broke) need
+        only enough of their own to confirm it, not the minutes they would need to prove it alone."""
+        scope = self._scopes[row]
+        for (r, k), other in self._incidents.items():
+            done = other.alert.resolved_at
+            if done is None or (r, k) == (row, j) or not scope.encloses(self._scopes[r]):
+                continue
+            if done >= alert.detected_at and other.alert.detected_at <= alert.detected_at + self.config.episode_s:
+                return True
+        return False
 
     def _close(self, state: _Open, row: int, j: int, at: float, changed: list[Alert]) -> None:
         state.alert.resolved_at = at
@@ -756,7 +796,7 @@ class Detector:
         for (row, j), st in self._incidents.items():
             incidents.append({"alert": _alert_doc(st.alert), "check": st.check, "basis": st.basis,
                               "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
-                              "folded": st.folded, "level": _num(st.level),
+                              "folded": st.folded, "level": _num(st.level), "since": _num(st.since),
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
         return {
             "version": 1,
@@ -793,7 +833,7 @@ class Detector:
             row, j = det._register(alert.scope), METRICS.index(alert.metric)
             det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
                                              item["depth"], item["recovered"], item["folded"],
-                                             _float(item.get("level")))  # fmt: skip
+                                             _float(item.get("level")), _float(item.get("since")))  # fmt: skip
             det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
             det._open[row, j] = alert.resolved_at is None
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)

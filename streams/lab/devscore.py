@@ -74,7 +74,7 @@ def one(args: tuple[int, dict[str, Any]]):  # type: ignore[no-untyped-def]
                      "depth": inc.depth,
                      "duration": inc.duration, "rate": rate, "delay": delay, "coverage": cov,
                      "resolve": resolve})  # fmt: skip
-    false = [(f.scope.label(), f.metric, f.start, f.how) for f in res.false_list]
+    false = [(f.scope.label(), f.metric, f.start, f.how, seed) for f in res.false_list]
     res.false_list = []
     return res, rows, false
 
