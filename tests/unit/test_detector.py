@@ -294,19 +294,24 @@ def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() ->
     assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_every_alert_reported_firing_is_reported_resolved_after_recovery(seed: int) -> None:
-    # Payments break on wechat for 6 min: its campaign and the total fire too, on slower windows
-    # that still hold the outage when the channel recovers. The last word on every id is "resolved".
+def _payments_break_on_wechat(per_s: float, seed: int) -> tuple[dict[str, Alert], float]:
+    """Orders, GMV and new users stop on wechat for 6 min: every drop alert's last state, and the end."""
     start, end = T0 + 2400, T0 + 2760
 
     def hit(t: float, scope: Scope, metric: str) -> float:
         broken = scope.channel == "wechat" and metric in ("orders", "gmv_fen", "new_users")
         return 0.0 if broken and start <= t < end else 1.0
 
-    changes = run(Detector(), series(flat(100), 3600, hit=hit, seed=seed))
-    last = {a.id: a for _, a in changes if a.kind == "drop"}
-    assert last, changes
+    changes = run(Detector(), series(flat(per_s), 3600, hit=hit, seed=seed))
+    return {a.id: a for _, a in changes if a.kind == "drop"}, end
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_alert_reported_firing_is_reported_resolved_after_recovery(seed: int) -> None:
+    # Payments break on wechat for 6 min: its campaign and the total fire too, on slower windows
+    # that still hold the outage when the channel recovers. The last word on every id is "resolved".
+    last, end = _payments_break_on_wechat(100, seed)
+    assert last
     assert all(a.resolved_at is not None and end <= a.resolved_at <= end + 360 for a in last.values()), [
         (a.scope.label(), a.metric, a.window, a.resolved_at and a.resolved_at - end) for a in last.values()
     ]
@@ -317,14 +322,7 @@ def test_a_payment_outage_resolves_on_every_metric_within_two_minutes(seed: int)
     # Payments break on wechat for 6 min (orders 48 a minute there). Orders show the
     # recovery first; GMV and new users, and the campaign over the channel, follow within 2 min
     # instead of the minutes they would need to prove it alone (the total took up to 3).
-    start, end = T0 + 2400, T0 + 2760
-
-    def hit(t: float, scope: Scope, metric: str) -> float:
-        broken = scope.channel == "wechat" and metric in ("orders", "gmv_fen", "new_users")
-        return 0.0 if broken and start <= t < end else 1.0
-
-    changes = run(Detector(), series(flat(40), 3600, hit=hit, seed=seed))
-    last = {a.id: a for _, a in changes if a.kind == "drop"}
+    last, end = _payments_break_on_wechat(40, seed)
     assert {a.metric for a in last.values() if a.scope == Scope("c1", "wechat")} >= {"orders", "gmv_fen"}
     late = [(a.scope.label(), a.metric, a.resolved_at and a.resolved_at - end) for a in last.values()
             if a.resolved_at is None or not end <= a.resolved_at <= end + 120]  # fmt: skip
