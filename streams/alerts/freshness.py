@@ -37,17 +37,26 @@ class PositionClock:
     ends: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
     lags: dict[Hashable, float] = field(default_factory=dict)
     sampled_at: float | None = None  # when the lags were measured
+    away: dict[Hashable, float] = field(default_factory=dict)  # revoked partitions: since when
 
     def sample(self, now: float, positions: Mapping[Hashable, tuple[int | None, int | None]]) -> None:
         """`positions`: partition -> (log end, the consumer's next offset), either None when unknown.
 
-        A partition missing from `positions` (revoked, or owned by another worker) is forgotten."""
+        A partition missing from `positions` (revoked, or owned by another worker) no longer counts,
+        but its history is kept for its return: a worker frozen past its session (SIGSTOP, a stopped
+        VM) has its partitions revoked and assigned again when it wakes, and they are as far behind
+        as the last end it had reached before it froze, not "first seen". If the consumer comes back
+        past every end remembered, another worker had it meanwhile: the history says nothing then."""
         self.sampled_at = now
         for gone in set(self.ends) - set(positions):
-            del self.ends[gone]
             self.lags.pop(gone, None)
+            since = self.away.setdefault(gone, now)
+            if now - since > self.history_s:
+                del self.ends[gone], self.away[gone]
         for key, (end, position) in positions.items():
             ends = self.ends.setdefault(key, deque())
+            if self.away.pop(key, None) is not None and position is not None and ends and position > ends[-1][1]:
+                ends.clear()  # processed elsewhere while away
             if end is not None and not ends and position is not None and position < end:
                 ends.append((now - UNKNOWN_BEHIND_S, end))  # behind since an unknown time: see above
             elif end is not None and (not ends or end != ends[-1][1]):

@@ -60,11 +60,37 @@ def test_a_partition_first_seen_behind_counts_as_behind_and_ages() -> None:
     assert clock.lag_s() == 0.0
 
 
-def test_a_partition_no_longer_sampled_is_forgotten() -> None:
+def test_a_partition_no_longer_sampled_no_longer_counts_and_is_forgotten_after_the_history() -> None:
     clock = PositionClock()
     clock.sample(0.0, {"a": (10, 0), "b": (10, 10)})
     clock.sample(1.0, {"b": (10, 10)})
-    assert clock.lag_s() == 0.0 and "a" not in clock.ends
+    assert clock.lag_s() == 0.0 and "a" in clock.ends  # kept for its return
+    clock.sample(2.0 + clock.history_s, {"b": (10, 10)})
+    assert "a" not in clock.ends and "a" not in clock.away
+
+
+def test_a_frozen_worker_whose_partitions_come_back_is_as_far_behind_as_when_it_froze() -> None:
+    # Caught up until t=104, then frozen 80 s (SIGSTOP): on waking the broker revokes its partition
+    # and assigns it again, while the log has gone on. It is 80 s behind, not "first seen" (30 s):
+    # with 30 s the detector would take the frozen minute as settled and judge counts not there yet.
+    clock = PositionClock()
+    for t in range(5):
+        clock.sample(100.0 + t, {"p": (10 * t, 10 * t)})
+    clock.sample(184.5, {})  # awake: revoked
+    clock.sample(185.0, {"p": (850, 40)})  # assigned again, back at its position before the freeze
+    assert clock.lag_s() == pytest.approx(185.0 - 104.0)
+    clock.sample(186.0, {"p": (860, 860)})
+    assert clock.lag_s() == 0.0
+
+
+def test_a_partition_back_from_another_worker_counts_as_first_seen() -> None:
+    # Away for two minutes while another worker consumed it: the old ends say nothing of its lag.
+    clock = PositionClock()
+    for t in range(5):
+        clock.sample(100.0 + t, {"p": (10 * t, 10 * t)})
+    clock.sample(105.0, {})
+    clock.sample(225.0, {"p": (2000, 1500)})
+    assert clock.lag_s() == UNKNOWN_BEHIND_S
 
 
 def rows(counts: dict[tuple[str, str, int], list[float]]) -> list[tuple[str, str, int, list[float]]]:
