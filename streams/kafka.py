@@ -25,6 +25,7 @@ from streams.errors import BrokerError
 # Explicit configs on every topic: some clients (quixstreams) fail on a topic without retention.ms.
 EVENT_TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
 LOG_TOPIC_CONFIG = {"retention.ms": "-1", "cleanup.policy": "delete"}
+HEARTBEAT_TOPIC_CONFIG = {"retention.ms": str(3600 * 1000), "cleanup.policy": "delete"}
 # A side read that gets no fetch answered for this long gives up with BrokerError (never "empty").
 STALL_S = 120.0
 INPUT_SUFFIXES = INPUTS
@@ -49,6 +50,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     # Campaign names and schedules: small, read whole by the sink at every start; one partition
     # keeps the imports in order (the newest wins).
     specs.append(TopicSpec(settings.topic(Topic.CAMPAIGNS), 1, LOG_TOPIC_CONFIG))
+    # Every worker's freshness, a record a second: only the last minutes matter to anyone.
+    specs.append(TopicSpec(settings.topic(Topic.HEARTBEATS), 1, HEARTBEAT_TOPIC_CONFIG))
     return specs
 
 

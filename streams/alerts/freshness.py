@@ -12,8 +12,9 @@ its position stopped reaching the end. Pure: the caller samples the consumer and
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 
 # Samples older than this are not kept: a lag past it reads as "at least this much", which is past
@@ -94,3 +95,66 @@ class PositionClock:
             return None
         key = max(self.lags, key=lambda k: self.lags[k])
         return key, self.lags[key]
+
+
+# -- the fleet: every worker's clock, as its heartbeats tell it --------------------------------------
+
+HEARTBEAT_VERSION = 1
+
+
+def heartbeat(worker: str, at: float, lags: Mapping[str, float]) -> bytes:
+    """One worker's freshness for the heartbeats topic: its partitions ("topic:partition") and how far
+    behind each was at `at` (its clock's last sample)."""
+    doc = {
+        "v": HEARTBEAT_VERSION,
+        "worker": worker,
+        "at": round(at, 3),
+        "lags": {k: round(v, 3) for k, v in lags.items()},
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def read_heartbeat(value: bytes | None) -> tuple[str, float, dict[str, float]] | None:
+    """(worker, at, lags) of a heartbeat record, None for anything else (it is skipped, not fatal)."""
+    try:
+        doc = json.loads(value or b"")
+        worker, at, lags = str(doc["worker"]), float(doc["at"]), doc["lags"]
+        return worker, at, {str(k): float(v) for k, v in lags.items()}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+@dataclass
+class FleetClock:
+    """Per partition, the newest word on it from any worker's heartbeat: (when, lag then, who).
+
+    The detector runs in one worker and samples only the partitions that worker consumes; the rest
+    of the pipeline is on other workers. A partition's lag is what its owner last said plus how long
+    ago that was: a worker whose stage stalls says so, and a worker that froze (SIGSTOP, a stopped VM)
+    or died says nothing, so its partitions age by the wall clock until another worker takes them
+    over and speaks for them. Without this the detector took the other workers' missing numbers as a
+    drop (a stage stalled in the other of two workers raised drop alerts at the total)."""
+
+    history_s: float = HISTORY_S
+    parts: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+
+    def heard(self, worker: str, at: float, lags: Mapping[str, float]) -> None:
+        for key, lag in lags.items():
+            old = self.parts.get(key)
+            if old is None or at >= old[0]:
+                self.parts[key] = (at, lag, worker)
+
+    def lag_s(self, now: float, skip: Collection[str] = ()) -> float:
+        """The worst partition's lag as of `now`, leaving out `skip` (the caller's own partitions,
+        which its own clock measures better) and forgetting partitions nobody spoke for in the history."""
+        worst = 0.0
+        for key, (at, lag, _) in list(self.parts.items()):
+            if now - at > self.history_s:
+                del self.parts[key]
+            elif key not in skip:
+                worst = max(worst, lag + max(now - at, 0.0))
+        return worst
+
+
+def partition_key(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"

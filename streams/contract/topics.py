@@ -14,6 +14,7 @@ class Topic(StrEnum):
     DELTAS = "deltas"  # stage 2 -> the sink
     DLQ = "dlq"  # dead letters, with their reason
     CAMPAIGNS = "campaigns"  # `promo campaigns import`: names and schedules, keyed by campaign_id
+    HEARTBEATS = "heartbeats"  # every worker's freshness per partition, a record a second (the drop detector)
 
 
 # The event inputs, in the order of `events.Kind` (CLICK, SHARE, ORDER).

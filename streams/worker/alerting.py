@@ -3,7 +3,8 @@
 With an embedded store this is the one process that may open it, so the detector runs here; its
 logic is streams/alerts/ (runner, detector, feed, freshness). Freshness comes from this worker's
 own consumers, every stage, sampled every second with the stall watch (WorkerApp.freshness): how long each partition's
-position has been behind its log's end.
+position has been behind its log's end; and for the partitions other workers consume, from their
+heartbeats (every worker publishes its clock each second: streams/worker/app.py, FleetClock).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 import faust
+from aiokafka import TopicPartition
 
-from streams.alerts.freshness import PositionClock
+from streams.alerts.freshness import FleetClock, PositionClock, partition_key, read_heartbeat
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
+from streams.contract.topics import Topic
+from streams.kafka import side_consumer
+from streams.statelog import StateLog
 
 if TYPE_CHECKING:
     from streams.config import Settings
@@ -38,6 +43,7 @@ class WorkerApp(Protocol):  # what of streams.worker.app.WorkerApp this needs (t
 log = logging.getLogger(__name__)
 
 NAMES_EVERY_S = 60.0
+HEARD_BACK = 600  # heartbeat records read back at start: the last minutes of a few workers
 
 
 def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> AlertRunner:
@@ -52,8 +58,37 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
     def context(lag_s: float) -> Context:
         return Context(names, lag_s, settings.dashboard_url, settings.alerts_language)
 
+    fleet = FleetClock()
+
     async def lag(now: float) -> float:
-        return pipeline.freshness.lag_s(now)
+        """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats)."""
+        own = pipeline.freshness
+        mine = {partition_key(tp.topic, tp.partition) for tp in own.lags if hasattr(tp, "topic")}  # type: ignore[attr-defined]
+        return max(own.lag_s(now), fleet.lag_s(now, skip=mine))
+
+    async def listen() -> None:
+        """The heartbeats topic into the fleet clock: from a little before its end (a detector that
+        restarts while another worker is frozen still hears that worker's last word), then as it grows."""
+        tp = TopicPartition(settings.topic(Topic.HEARTBEATS), 0)
+        failing = StateLog(log, "reading the workers' heartbeats")
+        while True:
+            try:
+                async with side_consumer(settings.bootstrap) as consumer:
+                    consumer.assign([tp])
+                    await consumer.seek_to_end(tp)
+                    consumer.seek(tp, max(await consumer.position(tp) - HEARD_BACK, 0))
+                    while True:
+                        batch = await consumer.getmany(tp, timeout_ms=1000)
+                        for record in batch.get(tp, []):
+                            beat = read_heartbeat(record.value)
+                            if beat is not None:
+                                fleet.heard(*beat)
+                        failing.recovered()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker is away: this worker's own clock still stands
+                failing.failed(f"{type(exc).__name__}: {exc}")
+                await asyncio.sleep(5)
 
     runner = AlertRunner(
         store,
@@ -81,6 +116,7 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         await runner.run()
 
     app.task(load_names)
+    app.task(listen)
     app.task(run)
     return runner
 

@@ -31,7 +31,7 @@ import faust
 from aiokafka import TopicPartition
 from faust.web import Request, Response, View
 
-from streams.alerts.freshness import PositionClock
+from streams.alerts.freshness import PositionClock, heartbeat, partition_key
 from streams.alerts.runner import AlertRunner, banner_alert
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
@@ -276,6 +276,11 @@ def _lag(highwater: int | None, next_offset: int | None) -> int | None:
     return max(highwater - next_offset, 0)
 
 
+def _worker_name(settings: Settings) -> str:
+    """How a worker names itself in heartbeats: its host and web port (one per worker on a host)."""
+    return f"{socket.gethostname()}:{settings.web_port}"
+
+
 def _sink_positions(sink: DeltaSink) -> Positions:
     """Per partition of the sink: (fetch high-watermark, its consumer's position: what `getmany`
     hands out next; a batch being written is past it). aiokafka's `position()` may wait for a
@@ -356,11 +361,32 @@ def build_app(settings: Settings) -> WorkerApp:
     if store is not None and sink is not None:
         _attach_sink(pipeline, store, sink)
 
+    heartbeats = settings.topic(Topic.HEARTBEATS)
+    worker_name = _worker_name(settings)
+
     async def watch_stalls() -> None:
         interval = min(1.0, settings.stall_after_s / 4)
         while True:
             await asyncio.sleep(interval)
             pipeline.watch()
+            await publish_freshness()
+
+    async def publish_freshness() -> None:
+        """This worker's freshness per partition, for the detector in whichever worker runs it
+        (streams/alerts/freshness.py: FleetClock). Not waited for: a slow broker delays nothing here."""
+        clock = pipeline.freshness
+        if clock.sampled_at is None:
+            return
+        lags = {}
+        for tp, lag in clock.lags.items():  # aiokafka's TopicPartition or Faust's TP: both (topic, partition)
+            topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
+            if isinstance(topic, str) and isinstance(partition, int):
+                lags[partition_key(topic, partition)] = lag
+        try:
+            await app.producer.send(heartbeats, worker_name.encode(), heartbeat(worker_name, clock.sampled_at, lags),
+                                    0, None, None)  # fmt: skip
+        except Exception as exc:  # the producer is not up yet, or the broker is away: the next one will do
+            log.debug("heartbeat not sent: %s", exc)
 
     app.task(watch_stalls)
 
@@ -437,7 +463,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
         same states as the local view's banner). When ClickHouse is down no row lands: Grafana, which
         reads the same store, then shows no heartbeat."""
         await sink.schema_ready.wait()
-        worker_name = f"{socket.gethostname()}:{settings.web_port}"
+        worker_name = _worker_name(settings)
         while True:
             doc = pipeline.status()
             first = doc["problems"][0] if doc["problems"] else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from streams.alerts.feed import Feed
-from streams.alerts.freshness import UNKNOWN_BEHIND_S, PositionClock
+from streams.alerts.freshness import UNKNOWN_BEHIND_S, FleetClock, PositionClock, heartbeat, read_heartbeat
 
 
 def test_a_caught_up_partition_has_no_lag() -> None:
@@ -117,3 +117,34 @@ def test_the_feed_forgets_minutes_out_of_its_window_and_survives_a_round_trip() 
     again = Feed.from_doc(feed.to_doc())
     assert again.seen == feed.seen and again.primed
     assert again.update(rows({("c", "x", 600): [5]}), 910) == {("c", "x"): [3.0]}
+
+
+def test_the_fleet_ages_a_silent_workers_partitions_and_trusts_the_newest_word() -> None:
+    fleet = FleetClock()
+    fleet.heard("a:1", 100.0, {"routed:0": 0.0, "routed:1": 0.0})
+    fleet.heard("b:2", 100.0, {"routed:2": 0.0, "routed:3": 2.0})
+    assert fleet.lag_s(101.0) == pytest.approx(3.0)
+    # b freezes (says nothing more); a goes on: b's partitions age by the wall clock.
+    fleet.heard("a:1", 170.0, {"routed:0": 0.0, "routed:1": 0.0})
+    assert fleet.lag_s(170.0) == pytest.approx(72.0)
+    assert fleet.lag_s(170.0, skip={"routed:2", "routed:3"}) == 0.0  # the caller's own: its own clock
+    # a takes b's partitions over and speaks for them: the newest word wins, whoever says it.
+    fleet.heard("a:1", 175.0, {"routed:0": 0.0, "routed:1": 0.0, "routed:2": 30.0, "routed:3": 30.0})
+    assert fleet.lag_s(175.0) == pytest.approx(30.0)
+    fleet.heard("b:2", 174.0, {"routed:2": 0.0})  # b's late word, older than a's: not taken
+    assert fleet.parts["routed:2"][2] == "a:1"
+
+
+def test_the_fleet_forgets_what_nobody_spoke_for_in_its_history() -> None:
+    fleet = FleetClock(history_s=900.0)
+    fleet.heard("b:2", 0.0, {"deltas:0": 0.0})
+    assert fleet.lag_s(600.0) == 600.0
+    assert fleet.lag_s(901.0) == 0.0 and not fleet.parts
+
+
+def test_heartbeats_round_trip_and_anything_else_is_skipped() -> None:
+    value = heartbeat("host:6066", 1000.5, {"t.routed:3": 1.25})
+    assert read_heartbeat(value) == ("host:6066", 1000.5, {"t.routed:3": 1.25})
+    for bad in (None, b"", b"not json", b"[]", b'{"worker": "w"}', b'{"worker": "w", "at": "x", "lags": {}}',
+                b'{"worker": "w", "at": 1, "lags": {"p": "slow"}}'):  # fmt: skip
+        assert read_heartbeat(bad) is None, bad
