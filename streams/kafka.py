@@ -21,6 +21,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from streams.config import Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.errors import BrokerError
+from streams.statelog import StateLog
 
 # Explicit configs on every topic: some clients (quixstreams) fail on a topic without retention.ms.
 EVENT_TOPIC_CONFIG = {"retention.ms": str(7 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
@@ -115,6 +116,39 @@ async def side_consumer(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 raise
+
+
+async def follow_partition(
+    bootstrap: str,
+    tp: TopicPartition,
+    handle: Callable[[list[ConsumerRecord]], Awaitable[None]],
+    failing: StateLog,
+    *,
+    back: int | None = None,
+    poll_ms: int = 1000,
+    retry_s: float = 5.0,
+) -> None:
+    """Read one partition for ever: from its beginning (`back` None) or `back` records before its end,
+    then as it grows, handing each fetch's records to `handle` (an empty fetch too). Trouble (the
+    broker away, `handle` failing) is said once through `failing` and retried from the start."""
+    while True:
+        try:
+            async with side_consumer(bootstrap) as consumer:
+                consumer.assign([tp])
+                if back is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    await consumer.seek_to_end(tp)
+                    consumer.seek(tp, max(await consumer.position(tp) - back, 0))
+                while True:
+                    batch = await consumer.getmany(tp, timeout_ms=poll_ms)
+                    await handle(batch.get(tp, []))
+                    failing.recovered()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failing.failed(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(retry_s)
 
 
 async def true_end_offset(consumer: AIOKafkaConsumer, tp: TopicPartition, *, stall_s: float = STALL_S) -> int:

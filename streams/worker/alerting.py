@@ -15,14 +15,14 @@ import time
 from typing import TYPE_CHECKING, Protocol
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
 from streams.alerts.freshness import FleetClock, PositionClock, partition_key, read_heartbeat
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
 from streams.contract.topics import Topic
-from streams.kafka import side_consumer
+from streams.kafka import follow_partition
 from streams.statelog import StateLog
 
 if TYPE_CHECKING:
@@ -70,25 +70,16 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         """The heartbeats topic into the fleet clock: from a little before its end (a detector that
         restarts while another worker is frozen still hears that worker's last word), then as it grows."""
         tp = TopicPartition(settings.topic(Topic.HEARTBEATS), 0)
-        failing = StateLog(log, "reading the workers' heartbeats")
-        while True:
-            try:
-                async with side_consumer(settings.bootstrap) as consumer:
-                    consumer.assign([tp])
-                    await consumer.seek_to_end(tp)
-                    consumer.seek(tp, max(await consumer.position(tp) - HEARD_BACK, 0))
-                    while True:
-                        batch = await consumer.getmany(tp, timeout_ms=1000)
-                        for record in batch.get(tp, []):
-                            beat = read_heartbeat(record.value)
-                            if beat is not None:
-                                fleet.heard(*beat)
-                        failing.recovered()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker is away: this worker's own clock still stands
-                failing.failed(f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(5)
+
+        async def handle(records: list[ConsumerRecord]) -> None:
+            for record in records:
+                beat = read_heartbeat(record.value)
+                if beat is not None:
+                    fleet.heard(*beat)
+
+        # The broker away: this worker's own clock still stands.
+        await follow_partition(settings.bootstrap, tp, handle, StateLog(log, "reading the workers' heartbeats"),
+                               back=HEARD_BACK)  # fmt: skip
 
     runner = AlertRunner(
         store,

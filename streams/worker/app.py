@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from faust.web import Request, Response, View
 
 from streams.alerts.freshness import PositionClock, heartbeat, partition_key
@@ -37,7 +37,7 @@ from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
-from streams.kafka import side_consumer, topic_specs
+from streams.kafka import follow_partition, topic_specs
 from streams.sink.clickhouse import ClickHouseStore
 from streams.sink.writer import DeltaSink
 from streams.statelog import StateLog
@@ -431,30 +431,21 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
         topic at start (re-inserting is harmless: the newest import wins), then as it grows."""
         await sink.schema_ready.wait()
         tp = TopicPartition(settings.topic(Topic.CAMPAIGNS), 0)
-        failing = StateLog(log, "loading campaign names")
-        while True:
-            try:
-                async with side_consumer(settings.bootstrap) as consumer:
-                    consumer.assign([tp])
-                    await consumer.seek_to_beginning(tp)
-                    while True:
-                        batch = await consumer.getmany(tp, timeout_ms=2000)
-                        rows = []
-                        for record in batch.get(tp, []):
-                            try:
-                                c = Campaign.from_json(record.value or b"")
-                            except ValueError:
-                                log.warning("campaigns[0]@%d is not a campaign record; skipped", record.offset)
-                                continue
-                            rows.append((c.campaign_id, c.name, c.starts_at_ms, c.ends_at_ms, record.timestamp))
-                        if rows:
-                            await store.call(store.upsert_campaigns, rows)
-                        failing.recovered()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the broker or the store is away: names come when they are back
-                failing.failed(f"{type(exc).__name__}: {exc}")
-                await asyncio.sleep(5)
+
+        async def handle(records: list[ConsumerRecord]) -> None:
+            rows = []
+            for record in records:
+                try:
+                    c = Campaign.from_json(record.value or b"")
+                except ValueError:
+                    log.warning("campaigns[0]@%d is not a campaign record; skipped", record.offset)
+                    continue
+                rows.append((c.campaign_id, c.name, c.starts_at_ms, c.ends_at_ms, record.timestamp))
+            if rows:
+                await store.call(store.upsert_campaigns, rows)
+
+        # The broker or the store away: names come when they are back.
+        await follow_partition(settings.bootstrap, tp, handle, StateLog(log, "loading campaign names"), poll_ms=2000)
 
     app.task(load_campaigns)
 

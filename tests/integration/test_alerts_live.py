@@ -46,6 +46,16 @@ def steady_stream(seconds: float, seed: int) -> tuple[list[Any], list[str]]:
     return [dataclasses.replace(r, send_at_s=i * step) for i, r in enumerate(records)], sim.existing_buyers
 
 
+def start_steady_stream(env: Pipeline, seconds: float, seed: int) -> threading.Thread:
+    """The existing buyers imported, then `steady_stream` sent at real speed from a thread (join it)."""
+    settings = env.settings()
+    records, existing = steady_stream(seconds, seed)
+    asyncio.run(import_existing(settings, existing))
+    sending = threading.Thread(target=lambda: asyncio.run(send_records(settings, records, real_clock=True)))
+    sending.start()
+    return sending
+
+
 def alerts(env: Pipeline) -> list[dict[str, Any]]:
     result = env.promo("alerts", "list", "--json")
     assert result.returncode == 0, result.stderr
@@ -57,13 +67,9 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
 ) -> None:
     fault = env.root / "fault"
     env.extra.update({"PROMO_ALERTS": "1", "PROMO_FAULT_FILE": str(fault), "PROMO_ALERTS_LANGUAGE": "en"})
-    settings = env.settings()
-    records, existing = steady_stream(190.0, seed=5)
     worker = WorkerProcess(env, "w", sink=True, view_port=free_port()).start()
     workers.append(worker)
-    asyncio.run(import_existing(settings, existing))
-    sending = threading.Thread(target=lambda: asyncio.run(send_records(settings, records, real_clock=True)))
-    sending.start()
+    sending = start_steady_stream(env, 190.0, seed=5)
     try:
         time.sleep(45.0)  # the detector has a starting point and steady traffic to judge by
         stalled_at = time.time()
@@ -92,13 +98,7 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
     finally:
         sending.join()
     # Then the traffic stops for good: a real outage of every metric, caught in seconds.
-    ended_at = time.time()
-    time.sleep(45.0)
-    outage = {a["metric"]: a for a in alerts(env) if a["kind"] == "drop" and a["campaign_id"] is None}
-    assert "interactions" in outage, alerts(env)
-    caught = _epoch(outage["interactions"]["detected_at"])
-    assert ended_at - 5 <= caught <= ended_at + 40, (outage["interactions"], ended_at)
-    assert outage["interactions"]["severity"] == "critical"
+    assert_the_end_of_the_stream_is_an_outage(env)
 
     # A replay over what the live detector logged sees what it saw: the same incidents, ids and times.
     def key(a: dict[str, Any]) -> tuple[Any, ...]:
@@ -117,6 +117,17 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
     bad = env.promo("alerts", "ack", "no-such-id")
     assert bad.returncode == 2 and "no alert 'no-such-id'" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def assert_the_end_of_the_stream_is_an_outage(env: Pipeline) -> None:
+    """The stream has just ended for good: a critical drop alert on the total's interactions in seconds."""
+    ended_at = time.time()
+    time.sleep(45.0)
+    outage = {a["metric"]: a for a in alerts(env) if a["kind"] == "drop" and a["campaign_id"] is None}
+    assert "interactions" in outage, alerts(env)
+    caught = _epoch(outage["interactions"]["detected_at"])
+    assert ended_at - 5 <= caught <= ended_at + 40, (outage["interactions"], ended_at)
+    assert outage["interactions"]["severity"] == "critical"
 
 
 def alert_banner(view: int, screenshot: Path) -> None:

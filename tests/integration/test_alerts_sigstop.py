@@ -13,31 +13,28 @@ without that rule.)
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import threading
 import time
 
 import pytest
 
 from streams.kafka import free_port
 from streams.kit.harness import Pipeline, WorkerProcess
-from streams.kit.producer import send_records
-from streams.users import import_existing
-from tests.integration.test_alerts_live import _epoch, alerts, steady_stream
+from tests.integration.test_alerts_live import (
+    _epoch,
+    alerts,
+    assert_the_end_of_the_stream_is_an_outage,
+    start_steady_stream,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_frozen_worker_wakes_to_a_lag_alert_and_no_drop_alert(env: Pipeline, workers: list[WorkerProcess]) -> None:
     env.extra.update({"PROMO_ALERTS": "1", "PROMO_ALERTS_LANGUAGE": "en"})
-    settings = env.settings()
-    records, existing = steady_stream(200.0, seed=7)
     worker = WorkerProcess(env, "w", sink=True, view_port=free_port()).start()
     workers.append(worker)
-    asyncio.run(import_existing(settings, existing))
-    sending = threading.Thread(target=lambda: asyncio.run(send_records(settings, records, real_clock=True)))
-    sending.start()
+    sending = start_steady_stream(env, 200.0, seed=7)
     try:
         time.sleep(45.0)  # the detector has a starting point and steady traffic to judge by
         assert worker.process is not None and worker.alive, worker.log()
@@ -60,10 +57,4 @@ def test_a_frozen_worker_wakes_to_a_lag_alert_and_no_drop_alert(env: Pipeline, w
         assert _epoch(lag["resolved_at"]) <= resumed_at + 40, (lag, resumed_at)
     finally:
         sending.join()
-    ended_at = time.time()
-    time.sleep(45.0)
-    outage = {a["metric"]: a for a in alerts(env) if a["kind"] == "drop" and a["campaign_id"] is None}
-    assert "interactions" in outage, alerts(env)
-    caught = _epoch(outage["interactions"]["detected_at"])
-    assert ended_at - 5 <= caught <= ended_at + 40, (outage["interactions"], ended_at)
-    assert outage["interactions"]["severity"] == "critical"
+    assert_the_end_of_the_stream_is_an_outage(env)

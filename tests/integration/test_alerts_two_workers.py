@@ -8,8 +8,6 @@ alert, not drop alerts on every scope. Then the stall ends and the numbers catch
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from typing import Any
 
@@ -17,9 +15,7 @@ import pytest
 
 from streams.kafka import free_port
 from streams.kit.harness import Pipeline, WorkerProcess
-from streams.kit.producer import send_records
-from streams.users import import_existing
-from tests.integration.test_alerts_live import _epoch, alerts, steady_stream
+from tests.integration.test_alerts_live import _epoch, alerts, start_steady_stream
 
 pytestmark = pytest.mark.integration
 
@@ -27,15 +23,11 @@ pytestmark = pytest.mark.integration
 def test_a_stall_in_the_other_worker_is_lag_not_drops(env: Pipeline, workers: list[WorkerProcess]) -> None:
     fault = env.root / "fault-b"
     env.extra.update({"PROMO_ALERTS_LANGUAGE": "en"})
-    settings = env.settings()
-    records, existing = steady_stream(170.0, seed=9)
     a = WorkerProcess(env, "a", sink=True, view_port=free_port()).start(env={"PROMO_ALERTS": "1"})
     workers.append(a)
     b = WorkerProcess(env, "b", sink=False).start(env={"PROMO_FAULT_FILE": str(fault)})
     workers.append(b)
-    asyncio.run(import_existing(settings, existing))
-    sending = threading.Thread(target=lambda: asyncio.run(send_records(settings, records, real_clock=True)))
-    sending.start()
+    sending = start_steady_stream(env, 170.0, seed=9)
     found: list[dict[str, Any]] = []
     try:
         time.sleep(45.0)  # both workers in the group, the detector has a starting point
