@@ -67,10 +67,16 @@ def dashboards_bench(
     partitions: Annotated[int, typer.Option(help="routed partitions the simulated sink wrote")] = 4,
     optimize: Annotated[bool, typer.Option(help="merge the fact table (OPTIMIZE FINAL) after the fill")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print the results as JSON instead of a table")] = False,
+    end: Annotated[
+        str | None,
+        typer.Option(help="ISO 8601 UTC end of the filled day (default: now); 'today' runs from 00:00 Beijing of it"),
+    ] = None,
 ) -> None:
     """Time every dashboard query on a store holding a simulated Double 11 day (≥ --events events)."""
+    import datetime as dt
     import shutil
 
+    from streams.alerts.plan import parse_utc
     from streams.lab.bench_dashboards import run, table, temporary_work_dir, to_json
 
     if events < 1000:
@@ -83,11 +89,19 @@ def dashboards_bench(
         fail("--partitions must be 1-1024")
     if work_dir is not None and work_dir.exists() and not work_dir.is_dir():
         fail(f"{work_dir} is not a directory")
+    end_at = None
+    if end is not None:
+        try:
+            end_at = dt.datetime.fromtimestamp(parse_utc(end), tz=dt.UTC).replace(second=0, microsecond=0)
+        except (ValueError, OverflowError, OSError) as exc:
+            fail(f"--end: {exc}")
+        if end_at > dt.datetime.now(tz=dt.UTC):
+            fail("--end must not be in the future: the panels count only settled minutes")
     directory = work_dir.resolve() if work_dir is not None else temporary_work_dir(Path(".promo").resolve())
     try:
         report = run(
             events=events, repeat=repeat, work_dir=directory, sample_events=sample_events, partitions=partitions,
-            optimize=optimize, progress=lambda message: typer.echo(message, err=True),
+            optimize=optimize, end=end_at, progress=lambda message: typer.echo(message, err=True),
         )  # fmt: skip
     finally:
         if work_dir is None:
