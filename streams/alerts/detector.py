@@ -152,7 +152,8 @@ class DetectorConfig:
     recover_steps: int = 2  # consecutive recovered steps before an incident resolves
     recover_min_expected: float = 60.0  # expected events in the recovery window
     episode_s: float = 120.0  # an incident firing this soon after another (or while it is open) is one episode
-    episode_relief: float = 4.0  # once one of them has resolved, the others need this many times less evidence
+    episode_sigmas: float = 3.0  # ... and the standard deviations between its level and the expectation this few
+    episode_relief: float = 4.0  # once one of them has recovered, the others' floor of events is this many times lower
     plan_slack_s: float = 300.0  # the plan's timing may be off by this much (peak shifted +-5 min)
     end_guard_s: float = 300.0  # recent rate and shares do not judge a campaign this close to its end
     no_show_after_s: float = 120.0  # a scheduled campaign silent this long after its start is an alert
@@ -176,6 +177,7 @@ class _Open:
     folded: bool = False
     level: float = math.nan  # the incident's level for recovery: at most observed / expected at firing
     since: float = math.nan  # event time this opening's window began (a reopened incident: its second onset)
+    by_recovery: bool = False  # resolved because its counts came back (not by the hour or the campaign's end)
 
 
 def _utc(epoch_s: float) -> str:
@@ -650,9 +652,13 @@ class Detector:
                 state.level = min(level if math.isnan(state.level) else state.level, obs_long / mu_long + 2 * spread)
             if math.isfinite(state.level):
                 level = min(level, max(state.level, 0.0))
-            needed = max(cfg.recover_min_expected * units[row, j], 16 * var_unit[row, j] / (1 - level) ** 2)
+            # The floor of events is lowered for an incident whose episode has recovered; the four
+            # standard deviations between its level and the expectation never are (a series still
+            # half down must not resolve with the rest of its episode).
+            floor_events, sigmas = cfg.recover_min_expected * units[row, j], 4.0
             if self._episode_resolved(row, j, alert):
-                needed /= cfg.episode_relief
+                floor_events, sigmas = floor_events / cfg.episode_relief, cfg.episode_sigmas
+            needed = max(floor_events, sigmas**2 * var_unit[row, j] / (1 - level) ** 2)
             floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
             # The window stays inside the incident: counts from before its onset are no evidence of
             # recovery (an outage judged a minute in on 80 s, half of them before it, read 60% back).
@@ -676,6 +682,7 @@ class Detector:
             recovered = obs >= (1 + level) / 2 * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
+                state.by_recovery = True
                 self._close(state, row, j, step.at, changed)
 
     def _episode_resolved(self, row: int, j: int, alert: Alert) -> bool:
@@ -688,8 +695,8 @@ class Detector:
         scope = self._scopes[row]
         for (r, k), other in self._incidents.items():
             done = other.alert.resolved_at
-            if done is None or (r, k) == (row, j) or not scope.encloses(self._scopes[r]):
-                continue
+            if done is None or not other.by_recovery or (r, k) == (row, j) or not scope.encloses(self._scopes[r]):
+                continue  # (closed by the hour or the campaign's end: no evidence of a recovery)
             if done >= alert.detected_at and other.alert.detected_at <= alert.detected_at + self.config.episode_s:
                 return True
         return False
@@ -797,6 +804,7 @@ class Detector:
             incidents.append({"alert": _alert_doc(st.alert), "check": st.check, "basis": st.basis,
                               "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
                               "folded": st.folded, "level": _num(st.level), "since": _num(st.since),
+                              "by_recovery": st.by_recovery,
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
         return {
             "version": 1,
@@ -833,7 +841,8 @@ class Detector:
             row, j = det._register(alert.scope), METRICS.index(alert.metric)
             det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
                                              item["depth"], item["recovered"], item["folded"],
-                                             _float(item.get("level")), _float(item.get("since")))  # fmt: skip
+                                             _float(item.get("level")), _float(item.get("since")),
+                                             bool(item.get("by_recovery", False)))  # fmt: skip
             det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
             det._open[row, j] = alert.resolved_at is None
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)

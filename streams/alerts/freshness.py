@@ -38,7 +38,7 @@ class PositionClock:
     ends: dict[Hashable, deque[tuple[float, int]]] = field(default_factory=dict)
     lags: dict[Hashable, float] = field(default_factory=dict)
     sampled_at: float | None = None  # when the lags were measured
-    away: dict[Hashable, float] = field(default_factory=dict)  # revoked partitions: since when
+    away: dict[Hashable, tuple[float, int]] = field(default_factory=dict)  # revoked: since when, last end seen
 
     def sample(self, now: float, positions: Mapping[Hashable, tuple[int | None, int | None]]) -> None:
         """`positions`: partition -> (log end, the consumer's next offset), either None when unknown.
@@ -51,13 +51,16 @@ class PositionClock:
         self.sampled_at = now
         for gone in set(self.ends) - set(positions):
             self.lags.pop(gone, None)
-            since = self.away.setdefault(gone, now)
+            last = self.ends[gone][-1][1] if self.ends[gone] else -1
+            since, _ = self.away.setdefault(gone, (now, last))
             if now - since > self.history_s:
                 del self.ends[gone], self.away[gone]
         for key, (end, position) in positions.items():
             ends = self.ends.setdefault(key, deque())
-            if self.away.pop(key, None) is not None and position is not None and ends and position > ends[-1][1]:
-                ends.clear()  # processed elsewhere while away
+            if key in self.away and position is not None:  # back, and where its consumer stands is known
+                _, last = self.away.pop(key)
+                if position > last:
+                    ends.clear()  # processed elsewhere while away: the old ends say nothing
             if end is not None and not ends and position is not None and position < end:
                 ends.append((now - UNKNOWN_BEHIND_S, end))  # behind since an unknown time: see above
             elif end is not None and (not ends or end != ends[-1][1]):

@@ -371,22 +371,30 @@ def build_app(settings: Settings) -> WorkerApp:
             pipeline.watch()
             await publish_freshness()
 
+    in_flight: list[asyncio.Task[None]] = []  # at most one heartbeat send at a time
+
     async def publish_freshness() -> None:
         """This worker's freshness per partition, for the detector in whichever worker runs it
-        (streams/alerts/freshness.py: FleetClock). Not waited for: a slow broker delays nothing here."""
+        (streams/alerts/freshness.py: FleetClock). Sent from a task of its own and skipped while the
+        last one has not gone out: a producer send waits while the broker is away (up to its
+        timeout), and the stall watch that calls this must go on meanwhile."""
         clock = pipeline.freshness
-        if clock.sampled_at is None:
+        if clock.sampled_at is None or (in_flight and not in_flight[0].done()):
             return
         lags = {}
         for tp, lag in clock.lags.items():  # aiokafka's TopicPartition or Faust's TP: both (topic, partition)
             topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
             if isinstance(topic, str) and isinstance(partition, int):
                 lags[partition_key(topic, partition)] = lag
-        try:
-            await app.producer.send(heartbeats, worker_name.encode(), heartbeat(worker_name, clock.sampled_at, lags),
-                                    0, None, None)  # fmt: skip
-        except Exception as exc:  # the producer is not up yet, or the broker is away: the next one will do
-            log.debug("heartbeat not sent: %s", exc)
+        value = heartbeat(worker_name, clock.sampled_at, lags)
+
+        async def send() -> None:
+            try:
+                await app.producer.send(heartbeats, worker_name.encode(), value, 0, None, None)
+            except Exception as exc:  # the producer is not up yet, or the broker is away: the next one will do
+                log.debug("heartbeat not sent: %s", exc)
+
+        in_flight[:] = [asyncio.ensure_future(send())]
 
     app.task(watch_stalls)
 

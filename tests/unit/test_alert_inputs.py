@@ -83,6 +83,19 @@ def test_a_frozen_worker_whose_partitions_come_back_is_as_far_behind_as_when_it_
     assert clock.lag_s() == 0.0
 
 
+def test_a_partition_back_with_its_position_not_yet_known_is_judged_when_it_is() -> None:
+    # Just after an assignment the consumer's position is unknown for a sample or two; whether another
+    # worker had the partition meanwhile is decided when it is known (a review found the old history
+    # taken for the new: 302 s behind where the truth was "first seen").
+    clock = PositionClock()
+    for t in range(5):
+        clock.sample(100.0 + t, {"p": (10 * t, 10 * t)})
+    clock.sample(105.0, {})
+    clock.sample(405.0, {"p": (3000, None)})
+    clock.sample(406.0, {"p": (3010, 2990)})
+    assert clock.lag_s() == UNKNOWN_BEHIND_S
+
+
 def test_a_partition_back_from_another_worker_counts_as_first_seen() -> None:
     # Away for two minutes while another worker consumed it: the old ends say nothing of its lag.
     clock = PositionClock()

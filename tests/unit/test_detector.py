@@ -294,7 +294,9 @@ def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() ->
     assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
 
 
-def _payments_break_on_wechat(per_s: float, seed: int) -> tuple[dict[str, Alert], float]:
+def _payments_break_on_wechat(
+    per_s: float, seed: int, config: DetectorConfig | None = None
+) -> tuple[dict[str, Alert], float]:
     """Orders, GMV and new users stop on wechat for 6 min: every drop alert's last state, and the end."""
     start, end = T0 + 2400, T0 + 2760
 
@@ -302,7 +304,7 @@ def _payments_break_on_wechat(per_s: float, seed: int) -> tuple[dict[str, Alert]
         broken = scope.channel == "wechat" and metric in ("orders", "gmv_fen", "new_users")
         return 0.0 if broken and start <= t < end else 1.0
 
-    changes = run(Detector(), series(flat(per_s), 3600, hit=hit, seed=seed))
+    changes = run(Detector(config), series(flat(per_s), 3600, hit=hit, seed=seed))
     return {a.id: a for _, a in changes if a.kind == "drop"}, end
 
 
@@ -317,16 +319,42 @@ def test_every_alert_reported_firing_is_reported_resolved_after_recovery(seed: i
     ]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_a_payment_outage_resolves_on_every_metric_within_two_minutes(seed: int) -> None:
-    # Payments break on wechat for 6 min (orders 48 a minute there). Orders show the
-    # recovery first; GMV and new users, and the campaign over the channel, follow within 2 min
-    # instead of the minutes they would need to prove it alone (the total took up to 3).
-    last, end = _payments_break_on_wechat(40, seed)
-    assert {a.metric for a in last.values() if a.scope == Scope("c1", "wechat")} >= {"orders", "gmv_fen"}
-    late = [(a.scope.label(), a.metric, a.resolved_at and a.resolved_at - end) for a in last.values()
-            if a.resolved_at is None or not end <= a.resolved_at <= end + 120]  # fmt: skip
-    assert not late, late
+def test_a_payment_outage_resolves_on_every_metric_sooner_as_one_episode() -> None:
+    # Payments break on wechat for 6 min (orders 48 a minute there). Orders show the recovery first;
+    # GMV and new users, and the total over the channel, follow with less evidence of their own than
+    # they would need alone. Over 8 seeds, the slowest alert of each run against the same detector
+    # without the episode rule: never later, and the median within 2 min (it was 170 s).
+    def slowest(config: DetectorConfig, seed: int) -> float:
+        last, end = _payments_break_on_wechat(40, seed, config)
+        assert {a.metric for a in last.values() if a.scope == Scope("c1", "wechat")} >= {"orders", "gmv_fen"}
+        assert all(a.resolved_at is not None for a in last.values()), last
+        return max(float(a.resolved_at or 0) - end for a in last.values())
+
+    alone = DetectorConfig(episode_relief=1.0, episode_sigmas=4.0)
+    pairs = [(slowest(DetectorConfig(), seed), slowest(alone, seed)) for seed in range(1, 9)]
+    assert all(together <= apart for together, apart in pairs), pairs
+    assert np.median([t for t, _ in pairs]) <= 120 < np.median([a for _, a in pairs]), pairs
+
+
+@pytest.mark.parametrize("seed", range(1, 31))
+def test_a_metric_half_down_does_not_resolve_with_the_rest_of_its_episode(seed: int) -> None:
+    # Orders and GMV stop on wechat for 6 min; new users there are half down from the same moment for
+    # 20 min. The episode's recovery lowers only the floor of events, never the four standard
+    # deviations between a level and the expectation (with both lowered, 2 of 30 seeds resolved it
+    # while still half down: a review).
+    start, end, longer = T0 + 2400, T0 + 2760, T0 + 3600
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        if scope.channel != "wechat" or t < start:
+            return 1.0
+        if metric == "new_users":
+            return 0.5 if t < longer else 1.0
+        return 0.0 if metric in ("orders", "gmv_fen") and t < end else 1.0
+
+    changes = run(Detector(), series(flat(100), 4200, hit=hit, seed=seed))
+    mine = [a for _, a in changes if a.kind == "drop" and a.metric == "new_users" and a.scope == Scope("c1", "wechat")]
+    early = [a.resolved_at - end for a in mine if a.resolved_at is not None and a.resolved_at < longer]
+    assert not early, early
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
