@@ -159,5 +159,8 @@ class FleetClock:
         return worst
 
 
-def partition_key(topic: str, partition: int) -> str:
-    return f"{topic}:{partition}"
+def partition_key(tp: Hashable) -> str | None:
+    """The "topic:partition" of aiokafka's TopicPartition or Faust's TP (both have the two fields), None
+    for a key that is neither: what heartbeats and the detector's own clock are compared by."""
+    topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
+    return f"{topic}:{partition}" if isinstance(topic, str) and isinstance(partition, int) else None

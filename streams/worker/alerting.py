@@ -63,7 +63,7 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
     async def lag(now: float) -> float:
         """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats)."""
         own = pipeline.freshness
-        mine = {partition_key(tp.topic, tp.partition) for tp in own.lags if hasattr(tp, "topic")}  # type: ignore[attr-defined]
+        mine = {key for key in map(partition_key, own.lags) if key is not None}
         return max(own.lag_s(now), fleet.lag_s(now, skip=mine))
 
     async def listen() -> None:

@@ -381,11 +381,8 @@ def build_app(settings: Settings) -> WorkerApp:
         clock = pipeline.freshness
         if clock.sampled_at is None or (in_flight and not in_flight[0].done()):
             return
-        lags = {}
-        for tp, lag in clock.lags.items():  # aiokafka's TopicPartition or Faust's TP: both (topic, partition)
-            topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
-            if isinstance(topic, str) and isinstance(partition, int):
-                lags[partition_key(topic, partition)] = lag
+        keyed = ((partition_key(tp), lag) for tp, lag in clock.lags.items())
+        lags = {key: lag for key, lag in keyed if key is not None}
         value = heartbeat(worker_name, clock.sampled_at, lags)
 
         async def send() -> None:
