@@ -15,7 +15,8 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
   `ratio` (the same scope's interactions: orders per interaction falls when payments break).
   expected = (sum of x / sum of q over the baseline) * (sum of q over the window).
 - Several *checks* (window, baseline, depth): 10/30/60 s for outages (>= 80% below), 2 min for
-  moderate drops (>= 35%), 6 min for gradual ones (>= 20%). The recent rate (no plan) judges only
+  moderate drops (>= 35%), 6 min for gradual ones (>= 20%), 10 min (plan, ratios) and 15 min
+  (ratios) against an older hour for slow ramps. The recent rate (no plan) judges only
   outages: the normal fall-off after 00:00 is a 30% "drop" against the last ten minutes.
 - A check fires when the expected count is large enough to judge, the observed is below
   (1 - depth) * expected, and the deficit is significant: z = (x - mu) / sqrt(var) with
