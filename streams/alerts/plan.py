@@ -5,10 +5,14 @@ Pure (numpy and the standard library): the CLI and the store do the I/O.
 - `Plan`: expected counts per minute for (scope, metric), on a regular minute grid. The detector
   uses its *shape* and scales its level to live traffic, so a plan may be off in level.
 - `parse_plan_csv`: `minute,metric,expected[,campaign_id,channel]`, minute ISO 8601 UTC (`Z` or an
-  offset), the format of `promo plan import`. Every line is checked; errors carry line numbers.
+  offset, a whole minute), the format of `promo plan import`. Every line is checked; errors carry
+  line numbers. A plan of zeros is refused: it expects nothing.
 - `plan_from_series`: a plan from a stored day's counts (`promo plan from-day DATE`).
 - `parse_series_csv`: `ts,metric,value[,campaign_id,channel]` at any regular step from 10 s to 1 h,
-  the file of `promo alerts backtest`.
+  the file of `promo alerts backtest`. A series (scope, metric) has a row at every step from its
+  first to its last: a missing row is an error, not a zero (a zero would read as an outage).
+
+Both files: values from 0 to 1e12, a span of at most 31 days, at most 20 million values laid out.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +37,9 @@ PLAN_COLUMNS = ("minute", "metric", "expected", "campaign_id", "channel")
 SERIES_COLUMNS = ("ts", "metric", "value", "campaign_id", "channel")
 MIN_STEP_S = 10
 MAX_STEP_S = 3600
+MAX_SPAN_S = 31 * 86400  # a file spanning longer is a typo (a year off), and its grid would not fit in memory
+MAX_VALUE = 1e12  # a count (or fen of GMV) a step above this is no count; the detector's sums would overflow
+MAX_VALUES = 20_000_000  # the grid of every series x every step (160 MB): a few sparse rows must not ask for GiBs
 
 
 class PlanError(ValueError):
@@ -46,6 +54,10 @@ def parse_utc(text: str) -> float:
         raise ValueError(f"{text!r} is not an ISO 8601 time") from None
     if when.tzinfo is None:
         raise ValueError(f"{text!r} has no UTC offset (write 2026-11-10T16:00:00Z)")
+    try:
+        when.astimezone(dt.UTC)  # year 9999 at -14:00 is in year 10000 in UTC, which no date holds
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of the range of dates") from None
     return when.timestamp()
 
 
@@ -119,13 +131,15 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
 
 
 @dataclass(frozen=True)
-class _Parsed:
-    t0: float
-    step_s: float
-    series: dict[tuple[Scope, str], FloatArray]
+class _Cell:
+    number: int  # the line in the file
+    when: float
+    metric: str
+    value: float
+    scope: Scope
 
 
-def _parse_table(text: str, columns: tuple[str, ...], what: str) -> _Parsed:
+def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
     """The common reader of the plan and series files: header, then time,metric,number[,campaign_id,channel]."""
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     if not rows:
@@ -135,7 +149,7 @@ def _parse_table(text: str, columns: tuple[str, ...], what: str) -> _Parsed:
         raise PlanError(
             f"line 1: the header must be {','.join(columns[:3])} or {','.join(columns)}, not {','.join(header)}"
         )
-    cells: list[tuple[int, float, str, float, Scope]] = []
+    cells: list[_Cell] = []
     for number, row in enumerate(rows[1:], 2):
         if not any(cell.strip() for cell in row):
             continue
@@ -152,42 +166,93 @@ def _parse_table(text: str, columns: tuple[str, ...], what: str) -> _Parsed:
             value = float(row[2])
         except ValueError:
             raise PlanError(f"line {number}: {columns[2]} {row[2]!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise PlanError(f"line {number}: {columns[2]} must be a finite number >= 0, not {row[2].strip()}")
+        if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
+            raise PlanError(
+                f"line {number}: {columns[2]} must be a finite number from 0 to {MAX_VALUE:g}, not {row[2].strip()}"
+            )
         campaign = row[3].strip() or None if len(row) == 5 else None
         channel = row[4].strip() or None if len(row) == 5 else None
         if channel and not campaign:
             raise PlanError(f"line {number}: a channel needs its campaign_id (the scopes are total, campaign, "
                             "campaign x channel)")  # fmt: skip
-        cells.append((number, when, metric, value, Scope(campaign, channel)))
+        cells.append(_Cell(number, when, metric, value, Scope(campaign, channel)))
     if not cells:
         raise PlanError(f"line 2: no rows after the header in {what}")
-    times = np.unique(np.array([c[1] for c in cells]))
-    steps = np.diff(times)
-    step = float(steps.min()) if len(steps) else 60.0
-    t0 = float(times[0])
-    seen: set[tuple[float, str, Scope]] = set()
+    first, last = min(cells, key=lambda c: c.when), max(cells, key=lambda c: c.when)
+    if last.when - first.when > MAX_SPAN_S:  # before anything is laid out on a grid that long
+        raise PlanError(
+            f"line {last.number}: {iso_utc(last.when)} is {(last.when - first.when) / 86400:,.0f} days after "
+            f"{iso_utc(first.when)} (line {first.number}); {what} may span at most {MAX_SPAN_S // 86400} days"
+        )
+    return cells
+
+
+def _step_of(cells: list[_Cell]) -> tuple[float, float]:
+    """The first time and the regular step: the smallest gap between two times (60 s for one time)."""
+    times = np.unique(np.array([c.when for c in cells]))
+    return float(times[0]), float(np.diff(times).min()) if len(times) > 1 else 60.0
+
+
+def _grid(
+    cells: list[_Cell], t0: float, step: float, what: str, gapless: bool, unit_s: float
+) -> dict[tuple[Scope, str], FloatArray]:
+    """The cells on one grid from `t0` at `step`; a time no row lists is 0. `gapless`: within each
+    series (scope, metric), from its first row to its last, every step must have its row. `unit_s`:
+    the finest step the caller lays the grid out at (a plan's minutes), for the size it will take."""
+    n = round((max(c.when for c in cells) - t0) / step) + 1
+    values = len({(c.scope, c.metric) for c in cells}) * n * max(1, round(step / unit_s))
+    if values > MAX_VALUES:
+        raise PlanError(f"line {cells[-1].number}: {what} would be {values:,} values (every series at every "
+                        f"{unit_s:g} s from {iso_utc(t0)}); at most {MAX_VALUES:,}: fewer series or a shorter "
+                        "span")  # fmt: skip
+    seen: dict[tuple[Scope, str], dict[int, int]] = {}  # the line of each series' every index
     series: dict[tuple[Scope, str], FloatArray] = {}
-    n = round((times[-1] - t0) / step) + 1 if len(steps) else 1
-    for number, when, metric, value, scope in cells:
-        index = (when - t0) / step
+    for cell in cells:
+        index = (cell.when - t0) / step
         if abs(index - round(index)) > 1e-6:
-            raise PlanError(f"line {number}: {iso_utc(when)} is off the file's regular step of {step:g} s")
-        if (when, metric, scope) in seen:
-            raise PlanError(f"line {number}: {metric} at {iso_utc(when)} for {scope.label()} is listed twice")
-        seen.add((when, metric, scope))
-        series.setdefault((scope, metric), np.zeros(n))[round(index)] = value
-    return _Parsed(t0, step, series)
+            raise PlanError(f"line {cell.number}: {iso_utc(cell.when)} is off the file's regular step of {step:g} s")
+        lines = seen.setdefault((cell.scope, cell.metric), {})
+        if round(index) in lines:
+            raise PlanError(f"line {cell.number}: {cell.metric} at {iso_utc(cell.when)} for {cell.scope.label()} "
+                            "is listed twice")  # fmt: skip
+        lines[round(index)] = cell.number
+        series.setdefault((cell.scope, cell.metric), np.zeros(n))[round(index)] = cell.value
+    if gapless:
+        gaps = []  # (line after the gap, series, first missing index, steps missing)
+        for (scope, metric), lines in seen.items():
+            indices = sorted(lines)
+            for before, after in itertools.pairwise(indices):
+                if after - before > 1:
+                    gaps.append((lines[after], f"{metric} for {scope.label()}", before + 1, after - before - 1))
+                    break
+        if gaps:
+            number, name, missing, count = min(gaps)
+            first = iso_utc(t0 + missing * step)
+            absent = (
+                f"no row at {first}"
+                if count == 1
+                else f"no rows from {first} to {iso_utc(t0 + (missing + count - 1) * step)} ({count} steps)"
+            )
+            raise PlanError(f"line {number}: gap in {name}: {absent} (the file's step is {step:g} s; write 0 for "
+                            "a step with no events)")  # fmt: skip
+    return series
 
 
 def parse_plan_csv(text: str) -> Plan:
     """`minute,metric,expected[,campaign_id,channel]`; raises PlanError('line N: why')."""
-    parsed = _parse_table(text, PLAN_COLUMNS, "the plan")
-    if parsed.step_s % 60:
-        raise PlanError(f"line 2: the minutes must be whole minutes apart; the smallest gap is {parsed.step_s:g} s")
-    if parsed.step_s != 60:  # a coarser plan (say hourly rows) spreads each row over its minutes
-        return plan_from_series(parsed.t0, parsed.step_s, parsed.series)
-    return Plan(parsed.t0, parsed.series)
+    cells = _read_cells(text, PLAN_COLUMNS, "the plan")
+    for cell in cells:
+        if cell.when % 60:
+            raise PlanError(f"line {cell.number}: {iso_utc(cell.when)} is not a whole minute (minute must be at "
+                            ":00 seconds)")  # fmt: skip
+    if not any(cell.value for cell in cells):
+        raise PlanError(f"line {cells[0].number}: every expected value is 0: a plan of zeros expects nothing, "
+                        "and the detector would judge none of its scopes")  # fmt: skip
+    t0, step = _step_of(cells)
+    series = _grid(cells, t0, step, "the plan", gapless=False, unit_s=60.0)
+    if step != 60:  # a coarser plan (say hourly rows) spreads each row over its minutes
+        return plan_from_series(t0, step, series)
+    return Plan(t0, series)
 
 
 @dataclass(frozen=True)
@@ -200,8 +265,10 @@ class Series:
 
 
 def parse_series_csv(text: str) -> Series:
-    """`ts,metric,value[,campaign_id,channel]` at a regular step of 10 s to 1 h; raises PlanError('line N: why')."""
-    parsed = _parse_table(text, SERIES_COLUMNS, "the series")
-    if not MIN_STEP_S <= parsed.step_s <= MAX_STEP_S:
-        raise PlanError(f"line 2: the step is {parsed.step_s:g} s; it must be from {MIN_STEP_S} s to {MAX_STEP_S} s")
-    return Series(parsed.t0, parsed.step_s, parsed.series)
+    """`ts,metric,value[,campaign_id,channel]` at a regular step of 10 s to 1 h, each series (scope,
+    metric) with a row at every step from its first to its last; raises PlanError('line N: why')."""
+    cells = _read_cells(text, SERIES_COLUMNS, "the series")
+    t0, step = _step_of(cells)
+    if not MIN_STEP_S <= step <= MAX_STEP_S:
+        raise PlanError(f"line 2: the step is {step:g} s; it must be from {MIN_STEP_S} s to {MAX_STEP_S} s")
+    return Series(t0, step, _grid(cells, t0, step, "the series", gapless=True, unit_s=step))

@@ -54,12 +54,40 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
         ),
         (
             "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n2026-11-10T16:00:30Z,orders,2\n",
-            "whole minutes apart",
+            "line 3: 2026-11-10T16:00:30Z is not a whole minute",
         ),
         (
             "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n2026-11-10T16:02:00Z,orders,1\n"
             "2026-11-10T16:03:00Z,orders,1\n2026-11-10T16:03:30Z,orders,1\n",
-            "whole minutes",
+            "line 5: 2026-11-10T16:03:30Z is not a whole minute",
+        ),
+        # A review's plans that blinded the detector or asked for GiBs: refused, naming the line.
+        (
+            "minute,metric,expected\n2026-11-10T16:00:30Z,orders,1\n",
+            "line 2: 2026-11-10T16:00:30Z is not a whole minute",
+        ),
+        (
+            "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1e308\n",
+            "line 2: expected must be a finite number from 0 to 1e+12, not 1e308",
+        ),
+        (
+            "minute,metric,expected\n2026-11-10T16:00:00Z,orders,0\n2026-11-10T16:01:00Z,orders,0\n",
+            "line 2: every expected value is 0",
+        ),
+        (
+            "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n",
+            "line 3: 9999-11-10T16:00:00Z is 2,912,078 days after 2026-11-10T16:00:00Z (line 2); the plan may span at "
+            "most 31 days",
+        ),
+        (
+            "minute,metric,expected\n9999-12-31T23:59:00-14:00,orders,1\n",
+            "line 2: '9999-12-31T23:59:00-14:00' is out of the range",
+        ),
+        (
+            "minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,,\n"
+            + "".join(f"2026-12-10T16:00:00Z,orders,1,c{i},\n" for i in range(500)),
+            "line 502: the plan would be 43,286,400 values (every series at every 60 s from 2026-11-10T16:00:00Z); at "
+            "most 20,000,000",
         ),
     ],
 )
@@ -88,3 +116,36 @@ def test_plan_from_a_stored_day() -> None:
     plan = plan_from_series(T0, 10, {(Scope("c1"), "orders"): counts})
     series = plan.series(Scope("c1"), "orders")
     assert series is not None and list(series) == [15, 51]
+
+
+def test_a_series_with_a_missing_row_is_an_error_not_a_zero() -> None:
+    # A review: a 10 s series with one row deleted read as a 100% outage at that step, and rows at
+    # 16:00:00, 16:00:10 and 16:10:00 as 61 steps of 10 s. Within a series every step has its row.
+    rows = [f"2026-11-10T16:00:{s:02d}Z,orders,5" for s in range(0, 60, 10)]
+    del rows[3]
+    with pytest.raises(PlanError) as caught:
+        parse_series_csv("ts,metric,value\n" + "\n".join(rows) + "\n")
+    assert str(caught.value) == (
+        "line 5: gap in orders for total: no row at 2026-11-10T16:00:30Z (the file's step is 10 s; write 0 for a "
+        "step with no events)"
+    )
+    with pytest.raises(PlanError) as caught:
+        parse_series_csv("ts,metric,value\n2026-11-10T16:00:00Z,orders,1\n2026-11-10T16:00:10Z,orders,1\n"
+                         "2026-11-10T16:10:00Z,orders,1\n")  # fmt: skip
+    assert str(caught.value).startswith("line 4: gap in orders for total: no rows from 2026-11-10T16:00:20Z to "
+                                        "2026-11-10T16:09:50Z (58 steps)")  # fmt: skip
+    # Each series is gapless on its own: a campaign may start later and end earlier than the total.
+    text = (
+        "ts,metric,value,campaign_id,channel\n"
+        + "".join(f"2026-11-10T16:{m:02d}:00Z,orders,5,,\n" for m in range(10))
+        + "".join(f"2026-11-10T16:{m:02d}:00Z,orders,2,c1,app\n" for m in range(3, 6))
+    )
+    series = parse_series_csv(text)
+    assert list(series.values[(Scope("c1", "app"), "orders")]) == [0, 0, 0, 2, 2, 2, 0, 0, 0, 0]
+    with pytest.raises(PlanError, match="line 13: gap in orders for c1/app: no row at 2026-11-10T16:04:00Z"):
+        parse_series_csv(text.replace("2026-11-10T16:04:00Z,orders,2,c1,app\n", ""))
+
+
+def test_a_series_spanning_a_century_is_refused_before_it_takes_memory() -> None:
+    with pytest.raises(PlanError, match=r"^line 3: 2126-11-10T16:00:00Z is 36,524 days after .* at most 31 days$"):
+        parse_series_csv("ts,metric,value\n2026-11-10T16:00:00Z,orders,1\n2126-11-10T16:00:00Z,orders,1\n")
