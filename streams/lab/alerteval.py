@@ -81,15 +81,19 @@ def sample_incidents(day: SaleDay, rng: np.random.Generator, per_day: int) -> li
     at most one at a time per campaign (so a label never hides another)."""
     out: list[Incident] = []
     end_of_day = day.t0 + day.buckets * STEP_S
+    # Onsets from 40 min into the day to an hour before its end; a day under 3 h keeps a third of
+    # itself on either side instead (at 1 h the two margins crossed: numpy refused the range).
+    span = end_of_day - day.t0
+    earliest, latest = day.t0 + min(2400.0, span / 3), end_of_day - min(3600.0, span / 3)
     groups = {"traffic": METRICS, "payments": ("orders", "gmv_fen", "new_users"), "shares": ("shares",)}
     kinds = ("outage", "outage", "drop50", "drop30", "ramp")
     tries = 0
     while len(out) < per_day and tries < 500:
         tries += 1
         kind = kinds[len(out) % len(kinds)]
-        start = float(rng.uniform(day.t0 + 2400, end_of_day - 3600))
-        if rng.random() < 0.25:  # the first hour after 00:00: the fall-off is where naive rules fail
-            start = float(rng.uniform(MIDNIGHT + 120, MIDNIGHT + 3600))
+        start = float(rng.uniform(earliest, latest))
+        if rng.random() < 0.25 and latest > MIDNIGHT + 120:  # the first hour after 00:00: the fall-off is
+            start = float(rng.uniform(MIDNIGHT + 120, min(MIDNIGHT + 3600, latest)))  # where naive rules fail
         if kind == "outage":
             depth, duration, shape, ramp = float(rng.uniform(0.85, 1.0)), float(rng.uniform(120, 600)), "step", None
         elif kind == "drop50":
