@@ -62,12 +62,21 @@ def test_notify(
 # -- eval and backtest (the detector's proof; pure logic in streams/alerts and streams/lab) ------------------
 
 
+def _eval_hours(value: float) -> float:
+    """1 to 24 hours, and nan refused in words that fit it (typer's range called nan "more than 24")."""
+    if not 1.0 <= value <= 24.0:
+        raise typer.BadParameter(f"must be a number of hours from 1 to 24, not {value:g}")
+    return value
+
+
 @alerts_app.command("eval")
 def alerts_eval(
     days: Annotated[int, typer.Option(help="held-out sale days scored (>= 30 for false alarms)", min=1)] = 30,
     seed: Annotated[int, typer.Option(help="the first test day's seed (training days have their own)")] = 20261111,
     train_days: Annotated[int, typer.Option(help="sale days the baseline rules are tuned on", min=1)] = 10,
-    hours: Annotated[float, typer.Option(help="hours a day (24; less for a quick look)", min=1.0, max=24.0)] = 24.0,
+    hours: Annotated[
+        float, typer.Option(help="hours a day, 1 to 24 (24; less for a quick look)", callback=_eval_hours)
+    ] = 24.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of the table")] = False,
 ) -> None:
     """The scoreboard: the detector and three rules teams use today, over labelled sale days.

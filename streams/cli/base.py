@@ -74,7 +74,28 @@ def main() -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
-        app()
+        # Not standalone: typer's own errors (a flag or value the command does not take) come here
+        # to be said in one line like every other error, not in its box (`typer.Exit` comes back as
+        # the exit code). typer 0.29 vendors click: its ClickException is a TyperException.
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            sys.exit(2)  # the help was printed as the error was made (typer's own test, by name)
+        typer.echo(f"promo: error: {usage_line(exc)}", err=True)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(1)
     except PromoError as exc:
         typer.echo(f"promo: error: {exc}", err=True)
         sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_line(exc: typer.TyperException) -> str:
+    """What typer refused, in one line, with where to read what the command takes."""
+    message = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    if ctx is not None:
+        message += f" (see {ctx.command_path} --help)"
+    return message
