@@ -800,6 +800,13 @@ class Detector:
                         del self._incidents[(i, j)]
         return changed
 
+    def first_judge(self) -> tuple[str, int]:
+        """The check that can judge first and how many steps it needs to: its baseline (and the gap
+        after it) and its window. A history shorter than that is judged by no check."""
+        steps = [w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)]
+        c = int(np.argmin(steps))
+        return self.config.checks[c].name, steps[c]
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-able: the recent inputs (the baselines are rebuilt from them) and the incidents."""
         incidents = []

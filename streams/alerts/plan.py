@@ -90,6 +90,10 @@ class Plan:
     def __len__(self) -> int:
         return len(self.keys)
 
+    def span(self) -> tuple[float, float]:
+        """The start of its first minute and the end of its last (epoch s)."""
+        return self.t0, self.t0 + self.rates.shape[1] * self.step_s
+
     def series(self, scope: Scope, metric: str) -> FloatArray | None:
         try:
             row: FloatArray = self.rates[self.keys.index((scope, metric))]
@@ -262,6 +266,14 @@ class Series:
     t0: float
     step_s: float
     values: dict[tuple[Scope, str], FloatArray]
+
+    @property
+    def steps(self) -> int:
+        return max(len(v) for v in self.values.values())
+
+    def span(self) -> tuple[float, float]:
+        """The start of its first step and the end of its last (epoch s)."""
+        return self.t0, self.t0 + self.steps * self.step_s
 
 
 def parse_series_csv(text: str) -> Series:

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Protocol
 
 import typer
 
-from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from
+from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from, warn
 
 
 @alerts_app.command("test-notify")
@@ -113,8 +113,11 @@ def alerts_backtest(
 ) -> None:
     """Would it have fired? The live detector over your own history exported from elsewhere.
 
-    The series is read at its own regular step (10 s to 1 h) as if each row had just settled; the
-    detector's windows shorter than the step become one step. Prints each incident once, as it ended."""
+    The series is read at its own regular step (10 s to 1 h) as if each row had just settled; each
+    series (scope, metric) needs a row at every step from its first to its last (0 where nothing
+    happened). The detector's windows shorter than the step become one step. Prints each incident
+    once, as it ended; a plan that does not overlap the series is refused, one that covers part of
+    it is warned of, and a series too short for any check to judge says so."""
     import json
 
     from streams.alerts.detector import Detector, DetectorConfig, Step, replay
@@ -131,8 +134,9 @@ def alerts_backtest(
             expected = parse_plan_csv(read_input(plan, "a CSV file"))
         except PlanError as exc:
             fail(f"{plan}: {exc}")
+        _check_plan_covers(plan, expected, history)
     keys = list(history.values)
-    n = max(len(v) for v in history.values.values())
+    n = history.steps
     step_s = history.step_s
     detector = Detector(DetectorConfig(step_s=step_s), expected)
     steps = (
@@ -152,8 +156,39 @@ def alerts_backtest(
         else:
             typer.echo(f"{row['detected_at']}  {alert.kind:4s} {alert.severity:8s} {alert.message}"
                        f"  (resolved {row['resolved_at'] or 'no'})")  # fmt: skip
-    if not as_json:
-        typer.echo(f"{len(alerts)} alert(s) over {n} steps of {step_s:g} s", err=True)
+    # On stderr with --json too: an empty stdout must not read as "judged, and quiet".
+    typer.echo(f"{len(alerts)} alert(s) over {n} steps of {step_s:g} s", err=True)
+    check, needed = detector.first_judge()
+    if n < needed and not alerts:
+        warn(f"nothing could be judged: the series has {n} step(s) of {step_s:g} s, and the first check that "
+             f"can judge ({check}) needs {needed} ({_duration(needed * step_s)} of baseline and window)")  # fmt: skip
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h" if seconds < 2 * 86400 else f"{seconds / 86400:,.0f} days"
+
+
+def _check_plan_covers(path: Path, plan: Any, history: Any) -> None:
+    """A backtest's plan must overlap the series: a planned series expects nothing where the plan
+    has no minute, so a plan for another day judged nothing and said "0 alerts" (a review)."""
+    from streams.alerts.plan import iso_utc
+
+    (p0, p1), (s0, s1) = plan.span(), history.span()
+    covers = f"{path} covers {iso_utc(p0)} to {iso_utc(p1)}"
+    if p1 <= s0 or p0 >= s1:
+        fail(f"{covers}, the series {iso_utc(s0)} to {iso_utc(s1)}: not a minute in common (a plan for another day?)")
+    planned = sorted(set(plan.keys) & set(history.values))
+    if not planned:
+        warn(f"{path} lists none of the series' scopes and metrics: it changes nothing")
+    elif p0 > s0 or p1 < s1:
+        names = ", ".join(f"{scope.label()} {metric}" for scope, metric in planned[:3])
+        more = f" and {len(planned) - 3} more" if len(planned) > 3 else ""
+        warn(f"{covers}, only part of the series' {iso_utc(s0)} to {iso_utc(s1)}: outside it the plan expects "
+             f"nothing of {names}{more}, so their level is not judged there (their shares and ratios are)")  # fmt: skip
 
 
 # -- the alert tables, through the owning worker or directly -----------------------------------------

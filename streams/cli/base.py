@@ -60,6 +60,11 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def warn(message: str) -> None:
+    """Something the user should know before trusting the answer, in one line on stderr."""
+    typer.echo(f"promo: warning: {message}", err=True)
+
+
 def settings_from(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)

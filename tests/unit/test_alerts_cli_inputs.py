@@ -3,8 +3,14 @@ is one line and exit 2; an answer that judged nothing says so. Real files, the r
 
 from __future__ import annotations
 
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from streams.alerts.plan import iso_utc
 from tests.unit.test_cli import promo
 
 
@@ -28,3 +34,91 @@ def test_typer_usage_errors_are_one_line(args: list[str], message: str) -> None:
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("promo: error: "), done.stderr
     assert message in done.stderr and f"(see promo {args[0]}" in done.stderr and done.stderr.endswith(" --help)\n")
+
+
+T0 = 1_794_326_400.0  # 2026-11-10T16:00:00Z
+
+
+def _series(path: Path, steps: int, step_s: int = 10, outage_from: int | None = None) -> Path:
+    """Interactions and orders for the total, an orders outage (95% down, 10 min) from step `outage_from`."""
+    rng = np.random.default_rng(1)
+    rows = ["ts,metric,value,campaign_id,channel"]
+    for i in range(steps):
+        for metric, per_min in (("interactions", 3000.0), ("orders", 90.0)):
+            lam = per_min * step_s / 60
+            if metric == "orders" and outage_from is not None and outage_from <= i < outage_from + 600 // step_s:
+                lam *= 0.05
+            rows.append(f"{iso_utc(T0 + i * step_s)},{metric},{rng.poisson(lam)},,")
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _plan(path: Path, first: float, minutes: int) -> Path:
+    rows = ["minute,metric,expected", *(f"{iso_utc(first + m * 60)},orders,90" for m in range(minutes))]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def one_line_error(done: subprocess.CompletedProcess[str], *parts: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("promo: error: "), done.stderr
+    assert all(part in done.stderr for part in parts), done.stderr
+
+
+def test_backtest_refuses_a_series_with_a_missing_row(tmp_path: Path) -> None:
+    # A review: one row deleted from a 10 s series was a 100% outage at that step.
+    series = _series(tmp_path / "s.csv", 60)
+    lines = series.read_text().splitlines()
+    del lines[22]  # the orders of 16:01:40 (the header, then interactions and orders a step)
+    series.write_text("\n".join(lines) + "\n")
+    one_line_error(promo("alerts", "backtest", "--series", str(series)),
+                   f"{series}: line 24: gap in orders for total: no row at 2026-11-10T16:01:40Z")  # fmt: skip
+
+
+def test_backtest_refuses_files_spanning_a_century(tmp_path: Path) -> None:
+    series = tmp_path / "s.csv"
+    series.write_text("ts,metric,value\n2026-11-10T16:00:00Z,orders,1\n2126-11-10T16:00:00Z,orders,1\n")
+    one_line_error(promo("alerts", "backtest", "--series", str(series)), "line 3:", "at most 31 days")
+    plan = tmp_path / "p.csv"
+    plan.write_text("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n")
+    good = _series(tmp_path / "good.csv", 60)
+    one_line_error(promo("alerts", "backtest", "--series", str(good), "--plan", str(plan)), "line 3:", "31 days")
+
+
+def test_backtest_refuses_a_plan_for_another_day_and_warns_of_one_that_covers_part(tmp_path: Path) -> None:
+    series = _series(tmp_path / "s.csv", 720, outage_from=360)  # 2 h, an outage at 17:00
+    alone = promo("alerts", "backtest", "--series", str(series), "--json")
+    assert alone.returncode == 0 and any(json.loads(r)["metric"] == "orders" for r in alone.stdout.splitlines())
+    year_off = _plan(tmp_path / "year.csv", T0 - 365 * 86400, 120)
+    refused = promo("alerts", "backtest", "--series", str(series), "--plan", str(year_off))
+    one_line_error(refused, f"{year_off} covers 2025-11-10T16:00:00Z to 2025-11-10T18:00:00Z", "not a minute in common")
+    part = _plan(tmp_path / "part.csv", T0, 3)
+    done = promo("alerts", "backtest", "--series", str(series), "--plan", str(part))
+    assert done.returncode == 0, done.stderr
+    warning = done.stderr.splitlines()[0]
+    assert warning.startswith(f"promo: warning: {part} covers 2026-11-10T16:00:00Z to 2026-11-10T16:03:00Z, only "
+                              "part of the series' 2026-11-10T16:00:00Z to 2026-11-10T18:00:00Z")  # fmt: skip
+    assert "expects nothing of total orders" in warning
+    whole = promo("alerts", "backtest", "--series", str(series), "--plan", str(_plan(tmp_path / "w.csv", T0, 120)))
+    assert whole.returncode == 0 and "warning" not in whole.stderr, whole.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_backtest_of_a_series_too_short_to_judge_says_so(tmp_path: Path, as_json: bool) -> None:
+    series = tmp_path / "one.csv"
+    series.write_text("ts,metric,value\n2026-11-10T16:00:00Z,orders,5\n")
+    done = promo("alerts", "backtest", "--series", str(series), *(["--json"] if as_json else []))
+    assert done.returncode == 0 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines() == [
+        "0 alert(s) over 1 steps of 60 s",
+        "promo: warning: nothing could be judged: the series has 1 step(s) of 60 s, and the first check that can "
+        "judge (outage-10s) needs 6 (360 s of baseline and window)",
+    ]
+    enough = promo("alerts", "backtest", "--series", str(_series(tmp_path / "s.csv", 31)), "--json")
+    assert enough.returncode == 0 and enough.stderr == "0 alert(s) over 31 steps of 10 s\n", enough.stderr
+
+
+def test_eval_runs_a_day_of_one_hour() -> None:
+    done = promo("alerts", "eval", "--days", "1", "--train-days", "1", "--hours", "1", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["hours"] == 1
