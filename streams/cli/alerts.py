@@ -398,11 +398,18 @@ def list_alerts(
     clickhouse: ClickHouseOpt = None,
 ) -> None:
     """The incidents the live detector raised, newest first (still-firing ones whatever their age)."""
-    since_s = parse_time(since, "--since") if since else time.time() - 86400
+    from streams.alerts.plan import iso_utc
+
+    now = time.time()
+    since_s = parse_time(since, "--since", now) if since else now - 86400
+    if since_s > now:  # `+30m` reads as "in 30 minutes": nothing can have fired since then
+        fail(f"--since is in the future ({iso_utc(int(since_s))}; now {iso_utc(int(now))}): give a past time")
     with alert_tables(clickhouse) as tables:
         rows = tables.alerts(since_s, firing)
         where = tables.where
     print_alerts(rows, as_json, f"store: {where}", "no alerts in that time (the detector runs with `--alerts`)")
+    if as_json and not rows:  # stdout stays JSON lines (none); an empty answer still says what it read
+        typer.echo(f"no {'firing ' if firing else ''}alerts since {iso_utc(int(since_s))} in {where}", err=True)
 
 
 @alerts_app.command("ack")
@@ -530,7 +537,7 @@ def plan_import(
 ) -> None:
     """The war room's plan for the sale: the detector uses its shape (scaled to live traffic) as the
     expected value, and its ramps around scheduled starts and ends."""
-    from streams.alerts.plan import PlanError, parse_plan_csv
+    from streams.alerts.plan import PlanError, iso_utc, parse_plan_csv
     from streams.cli.data import read_input
 
     text = read_input(file, "plan")
@@ -538,9 +545,14 @@ def plan_import(
         plan = parse_plan_csv(text)
     except PlanError as exc:
         fail(f"{file}: {exc}")
+    start, end = plan.span()
+    now = time.time()
+    if end <= now:
+        warn(f"{file} ends {iso_utc(end)}, {_duration(now - end)} ago: the live detector has nothing to expect from it")
     with alert_tables(clickhouse) as tables:
         tables.save_plan(text, f"import {file.name}")
-    typer.echo(f"plan imported: {len(plan)} series (scope × metric); the detector takes it within a minute")
+    typer.echo(f"plan imported: {len(plan)} series (scope × metric), {iso_utc(start)} to {iso_utc(end)}; the "
+               "detector takes it within a minute")  # fmt: skip
 
 
 @plan_app.command("from-day")
@@ -577,14 +589,28 @@ def plan_from_day(
                     arr = series.setdefault((scope, metric), np.zeros(1440))
                     arr[i] += values[j]
         plan = plan_from_series(target, 60.0, series)
+        if next(plan.rows(), None) is None:
+            fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
         text = plan.to_csv()
+        # A day the pipeline saw part of makes a plan that expects nothing in the rest (a review: 9
+        # minutes stored, "220 series", exit 0): say how much of the day it is.
+        minutes = sorted({int((row[2] - source) // 60) for row in rows})
+        covered = f"{len(minutes)} minute(s) of counts, {_clock(minutes[0])} to {_clock(minutes[-1] + 1)} Asia/Shanghai"
+        if len(minutes) < 23 * 60:
+            warn(f"{day} has only {covered}: the plan expects nothing in the other {1440 - len(minutes)} minutes")
         if out is not None:
             try:
                 out.write_text(text)
             except OSError as exc:
                 fail(f"cannot write {out}: {exc.strerror or exc}")
         tables.save_plan(text, f"from-day {day}")
-    typer.echo(f"plan for {for_day or 'today'} from {day}: {len(plan)} series; the detector takes it within a minute")
+    typer.echo(f"plan for {for_day or 'today'} from {day} ({covered}): {len(plan)} series; the detector takes it "
+               "within a minute")  # fmt: skip
+
+
+def _clock(minute: int) -> str:
+    """A minute of the day as HH:MM (1440: the day's end, 24:00)."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 # -- the detector beside the pipeline -------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +124,72 @@ def test_eval_runs_a_day_of_one_hour() -> None:
     done = promo("alerts", "eval", "--days", "1", "--train-days", "1", "--hours", "1", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["hours"] == 1
+
+
+# -- plan import, plan from-day and list against a real embedded store --------------------------------
+MINUTE_MS = 1_762_790_400_000  # 2025-11-11 00:00 Asia/Shanghai
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded store with 9 minutes of counts on 2025-11-11 (Asia/Shanghai) and no alerts."""
+    path = tmp_path_factory.mktemp("alert-inputs") / "store"
+    code = f"""
+        from streams.contract.facts import Deltas, FactKey
+        from streams.sink.clickhouse import ClickHouseStore
+        from tests.helpers import insert_deltas
+        store = ClickHouseStore("chdb://{path}")
+        store.apply_schema()
+        deltas = Deltas()
+        for m in range(9):
+            deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE_MS} + m * 60_000), 0, 50)  # interactions
+            deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE_MS} + m * 60_000), 3, 2)  # orders
+        insert_deltas(store, deltas, {{0: 9}})
+        store.close_sync()
+        store.executor.shutdown()
+    """
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return path
+
+
+def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:
+    # A review: 9 stored minutes printed "220 series", exit 0, as if the day were whole.
+    done = promo("plan", "from-day", "2025-11-11", "--for", "2026-11-11", "--clickhouse", f"chdb://{store}")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("promo: warning: 2025-11-11 has only 9 minute(s) of counts, 00:00 to 00:09 Asia/Shanghai: "
+                           "the plan expects nothing in the other 1431 minutes\n")  # fmt: skip
+    assert done.stdout.startswith("plan for 2026-11-11 from 2025-11-11 (9 minute(s) of counts, 00:00 to 00:09 "
+                                  "Asia/Shanghai): ")  # fmt: skip
+
+
+def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_one(store: Path, tmp_path: Path) -> None:
+    plan = tmp_path / "plan.csv"
+    for text, message in [
+        (
+            "minute,metric,expected\n2026-11-10T16:00:30Z,orders,1\n",
+            "line 2: 2026-11-10T16:00:30Z is not a whole minute",
+        ),
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1e308\n", "from 0 to 1e+12, not 1e308"),
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,0\n", "line 2: every expected value is 0"),
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n", "31 days"),
+    ]:
+        plan.write_text(text)
+        one_line_error(promo("plan", "import", str(plan), "--clickhouse", f"chdb://{store}"), f"{plan}: ", message)
+    _plan(plan, T0 - 3 * 365 * 86400, 60)
+    done = promo("plan", "import", str(plan), "--clickhouse", f"chdb://{store}")
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stderr.startswith(f"promo: warning: {plan} ends 2023-11-11T17:00:00Z, ") and " days ago: " in done.stderr
+    )
+    assert done.stdout.startswith("plan imported: 1 series (scope × metric), 2023-11-11T16:00:00Z to 2023-11-11T17:00")
+
+
+def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Path) -> None:
+    for since in ("+30m", "2100-01-01T00:00:00Z"):
+        one_line_error(promo("alerts", "list", "--since", since, "--clickhouse", f"chdb://{store}"),
+                       "--since is in the future")  # fmt: skip
+    done = promo("alerts", "list", "--json", "--since", "2025-11-10T00:00:00Z", "--clickhouse", f"chdb://{store}")
+    assert done.returncode == 0 and done.stdout == ""
+    assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store}\n"
