@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pytest
 
 from streams.alerts.plan import iso_utc
 from tests.unit.test_cli import promo
+from tests.unit.test_cli_store import write_store
 
 
 @pytest.mark.parametrize(
@@ -133,25 +132,11 @@ MINUTE_MS = 1_762_790_400_000  # 2025-11-11 00:00 Asia/Shanghai
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An embedded store with 9 minutes of counts on 2025-11-11 (Asia/Shanghai) and no alerts."""
-    path = tmp_path_factory.mktemp("alert-inputs") / "store"
-    code = f"""
-        from streams.contract.facts import Deltas, FactKey
-        from streams.sink.clickhouse import ClickHouseStore
-        from tests.helpers import insert_deltas
-        store = ClickHouseStore("chdb://{path}")
-        store.apply_schema()
-        deltas = Deltas()
+    return write_store(tmp_path_factory.mktemp("alert-inputs") / "store", f"""
         for m in range(9):
             deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE_MS} + m * 60_000), 0, 50)  # interactions
             deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE_MS} + m * 60_000), 3, 2)  # orders
-        insert_deltas(store, deltas, {{0: 9}})
-        store.close_sync()
-        store.executor.shutdown()
-    """
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return path
+    """)  # fmt: skip
 
 
 def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:

@@ -20,9 +20,9 @@ from tests.unit.test_cli import promo
 MINUTE = 1_762_790_400_000
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-store") / "store"
+def write_store(path: Path, deltas: str) -> Path:
+    """An embedded store at `path` with the schema and the `Deltas` that the code `deltas` adds to
+    `deltas` (FactKey, RejectKey and Reason at hand), written in a subprocess (one chdb a process)."""
     code = f"""
         from streams.contract.events import Reason
         from streams.contract.facts import Deltas, FactKey, RejectKey
@@ -31,10 +31,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store = ClickHouseStore("chdb://{path}")
         store.apply_schema()
         deltas = Deltas()
-        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 3, 2)   # orders
-        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 4, 19900)  # gmv_fen
-        deltas.add(FactKey("sk2", "app", "", 0, {MINUTE}), 0, 5)                 # interactions
-        deltas.reject(RejectKey("orders", Reason.LATE, "sk2", "app", {MINUTE}))
+        {textwrap.indent(textwrap.dedent(deltas), " " * 8).strip()}
         insert_deltas(store, deltas, {{0: 9}})
         store.close_sync()
         store.executor.shutdown()
@@ -43,6 +40,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             timeout=120, check=False)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_store(tmp_path_factory.mktemp("cli-store") / "store", f"""
+        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 3, 2)   # orders
+        deltas.add(FactKey("双11主会场", "wechat", "group", 3, {MINUTE}), 4, 19900)  # gmv_fen
+        deltas.add(FactKey("sk2", "app", "", 0, {MINUTE}), 0, 5)                 # interactions
+        deltas.reject(RejectKey("orders", Reason.LATE, "sk2", "app", {MINUTE}))
+    """)  # fmt: skip
 
 
 def row(campaign: str, channel: str, **counters: int) -> dict[str, Any]:
