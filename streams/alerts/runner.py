@@ -37,7 +37,7 @@ from streams.alerts.feed import WINDOW_S, Feed
 from streams.alerts.freshness import SETTLE_S
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Robot, send
-from streams.alerts.plan import Plan, parse_plan_csv
+from streams.alerts.plan import Plan, PlanError, parse_plan_csv
 from streams.statelog import StateLog
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,18 @@ def build_step(
                 key = (scope, metric)
                 values[key] = values.get(key, 0.0) + (float(counts[i]) if counts is not None else 0.0)
     return Step(at=at, settled_until=settled_until, lag_s=lag_s, values=values)
+
+
+def stored_plan(text: str) -> Plan | None:
+    """The stored plan (checked at import). One stored before a check was added that refuses it now
+    (a plan of zeros, minutes at :30, a span over 31 days) is left out and said, not a dead detector."""
+    if not text:
+        return None
+    try:
+        return parse_plan_csv(text)
+    except PlanError as exc:
+        log.error("the stored plan is not used: %s; import a corrected one (promo plan import)", exc)
+        return None
 
 
 @dataclass
@@ -133,7 +145,7 @@ class AlertRunner:
         """Read the plan and the schedule, then go on from the saved state when there is one."""
         self.plan_version = await self.call(alert_store.plan_version, self.store)
         self.plan_text, self.schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
-        self.plan = parse_plan_csv(self.plan_text) if self.plan_text else None
+        self.plan = stored_plan(self.plan_text)
         self.inputs_at = self.clock()
         self.detector = Detector(self.config, self.plan, self.schedule)
         self._load()
@@ -155,7 +167,7 @@ class AlertRunner:
             return
         log.info("the plan or the schedule changed: the detector takes the new one")
         self.plan_text, self.schedule = text, schedule
-        self.plan = parse_plan_csv(text) if text else None  # checked at import: it parses
+        self.plan = stored_plan(text)
         self.detector = Detector.restore(self.detector.snapshot(), self.config, self.plan, schedule)
 
     def _load(self) -> None:

@@ -149,3 +149,13 @@ def test_a_series_with_a_missing_row_is_an_error_not_a_zero() -> None:
 def test_a_series_spanning_a_century_is_refused_before_it_takes_memory() -> None:
     with pytest.raises(PlanError, match=r"^line 3: 2126-11-10T16:00:00Z is 36,524 days after .* at most 31 days$"):
         parse_series_csv("ts,metric,value\n2026-11-10T16:00:00Z,orders,1\n2126-11-10T16:00:00Z,orders,1\n")
+
+
+def test_a_stored_plan_the_checks_now_refuse_is_left_out_not_a_dead_detector(caplog: pytest.LogCaptureFixture) -> None:
+    from streams.alerts.runner import stored_plan
+
+    assert stored_plan("") is None
+    assert stored_plan("minute,metric,expected\n2026-11-10T16:00:00Z,orders,5\n") is not None
+    with caplog.at_level("ERROR"):
+        assert stored_plan("minute,metric,expected\n2026-11-10T16:00:30Z,orders,5\n") is None
+    assert "the stored plan is not used: line 2: 2026-11-10T16:00:30Z is not a whole minute" in caplog.text
