@@ -20,11 +20,14 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
 from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from, warn
+
+if TYPE_CHECKING:
+    from streams.alerts.plan import Plan, Series
 
 
 @alerts_app.command("test-notify")
@@ -172,7 +175,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.0f} h" if seconds < 2 * 86400 else f"{seconds / 86400:,.0f} days"
 
 
-def _check_plan_covers(path: Path, plan: Any, history: Any) -> None:
+def _check_plan_covers(path: Path, plan: Plan, history: Series) -> None:
     """A backtest's plan must overlap the series: a planned series expects nothing where the plan
     has no minute, so a plan for another day judged nothing and said "0 alerts" (a review)."""
     from streams.alerts.plan import iso_utc
