@@ -5,8 +5,11 @@ Apart from detector.py so that the plan reader can use them without importing th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import total_ordering
+
+from streams.contract.events import KNOWN_CHANNELS
 
 METRICS: tuple[str, ...] = ("interactions", "shares", "orders", "gmv_fen", "new_users")
 
@@ -58,3 +61,21 @@ class Scope:
         if self.campaign_id is None:
             return "total"
         return self.campaign_id if self.channel is None else f"{self.campaign_id}/{self.channel}"
+
+
+def parse_scope(text: str, channels: Collection[str] = KNOWN_CHANNELS) -> Scope:
+    """The one scope grammar (silence, note, the simulator's incidents): `total` (or `all`, `*`),
+    `CAMPAIGN` or `CAMPAIGN/CHANNEL`. A campaign id may hold '/' itself (`2026/双11`,
+    docs/CONTRACT.md), so the text splits at its last '/' only when what follows is one of
+    `channels`; otherwise all of it is the campaign id. Raises ValueError (one line) for an empty
+    part or a campaign id over 64 characters."""
+    text = text.strip()
+    if text in ("total", "all", "*"):
+        return Scope()
+    if not text or any(not part.strip() for part in text.split("/")):
+        raise ValueError(f"a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part, not {text!r}")
+    head, _, tail = text.rpartition("/")
+    campaign, channel = (head, tail) if head and tail in channels else (text, None)
+    if len(campaign) > 64:
+        raise ValueError(f"a campaign id has at most 64 characters, not {len(campaign)} ({text[:20]!r}...)")
+    return Scope(campaign, channel)

@@ -23,6 +23,8 @@ AMOUNT_MAX_FEN: Final = 100_000_000_000  # one billion RMB in one order is not a
 ITEMS_MAX: Final = 2**64  # `items` has no cap in the contract, but 1e300 is an integer in JSON
 
 SOCIAL_CHANNELS: Final = ("wechat", "mobileqq", "jingxi")
+# The channels docs/CONTRACT.md names (others are kept as sent, but a scope names one of these).
+KNOWN_CHANNELS: Final = ("wechat", "mobileqq", "jingxi", "app", "web", "other")
 
 
 class Kind(IntEnum):

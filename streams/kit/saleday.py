@@ -30,7 +30,8 @@ orders: what fools a naive orders-per-interaction rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ import numpy.typing as npt
 from streams.alerts.detector import METRICS, Scope, Step
 from streams.alerts.freshness import SETTLE_S
 from streams.alerts.plan import Plan, iso_utc, parse_utc
+from streams.alerts.scope import parse_scope
 
 FloatArray = npt.NDArray[Any]  # numpy's float dtypes do not survive arithmetic in the stubs
 
@@ -91,29 +93,44 @@ class Incident:
                 "depth": self.depth, "shape": self.shape, "ramp_s": self.ramp_s}  # fmt: skip
 
     @classmethod
-    def from_json(cls, doc: Mapping[str, Any]) -> Incident:
-        """From the JSON of `--incidents FILE`; raises ValueError saying what is wrong."""
-        scope_doc = doc.get("scope") or {}
-        if isinstance(scope_doc, str):  # "total", "c1" or "c1/wechat"
-            parts = [] if scope_doc in ("", "total") else scope_doc.split("/", 1)
-            scope = Scope(*parts) if parts else Scope()
+    def from_json(cls, doc: Mapping[str, Any], channels: Collection[str] = CHANNELS) -> Incident:
+        """From the JSON of `--incidents FILE`; raises ValueError saying what is wrong. The scope is
+        text in the grammar of every scope (streams/alerts/scope.py) or {campaign_id, channel}."""
+        if not isinstance(doc, Mapping):
+            raise ValueError(f"an incident is a JSON object, not {type(doc).__name__}")
+        scope_doc = doc.get("scope") or "total"
+        if isinstance(scope_doc, Mapping):  # as to_json writes it: the same grammar, the same checks
+            campaign, channel = scope_doc.get("campaign_id"), scope_doc.get("channel")
+            parts = [str(campaign or "")] + ([] if channel is None else [str(channel)])
+            scope = parse_scope("total" if campaign is None and channel is None else "/".join(parts), channels)
+            if (scope.campaign_id, scope.channel) != (campaign, channel):
+                raise ValueError(f"scope {dict(scope_doc)} is no campaign, no campaign x known channel")
+        elif isinstance(scope_doc, str):
+            scope = parse_scope(scope_doc, channels)
         else:
-            scope = Scope(scope_doc.get("campaign_id"), scope_doc.get("channel"))
-        metrics = tuple(doc.get("metrics") or METRICS)
+            raise ValueError("scope is text (total, CAMPAIGN or CAMPAIGN/CHANNEL) or {campaign_id, channel}")
+        listed = doc.get("metrics")
+        if listed is not None and (not isinstance(listed, list) or not listed):
+            raise ValueError("metrics is a non-empty list (leave it out for all metrics)")
+        metrics = tuple(listed or METRICS)
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; one of {', '.join(METRICS)}")
         start = doc["start"]
         start_s = parse_utc(start) if isinstance(start, str) else float(start)
         depth, duration = float(doc["depth"]), float(doc["duration"])
-        if not 0 < depth <= 1 or duration <= 0:
-            raise ValueError("depth must be in (0, 1] and duration > 0")
+        if not math.isfinite(start_s):
+            raise ValueError(f"start must be ISO 8601 or epoch seconds, not {start!r}")
+        if not 0 < depth <= 1 or not 0 < duration < math.inf:
+            raise ValueError("depth must be in (0, 1] and duration > 0 (finite)")
         shape = str(doc.get("shape", "step"))
         if shape not in SHAPES:
             raise ValueError(f"shape must be one of {SHAPES}")
         ramp = doc.get("ramp_s")
-        return cls(str(doc.get("kind", "drop")), scope, metrics, start_s, duration, depth, shape,
-                   None if ramp is None else float(ramp))  # fmt: skip
+        ramp_s = None if ramp is None else float(ramp)
+        if ramp_s is not None and not 0 < ramp_s < math.inf:
+            raise ValueError(f"ramp_s must be positive seconds, not {ramp!r}")
+        return cls(str(doc.get("kind", "drop")), scope, metrics, start_s, duration, depth, shape, ramp_s)
 
 
 @dataclass(frozen=True)

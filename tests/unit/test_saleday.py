@@ -60,6 +60,27 @@ def test_incident_json_round_trip_and_errors() -> None:
         Incident.from_json({"metrics": ["clicks"], "start": 0, "duration": 60, "depth": 1})
     with pytest.raises(ValueError, match="shape"):
         Incident.from_json({"start": 0, "duration": 60, "depth": 1, "shape": "sine"})
+    # The scope grammar of silences: split at the last '/' only before one of the day's channels.
+    assert Incident.from_json({"scope": "2026/双11/ads", "start": 0, "duration": 60, "depth": 1}).scope == Scope(
+        "2026/双11", "ads"
+    )
+    assert Incident.from_json({"scope": {"campaign_id": "c01", "channel": None}, "start": 0, "duration": 60,
+                               "depth": 1}).scope == Scope("c01")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"scope": "c01/"}, "empty part"), ({"scope": {"campaign_id": None, "channel": "app"}}, "empty part"),
+     ({"scope": {"campaign_id": "c01/app"}}, "no campaign"), ({"scope": 7}, "scope is text"),
+     ({"start": float("nan")}, "start"), ({"duration": float("inf")}, "duration"),
+     ({"shape": "ramp", "ramp_s": -5}, "ramp_s"), ({"ramp_s": float("nan")}, "ramp_s"),
+     ({"metrics": []}, "non-empty list"), ({"metrics": "orders"}, "non-empty list")],
+)  # fmt: skip
+def test_an_incident_that_can_never_apply_is_refused(change: dict[str, object], message: str) -> None:
+    doc = {"scope": "c01/wechat", "start": MIDNIGHT, "duration": 60, "depth": 1.0}
+    assert Incident.from_json(doc).metrics == tuple(METRICS)  # no metrics key: all of them
+    with pytest.raises(ValueError, match=message):
+        Incident.from_json({**doc, **change})
 
 
 def test_steps_stall_then_catch_up_and_carry_every_count_once() -> None:
