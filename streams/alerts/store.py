@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -227,10 +229,16 @@ def ack(store: Store, alert_id: str, by: str, at_s: float) -> None:
     store.insert_rows(f"{DB}.alert_acks", [[alert_id, by, utc(at_s)]], ("id", "acked_by", "acked_at"))
 
 
+# A silence ends within this (a war room's silence lasts hours): one left behind never mutes everything for good.
+MAX_SILENCE_S = 7 * 86400.0
+MAX_SILENCE = "7 days"
+
+
 @dataclass(frozen=True)
 class Silence:
     """A silence (no notification, the alert still recorded) or a note (ops changed something on
-    purpose: the scope's baseline starts again). '' in metric, campaign_id or channel means any."""
+    purpose: the scope's baseline starts again). '' in metric, campaign_id or channel means any.
+    `lifted_at`: when `promo alerts unsilence` ended it early (a 'lift' row of the same table)."""
 
     kind: str  # "silence" | "note"
     metric: str
@@ -240,10 +248,13 @@ class Silence:
     reason: str
     created_by: str
     created_at: float
+    lifted_at: float | None = None
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> Silence:
-        """From JSON (the worker's POST /api/alerts/silence); a ValueError says what is wrong."""
+    def from_doc(cls, doc: dict[str, Any], now: float | None = None) -> Silence:
+        """From JSON (the worker's POST /api/alerts/silence); a ValueError says what is wrong in one line."""
+        from streams.alerts.scope import parse_scope
+
         try:
             silence = cls(
                 str(doc["kind"]),
@@ -253,7 +264,7 @@ class Silence:
                 float(doc["until"]),
                 str(doc["reason"])[:500],
                 str(doc["created_by"])[:100],
-                float(doc["created_at"]),
+                round(float(doc["created_at"]), 3),  # as the table keeps it: the id stays the same
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(
@@ -261,7 +272,30 @@ class Silence:
             ) from None
         if silence.kind not in ("silence", "note"):
             raise ValueError(f"kind must be silence or note, not {silence.kind!r}")
+        if silence.metric not in ("", *ALERT_METRICS):
+            raise ValueError(f"metric must be one of {', '.join(ALERT_METRICS)}, not {silence.metric!r}")
+        now = time.time() if now is None else now
+        if not (math.isfinite(silence.created_at) and abs(silence.created_at - now) < 86400):
+            raise ValueError("created_at must be now (epoch seconds)")
+        if not (math.isfinite(silence.until) and silence.until <= now + MAX_SILENCE_S + 60):
+            raise ValueError(f"a silence ends at most {MAX_SILENCE} from now (a war room's silence lasts hours)")
+        if silence.kind == "silence" and silence.until <= now:
+            raise ValueError("a silence must end in the future")
+        scope = f"{silence.campaign_id}/{silence.channel}" if silence.channel else silence.campaign_id or "total"
+        try:
+            parsed = parse_scope(scope)
+        except ValueError as exc:
+            raise ValueError(str(exc)) from None
+        if (parsed.campaign_id or "", parsed.channel or "") != (silence.campaign_id, silence.channel):
+            raise ValueError(f"campaign_id {silence.campaign_id!r} and channel {silence.channel!r} are no scope")
         return silence
+
+    @property
+    def id(self) -> str:
+        """Its id (`promo alerts silences`, `unsilence ID`): of what the row keeps, to the millisecond."""
+        key = json.dumps([round(self.created_at * 1000), self.kind, self.metric, self.campaign_id, self.channel,
+                          self.reason, self.created_by], ensure_ascii=False)  # fmt: skip
+        return "s" + hashlib.sha256(key.encode()).hexdigest()[:10]
 
     def to_doc(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in SILENCE_COLUMNS}
@@ -269,10 +303,21 @@ class Silence:
     def covers(self, metric: str | None, campaign_id: str | None, channel: str | None, now: float) -> bool:
         return (
             now < self.until
+            and (self.lifted_at is None or now < self.lifted_at)
             and self.metric in ("", metric or "")
             and self.campaign_id in ("", campaign_id or "")
             and self.channel in ("", channel or "")
         )
+
+    def ends(self) -> float:
+        return self.until if self.lifted_at is None else min(self.until, self.lifted_at)
+
+    def listing(self, now: float) -> dict[str, Any]:
+        """As `promo alerts silences --json` prints it."""
+        scope = f"{self.campaign_id}/{self.channel}" if self.channel else self.campaign_id or "total"
+        return {"id": self.id, "scope": scope, "metric": self.metric or None, "until": iso(self.until),
+                "reason": self.reason, "by": self.created_by, "created_at": iso(self.created_at),
+                "lifted_at": iso(self.lifted_at), "active": self.ends() > now}  # fmt: skip
 
 
 SILENCE_COLUMNS = ("created_at", "kind", "metric", "campaign_id", "channel", "until", "reason", "created_by")
@@ -297,8 +342,8 @@ def add_silence(store: Store, silence: Silence) -> None:
     )
 
 
-def read_silences(store: Store, since_s: float) -> list[Silence]:
-    """Silences still running and notes made since `since_s`."""
+def _silence_rows(store: Store, since_s: float) -> list[Silence]:
+    """Every row (silences, notes, lifts) still running or made since `since_s`, oldest first."""
     rows = store.query_rows(
         f"SELECT * FROM {DB}.alert_silences WHERE until > fromUnixTimestamp64Milli({{since:Int64}}, 'UTC') "
         "OR created_at > fromUnixTimestamp64Milli({since:Int64}, 'UTC') ORDER BY created_at",
@@ -317,6 +362,50 @@ def read_silences(store: Store, since_s: float) -> list[Silence]:
         )
         for r in rows
     ]
+
+
+def _lifted(rows: list[Silence]) -> list[Silence]:
+    """Silences and notes with the time each was lifted (a 'lift' row: its reason is the id, its
+    until the silence's own, so it is read as long as the silence it ends is)."""
+    lifts: dict[str, float] = {}
+    for r in rows:
+        if r.kind == "lift":
+            lifts[r.reason] = min(lifts.get(r.reason, r.created_at), r.created_at)
+    return [dataclasses.replace(r, lifted_at=lifts.get(r.id)) for r in rows if r.kind != "lift"]
+
+
+def read_silences(store: Store, since_s: float) -> list[Silence]:
+    """Silences still running and notes made since `since_s`; a lifted silence says when."""
+    return _lifted(_silence_rows(store, since_s))
+
+
+def list_silences(store: Store, now_s: float, recent_s: float = 86400.0) -> list[Silence]:
+    """The silences running now and those ended in the last `recent_s` (`promo alerts silences`), newest first."""
+    rows = [r for r in read_silences(store, now_s - recent_s) if r.kind == "silence" and r.ends() > now_s - recent_s]
+    return sorted(rows, key=lambda r: r.created_at, reverse=True)
+
+
+def lift_silence(store: Store, silence_id: str, by: str, now_s: float) -> Silence:
+    """End a running silence now (`promo alerts unsilence`); a ValueError says there is none of that id."""
+    found = [r for r in read_silences(store, now_s - MAX_SILENCE_S) if r.kind == "silence" and r.id == silence_id]
+    if not found:
+        raise ValueError(f"no silence {silence_id!r} (promo alerts silences lists them)")
+    silence = found[0]
+    if silence.ends() <= now_s:
+        raise ValueError(f"silence {silence_id!r} already ended at {iso(silence.ends())}")
+    add_silence(store, Silence("lift", silence.metric, silence.campaign_id, silence.channel, silence.until,
+                               silence_id, by[:100], now_s))  # fmt: skip
+    return dataclasses.replace(silence, lifted_at=now_s)
+
+
+def known_campaign(store: Store, campaign_id: str) -> bool:
+    """Imported in promo.campaigns or counted in the facts (a scope may name one before it starts)."""
+    rows = store.query_rows(
+        f"SELECT (SELECT count() FROM {DB}.campaigns WHERE campaign_id = {{c:String}}) + "
+        f"(SELECT count() FROM (SELECT 1 FROM {DB}.facts_minute WHERE campaign_id = {{c:String}} LIMIT 1)) AS n",
+        {"c": campaign_id},
+    )
+    return bool(rows and rows[0]["n"])
 
 
 def notified(store: Store, ids: Sequence[str]) -> set[tuple[str, str]]:

@@ -200,7 +200,9 @@ class Tables(Protocol):
 
     def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]: ...
     def ack(self, alert_id: str, by: str) -> None: ...
-    def silence(self, doc: dict[str, Any]) -> None: ...
+    def silence(self, doc: dict[str, Any]) -> dict[str, Any]: ...
+    def silences(self) -> list[dict[str, Any]]: ...
+    def unsilence(self, silence_id: str, by: str) -> dict[str, Any]: ...
     def inputs(self, from_s: float, to_s: float) -> list[Any]: ...
     def series(self, from_s: float, to_s: float) -> list[Any]: ...
     def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]: ...
@@ -241,8 +243,17 @@ class OwnerTables:
     def ack(self, alert_id: str, by: str) -> None:
         self._call("/api/alerts/ack", {"id": alert_id, "by": by})
 
-    def silence(self, doc: dict[str, Any]) -> None:
-        self._call("/api/alerts/silence", doc)
+    def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
+        done: dict[str, Any] = self._call("/api/alerts/silence", doc)
+        return done
+
+    def silences(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self._call("/api/alerts/silences")
+        return rows
+
+    def unsilence(self, silence_id: str, by: str) -> dict[str, Any]:
+        lifted: dict[str, Any] = self._call("/api/alerts/unsilence", {"id": silence_id, "by": by})
+        return lifted
 
     def inputs(self, from_s: float, to_s: float) -> list[Any]:
         rows = self._call(f"/api/alerts/inputs?from_s={from_s}&to_s={to_s}")
@@ -278,10 +289,31 @@ class DirectTables:
             fail(f"no alert {alert_id!r} in {self.where}")
         alert_store.ack(self.store, alert_id, by, time.time())
 
-    def silence(self, doc: dict[str, Any]) -> None:
+    def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         from streams.alerts import store as alert_store
 
-        alert_store.add_silence(self.store, alert_store.Silence.from_doc(doc))
+        try:
+            silence = alert_store.Silence.from_doc(doc)
+        except ValueError as exc:
+            fail(str(exc))
+        alert_store.add_silence(self.store, silence)
+        known = not silence.campaign_id or alert_store.known_campaign(self.store, silence.campaign_id)
+        return {"ok": True, "id": silence.id, "known_campaign": known}
+
+    def silences(self) -> list[dict[str, Any]]:
+        from streams.alerts import store as alert_store
+
+        now = time.time()
+        return [r.listing(now) for r in alert_store.list_silences(self.store, now)]
+
+    def unsilence(self, silence_id: str, by: str) -> dict[str, Any]:
+        from streams.alerts import store as alert_store
+
+        now = time.time()
+        try:
+            return alert_store.lift_silence(self.store, silence_id, by, now).listing(now)
+        except ValueError as exc:
+            fail(f"{exc} in {self.where}")
 
     def inputs(self, from_s: float, to_s: float) -> list[Any]:
         from streams.alerts import store as alert_store
@@ -352,14 +384,15 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
 
 
 def parse_scope(text: str) -> tuple[str, str]:
-    """`total` (or `all`), `CAMPAIGN` or `CAMPAIGN/CHANNEL` -> (campaign_id, channel), '' for any."""
-    text = text.strip()
-    if text in ("total", "all", "*"):
-        return "", ""
-    campaign, _, channel = text.rpartition("/") if "/" in text else (text, "", "")
-    if not campaign:
-        fail(f"--scope must be total, CAMPAIGN or CAMPAIGN/CHANNEL, not {text!r}")
-    return campaign, channel
+    """`total` (or `all`), `CAMPAIGN` or `CAMPAIGN/CHANNEL` -> (campaign_id, channel), '' for any
+    (the grammar of streams/alerts/scope.py: CHANNEL is a known channel, else all is the campaign)."""
+    from streams.alerts.scope import parse_scope as scope_of
+
+    try:
+        scope = scope_of(text)
+    except ValueError as exc:
+        fail(f"--scope: {exc}")
+    return scope.campaign_id or "", scope.channel or ""
 
 
 def _who(by: str | None) -> str:
@@ -428,6 +461,7 @@ def ack_alert(
 
 
 def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str, by: str | None) -> dict[str, Any]:
+    """The silence or note to store, checked before any store is opened."""
     from streams.sink.clickhouse import ALERT_METRICS
 
     if metric is not None and metric not in ALERT_METRICS:
@@ -447,30 +481,82 @@ def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str
     }
 
 
+SCOPE_HELP = "total, CAMPAIGN or CAMPAIGN/CHANNEL (CHANNEL: wechat, mobileqq, jingxi, app, web, other)"
+
+
+def _warn_unknown(done: dict[str, Any], doc: dict[str, Any]) -> None:
+    if not done.get("known_campaign", True):
+        typer.echo(f"promo: warning: campaign {doc['campaign_id']!r} is neither imported (promo campaigns "
+                   "import) nor in the data yet; stored anyway", err=True)  # fmt: skip
+
+
 @alerts_app.command("silence")
 def silence(
-    scope: Annotated[str, typer.Option("--scope", help="total, CAMPAIGN or CAMPAIGN/CHANNEL")],
-    until: Annotated[str, typer.Option("--until", help="ISO 8601 UTC or +30m / +2h")],
+    scope: Annotated[str, typer.Option("--scope", help=SCOPE_HELP)],
+    until: Annotated[str, typer.Option("--until", help="ISO 8601 UTC or +30m / +2h; at most 7 days ahead")],
     reason: Annotated[str, typer.Option("--reason", help="why (shown to whoever looks next)")],
     metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
     by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
     clickhouse: ClickHouseOpt = None,
 ) -> None:
-    """No notifications for a scope until a time. Alerts are still detected and recorded."""
-    end = parse_time(until, "--until")
-    if end <= time.time():
+    """No notifications for a scope until a time, at most 7 days ahead. Alerts are still detected and
+    recorded. `promo alerts silences` lists them, `unsilence ID` ends one early."""
+    from streams.alerts.store import MAX_SILENCE, MAX_SILENCE_S
+
+    now = time.time()
+    end = parse_time(until, "--until", now)
+    if end <= now:
         fail(f"--until {until!r} is in the past")
+    if end - now > MAX_SILENCE_S:
+        fail(f"--until {until!r} is more than {MAX_SILENCE} ahead: a silence ends within {MAX_SILENCE} (renew it then)")
+    doc = _scoped("silence", scope, metric, end, reason, by)
     with alert_tables(clickhouse) as tables:
-        tables.silence(_scoped("silence", scope, metric, end, reason, by))
+        done = tables.silence(doc)
+    _warn_unknown(done, doc)
     typer.echo(
         f"silenced {scope}{' ' + metric if metric else ''} until "
-        f"{dt.datetime.fromtimestamp(end, tz=dt.UTC).isoformat(timespec='seconds')}"
+        f"{dt.datetime.fromtimestamp(end, tz=dt.UTC).isoformat(timespec='seconds')} (id {done.get('id')})"
     )
+
+
+@alerts_app.command("silences")
+def list_silences(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line")] = False,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """The silences running now and those ended in the last 24 hours, newest first: id, scope,
+    metric, until, reason, who; and when one was lifted (`promo alerts unsilence ID`)."""
+    with alert_tables(clickhouse) as tables:
+        rows = tables.silences()
+        where = tables.where
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    typer.echo(f"store: {where}")
+    for r in rows:
+        state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}" if r["lifted_at"] else "ended"
+        metric = f" {r['metric']}" if r["metric"] else ""
+        typer.echo(f"{r['id']}  {r['scope']}{metric}  until {r['until']}  {state}  by {r['by']}\n    {r['reason']}")
+    if not rows:
+        typer.echo("no silences running or ended in the last 24 hours")
+
+
+@alerts_app.command("unsilence")
+def unsilence(
+    silence_id: Annotated[str, typer.Argument(help="the silence's id (promo alerts silences)")],
+    by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
+    clickhouse: ClickHouseOpt = None,
+) -> None:
+    """End a running silence now: its scope's notifications go out again from the next evaluation."""
+    with alert_tables(clickhouse) as tables:
+        lifted = tables.unsilence(silence_id, _who(by))
+    typer.echo(f"lifted {silence_id} ({lifted['scope']}{' ' + lifted['metric'] if lifted['metric'] else ''})")
 
 
 @alerts_app.command("note")
 def note(
-    scope: Annotated[str, typer.Option("--scope", help="total, CAMPAIGN or CAMPAIGN/CHANNEL")],
+    scope: Annotated[str, typer.Option("--scope", help=SCOPE_HELP)],
     reason: Annotated[str, typer.Option("--reason", help="what ops changed on purpose")],
     metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
     by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
@@ -478,8 +564,10 @@ def note(
 ) -> None:
     """Say ops changed something on purpose (a channel switched off, a coupon ended): the detector
     starts that scope's baseline again instead of calling the new level a drop."""
+    doc = _scoped("note", scope, metric, time.time(), reason, by)
     with alert_tables(clickhouse) as tables:
-        tables.silence(_scoped("note", scope, metric, time.time(), reason, by))
+        done = tables.silence(doc)
+    _warn_unknown(done, doc)
     typer.echo(f"noted for {scope}: its baseline starts again")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
@@ -113,9 +113,9 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
 
 
 def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
-    """`/api/alerts` (GET: the incidents; POST …/ack and …/silence) on the worker's web port, so the
-    CLI reaches the alert tables of an embedded store this process owns. Loopback unless told
-    otherwise, like every page of the worker; every value is a bound parameter."""
+    """`/api/alerts` (GET: the incidents, …/silences; POST …/ack, …/silence, …/unsilence) on the
+    worker's web port, so the CLI reaches the alert tables of an embedded store this process owns.
+    Loopback unless told otherwise, like every page of the worker; every value is a bound parameter."""
     from faust.web import Request, Response, View
 
     from streams.alerts import store as alert_store
@@ -124,6 +124,14 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
 
     async def ready() -> None:
         await asyncio.wait_for(sink.schema_ready.wait(), 30)
+
+    async def body(request: Request) -> dict[str, Any]:
+        """The JSON object posted ({} for anything else: the handler then says what is missing)."""
+        try:
+            doc = await request.json()
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}
 
     @app.page("/api/alerts")
     class Alerts(View):
@@ -155,13 +163,34 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
     class Silence(View):
         async def post(self, request: Request) -> Response:
             await ready()
-            doc = await request.json()
             try:
-                silence = alert_store.Silence.from_doc(doc)
+                silence = alert_store.Silence.from_doc(await body(request))
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             await store.call(alert_store.add_silence, store, silence)
-            return self.json({"ok": True})
+            known = not silence.campaign_id or await store.call(alert_store.known_campaign, store, silence.campaign_id)
+            return self.json({"ok": True, "id": silence.id, "known_campaign": known})
+
+    @app.page("/api/alerts/silences")
+    class Silences(View):
+        async def get(self, request: Request) -> Response:
+            await ready()
+            now = time.time()
+            rows = await store.call(alert_store.list_silences, store, now)
+            return self.json([r.listing(now) for r in rows])
+
+    @app.page("/api/alerts/unsilence")
+    class Unsilence(View):
+        async def post(self, request: Request) -> Response:
+            await ready()
+            doc = await body(request)
+            silence_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
+            now = time.time()
+            try:
+                lifted = await store.call(alert_store.lift_silence, store, silence_id, by, now)
+            except ValueError as exc:
+                return self.json({"error": str(exc)}, status=404)
+            return self.json(lifted.listing(now))
 
 
 def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:

@@ -11,7 +11,8 @@ from streams.alerts.detector import Alert, Scope
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message
 from streams.alerts.runner import build_step, with_digest
-from streams.alerts.store import AlertRow
+from streams.alerts.scope import parse_scope as scope_of
+from streams.alerts.store import AlertRow, Silence
 from streams.cli.alerts import parse_scope, parse_time
 
 T0 = dt.datetime(2026, 11, 10, 16, 0, 5, tzinfo=dt.UTC).timestamp()  # 00:00:05 on 11.11 in Beijing
@@ -64,6 +65,60 @@ def test_a_step_holds_every_scope_level_and_zero_for_a_silent_known_leaf() -> No
                                              ("c1/wechat", ("c1", "wechat")), ("a/b/app", ("a/b", "app"))])  # fmt: skip
 def test_scopes(text: str, scope: tuple[str, str]) -> None:
     assert parse_scope(text) == scope
+
+
+@pytest.mark.parametrize(
+    ("text", "scope"),
+    [("total", Scope()), ("c01", Scope("c01")), ("c01/wechat", Scope("c01", "wechat")),
+     ("2026/双11", Scope("2026/双11")), ("2026/双11/app", Scope("2026/双11", "app")),
+     # split at the last '/' only before a known channel: otherwise all of it is the campaign id
+     ("c01/nosuchchannel", Scope("c01/nosuchchannel")), ("c01/wechat/x", Scope("c01/wechat/x"))],
+)  # fmt: skip
+def test_one_scope_grammar(text: str, scope: Scope) -> None:
+    assert scope_of(text) == scope
+    assert scope_of(scope.label()) == scope or "/" in (scope.campaign_id or "")
+
+
+@pytest.mark.parametrize("text", ["", "c01/", "/wechat", "c01//app", " / ", "x" * 65])
+def test_a_scope_with_an_empty_part_or_too_long_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="scope|64"):
+        scope_of(text)
+    with pytest.raises(typer.Exit) as exc:
+        parse_scope(text)
+    assert exc.value.exit_code == 2
+
+
+def test_the_simulators_channels_are_its_own() -> None:
+    assert scope_of("c01/wallet", ("wechat", "wallet")) == Scope("c01", "wallet")
+    assert scope_of("c01/wallet") == Scope("c01/wallet")  # not a channel of the contract
+
+
+def _silence_doc(**change: object) -> dict[str, object]:
+    return {"kind": "silence", "metric": "", "campaign_id": "c01", "channel": "wechat", "until": T0 + 3600,
+            "reason": "maintenance", "created_by": "ops", "created_at": T0, **change}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [({"until": T0 + 8 * 86400}, "at most 7 days"), ({"until": 1e300}, "at most 7 days"),
+     ({"until": float("nan")}, "at most 7 days"), ({"until": T0 - 1}, "in the future"),
+     ({"channel": "nosuch"}, "no scope"), ({"campaign_id": "", "channel": "app"}, "empty part"),
+     ({"campaign_id": "c01/"}, "empty part"), ({"metric": "clicks"}, "metric"),
+     ({"created_at": float("inf")}, "created_at"), ({"kind": "lift"}, "kind")],
+)  # fmt: skip
+def test_a_silence_from_json_is_checked_as_the_worker_gets_it(change: dict[str, object], message: str) -> None:
+    assert Silence.from_doc(_silence_doc(), now=T0).until == T0 + 3600
+    with pytest.raises(ValueError, match=message) as exc:
+        Silence.from_doc(_silence_doc(**change), now=T0)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_lifted_silence_covers_nothing_from_then_and_keeps_its_id() -> None:
+    silence = Silence.from_doc(_silence_doc(), now=T0)
+    assert silence.covers("orders", "c01", "wechat", T0 + 60) and not silence.covers("orders", "c01", "app", T0)
+    lifted = silence.__class__(**{**silence.__dict__, "lifted_at": T0 + 120})
+    assert lifted.covers("orders", "c01", "wechat", T0 + 60) and not lifted.covers("orders", "c01", "wechat", T0 + 120)
+    assert lifted.id == silence.id and lifted.listing(T0 + 121)["active"] is False
 
 
 def test_times_are_iso_or_relative_and_anything_else_is_exit_2() -> None:
