@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
+import math
 import os
 import sys
 import time
@@ -77,8 +79,12 @@ def simulate(
     from streams.kit.truth import compute_truth
     from streams.users import import_existing as do_import
 
-    if duration <= 0 or rate < 0:
-        fail("--duration must be positive and --rate not negative")
+    if not 0 < duration < math.inf or not 0 <= rate < math.inf:
+        fail("--duration must be positive and --rate not negative (finite numbers)")
+    for flag, share in (("--duplicate-rate", duplicate_rate), ("--out-of-order-rate", out_of_order_rate),
+                        ("--late-rate", late_rate), ("--malformed-rate", malformed_rate)):  # fmt: skip
+        if math.isnan(share):
+            fail(f"{flag} must be a number, not nan")
     # Checked before anything is sent: a path that fails after the stream went out loses the truth.
     _check_writable(truth, "--truth")
     _check_writable(existing, "--existing")
@@ -127,7 +133,7 @@ def _sale_day(
     from streams.alerts.plan import PlanError, parse_utc
     from streams.kafka import ensure_topics
     from streams.kit.producer import send_records
-    from streams.kit.saleday import DayConfig, Incident, make_day
+    from streams.kit.saleday import STEP_S, DayConfig, make_day
     from streams.kit.saleday_stream import labels as slice_labels
     from streams.kit.saleday_stream import slice_records
     from streams.kit.truth import compute_truth
@@ -137,19 +143,16 @@ def _sale_day(
         start = parse_utc(at)
     except (PlanError, ValueError) as exc:
         fail(f"--at: {exc}")
-    found: list[Incident] = []
-    if incidents is not None:
-        try:
-            docs = json.loads(read_input(incidents, "incidents"))
-            found = [Incident.from_json(d) for d in docs]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            fail(f"{incidents}: not a JSON list of incidents ({exc})")
-    if scale <= 0:
-        fail("--scale must be positive")
-    config = DayConfig(seed=seed, incidents=tuple(found), base_rate=scale, stalls=0, late_partitions=0)
+    if duration < STEP_S:  # the day is sent in whole 10 s buckets: less would send nothing
+        fail(f"--duration must be at least {STEP_S:g} s for the sale day (it is sent in {STEP_S:g} s buckets)")
+    if not 0 < scale < math.inf:
+        fail("--scale must be a positive number")
+    config = DayConfig(seed=seed, base_rate=scale, stalls=0, late_partitions=0)
     if not config.start <= start < config.start + config.hours * 3600:
         first = dt.datetime.fromtimestamp(config.start, dt.UTC).isoformat()
         fail(f"--at must fall in the simulated day ({config.hours:g} h from {first})")
+    found = _incidents(incidents, config, start, start + duration) if incidents is not None else []
+    config = dataclasses.replace(config, incidents=tuple(found))
     day = make_day(config)
     sim = slice_records(day, start, start + duration, partitions=settings.partitions, seed=seed)
     began = time.time()
@@ -173,6 +176,37 @@ def _sale_day(
     except OSError as exc:
         fail(f"the stream was sent but a file could not be written: {exc}")
     typer.echo(f"sent {len(sent)} messages of the sale day from {at} ({len(found)} incident(s) given)")
+
+
+def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
+    """The incidents of `--incidents`, each one that can apply to the slice [start, end) sent; else a
+    one-line failure naming the incident (by its index in the list) and what is wrong with it."""
+    from streams.alerts.plan import iso_utc
+    from streams.kit.saleday import Incident
+
+    try:
+        docs = json.loads(read_input(path, "incidents"))
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
+        fail(f"{path}: not a JSON list of incidents ({str(exc)[:200] or 'nested too deep'})")
+    if not isinstance(docs, list):
+        fail(f"{path}: not a JSON list of incidents (a {type(docs).__name__})")
+    campaigns = {f"c{i + 1:02d}" for i in range(config.campaigns)}  # as make_day names them
+    found = []
+    for i, doc in enumerate(docs):
+        try:
+            incident = Incident.from_json(doc, config.channels)
+        except KeyError as exc:
+            fail(f"{path}: incident {i}: no {exc}")
+        except (ValueError, TypeError, RecursionError) as exc:
+            fail(f"{path}: incident {i}: {str(exc)[:200] or type(exc).__name__}")
+        campaign = incident.scope.campaign_id
+        if campaign is not None and campaign not in campaigns:
+            fail(f"{path}: incident {i}: no campaign {campaign!r} in the sale day (c01 to c{config.campaigns:02d})")
+        if not (incident.start < end and incident.end > start):
+            fail(f"{path}: incident {i}: {incident.to_json()['start']} for {incident.duration:g} s is outside the "
+                 f"slice sent (--at {iso_utc(start)} for {end - start:g} s)")  # fmt: skip
+        found.append(incident)
+    return found
 
 
 def read_input(file: Path, what: str) -> str:

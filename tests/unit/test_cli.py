@@ -38,6 +38,9 @@ def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> sub
         ["alerts", "test-notify"],
         ["alerts", "eval"],
         ["alerts", "backtest"],
+        ["alerts", "silence"],
+        ["alerts", "silences"],
+        ["alerts", "unsilence"],
         ["totals"],
         ["verify"],
         ["demo"],
@@ -135,6 +138,36 @@ def test_every_command_has_help(command: list[str]) -> None:
             id="silence-until",
         ),
         pytest.param(
+            ["alerts", "silence", "--scope", "total", "--until", "+99999999d", "--reason", "x"],
+            {},
+            "is more than 7 days ahead",
+            id="silence-until-far",
+        ),
+        pytest.param(
+            ["alerts", "silence", "--scope", "total", "--until", "9999-12-31T23:59:59Z", "--reason", "x"],
+            {},
+            "is more than 7 days ahead",
+            id="silence-until-forever",
+        ),
+        pytest.param(
+            ["alerts", "silence", "--scope", "c01/", "--until", "+1h", "--reason", "x"],
+            {},
+            "--scope: a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part",
+            id="silence-scope-empty-part",
+        ),
+        pytest.param(["alerts", "note", "--scope", "/wechat", "--reason", "x"], {}, "empty part", id="note-scope"),
+        pytest.param(["alerts", "unsilence", "s1"], {"PROMO_DATA_DIR": "/nonexistent"}, "no store", id="unsilence"),
+        pytest.param(
+            ["simulate", "--scenario", "sale-day", "--duration", "5"], {}, "at least 10 s", id="sale-day-short"
+        ),
+        pytest.param(["simulate", "--scenario", "sale-day", "--scale", "nan"], {}, "--scale", id="sale-day-scale-nan"),
+        pytest.param(["simulate", "--duration", "nan"], {}, "--duration must be positive", id="duration-nan"),
+        pytest.param(["simulate", "--duration", "inf"], {}, "--duration must be positive", id="duration-inf"),
+        pytest.param(["simulate", "--rate", "nan"], {}, "--rate not negative", id="rate-nan"),
+        pytest.param(
+            ["simulate", "--scenario", "sale-day", "--rate", "nan"], {}, "--rate not negative", id="sale-day-rate-nan"
+        ),
+        pytest.param(
             ["alerts", "replay", "--from", "2026-11-11T00:10:00Z", "--to", "2026-11-11T00:00:00Z"],
             {},
             "--to must be after --from",
@@ -201,6 +234,40 @@ def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("promo: error:") and message in lines[0], lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("incidents", "message"),
+    [
+        ('[{"scope": "c99", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]',
+         "incident 0: no campaign 'c99' in the sale day"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}, '
+         '{"scope": "c01", "start": "2026-11-10T10:00:00Z", "duration": 60, "depth": 1}]',
+         "incident 1: 2026-11-10T10:00:00Z for 60 s is outside the slice sent"),
+        ('[{"scope": "c01", "start": NaN, "duration": 60, "depth": 1}]', "incident 0: start must be"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1, "shape": "ramp", '
+         '"ramp_s": -1}]', "incident 0: ramp_s must be positive"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1, "metrics": []}]',
+         "incident 0: metrics is a non-empty list"),
+        ('[{"scope": "c01/", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]', "incident 0: a scope"),
+        ('[{"scope": "c01", "duration": 60, "depth": 1}]', "incident 0: no 'start'"),
+        ("[1]", "incident 0: an incident is a JSON object"),
+        ('{"scope": "c01"}', "not a JSON list of incidents (a dict)"),
+        ("[" * 100_000 + "]" * 100_000, "not a JSON list of incidents"),
+    ],
+    ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
+         "no-start", "not-an-object", "not-a-list", "nested-deep"],
+)  # fmt: skip
+def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
+    tmp_path: Path, incidents: str, message: str
+) -> None:
+    path = tmp_path / "incidents.json"
+    path.write_text(incidents)
+    result = promo("simulate", "--scenario", "sale-day", "--incidents", str(path), "--duration", "60",
+                   env={"PROMO_BROKER": "kafka://127.0.0.1:1"})  # fmt: skip
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"promo: error: {path}:") and message in result.stderr, result.stderr
 
 
 def test_secret_does_not_print_and_dsn_is_redacted() -> None:
