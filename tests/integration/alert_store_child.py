@@ -49,6 +49,22 @@ def main(path: str) -> None:
     s.add_silence(store, s.Silence("note", "orders", "c2", "app", NOW, "coupon ended", "ops", NOW + 1))
     s.add_silence(store, s.Silence("silence", "", "old", "", NOW - 10, "over", "ops", NOW - 100))
     out["silences"] = [x.to_doc() for x in s.read_silences(store, NOW - 1)]
+    # Listed (running and recently ended), then one lifted: read back lifted, and no other.
+    s.add_silence(store, s.Silence("silence", "orders", "c3", "wechat", NOW + 900, "lift me", "ops", NOW + 2))
+    out["listed"] = [x.listing(NOW + 3) for x in s.list_silences(store, NOW + 3)]
+    target = next(x for x in s.list_silences(store, NOW + 3) if x.reason == "lift me")
+    out["lift_id"] = target.id
+    out["lifted"] = s.lift_silence(store, target.id, "on-call", NOW + 5).listing(NOW + 5)
+    out["lift_errors"] = []
+    for silence_id, at in ((target.id, NOW + 6), ("nope", NOW + 6), (s.list_silences(store, NOW)[-1].id, NOW)):
+        try:
+            s.lift_silence(store, silence_id, "on-call", at)
+        except ValueError as exc:
+            out["lift_errors"].append(str(exc))
+    read = s.read_silences(store, NOW + 4)
+    out["covers"] = [(x.kind, x.reason, *(x.covers("orders", "c3", "wechat", NOW + d) for d in (4, 5))) for x in read]
+    out["listed_after"] = [(x["id"], x["active"], x["lifted_at"]) for x in
+                           (y.listing(NOW + 6) for y in s.list_silences(store, NOW + 6))]  # fmt: skip
     s.mark_notified(store, "a1", "fired@1", NOW)
     out["notified"] = sorted(s.notified(store, ["a1", "l1"]))
     out["plan_none"] = s.read_plan_and_schedule(store)
@@ -57,6 +73,7 @@ def main(path: str) -> None:
     store.upsert_campaigns([("双11主会场", "主会场", int(NOW * 1000), int((NOW + 7200) * 1000), int(NOW * 1000)),
                             ("nameless", "x", None, None, int(NOW * 1000))])  # fmt: skip
     out["plan"] = s.read_plan_and_schedule(store)
+    out["known_campaign"] = [s.known_campaign(store, c) for c in ("双11主会场", "nameless", 'it\'s "q"', "nope")]
     # Heartbeats: a worker 4 s ago 2 s behind, another 1 s ago caught up, one long gone, the detector.
     out["lag_none"] = s.fleet_lag(store, NOW)
     for ago, name, lag in ((4, "a", 2.0), (1, "b", 0.0), (3600, "gone", 500.0), (1, "detector", 999.0)):

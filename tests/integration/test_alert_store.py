@@ -49,6 +49,19 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     # Running silences and new notes; the expired silence is not read.
     assert [(x["kind"], x["campaign_id"], x["reason"]) for x in out["silences"]] == [
         ("silence", CAMPAIGN, "planned"), ("note", "c2", "coupon ended")]  # fmt: skip
+    # Listed newest first, the ended one too; one lifted: ends now, read back so, not lifted twice.
+    assert [(x["scope"], x["metric"], x["reason"], x["by"], x["active"]) for x in out["listed"]] == [
+        ("c3/wechat", "orders", "lift me", "ops", True), (CAMPAIGN, None, "planned", "ops", True),
+        ("old", None, "over", "ops", False)]  # fmt: skip
+    assert out["listed"][0]["id"] == out["lift_id"] and len({x["id"] for x in out["listed"]}) == 3
+    assert out["lifted"]["active"] is False and out["lifted"]["lifted_at"] is not None
+    assert out["lift_errors"][0].startswith(f"silence {out['lift_id']!r} already ended at ")
+    assert out["lift_errors"][1:] == ["no silence 'nope' (promo alerts silences lists them)",
+                                      out["lift_errors"][2]] and "already ended" in out["lift_errors"][2]  # fmt: skip
+    # What the runner reads: the lifted silence covers until it was lifted; the lift row is no silence.
+    assert out["covers"] == [["silence", "planned", False, False], ["silence", "lift me", True, False]]
+    assert [x[1:] for x in out["listed_after"]] == [[False, out["lifted"]["lifted_at"]], [True, None], [False, None]]
+    assert out["known_campaign"] == [True, True, True, False]
     assert out["notified"] == [["a1", "fired@1"]]
     # No plan yet; then the newest plan wins, and only scheduled campaigns have a schedule.
     assert out["plan_none"] == ["", {}]
@@ -57,3 +70,52 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     # The pipeline's lag from heartbeats: the worst worker still there, counting the heartbeat's age.
     assert out["lag_none"] == 86400.0
     assert out["lag"] == pytest.approx(6.0)
+
+
+SETUP = """
+import sys
+from streams.sink.clickhouse import ClickHouseStore
+store = ClickHouseStore("chdb://" + sys.argv[1])
+store.apply_schema()
+store.upsert_campaigns([("2026/双11", "双11", None, None, 0)])
+store.close_sync()
+"""
+
+
+def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
+    from streams.kit.harness import PROMO
+
+    store = tmp_path / "store"
+    subprocess.run([sys.executable, "-c", SETUP, str(store)], check=True, timeout=120)
+    env = {"PATH": str(Path(PROMO).parent), "PROMO_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+
+    def promo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PROMO, "alerts", *args, "--clickhouse", f"chdb://{store}"], capture_output=True,
+                              text=True, timeout=120, env=env, check=False)  # fmt: skip
+
+    # A campaign id with '/' and a known channel after it; one nobody has heard of: a warning, stored anyway.
+    done = promo("silence", "--scope", "2026/双11/wechat", "--until", "+2h", "--reason", "支付切换", "--by", "ops")
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    first = done.stdout.split("(id ")[1].rstrip(")\n")
+    done = promo("silence", "--scope", "c01/nosuchchannel", "--until", "+30m", "--reason", "x", "--metric", "orders")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("promo: warning: campaign 'c01/nosuchchannel' is neither imported (promo campaigns import) "
+                           "nor in the data yet; stored anyway\n")  # fmt: skip
+    for args, message in (
+        (("silence", "--scope", "total", "--until", "+99999999d", "--reason", "x"), "more than 7 days ahead"),
+        (("silence", "--scope", "c01/", "--until", "+1h", "--reason", "x"), "no empty part"),
+        (("note", "--scope", "/wechat", "--reason", "x"), "no empty part"),
+        (("unsilence", "nope"), "no silence 'nope'"),
+    ):
+        bad = promo(*args)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
+    listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
+    assert [(x["scope"], x["metric"], x["reason"], x["active"]) for x in listed] == [
+        ("c01/nosuchchannel", "orders", "x", True), ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip
+    assert listed[1]["id"] == first and listed[1]["by"] == "ops" and listed[1]["until"].endswith("Z")
+    done = promo("unsilence", first)
+    assert done.returncode == 0 and done.stdout == f"lifted {first} (2026/双11/wechat)\n", done.stdout
+    again = promo("unsilence", first)
+    assert again.returncode == 2 and "already ended" in again.stderr and again.stderr.count("\n") == 1
+    table = promo("silences").stdout
+    assert f"{first}  2026/双11/wechat  until " in table and "lifted 20" in table and "ACTIVE" in table, table

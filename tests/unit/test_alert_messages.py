@@ -81,7 +81,7 @@ def test_one_scope_grammar(text: str, scope: Scope) -> None:
 
 @pytest.mark.parametrize("text", ["", "c01/", "/wechat", "c01//app", " / ", "x" * 65])
 def test_a_scope_with_an_empty_part_or_too_long_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="scope|64"):
+    with pytest.raises(ValueError, match=r"scope|64"):
         scope_of(text)
     with pytest.raises(typer.Exit) as exc:
         parse_scope(text)
