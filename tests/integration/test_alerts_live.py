@@ -19,6 +19,8 @@ import json
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +119,36 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
     bad = env.promo("alerts", "ack", "no-such-id")
     assert bad.returncode == 2 and "no alert 'no-such-id'" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
+    silences_through_the_worker(env, worker)
+
+
+def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
+    """Silence, list, lift through the worker that owns the store; a bad silence is a 400 with one
+    line (the CLI checks first, so it is posted here as another client would), never a 500."""
+    from streams.cli.worker import _live_owner
+
+    done = env.promo("alerts", "silence", "--scope", "total", "--until", "+1h", "--reason", "drill", "--by", "ops")
+    assert done.returncode == 0, done.stderr
+    silence_id = done.stdout.split("(id ")[1].rstrip(")\n")
+    listed = [json.loads(line) for line in env.promo("alerts", "silences", "--json").stdout.splitlines()]
+    assert [(x["id"], x["scope"], x["by"], x["active"]) for x in listed] == [(silence_id, "total", "ops", True)]
+    assert env.promo("alerts", "unsilence", silence_id).returncode == 0
+    again = env.promo("alerts", "unsilence", silence_id)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert again.stderr.startswith(f"promo: error: silence {silence_id!r} already ended at "), again.stderr
+    store = env.settings().embedded_store
+    assert store is not None
+    owner = _live_owner(store)
+    now = time.time()
+    doc = {"kind": "silence", "metric": "", "campaign_id": "", "channel": "", "until": now + 99999999 * 86400,
+           "reason": "x", "created_by": "x", "created_at": now}  # fmt: skip
+    for change, message in (({}, "at most 7 days"), ({"until": now + 60, "channel": "wechat"}, "empty part")):
+        request = urllib.request.Request(f"{owner}/api/alerts/silence", data=json.dumps({**doc, **change}).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(request, timeout=30)
+        assert exc.value.code == 400 and message in json.loads(exc.value.read())["error"]
+    assert "Traceback" not in worker.log(tail=10**8)
 
 
 def assert_the_end_of_the_stream_is_an_outage(env: Pipeline) -> None:
