@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streams.alerts.scope import parse_scope
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
 if TYPE_CHECKING:
@@ -253,8 +254,6 @@ class Silence:
     @classmethod
     def from_doc(cls, doc: dict[str, Any], now: float | None = None) -> Silence:
         """From JSON (the worker's POST /api/alerts/silence); a ValueError says what is wrong in one line."""
-        from streams.alerts.scope import parse_scope
-
         try:
             silence = cls(
                 str(doc["kind"]),
@@ -281,9 +280,8 @@ class Silence:
             raise ValueError(f"a silence ends at most {MAX_SILENCE} from now (a war room's silence lasts hours)")
         if silence.kind == "silence" and silence.until <= now:
             raise ValueError("a silence must end in the future")
-        scope = f"{silence.campaign_id}/{silence.channel}" if silence.channel else silence.campaign_id or "total"
         try:
-            parsed = parse_scope(scope)
+            parsed = parse_scope(silence.scope)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         if (parsed.campaign_id or "", parsed.channel or "") != (silence.campaign_id, silence.channel):
@@ -296,6 +294,11 @@ class Silence:
         key = json.dumps([round(self.created_at * 1000), self.kind, self.metric, self.campaign_id, self.channel,
                           self.reason, self.created_by], ensure_ascii=False)  # fmt: skip
         return "s" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+    @property
+    def scope(self) -> str:
+        """As `--scope` says it (streams/alerts/scope.py); '' stands for any."""
+        return f"{self.campaign_id}/{self.channel}" if self.channel else self.campaign_id or "total"
 
     def to_doc(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in SILENCE_COLUMNS}
@@ -314,8 +317,7 @@ class Silence:
 
     def listing(self, now: float) -> dict[str, Any]:
         """As `promo alerts silences --json` prints it."""
-        scope = f"{self.campaign_id}/{self.channel}" if self.channel else self.campaign_id or "total"
-        return {"id": self.id, "scope": scope, "metric": self.metric or None, "until": iso(self.until),
+        return {"id": self.id, "scope": self.scope, "metric": self.metric or None, "until": iso(self.until),
                 "reason": self.reason, "by": self.created_by, "created_at": iso(self.created_at),
                 "lifted_at": iso(self.lifted_at), "active": self.ends() > now}  # fmt: skip
 
