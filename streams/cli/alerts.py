@@ -12,6 +12,7 @@ import datetime as dt
 import getpass
 import json
 import math
+import os
 import re
 import signal
 import time
@@ -338,7 +339,7 @@ class DirectTables:
 
 @contextlib.contextmanager
 def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
-    from streams.cli.worker import _live_owner
+    from streams.cli.worker import _live_owner, refuse_if_detector_holds
     from streams.sink.clickhouse import SCHEMA_VERSION, ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
@@ -348,6 +349,7 @@ def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
         if owner is not None:
             yield OwnerTables(owner, f"{store_dir} (through the worker that owns it, {owner})")
             return
+        refuse_if_detector_holds(store_dir)
         if not store_dir.exists():
             fail(f"no store at {store_dir}: no worker has written there; start `promo worker --alerts`")
     from streams.config import redact_dsn
@@ -705,6 +707,22 @@ def _clock(minute: int) -> str:
 
 
 # -- the detector beside the pipeline -------------------------------------------------------------------
+@contextlib.contextmanager
+def _saying_it_holds(store_dir: Path | None) -> Iterator[None]:
+    """While `alerts run` has an embedded store open, the other commands say so in one line instead
+    of the store's own lock error (it serves no API for them to go through)."""
+    from streams.cli.worker import detector_file
+
+    marker = detector_file(store_dir) if store_dir is not None else None
+    if marker is not None:
+        marker.write_text(json.dumps({"pid": os.getpid()}))
+    try:
+        yield
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
 @alerts_app.command("run")
 def run(
     clickhouse: ClickHouseOpt = None,
@@ -759,5 +777,6 @@ def run(
             await runner.run(stop=stop)
             await store.call(store.close_sync)
 
-        asyncio.run(until_stopped())
+        with _saying_it_holds(store_dir):
+            asyncio.run(until_stopped())
         typer.echo("stopped")

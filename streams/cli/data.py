@@ -33,7 +33,7 @@ from streams.cli.base import (
     settings_from,
     users_app,
 )
-from streams.cli.worker import _live_owner
+from streams.cli.worker import _live_owner, refuse_if_detector_holds
 from streams.config import Settings, redact_dsn
 from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
@@ -337,6 +337,7 @@ def read_store(settings: Settings, *, explicit: bool) -> Read:
     owner = _live_owner(store_dir)
     if owner is not None:
         return _read_owner(owner, str(store_dir), f"through the worker that owns it, {owner}")
+    refuse_if_detector_holds(store_dir)
     demo_store = (DEMO_DATA_DIR / "store").resolve()
     demo = _live_owner(demo_store) if demo_store != store_dir.resolve() else None
     if not store_dir.exists():

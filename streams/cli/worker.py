@@ -170,6 +170,34 @@ def _check_store_free(settings: Settings) -> None:
     owner = _live_owner(store)
     if owner is not None:
         fail(f"the store {store} is owned by the worker at {owner}; run this worker with --no-sink")
+    refuse_if_detector_holds(store)
+
+
+def detector_file(store: Path) -> Path:
+    """Where `promo alerts run` says it has an embedded store open (it serves no API to go through)."""
+    return store.with_name(store.name + ".detector.json")
+
+
+def _detector_holder(store: Path) -> int | None:
+    """The pid of a running `promo alerts run` that holds an embedded store open, if any."""
+    try:
+        pid = int(json.loads(detector_file(store).read_text())["pid"])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return pid if pid != os.getpid() else None
+
+
+def refuse_if_detector_holds(store: Path) -> None:
+    """An embedded store opens in one process at a time; say which one holds it, in one line."""
+    pid = _detector_holder(store)
+    if pid is not None:
+        fail(
+            f"the store {store} is open in `promo alerts run` (pid {pid}): an embedded store has one process at "
+            "a time; stop it, or run the detector in the worker (`promo worker --alerts`), which answers these commands"
+        )
 
 
 def _live_owner(store: Path) -> str | None:

@@ -48,6 +48,12 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
         deadline = time.monotonic() + 120  # a first evaluation takes its starting point, the next one judges
         while "firing" not in out.read_text() and time.monotonic() < deadline and detector.poll() is None:
             time.sleep(0.5)
+        # While it holds the embedded store, the other commands say who has it, in one line.
+        for command in (["alerts", "list"], ["alerts", "ack", "nosuchid"], ["totals"]):
+            busy = subprocess.run([PROMO, *command, *dsn], env=env, capture_output=True, text=True, timeout=120,
+                                  check=False)  # fmt: skip
+            assert busy.returncode == 2, (command, busy.stdout, busy.stderr)
+            assert busy.stderr.count("\n") == 1 and "`promo alerts run` (pid" in busy.stderr, (command, busy.stderr)
     finally:
         detector.send_signal(signal.SIGINT)
         try:
@@ -58,6 +64,7 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
     output = out.read_text()
     assert detector.returncode == 0 and "drop detector on" in output and output.rstrip().endswith("stopped"), output
     assert "Traceback" not in output, output
+    assert not (tmp_path / "store.detector.json").exists()  # gone with it
     listed = subprocess.run([PROMO, "alerts", "list", "--json", *dsn], env=env, capture_output=True, text=True,
                             timeout=120, check=False)  # fmt: skip
     assert listed.returncode == 0, listed.stderr
