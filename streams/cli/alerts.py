@@ -125,7 +125,8 @@ def alerts_backtest(
     import json
 
     from streams.alerts.detector import Detector, DetectorConfig, Step, replay
-    from streams.alerts.plan import PlanError, iso_utc, parse_plan_csv, parse_series_csv
+    from streams.alerts.plan import PlanError, parse_plan_csv, parse_series_csv
+    from streams.alerts.store import AlertRow
     from streams.cli.data import read_input
 
     try:
@@ -150,11 +151,7 @@ def alerts_backtest(
     )  # fmt: skip
     alerts = sorted(replay(detector, steps), key=lambda a: (a.detected_at, a.id))
     for alert in alerts:
-        row = alert.to_row()
-        for name in ("started_at", "detected_at", "resolved_at"):
-            row[name] = None if row[name] is None else iso_utc(row[name])
-        for name in ("expected", "observed"):  # NaN is not JSON: "no expectation" is null
-            row[name] = row[name] if math.isfinite(row[name]) else None
+        row = AlertRow.of(alert, "backtest").doc()  # the fields and formats of `alerts list --json`
         if as_json:
             typer.echo(json.dumps(row, ensure_ascii=False))
         else:

@@ -112,6 +112,15 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
     return runner
 
 
+async def _posted(request: Any) -> dict[str, Any]:
+    """The JSON object posted ({} for anything else, never a 500: the handler then says what is missing)."""
+    try:
+        doc = await request.json()
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
     """`/api/alerts` (GET: the incidents, …/silences; POST …/ack, …/silence, …/unsilence) on the
     worker's web port, so the CLI reaches the alert tables of an embedded store this process owns.
@@ -124,14 +133,6 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
 
     async def ready() -> None:
         await asyncio.wait_for(sink.schema_ready.wait(), 30)
-
-    async def body(request: Request) -> dict[str, Any]:
-        """The JSON object posted ({} for anything else: the handler then says what is missing)."""
-        try:
-            doc = await request.json()
-        except ValueError:
-            return {}
-        return doc if isinstance(doc, dict) else {}
 
     @app.page("/api/alerts")
     class Alerts(View):
@@ -152,7 +153,7 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
     class Ack(View):
         async def post(self, request: Request) -> Response:
             await ready()
-            doc = await request.json()
+            doc = await _posted(request)
             alert_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
             if not await store.call(alert_store.known_alert, store, alert_id):
                 return self.json({"error": f"no alert {alert_id!r}"}, status=404)
@@ -164,7 +165,7 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
         async def post(self, request: Request) -> Response:
             await ready()
             try:
-                silence = alert_store.Silence.from_doc(await body(request))
+                silence = alert_store.Silence.from_doc(await _posted(request))
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
             await store.call(alert_store.add_silence, store, silence)
@@ -183,7 +184,7 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
     class Unsilence(View):
         async def post(self, request: Request) -> Response:
             await ready()
-            doc = await body(request)
+            doc = await _posted(request)
             silence_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
             now = time.time()
             try:
@@ -240,7 +241,7 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
 
         async def post(self, request: Request) -> Response:
             await asyncio.wait_for(sink.schema_ready.wait(), 30)
-            doc = await request.json()
+            doc = await _posted(request)
             text, source = str(doc.get("csv", "")), str(doc.get("source", ""))[:200]
             try:
                 parse_plan_csv(text)  # the worker checks it too: only a plan that parses is stored

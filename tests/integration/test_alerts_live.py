@@ -124,7 +124,8 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
 
 def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
     """Silence, list, lift through the worker that owns the store; a bad silence is a 400 with one
-    line (the CLI checks first, so it is posted here as another client would), never a 500."""
+    line (the CLI checks first, so it is posted here as another client would), never a 500; nor is a
+    post that is not JSON at all."""
     from streams.cli.worker import _live_owner
 
     done = env.promo("alerts", "silence", "--scope", "total", "--until", "+1h", "--reason", "drill", "--by", "ops")
@@ -148,6 +149,13 @@ def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(request, timeout=30)
         assert exc.value.code == 400 and message in json.loads(exc.value.read())["error"]
+    # Not JSON at all, on every page that takes a post: what is missing is said, never a 500.
+    for page, code in (("ack", 404), ("silence", 400), ("unsilence", 404), ("plan", 400)):
+        request = urllib.request.Request(f"{owner}/api/alerts/{page}", data=b"{not json", method="POST",
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(request, timeout=30)
+        assert exc.value.code == code and json.loads(exc.value.read())["error"], page
     assert "Traceback" not in worker.log(tail=10**8)
 
 
