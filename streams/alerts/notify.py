@@ -13,8 +13,12 @@ JSON webhook. (Issue 17, item 6; the detector that raises alerts is not built ye
 
 Robots come from the environment only (`PROMO_NOTIFY_<KIND>_URL`, `PROMO_NOTIFY_<KIND>_SECRET`),
 never from a committed file; their URLs hold credentials too, so neither is ever printed or logged
-(`Robot.name` shows the kind and host only). Each robot keeps under its documented rate (DingTalk
-and WeCom: 20 messages a minute) and retries a failed send with backoff and jitter.
+(`Robot.name` shows the kind and host only). A URL is checked when it is read (`url_problem`): a
+malformed one is a configuration error that says what is wrong without quoting it. A URL's
+`user:password@` is sent as basic auth, not as part of the host. What a robot answers is redacted
+(`redact`: the URL's token, key and path, the signature, the secret) and cut short before anyone
+sees it. Each robot keeps under its documented rate (DingTalk and WeCom: 20 messages a minute) and
+retries a failed send with backoff and jitter.
 """
 
 from __future__ import annotations
@@ -25,17 +29,85 @@ import hmac
 import json
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("dingtalk", "wecom", "feishu", "webhook")
 PER_MINUTE = {"dingtalk": 20, "wecom": 20, "feishu": 100, "webhook": 600}
+DETAIL_MAX = 200  # characters of a robot's answer or an error that are shown
+# Query parameters whose values are credentials or signatures, wherever they show up in a robot's answer.
+SECRET_PARAM = re.compile(r"(?i)\b(access_token|token|key|sign|signature|timestamp|secret|password)=[^&\s\"'<>]*")
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a robot URL, in words that quote none of it (it holds credentials); None
+    when urllib can send to it."""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "has a space or a control character in it (encode a space as %20)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "has a malformed host"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http(s) URL"
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    if not parts.hostname:
+        return "has no host"
+    return None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` (a robot's answer, an error) fit to print: every secret string and every credential
+    parameter's value replaced by ***, on one line, at most DETAIL_MAX characters."""
+    for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a robot URL that are credentials: user and password, the path (a Feishu hook's
+    id is its token) and its longer segments, every query value (raw and decoded)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return [url]
+    out = [v for v in (user, password) if v]
+    out += [urllib.parse.unquote(v) for v in out]
+    if len(parts.path) > 1:
+        out += [parts.path, *(seg for seg in parts.path.split("/") if len(seg) >= 12)]
+    for pair in parts.query.split("&"):
+        value = pair.partition("=")[2]
+        out += [value, urllib.parse.unquote_plus(value)]
+    return out
+
+
+def basic_auth(url: str) -> tuple[str, str | None]:
+    """`url` without its `user:password@`, and the Authorization header that carries them instead."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        return url, None
+    if user is None:
+        return url, None
+    plain = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    pair = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password or '')}"
+    return plain, "Basic " + base64.b64encode(pair.encode()).decode()
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -64,6 +136,7 @@ class Request:
     url: str
     body: bytes
     headers: Mapping[str, str]
+    secrets: tuple[str, ...] = ()  # what this request adds to the robot's secrets (its signature)
 
 
 @dataclass
@@ -76,13 +149,28 @@ class Robot:
     @property
     def name(self) -> str:
         """What may be printed: the kind and the host, never the token, key or path."""
-        return f"{self.kind} ({urllib.parse.urlsplit(self.url).hostname or '?'})"
+        try:
+            host = urllib.parse.urlsplit(self.url).hostname
+        except ValueError:
+            host = None
+        return f"{self.kind} ({host or '?'})"
+
+    def secrets(self) -> list[str]:
+        """Every string of this robot that must never be shown: its secret and its URL's credentials."""
+        return [self.secret, *url_secrets(self.url)]
+
+    def redact(self, text: str, *more: str) -> str:
+        return redact(text, [*self.secrets(), *more])
 
     def request(self, message: Message, now: float) -> Request:
         """The HTTP request for `message` at wall time `now` (pure: the signature depends on it)."""
         headers = {"Content-Type": "application/json; charset=utf-8"}
         text = f"{message.title}\n{message.text}"
-        url = self.url
+        url, auth = basic_auth(self.url)
+        signed: tuple[str, ...] = ()
+        if auth is not None:
+            headers["Authorization"] = auth
+            signed = (auth, auth.removeprefix("Basic "))
         doc: dict[str, Any]
         if self.kind == "dingtalk":
             doc = {
@@ -91,18 +179,22 @@ class Robot:
             }
             if self.secret:
                 ts = int(now * 1000)
-                query = urllib.parse.urlencode({"timestamp": ts, "sign": dingtalk_sign(self.secret, ts)})
+                sign = dingtalk_sign(self.secret, ts)
+                query = urllib.parse.urlencode({"timestamp": ts, "sign": sign})
                 url = f"{url}{'&' if '?' in url else '?'}{query}"
+                signed += (str(ts), sign, *url_secrets(url))
         elif self.kind == "wecom":
             doc = {"msgtype": "markdown", "markdown": {"content": f"**{message.title}**\n{message.text}"}}
         elif self.kind == "feishu":
             doc = {"msg_type": "text", "content": {"text": text}}
             if self.secret:
                 ts = int(now)
-                doc = {"timestamp": str(ts), "sign": feishu_sign(self.secret, ts), **doc}
+                sign = feishu_sign(self.secret, ts)
+                doc = {"timestamp": str(ts), "sign": sign, **doc}
+                signed += (str(ts), sign)
         else:
             doc = {"title": message.title, "text": message.text, **message.fields}
-        return Request(url, json.dumps(doc, ensure_ascii=False).encode(), headers)
+        return Request(url, json.dumps(doc, ensure_ascii=False).encode(), headers, signed)
 
     def admit(self, now: float) -> bool:
         """Whether one more message fits under the robot's rate this minute (and count it)."""
@@ -123,14 +215,20 @@ class Outcome:
 
 
 def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:
+    """The configured robots; a ValueError naming each malformed URL's variable and what is wrong
+    with it, on one line and never quoting the URL."""
     env = os.environ if environ is None else environ
-    out = []
+    out, problems = [], []
     for kind in KINDS:
-        url = env.get(f"PROMO_NOTIFY_{kind.upper()}_URL", "").strip()
+        var = f"PROMO_NOTIFY_{kind.upper()}_URL"
+        url = env.get(var, "").strip()
         if url:
-            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError(f"PROMO_NOTIFY_{kind.upper()}_URL must be an http(s) URL")
+            problem = url_problem(url)
+            if problem is not None:
+                problems.append(f"{var} (the {kind} robot) {problem}")
             out.append(Robot(kind, url, env.get(f"PROMO_NOTIFY_{kind.upper()}_SECRET", "")))
+    if problems:
+        raise ValueError("; ".join(problems) + " (the value is not shown: it holds credentials)")
     return out
 
 
@@ -162,15 +260,16 @@ def send(
     detail = ""
     for attempt in range(1, attempts + 1):
         req = robot.request(message, clock())
-        http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
         try:
+            http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
             with urllib.request.urlopen(http, timeout=timeout_s) as resp:  # noqa: S310 - a configured robot URL
                 ok, detail = _answer_ok(robot.kind, resp.status, resp.read())
         except urllib.error.HTTPError as exc:
             ok, detail = False, f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
+        except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
             reason = getattr(exc, "reason", exc)
-            ok, detail = False, f"{type(reason).__name__}: {reason}".split("?")[0][:200]
+            ok, detail = False, f"{type(reason).__name__}: {reason}"
+        detail = robot.redact(detail, *req.secrets)
         if ok:
             return Outcome(robot.name, True, attempt, detail)
         if attempt < attempts:

@@ -41,8 +41,9 @@ def test_feishu_signature_known_answer() -> None:
 class Receiver:
     """A loopback HTTP server that records each request and answers like a robot."""
 
-    def __init__(self, answers: list[tuple[int, dict[str, Any]]]) -> None:
+    def __init__(self, answers: list[tuple[int, dict[str, Any]]], *, echo: bool = False) -> None:
         self.requests: list[tuple[str, bytes]] = []
+        self.auth: list[str | None] = []  # each request's Authorization header
         self.answers = answers
         outer = self
 
@@ -50,7 +51,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.requests.append((self.path, body))
+                outer.auth.append(self.headers.get("Authorization"))
                 status, doc = outer.answers.pop(0) if outer.answers else (200, {"errcode": 0})
+                if echo:  # a robot whose error repeats the request, credentials and all
+                    status, doc = 200, {"errcode": 300001, "errmsg": f"invalid request {self.path} {body.decode()}"}
                 payload = json.dumps(doc).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -165,3 +169,81 @@ def test_robots_come_from_the_environment_and_test_notify_says_how_each_went(rec
     assert json.loads(receiver.requests[0][1])["markdown"]["content"].startswith("**promo 告警测试**")
     with pytest.raises(ValueError, match="http"):
         robots_from_env({"PROMO_NOTIFY_WEBHOOK_URL": "file:///etc/passwd"})
+
+
+# -- malformed URLs, robots' answers, basic auth (an outside review) ---------------------------------------
+TOKEN = "TOPSECRET"
+BAD_URLS = {
+    "space": ("dingtalk", f"http://127.0.0.1:18911/robot/send?access_token={TOKEN} x"),
+    "port": ("webhook", f"http://127.0.0.1:abc/x?token={TOKEN}"),
+    "no host": ("webhook", f"http:///x?token={TOKEN}"),
+    "bad host": ("wecom", f"http://[::1/cgi-bin/webhook/send?key={TOKEN}"),
+    "port range": ("feishu", f"http://u:{TOKEN}@127.0.0.1:99999/open-apis/bot/v2/hook/x"),
+}
+
+
+def promo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PROMO, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={"PATH": "/usr/bin:/bin", **env}, check=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_URLS)
+def test_a_malformed_robot_url_is_a_config_error_that_quotes_none_of_it(case: str) -> None:
+    kind, url = BAD_URLS[case]
+    var = f"PROMO_NOTIFY_{kind.upper()}_URL"
+    with pytest.raises(ValueError) as raised:
+        robots_from_env({var: url, f"PROMO_NOTIFY_{kind.upper()}_SECRET": "SECsecret"})
+    message = str(raised.value)
+    assert message.startswith(f"{var} (the {kind} robot) ") and "\n" not in message
+    assert TOKEN not in message and "SECsecret" not in message and "/x" not in message and "send" not in message
+
+
+@pytest.mark.parametrize("case", ["space", "port", "no host", "bad host"])
+def test_send_to_a_malformed_url_fails_its_attempts_and_never_raises(case: str) -> None:
+    kind, url = BAD_URLS[case]
+    waits: list[float] = []
+    outcome = send(Robot(kind, url, "SECsecret"), MESSAGE, attempts=3, sleep=waits.append)
+    assert not outcome.ok and outcome.attempts == 3 and len(waits) == 2
+    assert (
+        TOKEN not in f"{outcome}"
+        and "SECsecret" not in f"{outcome}"
+        and "sign=" not in outcome.detail.replace("sign=***", "")
+    )
+
+
+def test_a_robot_answer_that_echoes_the_request_is_redacted_and_cut_short() -> None:
+    with Receiver([], echo=True) as r:
+        env = {"PROMO_NOTIFY_DINGTALK_URL": f"{r.url}/robot/send?access_token={TOKEN}",
+               "PROMO_NOTIFY_DINGTALK_SECRET": "SECechosecret"}  # fmt: skip
+        result = promo("alerts", "test-notify", env=env)
+        assert result.returncode == 1, result.stderr
+        (line,) = result.stdout.splitlines()
+        assert line.startswith("dingtalk (127.0.0.1): FAILED after 4 attempt(s) (HTTP 200, code 300001 invalid")
+        signatures = [urllib.parse.parse_qs(urllib.parse.urlsplit(path).query) for path, _ in r.requests]
+        shown = result.stdout + result.stderr
+        assert TOKEN not in shown and "SECechosecret" not in shown and "sign=***" in line
+        for query in signatures:
+            assert query["sign"][0] not in shown and urllib.parse.quote(query["sign"][0]) not in shown
+            assert query["timestamp"][0] not in shown
+        assert len(line) < 300
+    with Receiver([], echo=True) as r:  # Feishu signs in the body, and its hook id is its token
+        robot = Robot("feishu", f"{r.url}/open-apis/bot/v2/hook/{TOKEN}-hook-id", "SECfeishu")
+        outcome = send(robot, MESSAGE, attempts=1)
+        doc = json.loads(r.requests[0][1])
+        assert not outcome.ok and len(outcome.detail) <= 200
+        assert (
+            TOKEN not in outcome.detail and doc["sign"] not in outcome.detail and doc["timestamp"] not in outcome.detail
+        )
+
+
+def test_a_webhook_url_with_user_and_password_sends_basic_auth(receiver: Receiver) -> None:
+    port = receiver.server.server_address[1]
+    env = {"PROMO_NOTIFY_WEBHOOK_URL": f"http://alerts:pa%40ss{TOKEN}@127.0.0.1:{port}/hook?x=1"}
+    result = promo("alerts", "test-notify", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["webhook (127.0.0.1): ok after 1 attempt(s) (HTTP 200)"]
+    assert TOKEN not in result.stdout + result.stderr and "alerts:" not in result.stdout + result.stderr
+    assert receiver.requests[0][0] == "/hook?x=1"
+    assert receiver.auth == ["Basic " + base64.b64encode(f"alerts:pa@ss{TOKEN}".encode()).decode()]
+    outcome = send(Robot("webhook", f"http://alerts:pa%40ss{TOKEN}@127.0.0.1:1/hook"), MESSAGE, attempts=1)
+    assert not outcome.ok and "ConnectionRefused" in outcome.detail and TOKEN not in f"{outcome}"
