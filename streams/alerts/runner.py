@@ -36,7 +36,7 @@ from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Sc
 from streams.alerts.feed import WINDOW_S, Feed
 from streams.alerts.freshness import SETTLE_S
 from streams.alerts.messages import Context, render
-from streams.alerts.notify import Message, Robot, send
+from streams.alerts.notify import Message, Outcome, Robot, redact, send
 from streams.alerts.plan import Plan, PlanError, parse_plan_csv
 from streams.statelog import StateLog
 
@@ -307,12 +307,17 @@ class AlertRunner:
                 await sender
 
     async def deliver(self) -> None:
-        """Send queued notifications on threads (a slow robot holds only this task)."""
+        """Send queued notifications on threads (a slow robot holds only this task). Nothing ends
+        it but cancellation: a notification that fails is logged, and the next one goes out."""
         loop = asyncio.get_running_loop()
         while True:
             alert_id, event, message = await self.outbox.queue.get()
             try:
                 await self._deliver(loop, alert_id, event, message)
+            except Exception as exc:
+                secrets = [s for robot in self.robots for s in robot.secrets()]
+                log.error("notification %s of alert %s not delivered: %s", event, alert_id,
+                          redact(f"{type(exc).__name__}: {exc}", secrets))  # fmt: skip
             finally:
                 self.outbox.queue.task_done()
 
@@ -326,7 +331,10 @@ class AlertRunner:
         sent = False
         for robot in self.robots:
             held = self.outbox.held.pop(robot.name, [])
-            outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held))
+            try:
+                outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held))
+            except Exception as exc:  # send does not raise; were it to, this robot failed, the others go on
+                outcome = Outcome(robot.name, False, 1, robot.redact(f"{type(exc).__name__}: {exc}"))
             if outcome.attempts == 0:  # over the robot's rate: goes out with the next one it takes
                 self.outbox.held[robot.name] = [*held, message]
             elif outcome.ok:

@@ -10,10 +10,14 @@ The known answers were computed with OpenSSL, independently of Python's hmac:
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import logging
+import re
 import subprocess
 import sys
 import threading
@@ -209,6 +213,50 @@ def test_send_to_a_malformed_url_fails_its_attempts_and_never_raises(case: str) 
         and "SECsecret" not in f"{outcome}"
         and "sign=" not in outcome.detail.replace("sign=***", "")
     )
+
+
+def test_one_malformed_robot_never_stops_the_others(tmp_path: Path, capfd: pytest.CaptureFixture[str],
+                                                    caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner
+
+    bad = Robot("dingtalk", BAD_URLS["space"][1], "SECbadsecret")
+    raises = Robot("pager", f"http://127.0.0.1:1/x?token={TOKEN}")  # a kind send() has no rate for: it raises
+    marked: list[tuple[str, str]] = []
+
+    async def call(fn: Any, *args: Any) -> Any:  # the store's two calls of a delivery (no store needed)
+        if fn is alert_store.notified:
+            return set()
+        if fn is alert_store.mark_notified:
+            marked.append((args[1], args[2]))
+        return None
+
+    async def caught_up(now: float) -> float:
+        return 0.0
+
+    async def deliver_two(runner: AlertRunner) -> bool:
+        sender = asyncio.ensure_future(runner.deliver())
+        for i in range(2):
+            runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
+        await asyncio.wait_for(runner.outbox.queue.join(), 30)  # a sender that died never gets there
+        alive = not sender.done()
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        return alive
+
+    with Receiver([]) as good, caplog.at_level(logging.INFO):
+        runner = AlertRunner(None, call, caught_up, state_path=tmp_path / "state.json",
+                             robots=[bad, raises, Robot("webhook", f"{good.url}/hook")])  # fmt: skip
+        assert asyncio.run(deliver_two(runner))
+    assert [json.loads(body)["i"] for _, body in good.requests] == [0, 1]
+    assert marked == [("a0", "fired@1"), ("a1", "fired@1")]
+    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 4 and all("(127.0.0.1)" in line and "\n" not in line for line in failures)
+    assert sum("to dingtalk" in line for line in failures) == sum("to pager" in line for line in failures) == 2
+    out, err = capfd.readouterr()
+    shown = out + err + caplog.text
+    assert TOKEN not in shown and "SECbadsecret" not in shown and not re.search(r"sign=(?!\*\*\*)", shown)
 
 
 def test_a_robot_answer_that_echoes_the_request_is_redacted_and_cut_short() -> None:
