@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.base import NoViewOpt, ViewPortOpt, app, settings_from
-from streams.cli.worker import _check_view
+from streams.cli.worker import _check_robots, _check_view
 
 DEMO_DATA_DIR = Path(".promo/demo")  # `promo totals` looks here when the default store is not there
 
@@ -33,6 +33,7 @@ def demo(
 
     view = settings_from(view_port=0 if no_view else view_port)
     _check_view(view)
+    _check_robots()  # the demo's worker runs the detector with the robots of this environment
     try:
         run_demo(port=port, web_port=web_port, rate=rate, duration=duration, data_dir=data_dir, once=once, view=view)
     except KeyboardInterrupt:

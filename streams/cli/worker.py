@@ -100,6 +100,8 @@ def worker(
     _install_crash_points()
     if settings.alerts and not settings.sink:
         fail("--alerts needs the sink in this process (--sink): the detector reads what the sink writes")
+    if settings.alerts:
+        _check_robots()
     if settings.sink:
         _check_view(settings)
     created = asyncio.run(ensure_topics(settings))
@@ -139,6 +141,17 @@ def _install_crash_points() -> None:
         fail(f"cannot arm the crash points: {exc}")
     if armed:
         typer.echo(f"lab hooks installed: {', '.join(armed)}")
+
+
+def _check_robots() -> None:
+    """A malformed PROMO_NOTIFY_*_URL stops the start (exit 2, one line that quotes no credential):
+    a detector whose alerts reach nobody is found out before the sale, not during it."""
+    from streams.alerts.notify import robots_from_env
+
+    try:
+        robots_from_env()
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _check_view(settings: Settings) -> None:

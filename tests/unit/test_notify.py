@@ -202,6 +202,24 @@ def test_a_malformed_robot_url_is_a_config_error_that_quotes_none_of_it(case: st
     assert TOKEN not in message and "SECsecret" not in message and "/x" not in message and "send" not in message
 
 
+def test_cli_commands_refuse_malformed_robot_urls_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    bad = {"PROMO_NOTIFY_DINGTALK_URL": BAD_URLS["space"][1], "PROMO_NOTIFY_DINGTALK_SECRET": "SECsecret",
+           "PROMO_NOTIFY_WEBHOOK_URL": BAD_URLS["port"][1], "PROMO_DATA_DIR": str(tmp_path)}  # fmt: skip
+    runs = [
+        promo("alerts", "test-notify", env=bad),
+        promo("alerts", "test-notify", env={"PROMO_NOTIFY_WEBHOOK_URL": BAD_URLS["no host"][1]}),
+        promo("alerts", "run", env=bad, cwd=tmp_path),
+        promo("worker", "--sink", "--alerts", "--no-view", env=bad, cwd=tmp_path),
+    ]
+    for result in runs:
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == "" and len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.stderr.startswith("promo: error: PROMO_NOTIFY_") and "robot" in result.stderr
+        assert TOKEN not in result.stderr and "SECsecret" not in result.stderr and "Traceback" not in result.stderr
+    assert "PROMO_NOTIFY_DINGTALK_URL" in runs[0].stderr and "PROMO_NOTIFY_WEBHOOK_URL" in runs[0].stderr
+    assert "has no host" in runs[1].stderr
+
+
 @pytest.mark.parametrize("case", ["space", "port", "no host", "bad host"])
 def test_send_to_a_malformed_url_fails_its_attempts_and_never_raises(case: str) -> None:
     kind, url = BAD_URLS[case]
