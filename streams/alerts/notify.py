@@ -51,6 +51,8 @@ def url_problem(url: str) -> str | None:
     when urllib can send to it."""
     if any(c.isspace() or not c.isprintable() for c in url):
         return "has a space or a control character in it (encode a space as %20)"
+    if not url.isascii():
+        return "has a character that is not ASCII in it (percent-encode it)"
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError:
@@ -91,9 +93,23 @@ def url_secrets(url: str) -> list[str]:
     if len(parts.path) > 1:
         out += [parts.path, *(seg for seg in parts.path.split("/") if len(seg) >= 12)]
     for pair in parts.query.split("&"):
-        value = pair.partition("=")[2]
+        name, equals, value = pair.partition("=")
+        value = value if equals else name  # `?TOKEN`: the bare value is the credential
         out += [value, urllib.parse.unquote_plus(value)]
+    if parts.fragment:
+        out += [parts.fragment, urllib.parse.unquote(parts.fragment)]
     return out
+
+
+class _Refuse(urllib.request.HTTPRedirectHandler):
+    """A robot's answer is its answer: a 3xx is a failed send, not a GET of somewhere else with the
+    Authorization header (a webhook's basic auth) and without the message."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
 
 
 def basic_auth(url: str) -> tuple[str, str | None]:
@@ -142,8 +158,8 @@ class Request:
 @dataclass
 class Robot:
     kind: str
-    url: str
-    secret: str = ""
+    url: str = field(repr=False)  # credentials: never in a repr
+    secret: str = field(default="", repr=False)
     sent: deque[float] = field(default_factory=deque)  # send times of the last minute (rate limit)
 
     @property
@@ -262,12 +278,12 @@ def send(
         req = robot.request(message, clock())
         try:
             http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
-            with urllib.request.urlopen(http, timeout=timeout_s) as resp:  # noqa: S310 - a configured robot URL
+            with _NO_REDIRECTS.open(http, timeout=timeout_s) as resp:
                 ok, detail = _answer_ok(robot.kind, resp.status, resp.read())
-        except urllib.error.HTTPError as exc:
+        except urllib.error.HTTPError as exc:  # a redirect too: it would re-send as a GET, credentials and all
             ok, detail = False, f"HTTP {exc.code}"
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
-            reason = getattr(exc, "reason", exc)
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             ok, detail = False, f"{type(reason).__name__}: {reason}"
         detail = robot.redact(detail, *req.secrets)
         if ok:

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from streams.alerts.notify import Message, Robot, dingtalk_sign, feishu_sign, robots_from_env, send
+from streams.alerts.notify import Message, Robot, dingtalk_sign, feishu_sign, robots_from_env, send, url_secrets
 
 PROMO = str(Path(sys.executable).with_name("promo"))
 
@@ -45,7 +45,8 @@ def test_feishu_signature_known_answer() -> None:
 class Receiver:
     """A loopback HTTP server that records each request and answers like a robot."""
 
-    def __init__(self, answers: list[tuple[int, dict[str, Any]]], *, echo: bool = False) -> None:
+    def __init__(self, answers: list[tuple[int, dict[str, Any]]], *, echo: bool = False,
+                 redirect: str | None = None) -> None:  # fmt: skip
         self.requests: list[tuple[str, bytes]] = []
         self.auth: list[str | None] = []  # each request's Authorization header
         self.answers = answers
@@ -56,6 +57,12 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 outer.requests.append((self.path, body))
                 outer.auth.append(self.headers.get("Authorization"))
+                if redirect is not None:  # a robot moved elsewhere (or a hostile one)
+                    self.send_response(302)
+                    self.send_header("Location", redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 status, doc = outer.answers.pop(0) if outer.answers else (200, {"errcode": 0})
                 if echo:  # a robot whose error repeats the request, credentials and all
                     status, doc = 200, {"errcode": 300001, "errmsg": f"invalid request {self.path} {body.decode()}"}
@@ -65,6 +72,13 @@ class Receiver:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def do_GET(self) -> None:  # only a followed redirect would get here
+                outer.requests.append((self.path, b""))
+                outer.auth.append(self.headers.get("Authorization"))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -183,6 +197,7 @@ BAD_URLS = {
     "no host": ("webhook", f"http:///x?token={TOKEN}"),
     "bad host": ("wecom", f"http://[::1/cgi-bin/webhook/send?key={TOKEN}"),
     "port range": ("feishu", f"http://u:{TOKEN}@127.0.0.1:99999/open-apis/bot/v2/hook/x"),
+    "not ascii": ("webhook", f"http://127.0.0.1:1/hook/告警?token={TOKEN}"),
 }
 
 
@@ -313,3 +328,21 @@ def test_a_webhook_url_with_user_and_password_sends_basic_auth(receiver: Receive
     assert receiver.auth == ["Basic " + base64.b64encode(f"alerts:pa@ss{TOKEN}".encode()).decode()]
     outcome = send(Robot("webhook", f"http://alerts:pa%40ss{TOKEN}@127.0.0.1:1/hook"), MESSAGE, attempts=1)
     assert not outcome.ok and "ConnectionRefused" in outcome.detail and TOKEN not in f"{outcome}"
+
+
+def test_a_redirect_is_a_failed_send_and_never_carries_the_credentials_elsewhere() -> None:
+    # urllib would follow a 302 after a POST as a GET to the new place, basic auth and all, and the
+    # answer there (200) read as delivered although the message was never posted.
+    with Receiver([]) as elsewhere, Receiver([], redirect=f"{elsewhere.url}/landing") as mover:
+        moved_url = f"http://alerts:{TOKEN}@127.0.0.1:{mover.server.server_address[1]}/hook"
+        outcome = send(Robot("webhook", moved_url), MESSAGE, attempts=1)
+        assert not outcome.ok and outcome.detail == "HTTP 302", outcome
+        assert len(mover.requests) == 1 and elsewhere.requests == [], elsewhere.requests
+        assert TOKEN not in f"{outcome}"
+
+
+def test_bare_query_values_and_fragments_are_credentials_too() -> None:
+    secrets = url_secrets(f"https://robot.example/hook?{TOKEN}#frag{TOKEN}")
+    assert TOKEN in secrets and f"frag{TOKEN}" in secrets
+    assert TOKEN not in Robot("webhook", f"https://robot.example/hook?{TOKEN}").redact(f"echo ?{TOKEN}")
+    assert TOKEN not in repr(Robot("webhook", f"https://robot.example/hook?{TOKEN}", TOKEN))
