@@ -265,7 +265,7 @@ class Silence:
                 str(doc["created_by"])[:100],
                 round(float(doc["created_at"]), 3),  # as the table keeps it: the id stays the same
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(
                 f"a silence needs kind, metric, campaign_id, channel, until, reason, created_by, created_at: {exc}"
             ) from None

@@ -367,19 +367,25 @@ def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
 
 
 # -- list, ack, silence, note ----------------------------------------------------------------------
+_LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z, the last time ISO 8601 (and Python) can say
+
+
 def parse_time(text: str, flag: str, now: float | None = None) -> float:
     """ISO 8601 (UTC unless it says otherwise) or a duration from now: +30m, +2h, +45s, +1d."""
     now = time.time() if now is None else now
     rel = re.fullmatch(r"\+(\d+(?:\.\d+)?)([smhd])", text.strip())
     if rel:
-        return now + float(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)]
-    try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{flag} must be ISO 8601 (2026-11-11T00:30:00Z) or +30m / +2h, not {text!r}")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+        ahead = float(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)]
+        at = min(now + ahead, _LAST_TIME)  # a million days ahead is "later than anything", for the callers' checks
+    else:
+        try:
+            when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+            at = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+        except (ValueError, OverflowError):
+            fail(f"{flag} must be ISO 8601 (2026-11-11T00:30:00Z) or +30m / +2h, not {text!r}")
+    if at < 0:  # a year 0001 in some time zone: no store keeps it, nor prints it
+        fail(f"{flag} {text!r} is before 1970")
+    return at
 
 
 def parse_scope(text: str) -> tuple[str, str]:

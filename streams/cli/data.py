@@ -197,13 +197,14 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
             incident = Incident.from_json(doc, config.channels)
         except KeyError as exc:
             fail(f"{path}: incident {i}: no {exc}")
-        except (ValueError, TypeError, RecursionError) as exc:
+        except (ValueError, TypeError, RecursionError, OverflowError) as exc:
             fail(f"{path}: incident {i}: {str(exc)[:200] or type(exc).__name__}")
         campaign = incident.scope.campaign_id
         if campaign is not None and campaign not in campaigns:
             fail(f"{path}: incident {i}: no campaign {campaign!r} in the sale day (c01 to c{config.campaigns:02d})")
         if not (incident.start < end and incident.end > start):
-            fail(f"{path}: incident {i}: {incident.to_json()['start']} for {incident.duration:g} s is outside the "
+            when = iso_utc(incident.start) if abs(incident.start) < 2.5e11 else f"{incident.start:g} (epoch s)"
+            fail(f"{path}: incident {i}: {when} for {incident.duration:g} s is outside the "
                  f"slice sent (--at {iso_utc(start)} for {end - start:g} s)")  # fmt: skip
         found.append(incident)
     return found

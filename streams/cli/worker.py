@@ -195,11 +195,14 @@ def _detector_holder(store: Path) -> int | None:
     """The pid of a running `promo alerts run` that holds an embedded store open, if any."""
     try:
         pid = int(json.loads(detector_file(store).read_text())["pid"])
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, KeyError, TypeError, ProcessLookupError):
+    except (OSError, ValueError, KeyError, TypeError):  # none, unreadable or not ours: nothing to say
         return None
-    except PermissionError:
-        pass  # alive, another user's
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except (PermissionError, OverflowError):
+        pass  # alive, another user's (or a pid no process has: the store's own error will say)
     return pid if pid != os.getpid() else None
 
 

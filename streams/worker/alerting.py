@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -141,6 +142,8 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
             since = request.query.get("since_s")
             try:
                 since_s = float(since) if since else None
+                if since_s is not None and not math.isfinite(since_s):
+                    raise ValueError(since)
             except ValueError:
                 return self.json({"error": "since_s must be epoch seconds"}, status=400)
             source, firing = request.query.get("source", "live"), request.query.get("firing") == "1"

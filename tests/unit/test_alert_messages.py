@@ -104,7 +104,8 @@ def _silence_doc(**change: object) -> dict[str, object]:
      ({"until": float("nan")}, "at most 7 days"), ({"until": T0 - 1}, "in the future"),
      ({"channel": "nosuch"}, "no scope"), ({"campaign_id": "", "channel": "app"}, "empty part"),
      ({"campaign_id": "c01/"}, "empty part"), ({"metric": "clicks"}, "metric"),
-     ({"created_at": float("inf")}, "created_at"), ({"kind": "lift"}, "kind")],
+     ({"created_at": float("inf")}, "created_at"), ({"kind": "lift"}, "kind"),
+     ({"until": 10**400}, "a silence needs")],
 )  # fmt: skip
 def test_a_silence_from_json_is_checked_as_the_worker_gets_it(change: dict[str, object], message: str) -> None:
     assert Silence.from_doc(_silence_doc(), now=T0).until == T0 + 3600

@@ -175,6 +175,10 @@ def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Pat
     for since in ("+30m", "2100-01-01T00:00:00Z"):
         one_line_error(promo("alerts", "list", "--since", since, "--clickhouse", f"chdb://{store}"),
                        "--since is in the future")  # fmt: skip
+    one_line_error(promo("alerts", "list", "--since", "+99999999999d", "--clickhouse", f"chdb://{store}"),
+                   "--since is in the future")  # fmt: skip
+    one_line_error(promo("alerts", "list", "--since", "0001-01-01T00:00:00+14:00", "--clickhouse", f"chdb://{store}"),
+                   "is before 1970")  # fmt: skip
     done = promo("alerts", "list", "--json", "--since", "2025-11-10T00:00:00Z", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store}\n"

@@ -254,9 +254,12 @@ def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str)
         ("[1]", "incident 0: an incident is a JSON object"),
         ('{"scope": "c01"}', "not a JSON list of incidents (a dict)"),
         ("[" * 100_000 + "]" * 100_000, "not a JSON list of incidents"),
+        ('[{"scope": "c01", "start": 1e300, "duration": 60, "depth": 1}]', "is outside the slice sent"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1, "ramp_s": 1' + "0" * 400
+         + "}]", "incident 0: "),
     ],
     ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
-         "no-start", "not-an-object", "not-a-list", "nested-deep"],
+         "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits"],
 )  # fmt: skip
 def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
     tmp_path: Path, incidents: str, message: str
