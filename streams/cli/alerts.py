@@ -474,6 +474,10 @@ def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str
     if not reason.strip():
         fail("--reason must say why (it is shown to the next person on shift)")
     campaign, channel = parse_scope(scope)
+    if "/" in scope and not channel:
+        tail = scope.strip().rpartition("/")[2]
+        warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; an unlisted "
+             "channel's alerts are silenced (or noted) through its campaign's scope")  # fmt: skip
     return {
         "kind": kind,
         "metric": metric or "",
