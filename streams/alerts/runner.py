@@ -342,9 +342,14 @@ class AlertRunner:
             else:
                 log.warning("notification %s of alert %s to %s failed: %s", event, alert_id, outcome.robot,
                             outcome.detail)  # fmt: skip
+                # Not lost with it: what this robot missed goes out, as a digest, with the next one it takes.
+                self.outbox.held[robot.name] = [*held, message][-HELD_MAX:]
         if sent:
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
+
+
+HELD_MAX = 50  # messages a robot may owe (rate-held or failed) before the oldest are dropped from its digest
 
 
 def with_digest(message: Message, held: Sequence[Message]) -> Message:

@@ -346,3 +346,30 @@ def test_bare_query_values_and_fragments_are_credentials_too() -> None:
     assert TOKEN in secrets and f"frag{TOKEN}" in secrets
     assert TOKEN not in Robot("webhook", f"https://robot.example/hook?{TOKEN}").redact(f"echo ?{TOKEN}")
     assert TOKEN not in repr(Robot("webhook", f"https://robot.example/hook?{TOKEN}", TOKEN))
+
+
+def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_path: Path) -> None:
+    from streams.alerts.runner import AlertRunner
+
+    async def call(fn: Any, *args: Any) -> Any:  # the store's two calls of a delivery (no store needed)
+        return set() if fn.__name__ == "notified" else None
+
+    async def caught_up(now: float) -> float:
+        return 0.0
+
+    async def deliver_two(runner: AlertRunner) -> None:
+        sender = asyncio.ensure_future(runner.deliver())
+        for i in range(2):
+            runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
+        await asyncio.wait_for(runner.outbox.queue.join(), 60)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+    with Receiver([(500, {})] * 4) as r:  # down for the first message's four attempts, then back
+        runner = AlertRunner(None, call, caught_up, state_path=tmp_path / "state.json",
+                             robots=[Robot("webhook", f"{r.url}/hook")])  # fmt: skip
+        asyncio.run(deliver_two(runner))
+    bodies = [json.loads(body) for _, body in r.requests]
+    assert len(bodies) == 5 and bodies[-1]["i"] == 1, bodies
+    assert "- alert 0" in bodies[-1]["text"], bodies[-1]["text"]  # the failed one, in the digest
