@@ -77,6 +77,10 @@ def main() -> None:
     # Short-lived commands say what went wrong in one line of their own; the Kafka client's
     # connection chatter would bury it. (The worker configures its logging through Faust.)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if sys.argv[1:2] != ["worker"]:  # ... nor the HTTP client's retries (a worker keeps them in its log)
+        # (urllib3's pool by name: clickhouse-connect sets "urllib3" itself to WARNING when imported)
+        for name in ("urllib3.connectionpool", "clickhouse_connect"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         # Not standalone: typer's own errors (a flag or value the command does not take) come here

@@ -182,3 +182,10 @@ def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Pat
     done = promo("alerts", "list", "--json", "--since", "2025-11-10T00:00:00Z", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store}\n"
+
+
+def test_a_clickhouse_server_that_is_not_there_is_one_line_with_no_password() -> None:
+    # The HTTP client's retry warnings came first (clickhouse-connect sets urllib3's level when imported).
+    done = promo("alerts", "list", "--clickhouse", "http://u:PASSX@127.0.0.1:1/")
+    one_line_error(done, "cannot read the store at http://u:********@127.0.0.1:1/")
+    assert "PASSX" not in done.stderr
