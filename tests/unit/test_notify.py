@@ -248,6 +248,23 @@ def test_send_to_a_malformed_url_fails_its_attempts_and_never_raises(case: str) 
     )
 
 
+async def _caught_up(now: float) -> float:
+    return 0.0
+
+
+async def _deliver_two(runner: Any) -> bool:
+    """Messages "alert 0" and "alert 1" through the runner's sender task; whether it lived through them."""
+    sender = asyncio.ensure_future(runner.deliver())
+    for i in range(2):
+        runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
+    await asyncio.wait_for(runner.outbox.queue.join(), 60)  # a sender that died never gets there
+    alive = not sender.done()
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+    return alive
+
+
 def test_one_malformed_robot_never_stops_the_others(tmp_path: Path, capfd: pytest.CaptureFixture[str],
                                                     caplog: pytest.LogCaptureFixture) -> None:  # fmt: skip
     from streams.alerts import store as alert_store
@@ -264,24 +281,10 @@ def test_one_malformed_robot_never_stops_the_others(tmp_path: Path, capfd: pytes
             marked.append((args[1], args[2]))
         return None
 
-    async def caught_up(now: float) -> float:
-        return 0.0
-
-    async def deliver_two(runner: AlertRunner) -> bool:
-        sender = asyncio.ensure_future(runner.deliver())
-        for i in range(2):
-            runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
-        await asyncio.wait_for(runner.outbox.queue.join(), 30)  # a sender that died never gets there
-        alive = not sender.done()
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
-        return alive
-
     with Receiver([]) as good, caplog.at_level(logging.INFO):
-        runner = AlertRunner(None, call, caught_up, state_path=tmp_path / "state.json",
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
                              robots=[bad, raises, Robot("webhook", f"{good.url}/hook")])  # fmt: skip
-        assert asyncio.run(deliver_two(runner))
+        assert asyncio.run(_deliver_two(runner))
     assert [json.loads(body)["i"] for _, body in good.requests] == [0, 1]
     assert marked == [("a0", "fired@1"), ("a1", "fired@1")]
     failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
@@ -354,22 +357,10 @@ def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_pat
     async def call(fn: Any, *args: Any) -> Any:  # the store's two calls of a delivery (no store needed)
         return set() if fn.__name__ == "notified" else None
 
-    async def caught_up(now: float) -> float:
-        return 0.0
-
-    async def deliver_two(runner: AlertRunner) -> None:
-        sender = asyncio.ensure_future(runner.deliver())
-        for i in range(2):
-            runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
-        await asyncio.wait_for(runner.outbox.queue.join(), 60)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
-
     with Receiver([(500, {})] * 4) as r:  # down for the first message's four attempts, then back
-        runner = AlertRunner(None, call, caught_up, state_path=tmp_path / "state.json",
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
                              robots=[Robot("webhook", f"{r.url}/hook")])  # fmt: skip
-        asyncio.run(deliver_two(runner))
+        assert asyncio.run(_deliver_two(runner))
     bodies = [json.loads(body) for _, body in r.requests]
     assert len(bodies) == 5 and bodies[-1]["i"] == 1, bodies
     assert "- alert 0" in bodies[-1]["text"], bodies[-1]["text"]  # the failed one, in the digest
