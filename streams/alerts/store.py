@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from streams.alerts.scope import parse_scope
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
 if TYPE_CHECKING:
@@ -280,12 +279,17 @@ class Silence:
             raise ValueError(f"a silence ends at most {MAX_SILENCE} from now (a war room's silence lasts hours)")
         if silence.kind == "silence" and silence.until <= now:
             raise ValueError("a silence must end in the future")
-        try:
-            parsed = parse_scope(silence.scope)
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
-        if (parsed.campaign_id or "", parsed.channel or "") != (silence.campaign_id, silence.channel):
-            raise ValueError(f"campaign_id {silence.campaign_id!r} and channel {silence.channel!r} are no scope")
+        # The fields say the scope outright (no grammar to read): a channel needs a campaign, no part
+        # is blank, a channel has no '/' (a campaign id may), any channel name the data has is one.
+        campaign, channel = silence.campaign_id, silence.channel
+        blank = bool(campaign) and any(not part.strip() for part in campaign.split("/"))
+        if blank or (channel and not campaign):
+            said = f"{campaign}/{channel}" if channel else campaign
+            raise ValueError(f"a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part, not {said!r}")
+        if channel and (not channel.strip() or "/" in channel):
+            raise ValueError(f"campaign_id {campaign!r} and channel {channel!r} are no scope")
+        if len(campaign) > 64:
+            raise ValueError(f"a campaign id has at most 64 characters, not {len(campaign)}")
         return silence
 
     @property

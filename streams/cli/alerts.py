@@ -465,7 +465,30 @@ def ack_alert(
     typer.echo(f"acknowledged {alert_id}")
 
 
-def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str, by: str | None) -> dict[str, Any]:
+def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> tuple[str, str, str]:
+    """(as said, campaign_id, channel) from `--scope` or from `--campaign [--channel]` (which names any
+    channel, a listed one or not, and a campaign id whatever it holds)."""
+    if scope is not None and (campaign is not None or channel is not None):
+        fail("--scope or --campaign/--channel, not both")
+    if scope is None:
+        if campaign is None:
+            fail("say the scope: --scope total|CAMPAIGN|CAMPAIGN/CHANNEL, or --campaign C [--channel X]")
+        if not campaign.strip() or (channel is not None and (not channel.strip() or "/" in channel)):
+            fail("--campaign must not be empty, and --channel must be a channel's name (no '/')")
+        campaign, channel = campaign.strip(), (channel or "").strip()
+        return (f"{campaign}/{channel}" if channel else campaign), campaign, channel
+    if channel is not None:
+        fail("--channel goes with --campaign")
+    found_campaign, found_channel = parse_scope(scope)
+    if "/" in scope and not found_channel:
+        head, _, tail = scope.strip().rpartition("/")
+        warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; for the "
+             f"channel {tail!r} of campaign {head!r} say --campaign {head!r} --channel {tail!r}")  # fmt: skip
+    return scope.strip(), found_campaign, found_channel
+
+
+def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: float, reason: str,
+            by: str | None) -> dict[str, Any]:  # fmt: skip
     """The silence or note to store, checked before any store is opened."""
     from streams.sink.clickhouse import ALERT_METRICS
 
@@ -473,11 +496,7 @@ def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str
         fail(f"--metric must be one of {', '.join(ALERT_METRICS)}, not {metric!r}")
     if not reason.strip():
         fail("--reason must say why (it is shown to the next person on shift)")
-    campaign, channel = parse_scope(scope)
-    if "/" in scope and not channel:
-        tail = scope.strip().rpartition("/")[2]
-        warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; an unlisted "
-             "channel's alerts are silenced (or noted) through its campaign's scope")  # fmt: skip
+    _, campaign, channel = scope
     return {
         "kind": kind,
         "metric": metric or "",
@@ -491,6 +510,8 @@ def _scoped(kind: str, scope: str, metric: str | None, until: float, reason: str
 
 
 SCOPE_HELP = "total, CAMPAIGN or CAMPAIGN/CHANNEL (CHANNEL: wechat, mobileqq, jingxi, app, web, other)"
+CAMPAIGN_HELP = "instead of --scope: the campaign id as it is (a '/' in it included)"
+CHANNEL_HELP = "with --campaign: the channel, any name the data has (douyin too)"
 
 
 def _warn_unknown(done: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -501,9 +522,11 @@ def _warn_unknown(done: dict[str, Any], doc: dict[str, Any]) -> None:
 
 @alerts_app.command("silence")
 def silence(
-    scope: Annotated[str, typer.Option("--scope", help=SCOPE_HELP)],
     until: Annotated[str, typer.Option("--until", help="ISO 8601 UTC or +30m / +2h; at most 7 days ahead")],
     reason: Annotated[str, typer.Option("--reason", help="why (shown to whoever looks next)")],
+    scope: Annotated[str | None, typer.Option("--scope", help=SCOPE_HELP)] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help=CAMPAIGN_HELP)] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help=CHANNEL_HELP)] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
     by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
     clickhouse: ClickHouseOpt = None,
@@ -518,12 +541,13 @@ def silence(
         fail(f"--until {until!r} is in the past")
     if end - now > MAX_SILENCE_S:
         fail(f"--until {until!r} is more than {MAX_SILENCE} ahead: a silence ends within {MAX_SILENCE} (renew it then)")
-    doc = _scoped("silence", scope, metric, end, reason, by)
+    said = _scope_of(scope, campaign, channel)
+    doc = _scoped("silence", said, metric, end, reason, by)
     with alert_tables(clickhouse) as tables:
         done = tables.silence(doc)
     _warn_unknown(done, doc)
     typer.echo(
-        f"silenced {scope}{' ' + metric if metric else ''} until "
+        f"silenced {said[0]}{' ' + metric if metric else ''} until "
         f"{dt.datetime.fromtimestamp(end, tz=dt.UTC).isoformat(timespec='seconds')} (id {done.get('id')})"
     )
 
@@ -565,19 +589,22 @@ def unsilence(
 
 @alerts_app.command("note")
 def note(
-    scope: Annotated[str, typer.Option("--scope", help=SCOPE_HELP)],
     reason: Annotated[str, typer.Option("--reason", help="what ops changed on purpose")],
+    scope: Annotated[str | None, typer.Option("--scope", help=SCOPE_HELP)] = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help=CAMPAIGN_HELP)] = None,
+    channel: Annotated[str | None, typer.Option("--channel", help=CHANNEL_HELP)] = None,
     metric: Annotated[str | None, typer.Option("--metric", help="one metric only (default: all)")] = None,
     by: Annotated[str | None, typer.Option("--by", help="who (default: your user name)")] = None,
     clickhouse: ClickHouseOpt = None,
 ) -> None:
     """Say ops changed something on purpose (a channel switched off, a coupon ended): the detector
     starts that scope's baseline again instead of calling the new level a drop."""
-    doc = _scoped("note", scope, metric, time.time(), reason, by)
+    said = _scope_of(scope, campaign, channel)
+    doc = _scoped("note", said, metric, time.time(), reason, by)
     with alert_tables(clickhouse) as tables:
         done = tables.silence(doc)
     _warn_unknown(done, doc)
-    typer.echo(f"noted for {scope}: its baseline starts again")
+    typer.echo(f"noted for {said[0]}: its baseline starts again")
 
 
 # -- replay -------------------------------------------------------------------------------------------

@@ -100,11 +100,17 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     done = promo("silence", "--scope", "c01/nosuchchannel", "--until", "+30m", "--reason", "x", "--metric", "orders")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("promo: warning: 'nosuchchannel' is not one of the contract's channels, so "
-                           "'c01/nosuchchannel' names one campaign; an unlisted channel's alerts are silenced (or "
-                           "noted) through its campaign's scope\n"
+                           "'c01/nosuchchannel' names one campaign; for the channel 'nosuchchannel' of campaign "
+                           "'c01' say --campaign 'c01' --channel 'nosuchchannel'\n"
                            "promo: warning: campaign 'c01/nosuchchannel' is neither imported (promo campaigns import) "
                            "nor in the data yet; stored anyway\n")  # fmt: skip
+    # A channel outside the contract's list (the data keeps it as sent): named outright.
+    done = promo("silence", "--campaign", "c01", "--channel", "douyin", "--until", "+1h", "--reason", "直播切流")
+    assert done.returncode == 0 and done.stdout.startswith("silenced c01/douyin until "), (done.stdout, done.stderr)
     for args, message in (
+        (("silence", "--scope", "c01", "--campaign", "c01", "--until", "+1h", "--reason", "x"), "not both"),
+        (("silence", "--channel", "douyin", "--until", "+1h", "--reason", "x"), "say the scope"),
+        (("note", "--campaign", "c01", "--channel", "a/b", "--reason", "x"), "no '/'"),
         (("silence", "--scope", "total", "--until", "+99999999d", "--reason", "x"), "more than 7 days ahead"),
         (("silence", "--scope", "c01/", "--until", "+1h", "--reason", "x"), "no empty part"),
         (("note", "--scope", "/wechat", "--reason", "x"), "no empty part"),
@@ -114,7 +120,9 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
     listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
     assert [(x["scope"], x["metric"], x["reason"], x["active"]) for x in listed] == [
-        ("c01/nosuchchannel", "orders", "x", True), ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip
+        ("c01/douyin", None, "直播切流", True), ("c01/nosuchchannel", "orders", "x", True),
+        ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip
+    listed = listed[1:]
     assert listed[1]["id"] == first and listed[1]["by"] == "ops" and listed[1]["until"].endswith("Z")
     done = promo("unsilence", first)
     assert done.returncode == 0 and done.stdout == f"lifted {first} (2026/双11/wechat)\n", done.stdout

@@ -102,13 +102,17 @@ def _silence_doc(**change: object) -> dict[str, object]:
     ("change", "message"),
     [({"until": T0 + 8 * 86400}, "at most 7 days"), ({"until": 1e300}, "at most 7 days"),
      ({"until": float("nan")}, "at most 7 days"), ({"until": T0 - 1}, "in the future"),
-     ({"channel": "nosuch"}, "no scope"), ({"campaign_id": "", "channel": "app"}, "empty part"),
+     ({"channel": "we/chat"}, "no scope"), ({"campaign_id": "", "channel": "app"}, "empty part"),
      ({"campaign_id": "c01/"}, "empty part"), ({"metric": "clicks"}, "metric"),
      ({"created_at": float("inf")}, "created_at"), ({"kind": "lift"}, "kind"),
      ({"until": 10**400}, "a silence needs")],
 )  # fmt: skip
 def test_a_silence_from_json_is_checked_as_the_worker_gets_it(change: dict[str, object], message: str) -> None:
     assert Silence.from_doc(_silence_doc(), now=T0).until == T0 + 3600
+    # The fields say the scope outright: a channel outside the contract's list (kept as sent) is one.
+    douyin = Silence.from_doc(_silence_doc(channel="douyin"), now=T0)
+    assert douyin.scope == "c01/douyin" and douyin.covers("orders", "c01", "douyin", T0)
+    assert not douyin.covers("orders", "c01", "wechat", T0)
     with pytest.raises(ValueError, match=message) as exc:
         Silence.from_doc(_silence_doc(**change), now=T0)
     assert "\n" not in str(exc.value)
