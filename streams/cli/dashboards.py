@@ -20,7 +20,10 @@ def dashboards_build(
 
     if directory.exists() and not directory.is_dir():
         fail(f"{directory} is not a directory")
-    written = write_all(directory)
+    try:
+        written = write_all(directory)
+    except OSError as exc:
+        fail(f"cannot write the dashboards to {directory}: {exc.strerror or exc}")
     typer.echo(f"wrote {len(written)} dashboards to {directory}: {', '.join(p.name for p in written)}")
 
 

@@ -96,6 +96,8 @@ def simulate(
     if incidents is not None or labels is not None:
         fail("--incidents and --labels go with --scenario sale-day")
     events = int((rate or 10_000) * duration)
+    if events > MAX_EVENTS:  # the stream is built in memory before it is sent
+        fail(f"--rate x --duration is {events:,} events; at most {MAX_EVENTS:,} in one run")
     try:
         config = SimConfig(scenario=scenario, events=events, duration_s=duration, seed=seed,
                            partitions=settings.partitions, start_ms=int(time.time() * 1000) - 7_200_000,
@@ -208,6 +210,9 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
                  f"slice sent (--at {iso_utc(start)} for {end - start:g} s)")  # fmt: skip
         found.append(incident)
     return found
+
+
+MAX_EVENTS = 50_000_000  # events one `promo simulate` run may build (a few GB of records)
 
 
 def read_input(file: Path, what: str) -> str:
@@ -436,8 +441,8 @@ def verify(
     Exit 0 when exact, 1 when not (after --wait), 2 for bad input."""
     from streams.kit.truth import Truth
 
-    if wait < 0:
-        fail("--wait must not be negative")
+    if not 0 <= wait < math.inf:  # nan and inf too: a check that never ends answers nothing
+        fail("--wait must be a finite number of seconds, not negative")
     try:
         want = Truth.from_json(read_input(truth, "a truth file from `promo simulate --truth`").encode())
     except ValueError as exc:

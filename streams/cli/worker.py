@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -42,6 +43,10 @@ def broker(
 
     if not 0 < port < 65536:
         fail(f"--port must be 1-65535, got {port}")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        fail(f"--host {host!r} is not an address (127.0.0.1 unless you mean it)")
     embedded = EmbeddedBroker(port, host=host, storage=storage)
     _stop_children_on_sigterm()
     embedded.start()
@@ -166,6 +171,9 @@ def _check_view(settings: Settings) -> None:
     host, port = settings.view_host, settings.view_port
     if port and ":" not in host and not port_is_free(host, port):
         fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
+    if not port_is_free(settings.web_host, settings.web_port):  # the worker's own web (health, the alert pages)
+        fail(f"the worker's web port {settings.web_host}:{settings.web_port} is in use; pick another with --web-port "
+             "(two workers on one host need their own)")  # fmt: skip
 
 
 def _check_data_dir(settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from streams.errors import BrokerError
@@ -68,9 +69,15 @@ class EmbeddedBroker:
         finally:
             if not isinstance(out, int):
                 out.close()  # the child has its own descriptor
-        if not wait_for_port(self.host, self.port, timeout_s):
-            self.stop()
-            raise BrokerError(f"the embedded broker did not start on {listener} in {timeout_s:.0f}s")
+        deadline = time.monotonic() + timeout_s
+        while not wait_for_port(self.host, self.port, 0.5):
+            exited = self.process.poll()
+            if exited is not None or time.monotonic() >= deadline:
+                self.stop()
+                why = f"exited ({exited}) at start" if exited is not None else f"did not start in {timeout_s:.0f}s"
+                raise BrokerError(
+                    f"the embedded broker {why} on {listener} (storage {self.storage.split('://')[0]}://…)"
+                )
         return self
 
     def pause(self) -> None:

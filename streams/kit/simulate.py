@@ -1054,7 +1054,7 @@ def _to_records(cfg: SimConfig, messages: list[_Message]) -> list[Record]:
 
 def _check(cfg: SimConfig) -> None:
     if cfg.scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {cfg.scenario!r}; known: {', '.join(SCENARIOS)}")
+        raise ValueError(f"unknown scenario {cfg.scenario!r}; known: {', '.join(SCENARIOS)}, sale-day")
     if cfg.events < 0 or cfg.users < 0:
         raise ValueError("events and users must be >= 0")
     if cfg.partitions < 1:

@@ -71,6 +71,33 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
         pytest.param(
+            ["broker", "--port", "29393", "--host", "999.1.1.1"],
+            {},
+            "--host '999.1.1.1' is not an address",
+            id="broker-bad-host",
+        ),
+        pytest.param(
+            ["broker", "--port", "29393", "--storage", "bogus://x"], {}, "exited (1) at start", id="broker-bad-storage"
+        ),
+        pytest.param(
+            ["verify", "--truth", "/dev/null", "--wait", "nan"],
+            {},
+            "--wait must be a finite number",
+            id="verify-wait-nan",
+        ),
+        pytest.param(
+            ["dashboards", "build", "/proc/nope"],
+            {},
+            "cannot write the dashboards to /proc/nope",
+            id="dashboards-build-unwritable",
+        ),
+        pytest.param(
+            ["simulate", "--rate", "1e12", "--duration", "1"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+            "at most 50,000,000 in one run",
+            id="simulate-too-many-events",
+        ),
+        pytest.param(
             ["users", "import", "/nonexistent/users.txt"],
             {"PROMO_BROKER": "kafka://127.0.0.1:1"},
             "no such file",
@@ -380,3 +407,16 @@ def test_campaigns_import_reports_bad_lines_and_sends_nothing(tmp_path: Path) ->
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"{campaigns}:2: '2026-11-11T00:00:00' has no UTC offset")
     assert lines[1] == "promo: error: 1 line(s) rejected; nothing imported" and len(lines) == 2
+
+
+def test_a_worker_whose_web_port_is_taken_says_so_in_one_line(tmp_path: Path) -> None:
+    # Faust's own bind error was 47 lines with a traceback; the view's port was already one line.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        store = f"chdb://{tmp_path / 'store'}"
+        result = promo("worker", "--web-port", str(port), "--no-view", "--broker", "kafka://127.0.0.1:1",
+                       "--clickhouse", store, env={"PROMO_DATA_DIR": str(tmp_path)})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"promo: error: the worker's web port 127.0.0.1:{port} is in use"), result.stderr
