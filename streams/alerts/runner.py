@@ -95,6 +95,9 @@ def stored_plan(text: str) -> Plan | None:
         return None
 
 
+HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are dropped from its digest
+
+
 @dataclass
 class Outbox:
     """Notifications waiting to go out, and per robot what its rate held back (sent as one digest)."""
@@ -347,9 +350,6 @@ class AlertRunner:
         if sent:
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
-
-
-HELD_MAX = 50  # messages a robot may owe (rate-held or failed) before the oldest are dropped from its digest
 
 
 def with_digest(message: Message, held: Sequence[Message]) -> Message:

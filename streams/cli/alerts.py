@@ -516,8 +516,10 @@ CHANNEL_HELP = "with --campaign: the channel, any name the data has (douyin too)
 
 def _warn_unknown(done: dict[str, Any], doc: dict[str, Any]) -> None:
     if not done.get("known_campaign", True):
-        typer.echo(f"promo: warning: campaign {doc['campaign_id']!r} is neither imported (promo campaigns "
-                   "import) nor in the data yet; stored anyway", err=True)  # fmt: skip
+        warn(
+            f"campaign {doc['campaign_id']!r} is neither imported (promo campaigns import) nor in the data yet; "
+            "stored anyway"
+        )
 
 
 @alerts_app.command("silence")

@@ -107,7 +107,8 @@ def worker(
         fail("--alerts needs the sink in this process (--sink): the detector reads what the sink writes")
     if settings.alerts:
         _check_robots()
-    if settings.sink:
+    if settings.sink:  # the web and the view run with the sink
+        _check_web(settings)
         _check_view(settings)
     created = asyncio.run(ensure_topics(settings))
     if created:
@@ -159,6 +160,15 @@ def _check_robots() -> None:
         fail(str(exc))
 
 
+def _check_web(settings: Settings) -> None:
+    """The worker's own web port (health, the alert pages) is free: Faust's bind error is a traceback."""
+    from streams.kafka import port_is_free
+
+    if not port_is_free(settings.web_host, settings.web_port):
+        fail(f"the worker's web port {settings.web_host}:{settings.web_port} is in use; pick another with --web-port "
+             "(two workers on one host need their own)")  # fmt: skip
+
+
 def _check_view(settings: Settings) -> None:
     """The view may listen where it is told: loopback, or beyond with a token; and its port is free."""
     from streams.dashboards.view.auth import check_bind
@@ -171,9 +181,6 @@ def _check_view(settings: Settings) -> None:
     host, port = settings.view_host, settings.view_port
     if port and ":" not in host and not port_is_free(host, port):
         fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
-    if not port_is_free(settings.web_host, settings.web_port):  # the worker's own web (health, the alert pages)
-        fail(f"the worker's web port {settings.web_host}:{settings.web_port} is in use; pick another with --web-port "
-             "(two workers on one host need their own)")  # fmt: skip
 
 
 def _check_data_dir(settings: Settings) -> None:
