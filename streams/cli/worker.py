@@ -139,7 +139,7 @@ def _install_crash_points() -> None:
     has only the hook points (streams/crashpoints.py) and reads none of these variables."""
     from streams.lab import crash
 
-    if not any(os.environ.get(var) for var in (crash.CRASH_AT, crash.PAUSE_AT, crash.DROP_FIRST_FETCH)):
+    if not any(os.environ.get(var) for var in crash.VARIABLES):
         return
     try:
         armed = crash.install_from_env()

@@ -8,6 +8,8 @@ the hook points (streams/crashpoints.py lists them) and reads none of these vari
                               `kill -9` at that instant (the kill loop of `promo chaos`)
 - `PROMO_PAUSE_AT=NAME[:N]`   it freezes itself there with SIGSTOP instead (the kill loop's zombie;
                               the test resumes it with SIGCONT)
+- `PROMO_TRACE_AT=NAME[,NAME...]` it writes `crash point reached: NAME` to stderr each time it passes
+                              one of them, so a test waits for a step instead of sleeping a guess
 - `PROMO_DROP_FIRST_FETCH=1`  the consumer drops, unacked, the first fetched batch of every partition
                               in every assignment, after the fetcher's position has moved past it,
                               as it drops records fetched across a rebalance: a consumer that then
@@ -19,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import sys
 from collections.abc import Mapping
 
 from streams import crashpoints
@@ -27,6 +30,9 @@ from streams.crashpoints import NAMES, DropFetched
 CRASH_AT = "PROMO_CRASH_AT"
 PAUSE_AT = "PROMO_PAUSE_AT"
 DROP_FIRST_FETCH = "PROMO_DROP_FIRST_FETCH"
+TRACE_AT = "PROMO_TRACE_AT"
+VARIABLES = (CRASH_AT, PAUSE_AT, TRACE_AT, DROP_FIRST_FETCH)
+TRACE_LINE = "crash point reached: "
 
 
 def parse(spec: str) -> tuple[str, int] | None:
@@ -67,6 +73,12 @@ class CrashPoints:
             crashpoints.install(name, functools.partial(self.reached, name))
 
 
+def trace(name: str) -> None:
+    """The hook of `PROMO_TRACE_AT`: one line on stderr, flushed (the worker's log is a file)."""
+    sys.stderr.write(f"{TRACE_LINE}{name}\n")
+    sys.stderr.flush()
+
+
 def drop_first_fetch() -> DropFetched:
     """Drop the first fetched batch of each partition in each assignment (a consumer generation),
     while the assignment has handed it none."""
@@ -91,6 +103,11 @@ def install_from_env(environ: Mapping[str, str] = os.environ) -> list[str]:
         if spec:
             CrashPoints(spec, sig).install()
             installed.append(f"{var}={spec}")
+    traced = [name.strip() for name in environ.get(TRACE_AT, "").split(",") if name.strip()]
+    for name in traced:
+        crashpoints.install(name, functools.partial(trace, name))  # an unknown name: its ValueError
+    if traced:
+        installed.append(f"{TRACE_AT}={','.join(traced)}")
     if environ.get(DROP_FIRST_FETCH, "") == "1":
         crashpoints.install_drop_fetched(drop_first_fetch())
         installed.append(f"{DROP_FIRST_FETCH}=1")

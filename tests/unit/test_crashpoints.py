@@ -69,6 +69,20 @@ def test_install_from_env_arms_crash_pause_and_drop(monkeypatch: pytest.MonkeyPa
     assert install_from_env({}) == []
 
 
+def test_trace_at_writes_a_line_each_time_a_named_point_is_passed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert install_from_env({"PROMO_TRACE_AT": "aggregate.saved, sink.written"}) == [
+        "PROMO_TRACE_AT=aggregate.saved,sink.written"
+    ]
+    for name in ("aggregate.saved", "commit.after", "aggregate.saved", "sink.written"):
+        crashpoints.reached(name)
+    assert capsys.readouterr().err.splitlines() == [
+        "crash point reached: aggregate.saved", "crash point reached: aggregate.saved",
+        "crash point reached: sink.written",
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="unknown crash point 'nope'"):
+        install_from_env({"PROMO_TRACE_AT": "nope"})
+
+
 def test_drop_first_fetch_drops_each_partitions_first_batch_once_per_assignment() -> None:
     drop = drop_first_fetch()
     assert drop("p0", False, 1)  # the first batch of p0 in generation 1

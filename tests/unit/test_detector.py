@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -482,22 +481,23 @@ def test_a_scheduled_campaign_that_never_sends_is_an_alert() -> None:
 # -- cost ----------------------------------------------------------------------------------------
 
 
-def test_cost_per_evaluation_for_ten_campaigns_six_channels() -> None:
+def test_seventy_one_scopes_of_steady_counts_raise_nothing() -> None:
+    # Ten campaigns of six channels at 50 of everything a step: 400 quiet steps. (What a step costs is
+    # a figure the scoreboard prints, `promo alerts eval`, never a timed assertion here.)
     scopes = [Scope()] + [Scope(f"c{c}") for c in range(10)]
     scopes += [Scope(f"c{c}", f"ch{h}") for c in range(10) for h in range(6)]
     rng = np.random.default_rng(0)
     detector = Detector()
-    steps = [
-        Step(T0 + 10 * k, T0 + 10 * k - 10, 10.0, {(s, m): float(rng.poisson(50)) for s in scopes for m in METRICS})
-        for k in range(400)
-    ]
-    for step in steps[:200]:  # warm: the ring fills
-        detector.step(step)
-    began = time.process_time()
-    for step in steps[200:]:
-        detector.step(step)
-    per_step_ms = 1000 * (time.process_time() - began) / 200
-    assert per_step_ms <= 7 * 3  # the target is 7 ms; slack for a loaded CI machine, the scoreboard reports it
+    changed = []
+    for k in range(400):
+        leaves = {(s, m): float(rng.poisson(50)) for s in scopes[11:] for m in METRICS}
+        values = dict(leaves)
+        for (s, m), v in leaves.items():
+            for up in (Scope(s.campaign_id), Scope()):
+                values[(up, m)] = values.get((up, m), 0.0) + v
+        changed += detector.step(Step(T0 + 10 * k, T0 + 10 * k - 10, 10.0, values))
+    assert changed == []
+    assert len(detector._scopes) == 71
 
 
 def test_config_checks_are_what_the_docs_say() -> None:
