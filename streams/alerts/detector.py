@@ -31,6 +31,8 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
   the baselines afterwards. A campaign's scopes are not judged on shares or recent rate after its
   scheduled end - 5 min (the plan's ramp still judges them); a campaign that sends nothing 2 min
   after its scheduled start raises an alert.
+- No check judges on a baseline that covers less than a minute (or a fifth of its length) of
+  settled event time: a detector that has just started has seen seconds, not a rate.
 - Freshness first: when `lag_s` > 60 one `lag` alert fires and nothing else is judged. Settled
   data stays settled, so a stall's catch-up step (a long span) is judged like any other: its
   expected count scales with its span.
@@ -74,6 +76,9 @@ _ORDERS = METRICS.index("orders")
 _GMV = METRICS.index("gmv_fen")
 _BOTLESS = [METRICS.index(m) for m in ("orders", "gmv_fen", "new_users")]
 _DEFAULT_ORDER_VALUE = 10_000.0  # fen; only until a scope has shown its own mean order value
+# No check judges on a baseline covering less settled event time than this (seconds, and a share of
+# the check's baseline): a handful of steps is not a rate.
+MIN_COVER_S, MIN_COVER = 60.0, 0.2
 
 
 @dataclass(frozen=True)
@@ -459,6 +464,10 @@ class Detector:
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
             obs = self._win(0, k)
             base_x = self._base(1, k + gap, length)
+            # A baseline is a rate only once it covers some settled time: a detector that has just
+            # started (or a scope an ops note reset) has seen seconds, and a catch-up booked into
+            # them (a backlog written while the lag still said "nothing settled") would be its rate.
+            covered = self._base(9, k + gap, length) >= max(MIN_COVER_S, MIN_COVER * check.baseline_s)
             # A window that still holds a resolved incident's data does not fire it again.
             fresh = step.settled_until - k * cfg.step_s >= self._clear_after
             if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident
@@ -504,7 +513,7 @@ class Detector:
                     continue
                 mu = mus[b]
                 with np.errstate(invalid="ignore"):
-                    ok = fresh & np.isfinite(mu) & (mu / units >= check.min_expected)
+                    ok = fresh & covered & np.isfinite(mu) & (mu / units >= check.min_expected)
                 if b == _LEVEL:
                     ok &= (has_plan & stable) | (check.history & eligible & ~has_plan)
                 elif b == _SHARE:
@@ -779,6 +788,11 @@ class Detector:
 
     # -- the rest of the interface --------------------------------------------------------------
 
+    @property
+    def settled_until(self) -> float | None:
+        """Event time up to which the steps so far settled (None before the first step)."""
+        return self._settled
+
     def firing(self) -> list[Alert]:
         out = [st.alert for st in self._incidents.values() if st.alert.resolved_at is None and not st.folded]
         out += [st.alert for st in self._no_show.values() if st.alert.resolved_at is None]
@@ -801,9 +815,13 @@ class Detector:
         return changed
 
     def first_judge(self) -> tuple[str, int]:
-        """The check that can judge first and how many steps it needs to: its baseline (and the gap
-        after it) and its window. A history shorter than that is judged by no check."""
-        steps = [w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)]
+        """The check that can judge first and how many steps it needs to: the part of its baseline it
+        needs covered (MIN_COVER_S, MIN_COVER), the gap after it and its window. A history shorter
+        than that is judged by no check."""
+        step_s = self.config.step_s
+        cover = [min(b, math.ceil(max(MIN_COVER_S, MIN_COVER * c.baseline_s) / step_s))
+                 for b, c in zip(self._baselines, self.config.checks, strict=True)]  # fmt: skip
+        steps = [w + b + g for w, b, g in zip(self._windows, cover, self._gaps, strict=True)]
         c = int(np.argmin(steps))
         return self.config.checks[c].name, steps[c]
 

@@ -82,6 +82,12 @@ class PositionClock:
             while len(ends) > 1 and now - ends[1][0] > self.history_s:
                 ends.popleft()
 
+    @property
+    def known(self) -> bool:
+        """Whether any partition's lag is known, or remembered while it is away (revoked): before the
+        first assignment a lag of 0 would only mean nobody has looked."""
+        return bool(self.lags) or bool(self.away)
+
     def lag_s(self, now: float | None = None) -> float:
         """The worst partition's lag in seconds (0 when none is known), as of the last sample, or as of
         `now`: the data is complete up to (last sample - lag), and that instant does not move between

@@ -111,7 +111,7 @@ class AlertRunner:
         self,
         store: Any,
         call: Call,
-        freshness: Callable[[float], Awaitable[float]],
+        freshness: Callable[[float], Awaitable[float | None]],
         *,
         state_path: Path,
         config: DetectorConfig | None = None,
@@ -122,7 +122,7 @@ class AlertRunner:
     ) -> None:
         self.store = store
         self.call = call
-        self.freshness = freshness  # now -> the pipeline's lag in seconds (worst source partition)
+        self.freshness = freshness  # now -> the pipeline's lag in seconds (worst partition), None: unknown
         self.state_path = state_path
         self.config = config
         self.plan: Plan | None = None
@@ -214,7 +214,16 @@ class AlertRunner:
         await self._refresh(now)
         rows = await self.call(alert_store.window_rows, self.store, now - WINDOW_S)
         leaves = self.feed.update(rows, now)
-        lag_s = max(float(await self.freshness(now)), 0.0)
+        lag = await self.freshness(now)
+        held = self.detector.settled_until
+        if lag is None and held is None:
+            # How far behind the pipeline is, nobody can say yet (no partition assigned, no heartbeat
+            # heard): nothing is settled, and what arrives meanwhile is history, not news. (Taken as
+            # "not behind", the first steps settled spans whose counts came later, booked into a
+            # few seconds: a rate many times the real one, and every normal step after it a drop.)
+            leaves = None
+        # Lost once running: nothing more is settled until it is known again (the counts wait).
+        lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
         settled_until = round(now - lag_s - SETTLE_S, 3)
         lag_s = round(now - SETTLE_S - settled_until, 3)  # what the log's two times say, to the ms
         if leaves is None:  # the first read after a fresh start: a starting point, nothing to judge

@@ -61,9 +61,12 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
 
     fleet = FleetClock()
 
-    async def lag(now: float) -> float:
-        """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats)."""
+    async def lag(now: float) -> float | None:
+        """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats);
+        None while neither knows a partition (the worker has just started: not "not behind")."""
         own = pipeline.freshness
+        if not own.known and not fleet.parts:
+            return None
         mine = {key for key in map(partition_key, own.lags) if key is not None}
         return max(own.lag_s(now), fleet.lag_s(now, skip=mine))
 

@@ -3,10 +3,15 @@ between two evaluations (streams/alerts/feed.py). Pure; no broker, no store."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from streams.alerts.feed import Feed
 from streams.alerts.freshness import UNKNOWN_BEHIND_S, FleetClock, PositionClock, heartbeat, read_heartbeat
+
+T_NOW = 1_794_326_400.0  # 2026-11-11 00:00 Beijing, on the 10 s grid
 
 
 def test_a_caught_up_partition_has_no_lag() -> None:
@@ -161,3 +166,54 @@ def test_heartbeats_round_trip_and_anything_else_is_skipped() -> None:
     for bad in (None, b"", b"not json", b"[]", b'{"worker": "w"}', b'{"worker": "w", "at": "x", "lags": {}}',
                 b'{"worker": "w", "at": 1, "lags": {"p": "slow"}}'):  # fmt: skip
         assert read_heartbeat(bad) is None, bad
+
+
+def test_the_runner_judges_nothing_until_freshness_is_known_and_holds_what_is_settled_when_it_is_lost(
+    tmp_path: Path,
+) -> None:
+    """The live runner over a stand-in for its store's calls (pure: counts per minute in a dict). No
+    partition assigned yet: what arrives is history, and the first judged step starts after it; once
+    running, a freshness that is lost again settles nothing more (the counts wait), it is not 0."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner
+
+    counts: dict[int, float] = {}  # minute -> interactions of c1/wechat so far
+    logged: list[tuple[float, float]] = []  # (at, settled_until) of every judged evaluation
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.window_rows:
+            return [("c1", "wechat", m, [v, 0.0, 0.0, 0.0, 0.0]) for m, v in counts.items()]
+        if fn is alert_store.log_inputs:
+            logged.append((args[1], args[2]))
+            return None
+        if fn is alert_store.plan_version:
+            return 0.0
+        if fn is alert_store.read_plan_and_schedule:
+            return "", {}
+        if fn is alert_store.read_schedule:
+            return {}
+        return [] if fn is alert_store.read_silences else None
+
+    lags: list[float | None] = [None, None, None, 0.0, 0.0, None, None, 0.0]
+    clock = {"now": T_NOW}
+
+    async def freshness(now: float) -> float | None:
+        return lags[int((now - T_NOW) // 10)]
+
+    runner = AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"])
+
+    async def go() -> None:
+        for i in range(len(lags)):
+            clock["now"] = T_NOW + 10 * i
+            minute = int(clock["now"] // 60 * 60)
+            counts[minute] = counts.get(minute, 0.0) + 500.0  # the backlog of a starting worker, then more
+            await runner.tick()
+
+    asyncio.run(go())
+    # 0-2 unknown: each only takes a starting point (their counts are history), nothing is logged or
+    # judged; 3 is the first step and brings only what arrived since 2.
+    assert [at for at, _ in logged] == [T_NOW + 30, T_NOW + 40, T_NOW + 50, T_NOW + 60, T_NOW + 70]
+    assert [s - T_NOW for _, s in logged] == [25, 35, 35, 35, 65]  # lost at 5-6: held where it stood
+    assert runner.detector.settled_until == T_NOW + 65

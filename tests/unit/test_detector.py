@@ -301,6 +301,35 @@ def test_a_catch_up_written_before_the_lag_says_so_is_no_drop() -> None:
     assert opened(changes) == [], opened(changes)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_detector_started_into_a_backlog_does_not_take_it_for_its_rate(seed: int) -> None:
+    # CI's false outage at the total: a detector that started before the worker's partitions were
+    # assigned took the unknown lag for 0 and settled 20 s that had no counts yet; then the backlog
+    # (a minute of the stream) arrived while the lag said 30 s behind (carried), and was booked into
+    # the first step that settled past those 20 s, 2 s of span. That step alone was the baseline: a
+    # rate 30 times the stream's, and every normal step after it a 97% drop on all five metrics.
+    normal = list(series(flat(50), 400, seed=seed))
+    backlog: dict[tuple[Scope, str], float] = {}
+    for step in normal[:6]:
+        for key, v in step.values.items():
+            backlog[key] = backlog.get(key, 0.0) + v
+    at0 = normal[6].at
+    steps = [
+        Step(at0, at0 - 5, 0.0, {}),  # "not behind": nobody had looked
+        Step(at0 + 10, at0 + 5, 0.0, {}),
+        Step(at0 + 20, at0 - 25, 40.0, {}),  # assigned: first seen 30 s behind, the backlog arriving
+        Step(at0 + 30, at0 + 7, 18.0, backlog),  # settles 2 s past the premature 20 s, brings it all
+    ]
+    steps += [Step(s.at + 40, s.settled_until + 40, s.lag_s, s.values) for s in normal[6:]]
+    changes = run(Detector(), iter(steps))
+    assert opened(changes) == [], [(a.metric, a.scope, a.window, a.expected, a.observed) for a in opened(changes)]
+    # and an outage still is one, once the baseline covers a minute: the stream stops for good
+    stop = steps[-1]
+    outage = [Step(stop.at + 10 * i, stop.settled_until + 10 * i, stop.lag_s, {}) for i in range(1, 4)]
+    caught = opened(run(Detector(), iter(steps + outage)))
+    assert {(a.scope, a.metric) for a in caught} >= {(Scope(), "interactions"), (Scope(), "orders")}
+
+
 def test_small_scopes_are_not_judged() -> None:
     # 0.2 interactions/s (12 a minute): an outage there is below the minimum expected count.
     def hit(t: float, scope: Scope, metric: str) -> float:
