@@ -79,6 +79,9 @@ _DEFAULT_ORDER_VALUE = 10_000.0  # fen; only until a scope has shown its own mea
 # No check judges on a baseline covering less settled event time than this (seconds, and a share of
 # the check's baseline): a handful of steps is not a rate.
 MIN_COVER_S, MIN_COVER = 60.0, 0.2
+# A scheduled campaign's first seconds after its start are kept out of its baselines, and its baselines
+# count as covered only with as much time after them.
+LAUNCH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -338,6 +341,10 @@ class Detector:
         if span <= 0 and x.any():
             self._carry, x = x, np.zeros(x.shape)
         q_level = np.full((s, m), span)
+        # A recent rate is a rate over the time its campaign was scheduled to run: a campaign starting at
+        # 00:00 has sent nothing in the eve, and a rate spread over it reads a tenth of what it sends.
+        for i, starts in self._live_from():
+            q_level[i] = max(0.0, prev + span - max(prev, starts))
         q_low = q_level.copy()
         has_plan = self._plan_row >= 0
         if self.plan is not None and has_plan.any() and span > 0:
@@ -356,6 +363,11 @@ class Detector:
         leaf = np.array([sc.channel is not None for sc in self._scopes])[:, None]
         self._recent.append((step.at, step.settled_until, step.lag_s, raw))
         keep = ~self._open & ~(leaf & (excess > 0)) & ~(excess > 0.1 * x)
+        # A launch's first minutes (pushes at 00:00, queues let go) are its own regime: no baseline learns
+        # a channel's share or rate from them.
+        for i, starts in self._live_from():
+            if prev < starts + LAUNCH_S and prev + span > starts:
+                keep[i] = False
         # A share's baseline leaves out what any scope of the family (the parent, a sibling) was in an
         # incident: a sibling's outage raises a channel's share, and that is not its normal share.
         family: BoolArray = np.asarray(
@@ -422,6 +434,15 @@ class Detector:
         rows = np.arange(len(self._scopes))
         return self._ring[arr, end % self._h] - self._ring[arr, start % self._h, rows, :]  # type: ignore[no-any-return]
 
+    def _live_from(self) -> list[tuple[int, float]]:
+        """Rows of a scheduled campaign with a start: (row, scheduled start)."""
+        out = []
+        for i, campaign in enumerate(self._campaign_of):
+            starts = self.schedule.get(campaign, (None, None))[0] if campaign is not None else None
+            if starts is not None:
+                out.append((i, float(starts)))
+        return out
+
     def _eligible(self, at_event: float) -> BoolArray:
         """Rows whose recent rate and share may be judged: not after their campaign's end - guard."""
         ok = np.ones(len(self._scopes), dtype=bool)
@@ -450,6 +471,9 @@ class Detector:
         eligible_rows = self._eligible(step.settled_until)
         eligible = np.repeat(eligible_rows[:, None], m, axis=1)
         units = self._units()
+        starts = np.full(s, -np.inf)  # each row's scheduled start and launch, if its campaign has one
+        for i, at in self._live_from():
+            starts[i] = at + LAUNCH_S
         var_unit = cfg.phi * units  # the variance of a count per unit of it
         var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
         # Resolve first: what recovers in this step is judged afresh, its windows clear of the
@@ -467,7 +491,11 @@ class Detector:
             # A baseline is a rate only once it covers some settled time: a detector that has just
             # started (or a scope an ops note reset) has seen seconds, and a catch-up booked into
             # them (a backlog written while the lag still said "nothing settled") would be its rate.
-            covered = self._base(9, k + gap, length) >= max(MIN_COVER_S, MIN_COVER * check.baseline_s)
+            # So is the time a campaign was scheduled to run, after its launch: a baseline holding the
+            # first seconds after its start learns a channel's share of a launch from a few buckets.
+            base_end = step.settled_until - self._win(9, k + gap)
+            live = np.clip(base_end - starts[:, None], 0.0, self._base(9, k + gap, length))
+            covered = live >= max(MIN_COVER_S, MIN_COVER * check.baseline_s)
             # A window that still holds a resolved incident's data does not fire it again.
             fresh = step.settled_until - k * cfg.step_s >= self._clear_after
             if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident

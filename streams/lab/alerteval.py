@@ -106,23 +106,31 @@ def sample_incidents(day: SaleDay, rng: np.random.Generator, per_day: int) -> li
         scope = scopes[int(rng.integers(len(scopes)))]
         group = list(groups)[int(rng.integers(len(groups)))]
         metrics = groups[group]
-        campaign = scope.campaign_id
-        if campaign is not None:
-            starts, ends = day.schedule[campaign]
-            if (starts is not None and start < starts + 600) or (ends is not None and start + duration > ends - 300):
-                continue
-        if max(day.expected_per_minute(scope, m, start) for m in metrics if m in _COUNTS) < 30:
-            continue
-        clash = any(
-            (o.scope.encloses(scope) or scope.encloses(o.scope) or o.scope.campaign_id == campaign)
-            and start < o.end + 1800
-            and o.start < start + duration + 1800
-            for o in out
-        )
-        if clash:
-            continue
-        out.append(Incident(f"{kind}:{group}", scope, tuple(metrics), start, duration, depth, shape, ramp))
+        if fits(day, out, scope, metrics, start, duration, after_start_s=600.0, apart_s=1800.0):
+            out.append(Incident(f"{kind}:{group}", scope, tuple(metrics), start, duration, depth, shape, ramp))
     return out
+
+
+def fits(day: SaleDay, placed: Sequence[Incident], scope: Scope, metrics: Sequence[str], start: float,
+         duration: float, *, after_start_s: float, apart_s: float) -> bool:  # fmt: skip
+    """May an incident go here? Its campaign has run `after_start_s` and does not end within 5 min of
+    it, the scope expects >= 30 events a minute then, and no incident on a related scope or the same
+    campaign lies within `apart_s` of it (so a label never hides another)."""
+    campaign = scope.campaign_id
+    if campaign is not None:
+        starts, ends = day.schedule[campaign]
+        if starts is not None and start < starts + after_start_s:
+            return False
+        if ends is not None and start + duration > ends - 300:
+            return False
+    if max(day.expected_per_minute(scope, m, start) for m in metrics if m in _COUNTS) < 30:
+        return False
+    return not any(
+        (o.scope.encloses(scope) or scope.encloses(o.scope) or o.scope.campaign_id == campaign)
+        and start < o.end + apart_s
+        and o.start < start + duration + apart_s
+        for o in placed
+    )
 
 
 def incident_class(day: SaleDay, incident: Incident) -> str | None:
