@@ -363,10 +363,11 @@ class Detector:
         leaf = np.array([sc.channel is not None for sc in self._scopes])[:, None]
         self._recent.append((step.at, step.settled_until, step.lag_s, raw))
         keep = ~self._open & ~(leaf & (excess > 0)) & ~(excess > 0.1 * x)
-        # A launch's first minutes (pushes at 00:00, queues let go) are its own regime: no baseline learns
-        # a channel's share or rate from them.
+        # A launch's first minute (pushes at 00:00, queues let go) is its own regime, and what a campaign
+        # sends before its scheduled start (opened early, warm-up traffic, a start typed late) has no
+        # time to be a rate over: no baseline learns a channel's share or rate from either.
         for i, starts in self._live_from():
-            if prev < starts + LAUNCH_S and prev + span > starts:
+            if prev < starts + LAUNCH_S:
                 keep[i] = False
         # A share's baseline leaves out what any scope of the family (the parent, a sibling) was in an
         # incident: a sibling's outage raises a channel's share, and that is not its normal share.

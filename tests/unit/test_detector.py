@@ -256,6 +256,18 @@ def test_a_launch_push_on_one_channel_teaches_no_baseline(push_s: int, seed: int
     assert opened(run(Detector(schedule=schedule), launch)) == []
 
 
+@pytest.mark.parametrize("opens_s", [0, 120, 300, 1800])
+def test_a_campaign_sending_before_its_scheduled_start_is_no_drop(opens_s: int) -> None:
+    # Opened early (or its start typed late in the schedule): c1 sends 40 interactions/s from
+    # opens_s before its scheduled start on. Counts before the start are no rate over the scheduled
+    # time (which begins at the start): a review found them learnt against no time, an outage at
+    # start + 140 s on every seed. Not before the start, nor after: nothing to judge.
+    schedule: dict[str, tuple[float | None, float | None]] = {"c1": (T0 + 1800, None)}
+    for seed in range(3):
+        early = series(lambda t: 40.0 if t >= T0 + 1800 - opens_s else 0.0, 2600, seed=seed)
+        assert opened(run(Detector(schedule=schedule), early)) == [], seed
+
+
 def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     # The plan is 30% off in level (the detector learns the level); from minute 40 the campaign
     # falls 50% on every channel: no share or ratio moves, only the plan can tell.
