@@ -138,6 +138,7 @@ class AlertRunner:
         self.detector = Detector(config)
         self.started = False
         self.last_tick = 0.0
+        self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
         self.reminded: dict[str, float] = {}
         self.outbox = Outbox()
         self.failing = StateLog(log, "alert evaluation")
@@ -215,6 +216,13 @@ class AlertRunner:
         rows = await self.call(alert_store.window_rows, self.store, now - WINDOW_S)
         leaves = self.feed.update(rows, now)
         lag = await self.freshness(now)
+        # An evaluation that comes more than a minute late (the process was frozen: SIGSTOP, a swapped-out
+        # host) did not watch the pipeline meanwhile, and in a worker the pipeline did not run either;
+        # its catch-up may be done before this evaluation samples it. Behind by at least the gap, then.
+        gap = now - self._ticked_at - EVERY_S if self._ticked_at is not None else 0.0
+        self._ticked_at = now
+        if lag is not None and gap > lag:
+            lag = gap
         held = self.detector.settled_until
         if lag is None and held is None:
             # How far behind the pipeline is, nobody can say yet (no partition assigned, no heartbeat

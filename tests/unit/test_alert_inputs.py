@@ -217,3 +217,51 @@ def test_the_runner_judges_nothing_until_freshness_is_known_and_holds_what_is_se
     assert [at for at, _ in logged] == [T_NOW + 30, T_NOW + 40, T_NOW + 50, T_NOW + 60, T_NOW + 70]
     assert [s - T_NOW for _, s in logged] == [25, 35, 35, 35, 65]  # lost at 5-6: held where it stood
     assert runner.detector.settled_until == T_NOW + 65
+
+
+def test_a_runner_frozen_for_80_s_wakes_behind_by_its_gap_even_when_its_partitions_read_caught_up(
+    tmp_path: Path,
+) -> None:
+    """CI (2026-12-06): a worker frozen by SIGSTOP for 80 s caught up before its first evaluation after
+    waking sampled its partitions, which then read 0 s behind: no lag alert, and the backlog booked as
+    news. An evaluation that comes more than a minute late is behind by at least its gap."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner
+
+    logged: list[tuple[float, float, float]] = []  # (at, settled_until, lag_s)
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.window_rows:
+            return []
+        if fn is alert_store.log_inputs:
+            logged.append((args[1], args[2], args[3]))
+            return None
+        if fn is alert_store.plan_version:
+            return 0.0
+        if fn is alert_store.read_plan_and_schedule:
+            return "", {}
+        if fn is alert_store.read_schedule:
+            return {}
+        return [] if fn is alert_store.read_silences else None
+
+    async def freshness(now: float) -> float | None:
+        return 0.0  # the partitions read caught up every time
+
+    clock = {"now": T_NOW}
+    runner = AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"])
+    times = [0, 10, 20, 30, 120, 130]  # frozen from 30 to 120
+
+    async def go() -> list[Any]:
+        changed: list[Any] = []
+        for t in times:
+            clock["now"] = T_NOW + t
+            changed += await runner.tick()
+        return changed
+
+    changed = asyncio.run(go())
+    assert [round(lag) for _, _, lag in logged] == [0, 0, 0, 80, 0]
+    lags = [a for a in changed if a.kind == "lag"]
+    assert lags and lags[0].detected_at == T_NOW + 120  # at once on waking
+    assert lags[-1].resolved_at == T_NOW + 130  # and over with the next evaluation
