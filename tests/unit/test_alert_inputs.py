@@ -176,25 +176,15 @@ def test_the_runner_judges_nothing_until_freshness_is_known_and_holds_what_is_se
     running, a freshness that is lost again settles nothing more (the counts wait), it is not 0."""
     import asyncio
 
-    from streams.alerts import store as alert_store
     from streams.alerts.runner import AlertRunner
 
     counts: dict[int, float] = {}  # minute -> interactions of c1/wechat so far
     logged: list[tuple[float, float]] = []  # (at, settled_until) of every judged evaluation
 
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn is alert_store.window_rows:
-            return [("c1", "wechat", m, [v, 0.0, 0.0, 0.0, 0.0]) for m, v in counts.items()]
-        if fn is alert_store.log_inputs:
-            logged.append((args[1], args[2]))
-            return None
-        if fn is alert_store.plan_version:
-            return 0.0
-        if fn is alert_store.read_plan_and_schedule:
-            return "", {}
-        if fn is alert_store.read_schedule:
-            return {}
-        return [] if fn is alert_store.read_silences else None
+    def log(*args: Any) -> None:
+        logged.append((args[1], args[2]))
+
+    call = _store_stand_in(lambda: [("c1", "wechat", m, [v, 0.0, 0.0, 0.0, 0.0]) for m, v in counts.items()], log)
 
     lags: list[float | None] = [None, None, None, 0.0, 0.0, None, None, 0.0]
     clock = {"now": T_NOW}
@@ -227,24 +217,14 @@ def test_a_runner_frozen_for_80_s_wakes_behind_by_its_gap_even_when_its_partitio
     news. An evaluation that comes more than a minute late is behind by at least its gap."""
     import asyncio
 
-    from streams.alerts import store as alert_store
     from streams.alerts.runner import AlertRunner
 
     logged: list[tuple[float, float, float]] = []  # (at, settled_until, lag_s)
 
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn is alert_store.window_rows:
-            return []
-        if fn is alert_store.log_inputs:
-            logged.append((args[1], args[2], args[3]))
-            return None
-        if fn is alert_store.plan_version:
-            return 0.0
-        if fn is alert_store.read_plan_and_schedule:
-            return "", {}
-        if fn is alert_store.read_schedule:
-            return {}
-        return [] if fn is alert_store.read_silences else None
+    def log(*args: Any) -> None:
+        logged.append((args[1], args[2], args[3]))
+
+    call = _store_stand_in(lambda: [], log)
 
     async def freshness(now: float) -> float | None:
         return 0.0  # the partitions read caught up every time
@@ -265,3 +245,25 @@ def test_a_runner_frozen_for_80_s_wakes_behind_by_its_gap_even_when_its_partitio
     lags = [a for a in changed if a.kind == "lag"]
     assert lags and lags[0].detected_at == T_NOW + 120  # at once on waking
     assert lags[-1].resolved_at == T_NOW + 130  # and over with the next evaluation
+
+
+def _store_stand_in(rows: Any, log: Any) -> Any:
+    """The runner's store calls, pure: `rows()` is what the window holds, `log(*args)` takes each
+    evaluation's logged inputs; no plan, schedule or silences."""
+    from streams.alerts import store as alert_store
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.window_rows:
+            return rows()
+        if fn is alert_store.log_inputs:
+            log(*args)
+            return None
+        if fn is alert_store.plan_version:
+            return 0.0
+        if fn is alert_store.read_plan_and_schedule:
+            return "", {}
+        if fn is alert_store.read_schedule:
+            return {}
+        return [] if fn is alert_store.read_silences else None
+
+    return call
