@@ -453,7 +453,9 @@ class ClickHouseStore:
         return len(columns[0])
 
     def log_write(self, entries: Iterable[SinkLogEntry]) -> None:
-        rows = [[_utc(at), p, to, n, _utc(ets), _utc(ing), ms] for at, p, to, n, ets, ing, ms in entries]
+        # A batch with no ingest time (only existing-buyer imports: no event of its own) has no
+        # freshness; logged at 1970 it would read as a 56-year lag on the demo line and the health panel.
+        rows = [[_utc(at), p, to, n, _utc(ets), _utc(ing), ms] for at, p, to, n, ets, ing, ms in entries if ing > 0]
         if rows:
             self._connect().insert(
                 f"{DB}.sink_log",
