@@ -16,6 +16,7 @@ import json
 from collections import deque
 from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # Samples older than this are not kept: a lag past it reads as "at least this much", which is past
 # every threshold anyone acts on (the lag alert fires at 60 s).
@@ -28,6 +29,15 @@ UNKNOWN_BEHIND_S = 30.0
 # Events in flight and slightly out of order: the newest seconds are not settled yet. The live runner
 # judges data up to `now - lag - SETTLE_S`; the scoreboard's sale days evaluate the same way.
 SETTLE_S = 5.0
+
+
+class Lag(NamedTuple):
+    """How far behind the pipeline is: the worst partition (what is settled) and the partitions' mean
+    (how far their counts in the store reach: one late partition among ten holds back what is settled,
+    not what the other nine wrote)."""
+
+    worst: float
+    typical: float
 
 
 @dataclass
@@ -156,13 +166,17 @@ class FleetClock:
     def lag_s(self, now: float, skip: Collection[str] = ()) -> float:
         """The worst partition's lag as of `now`, leaving out `skip` (the caller's own partitions,
         which its own clock measures better) and forgetting partitions nobody spoke for in the history."""
-        worst = 0.0
+        return max(self.lags(now, skip).values(), default=0.0)
+
+    def lags(self, now: float, skip: Collection[str] = ()) -> dict[str, float]:
+        """Every partition's lag as of `now`, as `lag_s` takes them."""
+        out = {}
         for key, (at, lag, _) in list(self.parts.items()):
             if now - at > self.history_s:
                 del self.parts[key]
             elif key not in skip:
-                worst = max(worst, lag + max(now - at, 0.0))
-        return worst
+                out[key] = lag + max(now - at, 0.0)
+        return out
 
 
 def partition_key(tp: Hashable) -> str | None:

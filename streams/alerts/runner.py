@@ -34,7 +34,7 @@ from typing import Any
 from streams.alerts import store as alert_store
 from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
 from streams.alerts.feed import WINDOW_S, Feed
-from streams.alerts.freshness import SETTLE_S
+from streams.alerts.freshness import SETTLE_S, Lag
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Outcome, Robot, redact, send
 from streams.alerts.plan import Plan, PlanError, parse_plan_csv
@@ -61,6 +61,15 @@ def banner_alert(alert: Alert) -> dict[str, Any]:
     return {**{k: row[k] for k in ("id", "kind", "metric", "campaign_id", "channel", "severity", "message",
                                    "expected", "observed", "basis")},
             "since_ms": int(alert.started_at * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
+
+
+def as_lags(lag: float | Lag | None) -> tuple[float | None, float | None]:
+    """(worst, typical) from what a freshness callback says: a bare number is every partition's lag."""
+    if lag is None:
+        return None, None
+    if isinstance(lag, Lag):
+        return lag.worst, lag.typical
+    return float(lag), float(lag)
 
 
 def build_step(
@@ -111,7 +120,7 @@ class AlertRunner:
         self,
         store: Any,
         call: Call,
-        freshness: Callable[[float], Awaitable[float | None]],
+        freshness: Callable[[float], Awaitable[float | Lag | None]],
         *,
         state_path: Path,
         config: DetectorConfig | None = None,
@@ -122,7 +131,9 @@ class AlertRunner:
     ) -> None:
         self.store = store
         self.call = call
-        self.freshness = freshness  # now -> the pipeline's lag in seconds (worst partition), None: unknown
+        # now -> the pipeline's lag in seconds (the worst partition; or a Lag: the worst and the partitions'
+        # mean, so what the partitions that are not behind wrote is held back as far as it runs ahead), None: unknown
+        self.freshness = freshness
         self.state_path = state_path
         self.config = config
         self.plan: Plan | None = None
@@ -214,26 +225,31 @@ class AlertRunner:
         now = round(self.clock(), 3)
         await self._refresh(now)
         rows = await self.call(alert_store.window_rows, self.store, now - WINDOW_S)
-        leaves = self.feed.update(rows, now)
-        lag = await self.freshness(now)
+        lag, typical = as_lags(await self.freshness(now))
         # An evaluation that comes more than a minute late (the process was frozen: SIGSTOP, a swapped-out
         # host) did not watch the pipeline meanwhile, and in a worker the pipeline did not run either;
         # its catch-up may be done before this evaluation samples it. Behind by at least the gap, then.
         gap = now - self._ticked_at - EVERY_S if self._ticked_at is not None else 0.0
         self._ticked_at = now
         if lag is not None and gap > lag:
-            lag = gap
+            lag = typical = gap
         held = self.detector.settled_until
+        # Lost once running: nothing more is settled until it is known again (the counts wait).
+        lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
+        settled_until = round(now - lag_s - SETTLE_S, 3)
+        lag_s = round(now - SETTLE_S - settled_until, 3)  # what the log's two times say, to the ms
         if lag is None and held is None:
             # How far behind the pipeline is, nobody can say yet (no partition assigned, no heartbeat
             # heard): nothing is settled, and what arrives meanwhile is history, not news. (Taken as
             # "not behind", the first steps settled spans whose counts came later, booked into a
             # few seconds: a rate many times the real one, and every normal step after it a drop.)
+            self.feed.update(rows, now)
             leaves = None
-        # Lost once running: nothing more is settled until it is known again (the counts wait).
-        lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
-        settled_until = round(now - lag_s - SETTLE_S, 3)
-        lag_s = round(now - SETTLE_S - settled_until, 3)  # what the log's two times say, to the ms
+        else:
+            # Only what is settled goes on; what the partitions that are not behind wrote past it waits
+            # for the span that holds it (streams/alerts/feed.py).
+            fill = now - max(min(typical, lag_s), 0.0) if typical is not None else now  # lost: as if on time
+            leaves = self.feed.update(rows, now, settled_until, fill)
         if leaves is None:  # the first read after a fresh start: a starting point, nothing to judge
             self.last_tick = now
             self._save(now)

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope
+from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
 from streams.kit.saleday import MIDNIGHT, STEP_S, DayConfig, Incident, SaleDay, make_day
 
 FloatArray = npt.NDArray[Any]  # numpy's float dtypes do not survive arithmetic in the stubs
@@ -152,14 +152,14 @@ def incident_class(day: SaleDay, incident: Incident) -> str | None:
 
 
 def run_detector(
-    day: SaleDay, config: DetectorConfig | None = None, plan: bool = True
+    day: SaleDay, config: DetectorConfig | None = None, plan: bool = True, steps: Iterable[Step] | None = None
 ) -> tuple[list[Fired], float, float]:
-    """The detector over the day's Steps: (alerts, CPU ms per evaluation, wall seconds for the day)."""
+    """The detector over the day's Steps (or `steps`): (alerts, CPU ms per evaluation, wall seconds for the day)."""
     detector = Detector(config, day.plan if plan else None, day.schedule)
     open_at: dict[str, float] = {}
     spans: dict[str, list[tuple[float, float]]] = {}
     info: dict[str, Alert] = {}
-    steps = list(day.steps())
+    steps = list(day.steps() if steps is None else steps)
     cpu, wall = time.process_time(), time.perf_counter()
     for step in steps:
         for alert in detector.step(step):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
-from streams.alerts.freshness import FleetClock, PositionClock, partition_key, read_heartbeat
+from streams.alerts.freshness import FleetClock, Lag, PositionClock, partition_key, read_heartbeat
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
@@ -61,14 +61,18 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
 
     fleet = FleetClock()
 
-    async def lag(now: float) -> float | None:
-        """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats);
-        None while neither knows a partition (the worker has just started: not "not behind")."""
+    async def lag(now: float) -> Lag | None:
+        """The worst of this worker's partitions (its own clock) and everyone else's (their heartbeats),
+        and their mean; None while neither knows a partition (the worker has just started: not "not
+        behind")."""
         own = pipeline.freshness
         if not own.known and not fleet.parts:
             return None
         mine = {key for key in map(partition_key, own.lags) if key is not None}
-        return max(own.lag_s(now), fleet.lag_s(now, skip=mine))
+        aged = max(now - own.sampled_at, 0.0) if own.sampled_at is not None else 0.0
+        every = [v + aged for v in own.lags.values()] + list(fleet.lags(now, skip=mine).values())
+        worst = max(own.lag_s(now), max(every, default=0.0))
+        return Lag(worst, sum(every) / len(every) if every else worst)
 
     async def listen() -> None:
         """The heartbeats topic into the fleet clock: from a little before its end (a detector that
