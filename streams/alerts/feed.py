@@ -62,9 +62,9 @@ class Feed:
     ) -> dict[Leaf, list[float]] | None:
         """`rows`: (campaign_id, channel, minute as epoch seconds, the metrics' counts so far) for
         every minute of the window. The increments per leaf since the last call that are settled
-        (see the module's text); None on the first call (it only takes the starting point: what came
-        before is history, not news). `fill_until` defaults to settled_until (every partition as far
-        behind as the worst)."""
+        (see the module's text); None on the first call (it only takes the starting point: what was
+        settled by then is history, not news; the rest goes on as it settles). `fill_until` defaults
+        to settled_until (every partition as far behind as the worst)."""
         fill = settled_until if fill_until is None else max(fill_until, settled_until)
         for campaign, channel, minute, values in rows:
             self.seen[(campaign, channel, int(minute))] = [float(v) for v in values]
@@ -72,7 +72,10 @@ class Feed:
         increments: dict[Leaf, list[float]] = {}
         for key, values in list(self.seen.items()):
             expired = key[2] < oldest - MINUTE_S  # out of the window the store is asked for: frozen
-            share = 1.0 if expired or not self.primed else settled_share(key[2], settled_until, fill)
+            share = 1.0 if expired else settled_share(key[2], settled_until, fill)
+            if not self.primed:  # the starting point: what is settled by then is history
+                self.given[key] = [share * v for v in values]
+                continue
             given = self.given.get(key)
             if given is None:
                 given = self.given[key] = [0.0] * self.metrics

@@ -64,12 +64,12 @@ def banner_alert(alert: Alert) -> dict[str, Any]:
 
 
 def as_lags(lag: float | Lag | None) -> tuple[float | None, float | None]:
-    """(worst, typical) from what a freshness callback says: a bare number is every partition's lag."""
+    """(worst, typical) from what a freshness callback says; typical None when it gives the worst only."""
     if lag is None:
         return None, None
     if isinstance(lag, Lag):
         return lag.worst, lag.typical
-    return float(lag), float(lag)
+    return float(lag), None
 
 
 def build_step(
@@ -232,7 +232,8 @@ class AlertRunner:
         gap = now - self._ticked_at - EVERY_S if self._ticked_at is not None else 0.0
         self._ticked_at = now
         if lag is not None and gap > lag:
-            lag = typical = gap
+            # In a worker its partitions froze with it; `promo alerts run` froze alone, the workers wrote on.
+            lag, typical = gap, (gap if typical is not None else 0.0)
         held = self.detector.settled_until
         # Lost once running: nothing more is settled until it is known again (the counts wait).
         lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
@@ -243,13 +244,17 @@ class AlertRunner:
             # heard): nothing is settled, and what arrives meanwhile is history, not news. (Taken as
             # "not behind", the first steps settled spans whose counts came later, booked into a
             # few seconds: a rate many times the real one, and every normal step after it a drop.)
-            self.feed.update(rows, now)
+            # The feed's starting point is the first evaluation that knows it (what is settled then).
             leaves = None
+        elif typical is None:
+            # The worst lag only (`promo alerts run`: the heartbeat rows hold each worker's worst), or
+            # none: how far the counts in the store reach is not known, so what arrived goes on (a span
+            # that settles nothing carries it to the next that does).
+            leaves = self.feed.update(rows, now)
         else:
             # Only what is settled goes on; what the partitions that are not behind wrote past it waits
             # for the span that holds it (streams/alerts/feed.py).
-            fill = now - max(min(typical, lag_s), 0.0) if typical is not None else now  # lost: as if on time
-            leaves = self.feed.update(rows, now, settled_until, fill)
+            leaves = self.feed.update(rows, now, settled_until, now - max(min(typical, lag_s), 0.0))
         if leaves is None:  # the first read after a fresh start: a starting point, nothing to judge
             self.last_tick = now
             self._save(now)
