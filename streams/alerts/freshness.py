@@ -104,10 +104,15 @@ class PositionClock:
         two samples. (A lag read a second after its sample and taken from the later clock would let
         what is settled creep forward through a stall: a second of "settled" data that never came,
         at every evaluation, reads as an outage.)"""
-        lag = max(self.lags.values(), default=0.0)
-        if now is None or self.sampled_at is None:
-            return lag
-        return lag + max(now - self.sampled_at, 0.0)
+        return max(self.lags.values(), default=0.0) + self._age(now)
+
+    def lags_as_of(self, now: float) -> dict[Hashable, float]:
+        """Every partition's lag as of `now`, as `lag_s` takes them."""
+        age = self._age(now)
+        return {key: lag + age for key, lag in self.lags.items()}
+
+    def _age(self, now: float | None) -> float:
+        return max(now - self.sampled_at, 0.0) if now is not None and self.sampled_at is not None else 0.0
 
     def worst(self) -> tuple[Hashable, float] | None:
         if not self.lags:

@@ -65,11 +65,8 @@ def live_steps(day: SaleDay, hold_back: bool = True) -> Iterator[Step]:
             held = (1 - 1 / PARTITIONS) * bucket(on_time) + (1 / PARTITIONS) * bucket(on_time - delay)
             if np.any(held):
                 rows += [(c, ch, int(m), list(held[i])) for i, (c, ch) in enumerate(known)]
-        if hold_back:
-            typical = now - on_time + delay / PARTITIONS
-            got = feed.update(rows, now, until, now - typical)
-        else:
-            got = feed.update(rows, now)
+        # held back to the partitions' mean reach, as the worker's Lag gives it; or all that arrived
+        got = feed.update(rows, now, until, on_time - delay / PARTITIONS) if hold_back else feed.update(rows, now)
         if got is not None:
             yield build_step(now, until, float(lag[k]), got, known)
 

@@ -69,8 +69,7 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         if not own.known and not fleet.parts:
             return None
         mine = {key for key in map(partition_key, own.lags) if key is not None}
-        aged = max(now - own.sampled_at, 0.0) if own.sampled_at is not None else 0.0
-        every = [v + aged for v in own.lags.values()] + list(fleet.lags(now, skip=mine).values())
+        every = [*own.lags_as_of(now).values(), *fleet.lags(now, skip=mine).values()]
         worst = max(own.lag_s(now), max(every, default=0.0))
         return Lag(worst, sum(every) / len(every) if every else worst)
 
