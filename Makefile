@@ -6,9 +6,11 @@ STAMP := $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright downloads no browser of its own). Installed
 # when missing; if it cannot be, the rest goes on and that test fails saying why.
 CHROMIUM := /usr/bin/chromium
-# The suite on both cores, a test file to a process (pytest-xdist): every file starts and stops its
+# The suite on both cores (pytest-xdist), a test file to a process: every file starts and stops its
 # own broker, workers and stores, and tests that open a chdb store in-process keep one file's order.
-PYTEST_JOBS ?= -n 2 --dist loadfile
+# Three processes, not two: one waits through the live alert tests (wall clock, little CPU) while two
+# work through the rest; the groups and their order are set in tests/conftest.py.
+PYTEST_JOBS ?= -n 3 --dist loadgroup --no-loadscope-reorder
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench unit integration lint install clean

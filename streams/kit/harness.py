@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,14 +164,23 @@ def try_get_json(url: str) -> Any:
         return None
 
 
-def wait_until(worker: WorkerProcess, path: str, expected: Any, timeout: float = 120) -> Any:
-    """Poll a worker's JSON endpoint until it returns `expected`; returns the last answer."""
+def wait_until(
+    worker: WorkerProcess,
+    path: str,
+    expected: Any,
+    timeout: float = 120,
+    read: Callable[[Any], Any] | None = None,
+) -> Any:
+    """Poll a worker's JSON endpoint until it returns `expected` (after `read`, when given, turns
+    an answer into what is compared); returns the last answer, as read."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         if not worker.alive:
             raise RuntimeError(f"worker {worker.name} died:\n{worker.log()}")
         last = worker.try_get(path)
+        if last is not None and read is not None:
+            last = read(last)
         if last == expected:
             return last
         time.sleep(0.5)

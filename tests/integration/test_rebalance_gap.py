@@ -24,7 +24,7 @@ from streams.kit.truth import compute_truth, identities
 from streams.lab.killloop import read_ledger
 from streams.users import import_existing
 from tests.integration.conftest import start_worker
-from tests.integration.test_pipeline import rejected_by_reason, simulate
+from tests.integration.test_pipeline import rejections_reach, simulate
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +55,7 @@ def test_records_dropped_after_the_fetcher_moved_past_them_are_read_back(
     sent = asyncio.run(go())
     truth = compute_truth(sent, sim.existing_buyers)
     assert wait_until(worker, "/api/totals", truth.totals, timeout=120) == truth.totals, worker.log()
-    assert rejected_by_reason(worker.get("/api/rejections")) == truth.rejected
+    assert rejections_reach(worker, truth) == truth.rejected
 
     report = compare(identities_of(identities(sent, sim.existing_buyers)),
                      ledger_identities(asyncio.run(read_ledger(settings))[0]))  # fmt: skip

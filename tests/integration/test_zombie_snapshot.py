@@ -26,7 +26,7 @@ from streams.kit.truth import compute_truth, identities
 from streams.lab.crash import TRACE_AT, TRACE_LINE
 from streams.lab.killloop import _stopped, read_ledger
 from streams.users import import_existing
-from tests.integration.test_pipeline import rejected_by_reason, simulate
+from tests.integration.test_pipeline import rejections_reach, simulate
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ def zombie_round(env: Pipeline, workers: list[WorkerProcess], seed: int) -> bool
     owner.process.send_signal(signal.SIGCONT)
 
     assert wait_until(owner, "/api/totals", truth.totals, timeout=120) == truth.totals, owner.log()
-    assert rejected_by_reason(owner.get("/api/rejections")) == truth.rejected
+    assert rejections_reach(owner, truth) == truth.rejected
     report = compare(identities_of(identities(sent, sim.existing_buyers)),
                      ledger_identities(asyncio.run(read_ledger(settings))[0]))  # fmt: skip
     assert report.checked > 3000 and report.exact, report.examples
