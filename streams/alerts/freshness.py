@@ -184,6 +184,38 @@ class FleetClock:
         return out
 
 
+# A worker whose newest heartbeat is this much older than the newest of any has left the pipeline
+# (scaled down; its partitions moved): its last row no longer says anything about the lag.
+LEFT_S = 300.0
+
+
+class Beat(NamedTuple):
+    """One worker's newest heartbeat row (promo.pipeline_status): when, its worst partition's lag then,
+    how many partitions it held and their mean lag then (-1: not known, a row from before it was kept)."""
+
+    at: float
+    worst: float
+    partitions: int = 0
+    mean: float = -1.0
+
+
+def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag:
+    """How far the pipeline is behind as of `now`, from each worker's newest heartbeat: its lags then,
+    aged by how long ago that was; the worst of the workers still there. With the partitions' mean,
+    weighted by how many each worker holds: a `Lag`; without it (a worker that does not say it), the
+    worst alone, as `promo alerts run` had it before. No heartbeat at all: as behind as it gets (a day)."""
+    if not beats:
+        return 86400.0
+    newest = max(b.at for b in beats)
+    present = [b for b in beats if b.at >= newest - LEFT_S]
+    worst = max(now - b.at + b.worst for b in present)
+    holding = [b for b in present if b.partitions > 0]
+    if not holding or any(b.mean < 0 for b in holding):
+        return worst
+    count = sum(b.partitions for b in holding)
+    return Lag(worst, sum(b.partitions * (now - b.at + b.mean) for b in holding) / count)
+
+
 def partition_key(tp: Hashable) -> str | None:
     """The "topic:partition" of aiokafka's TopicPartition or Faust's TP (both have the two fields), None
     for a key that is neither: what heartbeats and the detector's own clock are compared by."""

@@ -128,12 +128,16 @@ class AlertRunner:
         context: Callable[[float], Context] | None = None,
         clock: Callable[[], float] = time.time,
         source: str = "live",
+        frozen_with_pipeline: bool = True,
     ) -> None:
         self.store = store
         self.call = call
         # now -> the pipeline's lag in seconds (the worst partition; or a Lag: the worst and the partitions'
         # mean, so what the partitions that are not behind wrote is held back as far as it runs ahead), None: unknown
         self.freshness = freshness
+        # True in a worker: when this process is frozen, its partitions are too. False for `promo alerts
+        # run`: the workers write on while it is frozen, and their heartbeats say how far.
+        self.frozen_with_pipeline = frozen_with_pipeline
         self.state_path = state_path
         self.config = config
         self.plan: Plan | None = None
@@ -232,8 +236,13 @@ class AlertRunner:
         gap = now - self._ticked_at - EVERY_S if self._ticked_at is not None else 0.0
         self._ticked_at = now
         if lag is not None and gap > lag:
-            # In a worker its partitions froze with it; `promo alerts run` froze alone, the workers wrote on.
-            lag, typical = gap, (gap if typical is not None else 0.0)
+            # In a worker its partitions froze with it: their counts reach no further than the gap.
+            # `promo alerts run` froze alone: the workers wrote on, as far as their heartbeats say.
+            lag = gap
+            if typical is None:
+                typical = 0.0
+            elif self.frozen_with_pipeline:
+                typical = gap
         held = self.detector.settled_until
         # Lost once running: nothing more is settled until it is known again (the counts wait).
         lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
@@ -247,9 +256,9 @@ class AlertRunner:
             # The feed's starting point is the first evaluation that knows it (what is settled then).
             leaves = None
         elif typical is None:
-            # The worst lag only (`promo alerts run`: the heartbeat rows hold each worker's worst), or
-            # none: how far the counts in the store reach is not known, so what arrived goes on (a span
-            # that settles nothing carries it to the next that does).
+            # The worst lag only (`promo alerts run` beside workers that do not write their partitions'
+            # mean), or none: how far the counts in the store reach is not known, so what arrived goes on
+            # (a span that settles nothing carries it to the next that does).
             leaves = self.feed.update(rows, now)
         else:
             # Only what is settled goes on; what the partitions that are not behind wrote past it waits

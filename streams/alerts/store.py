@@ -1,4 +1,4 @@
-"""The alert tables' reads and writes (schema: streams/sink/clickhouse.py, MIGRATIONS v5).
+"""The alert tables' reads and writes (schema: streams/sink/clickhouse.py, MIGRATIONS v5 and v6).
 
 Blocking functions of a `ClickHouseStore`, run on its thread (`store.call`) by the live runner and
 directly by the CLI. Every value is a bound parameter. Times are epoch seconds here and
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streams.alerts.freshness import Beat, Lag, fleet_lag_of
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
 if TYPE_CHECKING:
@@ -466,21 +467,15 @@ def day_series(store: Store, start_s: float, end_s: float) -> list[tuple[str, st
     return [(r["campaign_id"], r["channel"], int(r["m"]), [float(r[c]) for c in ALERT_METRICS]) for r in rows]
 
 
-# A worker whose newest heartbeat is this much older than the newest of any has left the pipeline
-# (scaled down; its partitions moved): its last row no longer says anything about the lag.
-LEFT_S = 300.0
-
-
-def fleet_lag(store: Store, now_s: float) -> float:
-    """How far the pipeline is behind, in seconds, from the workers' heartbeats (promo.pipeline_status):
-    each worker's lag when it wrote, plus how long ago that was; the worst of the workers still there.
-    No heartbeat at all in a day: the pipeline is not running, which is as behind as it gets."""
+def fleet_lag(store: Store, now_s: float) -> float | Lag:
+    """How far the pipeline is behind, in seconds, from the workers' heartbeats (promo.pipeline_status),
+    as `freshness.fleet_lag_of` reads each worker's newest row of the last day."""
     rows = store.query_rows(
-        f"SELECT worker, toUnixTimestamp64Milli(max(ts)) AS ts_ms, argMax(lag_s, ts) AS lag_s "
+        f"SELECT worker, toUnixTimestamp64Milli(max(ts)) AS ts_ms, argMax(lag_s, ts) AS lag_s, "
+        f"argMax(partitions, ts) AS partitions, argMax(mean_lag_s, ts) AS mean_lag_s "
         f"FROM {DB}.pipeline_status WHERE ts > now64(3) - INTERVAL 1 DAY AND worker != 'detector' GROUP BY worker"
     )
-    if not rows:
-        return 86400.0
-    beats = [(int(r["ts_ms"]) / 1000, float(r["lag_s"])) for r in rows]
-    newest = max(ts for ts, _ in beats)
-    return max(now_s - ts + lag for ts, lag in beats if ts >= newest - LEFT_S)
+    beats = [
+        Beat(int(r["ts_ms"]) / 1000, float(r["lag_s"]), int(r["partitions"]), float(r["mean_lag_s"])) for r in rows
+    ]
+    return fleet_lag_of(beats, now_s)

@@ -772,6 +772,7 @@ def run(
     import logging
 
     from streams.alerts import store as alert_store
+    from streams.alerts.freshness import Lag
     from streams.alerts.messages import Context
     from streams.alerts.notify import robots_from_env
     from streams.alerts.runner import AlertRunner
@@ -792,13 +793,13 @@ def run(
         store: ClickHouseStore = tables.store
         language = "en" if english else settings.alerts_language
 
-        async def lag(now: float) -> float:
+        async def lag(now: float) -> float | Lag:
             return await store.call(alert_store.fleet_lag, store, now)
 
         def context(lag_s: float) -> Context:
             return Context({}, lag_s, settings.dashboard_url, language)
 
-        runner = AlertRunner(store, store.call, lag, robots=robots, context=context,
+        runner = AlertRunner(store, store.call, lag, robots=robots, context=context, frozen_with_pipeline=False,
                              state_path=settings.data_dir.resolve() / "alerts" / f"{settings.app_id}.json")  # fmt: skip
         logging.getLogger("streams").setLevel(logging.INFO)
         typer.echo(f"drop detector on {tables.where}: every 10 s, {len(robots)} robot(s); Ctrl-C stops it")

@@ -232,6 +232,17 @@ MIGRATIONS: Sequence[Migration] = (
             ) ENGINE = ReplacingMergeTree(sent_at) ORDER BY (id, event)""",
         ),
     ),
+    Migration(
+        6,
+        "each worker's partitions and their mean lag with its heartbeat",
+        (
+            # Beside the worst lag: how far the counts in the store reach. `promo alerts run` holds back
+            # what the partitions on time wrote past a late one (streams/alerts/feed.py) only when it
+            # knows that; -1: not known (a row from before this step, or a worker with no partition yet).
+            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS partitions UInt32 DEFAULT 0",
+            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS mean_lag_s Float32 DEFAULT -1",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -498,11 +509,23 @@ class ClickHouseStore:
             ("campaign_id", "name", "starts_at", "ends_at", "imported_at"),
         )
 
-    def log_status(self, ts_ms: int, worker: str, code: int, state: str, message: str, lag_s: float = 0.0) -> None:
-        """One heartbeat row of the pipeline's state (promo.pipeline_status), with the worker's lag."""
+    def log_status(
+        self,
+        ts_ms: int,
+        worker: str,
+        code: int,
+        state: str,
+        message: str,
+        lag_s: float = 0.0,
+        partitions: int = 0,
+        mean_lag_s: float = -1.0,
+    ) -> None:
+        """One heartbeat row of the pipeline's state (promo.pipeline_status), with the worker's lag: its
+        worst partition's, and how many partitions it holds and their mean (-1: not known)."""
         when = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
-        self.insert_rows(f"{DB}.pipeline_status", [(when, worker, code, state, message[:500], float(lag_s))],
-                         ("ts", "worker", "code", "state", "message", "lag_s"))  # fmt: skip
+        row = (when, worker, code, state, message[:500], float(lag_s), int(partitions), float(mean_lag_s))
+        self.insert_rows(f"{DB}.pipeline_status", [row],
+                         ("ts", "worker", "code", "state", "message", "lag_s", "partitions", "mean_lag_s"))  # fmt: skip
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from streams.alerts.feed import Feed
-from streams.alerts.freshness import UNKNOWN_BEHIND_S, FleetClock, PositionClock, heartbeat, read_heartbeat
+from streams.alerts.freshness import (
+    UNKNOWN_BEHIND_S,
+    Beat,
+    FleetClock,
+    Lag,
+    PositionClock,
+    fleet_lag_of,
+    heartbeat,
+    read_heartbeat,
+)
 
 T_NOW = 1_794_326_400.0  # 2026-11-11 00:00 Beijing, on the 10 s grid
 
@@ -298,7 +307,7 @@ def _late_partition_run(
     come from four source partitions. One of them runs behind (`delays`: by default 150 s for five
     minutes, then 45 s for three, under the lag alert's 60 s); the other three keep writing on time.
     The freshness says the worst lag and the mean, or (`worst_only`, as `promo alerts run` has it
-    from the heartbeat rows) the worst alone."""
+    from heartbeat rows written before schema v6) the worst alone."""
     import asyncio
 
     from streams.alerts.freshness import Lag
@@ -365,10 +374,10 @@ def test_a_partition_running_late_is_no_drop_when_it_catches_up(tmp_path: Path) 
 
 
 def test_a_partition_steadily_late_under_the_lag_alert_is_no_drop_with_the_worst_lag_only(tmp_path: Path) -> None:
-    """A review found it: with only the worst lag known (`promo alerts run`), holding back as if every
-    partition were that late handed a minute's counts on unevenly (one partition of four 20 s late:
-    steps at 0.3-1.7 of their spans, outage warnings at the total every minute). Without the mean
-    the counts go on as they arrive; the mean (a worker's own detector) holds them back."""
+    """A review found it: with only the worst lag known (`promo alerts run` beside workers from before
+    v6), holding back as if every partition were that late handed a minute's counts on unevenly (one
+    partition of four 20 s late: steps at 0.3-1.7 of their spans, outage warnings at the total every
+    minute). Without the mean the counts go on as they arrive; the mean holds them back."""
     steady = [(T_NOW - 600, T_NOW + 1500, 20.0)]
     for worst_only in (True, False):
         changed, settled = _late_partition_run(tmp_path, True, steady, worst_only=worst_only)
@@ -382,3 +391,77 @@ def test_the_feed_starts_from_what_is_settled_not_from_all_that_arrived() -> Non
     feed = Feed(1)
     assert feed.update(rows({("c", "x", 0): [50]}), 50.5, settled_until=45.0, fill_until=50.0) is None
     assert feed.update(rows({("c", "x", 0): [60]}), 60.5, settled_until=55.0, fill_until=60.0) == {("c", "x"): [10.0]}
+
+
+def test_the_fleet_lag_from_heartbeat_rows_weighs_each_workers_mean_by_its_partitions() -> None:
+    """`promo alerts run` reads the workers' newest heartbeat rows: each worker's worst lag then and,
+    since schema v6, how many partitions it holds and their mean, all aged by how long ago it wrote."""
+    now = T_NOW
+    assert fleet_lag_of([], now) == 86400.0  # no heartbeat in a day: the pipeline is not running
+    # Rows from before v6 (no mean): the worst alone, of the workers still there ("gone" left 1 h ago).
+    old = [Beat(now - 4, 2.0), Beat(now - 1, 0.0), Beat(now - 3600, 500.0)]
+    assert fleet_lag_of(old, now) == pytest.approx(6.0)
+    # Worker a: 3 partitions, one 60 s late (mean 20.5); b: 1 partition on time; c: none (idle).
+    beats = [Beat(now - 4, 60.0, 3, 20.5), Beat(now - 1, 0.5, 1, 0.5), Beat(now - 2, 0.0, 0, -1.0)]
+    lag = fleet_lag_of(beats, now)
+    assert isinstance(lag, Lag)
+    assert lag.worst == pytest.approx(64.0)
+    assert lag.typical == pytest.approx((3 * 24.5 + 1 * 1.5) / 4)
+    # One worker holding partitions that does not say their mean: the worst alone, as before.
+    assert fleet_lag_of([*beats, Beat(now - 1, 1.0, 2, -1.0)], now) == pytest.approx(64.0)
+
+
+def test_a_detector_outside_the_workers_frozen_for_80_s_holds_back_only_what_is_not_settled(tmp_path: Path) -> None:
+    """`promo alerts run` frozen (its host swapped out) while the workers wrote on, on time: on waking
+    it is behind by its gap (the lag alert), and the counts the workers wrote meanwhile are in the
+    store. Held back as if they reached no further than the gap (a worker's own detector froze with
+    its partitions), the step on waking got the whole unsettled minute on top of its settled share."""
+    outside, changed = _frozen_detector_run(tmp_path, frozen_with_pipeline=False)
+    assert outside == pytest.approx(1.0, abs=0.05)
+    assert {a.kind for a in changed} == {"lag"}, [a.message for a in changed]
+    inside, _ = _frozen_detector_run(tmp_path, frozen_with_pipeline=True)
+    assert inside > 1.5  # the fault this guards against
+
+
+def _frozen_detector_run(tmp_path: Path, frozen_with_pipeline: bool) -> tuple[float, list[Any]]:
+    """The runner over one channel at 50 interactions a second, its freshness on time throughout,
+    frozen for 80 s at T_NOW: the step on waking as a share of its span's true count, and the alerts."""
+    import asyncio
+
+    from streams.alerts.runner import AlertRunner
+
+    rate = 50.0
+    clock = {"now": T_NOW - 1800.0}
+
+    def window() -> list[tuple[str, str, int, list[float]]]:
+        now = clock["now"]
+        out = []
+        for minute in range(int((now - 900) // 60 * 60), int(now // 60 * 60) + 60, 60):
+            seconds = min(max(now - 0.5 - minute, 0.0), 60.0)
+            if seconds > 0:
+                out.append(("c1", "wechat", minute, [rate * seconds, 0.0, 0.0, 0.0, 0.0]))
+        return out
+
+    logged: list[tuple[float, float, dict[Any, Any]]] = []  # (at, settled_until, leaves)
+
+    def log(*args: Any) -> None:
+        logged.append((args[1], args[2], args[4]))
+
+    async def freshness(now: float) -> Any:
+        return Lag(0.5, 0.5)  # the workers' heartbeats: on time throughout
+
+    runner = AlertRunner(None, _store_stand_in(window, log), freshness, clock=lambda: clock["now"],
+                         state_path=tmp_path / f"f{frozen_with_pipeline}.json",
+                         frozen_with_pipeline=frozen_with_pipeline)  # fmt: skip
+
+    async def go() -> list[Any]:
+        changed: list[Any] = []
+        while clock["now"] < T_NOW + 600:
+            changed += await runner.tick()
+            clock["now"] += 90.0 if clock["now"] == T_NOW else 10.0
+        return changed
+
+    changed = asyncio.run(go())
+    woke = next(i for i, (at, _, _) in enumerate(logged) if at == T_NOW + 90)
+    count = sum(v[0] for v in logged[woke][2].values())
+    return count / ((logged[woke][1] - logged[woke - 1][1]) * rate), changed
