@@ -191,7 +191,8 @@ LEFT_S = 300.0
 
 class Beat(NamedTuple):
     """One worker's newest heartbeat row (promo.pipeline_status): when, its worst partition's lag then,
-    how many partitions it held and their mean lag then (-1: not known, a row from before it was kept)."""
+    how many partitions it held and their mean lag then (its worst when it held none; -1: a row from
+    before schema v6, which kept neither)."""
 
     at: float
     worst: float
@@ -202,18 +203,22 @@ class Beat(NamedTuple):
 def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag:
     """How far the pipeline is behind as of `now`, from each worker's newest heartbeat: its lags then,
     aged by how long ago that was; the worst of the workers still there. With the partitions' mean,
-    weighted by how many each worker holds: a `Lag`; without it (a worker that does not say it), the
-    worst alone, as `promo alerts run` had it before. No heartbeat at all: as behind as it gets (a day)."""
+    weighted by how many each worker holds: a `Lag`. While no worker holds a partition (a rebalance
+    revokes them all; a lone worker just started) the worst stands for the mean: a `Lag` still, so the
+    runner keeps holding back instead of handing on at once all it held (a step at 1.5 of its span,
+    then 0.5). A row from a worker before v6 (no mean): the worst alone, as `promo alerts run` had it
+    before. No heartbeat at all: as behind as it gets (a day)."""
     if not beats:
         return 86400.0
     newest = max(b.at for b in beats)
     present = [b for b in beats if b.at >= newest - LEFT_S]
     worst = max(now - b.at + b.worst for b in present)
-    holding = [b for b in present if b.partitions > 0]
-    if not holding or any(b.mean < 0 for b in holding):
+    if any(b.mean < 0 for b in present):
         return worst
-    count = sum(b.partitions for b in holding)
-    return Lag(worst, sum(b.partitions * (now - b.at + b.mean) for b in holding) / count)
+    count = sum(b.partitions for b in present)
+    if count == 0:
+        return Lag(worst, worst)
+    return Lag(worst, sum(b.partitions * (now - b.at + b.mean) for b in present) / count)
 
 
 def partition_key(tp: Hashable) -> str | None:

@@ -334,10 +334,15 @@ class DirectTables:
         alert_store.save_plan(self.store, text, source, time.time())
 
 
+# The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
+# silence and the rest need. `promo alerts run` needs the newest (the heartbeat rows' partitions, v6).
+ALERT_TABLES_VERSION = 5
+
+
 @contextlib.contextmanager
-def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
+def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> Iterator[Tables]:
     from streams.cli.worker import _live_owner, refuse_if_detector_holds
-    from streams.sink.clickhouse import SCHEMA_VERSION, ClickHouseStore
+    from streams.sink.clickhouse import ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
     store_dir = settings.embedded_store
@@ -359,8 +364,10 @@ def alert_tables(clickhouse: str | None) -> Iterator[Tables]:
             version = int(rows[0]["v"] or 0) if rows else 0
         except Exception as exc:
             fail(f"cannot read the store at {where}: {str(exc).splitlines()[0][:200]}")
-        if version < SCHEMA_VERSION:
+        if version < ALERT_TABLES_VERSION:
             fail(f"the store at {where} has no alert tables yet (schema v{version}): run a worker of this version once")
+        if version < needs:
+            fail(f"the store at {where} is at schema v{version}, this needs v{needs}: run a worker of this version")
         yield DirectTables(store, where)
     finally:
         store.close_sync()
@@ -777,7 +784,7 @@ def run(
     from streams.alerts.notify import robots_from_env
     from streams.alerts.runner import AlertRunner
     from streams.cli.worker import _live_owner
-    from streams.sink.clickhouse import ClickHouseStore
+    from streams.sink.clickhouse import SCHEMA_VERSION, ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
     store_dir = settings.embedded_store
@@ -787,7 +794,7 @@ def run(
         robots = robots_from_env()
     except ValueError as exc:
         fail(str(exc))
-    with alert_tables(clickhouse) as tables:
+    with alert_tables(clickhouse, needs=SCHEMA_VERSION) as tables:
         if not isinstance(tables, DirectTables):
             fail("a worker owns the store: start it with --alerts")
         store: ClickHouseStore = tables.store

@@ -74,3 +74,34 @@ def test_alerts_run_beside_a_store_says_the_pipeline_is_not_running(tmp_path: Pa
     beat = subprocess.run([sys.executable, "-c", BEATS, str(store)], capture_output=True, text=True, timeout=120,
                           check=True)  # fmt: skip
     assert int(beat.stdout) >= 2, beat.stdout
+
+
+V5 = """
+import sys
+from streams.sink import clickhouse as ch
+store = ch.ClickHouseStore("chdb://" + sys.argv[1])
+for migration in ch.MIGRATIONS[:5]:  # a store as a worker from before schema v6 left it
+    for statement in migration.statements:
+        store.command(statement)
+    store.command(f"INSERT INTO promo.schema_version VALUES ({migration.version}, now64(3))")
+store.close_sync()
+"""
+
+
+def test_a_store_from_before_v6_serves_the_alert_commands_and_run_says_what_it_needs(tmp_path: Path) -> None:
+    """The CLI upgraded before the workers: list, ack, silence need the alert tables (v5) and work;
+    `promo alerts run` needs the heartbeat rows' partitions (v6) and says so in one line."""
+    store = tmp_path / "store"
+    subprocess.run([sys.executable, "-c", V5, str(store)], check=True, timeout=120)
+    dsn = ["--clickhouse", f"chdb://{store}"]
+    env = {"PATH": str(Path(PROMO).parent), "PROMO_DATA_DIR": str(tmp_path), "HOME": str(tmp_path)}
+
+    def promo(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([PROMO, *args, *dsn], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    listed = promo("alerts", "list", "--json")
+    assert listed.returncode == 0 and listed.stdout == "", (listed.stdout, listed.stderr)
+    run = promo("alerts", "run")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1, (run.stdout, run.stderr)
+    assert "is at schema v5, this needs v6: run a worker of this version" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr

@@ -402,13 +402,18 @@ def test_the_fleet_lag_from_heartbeat_rows_weighs_each_workers_mean_by_its_parti
     old = [Beat(now - 4, 2.0), Beat(now - 1, 0.0), Beat(now - 3600, 500.0)]
     assert fleet_lag_of(old, now) == pytest.approx(6.0)
     # Worker a: 3 partitions, one 60 s late (mean 20.5); b: 1 partition on time; c: none (idle).
-    beats = [Beat(now - 4, 60.0, 3, 20.5), Beat(now - 1, 0.5, 1, 0.5), Beat(now - 2, 0.0, 0, -1.0)]
+    beats = [Beat(now - 4, 60.0, 3, 20.5), Beat(now - 1, 0.5, 1, 0.5), Beat(now - 2, 0.0, 0, 0.0)]
     lag = fleet_lag_of(beats, now)
     assert isinstance(lag, Lag)
     assert lag.worst == pytest.approx(64.0)
     assert lag.typical == pytest.approx((3 * 24.5 + 1 * 1.5) / 4)
-    # One worker holding partitions that does not say their mean: the worst alone, as before.
-    assert fleet_lag_of([*beats, Beat(now - 1, 1.0, 2, -1.0)], now) == pytest.approx(64.0)
+    # A worker from before v6 among them (its row's default -1, partitions 0): the worst alone, as
+    # before; its late partition would otherwise be left out of the mean (a rolling upgrade).
+    assert fleet_lag_of([*beats, Beat(now - 1, 90.0)], now) == pytest.approx(91.0)
+    # A rebalance: every worker's newest row holds no partition. Still a Lag, the worst for the mean:
+    # a bare worst would make the runner hand on at once all it held back (a step at 1.5 of its span).
+    revoked = fleet_lag_of([Beat(now - 2, 3.0, 0, 3.0), Beat(now - 1, 0.0, 0, 0.0)], now)
+    assert isinstance(revoked, Lag) and revoked == pytest.approx((5.0, 5.0))
 
 
 def test_a_detector_outside_the_workers_frozen_for_80_s_holds_back_only_what_is_not_settled(tmp_path: Path) -> None:
