@@ -17,6 +17,7 @@ WALL_CLOCK_FILES = (
     "test_alerts_live.py",
     "test_alerts_sigstop.py",
     "test_alerts_two_workers.py",
+    "test_alerts_source_stall.py",
 )
 WALL_CLOCK_GROUP = "alerts-wall-clock"
 

@@ -6,6 +6,10 @@ offers the hooks (`ClickHouseStore.before_write`, `BatchAgent.before_batch`). Wh
 - `fail`                   every ClickHouse write fails (a transient error: the sink retries)
 - `stall:SECONDS`          every ClickHouse write waits that long first
 - `stall-stage:NAME[,NAME]` those stages (`ingest`, `aggregate`) hold their batches unprocessed
+- `stall-partition:TOPIC:N[,TOPIC:N]` those partitions (TOPIC the full name; N `*` for all of
+                           them) fall behind: what the worker fetches of them is dropped unhanded, and
+                           read back once the line is gone (the consumer's `drop_fetched` hook), while
+                           every other partition goes on: one source running late, not a stage
 
 and with no file, nothing happens. The chaos scenarios and the stall tests drive it.
 """
@@ -17,13 +21,16 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from streams import crashpoints
 from streams.errors import SinkError
 
 log = logging.getLogger(__name__)
 
 STAGE_STALL_PREFIX = "stall-stage:"
+PARTITION_STALL_PREFIX = "stall-partition:"
+REREAD_S = 0.2  # how often the partition stall reads the file (it is asked on every fetch)
 
 
 class _Pipeline(Protocol):  # what of streams.worker.app.WorkerApp this needs
@@ -54,6 +61,36 @@ def stages_to_stall(spec: str) -> frozenset[str]:
     return frozenset(stages)
 
 
+def partitions_to_stall(spec: str) -> frozenset[tuple[str, str]]:
+    """The (topic, partition) pairs a fault file's text asks to stall; partition `*` is every one."""
+    pairs: set[tuple[str, str]] = set()
+    for line in spec.splitlines():
+        line = line.strip()
+        if line.startswith(PARTITION_STALL_PREFIX):
+            for item in line.removeprefix(PARTITION_STALL_PREFIX).split(","):
+                topic, _, partition = item.strip().rpartition(":")
+                if topic and partition:
+                    pairs.add((topic, partition))
+    return frozenset(pairs)
+
+
+def partition_stall(path: Path, clock: Callable[[], float] = time.monotonic) -> Callable[[Any, bool, int], bool]:
+    """A `drop_fetched` hook (streams/crashpoints.py): drop a fetch of a partition the file names.
+    The consumer then reads the gap back on a later fetch, so nothing is lost: the partition only
+    falls behind until the line is gone."""
+    seen: dict[str, Any] = {"at": -REREAD_S, "pairs": frozenset()}
+
+    def drop(tp: Any, handed: bool, generation: int) -> bool:
+        now = clock()
+        if now - seen["at"] >= REREAD_S:
+            seen["at"], seen["pairs"] = now, partitions_to_stall(_read(path) or "")
+        pairs = seen["pairs"]
+        topic, partition = getattr(tp, "topic", None), getattr(tp, "partition", None)
+        return bool(pairs) and ((topic, str(partition)) in pairs or (topic, "*") in pairs)
+
+    return drop
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -66,7 +103,7 @@ def write_fault(path: Path) -> Callable[[], None]:
 
     def check() -> None:
         spec = (_read(path) or "").strip()
-        if not spec or spec.startswith(STAGE_STALL_PREFIX):
+        if not spec or spec.startswith((STAGE_STALL_PREFIX, PARTITION_STALL_PREFIX)):
             return
         if spec.startswith("stall:"):
             time.sleep(float(spec.removeprefix("stall:")))
@@ -101,3 +138,9 @@ def install(pipeline: _Pipeline, path: Path) -> None:
         pipeline.store.before_write = write_fault(path)
     for agent in (pipeline.ingest, pipeline.aggregate):
         agent.before_batch = stage_stall(path, agent.stage)
+    stall = partition_stall(path)
+    before = crashpoints.drop_fetched()  # the kill loop's, when the environment asked for it too
+    if before is None:
+        crashpoints.install_drop_fetched(stall)
+    else:
+        crashpoints.install_drop_fetched(lambda tp, handed, gen: before(tp, handed, gen) or stall(tp, handed, gen))

@@ -64,13 +64,19 @@ def alerts(env: Pipeline) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert(
-    env: Pipeline, workers: list[WorkerProcess]
-) -> None:
+def start_detector_worker(env: Pipeline, workers: list[WorkerProcess]) -> tuple[WorkerProcess, Path]:
+    """The one worker, with the sink, the detector (English messages) and the view, and its fault file."""
     fault = env.root / "fault"
     env.extra.update({"PROMO_ALERTS": "1", "PROMO_FAULT_FILE": str(fault), "PROMO_ALERTS_LANGUAGE": "en"})
     worker = WorkerProcess(env, "w", sink=True, view_port=free_port()).start()
     workers.append(worker)
+    return worker, fault
+
+
+def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert(
+    env: Pipeline, workers: list[WorkerProcess]
+) -> None:
+    worker, fault = start_detector_worker(env, workers)
     sending = start_steady_stream(env, 190.0, seed=5)
     try:
         time.sleep(45.0)  # the detector has a starting point and steady traffic to judge by

@@ -4,6 +4,7 @@ quiet stream is not, work or an empty backlog clears it, and each change is repo
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,34 @@ def test_lag_of_one_partition(highwater: int | None, next_offset: int | None, la
 )
 def test_fault_file_stage_stalls(spec: str, stages: set[str]) -> None:
     assert stages_to_stall(spec) == stages
+
+
+def test_fault_file_partition_stalls_drop_only_the_named_partitions_and_reread_the_file(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from streams.lab.faults import partition_stall, partitions_to_stall, write_fault
+
+    assert partitions_to_stall("stall-stage:ingest\n stall-partition:p.orders:*, p.clicks:2 ") == {
+        ("p.orders", "*"), ("p.clicks", "2"),
+    }  # fmt: skip
+    assert partitions_to_stall("stall-partition:nocolon\nstall:5") == frozenset()
+    fault, now = tmp_path / "fault", {"t": 0.0}
+    drop = partition_stall(fault, clock=lambda: now["t"])
+
+    def tp(topic: str, partition: int) -> SimpleNamespace:
+        return SimpleNamespace(topic=topic, partition=partition)
+
+    assert not drop(tp("p.orders", 0), True, 1)  # no file: nothing
+    fault.write_text("stall-partition:p.orders:*,p.clicks:2\n")
+    assert not drop(tp("p.orders", 0), True, 1)  # read again only every 0.2 s (it is asked per fetch)
+    now["t"] = 0.25
+    assert [drop(tp("p.orders", n), True, 1) for n in range(4)] == [True] * 4
+    assert [drop(tp("p.clicks", n), True, 1) for n in range(4)] == [False, False, True, False]
+    assert not drop(tp("p.shares", 2), True, 1)
+    write_fault(fault)()  # the same file stalls no write (it read as `fail`: every write failed)
+    fault.unlink()
+    now["t"] = 0.5
+    assert not drop(tp("p.orders", 0), True, 1)
 
 
 @pytest.mark.parametrize(("raw", "value"), [(None, 30.0), ("3", 3.0), ("0.5", 0.5)])
