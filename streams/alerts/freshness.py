@@ -200,14 +200,15 @@ class Beat(NamedTuple):
     mean: float = -1.0
 
 
-def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag:
+def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag | None:
     """How far the pipeline is behind as of `now`, from each worker's newest heartbeat: its lags then,
     aged by how long ago that was; the worst of the workers still there. With the partitions' mean,
     weighted by how many each worker holds: a `Lag`. While no worker holds a partition (a rebalance
-    revokes them all; a lone worker just started) the worst stands for the mean: a `Lag` still, so the
-    runner keeps holding back instead of handing on at once all it held (a step at 1.5 of its span,
-    then 0.5). A row from a worker before v6 (no mean): the worst alone, as `promo alerts run` had it
-    before. No heartbeat at all: as behind as it gets (a day)."""
+    revokes them all; a lone worker just started) nobody can say: None, and the runner settles nothing
+    until somebody can (a worker's clock forgets a revoked partition's lag, so its row then reads 0 s
+    behind, and the runner handed on at once all it held back). A row from a worker before v6 (no
+    mean): the worst alone, as `promo alerts run` had it before. No heartbeat at all: as behind as it
+    gets (a day)."""
     if not beats:
         return 86400.0
     newest = max(b.at for b in beats)
@@ -217,7 +218,7 @@ def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag:
         return worst
     count = sum(b.partitions for b in present)
     if count == 0:
-        return Lag(worst, worst)
+        return None
     return Lag(worst, sum(b.partitions * (now - b.at + b.mean) for b in present) / count)
 
 

@@ -467,7 +467,7 @@ def day_series(store: Store, start_s: float, end_s: float) -> list[tuple[str, st
     return [(r["campaign_id"], r["channel"], int(r["m"]), [float(r[c]) for c in ALERT_METRICS]) for r in rows]
 
 
-def fleet_lag(store: Store, now_s: float) -> float | Lag:
+def fleet_lag(store: Store, now_s: float) -> float | Lag | None:
     """How far the pipeline is behind, in seconds, from the workers' heartbeats (promo.pipeline_status),
     as `freshness.fleet_lag_of` reads each worker's newest row of the last day."""
     rows = store.query_rows(

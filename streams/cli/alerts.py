@@ -337,6 +337,7 @@ class DirectTables:
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
 # silence and the rest need. `promo alerts run` needs the newest (the heartbeat rows' partitions, v6).
 ALERT_TABLES_VERSION = 5
+ALERTS_RUN_VERSION = 6  # each worker's partitions and their mean lag in its heartbeat rows
 
 
 @contextlib.contextmanager
@@ -784,7 +785,7 @@ def run(
     from streams.alerts.notify import robots_from_env
     from streams.alerts.runner import AlertRunner
     from streams.cli.worker import _live_owner
-    from streams.sink.clickhouse import SCHEMA_VERSION, ClickHouseStore
+    from streams.sink.clickhouse import ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
     store_dir = settings.embedded_store
@@ -794,13 +795,13 @@ def run(
         robots = robots_from_env()
     except ValueError as exc:
         fail(str(exc))
-    with alert_tables(clickhouse, needs=SCHEMA_VERSION) as tables:
+    with alert_tables(clickhouse, needs=ALERTS_RUN_VERSION) as tables:
         if not isinstance(tables, DirectTables):
             fail("a worker owns the store: start it with --alerts")
         store: ClickHouseStore = tables.store
         language = "en" if english else settings.alerts_language
 
-        async def lag(now: float) -> float | Lag:
+        async def lag(now: float) -> float | Lag | None:
             return await store.call(alert_store.fleet_lag, store, now)
 
         def context(lag_s: float) -> Context:

@@ -9,7 +9,10 @@ offers the hooks (`ClickHouseStore.before_write`, `BatchAgent.before_batch`). Wh
 - `stall-partition:TOPIC:N[,TOPIC:N]` those partitions (TOPIC the full name; N `*` for all of
                            them) fall behind: what the worker fetches of them is dropped unhanded, and
                            read back once the line is gone (the consumer's `drop_fetched` hook), while
-                           every other partition goes on: one source running late, not a stage
+                           every other partition goes on: one source running late, not a stage. For
+                           test rates: the read-back after the line is gone holds the whole backlog of
+                           a partition in memory at once, and a stalled partition that goes quiet is
+                           read back (and dropped again) every few seconds meanwhile
 
 and with no file, nothing happens. The chaos scenarios and the stall tests drive it.
 """
