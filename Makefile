@@ -8,9 +8,9 @@ STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 # The suite on both cores (pytest-xdist), a test file to a process: every file starts and stops its
 # own broker, workers and stores, and tests that open a chdb store in-process keep one file's order.
-# Three processes, not two: one waits through the live alert tests (wall clock, little CPU) while two
-# work through the rest; the groups and their order are set in tests/conftest.py.
-PYTEST_JOBS ?= -n 3 --dist loadgroup --no-loadscope-reorder
+# Three processes, not two: the live alert tests spend minutes waiting on the detector's clock with
+# little CPU; they are handed out first, in the order tests/conftest.py sets (no reordering by size).
+PYTEST_JOBS ?= -n 3 --dist loadfile --no-loadscope-reorder
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test bench unit integration lint install clean

@@ -1,32 +1,29 @@
-"""How `make test` spreads the suite over its pytest-xdist processes (`--dist loadgroup`).
+"""The order in which `make test` hands test files to its pytest-xdist processes.
 
-Every test file is one unit of work, kept in one process and in its own order (each file starts and
-stops its own broker, workers and stores; tests that open a chdb store in-process rely on the order).
-The live alert tests are another matter: each runs a worker under a steady stream for three to four
-minutes of wall clock, mostly waiting for the detector's clock (a 60 s lag, a 45 s warm-up), and uses
-little CPU. They share one unit, which goes first, so one process waits through them while the
-others work through the rest of the suite on both cores (Makefile: three processes).
+Each file is one unit of work (`--dist loadfile`), kept in one process and in its own order: every
+file starts and stops its own broker, workers and stores, and tests that open a chdb store
+in-process rely on the order. The live alert files go first: each runs a worker under a steady
+stream for three to four minutes of wall clock, mostly waiting for the detector's clock (a 60 s lag,
+a 45 s warm-up), with little CPU; begun last (xdist's default hands out the files with most tests
+first) they were the suite's tail.
+
+(`--dist loadgroup`, to keep them all on one process, does not group at all with pytest 9.2 and
+pytest-xdist 3.8: xdist marks a group by rewriting `item._nodeid`, which pytest 9 no longer reads,
+so every test became a unit of its own. Seen 2026-12-06.)
 """
 
 from __future__ import annotations
 
 import pytest
 
-# Files whose time is the detector's wall clock, not CPU: one process takes them all, first.
 WALL_CLOCK_FILES = (
     "test_alerts_live.py",
     "test_alerts_sigstop.py",
     "test_alerts_two_workers.py",
     "test_alerts_source_stall.py",
 )
-WALL_CLOCK_GROUP = "alerts-wall-clock"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        name = item.path.name
-        group = WALL_CLOCK_GROUP if name in WALL_CLOCK_FILES else str(item.path)
-        item.add_marker(pytest.mark.xdist_group(group))
-    # Stable: each file keeps its order; the wall-clock unit is handed out first.
+    # Stable: each file keeps its order; the wall-clock files are handed out first.
     items.sort(key=lambda item: item.path.name not in WALL_CLOCK_FILES)

@@ -190,36 +190,45 @@ LEFT_S = 300.0
 
 
 class Beat(NamedTuple):
-    """One worker's newest heartbeat row (promo.pipeline_status): when, its worst partition's lag then,
-    how many partitions it held and their mean lag then (its worst when it held none; -1: a row from
-    before schema v6, which kept neither)."""
+    """What one worker's heartbeat rows (promo.pipeline_status) say: its newest row's time and worst
+    lag then; whether that row says each partition's lag (schema v6 on; False: a row from before);
+    and its newest word on its partitions (the newest row that names one: when, "topic:partition" ->
+    lag then). A worker holding none, or between a revocation and an assignment, names none."""
 
+    worker: str
     at: float
     worst: float
-    partitions: int = 0
-    mean: float = -1.0
+    says_partitions: bool = False
+    word_at: float = 0.0
+    word: Mapping[str, float] | None = None
 
 
 def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag | None:
-    """How far the pipeline is behind as of `now`, from each worker's newest heartbeat: its lags then,
-    aged by how long ago that was; the worst of the workers still there. With the partitions' mean,
-    weighted by how many each worker holds: a `Lag`. While no worker holds a partition (a rebalance
-    revokes them all; a lone worker just started) nobody can say: None, and the runner settles nothing
-    until somebody can (a worker's clock forgets a revoked partition's lag, so its row then reads 0 s
-    behind, and the runner handed on at once all it held back). A row from a worker before v6 (no
-    mean): the worst alone, as `promo alerts run` had it before. No heartbeat at all: as behind as it
-    gets (a day)."""
+    """How far the pipeline is behind as of `now`, from the workers' heartbeat rows, as a worker's own
+    detector has it from the heartbeats topic: per partition the newest word on it from any worker,
+    aged by how long ago that was (`FleetClock`: a worker that left is replaced by the partitions'
+    new owners; a frozen one ages); the worst and the mean of them. Every word older than the history
+    (900 s): the pipeline stopped then, and is that far behind. No word on any partition ever (the
+    pipeline has just started): not known, None, and the runner settles nothing until it is. A worker
+    still there whose rows are from before v6: the worst of each worker's newest row, aged, as
+    `promo alerts run` had it before. No heartbeat at all: as behind as it gets (a day)."""
     if not beats:
         return 86400.0
     newest = max(b.at for b in beats)
     present = [b for b in beats if b.at >= newest - LEFT_S]
-    worst = max(now - b.at + b.worst for b in present)
-    if any(b.mean < 0 for b in present):
-        return worst
-    count = sum(b.partitions for b in present)
-    if count == 0:
-        return None
-    return Lag(worst, sum(b.partitions * (now - b.at + b.mean) for b in present) / count)
+    if not all(b.says_partitions for b in present):
+        return max(now - b.at + b.worst for b in present)
+    fleet = FleetClock()
+    for beat in beats:
+        if beat.word:
+            fleet.heard(beat.worker, beat.word_at, beat.word)
+    lags = fleet.lags(now)
+    if lags:
+        return Lag(max(lags.values()), sum(lags.values()) / len(lags))
+    said = [now - b.word_at + max(b.word.values()) for b in beats if b.word]
+    if said:  # every word older than the fleet's history: the pipeline stopped that long ago
+        return Lag(min(said), min(said))
+    return None
 
 
 def partition_key(tp: Hashable) -> str | None:

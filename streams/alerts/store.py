@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -469,13 +469,22 @@ def day_series(store: Store, start_s: float, end_s: float) -> list[tuple[str, st
 
 def fleet_lag(store: Store, now_s: float) -> float | Lag | None:
     """How far the pipeline is behind, in seconds, from the workers' heartbeats (promo.pipeline_status),
-    as `freshness.fleet_lag_of` reads each worker's newest row of the last day."""
+    as `freshness.fleet_lag_of` reads them: per worker of the last day, its newest row and its newest
+    row that names a partition (the one before a rebalance, while its newest names none)."""
+    named = "lags NOT IN ('', '{}')"
     rows = store.query_rows(
         f"SELECT worker, toUnixTimestamp64Milli(max(ts)) AS ts_ms, argMax(lag_s, ts) AS lag_s, "
-        f"argMax(partitions, ts) AS partitions, argMax(mean_lag_s, ts) AS mean_lag_s "
+        f"argMax(lags, ts) != '' AS says, toUnixTimestamp64Milli(maxIf(ts, {named})) AS word_ms, "
+        f"argMaxIf(lags, ts, {named}) AS word "
         f"FROM {DB}.pipeline_status WHERE ts > now64(3) - INTERVAL 1 DAY AND worker != 'detector' GROUP BY worker"
     )
-    beats = [
-        Beat(int(r["ts_ms"]) / 1000, float(r["lag_s"]), int(r["partitions"]), float(r["mean_lag_s"])) for r in rows
-    ]
-    return fleet_lag_of(beats, now_s)
+    return fleet_lag_of([_beat(r) for r in rows], now_s)
+
+
+def _beat(row: Mapping[str, Any]) -> Beat:
+    try:
+        word = {str(k): float(v) for k, v in json.loads(row["word"]).items()} if row["word"] else None
+    except (ValueError, TypeError, AttributeError):  # not ours: as if it named none
+        word = None
+    return Beat(str(row["worker"]), int(row["ts_ms"]) / 1000, float(row["lag_s"]), bool(row["says"]),
+                int(row["word_ms"]) / 1000, word)  # fmt: skip

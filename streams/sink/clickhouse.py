@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -234,13 +235,14 @@ MIGRATIONS: Sequence[Migration] = (
     ),
     Migration(
         6,
-        "each worker's partitions and their mean lag with its heartbeat",
+        "each worker's partitions and their lags with its heartbeat",
         (
-            # Beside the worst lag: how far the counts in the store reach. `promo alerts run` holds back
-            # what the partitions on time wrote past a late one (streams/alerts/feed.py) only when it
-            # knows that; -1: not known (a row from before this step, or a worker with no partition yet).
-            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS partitions UInt32 DEFAULT 0",
-            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS mean_lag_s Float32 DEFAULT -1",
+            # Beside the worst lag, each partition's ("topic:partition" -> seconds behind, as JSON), as
+            # the heartbeats topic has them: `promo alerts run` then knows how far the counts in the
+            # store reach (it holds back what the partitions on time wrote past a late one,
+            # streams/alerts/feed.py) and who speaks for a partition now (streams/alerts/freshness.py
+            # FleetClock). '' is a row from before this step; '{}' a worker holding no partition.
+            f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS lags String DEFAULT ''",
         ),
     ),
 )
@@ -517,15 +519,16 @@ class ClickHouseStore:
         state: str,
         message: str,
         lag_s: float = 0.0,
-        partitions: int = 0,
-        mean_lag_s: float = -1.0,
+        lags: Mapping[str, float] | None = None,
     ) -> None:
         """One heartbeat row of the pipeline's state (promo.pipeline_status), with the worker's lag: its
-        worst partition's, and how many partitions it holds and their mean (-1: not known)."""
+        worst partition's, and each partition's ("topic:partition" -> seconds; None: not said)."""
         when = dt.datetime.fromtimestamp(ts_ms / 1000, tz=dt.UTC)
-        row = (when, worker, code, state, message[:500], float(lag_s), int(partitions), float(mean_lag_s))
+        rounded = {k: round(float(v), 3) for k, v in (lags or {}).items()}
+        said = "" if lags is None else json.dumps(rounded, separators=(",", ":"))
+        row = (when, worker, code, state, message[:500], float(lag_s), said)
         self.insert_rows(f"{DB}.pipeline_status", [row],
-                         ("ts", "worker", "code", "state", "message", "lag_s", "partitions", "mean_lag_s"))  # fmt: skip
+                         ("ts", "worker", "code", "state", "message", "lag_s", "lags"))  # fmt: skip
 
     def command(self, sql: str, parameters: dict[str, Any] | None = None) -> None:
         """A statement without result rows (DDL, INSERT … SELECT), with bound parameters."""

@@ -466,12 +466,12 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             state = first["kind"] if first else "ok"
             as_of = doc["as_of_ms"] / 1000
             lag_s = pipeline.freshness.lag_s(as_of)  # as of the heartbeat's own time
-            # Its partitions' mean: how far its counts reach (with none, its worst; -1 is a row from before v6).
-            lags = list(pipeline.freshness.lags_as_of(as_of).values())
-            mean_lag_s = sum(lags) / len(lags) if lags else lag_s
+            # Each partition's lag, as the heartbeats topic has them: `promo alerts run` reads the fleet from these.
+            lags = {key: lag for tp, lag in pipeline.freshness.lags_as_of(as_of).items()
+                    if (key := partition_key(tp)) is not None}  # fmt: skip
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
-                                 first["message"] if first else "", lag_s, len(lags), mean_lag_s)  # fmt: skip
+                                 first["message"] if first else "", lag_s, lags)  # fmt: skip
             await asyncio.sleep(HEARTBEAT_S)
 
     app.task(heartbeat)

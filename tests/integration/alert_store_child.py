@@ -79,9 +79,12 @@ def main(path: str) -> None:
     for ago, name, lag in ((4, "a", 2.0), (1, "b", 0.0), (3600, "gone", 500.0), (1, "detector", 999.0)):
         store.log_status(int((NOW - ago) * 1000), name, 0, "ok", "", lag)
     out["lag"] = s.fleet_lag(store, NOW)
-    # Then with their partitions and the mean (schema v6): a holds 3, one of them 2 s late; b holds 1.
-    for ago, name, lag, parts, mean in ((4, "a", 2.0, 3, 0.75), (1, "b", 0.0, 1, 0.0), (1, "detector", 9.0, 0, -1.0)):
-        store.log_status(int((NOW - ago + 0.5) * 1000), name, 0, "ok", "", lag, parts, mean)
+    # Then each partition's lag (schema v6): a names three, one of them 2 s late; b one; then a's newest
+    # row names none (a rebalance): its word before still stands.
+    beats = ((3.75, "a", 2.0, {"t:0": 2.0, "t:1": 0.25, "t:2": 0.0}), (0.75, "b", 0.0, {"t:3": 0.0}),
+             (0.5, "a", 0.0, {}), (0.5, "detector", 9.0, None))  # fmt: skip
+    for ago, name, lag, lags in beats:
+        store.log_status(int((NOW - ago) * 1000), name, 0, "ok", "", lag, lags)
     out["lag_mean"] = s.fleet_lag(store, NOW)
     store.close_sync()
     json.dump(out, sys.stdout, ensure_ascii=False, default=list)

@@ -70,7 +70,7 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     # The pipeline's lag from heartbeats: the worst worker still there, counting the heartbeat's age.
     assert out["lag_none"] == 86400.0
     assert out["lag"] == pytest.approx(6.0)  # the worst alone: rows without the partitions' mean
-    assert out["lag_mean"] == pytest.approx([5.5, (3 * (3.5 + 0.75) + 1 * 0.5) / 4])  # a Lag(worst, typical)
+    assert out["lag_mean"] == pytest.approx([5.75, (5.75 + 4.0 + 3.75 + 0.75) / 4])  # a Lag(worst, typical)
 
 
 SETUP = """

@@ -393,27 +393,37 @@ def test_the_feed_starts_from_what_is_settled_not_from_all_that_arrived() -> Non
     assert feed.update(rows({("c", "x", 0): [60]}), 60.5, settled_until=55.0, fill_until=60.0) == {("c", "x"): [10.0]}
 
 
-def test_the_fleet_lag_from_heartbeat_rows_weighs_each_workers_mean_by_its_partitions() -> None:
-    """`promo alerts run` reads the workers' newest heartbeat rows: each worker's worst lag then and,
-    since schema v6, how many partitions it holds and their mean, all aged by how long ago it wrote."""
+def test_the_fleet_lag_from_heartbeat_rows_is_the_newest_word_on_each_partition() -> None:
+    """`promo alerts run` reads the workers' heartbeat rows: since schema v6 each says every partition's
+    lag, and the fleet is read as a worker's own detector reads the heartbeats topic (`FleetClock`)."""
     now = T_NOW
     assert fleet_lag_of([], now) == 86400.0  # no heartbeat in a day: the pipeline is not running
-    # Rows from before v6 (no mean): the worst alone, of the workers still there ("gone" left 1 h ago).
-    old = [Beat(now - 4, 2.0), Beat(now - 1, 0.0), Beat(now - 3600, 500.0)]
+    # Rows from before v6: the worst of each worker's newest, aged, of the workers still there.
+    old = [Beat("a", now - 4, 2.0), Beat("b", now - 1, 0.0), Beat("gone", now - 3600, 500.0)]
     assert fleet_lag_of(old, now) == pytest.approx(6.0)
-    # Worker a: 3 partitions, one 60 s late (mean 20.5); b: 1 partition on time; c: none (idle).
-    beats = [Beat(now - 4, 60.0, 3, 20.5), Beat(now - 1, 0.5, 1, 0.5), Beat(now - 2, 0.0, 0, 0.0)]
-    lag = fleet_lag_of(beats, now)
+    # a: p0 60 s late, p1 and p2 on time (said 4 s ago); b: p3 (1 s ago); c: idle, names none.
+    a = Beat("a", now - 4, 60.0, True, now - 4, {"t:0": 60.0, "t:1": 0.5, "t:2": 1.0})
+    b = Beat("b", now - 1, 0.5, True, now - 1, {"t:3": 0.5})
+    c = Beat("c", now - 2, 0.0, True)
+    lag = fleet_lag_of([a, b, c], now)
     assert isinstance(lag, Lag)
     assert lag.worst == pytest.approx(64.0)
-    assert lag.typical == pytest.approx((3 * 24.5 + 1 * 1.5) / 4)
-    # A worker from before v6 among them (its row's default -1, partitions 0): the worst alone, as
-    # before; its late partition would otherwise be left out of the mean (a rolling upgrade).
-    assert fleet_lag_of([*beats, Beat(now - 1, 90.0)], now) == pytest.approx(91.0)
-    # A rebalance: every worker's newest row holds no partition, and a worker's clock forgets a revoked
-    # partition's lag, so each reads 0 s behind (as a real row does). Not known, not "on time": taken
-    # as on time, the runner handed on at once all it held back (a review: a step at 1.5 of its span).
-    assert fleet_lag_of([Beat(now - 2, 0.0, 0, 0.0), Beat(now - 1, 0.0, 0, 0.0)], now) is None
+    assert lag.typical == pytest.approx((64.0 + 4.5 + 5.0 + 1.5) / 4)
+    # A worker from before v6 among them (a rolling upgrade): the worst of the newest rows, as before.
+    assert fleet_lag_of([a, b, c, Beat("old", now - 1, 90.0)], now) == pytest.approx(91.0)
+    # A rebalance: every newest row names no partition; each worker's word from before it still
+    # stands, aging (not "0 s behind", which handed on at once all the runner held back).
+    a_now, b_now = a._replace(at=now - 0.5, worst=0.0), b._replace(at=now - 0.5, worst=0.0)
+    assert fleet_lag_of([a_now, b_now], now) == lag
+    # Scaled down: a left 200 s ago; b has taken its partitions and speaks for them now.
+    b_all = Beat("b", now - 1, 1.0, True, now - 1, {"t:0": 1.0, "t:1": 1.0, "t:2": 1.0, "t:3": 1.0})
+    gone = a._replace(at=now - 200, word_at=now - 200)
+    assert fleet_lag_of([gone, b_all], now) == pytest.approx((2.0, 2.0))
+    # Stopped an hour ago (every word older than the fleet's history): an hour behind, not unknown.
+    stopped = fleet_lag_of([a._replace(at=now - 3600, word_at=now - 3600)], now)
+    assert stopped == pytest.approx((3660.0, 3660.0))
+    # The pipeline has just started: nobody has named a partition yet. Not known.
+    assert fleet_lag_of([Beat("a", now - 1, 0.0, True), Beat("b", now - 2, 0.0, True)], now) is None
 
 
 def test_a_detector_outside_the_workers_frozen_for_80_s_holds_back_only_what_is_not_settled(tmp_path: Path) -> None:
