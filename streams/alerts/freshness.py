@@ -231,6 +231,11 @@ def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag | None:
     return None
 
 
+def keyed(lags: Mapping[Hashable, float]) -> dict[str, float]:
+    """A clock's lags by "topic:partition" (`partition_key`), as heartbeats carry them."""
+    return {key: lag for tp, lag in lags.items() if (key := partition_key(tp)) is not None}
+
+
 def partition_key(tp: Hashable) -> str | None:
     """The "topic:partition" of aiokafka's TopicPartition or Faust's TP (both have the two fields), None
     for a key that is neither: what heartbeats and the detector's own clock are compared by."""

@@ -335,9 +335,9 @@ class DirectTables:
 
 
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
-# silence and the rest need. `promo alerts run` needs the newest (the heartbeat rows' partitions, v6).
+# silence and the rest need; `promo alerts run` also reads each partition's lag in the heartbeat rows.
 ALERT_TABLES_VERSION = 5
-ALERTS_RUN_VERSION = 6  # each worker's partitions and their mean lag in its heartbeat rows
+ALERTS_RUN_VERSION = 6
 
 
 @contextlib.contextmanager

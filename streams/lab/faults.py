@@ -54,30 +54,24 @@ class _Agent(Protocol):
     before_batch: Callable[[], Awaitable[None]] | None
 
 
+def _items(spec: str, prefix: str) -> list[str]:
+    """The comma-separated items of every line of a fault file's text that starts with `prefix`."""
+    lines = (line.strip() for line in spec.splitlines())
+    return [x.strip() for line in lines if line.startswith(prefix) for x in line.removeprefix(prefix).split(",")]
+
+
 def stages_to_stall(spec: str) -> frozenset[str]:
     """The stages a fault file's text asks to stall (none unless a line is `stall-stage:NAME[,NAME]`)."""
-    stages: set[str] = set()
-    for line in spec.splitlines():
-        line = line.strip()
-        if line.startswith(STAGE_STALL_PREFIX):
-            stages.update(s.strip() for s in line.removeprefix(STAGE_STALL_PREFIX).split(",") if s.strip())
-    return frozenset(stages)
+    return frozenset(item for item in _items(spec, STAGE_STALL_PREFIX) if item)
 
 
 def partitions_to_stall(spec: str) -> frozenset[tuple[str, str]]:
     """The (topic, partition) pairs a fault file's text asks to stall; partition `*` is every one."""
-    pairs: set[tuple[str, str]] = set()
-    for line in spec.splitlines():
-        line = line.strip()
-        if line.startswith(PARTITION_STALL_PREFIX):
-            for item in line.removeprefix(PARTITION_STALL_PREFIX).split(","):
-                topic, _, partition = item.strip().rpartition(":")
-                if topic and partition:
-                    pairs.add((topic, partition))
-    return frozenset(pairs)
+    pairs = (item.rpartition(":") for item in _items(spec, PARTITION_STALL_PREFIX))
+    return frozenset((topic, partition) for topic, _, partition in pairs if topic and partition)
 
 
-def partition_stall(path: Path, clock: Callable[[], float] = time.monotonic) -> Callable[[Any, bool, int], bool]:
+def partition_stall(path: Path, clock: Callable[[], float] = time.monotonic) -> crashpoints.DropFetched:
     """A `drop_fetched` hook (streams/crashpoints.py): drop a fetch of a partition the file names.
     The consumer then reads the gap back on a later fetch, so nothing is lost: the partition only
     falls behind until the line is gone."""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
-from streams.alerts.freshness import FleetClock, Lag, PositionClock, partition_key, read_heartbeat
+from streams.alerts.freshness import FleetClock, Lag, PositionClock, keyed, read_heartbeat
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
@@ -68,7 +68,7 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         own = pipeline.freshness
         if not own.known and not fleet.parts:
             return None
-        mine = {key for key in map(partition_key, own.lags) if key is not None}
+        mine = set(keyed(own.lags))
         every = [*own.lags_as_of(now).values(), *fleet.lags(now, skip=mine).values()]
         worst = max(own.lag_s(now), max(every, default=0.0))
         return Lag(worst, sum(every) / len(every) if every else worst)

@@ -31,7 +31,7 @@ import faust
 from aiokafka import ConsumerRecord, TopicPartition
 from faust.web import Request, Response, View
 
-from streams.alerts.freshness import PositionClock, heartbeat, partition_key
+from streams.alerts.freshness import PositionClock, heartbeat, keyed
 from streams.alerts.runner import AlertRunner, banner_alert
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
@@ -381,9 +381,7 @@ def build_app(settings: Settings) -> WorkerApp:
         clock = pipeline.freshness
         if clock.sampled_at is None or (in_flight and not in_flight[0].done()):
             return
-        keyed = ((partition_key(tp), lag) for tp, lag in clock.lags.items())
-        lags = {key: lag for key, lag in keyed if key is not None}
-        value = heartbeat(worker_name, clock.sampled_at, lags)
+        value = heartbeat(worker_name, clock.sampled_at, keyed(clock.lags))
 
         async def send() -> None:
             try:
@@ -467,8 +465,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             as_of = doc["as_of_ms"] / 1000
             lag_s = pipeline.freshness.lag_s(as_of)  # as of the heartbeat's own time
             # Each partition's lag, as the heartbeats topic has them: `promo alerts run` reads the fleet from these.
-            lags = {key: lag for tp, lag in pipeline.freshness.lags_as_of(as_of).items()
-                    if (key := partition_key(tp)) is not None}  # fmt: skip
+            lags = keyed(pipeline.freshness.lags_as_of(as_of))
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
                                  first["message"] if first else "", lag_s, lags)  # fmt: skip
