@@ -177,9 +177,16 @@ def run_demo(
                 print(CLEAR + screen + (f"\ndashboards: {view_url}" if view_url else ""), flush=True)
             time.sleep(2)
     finally:
-        worker.stop()
-        broker.stop()
-        signal.signal(signal.SIGTERM, previous)
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short: `make demo` passes the one it got
+        # on to the demo, which then stopped in worker.stop() and left the broker running (2026-12-06).
+        interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            worker.stop()
+        finally:
+            broker.stop()
+            signal.signal(signal.SIGINT, interrupt)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _alert_env() -> dict[str, str]:
