@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from streams.alerts.detector import DetectorConfig
+from streams.alerts.detector import DEFAULT_CHECKS, Check, DetectorConfig
 from streams.lab.alerteval import EvalConfig, make_labelled_day, run_detector, score_day, summarise
 
 CACHE = os.environ.get("DEVSCORE_CACHE", ".promo/devdays")  # the generated days, cached between runs
@@ -34,6 +34,15 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_check(text: str) -> Check:
+    """`name=ramp,window_s=600,...,bases=share+ratio` -> Check (a development experiment)."""
+    kw: dict[str, Any] = {}
+    for item in text.split(","):
+        k, v = item.split("=", 1)
+        kw[k] = tuple(v.split("+")) if k == "bases" else v if k == "name" else parse_value(v)
+    return Check(**kw)
 
 
 def make_config(overrides: dict[str, Any]) -> DetectorConfig:
@@ -86,6 +95,9 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="DetectorConfig field=value")
     ap.add_argument("--label", default="")
     ap.add_argument("--dump", default="")
+    ap.add_argument("--check", action="append", default=[],
+                    help="an extra Check: name=N,window_s=600,baseline_s=1200,depth=0.12,z=4,eps=0.03,"
+                         "min_expected=300,history=false,gap_s=0,bases=share+ratio,max_change=2")  # fmt: skip
     a = ap.parse_args()
     lo, hi = (int(v) for v in a.seeds.split(":"))
     seeds = list(range(lo, hi))
@@ -95,6 +107,8 @@ def main() -> None:
     for item in a.set:
         k, v = item.split("=", 1)
         overrides[k] = parse_value(v)
+    if a.check:
+        overrides["checks"] = DEFAULT_CHECKS + tuple(parse_check(c) for c in a.check)
     make_config(overrides)
     t = time.time()
     with mp.get_context("fork").Pool(a.procs) as pool:
