@@ -150,7 +150,7 @@ DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("gradual-6m", 360, 1800, 0.2, 3.75, 0.05, 120, False, max_change=2.0),
     Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4),
     # Orders (shares) per interaction do not drift with the channel mix: a longer window may judge them.
-    Check("slow-ratio-15m", 900, 3600, 0.2, 4.0, 0.04, 150, False, gap_s=900, bases=("ratio",)),
+    Check("slow-ratio-15m", 900, 3600, 0.2, 4.0, 0.025, 150, False, gap_s=900, bases=("ratio",)),
 )
 
 

@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--label", default="")
     ap.add_argument("--dump", default="")
     ap.add_argument("--check", action="append", default=[],
-                    help="an extra Check: name=N,window_s=600,baseline_s=1200,depth=0.12,z=4,eps=0.03,"
+                    help="a trial Check (a default's name replaces that check): "
+                         "name=N,window_s=600,baseline_s=1200,depth=0.12,z=4,eps=0.03,"
                          "min_expected=300,history=false,gap_s=0,bases=share+ratio,max_change=2")  # fmt: skip
     a = ap.parse_args()
     lo, hi = (int(v) for v in a.seeds.split(":"))
@@ -108,7 +109,9 @@ def main() -> None:
         k, v = item.split("=", 1)
         overrides[k] = parse_value(v)
     if a.check:
-        overrides["checks"] = DEFAULT_CHECKS + tuple(parse_check(c) for c in a.check)
+        trial = {c.name: c for c in (parse_check(text) for text in a.check)}  # a default's name replaces it
+        kept = tuple(trial.pop(c.name, c) for c in DEFAULT_CHECKS)
+        overrides["checks"] = kept + tuple(trial.values())
     make_config(overrides)
     t = time.time()
     with mp.get_context("fork").Pool(a.procs) as pool:
