@@ -71,6 +71,7 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
+RING = 13  # arrays the detector keeps cumulative sums of (Detector._push)
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
 _GMV = METRICS.index("gmv_fen")
@@ -222,8 +223,9 @@ class Detector:
         self._parent = np.zeros(0, dtype=np.int64)
         self._campaign_of: list[str | None] = []
         m = len(METRICS)
-        # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope
-        self._ring = np.zeros((11, self._h, 0, m))
+        # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope,
+        # the span, x masked for shares, and the steps inside the plan's span and outside it (RING arrays)
+        self._ring = np.zeros((RING, self._h, 0, m))
         self._reset_pos = np.zeros(0, dtype=np.int64)
         self._open = np.zeros((0, m), dtype=bool)
         self._clear_after = np.full((0, m), -np.inf)  # event time a resolved incident's data ends
@@ -265,7 +267,7 @@ class Detector:
         self._campaign_of.append(scope.campaign_id)
         m = len(METRICS)
         self._parent = np.append(self._parent, parent_index)
-        self._ring = np.concatenate([self._ring, np.zeros((11, self._h, 1, m))], axis=2)
+        self._ring = np.concatenate([self._ring, np.zeros((RING, self._h, 1, m))], axis=2)
         self._reset_pos = np.append(self._reset_pos, 0)
         self._open = np.concatenate([self._open, np.zeros((1, m), dtype=bool)])
         self._clear_after = np.concatenate([self._clear_after, np.full((1, m), -np.inf)])
@@ -347,7 +349,12 @@ class Detector:
             q_level[i] = max(0.0, prev + span - max(prev, starts))
         q_low = q_level.copy()
         has_plan = self._plan_row >= 0
-        if self.plan is not None and has_plan.any() and span > 0:
+        # Outside the plan's span (a plan for the sale day, the day after it) a planned scope is judged
+        # as an unplanned one, on its recent rate: a plan that has ended expects nothing, and would
+        # mute its scopes' outage checks. A window or baseline across the plan's first or last minute
+        # mixes the two measures and is not judged on the level (see _judge_drops).
+        covered = self.plan is not None and self.plan.span()[0] <= prev and prev + span <= self.plan.span()[1]
+        if covered and has_plan.any() and span > 0:
             q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
             q_low[has_plan] = self._plan_integral(prev, prev + span, low=True)[self._plan_row[has_plan]]
         excess = self._burst_excess(x)
@@ -379,7 +386,7 @@ class Detector:
         keep_share = keep.copy()
         keep_share[child] &= ~family[self._parent[child]][:, None]
         self._family_busy = family
-        self._push(x, q_level, q_share, q_ratio, q_low, span, keep, keep_share)
+        self._push(x, q_level, q_share, q_ratio, q_low, span, keep, keep_share, covered)
         changed: list[Alert] = []
         self._judge_lag(step, changed)
         if self._lag is None or self._lag.alert.resolved_at is not None:
@@ -415,11 +422,12 @@ class Detector:
         return excess
 
     def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray,
-              span: float, keep: BoolArray, keep_share: BoolArray) -> None:  # fmt: skip
+              span: float, keep: BoolArray, keep_share: BoolArray, covered: bool) -> None:  # fmt: skip
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
-        update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks])
+        update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
+                           np.full(x.shape, float(covered)), np.full(x.shape, float(not covered))])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -484,7 +492,7 @@ class Detector:
         # by design whenever another campaign starts or ends.
         is_channel = np.array([sc.channel is not None for sc in self._scopes])[:, None]
         best_z = np.full((s, m), np.inf)
-        best = np.zeros((4, s, m))  # check, basis, expected, observed
+        best = np.zeros((5, s, m))  # check, basis, expected, observed, judged on the plan
         for c, check in enumerate(cfg.checks):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
             obs = self._win(0, k)
@@ -501,13 +509,17 @@ class Detector:
             fresh = step.settled_until - k * cfg.step_s >= self._clear_after
             if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident
                 fresh &= (step.settled_until - k * cfg.step_s >= self._hold_until)[:, None]
+            # On the plan only when window and baseline lie inside its span; on the recent rate only when
+            # both lie outside it; a planned scope across the plan's edge is not judged on its level.
+            planned = has_plan & (self._win(12, k) == 0) & (self._base(12, k + gap, length) == 0)
+            unplanned = ~has_plan | ((self._win(11, k) == 0) & (self._base(11, k + gap, length) == 0))
             stable = np.ones((s, m), dtype=bool)
             if math.isfinite(check.max_change):
                 with np.errstate(divide="ignore", invalid="ignore"):
                     now = self._win(2, k) / self._win(9, k)
                     before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
                     change = np.maximum(now / before, before / now)
-                stable = ~has_plan | (change <= check.max_change)
+                stable = ~planned | (change <= check.max_change)
             mus, refs, ref_base = [], [], []
             for b in range(3):
                 win_q = self._win(8 if b == _LEVEL else 2 + b, k)
@@ -544,7 +556,7 @@ class Detector:
                 with np.errstate(invalid="ignore"):
                     ok = fresh & covered & np.isfinite(mu) & (mu / units >= check.min_expected)
                 if b == _LEVEL:
-                    ok &= (has_plan & stable) | (check.history & eligible & ~has_plan)
+                    ok &= (planned & stable) | (check.history & eligible & unplanned)
                 elif b == _SHARE:
                     # Not while the family (campaign, a sibling) is in an incident, nor until its
                     # windows are clean of it: a sibling's recovery reads as this channel's drop.
@@ -574,6 +586,7 @@ class Detector:
                     best_z = np.where(better, z, best_z)
                     best[0][better], best[1][better] = c, b
                     best[2][better], best[3][better] = mu[better], obs[better]
+                    best[4][better] = planned[better]
         firing = np.isfinite(best_z)
         self._open_new(step, firing, best, changed)
 
@@ -601,7 +614,7 @@ class Detector:
                 scope = self._scopes[row]
                 window = self._windows[c] * cfg.step_s
                 started = step.settled_until - window
-                basis = self._basis_name(b, row, j)
+                basis = self._basis_name(b, row, j, bool(best[4, row, j]))
                 self._frozen[:, :, row, j] = self._live_ratios(row, j)
                 ratio = float(self._frozen[c, b, row, j])
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
@@ -657,10 +670,16 @@ class Detector:
             if step.at - alert.detected_at > cfg.max_open_s:
                 self._close(state, row, j, step.at, changed)
                 continue
-            if (state.basis != _LEVEL or self._plan_row[row, j] < 0) and not eligible_rows[row]:
+            on_plan = state.basis == _LEVEL and alert.basis == "plan"
+            if not on_plan and not eligible_rows[row]:
                 self._close(
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
+                continue
+            # The plan's span began or ended while it was open: the measure it fired on is gone.
+            crossed = self._win(12 if on_plan else 11, self._recover_windows[-1])[row, j] > 0
+            if state.basis == _LEVEL and self._plan_row[row, j] >= 0 and crossed:
+                self._close(state, row, j, step.at, changed)
                 continue
             # Recovered: the count is back above the midpoint between the incident's own level L
             # (observed / expected when it fired) and the expectation, over a window that expects
@@ -671,7 +690,7 @@ class Detector:
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
             ref, ratio = (8 if state.basis == _LEVEL else 2 + state.basis), state.ratio
-            if state.basis == _LEVEL and self._plan_row[row, j] < 0 and self._scopes[row].channel is not None:
+            if state.basis == _LEVEL and not on_plan and self._scopes[row].channel is not None:
                 # A channel judged on its recent rate recovers against its siblings: the rate frozen in
                 # the 00:00 surge is twice what the channel sends once the surge has fallen off. Only
                 # while the rest of the family is well: siblings that fell too are no yardstick.
@@ -802,9 +821,9 @@ class Detector:
                 state.alert.resolved_at = step.at
                 changed.append(state.alert)
 
-    def _basis_name(self, b: int, row: int, j: int) -> str:
+    def _basis_name(self, b: int, row: int, j: int, planned: bool) -> str:
         if b == _LEVEL:
-            return "plan" if self._plan_row[row, j] >= 0 else "history"
+            return "plan" if planned else "history"
         if b == _SHARE:
             return "share-of-parent"
         return f"ratio:{METRICS[j]}/interactions"

@@ -683,9 +683,7 @@ def plan_import(
     except PlanError as exc:
         fail(f"{file}: {exc}")
     start, end = plan.span()
-    now = time.time()
-    if end <= now:
-        warn(f"{file} ends {iso_utc(end)}, {_duration(now - end)} ago: the live detector has nothing to expect from it")
+    _warn_if_past(str(file), end)
     with alert_tables(clickhouse) as tables:
         tables.save_plan(text, f"import {file.name}")
     typer.echo(f"plan imported: {len(plan)} series (scope × metric), {iso_utc(start)} to {iso_utc(end)}; the "
@@ -728,6 +726,7 @@ def plan_from_day(
         plan = plan_from_series(target, 60.0, series)
         if next(plan.rows(), None) is None:
             fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
+        _warn_if_past(f"the plan for {for_day}", plan.span()[1])
         text = plan.to_csv()
         # A day the pipeline saw part of makes a plan that expects nothing in the rest (a review: 9
         # minutes stored, "220 series", exit 0): say how much of the day it is.
@@ -743,6 +742,18 @@ def plan_from_day(
         tables.save_plan(text, f"from-day {day}")
     typer.echo(f"plan for {for_day or 'today'} from {day} ({covered}): {len(plan)} series; the detector takes it "
                "within a minute")  # fmt: skip
+
+
+def _warn_if_past(name: str, end: float) -> None:
+    """A plan that has ended replaces the stored one all the same (a replay of its days uses it), but
+    the live detector has no use for it: say so, and what it judges by instead."""
+    from streams.alerts.plan import iso_utc
+
+    now = time.time()
+    if end <= now:
+        warn(f"{name} ends {iso_utc(end)}, {_duration(now - end)} ago: it replaces the stored plan, and the live "
+             "detector judges its scopes on their recent rate, as unplanned ones (a plan counts only inside its "
+             "span; `promo alerts replay` of its days uses it)")  # fmt: skip
 
 
 def _clock(minute: int) -> str:

@@ -141,12 +141,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:
     # A review: 9 stored minutes printed "220 series", exit 0, as if the day were whole.
-    done = promo("plan", "from-day", "2025-11-11", "--for", "2026-11-11", "--clickhouse", f"chdb://{store}")
+    done = promo("plan", "from-day", "2025-11-11", "--for", "2099-11-11", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("promo: warning: 2025-11-11 has only 9 minute(s) of counts, 00:00 to 00:09 Asia/Shanghai: "
                            "the plan expects nothing in the other 1431 minutes\n")  # fmt: skip
-    assert done.stdout.startswith("plan for 2026-11-11 from 2025-11-11 (9 minute(s) of counts, 00:00 to 00:09 "
+    assert done.stdout.startswith("plan for 2099-11-11 from 2025-11-11 (9 minute(s) of counts, 00:00 to 00:09 "
                                   "Asia/Shanghai): ")  # fmt: skip
+    # A day already over (a typo, or a plan for a replay): said, with what the live detector does instead.
+    past = promo("plan", "from-day", "2025-11-11", "--for", "2025-11-12", "--clickhouse", f"chdb://{store}")
+    assert past.returncode == 0, past.stderr
+    assert "promo: warning: the plan for 2025-11-12 ends 2025-11-12T16:00:00Z, " in past.stderr
+    assert "the live detector judges its scopes on their recent rate" in past.stderr
 
 
 def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_one(store: Path, tmp_path: Path) -> None:
@@ -168,6 +173,7 @@ def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_o
     assert (
         done.stderr.startswith(f"promo: warning: {plan} ends 2023-11-11T17:00:00Z, ") and " days ago: " in done.stderr
     )
+    assert "the live detector judges its scopes on their recent rate" in done.stderr
     assert done.stdout.startswith("plan imported: 1 series (scope × metric), 2023-11-11T16:00:00Z to 2023-11-11T17:00")
 
 

@@ -283,6 +283,35 @@ def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     assert found[0].detected_at - (T0 + 2400) <= 180
 
 
+def test_a_plan_that_has_ended_does_not_mute_its_scopes() -> None:
+    # A plan for the first 30 minutes only (the sale day's, say, and this is the day after): from
+    # minute 50 the whole campaign sends 5%. Outside the plan's span the total and the campaign are
+    # judged on their recent rate, as unplanned scopes are; a plan that expects nothing there would
+    # mute their outage checks (it did: only the channels, unplanned, fired).
+    minutes = 30
+    plan = Plan(T0, {(scope, m): np.full(minutes, 60 * 30 * RATIOS[m]) for scope in (Scope(), Scope("c1"))
+                     for m in METRICS})  # fmt: skip
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.05 if t >= T0 + 3000 else 1.0
+
+    changes = run(Detector(plan=plan), series(flat(30), 3300, hit=hit))
+    found = [a for a in opened(changes) if a.scope == Scope() and a.metric == "interactions"]
+    assert found, [(a.scope.label(), a.metric, a.basis) for a in opened(changes)]
+    assert found[0].basis == "history"
+    assert found[0].detected_at - (T0 + 3000) <= 60
+
+
+def test_a_window_across_the_plans_end_is_not_judged_on_either_measure() -> None:
+    # Traffic goes on as planned through the plan's last minute and after it: no drop anywhere, though
+    # the plan expects nothing from minute 30 and the first baselines after it hold plan minutes.
+    minutes = 30
+    plan = Plan(T0, {(scope, m): np.full(minutes, 60 * 30 * RATIOS[m]) for scope in (Scope(), Scope("c1"))
+                     for m in METRICS})  # fmt: skip
+    changes = run(Detector(plan=plan), series(flat(30), 4800, seed=3))
+    assert opened(changes) == []
+
+
 def _payments_ramp_on_app(seed: int, config: DetectorConfig) -> tuple[bool, list[Alert]]:
     """app (0.3 of c1, 40 orders a minute) loses orders linearly to -30% over 30 min from minute 90,
     stays there 15 min, then recovers; no plan. Caught: a drop on orders, GMV or new users of app or
