@@ -321,8 +321,11 @@ class Silence:
         return self.until if self.lifted_at is None else min(self.until, self.lifted_at)
 
     def listing(self, now: float) -> dict[str, Any]:
-        """As `promo alerts silences --json` prints it."""
-        return {"id": self.id, "scope": self.scope, "metric": self.metric or None, "until": iso(self.until),
+        """As `promo alerts silences --json` prints it. `scope` is for people; campaign_id and channel say
+        which (a campaign id may hold a '/': "c01/douyin" the campaign or c01's channel douyin).
+        Null for the total, as in promo.alerts."""
+        return {"id": self.id, "scope": self.scope, "campaign_id": self.campaign_id or None,
+                "channel": self.channel or None, "metric": self.metric or None, "until": iso(self.until),
                 "reason": self.reason, "by": self.created_by, "created_at": iso(self.created_at),
                 "lifted_at": iso(self.lifted_at), "active": self.ends() > now}  # fmt: skip
 

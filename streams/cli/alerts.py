@@ -430,13 +430,18 @@ def format_alerts(rows: list[dict[str, Any]]) -> str:
 
 
 def print_alerts(rows: list[dict[str, Any]], as_json: bool, header: str, empty: str) -> None:
-    """One JSON object a line, or a header and the incidents for people."""
-    if as_json:
+    """One JSON object a line, or the incidents for people, on stdout; what was read (`header`) and,
+    when nothing was found, `empty` on stderr, as `totals` does: stdout holds only the answer, and an
+    empty answer still says what it read."""
+    if not as_json:
+        typer.echo(header, err=True)
+    if not rows:
+        typer.echo(empty, err=True)
+    elif as_json:
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
-        return
-    typer.echo(header)
-    typer.echo(format_alerts(rows) or empty)
+    else:
+        typer.echo(format_alerts(rows))
 
 
 @alerts_app.command("list")
@@ -456,9 +461,9 @@ def list_alerts(
     with alert_tables(clickhouse) as tables:
         rows = tables.alerts(since_s, firing)
         where = tables.where
-    print_alerts(rows, as_json, f"store: {where}", "no alerts in that time (the detector runs with `--alerts`)")
-    if as_json and not rows:  # stdout stays JSON lines (none); an empty answer still says what it read
-        typer.echo(f"no {'firing ' if firing else ''}alerts since {iso_utc(int(since_s))} in {where}", err=True)
+    print_alerts(rows, as_json, f"store: {where}",
+                 f"no {'firing ' if firing else ''}alerts since {iso_utc(int(since_s))} in {where} (the detector "
+                 "runs with `--alerts`)")  # fmt: skip
 
 
 @alerts_app.command("ack")
@@ -484,7 +489,7 @@ def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> t
         if not campaign.strip() or (channel is not None and (not channel.strip() or "/" in channel)):
             fail("--campaign must not be empty, and --channel must be a channel's name (no '/')")
         campaign, channel = campaign.strip(), (channel or "").strip()
-        return (f"{campaign}/{channel}" if channel else campaign), campaign, channel
+        return _said(campaign, channel), campaign, channel
     if channel is not None:
         fail("--channel goes with --campaign")
     found_campaign, found_channel = parse_scope(scope)
@@ -492,7 +497,17 @@ def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> t
         head, _, tail = scope.strip().rpartition("/")
         warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; for the "
              f"channel {tail!r} of campaign {head!r} say --campaign {head!r} --channel {tail!r}")  # fmt: skip
-    return scope.strip(), found_campaign, found_channel
+    return _said(found_campaign or "", found_channel or ""), found_campaign or "", found_channel or ""
+
+
+def _said(campaign: str, channel: str) -> str:
+    """A scope as the CLI says it back: `total` for `all` and `*` too, and a campaign id holding a '/'
+    named as one ("campaign 'c01/douyin'"), which `c01/douyin` alone would not tell from c01's channel."""
+    if channel:
+        return f"{campaign}/{channel}"
+    if "/" in campaign:
+        return f"campaign {campaign!r}"
+    return campaign or "total"
 
 
 def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: float, reason: str,
@@ -517,7 +532,8 @@ def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: f
     }
 
 
-SCOPE_HELP = "total, CAMPAIGN or CAMPAIGN/CHANNEL (CHANNEL: wechat, mobileqq, jingxi, app, web, other)"
+SCOPE_HELP = ("total (also all, *), CAMPAIGN or CAMPAIGN/CHANNEL (CHANNEL: wechat, mobileqq, jingxi, app, web, "
+              "other); a campaign named all: --campaign all")  # fmt: skip
 CAMPAIGN_HELP = "instead of --scope: the campaign id as it is (a '/' in it included)"
 CHANNEL_HELP = "with --campaign: the channel, any name the data has (douyin too)"
 
@@ -572,17 +588,17 @@ def list_silences(
     with alert_tables(clickhouse) as tables:
         rows = tables.silences()
         where = tables.where
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row, ensure_ascii=False))
-        return
-    typer.echo(f"store: {where}")
+    if not as_json:
+        typer.echo(f"store: {where}", err=True)
+    if not rows:
+        typer.echo(f"no silences running or ended in the last 24 hours in {where}", err=True)
     for r in rows:
+        if as_json:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+            continue
         state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}" if r["lifted_at"] else "ended"
         metric = f" {r['metric']}" if r["metric"] else ""
         typer.echo(f"{r['id']}  {r['scope']}{metric}  until {r['until']}  {state}  by {r['by']}\n    {r['reason']}")
-    if not rows:
-        typer.echo("no silences running or ended in the last 24 hours")
 
 
 @alerts_app.command("unsilence")
@@ -661,7 +677,7 @@ def replay(
                 fail("--write needs the store itself: stop the worker that owns it, or use a ClickHouse server")
             alert_store.write_alerts(tables.store, rows)
     print_alerts([r.doc() for r in rows], as_json, f"store: {where}; {len(evaluations)} evaluations replayed",
-                 "no alerts")  # fmt: skip
+                 f"no alerts in the {len(evaluations)} evaluations from {start} to {end} in {where}")  # fmt: skip
 
 
 # -- the plan -----------------------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     first = done.stdout.split("(id ")[1].rstrip(")\n")
     done = promo("silence", "--scope", "c01/nosuchchannel", "--until", "+30m", "--reason", "x", "--metric", "orders")
     assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("silenced campaign 'c01/nosuchchannel' orders until "), done.stdout
     assert done.stderr == ("promo: warning: 'nosuchchannel' is not one of the contract's channels, so "
                            "'c01/nosuchchannel' names one campaign; for the channel 'nosuchchannel' of campaign "
                            "'c01' say --campaign 'c01' --channel 'nosuchchannel'\n"
@@ -123,11 +124,20 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     assert [(x["scope"], x["metric"], x["reason"], x["active"]) for x in listed] == [
         ("c01/douyin", None, "直播切流", True), ("c01/nosuchchannel", "orders", "x", True),
         ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip
+    # The same text, two scopes: the fields say which.
+    assert [(x["campaign_id"], x["channel"]) for x in listed] == [
+        ("c01", "douyin"), ("c01/nosuchchannel", None), ("2026/双11", "wechat")]  # fmt: skip
     listed = listed[1:]
     assert listed[1]["id"] == first and listed[1]["by"] == "ops" and listed[1]["until"].endswith("Z")
     done = promo("unsilence", first)
     assert done.returncode == 0 and done.stdout == f"lifted {first} (2026/双11/wechat)\n", done.stdout
     again = promo("unsilence", first)
     assert again.returncode == 2 and "already ended" in again.stderr and again.stderr.count("\n") == 1
-    table = promo("silences").stdout
-    assert f"{first}  2026/双11/wechat  until " in table and "lifted 20" in table and "ACTIVE" in table, table
+    table = promo("silences")
+    assert f"{first}  2026/双11/wechat  until " in table.stdout and "lifted 20" in table.stdout, table.stdout
+    assert "ACTIVE" in table.stdout and table.stderr == f"store: {store}\n", table.stderr
+    # `all` and `*` are the total, and said so.
+    done = promo("silence", "--scope", "all", "--until", "+1h", "--reason", "全场切换")
+    assert done.returncode == 0 and done.stdout.startswith("silenced total until "), done.stdout
+    listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
+    assert (listed[0]["scope"], listed[0]["campaign_id"], listed[0]["channel"]) == ("total", None, None)

@@ -187,7 +187,7 @@ def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Pat
                    "is before 1970")  # fmt: skip
     done = promo("alerts", "list", "--json", "--since", "2025-11-10T00:00:00Z", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0 and done.stdout == ""
-    assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store}\n"
+    assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store} (the detector runs with `--alerts`)\n"
 
 
 def test_a_clickhouse_server_that_is_not_there_is_one_line_with_no_password() -> None:
@@ -195,3 +195,25 @@ def test_a_clickhouse_server_that_is_not_there_is_one_line_with_no_password() ->
     done = promo("alerts", "list", "--clickhouse", "http://u:PASSX@127.0.0.1:1/")
     one_line_error(done, "cannot read the store at http://u:********@127.0.0.1:1/")
     assert "PASSX" not in done.stderr
+
+
+def test_replay_that_finds_nothing_says_so_on_stderr(tmp_path: Path) -> None:
+    # An outside probe: `replay --json` over evaluations that raised nothing printed nothing at all, exit 0.
+    # Now stdout holds only the answer (none) and stderr says what was read, in both forms.
+    import time
+
+    now = int(time.time()) // 60 * 60 - 600  # recent: the inputs' TTL drops old rows on insert
+    store = write_store(tmp_path / "store", f"""
+        from streams.alerts import store as s
+        for i in range(3):
+            s.log_inputs(store, {now} + 10 * i, {now} + 10 * i - 5, 1.0, {{("c1", "wechat"): [5, 0, 1, 100, 0]}})
+    """)  # fmt: skip
+    span = ("--from", iso_utc(now - 60), "--to", iso_utc(now + 60), "--clickhouse", f"chdb://{store}")
+    for form in ([], ["--json"]):
+        done = promo("alerts", "replay", *span, *form)
+        assert done.returncode == 0 and done.stdout == "", (done.stdout, done.stderr)
+        said = f"no alerts in the 3 evaluations from {iso_utc(now - 60)} to {iso_utc(now + 60)} in {store}\n"
+        assert done.stderr == (f"store: {store}; 3 evaluations replayed\n" if not form else "") + said, done.stderr
+    listed = promo("alerts", "list", "--since", iso_utc(now - 60), "--clickhouse", f"chdb://{store}")
+    assert listed.returncode == 0 and listed.stdout == "", listed.stdout
+    assert listed.stderr.startswith(f"store: {store}\nno alerts since {iso_utc(now - 60)} in {store}"), listed.stderr
