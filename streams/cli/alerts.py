@@ -379,18 +379,21 @@ _LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z, the last time ISO 8601 (and
 
 
 def parse_time(text: str, flag: str, now: float | None = None) -> float:
-    """ISO 8601 (UTC unless it says otherwise) or a duration from now: +30m, +2h, +45s, +1d."""
+    """ISO 8601 (UTC unless it says otherwise) or a duration from now: +30m, +2h, +45s, +1d ahead,
+    -30m, -2h ago (--since -1h)."""
     now = time.time() if now is None else now
-    rel = re.fullmatch(r"\+(\d+(?:\.\d+)?)([smhd])", text.strip())
+    rel = re.fullmatch(r"([+-])(\d+(?:\.\d+)?)([smhd])", text.strip())
     if rel:
-        ahead = float(rel.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(2)]
-        at = min(now + ahead, _LAST_TIME)  # a million days ahead is "later than anything", for the callers' checks
+        ahead = float(rel.group(2)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(3)]
+        # a million days ahead is "later than anything" (before 1970 is refused below), for the callers' checks
+        at = min(now + ahead, _LAST_TIME) if rel.group(1) == "+" else now - ahead
     else:
         try:
             when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
             at = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
         except (ValueError, OverflowError):
-            fail(f"{flag} must be ISO 8601 (2026-11-11T00:30:00Z) or +30m / +2h, not {text!r}")
+            fail(f"{flag} must be ISO 8601 (2026-11-11T00:30:00Z) or a time from now (-2h ago, +30m ahead), "
+                 f"not {text!r}")  # fmt: skip
     if at < 0:  # a year 0001 in some time zone: no store keeps it, nor prints it
         fail(f"{flag} {text!r} is before 1970")
     return at
@@ -446,7 +449,9 @@ def print_alerts(rows: list[dict[str, Any]], as_json: bool, header: str, empty: 
 
 @alerts_app.command("list")
 def list_alerts(
-    since: Annotated[str | None, typer.Option("--since", help="ISO 8601 UTC; default: the last 24 hours")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="ISO 8601 UTC or -2h (ago); default: the last 24 hours")
+    ] = None,
     firing: Annotated[bool, typer.Option("--firing", help="only incidents not resolved")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (promo.alerts' fields)")] = False,
     clickhouse: ClickHouseOpt = None,
@@ -636,7 +641,7 @@ def note(
 # -- replay -------------------------------------------------------------------------------------------
 @alerts_app.command("replay")
 def replay(
-    start: Annotated[str, typer.Option("--from", help="ISO 8601 UTC: the first evaluation to replay")],
+    start: Annotated[str, typer.Option("--from", help="ISO 8601 UTC or -2h (ago): the first evaluation to replay")],
     end: Annotated[str, typer.Option("--to", help="ISO 8601 UTC: replay up to here")],
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (promo.alerts' fields)")] = False,
     write: Annotated[
@@ -652,7 +657,10 @@ def replay(
     from streams.alerts.runner import build_step
     from streams.alerts.store import AlertRow
 
-    from_s, to_s = parse_time(start, "--from"), parse_time(end, "--to")
+    now = time.time()
+    from_s, to_s = parse_time(start, "--from", now), parse_time(end, "--to", now)
+    if from_s >= now:
+        fail(f"--from {start!r} is not in the past: nothing was evaluated after now")
     if to_s <= from_s:
         fail("--to must be after --from")
     with alert_tables(clickhouse) as tables:

@@ -185,6 +185,12 @@ def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Pat
                    "--since is in the future")  # fmt: skip
     one_line_error(promo("alerts", "list", "--since", "0001-01-01T00:00:00+14:00", "--clickhouse", f"chdb://{store}"),
                    "is before 1970")  # fmt: skip
+    one_line_error(promo("alerts", "list", "--since", "garbage", "--clickhouse", f"chdb://{store}"),
+                   "--since must be ISO 8601 (2026-11-11T00:30:00Z) or a time from now (-2h ago")  # fmt: skip
+    one_line_error(promo("alerts", "replay", "--from", "+1h", "--to", "+2h", "--clickhouse", f"chdb://{store}"),
+                   "--from '+1h' is not in the past")  # fmt: skip
+    ago = promo("alerts", "list", "--json", "--since", "-2h", "--clickhouse", f"chdb://{store}")
+    assert ago.returncode == 0 and ago.stdout == "" and ago.stderr.startswith("no alerts since "), ago.stderr
     done = promo("alerts", "list", "--json", "--since", "2025-11-10T00:00:00Z", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0 and done.stdout == ""
     assert done.stderr == f"no alerts since 2025-11-10T00:00:00Z in {store} (the detector runs with `--alerts`)\n"
