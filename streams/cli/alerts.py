@@ -161,8 +161,9 @@ def alerts_backtest(
     typer.echo(f"{len(alerts)} alert(s) over {n} steps of {step_s:g} s", err=True)
     check, needed = detector.first_judge()
     if n < needed and not alerts:
-        warn(f"nothing could be judged: the series has {n} step(s) of {step_s:g} s, and the first check that "
-             f"can judge ({check}) needs {needed} ({_duration(needed * step_s)} of baseline and window)")  # fmt: skip
+        has = f"{n} step(s) of {step_s:g} s" if n > 1 else f"one row (read as a step of {step_s:g} s)"
+        warn(f"nothing could be judged: the series has {has}, and the first check that can judge ({check}) "
+             f"needs {needed} ({_duration(needed * step_s)} of baseline and window)")  # fmt: skip
 
 
 def _duration(seconds: float) -> str:

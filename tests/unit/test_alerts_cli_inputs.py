@@ -112,8 +112,8 @@ def test_backtest_of_a_series_too_short_to_judge_says_so(tmp_path: Path, as_json
     assert done.returncode == 0 and done.stdout == "", done.stdout
     assert done.stderr.splitlines() == [
         "0 alert(s) over 1 steps of 60 s",
-        "promo: warning: nothing could be judged: the series has 1 step(s) of 60 s, and the first check that can "
-        "judge (outage-10s) needs 2 (120 s of baseline and window)",
+        "promo: warning: nothing could be judged: the series has one row (read as a step of 60 s), and the first "
+        "check that can judge (outage-10s) needs 2 (120 s of baseline and window)",
     ]
     enough = promo("alerts", "backtest", "--series", str(_series(tmp_path / "s.csv", 31)), "--json")
     assert enough.returncode == 0 and enough.stderr == "0 alert(s) over 31 steps of 10 s\n", enough.stderr
