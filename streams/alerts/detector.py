@@ -71,7 +71,8 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 13  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 15  # arrays the detector keeps cumulative sums of (Detector._push)
+_QT, _QTK, _OUT = 11, 12, 14  # ring: the recent rate's q and masked q; steps outside the plan's span (13: inside)
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
 _GMV = METRICS.index("gmv_fen")
@@ -224,7 +225,8 @@ class Detector:
         self._campaign_of: list[str | None] = []
         m = len(METRICS)
         # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope,
-        # the span, x masked for shares, and the steps inside the plan's span and outside it (RING arrays)
+        # the span, x masked for shares, the recent rate's q (time) and masked, and the steps inside the
+        # plan's span and outside it (RING arrays)
         self._ring = np.zeros((RING, self._h, 0, m))
         self._reset_pos = np.zeros(0, dtype=np.int64)
         self._open = np.zeros((0, m), dtype=bool)
@@ -347,12 +349,12 @@ class Detector:
         # 00:00 has sent nothing in the eve, and a rate spread over it reads a tenth of what it sends.
         for i, starts in self._live_from():
             q_level[i] = max(0.0, prev + span - max(prev, starts))
-        q_low = q_level.copy()
+        q_low, q_time = q_level.copy(), q_level.copy()
         has_plan = self._plan_row >= 0
-        # Outside the plan's span (a plan for the sale day, the day after it) a planned scope is judged
-        # as an unplanned one, on its recent rate: a plan that has ended expects nothing, and would
-        # mute its scopes' outage checks. A window or baseline across the plan's first or last minute
-        # mixes the two measures and is not judged on the level (see _judge_drops).
+        # Every scope's recent rate (q_time) is kept beside the plan: outside the plan's span (a plan for
+        # the sale day, the day after it) and across its first or last minute a planned scope is judged
+        # as an unplanned one, on its recent rate. A plan that has ended expects nothing, and muted its
+        # scopes' outage checks; a window across its edge would mix plan counts with seconds.
         covered = self.plan is not None and self.plan.span()[0] <= prev and prev + span <= self.plan.span()[1]
         if covered and has_plan.any() and span > 0:
             q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
@@ -386,7 +388,7 @@ class Detector:
         keep_share = keep.copy()
         keep_share[child] &= ~family[self._parent[child]][:, None]
         self._family_busy = family
-        self._push(x, q_level, q_share, q_ratio, q_low, span, keep, keep_share, covered)
+        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered)
         changed: list[Alert] = []
         self._judge_lag(step, changed)
         if self._lag is None or self._lag.alert.resolved_at is not None:
@@ -421,13 +423,14 @@ class Detector:
                 excess[parent] += excess[row]
         return excess
 
-    def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray,
+    def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray, qt: FloatArray,
               span: float, keep: BoolArray, keep_share: BoolArray, covered: bool) -> None:  # fmt: skip
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
+        inside = np.full(x.shape, float(covered))
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           np.full(x.shape, float(covered)), np.full(x.shape, float(not covered))])  # fmt: skip
+                           qt, qt * k, inside, 1.0 - inside])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -509,10 +512,8 @@ class Detector:
             fresh = step.settled_until - k * cfg.step_s >= self._clear_after
             if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident
                 fresh &= (step.settled_until - k * cfg.step_s >= self._hold_until)[:, None]
-            # On the plan only when window and baseline lie inside its span; on the recent rate only when
-            # both lie outside it; a planned scope across the plan's edge is not judged on its level.
-            planned = has_plan & (self._win(12, k) == 0) & (self._base(12, k + gap, length) == 0)
-            unplanned = ~has_plan | ((self._win(11, k) == 0) & (self._base(11, k + gap, length) == 0))
+            # On the plan when window and baseline lie inside its span; else on the recent rate.
+            planned = self._planned(has_plan, k, gap, length)
             stable = np.ones((s, m), dtype=bool)
             if math.isfinite(check.max_change):
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -524,6 +525,9 @@ class Detector:
             for b in range(3):
                 win_q = self._win(8 if b == _LEVEL else 2 + b, k)
                 base_q = self._base(5 + b, k + gap, length)
+                if b == _LEVEL:
+                    win_q = np.where(planned, win_q, self._win(_QT, k))
+                    base_q = np.where(planned, base_q, self._base(_QTK, k + gap, length))
                 base_xb = self._base(10, k + gap, length) if b == _SHARE else base_x
                 with np.errstate(divide="ignore", invalid="ignore"):
                     live = np.where(base_q > 0, base_xb / base_q, np.nan)
@@ -556,7 +560,7 @@ class Detector:
                 with np.errstate(invalid="ignore"):
                     ok = fresh & covered & np.isfinite(mu) & (mu / units >= check.min_expected)
                 if b == _LEVEL:
-                    ok &= (planned & stable) | (check.history & eligible & unplanned)
+                    ok &= (planned & stable) | (check.history & eligible & ~planned)
                 elif b == _SHARE:
                     # Not while the family (campaign, a sibling) is in an incident, nor until its
                     # windows are clean of it: a sibling's recovery reads as this channel's drop.
@@ -648,13 +652,19 @@ class Detector:
             parent = int(self._parent[parent])
         return None
 
+    def _planned(self, has_plan: BoolArray, k: int, gap: int, length: int) -> BoolArray:
+        """Rows judged on the plan by a check of window k, gap and baseline length: planned, and no step of
+        window or baseline outside the plan's span."""
+        return has_plan & (self._win(_OUT, k) == 0) & (self._base(_OUT, k + gap, length) == 0)  # type: ignore[no-any-return]
+
     def _live_ratios(self, row: int, j: int) -> FloatArray:
         out = np.full((len(self.config.checks), 3), np.nan)
         for c in range(len(self.config.checks)):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
+            planned = bool(self._planned(self._plan_row >= 0, k, gap, length)[row, j])
             for b in range(3):
                 base_x = self._base(10 if b == _SHARE else 1, k + gap, length)[row, j]
-                base_q = self._base(5 + b, k + gap, length)[row, j]
+                base_q = self._base(5 + b if b != _LEVEL or planned else _QTK, k + gap, length)[row, j]
                 out[c, b] = base_x / base_q if base_q > 0 else np.nan
         return out
 
@@ -676,11 +686,20 @@ class Detector:
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
                 continue
-            # The plan's span began or ended while it was open: the measure it fired on is gone.
-            crossed = self._win(12 if on_plan else 11, self._recover_windows[-1])[row, j] > 0
-            if state.basis == _LEVEL and self._plan_row[row, j] >= 0 and crossed:
-                self._close(state, row, j, step.at, changed)
-                continue
+            if on_plan and self._win(_OUT, self._recover_windows[-1])[row, j] > 0:
+                # The plan ended while it was open: its recovery is judged on the recent rate from here,
+                # the rate before the incident (whose steps are masked out of the baselines). An incident
+                # on the recent rate goes on so when a plan begins: that rate is measured all along.
+                # The rate over its check's baseline before the onset, as the incident's own opening measured.
+                back = math.ceil((step.settled_until - alert.started_at) / cfg.step_s)
+                length = self._baselines[state.check]
+                base_q = float(self._base(_QTK, back, length)[row, j])
+                if base_q < max(MIN_COVER_S, MIN_COVER * length * cfg.step_s):
+                    self._close(state, row, j, step.at, changed)
+                    continue
+                state.ratio = float(self._base(1, back, length)[row, j]) / base_q
+                self._frozen[state.check, _LEVEL, row, j] = state.ratio
+                alert.basis, on_plan = "history", False
             # Recovered: the count is back above the midpoint between the incident's own level L
             # (observed / expected when it fired) and the expectation, over a window that expects
             # enough events to tell the two apart (4 standard deviations between them), at least half
@@ -689,7 +708,7 @@ class Detector:
             # line at 90% now and then, and an incident would resolve in the middle of itself.
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
-            ref, ratio = (8 if state.basis == _LEVEL else 2 + state.basis), state.ratio
+            ref, ratio = (8 if on_plan else _QT) if state.basis == _LEVEL else 2 + state.basis, state.ratio
             if state.basis == _LEVEL and not on_plan and self._scopes[row].channel is not None:
                 # A channel judged on its recent rate recovers against its siblings: the rate frozen in
                 # the 00:00 surge is twice what the channel sends once the surge has fallen off. Only

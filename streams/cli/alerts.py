@@ -189,8 +189,8 @@ def _check_plan_covers(path: Path, plan: Plan, history: Series) -> None:
     elif p0 > s0 or p1 < s1:
         names = ", ".join(f"{scope.label()} {metric}" for scope, metric in planned[:3])
         more = f" and {len(planned) - 3} more" if len(planned) > 3 else ""
-        warn(f"{covers}, only part of the series' {iso_utc(s0)} to {iso_utc(s1)}: outside it the plan expects "
-             f"nothing of {names}{more}, so their level is not judged there (their shares and ratios are)")  # fmt: skip
+        warn(f"{covers}, only part of the series' {iso_utc(s0)} to {iso_utc(s1)}: outside it {names}{more} are "
+             "judged as unplanned ones, on their recent rate (outages only) and their shares and ratios")  # fmt: skip
 
 
 # -- the alert tables, through the owning worker or directly -----------------------------------------
@@ -751,14 +751,16 @@ def plan_from_day(
         plan = plan_from_series(target, 60.0, series)
         if next(plan.rows(), None) is None:
             fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
-        _warn_if_past(f"the plan for {for_day}", plan.span()[1])
+        _warn_if_past(f"the plan for {for_day}", max(row.minute for row in plan.rows()) + 60)  # as stored: no 0 rows
         text = plan.to_csv()
         # A day the pipeline saw part of makes a plan that expects nothing in the rest (a review: 9
         # minutes stored, "220 series", exit 0): say how much of the day it is.
         minutes = sorted({int((row[2] - source) // 60) for row in rows})
         covered = f"{len(minutes)} minute(s) of counts, {_clock(minutes[0])} to {_clock(minutes[-1] + 1)} Asia/Shanghai"
         if len(minutes) < 23 * 60:
-            warn(f"{day} has only {covered}: the plan expects nothing in the other {1440 - len(minutes)} minutes")
+            warn(f"{day} has only {covered}: the plan holds only those (in the other {1440 - len(minutes)} minutes "
+                 "its scopes are judged on their recent rate, or expected to send nothing between two it "
+                 "holds)")  # fmt: skip
         if out is not None:
             try:
                 out.write_text(text)

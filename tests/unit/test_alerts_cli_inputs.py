@@ -99,7 +99,7 @@ def test_backtest_refuses_a_plan_for_another_day_and_warns_of_one_that_covers_pa
     warning = done.stderr.splitlines()[0]
     assert warning.startswith(f"promo: warning: {part} covers 2026-11-10T16:00:00Z to 2026-11-10T16:03:00Z, only "
                               "part of the series' 2026-11-10T16:00:00Z to 2026-11-10T18:00:00Z")  # fmt: skip
-    assert "expects nothing of total orders" in warning
+    assert "outside it total orders are judged as unplanned ones, on their recent rate" in warning
     whole = promo("alerts", "backtest", "--series", str(series), "--plan", str(_plan(tmp_path / "w.csv", T0, 120)))
     assert whole.returncode == 0 and "warning" not in whole.stderr, whole.stderr
 
@@ -144,13 +144,14 @@ def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:
     done = promo("plan", "from-day", "2025-11-11", "--for", "2099-11-11", "--clickhouse", f"chdb://{store}")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("promo: warning: 2025-11-11 has only 9 minute(s) of counts, 00:00 to 00:09 Asia/Shanghai: "
-                           "the plan expects nothing in the other 1431 minutes\n")  # fmt: skip
+                           "the plan holds only those (in the other 1431 minutes its scopes are judged on their recent "
+                           "rate, or expected to send nothing between two it holds)\n")  # fmt: skip
     assert done.stdout.startswith("plan for 2099-11-11 from 2025-11-11 (9 minute(s) of counts, 00:00 to 00:09 "
                                   "Asia/Shanghai): ")  # fmt: skip
     # A day already over (a typo, or a plan for a replay): said, with what the live detector does instead.
     past = promo("plan", "from-day", "2025-11-11", "--for", "2025-11-12", "--clickhouse", f"chdb://{store}")
     assert past.returncode == 0, past.stderr
-    assert "promo: warning: the plan for 2025-11-12 ends 2025-11-12T16:00:00Z, " in past.stderr
+    assert "promo: warning: the plan for 2025-11-12 ends 2025-11-11T16:09:00Z, " in past.stderr  # its last minute
     assert "the live detector judges its scopes on their recent rate" in past.stderr
 
 

@@ -283,32 +283,60 @@ def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     assert found[0].detected_at - (T0 + 2400) <= 180
 
 
-def test_a_plan_that_has_ended_does_not_mute_its_scopes() -> None:
-    # A plan for the first 30 minutes only (the sale day's, say, and this is the day after): from
-    # minute 50 the whole campaign sends 5%. Outside the plan's span the total and the campaign are
-    # judged on their recent rate, as unplanned scopes are; a plan that expects nothing there would
-    # mute their outage checks (it did: only the channels, unplanned, fired).
-    minutes = 30
-    plan = Plan(T0, {(scope, m): np.full(minutes, 60 * 30 * RATIOS[m]) for scope in (Scope(), Scope("c1"))
+def _plan_for_half_an_hour(level: float = 1.0) -> Plan:
+    """A plan of the total and c1 for the first 30 minutes only (the sale day's, say, and this is the day after)."""
+    return Plan(T0, {(scope, m): np.full(30, 60 * 30 * level * RATIOS[m]) for scope in (Scope(), Scope("c1"))
                      for m in METRICS})  # fmt: skip
 
-    def hit(t: float, scope: Scope, metric: str) -> float:
-        return 0.05 if t >= T0 + 3000 else 1.0
 
-    changes = run(Detector(plan=plan), series(flat(30), 3300, hit=hit))
+@pytest.mark.parametrize("onset", [1860, 3000])
+def test_a_plan_that_has_ended_does_not_mute_its_scopes(onset: int) -> None:
+    # From `onset` the whole campaign sends 5%: a minute after the plan's end (its windows and baselines
+    # across the edge) and twenty. Outside the plan's span the total and the campaign are judged on
+    # their recent rate, as unplanned scopes are; a plan that expects nothing there muted their
+    # outage checks (only the channels, unplanned, fired).
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.05 if t >= T0 + onset else 1.0
+
+    changes = run(Detector(plan=_plan_for_half_an_hour()), series(flat(30), onset + 300, hit=hit))
     found = [a for a in opened(changes) if a.scope == Scope() and a.metric == "interactions"]
     assert found, [(a.scope.label(), a.metric, a.basis) for a in opened(changes)]
-    assert found[0].basis == "history"
-    assert found[0].detected_at - (T0 + 3000) <= 60
+    assert found[0].basis == "history" and found[0].severity == "critical"
+    assert found[0].detected_at - (T0 + onset) <= 30
 
 
-def test_a_window_across_the_plans_end_is_not_judged_on_either_measure() -> None:
-    # Traffic goes on as planned through the plan's last minute and after it: no drop anywhere, though
-    # the plan expects nothing from minute 30 and the first baselines after it hold plan minutes.
-    minutes = 30
-    plan = Plan(T0, {(scope, m): np.full(minutes, 60 * 30 * RATIOS[m]) for scope in (Scope(), Scope("c1"))
-                     for m in METRICS})  # fmt: skip
-    changes = run(Detector(plan=plan), series(flat(30), 4800, seed=3))
+def test_an_outage_open_when_the_plan_ends_stays_open_until_it_is_over() -> None:
+    # 5% from minute 25 to 55; the plan ends at 30. The incidents fired on the plan go on, judged on
+    # the rate before the outage, and resolve after it (they resolved at the plan's end).
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.05 if T0 + 1500 <= t < T0 + 3300 else 1.0
+
+    changes = run(Detector(plan=_plan_for_half_an_hour()), series(flat(30), 4200, hit=hit))
+    total = {a.metric: a for a in opened(changes) if a.scope == Scope()}
+    assert {"interactions", "shares", "orders"} <= set(total), total
+    for metric in ("interactions", "shares", "orders"):
+        last = [a for _, a in changes if a.id == total[metric].id][-1]
+        assert last.basis == "history" and last.resolved_at is not None, last
+        assert T0 + 3300 < last.resolved_at <= T0 + 3300 + 120, (metric, last.resolved_at - T0)
+
+
+def test_payments_breaking_just_after_the_plan_ends_is_caught_on_gmv_too() -> None:
+    # Orders, GMV and new users at 10% from 100 s after the plan's end: ratios judge it, and their
+    # confirmation ("low on its own level too") compares counts with counts, not with plan minutes.
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.1 if t >= T0 + 1900 and metric in ("orders", "gmv_fen", "new_users") else 1.0
+
+    changes = run(Detector(plan=_plan_for_half_an_hour()), series(flat(30), 2400, hit=hit, seed=2))
+    found = {a.metric for a in opened(changes) if a.scope == Scope()}
+    assert {"orders", "gmv_fen"} <= found, found
+
+
+@pytest.mark.parametrize("level", [0.01, 1.0, 100.0])
+def test_windows_across_the_plans_end_raise_nothing(level: float) -> None:
+    # Traffic goes on through the plan's last minute and after it, the plan off in level by up to 100x
+    # (the detector learns the level): a window or baseline holding plan minutes and clock seconds
+    # must not compare the two.
+    changes = run(Detector(plan=_plan_for_half_an_hour(level)), series(flat(30), 4800, seed=3))
     assert opened(changes) == []
 
 
