@@ -101,6 +101,10 @@ class Settings:
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")
+        # The store is a directory with a name: its owner and detector files are named after it, beside it.
+        store = self.embedded_store
+        if store is not None and store.name in ("", ".."):
+            raise ConfigError(f"clickhouse must name the store's directory, as chdb:///path/to/store; got {dsn!r}")
         if not self.topic_prefix or any(c.isspace() for c in self.topic_prefix):
             raise ConfigError(f"topic prefix must be non-empty with no spaces: {self.topic_prefix!r}")
         if any(c.isspace() for c in self.input_prefix):

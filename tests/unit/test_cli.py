@@ -69,6 +69,8 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value", id="bad-int"
         ),
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
+        pytest.param(["totals", "--clickhouse", "chdb://"], {}, "must name the store's directory", id="chdb-no-path"),
+        pytest.param(["alerts", "list"], {"PROMO_CLICKHOUSE": "chdb:///"}, "must name the store's", id="chdb-root"),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
         pytest.param(
             ["broker", "--port", "29393", "--host", "999.1.1.1"],
@@ -316,6 +318,14 @@ def test_flags_win_over_environment_and_store_defaults_under_data_dir(tmp_path: 
 def test_bad_setting_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="partitions must be between"):
         load_settings({"PROMO_PARTITIONS": "0"})
+
+
+@pytest.mark.parametrize("dsn", ["chdb://", "chdb:///", "chdb://.", "chdb://./", "chdb://store/.."])
+def test_an_embedded_store_must_name_its_directory(dsn: str) -> None:
+    # Its owner and detector files are named after the directory, beside it: "" or ".." has no name.
+    with pytest.raises(ConfigError, match="must name the store's directory"):
+        load_settings({"PROMO_CLICKHOUSE": dsn})
+    assert load_settings({"PROMO_CLICKHOUSE": "chdb://store/"}).embedded_store == Path("store")
 
 
 def test_totals_table_aligns_chinese_names() -> None:
