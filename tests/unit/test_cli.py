@@ -6,12 +6,13 @@ import json
 import socket
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from streams.cli.data import format_totals
-from streams.config import Secret, load_settings, redact_dsn
+from streams.config import Secret, Settings, load_settings, redact_dsn
 from streams.errors import ConfigError
 
 PROMO = str(Path(sys.executable).with_name("promo"))
@@ -71,6 +72,18 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
         pytest.param(["totals", "--clickhouse", "chdb://"], {}, "must name the store's directory", id="chdb-no-path"),
         pytest.param(["alerts", "list"], {"PROMO_CLICKHOUSE": "chdb:///"}, "must name the store's", id="chdb-root"),
+        pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_ALLOWED_LATENESS_S": "nan"},
+            "PROMO_ALLOWED_LATENESS_S must be a positive number of seconds, got nan",
+            id="lateness-nan",
+        ),
+        pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DEDUP_HORIZON_S": "inf"},
+            "PROMO_DEDUP_HORIZON_S must be a positive number of seconds, got inf",
+            id="horizon-inf",
+        ),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
         pytest.param(
             ["broker", "--port", "29393", "--host", "999.1.1.1"],
@@ -326,6 +339,28 @@ def test_an_embedded_store_must_name_its_directory(dsn: str) -> None:
     with pytest.raises(ConfigError, match="must name the store's directory"):
         load_settings({"PROMO_CLICKHOUSE": dsn})
     assert load_settings({"PROMO_CLICKHOUSE": "chdb://store/"}).embedded_store == Path("store")
+
+
+DURATIONS = [f.name for f in fields(Settings) if f.type == "float"]
+
+
+def test_the_duration_settings_are_the_float_ones() -> None:
+    assert {"allowed_lateness_s", "dedup_horizon_s", "stall_after_s", "clickhouse_timeout_s"} <= set(DURATIONS)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity", "0", "-1"])
+@pytest.mark.parametrize("name", DURATIONS)
+def test_every_duration_setting_refuses_nan_infinity_and_zero(name: str, raw: str) -> None:
+    variable = f"PROMO_{name.upper()}"
+    with pytest.raises(ConfigError, match=f"^{variable} must be a positive number of seconds"):
+        load_settings({variable: raw})
+
+
+@pytest.mark.parametrize(("variable", "raw"), [("PROMO_BATCH_SIZE", "0"), ("PROMO_MAX_VALUE_BYTES", "0"),
+                                               ("PROMO_BEHIND_EVENTS", "-1")])  # fmt: skip
+def test_count_settings_refuse_what_counts_nothing(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable} must be at least"):
+        load_settings({variable: raw})
 
 
 def test_totals_table_aligns_chinese_names() -> None:
