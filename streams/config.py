@@ -36,7 +36,10 @@ class Secret:
 
 def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced, for logs and messages."""
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # an unclosed [ in the host, say: where a password would end is anyone's guess
+        return f"{dsn.partition('://')[0]}://********"
     if parts.password is None:
         return dsn
     netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
@@ -97,8 +100,11 @@ class Settings:
     dashboard_url: str = ""
 
     def __post_init__(self) -> None:
+        shown = ";".join(redact_dsn(url) for url in self.broker.split(";"))
         if not self.broker.startswith("kafka://"):
-            raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
+            raise ConfigError(f"broker must look like kafka://host:port, got {shown!r}")
+        if "@" in self.broker:  # the Kafka clients would take it for the host, and say it in their errors
+            raise ConfigError(f"broker must be kafka://host:port without user:password, got {shown!r}")
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")

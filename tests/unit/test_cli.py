@@ -84,6 +84,12 @@ def test_every_command_has_help(command: list[str]) -> None:
             "PROMO_DEDUP_HORIZON_S must be a positive number of seconds, got inf",
             id="horizon-inf",
         ),
+        pytest.param(
+            ["campaigns", "import", "/etc/hostname"],
+            {"PROMO_BROKER": "kafk://u:SEKRETPW@h:9092"},
+            "got 'kafk://u:********@h:9092'",
+            id="broker-password-redacted",
+        ),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
         pytest.param(
             ["broker", "--port", "29393", "--host", "999.1.1.1"],
@@ -361,6 +367,21 @@ def test_every_duration_setting_refuses_nan_infinity_and_zero(name: str, raw: st
 def test_count_settings_refuse_what_counts_nothing(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=f"^{variable} must be at least"):
         load_settings({variable: raw})
+
+
+@pytest.mark.parametrize(
+    "broker", ["kafk://u:SEKRETPW@h:9092", "kafka://u:SEKRETPW@h:9092", "kafka://h:1;kafka://u:SEKRETPW@h:2",
+               "kafk://u:SEKRETPW@[h"],
+)  # fmt: skip
+def test_a_broker_with_a_password_is_refused_without_saying_it(broker: str) -> None:
+    # The Kafka clients take no user:password from the URL; their own errors would print it.
+    with pytest.raises(ConfigError, match="broker must") as caught:
+        load_settings({"PROMO_BROKER": broker})
+    assert "SEKRETPW" not in str(caught.value)
+
+
+def test_a_dsn_that_does_not_parse_is_redacted_whole() -> None:
+    assert redact_dsn("http://writer:hunter2@[ch:8123/") == "http://********"
 
 
 def test_totals_table_aligns_chinese_names() -> None:
