@@ -6,6 +6,7 @@ logs or reprs; they come from the environment, never from committed files.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,7 +36,10 @@ class Secret:
 
 def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced, for logs and messages."""
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:  # an unclosed [ in the host, say: where a password would end is anyone's guess
+        return f"{dsn.partition('://')[0]}://********"
     if parts.password is None:
         return dsn
     netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
@@ -96,11 +100,18 @@ class Settings:
     dashboard_url: str = ""
 
     def __post_init__(self) -> None:
+        shown = ";".join(redact_dsn(url) for url in self.broker.split(";"))
         if not self.broker.startswith("kafka://"):
-            raise ConfigError(f"broker must look like kafka://host:port, got {self.broker!r}")
+            raise ConfigError(f"broker must look like kafka://host:port, got {shown!r}")
+        if "@" in self.broker:  # the Kafka clients would take it for the host, and say it in their errors
+            raise ConfigError(f"broker must be kafka://host:port without user:password, got {shown!r}")
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")
+        # The store is a directory with a name: its owner and detector files are named after it, beside it.
+        store = self.embedded_store
+        if store is not None and store.name in ("", ".."):
+            raise ConfigError(f"clickhouse must name the store's directory, as chdb:///path/to/store; got {dsn!r}")
         if not self.topic_prefix or any(c.isspace() for c in self.topic_prefix):
             raise ConfigError(f"topic prefix must be non-empty with no spaces: {self.topic_prefix!r}")
         if any(c.isspace() for c in self.input_prefix):
@@ -113,13 +124,16 @@ class Settings:
             raise ConfigError(f"web port must be 1-65535, got {self.web_port}")
         if not 0 <= self.view_port < 65536:
             raise ConfigError(f"view port must be 0 (off) or 1-65535, got {self.view_port}")
-        for name in ("allowed_lateness_s", "dedup_horizon_s", "future_limit_s", "snapshot_interval_s"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+        # One rule for every duration: a number of seconds above zero. `float()` takes nan and inf,
+        # which pass a `<= 0` test and fail only when turned into milliseconds, after a stream went out.
+        for f in fields(self):
+            if f.type == "float" and not (math.isfinite(value := getattr(self, f.name)) and value > 0):
+                raise ConfigError(f"{_variable(f.name)} must be a positive number of seconds, got {value}")
+        for name, least in (("max_value_bytes", 1), ("batch_size", 1), ("behind_events", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"{_variable(name)} must be at least {least}, got {getattr(self, name)}")
         if self.alerts_language not in ("zh", "en"):
             raise ConfigError(f"alerts language must be zh or en, got {self.alerts_language!r}")
-        if not self.stall_after_s > 0:
-            raise ConfigError(f"stall_after_s must be positive, got {self.stall_after_s}")
 
     # -- derived names -------------------------------------------------------------------------
     def topic(self, suffix: str) -> str:
@@ -190,6 +204,11 @@ class Settings:
         return replace(self, **given)
 
 
+def _variable(name: str) -> str:
+    """The environment variable a setting is read from, for messages."""
+    return f"{ENV_PREFIX}{name.upper()}"
+
+
 def _coerce(name: str, raw: str, default: object) -> object:
     try:
         if isinstance(default, bool):
@@ -207,7 +226,7 @@ def _coerce(name: str, raw: str, default: object) -> object:
         if isinstance(default, Secret):
             return Secret(raw)
     except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid value") from None
+        raise ConfigError(f"{_variable(name)}={raw!r} is not a valid value") from None
     return raw
 
 

@@ -343,7 +343,7 @@ ALERTS_RUN_VERSION = 6
 
 @contextlib.contextmanager
 def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> Iterator[Tables]:
-    from streams.cli.worker import _live_owner, refuse_if_detector_holds
+    from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written
     from streams.sink.clickhouse import ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
@@ -356,6 +356,7 @@ def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> I
         refuse_if_detector_holds(store_dir)
         if not store_dir.exists():
             fail(f"no store at {store_dir}: no worker has written there; start `promo worker --alerts`")
+        refuse_if_never_written(store_dir)
     from streams.config import redact_dsn
 
     where = str(store_dir) if store_dir is not None else redact_dsn(settings.clickhouse_dsn)

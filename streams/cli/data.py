@@ -33,7 +33,7 @@ from streams.cli.base import (
     settings_from,
     users_app,
 )
-from streams.cli.worker import _live_owner, refuse_if_detector_holds
+from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written
 from streams.config import Settings, redact_dsn
 from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
@@ -351,6 +351,7 @@ def read_store(settings: Settings, *, explicit: bool) -> Read:
             return _read_owner(demo, str(DEMO_DATA_DIR / "store"), "the running demo's store")
         hint = " (the demo's is chdb://.promo/demo/store)" if not explicit else ""
         fail(f"no store at {store_dir}: no worker has written there; start `promo worker` or give --clickhouse{hint}")
+    refuse_if_never_written(store_dir)
     how = "no worker owns it: as the last worker left it"
     if demo is not None:
         how += f"; the running demo writes {DEMO_DATA_DIR / 'store'}"

@@ -231,6 +231,15 @@ def refuse_if_detector_holds(store: Path) -> None:
         )
 
 
+def refuse_if_never_written(store: Path) -> None:
+    """An embedded store directory in which no worker made the database: one line, before it is opened
+    (opening it would leave chdb's files in it, and read commands change no store)."""
+    from streams.sink.clickhouse import has_database_on_disk
+
+    if not has_database_on_disk(store):
+        fail(f"the store at {store} has no tables: no worker has written to it yet")
+
+
 def _live_owner(store: Path) -> str | None:
     """URL of the running process that owns an embedded store, if any."""
     from streams.worker.app import owner_file

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import clickhouse_connect
@@ -366,6 +367,12 @@ def fact_insert_columns(
         "batch_to": [*([0] * (nf + nr)), *offsets],
     }
     return [column[name] for name in INSERT_COLUMNS]
+
+
+def has_database_on_disk(store_dir: Path) -> bool:
+    """Whether an embedded store directory holds the pipeline's database, read from its files without
+    opening it: opening makes chdb's `tmp/` there, and a read must leave a directory no worker made as it was."""
+    return (store_dir / "metadata" / f"{DB}.sql").is_file()
 
 
 class ClickHouseStore:

@@ -6,12 +6,13 @@ import json
 import socket
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from streams.cli.data import format_totals
-from streams.config import Secret, load_settings, redact_dsn
+from streams.config import Secret, Settings, load_settings, redact_dsn
 from streams.errors import ConfigError
 
 PROMO = str(Path(sys.executable).with_name("promo"))
@@ -69,6 +70,26 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value", id="bad-int"
         ),
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
+        pytest.param(["totals", "--clickhouse", "chdb://"], {}, "must name the store's directory", id="chdb-no-path"),
+        pytest.param(["alerts", "list"], {"PROMO_CLICKHOUSE": "chdb:///"}, "must name the store's", id="chdb-root"),
+        pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_ALLOWED_LATENESS_S": "nan"},
+            "PROMO_ALLOWED_LATENESS_S must be a positive number of seconds, got nan",
+            id="lateness-nan",
+        ),
+        pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DEDUP_HORIZON_S": "inf"},
+            "PROMO_DEDUP_HORIZON_S must be a positive number of seconds, got inf",
+            id="horizon-inf",
+        ),
+        pytest.param(
+            ["campaigns", "import", "/etc/hostname"],
+            {"PROMO_BROKER": "kafk://u:SEKRETPW@h:9092"},
+            "got 'kafk://u:********@h:9092'",
+            id="broker-password-redacted",
+        ),
         pytest.param(["broker", "--port", "70000"], {}, "--port must be 1-65535", id="bad-port"),
         pytest.param(
             ["broker", "--port", "29393", "--host", "999.1.1.1"],
@@ -316,6 +337,51 @@ def test_flags_win_over_environment_and_store_defaults_under_data_dir(tmp_path: 
 def test_bad_setting_raises_config_error() -> None:
     with pytest.raises(ConfigError, match="partitions must be between"):
         load_settings({"PROMO_PARTITIONS": "0"})
+
+
+@pytest.mark.parametrize("dsn", ["chdb://", "chdb:///", "chdb://.", "chdb://./", "chdb://store/.."])
+def test_an_embedded_store_must_name_its_directory(dsn: str) -> None:
+    # Its owner and detector files are named after the directory, beside it: "" or ".." has no name.
+    with pytest.raises(ConfigError, match="must name the store's directory"):
+        load_settings({"PROMO_CLICKHOUSE": dsn})
+    assert load_settings({"PROMO_CLICKHOUSE": "chdb://store/"}).embedded_store == Path("store")
+
+
+DURATIONS = [f.name for f in fields(Settings) if f.type == "float"]
+
+
+def test_the_duration_settings_are_the_float_ones() -> None:
+    assert {"allowed_lateness_s", "dedup_horizon_s", "stall_after_s", "clickhouse_timeout_s"} <= set(DURATIONS)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity", "0", "-1"])
+@pytest.mark.parametrize("name", DURATIONS)
+def test_every_duration_setting_refuses_nan_infinity_and_zero(name: str, raw: str) -> None:
+    variable = f"PROMO_{name.upper()}"
+    with pytest.raises(ConfigError, match=f"^{variable} must be a positive number of seconds"):
+        load_settings({variable: raw})
+
+
+@pytest.mark.parametrize(("variable", "raw"), [("PROMO_BATCH_SIZE", "0"), ("PROMO_MAX_VALUE_BYTES", "0"),
+                                               ("PROMO_BEHIND_EVENTS", "-1")])  # fmt: skip
+def test_count_settings_refuse_what_counts_nothing(variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable} must be at least"):
+        load_settings({variable: raw})
+
+
+@pytest.mark.parametrize(
+    "broker", ["kafk://u:SEKRETPW@h:9092", "kafka://u:SEKRETPW@h:9092", "kafka://h:1;kafka://u:SEKRETPW@h:2",
+               "kafk://u:SEKRETPW@[h"],
+)  # fmt: skip
+def test_a_broker_with_a_password_is_refused_without_saying_it(broker: str) -> None:
+    # The Kafka clients take no user:password from the URL; their own errors would print it.
+    with pytest.raises(ConfigError, match="broker must") as caught:
+        load_settings({"PROMO_BROKER": broker})
+    assert "SEKRETPW" not in str(caught.value)
+
+
+def test_a_dsn_that_does_not_parse_is_redacted_whole() -> None:
+    assert redact_dsn("http://writer:hunter2@[ch:8123/") == "http://********"
 
 
 def test_totals_table_aligns_chinese_names() -> None:

@@ -98,6 +98,26 @@ def test_a_store_that_does_not_exist_is_an_error_not_an_empty_answer(tmp_path: P
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["totals"], ["verify", "--truth", "truth.json"], ["alerts", "list"], ["alerts", "silences"],
+     ["plan", "import", "plan.csv"]],
+    ids=lambda args: " ".join(args[:2]),
+)  # fmt: skip
+def test_a_store_directory_no_worker_wrote_is_an_error_and_stays_empty(tmp_path: Path, args: list[str]) -> None:
+    empty = tmp_path / "store"
+    empty.mkdir()
+    (tmp_path / "truth.json").write_text(json.dumps({"totals": [], "rejected": {}, "accepted": 0}))
+    (tmp_path / "plan.csv").write_text("minute,metric,expected\n2026-11-11T00:00:00Z,orders,100\n")
+    args = [str(tmp_path / a) if a.endswith((".json", ".csv")) else a for a in args]
+    result = promo(*args, "--clickhouse", f"chdb://{empty}")
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("promo: error:")]
+    assert errors == [f"promo: error: the store at {empty} has no tables: no worker has written to it yet"]
+    assert "Traceback" not in result.stderr
+    assert list(empty.iterdir()) == []  # not opened: chdb leaves its tmp/ in a directory it opens
+
+
 def test_verify_exact_and_every_differing_cell(store: Path, tmp_path: Path) -> None:
     truth = tmp_path / "truth.json"
     truth.write_text(json.dumps({"totals": TRUTH, "rejected": {"late": 1}, "accepted": 7}))
