@@ -134,6 +134,16 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
     return Plan(t0, out)
 
 
+def _lone_surrogate(text: str) -> int | None:
+    """Where `text` holds a lone surrogate (what a JSON `\\udcff` or undecodable bytes become), or
+    None: no store can write it, and a plan the worker is posted is stored only if it parses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 @dataclass(frozen=True)
 class _Cell:
     number: int  # the line in the file
@@ -145,6 +155,9 @@ class _Cell:
 
 def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
     """The common reader of the plan and series files: header, then time,metric,number[,campaign_id,channel]."""
+    surrogate = _lone_surrogate(text)
+    if surrogate is not None:
+        raise PlanError(f"line {text.count(chr(10), 0, surrogate) + 1}: not UTF-8 text (a lone surrogate)")
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     if not rows:
         raise PlanError(f"line 1: empty file; expected the header {','.join(columns)} (the last two optional)")

@@ -216,17 +216,30 @@ MAX_EVENTS = 50_000_000  # events one `promo simulate` run may build (a few GB o
 
 
 def read_input(file: Path, what: str) -> str:
-    """The UTF-8 text of `file` ('-': standard input), or a one-line failure saying why not."""
+    """The UTF-8 text of `file` ('-': standard input), or a one-line failure saying why not.
+
+    Standard input is read as bytes and decoded here, as strictly as a file: its text layer turns
+    bytes that are not UTF-8 into lone surrogates, which fail later and far away (a traceback in an
+    encoder, a 500 from the worker) or pass silently (into a labels file). A byte-order mark stays
+    in either case; the parsers drop it."""
     if str(file) == "-":
-        return sys.stdin.read()
+        data, name = sys.stdin.buffer.read(), "standard input"
+    else:
+        data, name = _read_bytes(file, what), str(file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        fail(f"{name}: not UTF-8 text (byte {data[exc.start]:#04x} on line {line})")
+
+
+def _read_bytes(file: Path, what: str) -> bytes:
     if file.is_dir():
         fail(f"{file} is a directory; give {what}")
     try:
-        return file.read_text(encoding="utf-8")
+        return file.read_bytes()
     except FileNotFoundError:
         fail(f"no such file: {file}")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
 

@@ -48,6 +48,11 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,-1\n", "line 2: expected must be a finite number"),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders\n", "line 2: 2 columns, expected 3"),
         ("minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,,wechat\n", "line 2: a channel"),
+        # A plan posted to the worker as JSON can hold a lone surrogate (`"\\udcff"`): no store writes it.
+        (
+            "minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,c\udcff,\n",
+            "line 2: not UTF-8 text (a lone surrogate)",
+        ),
         (
             "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n2026-11-10T16:00:00Z,orders,2\n",
             "line 3: orders at 2026-11-10T16:00:00Z for total is listed twice",

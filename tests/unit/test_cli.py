@@ -17,10 +17,13 @@ from streams.errors import ConfigError
 PROMO = str(Path(sys.executable).with_name("promo"))
 
 
-def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def promo(*args: str, env: dict[str, str] | None = None, stdin: str | bytes = "") -> subprocess.CompletedProcess[str]:
+    """`promo ARGS` in a bare environment; `stdin` as bytes is sent as is (text is sent as UTF-8)."""
     base = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run([PROMO, *args], capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
-                          input=stdin, check=False)  # fmt: skip
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    done = subprocess.run([PROMO, *args], capture_output=True, timeout=60, env={**base, **(env or {})},
+                          input=data, check=False)  # fmt: skip
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 @pytest.mark.parametrize(
@@ -261,6 +264,24 @@ def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("promo: error:") and message in lines[0], lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["users", "import", "-"], b"u1\n\xff\n"),
+        (["campaigns", "import", "-"], b"campaign_id,name\nc01,\xff\n"),
+        (["plan", "import", "-"], b"minute,metric,expected,campaign_id,channel\n2026-11-11T00:00:00Z,orders,5,\xff,\n"),
+        (["alerts", "backtest", "--series", "-"], b"ts,metric,value\n2026-11-11T00:00:00Z,orders,5\xff\n"),
+        (["simulate", "--scenario", "sale-day", "--incidents", "-"], b'[{"kind": "\xff"}]'),
+    ],
+    ids=["users", "campaigns", "plan", "backtest", "incidents"],
+)
+def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(args: list[str], stdin: bytes) -> None:
+    result = promo(*args, env={"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DATA_DIR": "/nonexistent"}, stdin=stdin)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("promo: error: standard input: not UTF-8 text (byte 0xff on line ")
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.parametrize(
