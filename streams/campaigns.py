@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.alerts.plan import parse_utc
+from streams.alerts.plan import header_problem, parse_utc
 from streams.config import Settings
 from streams.contract.topics import Topic
 from streams.errors import BrokerError
@@ -64,12 +64,13 @@ def parse_time(text: str) -> int:
 def read_campaign_file(text: str) -> CampaignFile:
     out = CampaignFile()
     rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["campaign_id", "name"]:
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if not set(header) & set(COLUMNS):  # no header at all: the first line is a campaign
         out.rejected.append((1, f"the first line must be the header {','.join(COLUMNS)} (the last two optional)"))
         return out
-    header = [c.strip().lower() for c in rows[0]]
-    if header not in (list(COLUMNS[:2]), list(COLUMNS)):
-        out.rejected.append((1, f"unknown columns {header}; expected {','.join(COLUMNS)}"))
+    problem = header_problem(header, COLUMNS, 2)
+    if problem is not None:
+        out.rejected.append((1, problem))
         return out
     seen: set[str] = set()
     for number, row in enumerate(rows[1:], 2):

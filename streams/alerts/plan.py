@@ -134,6 +134,23 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
     return Plan(t0, out)
 
 
+def header_problem(header: list[str], columns: tuple[str, ...], required: int) -> str | None:
+    """What is wrong with a CSV header that must be the first `required` of `columns` or all of them,
+    in that order, or None. Names the columns missing and those unknown, not the whole header: a
+    header with three of four columns lacks one, it holds nothing unknown."""
+    if header in (list(columns[:required]), list(columns)):
+        return None
+    forms = f"{','.join(columns[:required])} or {','.join(columns)}"
+    wanted = columns if any(c in columns[required:] for c in header) else columns[:required]
+    missing = [c for c in wanted if c not in header]
+    unknown = [c for c in header if c not in columns]
+    if not missing and not unknown:  # out of order, or a column twice
+        return f"the header must be {forms} (in that order, each once), not {','.join(header)}"
+    found = [f"missing column(s) {', '.join(missing)}"] if missing else []
+    found += [f"unknown column(s) {', '.join(repr(c) for c in unknown)}"] if unknown else []
+    return f"{'; '.join(found)} (the header is {forms})"
+
+
 def _lone_surrogate(text: str) -> int | None:
     """Where `text` holds a lone surrogate (what a JSON `\\udcff` or undecodable bytes become), or
     None: no store can write it, and a plan the worker is posted is stored only if it parses."""
@@ -162,10 +179,9 @@ def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
     if not rows:
         raise PlanError(f"line 1: empty file; expected the header {','.join(columns)} (the last two optional)")
     header = [c.strip().lower() for c in rows[0]]
-    if header not in (list(columns[:3]), list(columns)):
-        raise PlanError(
-            f"line 1: the header must be {','.join(columns[:3])} or {','.join(columns)}, not {','.join(header)}"
-        )
+    problem = header_problem(header, columns, 3)
+    if problem is not None:
+        raise PlanError(f"line 1: {problem}")
     cells: list[_Cell] = []
     for number, row in enumerate(rows[1:], 2):
         if not any(cell.strip() for cell in row):

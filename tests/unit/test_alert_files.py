@@ -39,7 +39,9 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
     ("text", "message"),
     [
         ("", "line 1: empty file"),
-        ("ts,metric,expected\n", "line 1: the header"),
+        ("ts,metric,expected\n", "line 1: missing column(s) minute; unknown column(s) 'ts' (the header is"),
+        ("minute,metric,expected,campaign_id\n", "line 1: missing column(s) channel (the header is"),
+        ("metric,minute,expected\n", "line 1: the header must be minute,metric,expected or"),
         ("minute,metric,expected\n", "line 2: no rows"),
         ("minute,metric,expected\n2026-11-10T16:00:00,orders,1\n", "line 2: '2026-11-10T16:00:00' has no UTC offset"),
         ("minute,metric,expected\nyesterday,orders,1\n", "line 2: 'yesterday' is not an ISO 8601 time"),

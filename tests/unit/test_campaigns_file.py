@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streams.campaigns import Campaign, parse_time, read_campaign_file
 
 GOOD = (
@@ -54,6 +56,22 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
 def test_a_file_without_the_header_is_refused_whole() -> None:
     parsed = read_campaign_file("c1,一号\n")
     assert parsed.campaigns == [] and parsed.rejected[0][0] == 1 and "header" in parsed.rejected[0][1]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("campaign_id,name,starts_at", "missing column(s) ends_at (the header is campaign_id,name or"),
+        ("campaign_id,name,foo", "unknown column(s) 'foo' (the header is"),
+        ("campaign_id,name,starts_at,ends_at,foo", "unknown column(s) 'foo' (the header is"),
+        ("campaign_id,starts_at,ends_at", "missing column(s) name (the header is"),
+        ("name,campaign_id", "the header must be campaign_id,name or campaign_id,name,starts_at,ends_at (in that"),
+    ],
+)
+def test_a_header_names_the_columns_missing_and_unknown(header: str, reason: str) -> None:
+    parsed = read_campaign_file(f"{header}\nc1,一号\n")
+    assert parsed.campaigns == [] and len(parsed.rejected) == 1
+    assert parsed.rejected[0][0] == 1 and parsed.rejected[0][1].startswith(reason), parsed.rejected
 
 
 def test_times_need_an_offset() -> None:
