@@ -134,6 +134,17 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
     return Plan(t0, out)
 
 
+def csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """The rows of a CSV text (a byte-order mark dropped), each with the line it starts on: a quoted
+    cell may hold a line break, and a row number would then name the wrong line."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    rows, read = [], 0
+    for row in reader:
+        rows.append((read + 1, row))
+        read = reader.line_num
+    return rows
+
+
 def header_problem(header: list[str], columns: tuple[str, ...], required: int) -> str | None:
     """What is wrong with a CSV header that must be the first `required` of `columns` or all of them,
     in that order, or None. Names the columns missing and those unknown, not the whole header: a
@@ -175,15 +186,15 @@ def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
     surrogate = _lone_surrogate(text)
     if surrogate is not None:
         raise PlanError(f"line {text.count(chr(10), 0, surrogate) + 1}: not UTF-8 text (a lone surrogate)")
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    rows = csv_rows(text)
     if not rows:
         raise PlanError(f"line 1: empty file; expected the header {','.join(columns)} (the last two optional)")
-    header = [c.strip().lower() for c in rows[0]]
+    header = [c.strip().lower() for c in rows[0][1]]
     problem = header_problem(header, columns, 3)
     if problem is not None:
         raise PlanError(f"line 1: {problem}")
     cells: list[_Cell] = []
-    for number, row in enumerate(rows[1:], 2):
+    for number, row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):

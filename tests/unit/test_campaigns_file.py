@@ -53,6 +53,30 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
     assert "no UTC offset" in parsed.rejected[0][1]
 
 
+def test_ids_and_names_the_screens_could_not_show_are_refused_by_line() -> None:
+    text = (
+        "campaign_id,name\n"
+        "c 01,space in the id\n"
+        "c02,\n"
+        'c03,"two\nlines"\n'
+        "c04,bell\x07\n"
+        "c05,tab\tin the id\n"
+        "c\t06,x\n"
+        "c07,双十一 主会场\n"
+    )
+    parsed = read_campaign_file(text)
+    assert parsed.campaigns == [Campaign("c07", "双十一 主会场")]
+    assert [(n, r.split(":")[0]) for n, r in parsed.rejected] == [
+        (2, "campaign_id 'c 01'"),
+        (3, "name ''"),
+        (4, "name 'two\\nlines'"),
+        (6, "name 'bell\\x07'"),  # the line it is on, after a cell of two lines
+        (7, "name 'tab\\tin the id'"),
+        (8, "campaign_id 'c\\t06'"),
+    ]
+    assert parsed.rejected[0][1].endswith("contains whitespace")
+
+
 def test_a_file_without_the_header_is_refused_whole() -> None:
     parsed = read_campaign_file("c1,一号\n")
     assert parsed.campaigns == [] and parsed.rejected[0][0] == 1 and "header" in parsed.rejected[0][1]
