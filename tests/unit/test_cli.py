@@ -304,10 +304,14 @@ def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(args: list[str]
         ("[" * 100_000 + "]" * 100_000, "not a JSON list of incidents"),
         ('[{"scope": "c01", "start": 1e300, "duration": 60, "depth": 1}]', "is outside the slice sent"),
         ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1, "ramp_s": 1' + "0" * 400
-         + "}]", "incident 0: "),
+         + "}]", "incident 0: ramp_s must be positive seconds"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": "0.5"}]',
+         "incident 0: depth must be a number in (0, 1], not the text '0.5'"),
+        ('[{"scope": "", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]', "incident 0: a scope"),
     ],
     ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
-         "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits"],
+         "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits", "depth-text",
+         "scope-empty"],
 )  # fmt: skip
 def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
     tmp_path: Path, incidents: str, message: str
