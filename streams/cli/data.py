@@ -81,10 +81,13 @@ def simulate(
 
     if not 0 < duration < math.inf or not 0 <= rate < math.inf:
         fail("--duration must be positive and --rate not negative (finite numbers)")
+    # Checked here, by flag: the simulator's own checks name its fields (duplicate_rate).
     for flag, share in (("--duplicate-rate", duplicate_rate), ("--out-of-order-rate", out_of_order_rate),
                         ("--late-rate", late_rate), ("--malformed-rate", malformed_rate)):  # fmt: skip
-        if math.isnan(share):
-            fail(f"{flag} must be a number, not nan")
+        if not 0 <= share <= 1:  # nan too
+            fail(f"{flag} must be a share within [0, 1], not {share:g}")
+    if late_rate + out_of_order_rate > 1:
+        fail("--late-rate and --out-of-order-rate add up to more than 1")
     # Checked before anything is sent: a path that fails after the stream went out loses the truth.
     _check_writable(truth, "--truth")
     _check_writable(existing, "--existing")

@@ -132,7 +132,19 @@ def test_every_command_has_help(command: list[str]) -> None:
             "is a directory",
             id="sim-existing",
         ),
-        pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate", id="bad-rate"),
+        pytest.param(
+            ["simulate", "--duplicate-rate", "1.5", "--duration", "1"],
+            {},
+            "--duplicate-rate must be a share within [0, 1], not 1.5",
+            id="bad-rate",
+        ),
+        pytest.param(["simulate", "--late-rate", "nan"], {}, "--late-rate must be a share", id="share-nan"),
+        pytest.param(
+            ["simulate", "--late-rate", "0.6", "--out-of-order-rate", "0.6"],
+            {},
+            "--late-rate and --out-of-order-rate add up to more than 1",
+            id="rates-sum",
+        ),
         pytest.param(
             ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"
         ),
@@ -209,6 +221,9 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["bench-recovery", "--users", "0"], {}, "--users must be at least 1", id="bench-recovery-users"),
         pytest.param(
             ["bench-recovery", "--events", "100", "--tail", "100"], {}, "--tail must be", id="bench-recovery-tail"
+        ),
+        pytest.param(
+            ["bench-recovery", "--events", "-1"], {}, "--events must be at least 2", id="bench-recovery-events"
         ),
         pytest.param(
             ["bench-memory", "--cache", "-1"],
