@@ -463,6 +463,8 @@ def verify(
         want = Truth.from_json(read_input(truth, "a truth file from `promo simulate --truth`").encode())
     except ValueError as exc:
         fail(f"{truth}: not a truth file ({exc})")
+    if not want.totals and not want.rejected:  # every store would "differ" from it, in every cell it holds
+        fail(f"{truth}: the truth holds no totals and no rejections; nothing to verify against")
     settings = settings_from(clickhouse=clickhouse)
     deadline = time.monotonic() + wait
     while True:

@@ -119,6 +119,7 @@ def test_every_command_has_help(command: list[str]) -> None:
             id="campaigns-missing",
         ),
         pytest.param(["campaigns", "import", "/"], {}, "is a directory", id="campaigns-directory"),
+        pytest.param(["plan", "import", "/"], {}, "/ is a directory; give a CSV file", id="plan-directory"),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
         pytest.param(
             ["simulate", "--truth", "/nonexistent/x.json"],
@@ -437,6 +438,16 @@ def test_users_import_skip_invalid_goes_on_to_import_the_valid_lines(tmp_path: P
     assert result.returncode == 2
     assert "rejected '123,foo'" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("promo: error: cannot reach the broker")  # it tried
+
+
+def test_verify_refuses_a_truth_with_nothing_in_it(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    truth.write_text('{"totals": [], "rejected": {}, "accepted": 0}')  # every store "differed" in every cell
+    result = promo("verify", "--truth", str(truth), env={"PROMO_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr == (
+        f"promo: error: {truth}: the truth holds no totals and no rejections; nothing to verify against\n"
+    )
 
 
 def test_campaigns_import_reports_bad_lines_and_sends_nothing(tmp_path: Path) -> None:
