@@ -1,16 +1,16 @@
 """`promo campaigns import FILE.csv`: campaign names and schedules, for the screens and the detector.
 
 The file is CSV with a header: `campaign_id,name[,starts_at,ends_at]`; times are ISO 8601 with a UTC
-offset (`2026-11-11T00:00:00+08:00`, `2026-11-10T16:00:00Z`); names may be in any language. Every
-line is checked; a bad one is reported with its number and reason, and nothing is sent unless all
-are good. The rows go to the `campaigns` topic (the newest import of a campaign wins); the worker
-that runs the sink reads the topic at start and as it grows, into `promo.campaigns`.
+offset (`2026-11-11T00:00:00+08:00`, `2026-11-10T16:00:00Z`); names may be in any language (1-128
+characters, no line break or other control character); an id is one as any file may hold it
+(streams/contract/ids.py: 1-64 characters, no whitespace). Every line is checked; a bad one is
+reported with its number and reason, and nothing is sent unless all are good. The rows go to the
+`campaigns` topic (the newest import of a campaign wins); the worker that runs the sink reads the
+topic at start and as it grows, into `promo.campaigns`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +18,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.alerts.plan import parse_utc
+from streams.alerts.plan import csv_rows, header_problem, parse_utc
 from streams.config import Settings
+from streams.contract.ids import check_id, has_control
 from streams.contract.topics import Topic
 from streams.errors import BrokerError
 
@@ -63,30 +64,35 @@ def parse_time(text: str) -> int:
 
 def read_campaign_file(text: str) -> CampaignFile:
     out = CampaignFile()
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
-    if not rows or [c.strip().lower() for c in rows[0][:2]] != ["campaign_id", "name"]:
+    rows = csv_rows(text)
+    header = [c.strip().lower() for c in rows[0][1]] if rows else []
+    if not set(header) & set(COLUMNS):  # no header at all: the first line is a campaign
         out.rejected.append((1, f"the first line must be the header {','.join(COLUMNS)} (the last two optional)"))
         return out
-    header = [c.strip().lower() for c in rows[0]]
-    if header not in (list(COLUMNS[:2]), list(COLUMNS)):
-        out.rejected.append((1, f"unknown columns {header}; expected {','.join(COLUMNS)}"))
+    problem = header_problem(header, COLUMNS, 2)
+    if problem is not None:
+        out.rejected.append((1, problem))
         return out
     seen: set[str] = set()
-    for number, row in enumerate(rows[1:], 2):
+    for number, row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
             out.rejected.append((number, f"{len(row)} columns, expected {len(header)}"))
             continue
         campaign_id, name = row[0].strip(), row[1].strip()
-        if not 1 <= len(campaign_id) <= 64:
-            out.rejected.append((number, "campaign_id must have 1-64 characters"))
+        bad_id = check_id(campaign_id, "campaign_id")
+        if bad_id is not None:
+            out.rejected.append((number, f"campaign_id {campaign_id[:20]!r}: {bad_id}"))
             continue
         if campaign_id in seen:
             out.rejected.append((number, f"campaign {campaign_id!r} is listed twice"))
             continue
-        if len(name) > 128:
-            out.rejected.append((number, "a name has at most 128 characters"))
+        # A name is what the screens show for the campaign: a blank one, or one broken over lines (a
+        # quoted cell may hold a line break), would show as nothing or break the leaderboard's row.
+        if not name or len(name) > 128 or has_control(name):
+            out.rejected.append((number, f"name {name[:20]!r}: a name has 1-128 characters and no control character "
+                                 "(no line break, no tab)"))  # fmt: skip
             continue
         starts = ends = None
         try:

@@ -134,6 +134,44 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
     return Plan(t0, out)
 
 
+def csv_rows(text: str) -> list[tuple[int, list[str]]]:
+    """The rows of a CSV text (a byte-order mark dropped), each with the line it starts on: a quoted
+    cell may hold a line break, and a row number would then name the wrong line."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    rows, read = [], 0
+    for row in reader:
+        rows.append((read + 1, row))
+        read = reader.line_num
+    return rows
+
+
+def header_problem(header: list[str], columns: tuple[str, ...], required: int) -> str | None:
+    """What is wrong with a CSV header that must be the first `required` of `columns` or all of them,
+    in that order, or None. Names the columns missing and those unknown, not the whole header: a
+    header with three of four columns lacks one, it holds nothing unknown."""
+    if header in (list(columns[:required]), list(columns)):
+        return None
+    forms = f"{','.join(columns[:required])} or {','.join(columns)}"
+    wanted = columns if any(c in columns[required:] for c in header) else columns[:required]
+    missing = [c for c in wanted if c not in header]
+    unknown = [c for c in header if c not in columns]
+    if not missing and not unknown:  # out of order, or a column twice
+        return f"the header must be {forms} (in that order, each once), not {','.join(header)}"
+    found = [f"missing column(s) {', '.join(missing)}"] if missing else []
+    found += [f"unknown column(s) {', '.join(repr(c) for c in unknown)}"] if unknown else []
+    return f"{'; '.join(found)} (the header is {forms})"
+
+
+def _lone_surrogate(text: str) -> int | None:
+    """Where `text` holds a lone surrogate (what a JSON `\\udcff` or undecodable bytes become), or
+    None: no store can write it, and a plan the worker is posted is stored only if it parses."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
 @dataclass(frozen=True)
 class _Cell:
     number: int  # the line in the file
@@ -145,16 +183,18 @@ class _Cell:
 
 def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
     """The common reader of the plan and series files: header, then time,metric,number[,campaign_id,channel]."""
-    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
+    surrogate = _lone_surrogate(text)
+    if surrogate is not None:
+        raise PlanError(f"line {text.count(chr(10), 0, surrogate) + 1}: not UTF-8 text (a lone surrogate)")
+    rows = csv_rows(text)
     if not rows:
         raise PlanError(f"line 1: empty file; expected the header {','.join(columns)} (the last two optional)")
-    header = [c.strip().lower() for c in rows[0]]
-    if header not in (list(columns[:3]), list(columns)):
-        raise PlanError(
-            f"line 1: the header must be {','.join(columns[:3])} or {','.join(columns)}, not {','.join(header)}"
-        )
+    header = [c.strip().lower() for c in rows[0][1]]
+    problem = header_problem(header, columns, 3)
+    if problem is not None:
+        raise PlanError(f"line 1: {problem}")
     cells: list[_Cell] = []
-    for number, row in enumerate(rows[1:], 2):
+    for number, row in rows[1:]:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):

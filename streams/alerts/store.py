@@ -454,8 +454,10 @@ def read_schedule(store: Store) -> dict[str, tuple[float | None, float | None]]:
 
 
 def save_plan(store: Store, text: str, source: str, at_s: float) -> None:
-    """A plan (CSV text, checked by the caller) becomes the one the detector uses."""
-    store.insert_rows(f"{DB}.plans", [[utc(at_s), source, text]], ("imported_at", "source", "csv"))
+    """A plan (CSV text, checked by the caller) becomes the one the detector uses. `source` is a
+    label (`import FILE`): a file name that is not UTF-8 keeps a replacement mark, not a failed write."""
+    label = source.encode("utf-8", "replace").decode()
+    store.insert_rows(f"{DB}.plans", [[utc(at_s), label, text]], ("imported_at", "source", "csv"))
 
 
 def day_series(store: Store, start_s: float, end_s: float) -> list[tuple[str, str, int, list[float]]]:

@@ -703,7 +703,7 @@ def plan_import(
     from streams.alerts.plan import PlanError, iso_utc, parse_plan_csv
     from streams.cli.data import read_input
 
-    text = read_input(file, "plan")
+    text = read_input(file, "a CSV file")
     try:
         plan = parse_plan_csv(text)
     except PlanError as exc:

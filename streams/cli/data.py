@@ -81,10 +81,13 @@ def simulate(
 
     if not 0 < duration < math.inf or not 0 <= rate < math.inf:
         fail("--duration must be positive and --rate not negative (finite numbers)")
+    # Checked here, by flag: the simulator's own checks name its fields (duplicate_rate).
     for flag, share in (("--duplicate-rate", duplicate_rate), ("--out-of-order-rate", out_of_order_rate),
                         ("--late-rate", late_rate), ("--malformed-rate", malformed_rate)):  # fmt: skip
-        if math.isnan(share):
-            fail(f"{flag} must be a number, not nan")
+        if not 0 <= share <= 1:  # nan too
+            fail(f"{flag} must be a share within [0, 1], not {share:g}")
+    if late_rate + out_of_order_rate > 1:
+        fail("--late-rate and --out-of-order-rate add up to more than 1")
     # Checked before anything is sent: a path that fails after the stream went out loses the truth.
     _check_writable(truth, "--truth")
     _check_writable(existing, "--existing")
@@ -216,17 +219,30 @@ MAX_EVENTS = 50_000_000  # events one `promo simulate` run may build (a few GB o
 
 
 def read_input(file: Path, what: str) -> str:
-    """The UTF-8 text of `file` ('-': standard input), or a one-line failure saying why not."""
+    """The UTF-8 text of `file` ('-': standard input), or a one-line failure saying why not.
+
+    Standard input is read as bytes and decoded here, as strictly as a file: its text layer turns
+    bytes that are not UTF-8 into lone surrogates, which fail later and far away (a traceback in an
+    encoder, a 500 from the worker) or pass silently (into a labels file). A byte-order mark stays
+    in either case; the parsers drop it."""
     if str(file) == "-":
-        return sys.stdin.read()
+        data, name = sys.stdin.buffer.read(), "standard input"
+    else:
+        data, name = _read_bytes(file, what), str(file)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        fail(f"{name}: not UTF-8 text (byte {data[exc.start]:#04x} on line {line})")
+
+
+def _read_bytes(file: Path, what: str) -> bytes:
     if file.is_dir():
         fail(f"{file} is a directory; give {what}")
     try:
-        return file.read_text(encoding="utf-8")
+        return file.read_bytes()
     except FileNotFoundError:
         fail(f"no such file: {file}")
-    except UnicodeDecodeError:
-        fail(f"{file}: not UTF-8 text")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
 
@@ -448,6 +464,8 @@ def verify(
         want = Truth.from_json(read_input(truth, "a truth file from `promo simulate --truth`").encode())
     except ValueError as exc:
         fail(f"{truth}: not a truth file ({exc})")
+    if not want.totals and not want.rejected:  # every store would "differ" from it, in every cell it holds
+        fail(f"{truth}: the truth holds no totals and no rejections; nothing to verify against")
     settings = settings_from(clickhouse=clickhouse)
     deadline = time.monotonic() + wait
     while True:

@@ -172,6 +172,8 @@ def bench_recovery(
 
     if users < 1:
         fail("--users must be at least 1")
+    if events < 2:  # the catch-up, then a tail of at least one event
+        fail("--events must be at least 2")
     if not 0 < tail < events:
         fail("--tail must be at least 1 and below --events")
     _stop_children_on_sigterm()

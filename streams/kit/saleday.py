@@ -31,7 +31,7 @@ orders: what fools a naive orders-per-interaction rule.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,9 @@ class Incident:
         text in the grammar of every scope (streams/alerts/scope.py) or {campaign_id, channel}."""
         if not isinstance(doc, Mapping):
             raise ValueError(f"an incident is a JSON object, not {type(doc).__name__}")
-        scope_doc = doc.get("scope") or "total"
+        scope_doc = doc.get("scope")
+        if scope_doc is None:  # absent (or null): the whole sale; "" is an empty scope, refused below
+            scope_doc = "total"
         if isinstance(scope_doc, Mapping):  # as to_json writes it: the same grammar, the same checks
             campaign, channel = scope_doc.get("campaign_id"), scope_doc.get("channel")
             parts = [str(campaign or "")] + ([] if channel is None else [str(channel)])
@@ -117,20 +119,45 @@ class Incident:
         if unknown:
             raise ValueError(f"unknown metrics {unknown}; one of {', '.join(METRICS)}")
         start = doc["start"]
-        start_s = parse_utc(start) if isinstance(start, str) else float(start)
-        depth, duration = float(doc["depth"]), float(doc["duration"])
-        if not math.isfinite(start_s):
-            raise ValueError(f"start must be ISO 8601 or epoch seconds, not {start!r}")
-        if not 0 < depth <= 1 or not 0 < duration < math.inf:
-            raise ValueError("depth must be in (0, 1] and duration > 0 (finite)")
-        shape = str(doc.get("shape", "step"))
+        if isinstance(start, str):
+            try:
+                start_s = parse_utc(start)
+            except ValueError as exc:
+                raise ValueError(f"start: {exc}") from None
+        else:
+            start_s = _number(doc, "start", "ISO 8601 or epoch seconds", math.isfinite)
+        duration = _number(doc, "duration", "seconds > 0 (finite)", lambda v: 0 < v < math.inf)
+        depth = _number(doc, "depth", "a number in (0, 1]", lambda v: 0 < v <= 1)
+        shape = doc.get("shape", "step")
         if shape not in SHAPES:
-            raise ValueError(f"shape must be one of {SHAPES}")
-        ramp = doc.get("ramp_s")
-        ramp_s = None if ramp is None else float(ramp)
-        if ramp_s is not None and not 0 < ramp_s < math.inf:
-            raise ValueError(f"ramp_s must be positive seconds, not {ramp!r}")
-        return cls(str(doc.get("kind", "drop")), scope, metrics, start_s, duration, depth, shape, ramp_s)
+            raise ValueError(f"shape must be one of {SHAPES}, not {_shown(shape)}")
+        positive = "positive seconds (a number)"
+        ramp_s = None if doc.get("ramp_s") is None else _number(doc, "ramp_s", positive, lambda v: 0 < v < math.inf)
+        kind = doc.get("kind", "drop")
+        if not isinstance(kind, str):
+            raise ValueError(f"kind is text (outage, drop, payments...), not {_shown(kind)}")
+        return cls(kind, scope, metrics, start_s, duration, depth, shape, ramp_s)
+
+
+def _number(doc: Mapping[str, Any], name: str, what: str, ok: Callable[[float], bool]) -> float:
+    """doc[name] as a float if it is a JSON number that `ok` takes, else ValueError naming the field.
+    Text is no number ("0.5" is refused, not read): a field typed wrong is a mistake to show, and
+    the file is read by a program that takes it as written (true, a list: no number either)."""
+    value = doc[name]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            number = math.inf
+        if ok(number):
+            return number
+    raise ValueError(f"{name} must be {what}, not {_shown(value)}")
+
+
+def _shown(value: Any) -> str:
+    """`value` as the message quotes it: short, and saying when it is text."""
+    text = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:40]}..."
+    return f"the text {text}" if isinstance(value, str) else text
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
     ("text", "message"),
     [
         ("", "line 1: empty file"),
-        ("ts,metric,expected\n", "line 1: the header"),
+        ("ts,metric,expected\n", "line 1: missing column(s) minute; unknown column(s) 'ts' (the header is"),
+        ("minute,metric,expected,campaign_id\n", "line 1: missing column(s) channel (the header is"),
+        ("metric,minute,expected\n", "line 1: the header must be minute,metric,expected or"),
         ("minute,metric,expected\n", "line 2: no rows"),
         ("minute,metric,expected\n2026-11-10T16:00:00,orders,1\n", "line 2: '2026-11-10T16:00:00' has no UTC offset"),
         ("minute,metric,expected\nyesterday,orders,1\n", "line 2: 'yesterday' is not an ISO 8601 time"),
@@ -48,6 +50,11 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,-1\n", "line 2: expected must be a finite number"),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders\n", "line 2: 2 columns, expected 3"),
         ("minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,,wechat\n", "line 2: a channel"),
+        # A plan posted to the worker as JSON can hold a lone surrogate (`"\\udcff"`): no store writes it.
+        (
+            "minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,c\udcff,\n",
+            "line 2: not UTF-8 text (a lone surrogate)",
+        ),
         (
             "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n2026-11-10T16:00:00Z,orders,2\n",
             "line 3: orders at 2026-11-10T16:00:00Z for total is listed twice",

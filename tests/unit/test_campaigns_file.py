@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from streams.campaigns import Campaign, parse_time, read_campaign_file
 
 GOOD = (
@@ -51,9 +53,49 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
     assert "no UTC offset" in parsed.rejected[0][1]
 
 
+def test_ids_and_names_the_screens_could_not_show_are_refused_by_line() -> None:
+    text = (
+        "campaign_id,name\n"
+        "c 01,space in the id\n"
+        "c02,\n"
+        'c03,"two\nlines"\n'
+        "c04,bell\x07\n"
+        "c05,tab\tin the id\n"
+        "c\t06,x\n"
+        "c07,双十一 主会场\n"
+    )
+    parsed = read_campaign_file(text)
+    assert parsed.campaigns == [Campaign("c07", "双十一 主会场")]
+    assert [(n, r.split(":")[0]) for n, r in parsed.rejected] == [
+        (2, "campaign_id 'c 01'"),
+        (3, "name ''"),
+        (4, "name 'two\\nlines'"),
+        (6, "name 'bell\\x07'"),  # the line it is on, after a cell of two lines
+        (7, "name 'tab\\tin the id'"),
+        (8, "campaign_id 'c\\t06'"),
+    ]
+    assert parsed.rejected[0][1].endswith("contains whitespace")
+
+
 def test_a_file_without_the_header_is_refused_whole() -> None:
     parsed = read_campaign_file("c1,一号\n")
     assert parsed.campaigns == [] and parsed.rejected[0][0] == 1 and "header" in parsed.rejected[0][1]
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        ("campaign_id,name,starts_at", "missing column(s) ends_at (the header is campaign_id,name or"),
+        ("campaign_id,name,foo", "unknown column(s) 'foo' (the header is"),
+        ("campaign_id,name,starts_at,ends_at,foo", "unknown column(s) 'foo' (the header is"),
+        ("campaign_id,starts_at,ends_at", "missing column(s) name (the header is"),
+        ("name,campaign_id", "the header must be campaign_id,name or campaign_id,name,starts_at,ends_at (in that"),
+    ],
+)
+def test_a_header_names_the_columns_missing_and_unknown(header: str, reason: str) -> None:
+    parsed = read_campaign_file(f"{header}\nc1,一号\n")
+    assert parsed.campaigns == [] and len(parsed.rejected) == 1
+    assert parsed.rejected[0][0] == 1 and parsed.rejected[0][1].startswith(reason), parsed.rejected
 
 
 def test_times_need_an_offset() -> None:

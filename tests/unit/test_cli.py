@@ -18,10 +18,13 @@ from streams.errors import ConfigError
 PROMO = str(Path(sys.executable).with_name("promo"))
 
 
-def promo(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def promo(*args: str, env: dict[str, str] | None = None, stdin: str | bytes = "") -> subprocess.CompletedProcess[str]:
+    """`promo ARGS` in a bare environment; `stdin` as bytes is sent as is (text is sent as UTF-8)."""
     base = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    return subprocess.run([PROMO, *args], capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
-                          input=stdin, check=False)  # fmt: skip
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    done = subprocess.run([PROMO, *args], capture_output=True, timeout=60, env={**base, **(env or {})},
+                          input=data, check=False)  # fmt: skip
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
 @pytest.mark.parametrize(
@@ -137,6 +140,7 @@ def test_every_command_has_help(command: list[str]) -> None:
             id="campaigns-missing",
         ),
         pytest.param(["campaigns", "import", "/"], {}, "is a directory", id="campaigns-directory"),
+        pytest.param(["plan", "import", "/"], {}, "/ is a directory; give a CSV file", id="plan-directory"),
         pytest.param(["simulate", "--duration", "0"], {}, "--duration must be positive", id="bad-duration"),
         pytest.param(
             ["simulate", "--truth", "/nonexistent/x.json"],
@@ -150,7 +154,19 @@ def test_every_command_has_help(command: list[str]) -> None:
             "is a directory",
             id="sim-existing",
         ),
-        pytest.param(["simulate", "--duplicate-rate", "1.5", "--duration", "1"], {}, "duplicate_rate", id="bad-rate"),
+        pytest.param(
+            ["simulate", "--duplicate-rate", "1.5", "--duration", "1"],
+            {},
+            "--duplicate-rate must be a share within [0, 1], not 1.5",
+            id="bad-rate",
+        ),
+        pytest.param(["simulate", "--late-rate", "nan"], {}, "--late-rate must be a share", id="share-nan"),
+        pytest.param(
+            ["simulate", "--late-rate", "0.6", "--out-of-order-rate", "0.6"],
+            {},
+            "--late-rate and --out-of-order-rate add up to more than 1",
+            id="rates-sum",
+        ),
         pytest.param(
             ["simulate", "--scenario", "singles-day-2009", "--duration", "1"], {}, "scenario", id="bad-scenario"
         ),
@@ -229,6 +245,9 @@ def test_every_command_has_help(command: list[str]) -> None:
             ["bench-recovery", "--events", "100", "--tail", "100"], {}, "--tail must be", id="bench-recovery-tail"
         ),
         pytest.param(
+            ["bench-recovery", "--events", "-1"], {}, "--events must be at least 2", id="bench-recovery-events"
+        ),
+        pytest.param(
             ["bench-memory", "--cache", "-1"],
             {},
             "--cache must be 0 (all in memory) or a number of users",
@@ -285,6 +304,24 @@ def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str)
 
 
 @pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (["users", "import", "-"], b"u1\n\xff\n"),
+        (["campaigns", "import", "-"], b"campaign_id,name\nc01,\xff\n"),
+        (["plan", "import", "-"], b"minute,metric,expected,campaign_id,channel\n2026-11-11T00:00:00Z,orders,5,\xff,\n"),
+        (["alerts", "backtest", "--series", "-"], b"ts,metric,value\n2026-11-11T00:00:00Z,orders,5\xff\n"),
+        (["simulate", "--scenario", "sale-day", "--incidents", "-"], b'[{"kind": "\xff"}]'),
+    ],
+    ids=["users", "campaigns", "plan", "backtest", "incidents"],
+)
+def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(args: list[str], stdin: bytes) -> None:
+    result = promo(*args, env={"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DATA_DIR": "/nonexistent"}, stdin=stdin)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("promo: error: standard input: not UTF-8 text (byte 0xff on line ")
+    assert result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize(
     ("incidents", "message"),
     [
         ('[{"scope": "c99", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]',
@@ -304,10 +341,14 @@ def test_errors_are_one_line(args: list[str], env: dict[str, str], message: str)
         ("[" * 100_000 + "]" * 100_000, "not a JSON list of incidents"),
         ('[{"scope": "c01", "start": 1e300, "duration": 60, "depth": 1}]', "is outside the slice sent"),
         ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1, "ramp_s": 1' + "0" * 400
-         + "}]", "incident 0: "),
+         + "}]", "incident 0: ramp_s must be positive seconds"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": "0.5"}]',
+         "incident 0: depth must be a number in (0, 1], not the text '0.5'"),
+        ('[{"scope": "", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]', "incident 0: a scope"),
     ],
     ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
-         "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits"],
+         "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits", "depth-text",
+         "scope-empty"],
 )  # fmt: skip
 def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
     tmp_path: Path, incidents: str, message: str
@@ -463,6 +504,16 @@ def test_users_import_skip_invalid_goes_on_to_import_the_valid_lines(tmp_path: P
     assert result.returncode == 2
     assert "rejected '123,foo'" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("promo: error: cannot reach the broker")  # it tried
+
+
+def test_verify_refuses_a_truth_with_nothing_in_it(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
+    truth.write_text('{"totals": [], "rejected": {}, "accepted": 0}')  # every store "differed" in every cell
+    result = promo("verify", "--truth", str(truth), env={"PROMO_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr == (
+        f"promo: error: {truth}: the truth holds no totals and no rejections; nothing to verify against\n"
+    )
 
 
 def test_campaigns_import_reports_bad_lines_and_sends_nothing(tmp_path: Path) -> None:

@@ -74,7 +74,15 @@ def test_incident_json_round_trip_and_errors() -> None:
      ({"scope": {"campaign_id": "c01/app"}}, "no campaign"), ({"scope": 7}, "scope is text"),
      ({"start": float("nan")}, "start"), ({"duration": float("inf")}, "duration"),
      ({"shape": "ramp", "ramp_s": -5}, "ramp_s"), ({"ramp_s": float("nan")}, "ramp_s"),
-     ({"metrics": []}, "non-empty list"), ({"metrics": "orders"}, "non-empty list")],
+     ({"metrics": []}, "non-empty list"), ({"metrics": "orders"}, "non-empty list"),
+     # Each field's type, named with the field; text is no number; an empty scope is no total.
+     ({"start": [1]}, r"^start must be ISO 8601 or epoch seconds, not \[1\]$"),
+     ({"start": "noon"}, r"^start: 'noon' is not an ISO 8601 time$"),
+     ({"ramp_s": "abc"}, r"^ramp_s must be positive seconds \(a number\), not the text 'abc'$"),
+     ({"depth": "0.5"}, r"^depth must be a number in \(0, 1\], not the text '0.5'$"),
+     ({"duration": True}, r"^duration must be seconds > 0 \(finite\), not True$"),
+     ({"duration": 10**400}, r"^duration must be seconds > 0"), ({"kind": 5}, r"^kind is text"),
+     ({"scope": ""}, "empty part"), ({"shape": ["ramp"]}, r"^shape must be one of")],
 )  # fmt: skip
 def test_an_incident_that_can_never_apply_is_refused(change: dict[str, object], message: str) -> None:
     doc = {"scope": "c01/wechat", "start": MIDNIGHT, "duration": 60, "depth": 1.0}
