@@ -1,7 +1,7 @@
 """What an id typed in a file may hold (`promo users import`, `promo campaigns import`).
 
 The contract's rule for an id is 1-64 code points of any kind (docs/CONTRACT.md). A file line adds
-what a typed id never holds: whitespace or a control character. A line with one is a typo or a CSV
+what a typed id never holds: a control character, and for a user id whitespace. A line with one is a typo or a CSV
 row, not an id, and imported it would name nobody the events name. Imports nothing of ours.
 """
 
@@ -17,13 +17,15 @@ def has_control(text: str) -> bool:
     return any(unicodedata.category(c) == "Cc" for c in text)
 
 
-def check_id(value: str, what: str) -> str | None:
-    """Why `value` cannot be the `what` (user_id, campaign_id) of a file line, or None."""
+def check_id(value: str, what: str, spaces: bool = False) -> str | None:
+    """Why `value` cannot be the `what` (user_id, campaign_id) of a file line, or None. `spaces`: a
+    space inside is allowed (a campaign id as the events carry it, `双11 主会场`; the line's cells are
+    stripped), a control character never."""
     if not value:
         return "empty"
     if len(value) > MAX_ID:
         return f"{len(value)} characters; a {what} has 1-{MAX_ID}"
-    if any(c.isspace() for c in value):
+    if not spaces and any(c.isspace() for c in value):
         return "contains whitespace"
     if has_control(value):
         return "contains a control character"

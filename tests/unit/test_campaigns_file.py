@@ -65,16 +65,16 @@ def test_ids_and_names_the_screens_could_not_show_are_refused_by_line() -> None:
         "c07,双十一 主会场\n"
     )
     parsed = read_campaign_file(text)
-    assert parsed.campaigns == [Campaign("c07", "双十一 主会场")]
+    # A space inside an id is the contract's (events carry "双11 主会场"); a tab or a line break is not.
+    assert parsed.campaigns == [Campaign("c 01", "space in the id"), Campaign("c07", "双十一 主会场")]
     assert [(n, r.split(":")[0]) for n, r in parsed.rejected] == [
-        (2, "campaign_id 'c 01'"),
         (3, "name ''"),
         (4, "name 'two\\nlines'"),
         (6, "name 'bell\\x07'"),  # the line it is on, after a cell of two lines
         (7, "name 'tab\\tin the id'"),
         (8, "campaign_id 'c\\t06'"),
     ]
-    assert parsed.rejected[0][1].endswith("contains whitespace")
+    assert parsed.rejected[-1][1].endswith("contains a control character")
 
 
 def test_a_file_without_the_header_is_refused_whole() -> None:
