@@ -107,7 +107,7 @@ def test_a_store_that_does_not_exist_is_an_error_not_an_empty_answer(tmp_path: P
 def test_a_store_directory_no_worker_wrote_is_an_error_and_stays_empty(tmp_path: Path, args: list[str]) -> None:
     empty = tmp_path / "store"
     empty.mkdir()
-    (tmp_path / "truth.json").write_text(json.dumps({"totals": [], "rejected": {}, "accepted": 0}))
+    (tmp_path / "truth.json").write_text(json.dumps({"totals": TRUTH, "rejected": {"late": 1}, "accepted": 7}))
     (tmp_path / "plan.csv").write_text("minute,metric,expected\n2026-11-11T00:00:00Z,orders,100\n")
     args = [str(tmp_path / a) if a.endswith((".json", ".csv")) else a for a in args]
     result = promo(*args, "--clickhouse", f"chdb://{empty}")
