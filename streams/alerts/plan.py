@@ -53,7 +53,8 @@ def parse_utc(text: str) -> float:
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 time") from None
     if when.tzinfo is None:
-        raise ValueError(f"{text!r} has no UTC offset (write 2026-11-10T16:00:00Z)")
+        plain = text.strip()  # whose midnight? Say it: the same time as UTC or as Beijing time
+        raise ValueError(f"{text!r} has no UTC offset (write {plain}Z for UTC, or {plain}+08:00 for Beijing time)")
     try:
         when.astimezone(dt.UTC)  # year 9999 at -14:00 is in year 10000 in UTC, which no date holds
     except OverflowError:

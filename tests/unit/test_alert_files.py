@@ -43,7 +43,11 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
         ("minute,metric,expected,campaign_id\n", "line 1: missing column(s) channel (the header is"),
         ("metric,minute,expected\n", "line 1: the header must be minute,metric,expected or"),
         ("minute,metric,expected\n", "line 2: no rows"),
-        ("minute,metric,expected\n2026-11-10T16:00:00,orders,1\n", "line 2: '2026-11-10T16:00:00' has no UTC offset"),
+        (
+            "minute,metric,expected\n2026-11-10T16:00:00,orders,1\n",
+            "line 2: '2026-11-10T16:00:00' has no UTC offset (write 2026-11-10T16:00:00Z for UTC, or "
+            "2026-11-10T16:00:00+08:00 for Beijing time)",
+        ),
         ("minute,metric,expected\nyesterday,orders,1\n", "line 2: 'yesterday' is not an ISO 8601 time"),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,clicks,1\n", "line 2: unknown metric 'clicks'"),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,lots\n", "line 2: expected 'lots' is not a number"),
