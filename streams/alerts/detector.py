@@ -71,8 +71,8 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 15  # arrays the detector keeps cumulative sums of (Detector._push)
-_QT, _QTK, _OUT = 11, 12, 14  # ring: the recent rate's q and masked q; steps outside the plan's span (13: inside)
+RING = 14  # arrays the detector keeps cumulative sums of (Detector._push)
+_QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
 _GMV = METRICS.index("gmv_fen")
@@ -225,8 +225,8 @@ class Detector:
         self._campaign_of: list[str | None] = []
         m = len(METRICS)
         # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope,
-        # the span, x masked for shares, the recent rate's q (time) and masked, and the steps inside the
-        # plan's span and outside it (RING arrays)
+        # the span, x masked for shares, the recent rate's q (time) and masked, and the steps outside the
+        # plan's span (RING arrays)
         self._ring = np.zeros((RING, self._h, 0, m))
         self._reset_pos = np.zeros(0, dtype=np.int64)
         self._open = np.zeros((0, m), dtype=bool)
@@ -428,9 +428,8 @@ class Detector:
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
-        inside = np.full(x.shape, float(covered))
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, inside, 1.0 - inside])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered))])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
