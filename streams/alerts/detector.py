@@ -114,6 +114,14 @@ class Alert:
     message: str
     children: tuple[Scope, ...] = ()
     window: str = ""  # which check fired: "outage-10s", "moderate-2m", ...
+    # step.at of this opening: detected_at, or for an incident reopened by a re-fire the re-fire (not a
+    # column of promo.alerts, whose detected_at stays the first; the notifications tell the two apart).
+    opened_at: float = math.nan
+    raised_at: float = math.nan  # step.at this opening was raised from warning to critical (nan: it was not)
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.opened_at):
+            self.opened_at = self.detected_at
 
     def to_row(self) -> dict[str, Any]:
         """The promo.alerts fields (times epoch seconds; the CLI formats them)."""
@@ -609,6 +617,7 @@ class Detector:
                 if state is not None and state.alert.resolved_at is None:
                     if severity == "critical" and state.alert.severity != "critical":
                         state.alert.severity, state.alert.expected, state.alert.observed = severity, expected, observed
+                        state.alert.raised_at = step.at
                         state.alert.message = self._message(state.alert)
                         if not state.folded:
                             changed.append(state.alert)
@@ -622,7 +631,7 @@ class Detector:
                 ratio = float(self._frozen[c, b, row, j])
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                     alert = state.alert
-                    alert.resolved_at = None
+                    alert.resolved_at, alert.opened_at, alert.raised_at = None, step.at, math.nan
                     alert.expected, alert.observed, alert.severity, alert.basis = expected, observed, severity, basis
                     alert.window = check.name
                 else:
@@ -802,7 +811,7 @@ class Detector:
                 state.alert.observed = step.lag_s
                 return
             if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
-                state.alert.resolved_at = None
+                state.alert.resolved_at, state.alert.opened_at = None, step.at
                 state.alert.observed = step.lag_s
             else:
                 started = step.at - (step.lag_s - cfg.max_lag_s)
@@ -962,6 +971,7 @@ def _alert_doc(alert: Alert) -> dict[str, Any]:
     row = alert.to_row()
     row["children"] = [[s.campaign_id, s.channel] for s in alert.children]
     row["expected"], row["observed"] = _num(alert.expected), _num(alert.observed)
+    row["opened_at"], row["raised_at"] = alert.opened_at, _num(alert.raised_at)
     return row
 
 
@@ -969,7 +979,7 @@ def _alert_from(doc: Mapping[str, Any]) -> Alert:
     return Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]), doc["started_at"],
                  doc["detected_at"], doc["resolved_at"], _float(doc["expected"]), _float(doc["observed"]),
                  doc["basis"], doc["severity"], doc["message"], tuple(Scope(c, ch) for c, ch in doc["children"]),
-                 doc.get("window", ""))  # fmt: skip
+                 doc.get("window", ""), _float(doc.get("opened_at")), _float(doc.get("raised_at")))  # fmt: skip
 
 
 def replay(detector: Detector, steps: Iterable[Step]) -> list[Alert]:

@@ -96,7 +96,8 @@ def link(doc: Mapping[str, Any], ctx: Context) -> str:
 
 
 def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
-    """`doc`: the alert (times as epoch seconds); `event`: fired, resolved or reminder."""
+    """`doc`: the alert (times as epoch seconds); `event`: fired, reopened (a re-fire within minutes of
+    its resolution: the same incident), escalated (raised from warning to critical), resolved or reminder."""
     zh = ctx.language == "zh"
     scope = scope_text(doc.get("campaign_id"), doc.get("channel"), ctx)
     fresh = f"数据延迟 {ctx.lag_s:.0f} 秒" if zh else f"data {ctx.lag_s:.0f} s behind"
@@ -107,6 +108,8 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
             text = f"{back} 起数据恢复实时" if zh else f"live again since {back}"
         else:
             title = "【延迟】数据管道落后" if zh else "[lag] pipeline behind"
+            if event == "reopened":
+                title += "（再次）" if zh else " (again)"
             since, behind = _local(doc["started_at"]), f"{doc['observed']:.0f}"
             text = (
                 f"自 {since} 起落后 {behind} 秒；此期间不判断下跌，大屏数字不是实时的"
@@ -132,7 +135,11 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
         )
     else:
         tag = ("【严重】" if severe else "【下跌】") if zh else ("[CRITICAL] " if severe else "[drop] ")
-        again = ("（提醒，尚未确认）" if zh else " (reminder: not acknowledged)") if event == "reminder" else ""
+        again = {
+            "reminder": "（提醒，尚未确认）" if zh else " (reminder: not acknowledged)",
+            "reopened": "（恢复后再次下跌）" if zh else " (down again after it recovered)",
+            "escalated": "（已升级为严重）" if zh else " (now critical)",
+        }.get(event, "")
         down = f"下跌 {drop:.0f}%" if zh else f"down {drop:.0f}%"
         title = f"{tag}{scope} {metric} {down}{again}"
         text = (

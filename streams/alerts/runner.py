@@ -50,6 +50,18 @@ PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
 
 
+def notification_event(alert: Alert) -> str:
+    """The notification a state change of `alert` owes, named so that each goes out once, also across
+    restarts (promo.alert_notifications): an opening at its own step (an incident reopened by a re-fire
+    is announced again), its raise from warning to critical, each resolution at its own time. A change
+    that owes nothing new (a child folded under it) repeats the name of the one already sent."""
+    if alert.resolved_at is not None:
+        return f"resolved@{alert.resolved_at:.0f}"
+    if math.isfinite(alert.raised_at):
+        return f"escalated@{alert.raised_at:.0f}"
+    return f"fired@{alert.opened_at:.0f}"
+
+
 def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
     """NaN (no expectation) as None: a webhook's body is JSON, which has no NaN."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
@@ -285,8 +297,7 @@ class AlertRunner:
         silences = [n for n in notes if n.kind == "silence"]
         ctx = self.context(lag_s)
         for alert in changed:
-            event = "resolved" if alert.resolved_at is not None else f"fired@{alert.detected_at:.0f}"
-            self._notify(alert, event, silences, ctx, now)
+            self._notify(alert, notification_event(alert), silences, ctx, now)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
@@ -302,14 +313,16 @@ class AlertRunner:
         if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
             log.info("alert %s %s silenced; recorded, not sent", alert.id, event)
             return
-        kind = "resolved" if event == "resolved" else ("reminder" if event.startswith("reminder") else "fired")
+        kind = event.split("@")[0]
+        if kind == "fired" and alert.opened_at > alert.detected_at:
+            kind = "reopened"
         self.outbox.queue.put_nowait((alert.id, event, render(_json_safe(alert.to_row()), kind, ctx)))
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]
         if not severe or not self.robots:
             return
-        due = [a for a in severe if now - self.reminded.get(a.id, a.detected_at) >= REMIND_S]
+        due = [a for a in severe if now - max(self.reminded.get(a.id, 0.0), *_sent_at(a)) >= REMIND_S]
         if not due:
             return
         firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
@@ -397,6 +410,11 @@ class AlertRunner:
         if sent:
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
+
+
+def _sent_at(alert: Alert) -> tuple[float, ...]:
+    """When this opening of `alert` was last announced: its opening, and its raise to critical."""
+    return (alert.opened_at, alert.raised_at) if math.isfinite(alert.raised_at) else (alert.opened_at,)
 
 
 def with_digest(message: Message, held: Sequence[Message]) -> Message:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import pytest
 import typer
@@ -10,7 +11,7 @@ import typer
 from streams.alerts.detector import Alert, Scope
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message
-from streams.alerts.runner import build_step, with_digest
+from streams.alerts.runner import build_step, notification_event, with_digest
 from streams.alerts.scope import parse_scope as scope_of
 from streams.alerts.store import AlertRow, Silence
 from streams.cli.alerts import parse_scope, parse_time
@@ -162,3 +163,32 @@ def test_an_alert_becomes_one_row_and_prints_as_the_list_does() -> None:
     assert doc["started_at"] == "2026-11-10T16:00:00.000Z" and doc["detected_at"] == "2026-11-10T16:00:30.500Z"
     assert (doc["resolved_at"], doc["observed"], doc["acked_by"], doc["acked_at"]) == (None, None, None, None)
     assert doc["children"] == ["c1/app"] and doc["metric"] == "orders"
+
+
+def test_a_reopened_or_escalated_drop_says_so_and_each_state_change_is_its_own_notification() -> None:
+    ctx = Context({"d11": "双11主会场"}, 0.0)
+    assert render(DROP, "escalated", ctx).title == "【严重】双11主会场 / 微信 订单数 下跌 95%（已升级为严重）"
+    warning = {**DROP, "severity": "warning", "observed": 120.0}
+    assert render(warning, "reopened", ctx).title == "【下跌】双11主会场 / 微信 订单数 下跌 50%（恢复后再次下跌）"
+    assert render(DROP, "escalated", Context({}, 0.0, language="en")).title.endswith("down 95% (now critical)")
+    lag = {**DROP, "kind": "lag", "metric": None, "campaign_id": None, "channel": None, "observed": 75.0}
+    assert render(lag, "reopened", ctx).title == "【延迟】数据管道落后（再次）"
+
+    # One incident's life: fired as a warning, raised to critical, resolved, fired again within
+    # minutes (the same id), resolved again. Each change is a notification of its own name (sent once
+    # each, also across restarts); a change that tells nothing new (a child folded under it) repeats one.
+    alert = Alert("a1", "drop", "orders", Scope("d11", "wechat"), T0, T0 + 20, None, 240.0, 120.0, "history",
+                  "warning", "")  # fmt: skip
+    names = [notification_event(alert)]
+    alert.children = (Scope("d11", "wechat"),)
+    assert notification_event(alert) == names[0]
+    alert.severity, alert.raised_at = "critical", T0 + 60
+    names.append(notification_event(alert))
+    alert.resolved_at = T0 + 300
+    names.append(notification_event(alert))
+    alert.resolved_at, alert.opened_at, alert.raised_at = None, T0 + 400, math.nan
+    names.append(notification_event(alert))
+    alert.resolved_at = T0 + 600
+    names.append(notification_event(alert))
+    assert [n.split("@")[0] for n in names] == ["fired", "escalated", "resolved", "fired", "resolved"]
+    assert len(set(names)) == 5, names
