@@ -73,6 +73,7 @@ BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
 RING = 14  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
+BURST_OWN_S = 300.0  # a bot burst stands out against its channel's own rate over this long
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
 _GMV = METRICS.index("gmv_fen")
@@ -367,7 +368,7 @@ class Detector:
         if covered and has_plan.any() and span > 0:
             q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
             q_low[has_plan] = self._plan_integral(prev, prev + span, low=True)[self._plan_row[has_plan]]
-        excess = self._burst_excess(x)
+        excess = self._burst_excess(x, q_time)
         clean = x - excess
         q_share = np.zeros((s, m))
         child = self._parent >= 0
@@ -404,24 +405,40 @@ class Detector:
             self._judge_drops(step, has_plan, changed)
         return changed
 
-    def _burst_excess(self, x: FloatArray) -> FloatArray:
-        """What a channel brings above 1.5x its usual ratio to the rest of its campaign (a bot burst),
-        summed up the tree. Shares and ratios are computed without it: a burst on one channel would
-        otherwise make its siblings' shares and its own orders per interaction look broken. A surge
-        of the whole campaign (00:00) moves every channel together and leaves no excess."""
+    def _burst_excess(self, x: FloatArray, q_time: FloatArray) -> FloatArray:
+        """What a channel brings above 1.2x its usual ratio to the rest of its campaign *and* above
+        1.2x its own recent rate (a bot burst), summed up the tree. Shares and ratios are computed
+        without it: a burst on one channel would otherwise make its siblings' shares and its own
+        orders per interaction look broken. A surge of the whole campaign (00:00) moves every channel
+        together and leaves no excess against the rest.
+
+        Against the rest alone, a sibling's drop read as a burst: the rest of the campaign falls, this
+        channel does not rise. With two channels, one's drop cleaned the other of most of its
+        interactions (blind to the drop itself: its share's reference fell with it), and after it the
+        other's orders per interaction, learnt from interactions cleaned while its orders were not, read
+        1.7x the truth: a false alarm the minute the sibling came back. A bot burst (x3-6) also stands
+        out against the channel's own last 5 minutes, even in the fall-off after 00:00. Both usual
+        rates are learnt outside incidents and bursts (the masked arrays), as shares are."""
         excess = np.zeros(x.shape)
         child = np.flatnonzero(self._parent >= 0)
         if not len(child) or self._n == 0:
             return excess
         length = max(self._baselines)  # a long baseline: a burst of a few minutes barely moves it
-        mine = self._base(0, 0, length)[child]
-        siblings = self._base(3, 0, length)[child]
+        mine = self._base(10, 0, length)[child]
+        siblings = self._base(6, 0, length)[child]
+        recent = max(1, round(BURST_OWN_S / self.config.step_s))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            own_rate = self._base(1, 0, recent)[child] / self._base(_QTK, 0, recent)[child]
+        own = own_rate * q_time[child]
+        own_over = x[child] - 1.2 * own - 3 * np.sqrt(own + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             usual = np.where(siblings > 0, mine / siblings, np.nan)
         rest = x[self._parent[child]] - x[child]
         expected = usual * np.maximum(rest, 0.0)
         # Clipping only ever lowers what shares and ratios expect, so it may err on the generous side.
         over = x[child] - 1.2 * expected - 3 * np.sqrt(expected + 1)
+        # Not known to be above its own rate (nothing learnt yet: a launch) leaves the rest to judge.
+        over = np.where(np.isfinite(own_over), np.minimum(over, own_over), over)
         leaf = np.array([self._scopes[i].channel is not None for i in child])
         excess[child] = np.where(np.isfinite(over) & (over > 0) & leaf[:, None], over, 0.0)
         excess[:, _BOTLESS] = 0.0  # bots click and share; they do not pay

@@ -1,7 +1,11 @@
 """Run in a child process by test_alert_runner.py (chdb: one engine a process): the live runner
 (streams/alerts/runner.py) on a real store, its clock simulated, under a steady stream written as
 the sink writes it, through an outage on one channel's orders and its recovery, with a restart of
-the runner in the middle of the incident. Notifications go to a loopback webhook. Prints JSON."""
+the runner in the middle of the incident. Notifications go to a loopback webhook. Prints JSON.
+
+Scenario `again` instead: all of c1/wechat's traffic falls 60% (a warning), then stops (raised to
+critical), the runner restarts, the traffic comes back, and stops once more a few minutes later (the
+same incident, reopened), and comes back for good."""
 
 from __future__ import annotations
 
@@ -26,7 +30,20 @@ LEAVES = [("c1", "wechat"), ("c1", "app"), ("c2", "wechat"), ("c2", "app")]
 RATE = {"interactions": 30.0, "shares": 3.0, "orders": 1.5, "new_users": 0.6}  # per second and leaf
 
 
-def main(root: str, start: float) -> None:
+def level(scenario: str, start: float, now: float, campaign: str, channel: str) -> tuple[float, set[str]]:
+    """The share of its usual traffic a leaf sends at `now`, and on which metrics."""
+    minute = (now - start) / 60
+    if scenario == "again" and (campaign, channel) == ("c1", "wechat"):
+        if 40 <= minute < 42:
+            return 0.4, set(RATE)
+        if 42 <= minute < 44 or 46 <= minute < 47:
+            return 0.0, set(RATE)
+    elif campaign == "c1" and channel == "wechat" and 40 <= minute < 46:
+        return 0.0, {"orders", "new_users"}
+    return 1.0, set()
+
+
+def main(root: str, start: float, scenario: str) -> None:
     received: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -48,7 +65,8 @@ def main(root: str, start: float) -> None:
     clock = {"now": start}
     state = Path(root) / "alerts" / "state.json"
     rng = np.random.default_rng(7)
-    outage = (start + 40 * 60, start + 46 * 60)  # c1/wechat orders stop (payments broken on one channel)
+    # c1/wechat orders stop (payments broken on one channel), or (`again`) everything falls and stops twice
+    outage = (start + 40 * 60, start + (46 if scenario == "payments" else 47) * 60)
     restart_at = start + 43 * 60
     end = start + 55 * 60
 
@@ -67,9 +85,8 @@ def main(root: str, start: float) -> None:
             now = clock["now"]
             facts = []
             for campaign, channel in LEAVES:
-                counts = {m: int(rng.poisson(r * STEP_S)) for m, r in RATE.items()}
-                if campaign == "c1" and channel == "wechat" and outage[0] <= now < outage[1]:
-                    counts["orders"] = counts["new_users"] = 0
+                share, hit = level(scenario, start, now, campaign, channel)
+                counts = {m: int(rng.poisson(r * STEP_S * (share if m in hit else 1.0))) for m, r in RATE.items()}
                 counts["gmv_fen"] = counts["orders"] * 9900
                 minute = int(now - 5) // 60 * 60  # what arrived in the last 10 s, in its minute
                 facts.append([campaign, channel, "feed", 1, minute * 1000, *[counts.get(c, 0) for c in COUNTERS]])
@@ -94,4 +111,4 @@ def main(root: str, start: float) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], float(sys.argv[2]))
+    main(sys.argv[1], float(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "payments")

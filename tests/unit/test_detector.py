@@ -32,6 +32,8 @@ def series(
     hit: Callable[[float, Scope, str], float] = lambda t, s, m: 1.0,
     stall: tuple[float, float] | None = None,
     lag_s: float = 10.0,
+    shares: tuple[tuple[str, float], ...] = tuple(zip(CHANNELS, SHARES, strict=True)),
+    ratios: dict[str, float] = RATIOS,
 ) -> Iterator[Step]:
     """Steps every 10 s for one campaign c1 with three channels; `hit` multiplies a leaf's metric;
     during `stall` (arrival seconds from T0) settled_until stands still, then catches up."""
@@ -45,10 +47,10 @@ def series(
         values: dict[tuple[Scope, str], float] = {}
         t = settled
         while t < target:
-            for channel, share in zip(CHANNELS, SHARES, strict=True):
+            for channel, share in shares:
                 leaf = Scope("c1", channel)
                 for metric in METRICS:
-                    lam = rate(t + 5) * 10 * share * RATIOS[metric] * hit(t + 5, leaf, metric)
+                    lam = rate(t + 5) * 10 * share * ratios[metric] * hit(t + 5, leaf, metric)
                     if metric == "gmv_fen":
                         n = rng.poisson(max(lam / 10_000, 0))
                         v = float(rng.gamma(n, 10_000)) if n else 0.0
@@ -562,6 +564,30 @@ def test_a_refire_within_five_minutes_reopens_the_same_incident() -> None:
     assert len({a.id for a in total}) == 1
     states = [a.resolved_at is None for a in total]
     assert states[:4] == [True, False, True, False]
+
+
+def test_a_channel_whose_sibling_broke_twice_is_not_called_down_when_the_sibling_comes_back() -> None:
+    """Two channels, half each; wechat falls 60%, stops, comes back, stops for a minute and comes back.
+    app never moves. Its sibling's outage once read as a bot burst of app (app high against the rest
+    of the campaign), which cleaned app's interactions of most of their count while its orders stayed:
+    its orders per interaction learnt 1.7x the truth and fired on app's orders when wechat came back."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        minute = (t - T0) / 60
+        if scope.channel != "wechat":
+            return 1.0
+        return 0.4 if 40 <= minute < 42 else 0.0 if 42 <= minute < 44 or 46 <= minute < 47 else 1.0
+
+    ratios = {"interactions": 1.0, "shares": 0.1, "orders": 0.05, "gmv_fen": 0.05 * 9_900, "new_users": 0.02}
+    for seed in range(3):
+        changes = run(Detector(), series(flat(60), 3600, seed=seed, hit=hit, shares=(("wechat", 0.5), ("app", 0.5)),
+                                         ratios=ratios))  # fmt: skip
+        assert [a for _, a in changes if a.scope.channel == "app"] == [], seed
+        assert {a.metric for a in opened(changes) if a.scope.channel == "wechat"} >= {"interactions", "orders"}
+        # The 60% fall itself, on wechat's share: app against the rest of the campaign rose as a
+        # burst would, and taken as one it shrank wechat's reference with wechat (blind to it).
+        (first,) = [a for a in opened(changes) if a.scope == Scope("c1", "wechat") and a.metric == "interactions"]
+        assert first.detected_at < T0 + 42 * 60 and first.severity == "warning", (seed, first)
 
 
 def test_alert_ids_are_deterministic() -> None:
