@@ -226,8 +226,18 @@ def known_alert(store: Store, alert_id: str) -> bool:
     return bool(rows and rows[0]["n"])
 
 
-def ack(store: Store, alert_id: str, by: str, at_s: float) -> None:
+def ack(store: Store, alert_id: str, by: str, at_s: float) -> dict[str, Any] | None:
+    """Record that `by` took the incident; the acknowledgement it replaces on the screen (who, when as
+    ISO UTC), or None. Every ack is kept (a history); the latest is the one shown."""
+    rows = store.query_rows(
+        f"SELECT argMax(acked_by, acked_at) AS who, max(acked_at) AS at, count() AS n FROM {DB}.alert_acks "
+        "WHERE id = {id:String}",
+        {"id": alert_id},
+    )
     store.insert_rows(f"{DB}.alert_acks", [[alert_id, by, utc(at_s)]], ("id", "acked_by", "acked_at"))
+    if not rows or not rows[0]["n"]:
+        return None
+    return {"acked_by": rows[0]["who"], "acked_at": iso(seconds(rows[0]["at"]))}
 
 
 # A silence ends within this (a war room's silence lasts hours): one left behind never mutes everything for good.
@@ -416,6 +426,11 @@ def known_campaign(store: Store, campaign_id: str) -> bool:
         {"c": campaign_id},
     )
     return bool(rows and rows[0]["n"])
+
+
+def unknown_campaigns(store: Store, campaign_ids: Sequence[str]) -> list[str]:
+    """Those of `campaign_ids` neither imported nor counted (a plan or a silence naming a typo)."""
+    return [c for c in sorted(set(campaign_ids)) if not known_campaign(store, c)]
 
 
 def notified(store: Store, ids: Sequence[str]) -> set[tuple[str, str]]:

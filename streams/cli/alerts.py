@@ -198,14 +198,14 @@ class Tables(Protocol):
     where: str
 
     def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]: ...
-    def ack(self, alert_id: str, by: str) -> None: ...
+    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None: ...
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]: ...
     def silences(self) -> list[dict[str, Any]]: ...
     def unsilence(self, silence_id: str, by: str) -> dict[str, Any]: ...
     def inputs(self, from_s: float, to_s: float) -> list[Any]: ...
     def series(self, from_s: float, to_s: float) -> list[Any]: ...
     def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]: ...
-    def save_plan(self, text: str, source: str) -> None: ...
+    def save_plan(self, text: str, source: str) -> list[str]: ...
 
 
 class OwnerTables:
@@ -239,8 +239,10 @@ class OwnerTables:
         rows: list[dict[str, Any]] = self._call(f"/api/alerts?{urllib.parse.urlencode(query)}")
         return rows
 
-    def ack(self, alert_id: str, by: str) -> None:
-        self._call("/api/alerts/ack", {"id": alert_id, "by": by})
+    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None:
+        done = self._call("/api/alerts/ack", {"id": alert_id, "by": by})
+        previous: dict[str, Any] | None = done.get("previous") if isinstance(done, dict) else None
+        return previous
 
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         done: dict[str, Any] = self._call("/api/alerts/silence", doc)
@@ -266,8 +268,10 @@ class OwnerTables:
         doc = self._call("/api/alerts/plan")
         return doc["csv"], {c: (a, b) for c, (a, b) in doc["schedule"].items()}
 
-    def save_plan(self, text: str, source: str) -> None:
-        self._call("/api/alerts/plan", {"csv": text, "source": source})
+    def save_plan(self, text: str, source: str) -> list[str]:
+        done = self._call("/api/alerts/plan", {"csv": text, "source": source})
+        unknown: list[str] = done.get("unknown_campaigns", []) if isinstance(done, dict) else []
+        return unknown
 
 
 class DirectTables:
@@ -281,12 +285,12 @@ class DirectTables:
 
         return alert_store.read_alerts(self.store, since_s=since_s, firing_only=firing)
 
-    def ack(self, alert_id: str, by: str) -> None:
+    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None:
         from streams.alerts import store as alert_store
 
         if not alert_store.known_alert(self.store, alert_id):
             fail(f"no alert {alert_id!r} in {self.where}")
-        alert_store.ack(self.store, alert_id, by, time.time())
+        return alert_store.ack(self.store, alert_id, by, time.time())
 
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         from streams.alerts import store as alert_store
@@ -329,10 +333,13 @@ class DirectTables:
 
         return alert_store.read_plan_and_schedule(self.store)
 
-    def save_plan(self, text: str, source: str) -> None:
+    def save_plan(self, text: str, source: str) -> list[str]:
         from streams.alerts import store as alert_store
+        from streams.alerts.plan import parse_plan_csv
 
         alert_store.save_plan(self.store, text, source, time.time())
+        named = [s.campaign_id for s, _ in parse_plan_csv(text).keys if s.campaign_id]
+        return alert_store.unknown_campaigns(self.store, named)
 
 
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
@@ -479,10 +486,16 @@ def ack_alert(
     by: Annotated[str | None, typer.Option("--by", help="who takes it (default: your user name)")] = None,
     clickhouse: ClickHouseOpt = None,
 ) -> None:
-    """Acknowledge an incident: someone is on it, so no more reminders are sent."""
+    """Acknowledge an incident: someone is on it, so no more reminders are sent. Acknowledging one that
+    someone already took says whose it was (the screen shows the latest; every ack is kept)."""
+    who = _who(by)
     with alert_tables(clickhouse) as tables:
-        tables.ack(alert_id, _who(by))
-    typer.echo(f"acknowledged {alert_id}")
+        previous = tables.ack(alert_id, who)
+    if previous:
+        typer.echo(f"acknowledged {alert_id} by {who}; it had been acknowledged by {previous['acked_by']} "
+                   f"at {previous['acked_at']}")  # fmt: skip
+    else:
+        typer.echo(f"acknowledged {alert_id} by {who}")
 
 
 def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> tuple[str, str, str]:
@@ -710,8 +723,18 @@ def plan_import(
         fail(f"{file}: {exc}")
     start, end = plan.span()
     _warn_if_past(str(file), end)
+    from streams.contract.events import KNOWN_CHANNELS
+
+    odd = sorted({s.channel for s, _ in plan.keys if s.channel and s.channel not in KNOWN_CHANNELS})
+    if odd:
+        names = ", ".join(KNOWN_CHANNELS)
+        warn(f"{file}: channel(s) {', '.join(map(repr, odd))} are none of those the contract names ({names}): "
+             "their rows expect traffic only if the events carry that name")  # fmt: skip
     with alert_tables(clickhouse) as tables:
-        tables.save_plan(text, f"import {file.name}")
+        unknown = tables.save_plan(text, f"import {file.name}")
+    if unknown:
+        warn(f"{file}: campaign(s) {', '.join(map(repr, unknown))} neither imported (promo campaigns import) nor "
+             "counted yet: their rows are kept, and judged once the campaign sends events under that id")  # fmt: skip
     typer.echo(f"plan imported: {len(plan)} series (scope × metric), {iso_utc(start)} to {iso_utc(end)}; the "
                "detector takes it within a minute")  # fmt: skip
 

@@ -166,8 +166,8 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
             alert_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
             if not await store.call(alert_store.known_alert, store, alert_id):
                 return self.json({"error": f"no alert {alert_id!r}"}, status=404)
-            await store.call(alert_store.ack, store, alert_id, by, time.time())
-            return self.json({"ok": True})
+            previous = await store.call(alert_store.ack, store, alert_id, by, time.time())
+            return self.json({"ok": True, "previous": previous})
 
     @app.page("/api/alerts/silence")
     class Silence(View):
@@ -257,4 +257,6 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
             except PlanError as exc:
                 return self.json({"error": str(exc)}, status=400)
             await store.call(alert_store.save_plan, store, text, source, time.time())
-            return self.json({"ok": True})
+            named = [s.campaign_id for s, _ in parse_plan_csv(text).keys if s.campaign_id]
+            unknown = await store.call(alert_store.unknown_campaigns, store, named)
+            return self.json({"ok": True, "unknown_campaigns": unknown})

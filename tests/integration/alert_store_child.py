@@ -43,7 +43,8 @@ def main(path: str) -> None:
     out["alerts"] = s.read_alerts(store, NOW - 3600)
     out["firing"] = s.read_alerts(store, None, "live", True)
     out["known"] = [s.known_alert(store, "a1"), s.known_alert(store, "nope")]
-    s.ack(store, "a1", "on-call", NOW + 5)
+    out["first_ack"] = s.ack(store, "a1", "night-shift", NOW + 2)
+    out["second_ack"] = s.ack(store, "a1", "on-call", NOW + 5)  # someone else takes it: the screen shows them
     out["acked"] = [(a["id"], a["acked_by"], a["acked_at"]) for a in s.read_alerts(store, NOW - 3600)]
     s.add_silence(store, s.Silence("silence", "", "双11主会场", "", NOW + 600, "planned", "ops", NOW))
     s.add_silence(store, s.Silence("note", "orders", "c2", "app", NOW, "coupon ended", "ops", NOW + 1))

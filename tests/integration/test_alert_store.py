@@ -46,6 +46,9 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     assert [a["id"] for a in out["firing"]] == ["l1"]
     assert out["known"] == [True, False]
     assert sorted(out["acked"]) == [["a1", "on-call", out["acked"][0][2]], ["l1", None, None]]
+    # A second ack says whose it was (the CLI tells the one who takes it over).
+    assert out["first_ack"] is None
+    assert out["second_ack"]["acked_by"] == "night-shift" and out["second_ack"]["acked_at"] < out["acked"][0][2]
     # Running silences and new notes; the expired silence is not read.
     assert [(x["kind"], x["campaign_id"], x["reason"]) for x in out["silences"]] == [
         ("silence", CAMPAIGN, "planned"), ("note", "c2", "coupon ended")]  # fmt: skip

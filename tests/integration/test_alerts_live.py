@@ -121,7 +121,11 @@ def test_a_stall_raises_a_lag_alert_and_no_drop_alert_and_an_outage_a_drop_alert
 
     ack = env.promo("alerts", "ack", lag["id"], "--by", "on-call")
     assert ack.returncode == 0, ack.stderr
+    assert ack.stdout == f"acknowledged {lag['id']} by on-call\n", ack.stdout
     assert [a["acked_by"] for a in alerts(env) if a["id"] == lag["id"]] == ["on-call"]
+    again = env.promo("alerts", "ack", lag["id"], "--by", "lead")  # through the worker that owns the store
+    assert again.returncode == 0 and "had been acknowledged by on-call at " in again.stdout, again
+    assert [a["acked_by"] for a in alerts(env) if a["id"] == lag["id"]] == ["lead"]
     bad = env.promo("alerts", "ack", "no-such-id")
     assert bad.returncode == 2 and "no alert 'no-such-id'" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
@@ -162,6 +166,15 @@ def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
         with pytest.raises(urllib.error.HTTPError) as exc:
             urllib.request.urlopen(request, timeout=30)
         assert exc.value.code == code and json.loads(exc.value.read())["error"], page
+    # A plan through the worker: stored, and a campaign no event or import names is said.
+    plan = env.root / "plan.csv"
+    tomorrow = (time.time() // 86400 + 1) * 86400
+    rows = [f"{dt.datetime.fromtimestamp(tomorrow + m * 60, dt.UTC):%Y-%m-%dT%H:%M:%SZ},orders,9,nope,"
+            for m in range(30)]  # fmt: skip
+    plan.write_text("minute,metric,expected,campaign_id,channel\n" + "\n".join(rows) + "\n")
+    imported = env.promo("plan", "import", str(plan))
+    assert imported.returncode == 0 and imported.stdout.startswith("plan imported: 1 series"), imported
+    assert "campaign(s) 'nope' neither imported" in imported.stderr, imported.stderr
     assert "Traceback" not in worker.log(tail=10**8)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,27 @@ def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_o
     )
     assert "the live detector judges its scopes on their recent rate" in done.stderr
     assert done.stdout.startswith("plan imported: 1 series (scope × metric), 2023-11-11T16:00:00Z to 2023-11-11T17:00")
+
+
+def test_plan_import_names_campaigns_and_channels_no_event_fills(store: Path, tmp_path: Path) -> None:
+    # An outside probe: a plan for campaign "nope" and channel "wechta" was taken in silence.
+    plan = tmp_path / "typo.csv"
+    rows = ["minute,metric,expected,campaign_id,channel"]
+    tomorrow = (time.time() // 86400 + 1) * 86400  # a plan still to come (one that is over is said too)
+    for campaign, channel in (("双11主会场", "wechat"), ("双11主会场", "wechta"), ("nope", ""), ("", "")):
+        rows += [f"{iso_utc(tomorrow + m * 60)},orders,90,{campaign},{channel}" for m in range(60)]
+    plan.write_text("\n".join(rows) + "\n")
+    done = promo("plan", "import", str(plan), "--clickhouse", f"chdb://{store}")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"promo: warning: {plan}: channel(s) 'wechta' are none of those the contract names ")
+    assert lines[1].startswith(f"promo: warning: {plan}: campaign(s) 'nope' neither imported ")
+    assert done.stdout.startswith("plan imported: 4 series"), done.stdout
+    # Campaigns it knows (counted) and channels the contract names: nothing to say.
+    plan.write_text("\n".join(r for r in rows if "wechta" not in r and ",nope," not in r) + "\n")
+    clean = promo("plan", "import", str(plan), "--clickhouse", f"chdb://{store}")
+    assert clean.returncode == 0 and clean.stderr == "", clean.stderr
 
 
 def test_list_refuses_a_future_since_and_says_when_json_found_nothing(store: Path) -> None:
