@@ -702,7 +702,7 @@ class Detector:
                 if step.at - alert.resolved_at > cfg.reopen_s:
                     del self._incidents[(row, j)]
                 continue
-            if step.at - alert.detected_at > cfg.max_open_s:
+            if step.at - alert.opened_at > cfg.max_open_s:  # this opening: a reopened one refroze its baseline
                 self._close(state, row, j, step.at, changed)
                 continue
             on_plan = state.basis == _LEVEL and alert.basis == "plan"

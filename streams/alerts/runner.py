@@ -50,6 +50,65 @@ PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
 
 
+FLAP_S = 1800.0  # a reopen within this long of the last one told is held back ...
+FLAP_HOLD_S = 60.0  # ... until it has stayed open this long
+
+
+class FlapGate:
+    """Which state changes are told while an incident flaps. The first opening, a raise to critical
+    and the first reopen are told at once; a reopen within FLAP_S of the last one told is held until it
+    has stayed open FLAP_HOLD_S (then told), and the resolution of one still held is not told: the room
+    was last told "resolved" and that is still true. (Every reopen and resolution told as it came, a
+    lag hovering at 60 s sent 29 messages in 10 minutes.) Pure: kept in the runner's state file."""
+
+    def __init__(self) -> None:
+        self.told_reopen: dict[str, float] = {}  # incident id -> when a reopen of it was last told
+        self.decided: dict[str, float] = {}  # incident id -> opened_at of its last reopen told or held
+        self.held: dict[str, float] = {}  # incident id -> opened_at of its reopen held back
+
+    def decide(self, alert: Alert, now: float) -> str | None:
+        """The notification `alert`'s change owes now (`notification_event`), or None: held or not told."""
+        event = notification_event(alert)
+        kind = event.split("@")[0]
+        if kind == "fired" and alert.opened_at > alert.detected_at:  # reopened
+            if self.decided.get(alert.id) == alert.opened_at:  # a later change of the same opening
+                return None if self.held.get(alert.id) == alert.opened_at else event
+            self.decided[alert.id] = alert.opened_at
+            if now - self.told_reopen.get(alert.id, -math.inf) < FLAP_S:
+                self.held[alert.id] = alert.opened_at
+                return None
+            self.told_reopen[alert.id] = now
+        elif kind == "resolved" and self.held.get(alert.id) == alert.opened_at:
+            del self.held[alert.id]
+            return None
+        elif kind == "escalated":
+            self.held.pop(alert.id, None)  # critical now: told, and so will its resolution be
+        return event
+
+    def due(self, firing: Sequence[Alert], now: float) -> list[tuple[Alert, str]]:
+        """Held reopens that have stayed open FLAP_HOLD_S: told now."""
+        self.told_reopen = {k: t for k, t in self.told_reopen.items() if now - t < FLAP_S or k in self.held}
+        self.decided = {k: t for k, t in self.decided.items() if k in self.told_reopen or k in self.held}
+        out = []
+        for alert in firing:
+            if self.held.get(alert.id) == alert.opened_at and now - alert.opened_at >= FLAP_HOLD_S:
+                del self.held[alert.id]
+                self.told_reopen[alert.id] = now
+                out.append((alert, notification_event(alert)))
+        return out
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"told_reopen": self.told_reopen, "decided": self.decided, "held": self.held}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> FlapGate:
+        gate = cls()
+        gate.told_reopen = {str(k): float(v) for k, v in doc.get("told_reopen", {}).items()}
+        gate.decided = {str(k): float(v) for k, v in doc.get("decided", {}).items()}
+        gate.held = {str(k): float(v) for k, v in doc.get("held", {}).items()}
+        return gate
+
+
 def notification_event(alert: Alert) -> str:
     """The notification a state change of `alert` owes, named so that each goes out once, also across
     restarts (promo.alert_notifications): an opening at its own step (an incident reopened by a re-fire
@@ -123,7 +182,8 @@ HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are d
 class Outbox:
     """Notifications waiting to go out, and per robot what its rate held back (sent as one digest)."""
 
-    queue: asyncio.Queue[tuple[str, str, Message]] = field(default_factory=asyncio.Queue)
+    # (incident id, event, message, the message as a reopening: used when the room was told of an earlier one)
+    queue: asyncio.Queue[tuple[str, str, Message, Message]] = field(default_factory=asyncio.Queue)
     held: dict[str, list[Message]] = field(default_factory=dict)
 
 
@@ -167,6 +227,7 @@ class AlertRunner:
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
         self.reminded: dict[str, float] = {}
+        self.flaps = FlapGate()
         self.outbox = Outbox()
         self.failing = StateLog(log, "alert evaluation")
         self.evaluations = 0
@@ -218,6 +279,7 @@ class AlertRunner:
         self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
         self.last_tick = float(doc.get("last_tick", 0.0))
         self.reminded = {str(k): float(v) for k, v in doc.get("reminded", {}).items()}
+        self.flaps = FlapGate.from_doc(doc.get("flaps", {}))
 
     def _save(self, now: float) -> None:
         doc = {
@@ -226,6 +288,7 @@ class AlertRunner:
             "feed": self.feed.to_doc(),
             "detector": self.detector.snapshot(),
             "reminded": self.reminded,
+            "flaps": self.flaps.to_doc(),
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
@@ -297,7 +360,13 @@ class AlertRunner:
         silences = [n for n in notes if n.kind == "silence"]
         ctx = self.context(lag_s)
         for alert in changed:
-            self._notify(alert, notification_event(alert), silences, ctx, now)
+            event = self.flaps.decide(alert, now)
+            if event is None:
+                log.info("alert %s flapping: this change is recorded, not sent", alert.id)
+            else:
+                self._notify(alert, event, silences, ctx, now)
+        for alert, event in self.flaps.due(self.detector.firing(), now):
+            self._notify(alert, event, silences, ctx, now)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
@@ -313,10 +382,10 @@ class AlertRunner:
         if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
             log.info("alert %s %s silenced; recorded, not sent", alert.id, event)
             return
-        kind = event.split("@")[0]
-        if kind == "fired" and alert.opened_at > alert.detected_at:
-            kind = "reopened"
-        self.outbox.queue.put_nowait((alert.id, event, render(_json_safe(alert.to_row()), kind, ctx)))
+        kind, doc = event.split("@")[0], _json_safe(alert.to_row())
+        message = render(doc, kind, ctx)
+        again = render(doc, "reopened", ctx) if kind == "fired" else message
+        self.outbox.queue.put_nowait((alert.id, event, message, again))
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]
@@ -374,9 +443,9 @@ class AlertRunner:
         it but cancellation: a notification that fails is logged, and the next one goes out."""
         loop = asyncio.get_running_loop()
         while True:
-            alert_id, event, message = await self.outbox.queue.get()
+            alert_id, event, message, again = await self.outbox.queue.get()
             try:
-                await self._deliver(loop, alert_id, event, message)
+                await self._deliver(loop, alert_id, event, message, again)
             except Exception as exc:
                 secrets = [s for robot in self.robots for s in robot.secrets()]
                 log.error("notification %s of alert %s not delivered: %s", event, alert_id,
@@ -384,13 +453,19 @@ class AlertRunner:
             finally:
                 self.outbox.queue.task_done()
 
-    async def _deliver(self, loop: asyncio.AbstractEventLoop, alert_id: str, event: str, message: Message) -> None:
+    async def _deliver(
+        self, loop: asyncio.AbstractEventLoop, alert_id: str, event: str, message: Message, again: Message
+    ) -> None:
         try:
             done = await self.call(alert_store.notified, self.store, [alert_id])
         except Exception:  # the store is away: better twice than never
             done = set()
         if (alert_id, event) in done:
             return  # sent before a restart
+        # An opening after one the room was told of is "down again"; a child's first opening that was
+        # folded under its parent was never told, and is news when it fires alone.
+        if any(e.split("@")[0] in ("fired", "escalated") for _, e in done):
+            message = again
         sent = False
         for robot in self.robots:
             held = self.outbox.held.pop(robot.name, [])

@@ -227,8 +227,8 @@ def known_alert(store: Store, alert_id: str) -> bool:
 
 
 def ack(store: Store, alert_id: str, by: str, at_s: float) -> dict[str, Any] | None:
-    """Record that `by` took the incident; the acknowledgement it replaces on the screen (who, when as
-    ISO UTC), or None. Every ack is kept (a history); the latest is the one shown."""
+    """Record that `by` took the incident; the acknowledgement it replaces (who, when as ISO UTC), or
+    None. The latest is the one shown and kept (alert_acks replaces by id)."""
     rows = store.query_rows(
         f"SELECT argMax(acked_by, acked_at) AS who, max(acked_at) AS at, count() AS n FROM {DB}.alert_acks "
         "WHERE id = {id:String}",
@@ -429,8 +429,17 @@ def known_campaign(store: Store, campaign_id: str) -> bool:
 
 
 def unknown_campaigns(store: Store, campaign_ids: Sequence[str]) -> list[str]:
-    """Those of `campaign_ids` neither imported nor counted (a plan or a silence naming a typo)."""
-    return [c for c in sorted(set(campaign_ids)) if not known_campaign(store, c)]
+    """Those of `campaign_ids` neither imported nor counted (a plan naming a typo), in one query."""
+    ids = sorted(set(campaign_ids))
+    if not ids:
+        return []
+    rows = store.query_rows(
+        f"SELECT campaign_id FROM {DB}.campaigns WHERE campaign_id IN {{ids:Array(String)}} UNION DISTINCT "
+        f"SELECT DISTINCT campaign_id FROM {DB}.facts_minute WHERE campaign_id IN {{ids:Array(String)}}",
+        {"ids": ids},
+    )
+    known = {r["campaign_id"] for r in rows}
+    return [c for c in ids if c not in known]
 
 
 def notified(store: Store, ids: Sequence[str]) -> set[tuple[str, str]]:

@@ -486,12 +486,12 @@ def ack_alert(
     by: Annotated[str | None, typer.Option("--by", help="who takes it (default: your user name)")] = None,
     clickhouse: ClickHouseOpt = None,
 ) -> None:
-    """Acknowledge an incident: someone is on it, so no more reminders are sent. Acknowledging one that
-    someone already took says whose it was (the screen shows the latest; every ack is kept)."""
+    """Acknowledge an incident: someone is on it, so no more reminders are sent. Taking over one that
+    someone else acknowledged says whose it was (the latest ack is the one shown)."""
     who = _who(by)
     with alert_tables(clickhouse) as tables:
         previous = tables.ack(alert_id, who)
-    if previous:
+    if previous and previous["acked_by"] != who:
         typer.echo(f"acknowledged {alert_id} by {who}; it had been acknowledged by {previous['acked_by']} "
                    f"at {previous['acked_at']}")  # fmt: skip
     else:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import pytest
 import typer
 
-from streams.alerts.detector import Alert, Scope
+from streams.alerts.detector import Alert, Detector, Scope, Step
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message
-from streams.alerts.runner import build_step, notification_event, with_digest
+from streams.alerts.runner import FLAP_HOLD_S, FlapGate, build_step, notification_event, with_digest
 from streams.alerts.scope import parse_scope as scope_of
 from streams.alerts.store import AlertRow, Silence
 from streams.cli.alerts import parse_scope, parse_time
@@ -192,3 +193,60 @@ def test_a_reopened_or_escalated_drop_says_so_and_each_state_change_is_its_own_n
     names.append(notification_event(alert))
     assert [n.split("@")[0] for n in names] == ["fired", "escalated", "resolved", "fired", "resolved"]
     assert len(set(names)) == 5, names
+
+
+def _lag_steps(lags: list[float]) -> list[Step]:
+    """Steps 10 s apart with these lags and a steady count (no drop to judge)."""
+    values = {(Scope(), "interactions"): 100.0}
+    return [Step(T0 + 10 * i, T0 + 10 * i - 5, lag, values) for i, lag in enumerate(lags)]
+
+
+def test_a_flapping_incident_is_told_a_few_times_not_at_every_flap() -> None:
+    """A lag hovering at 60 s (55 / 65, 20 s each) for 10 minutes: told fired, resolved, the first
+    reopen and its resolution; the later reopens are held (shorter than FLAP_HOLD_S), their
+    resolutions not told. Every change is still in promo.alerts (the detector returns each)."""
+    det, gate = Detector(), FlapGate()
+    told, changes = [], 0
+    for step in _lag_steps([20.0] * 6 + [65.0 if (i // 2) % 2 == 0 else 55.0 for i in range(60)]):
+        for alert in det.step(step):
+            changes += 1
+            event = gate.decide(alert, step.at)
+            if event is not None:
+                told.append(event.split("@")[0])
+        told += [e.split("@")[0] for _, e in gate.due(det.firing(), step.at)]
+    assert changes >= 25, changes
+    assert told == ["fired", "resolved", "fired", "resolved"], told
+
+
+def test_a_held_reopen_that_stays_open_is_told_and_so_is_its_end() -> None:
+    """The flaps settle into a real stall: the reopen held back is told once it has stayed open
+    FLAP_HOLD_S, and its resolution after it; restored from the runner's state file midway."""
+    det, gate = Detector(), FlapGate()
+    told = []
+    lags = [20.0] * 6 + [65.0, 65.0, 55.0, 55.0, 65.0, 65.0, 55.0, 55.0] + [90.0] * 12 + [5.0] * 3
+    for i, step in enumerate(_lag_steps(lags)):
+        if i == 16:
+            gate = FlapGate.from_doc(json.loads(json.dumps(gate.to_doc())))
+        for alert in det.step(step):
+            event = gate.decide(alert, step.at)
+            if event is not None:
+                told.append((event.split("@")[0], step.at - T0))
+        told += [(e.split("@")[0], step.at - T0) for _, e in gate.due(det.firing(), step.at)]
+    assert [k for k, _ in told] == ["fired", "resolved", "fired", "resolved", "fired", "resolved"], told
+    held_told = told[4][1]
+    assert held_told == 140 + FLAP_HOLD_S, told  # reopened at 140 s (the second reopen), told a minute later
+
+
+def test_a_later_change_of_a_told_reopen_neither_holds_it_nor_hides_its_end() -> None:
+    gate = FlapGate()
+    alert = Alert("a1", "drop", "orders", Scope("d11"), T0, T0 + 20, None, 240.0, 12.0, "history", "critical", "")
+    assert gate.decide(alert, T0 + 20) == f"fired@{T0 + 20:.0f}"
+    alert.resolved_at = T0 + 100
+    assert gate.decide(alert, T0 + 100) == f"resolved@{T0 + 100:.0f}"
+    alert.resolved_at, alert.opened_at = None, T0 + 200
+    told = gate.decide(alert, T0 + 200)
+    assert told == f"fired@{T0 + 200:.0f}"
+    alert.children = (Scope("d11", "wechat"),)  # a child folded under it: the same name again (sends nothing)
+    assert gate.decide(alert, T0 + 210) == told
+    alert.resolved_at = T0 + 300
+    assert gate.decide(alert, T0 + 300) == f"resolved@{T0 + 300:.0f}"

@@ -590,6 +590,49 @@ def test_a_channel_whose_sibling_broke_twice_is_not_called_down_when_the_sibling
         assert first.detected_at < T0 + 42 * 60 and first.severity == "warning", (seed, first)
 
 
+def test_a_reopen_and_a_raise_to_critical_are_marked_with_their_time_and_survive_a_restart() -> None:
+    """What the notifications are named by (streams/alerts/runner.py: notification_event): the step a
+    warning was raised to critical, the step a re-fire reopened the incident (detected_at stays the
+    first, as promo.alerts shows it); both through a snapshot, as a restart restores them."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        if scope.channel != "wechat":
+            return 1.0
+        minute = (t - T0) / 60
+        return 0.4 if 40 <= minute < 42 else 0.0 if 42 <= minute < 44 or 46 <= minute < 47 else 1.0
+
+    steps = list(series(flat(60), 3600, hit=hit, shares=(("wechat", 0.5), ("app", 0.5))))
+    det = Detector()
+    seen: list[Alert] = []
+    for step in steps:
+        if step.at == T0 + 45 * 60:  # between the two outages: restored from JSON, as after a restart
+            det = Detector.restore(json.loads(json.dumps(det.snapshot())))
+        seen += [Alert(**{**a.__dict__}) for a in det.step(step) if a.scope == Scope("c1", "wechat")]
+    clicks = [a for a in seen if a.metric == "interactions"]
+    first, raised = clicks[0], next(a for a in clicks if a.severity == "critical")
+    assert first.severity == "warning" and math.isnan(first.raised_at) and first.opened_at == first.detected_at
+    assert T0 + 42 * 60 <= raised.raised_at < T0 + 43 * 60 and raised.opened_at == first.detected_at
+    reopened = [a for a in clicks if a.resolved_at is None and a.opened_at > a.detected_at]
+    assert reopened and all(a.id == first.id and a.detected_at == first.detected_at for a in reopened)
+    assert T0 + 46 * 60 <= reopened[0].opened_at < T0 + 47 * 60 and math.isnan(reopened[0].raised_at)
+
+
+def test_a_reopen_an_hour_after_the_first_firing_is_not_closed_at_once() -> None:
+    """An incident that fired at minute 40 and reopens at minute 97 is an incident of minute 97: the
+    hour an incident may stay open counts from its reopening (from its first firing it was closed at
+    once, reopened the next step, and so on: a message pair every 10 s while the channel was down)."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        minute = (t - T0) / 60
+        return 0.0 if scope.channel == "wechat" and (40 <= minute < 95 or minute >= 97) else 1.0
+
+    changes = run(Detector(), series(flat(40), 106 * 60, hit=hit))
+    mine = [a for _, a in changes if a.scope == Scope("c1", "wechat") and a.metric == "interactions"]
+    late = [a for a in mine if (a.resolved_at or a.opened_at) >= T0 + 97 * 60]
+    assert late and late[0].resolved_at is None, late
+    assert [a for a in late if a.resolved_at is not None] == [], [(a.opened_at, a.resolved_at) for a in late]
+
+
 def test_alert_ids_are_deterministic() -> None:
     def hit(t: float, scope: Scope, metric: str) -> float:
         return 0.0 if t >= T0 + 2400 else 1.0

@@ -256,7 +256,8 @@ async def _deliver_two(runner: Any) -> bool:
     """Messages "alert 0" and "alert 1" through the runner's sender task; whether it lived through them."""
     sender = asyncio.ensure_future(runner.deliver())
     for i in range(2):
-        runner.outbox.queue.put_nowait((f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
+        message = Message(f"alert {i}", "down", {"i": i})
+        runner.outbox.queue.put_nowait((f"a{i}", "fired@1", message, message))
     await asyncio.wait_for(runner.outbox.queue.join(), 60)  # a sender that died never gets there
     alive = not sender.done()
     sender.cancel()
