@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.alerts import store as alert_store
 from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
@@ -55,40 +55,52 @@ FLAP_HOLD_S = 60.0  # ... until it has stayed open this long
 
 
 class FlapGate:
-    """Which state changes are told while an incident flaps. The first opening, a raise to critical
-    and the first reopen are told at once; a reopen within FLAP_S of the last one told is held until it
-    has stayed open FLAP_HOLD_S (then told), and the resolution of one still held is not told: the room
-    was last told "resolved" and that is still true. (Every reopen and resolution told as it came, a
-    lag hovering at 60 s sent 29 messages in 10 minutes.) Pure: kept in the runner's state file."""
+    """Which state changes are told while an incident flaps, from what the room was last told of each
+    incident (`believed`: fired or resolved; a silenced message tells nothing). The first opening, a
+    raise to critical and the first reopen are told at once; a reopen within FLAP_S of the last one told
+    is held until it has stayed open FLAP_HOLD_S (then told); a resolution is not told while the room
+    already believes it resolved (a reopen held, never told). (Every reopen and resolution told as it
+    came, a lag hovering at 60 s sent 29 messages in 10 minutes.) Pure: kept in the runner's state file."""
 
     def __init__(self) -> None:
         self.told_reopen: dict[str, float] = {}  # incident id -> when a reopen of it was last told
-        self.decided: dict[str, float] = {}  # incident id -> opened_at of its last reopen told or held
         self.held: dict[str, float] = {}  # incident id -> opened_at of its reopen held back
+        self.believed: dict[str, tuple[str, float]] = {}  # incident id -> (fired | resolved, when told)
 
     def decide(self, alert: Alert, now: float) -> str | None:
-        """The notification `alert`'s change owes now (`notification_event`), or None: held or not told."""
+        """The notification `alert`'s change owes now (`notification_event`), or None: held or not told.
+        Call `told` when it went out (not silenced)."""
         event = notification_event(alert)
         kind = event.split("@")[0]
-        if kind == "fired" and alert.opened_at > alert.detected_at:  # reopened
-            if self.decided.get(alert.id) == alert.opened_at:  # a later change of the same opening
-                return None if self.held.get(alert.id) == alert.opened_at else event
-            self.decided[alert.id] = alert.opened_at
-            if now - self.told_reopen.get(alert.id, -math.inf) < FLAP_S:
-                self.held[alert.id] = alert.opened_at
-                return None
-            self.told_reopen[alert.id] = now
-        elif kind == "resolved" and self.held.get(alert.id) == alert.opened_at:
-            del self.held[alert.id]
-            return None
-        elif kind == "escalated":
-            self.held.pop(alert.id, None)  # critical now: told, and so will its resolution be
+        room = self.believed.get(alert.id, ("", 0.0))[0]
+        if kind == "fired":
+            if self.held.get(alert.id) == alert.opened_at:
+                return None  # a later change of a reopen still held
+            if alert.opened_at > alert.detected_at and room != "fired":  # reopened, the room told "resolved"
+                if now - self.told_reopen.get(alert.id, -math.inf) < FLAP_S:
+                    self.held[alert.id] = alert.opened_at
+                    return None
+                self.told_reopen[alert.id] = now
+        elif kind == "resolved":
+            self.held.pop(alert.id, None)
+            if room == "resolved":
+                return None  # it never heard of the reopen that has now ended
+        else:  # escalated: critical now, told (and so will its resolution be)
+            self.held.pop(alert.id, None)
         return event
 
+    def told(self, alert: Alert, event: str, now: float) -> None:
+        kind = event.split("@")[0]
+        if kind in ("fired", "escalated", "resolved"):
+            self.believed[alert.id] = ("resolved" if kind == "resolved" else "fired", now)
+
     def due(self, firing: Sequence[Alert], now: float) -> list[tuple[Alert, str]]:
-        """Held reopens that have stayed open FLAP_HOLD_S: told now."""
+        """Held reopens that have stayed open FLAP_HOLD_S: told now (call `told` when sent)."""
+        live = {a.id for a in firing}
+        # Forget incidents long over: a resolved one reopens within minutes or never; one told firing
+        # that ended unheard (a silence) is kept while it fires.
         self.told_reopen = {k: t for k, t in self.told_reopen.items() if now - t < FLAP_S or k in self.held}
-        self.decided = {k: t for k, t in self.decided.items() if k in self.told_reopen or k in self.held}
+        self.believed = {k: v for k, v in self.believed.items() if k in live or k in self.held or now - v[1] < FLAP_S}
         out = []
         for alert in firing:
             if self.held.get(alert.id) == alert.opened_at and now - alert.opened_at >= FLAP_HOLD_S:
@@ -98,14 +110,14 @@ class FlapGate:
         return out
 
     def to_doc(self) -> dict[str, Any]:
-        return {"told_reopen": self.told_reopen, "decided": self.decided, "held": self.held}
+        return {"told_reopen": self.told_reopen, "held": self.held, "believed": self.believed}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> FlapGate:
         gate = cls()
         gate.told_reopen = {str(k): float(v) for k, v in doc.get("told_reopen", {}).items()}
-        gate.decided = {str(k): float(v) for k, v in doc.get("decided", {}).items()}
         gate.held = {str(k): float(v) for k, v in doc.get("held", {}).items()}
+        gate.believed = {str(k): (str(v[0]), float(v[1])) for k, v in doc.get("believed", {}).items()}
         return gate
 
 
@@ -178,12 +190,21 @@ def stored_plan(text: str) -> Plan | None:
 HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are dropped from its digest
 
 
+class Note(NamedTuple):
+    """A notification waiting to go out."""
+
+    alert_id: str
+    event: str  # its name in promo.alert_notifications (notification_event)
+    message: Message
+    again: Message | None = None  # an opening as "down again": sent when the room was told of an earlier one
+    reopen: bool = False  # a reopen by the detector's account: the wording when the store cannot say
+
+
 @dataclass
 class Outbox:
     """Notifications waiting to go out, and per robot what its rate held back (sent as one digest)."""
 
-    # (incident id, event, message, the message as a reopening: used when the room was told of an earlier one)
-    queue: asyncio.Queue[tuple[str, str, Message, Message]] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Note] = field(default_factory=asyncio.Queue)
     held: dict[str, list[Message]] = field(default_factory=dict)
 
 
@@ -363,10 +384,11 @@ class AlertRunner:
             event = self.flaps.decide(alert, now)
             if event is None:
                 log.info("alert %s flapping: this change is recorded, not sent", alert.id)
-            else:
-                self._notify(alert, event, silences, ctx, now)
+            elif self._notify(alert, event, silences, ctx, now):
+                self.flaps.told(alert, event, now)
         for alert, event in self.flaps.due(self.detector.firing(), now):
-            self._notify(alert, event, silences, ctx, now)
+            if self._notify(alert, event, silences, ctx, now):
+                self.flaps.told(alert, event, now)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
@@ -375,17 +397,19 @@ class AlertRunner:
 
     def _notify(
         self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
-    ) -> None:
-        if not self.robots:
-            return
+    ) -> bool:
+        """Queue `event`'s message unless a silence covers the alert; whether the room is told."""
         scope = alert.scope
         if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
             log.info("alert %s %s silenced; recorded, not sent", alert.id, event)
-            return
+            return False
+        if not self.robots:
+            return True
         kind, doc = event.split("@")[0], _json_safe(alert.to_row())
         message = render(doc, kind, ctx)
-        again = render(doc, "reopened", ctx) if kind == "fired" else message
-        self.outbox.queue.put_nowait((alert.id, event, message, again))
+        again = render(doc, "reopened", ctx) if kind == "fired" else None
+        self.outbox.queue.put_nowait(Note(alert.id, event, message, again, alert.opened_at > alert.detected_at))
+        return True
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]
@@ -443,9 +467,10 @@ class AlertRunner:
         it but cancellation: a notification that fails is logged, and the next one goes out."""
         loop = asyncio.get_running_loop()
         while True:
-            alert_id, event, message, again = await self.outbox.queue.get()
+            note = await self.outbox.queue.get()
+            alert_id, event = note.alert_id, note.event
             try:
-                await self._deliver(loop, alert_id, event, message, again)
+                await self._deliver(loop, note)
             except Exception as exc:
                 secrets = [s for robot in self.robots for s in robot.secrets()]
                 log.error("notification %s of alert %s not delivered: %s", event, alert_id,
@@ -453,19 +478,19 @@ class AlertRunner:
             finally:
                 self.outbox.queue.task_done()
 
-    async def _deliver(
-        self, loop: asyncio.AbstractEventLoop, alert_id: str, event: str, message: Message, again: Message
-    ) -> None:
+    async def _deliver(self, loop: asyncio.AbstractEventLoop, note: Note) -> None:
+        alert_id, event, message = note.alert_id, note.event, note.message
         try:
             done = await self.call(alert_store.notified, self.store, [alert_id])
+            # An opening after one the room was told of is "down again"; a child's first opening that
+            # was folded under its parent was never told, and is news when it fires alone.
+            again = any(e.split("@")[0] in ("fired", "escalated") for _, e in done)
         except Exception:  # the store is away: better twice than never
-            done = set()
+            done, again = set(), note.reopen
         if (alert_id, event) in done:
             return  # sent before a restart
-        # An opening after one the room was told of is "down again"; a child's first opening that was
-        # folded under its parent was never told, and is news when it fires alone.
-        if any(e.split("@")[0] in ("fired", "escalated") for _, e in done):
-            message = again
+        if again and note.again is not None:
+            message = note.again
         sent = False
         for robot in self.robots:
             held = self.outbox.held.pop(robot.name, [])

@@ -201,52 +201,121 @@ def _lag_steps(lags: list[float]) -> list[Step]:
     return [Step(T0 + 10 * i, T0 + 10 * i - 5, lag, values) for i, lag in enumerate(lags)]
 
 
+class Room:
+    """What the runner does with the gate (AlertRunner.tick): each change decided, told unless a
+    silence covers it, then held reopens that are due; `heard` is what reached the room."""
+
+    def __init__(self) -> None:
+        self.gate, self.heard, self.silenced = FlapGate(), list[tuple[str, float]](), False
+
+    def change(self, alert: Alert, now: float) -> str | None:
+        event = self.gate.decide(alert, now)
+        self._tell(alert, event, now)
+        return event
+
+    def tick(self, firing: list[Alert], now: float) -> None:
+        for alert, event in self.gate.due(firing, now):
+            self._tell(alert, event, now)
+
+    def _tell(self, alert: Alert, event: str | None, now: float) -> None:
+        if event is not None and not self.silenced and (alert.id, event) not in {(alert.id, e) for e, _ in self.heard}:
+            self.heard.append((event, now - T0))
+            self.gate.told(alert, event, now)
+
+    def kinds(self) -> list[str]:
+        return [e.split("@")[0] for e, _ in self.heard]
+
+
+def _through(room: Room, det: Detector, steps: list[Step], restore_at: int | None = None) -> int:
+    changes = 0
+    for i, step in enumerate(steps):
+        if i == restore_at:
+            room.gate = FlapGate.from_doc(json.loads(json.dumps(room.gate.to_doc())))
+        for alert in det.step(step):
+            changes += 1
+            room.change(alert, step.at)
+        room.tick(det.firing(), step.at)
+    return changes
+
+
 def test_a_flapping_incident_is_told_a_few_times_not_at_every_flap() -> None:
     """A lag hovering at 60 s (55 / 65, 20 s each) for 10 minutes: told fired, resolved, the first
     reopen and its resolution; the later reopens are held (shorter than FLAP_HOLD_S), their
     resolutions not told. Every change is still in promo.alerts (the detector returns each)."""
-    det, gate = Detector(), FlapGate()
-    told, changes = [], 0
-    for step in _lag_steps([20.0] * 6 + [65.0 if (i // 2) % 2 == 0 else 55.0 for i in range(60)]):
-        for alert in det.step(step):
-            changes += 1
-            event = gate.decide(alert, step.at)
-            if event is not None:
-                told.append(event.split("@")[0])
-        told += [e.split("@")[0] for _, e in gate.due(det.firing(), step.at)]
+    room = Room()
+    changes = _through(
+        room, Detector(), _lag_steps([20.0] * 6 + [65.0 if (i // 2) % 2 == 0 else 55.0 for i in range(60)])
+    )
     assert changes >= 25, changes
-    assert told == ["fired", "resolved", "fired", "resolved"], told
+    assert room.kinds() == ["fired", "resolved", "fired", "resolved"], room.heard
 
 
 def test_a_held_reopen_that_stays_open_is_told_and_so_is_its_end() -> None:
     """The flaps settle into a real stall: the reopen held back is told once it has stayed open
     FLAP_HOLD_S, and its resolution after it; restored from the runner's state file midway."""
-    det, gate = Detector(), FlapGate()
-    told = []
+    room = Room()
     lags = [20.0] * 6 + [65.0, 65.0, 55.0, 55.0, 65.0, 65.0, 55.0, 55.0] + [90.0] * 12 + [5.0] * 3
-    for i, step in enumerate(_lag_steps(lags)):
-        if i == 16:
-            gate = FlapGate.from_doc(json.loads(json.dumps(gate.to_doc())))
-        for alert in det.step(step):
-            event = gate.decide(alert, step.at)
-            if event is not None:
-                told.append((event.split("@")[0], step.at - T0))
-        told += [(e.split("@")[0], step.at - T0) for _, e in gate.due(det.firing(), step.at)]
-    assert [k for k, _ in told] == ["fired", "resolved", "fired", "resolved", "fired", "resolved"], told
-    held_told = told[4][1]
-    assert held_told == 140 + FLAP_HOLD_S, told  # reopened at 140 s (the second reopen), told a minute later
+    _through(room, Detector(), _lag_steps(lags), restore_at=16)
+    assert room.kinds() == ["fired", "resolved", "fired", "resolved", "fired", "resolved"], room.heard
+    assert room.heard[4][1] == 140 + FLAP_HOLD_S, (
+        room.heard
+    )  # reopened at 140 s (the second reopen), told a minute later
+
+
+def _orders(opened: float) -> Alert:
+    return Alert("a1", "drop", "orders", Scope("d11"), T0, T0 + 20, None, 240.0, 120.0, "history", "warning", "",
+                 opened_at=opened)  # fmt: skip
 
 
 def test_a_later_change_of_a_told_reopen_neither_holds_it_nor_hides_its_end() -> None:
-    gate = FlapGate()
-    alert = Alert("a1", "drop", "orders", Scope("d11"), T0, T0 + 20, None, 240.0, 12.0, "history", "critical", "")
-    assert gate.decide(alert, T0 + 20) == f"fired@{T0 + 20:.0f}"
+    room = Room()
+    alert = _orders(T0 + 20)
+    assert room.change(alert, T0 + 20) == f"fired@{T0 + 20:.0f}"
     alert.resolved_at = T0 + 100
-    assert gate.decide(alert, T0 + 100) == f"resolved@{T0 + 100:.0f}"
+    assert room.change(alert, T0 + 100) == f"resolved@{T0 + 100:.0f}"
     alert.resolved_at, alert.opened_at = None, T0 + 200
-    told = gate.decide(alert, T0 + 200)
+    told = room.change(alert, T0 + 200)
     assert told == f"fired@{T0 + 200:.0f}"
     alert.children = (Scope("d11", "wechat"),)  # a child folded under it: the same name again (sends nothing)
-    assert gate.decide(alert, T0 + 210) == told
+    assert room.change(alert, T0 + 210) == told
+    # ... also 35 minutes on, when the gate has forgotten when it told that reopen.
+    room.tick([alert], T0 + 2300)
+    assert room.change(alert, T0 + 2300) == told
+    alert.resolved_at = T0 + 2400
+    assert room.change(alert, T0 + 2400) == f"resolved@{T0 + 2400:.0f}"
+    assert room.kinds() == ["fired", "resolved", "fired", "resolved"]
+
+
+def test_a_held_reopen_raised_to_critical_is_told_and_so_is_its_end() -> None:
+    room = Room()
+    alert = _orders(T0 + 20)
+    for at, change in ((T0 + 20, "open"), (T0 + 100, "resolve"), (T0 + 200, "open"), (T0 + 300, "resolve"),
+                       (T0 + 400, "open")):  # fmt: skip
+        alert.resolved_at, alert.opened_at = (at, alert.opened_at) if change == "resolve" else (None, at)
+        room.change(alert, at)
+    assert room.kinds() == ["fired", "resolved", "fired", "resolved"]  # the second reopen is held
+    alert.severity, alert.raised_at = "critical", T0 + 420
+    assert room.change(alert, T0 + 420) == f"escalated@{T0 + 420:.0f}"
+    alert.resolved_at = T0 + 440  # before the hold would have told it: the room was told it is critical
+    assert room.change(alert, T0 + 440) == f"resolved@{T0 + 440:.0f}"
+    assert room.kinds()[-2:] == ["escalated", "resolved"]
+
+
+def test_a_room_a_silence_left_believing_it_fires_is_told_when_it_ends() -> None:
+    """Fired, resolved, reopened (told), then a silence hides its resolution: the room's last word is
+    "down again". A reopen after the silence (within the flap window: held) that ends within the hold
+    must still be told as resolved, or the room is left believing it fires."""
+    room = Room()
+    alert = _orders(T0 + 20)
+    for at, change in ((T0 + 20, "open"), (T0 + 100, "resolve"), (T0 + 200, "open")):
+        alert.resolved_at, alert.opened_at = (at, alert.opened_at) if change == "resolve" else (None, at)
+        room.change(alert, at)
+    room.silenced = True
     alert.resolved_at = T0 + 300
-    assert gate.decide(alert, T0 + 300) == f"resolved@{T0 + 300:.0f}"
+    room.change(alert, T0 + 300)
+    room.silenced = False
+    alert.resolved_at, alert.opened_at = None, T0 + 400
+    room.change(alert, T0 + 400)
+    alert.resolved_at = T0 + 430
+    room.change(alert, T0 + 430)
+    assert room.kinds()[-1] == "resolved" and room.heard[-1][1] == 430, room.heard

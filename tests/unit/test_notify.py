@@ -254,10 +254,11 @@ async def _caught_up(now: float) -> float:
 
 async def _deliver_two(runner: Any) -> bool:
     """Messages "alert 0" and "alert 1" through the runner's sender task; whether it lived through them."""
+    from streams.alerts.runner import Note
+
     sender = asyncio.ensure_future(runner.deliver())
     for i in range(2):
-        message = Message(f"alert {i}", "down", {"i": i})
-        runner.outbox.queue.put_nowait((f"a{i}", "fired@1", message, message))
+        runner.outbox.queue.put_nowait(Note(f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
     await asyncio.wait_for(runner.outbox.queue.join(), 60)  # a sender that died never gets there
     alive = not sender.done()
     sender.cancel()
