@@ -73,6 +73,7 @@ BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
 RING = 14  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
+UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 BURST_OWN_S = 300.0  # a bot burst stands out against its channel's own rate over this long
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
@@ -200,6 +201,7 @@ class _Open:
     level: float = math.nan  # the incident's level for recovery: at most observed / expected at firing
     since: float = math.nan  # event time this opening's window began (a reopened incident: its second onset)
     by_recovery: bool = False  # resolved because its counts came back (not by the hour or the campaign's end)
+    recent: tuple[float, float] = (math.nan, math.nan)  # observed, expected over the last UNFOLD_AFTER_S
 
 
 def _utc(epoch_s: float) -> str:
@@ -406,8 +408,8 @@ class Detector:
         return changed
 
     def _burst_excess(self, x: FloatArray, q_time: FloatArray) -> FloatArray:
-        """What a channel brings above 1.2x its usual ratio to the rest of its campaign *and* above
-        1.2x its own recent rate (a bot burst), summed up the tree. Shares and ratios are computed
+        """What a channel brings above 1.2x its usual ratio to the rest of its campaign, when it is also
+        above 1.2x its own recent rate (a bot burst), summed up the tree. Shares and ratios are computed
         without it: a burst on one channel would otherwise make its siblings' shares and its own
         orders per interaction look broken. A surge of the whole campaign (00:00) moves every channel
         together and leaves no excess against the rest.
@@ -437,8 +439,11 @@ class Detector:
         expected = usual * np.maximum(rest, 0.0)
         # Clipping only ever lowers what shares and ratios expect, so it may err on the generous side.
         over = x[child] - 1.2 * expected - 3 * np.sqrt(expected + 1)
+        # Above its own rate says whether it is a burst; how much is the excess over the rest, as
+        # before (the smaller of the two left up to 0.4x a burst's normal in the rest of the campaign,
+        # and a sibling's share read low for the 6 minutes after it: a false alarm on a surge night).
         # Not known to be above its own rate (nothing learnt yet: a launch) leaves the rest to judge.
-        over = np.where(np.isfinite(own_over), np.minimum(over, own_over), over)
+        over = np.where(np.isfinite(own_over) & (own_over <= 0), 0.0, over)
         leaf = np.array([self._scopes[i].channel is not None for i in child])
         excess[child] = np.where(np.isfinite(over) & (over > 0) & leaf[:, None], over, 0.0)
         excess[:, _BOTLESS] = 0.0  # bots click and share; they do not pay
@@ -744,6 +749,8 @@ class Detector:
                 quiet = not self._open[self._parent[row], j] and not self._open[family, j].any()
                 if quiet and math.isfinite(share) and share > 0:
                     ref, ratio = 2 + _SHARE, share
+            last = max(1, round(UNFOLD_AFTER_S / cfg.step_s))
+            state.recent = (float(self._win(0, last)[row, j]), ratio * float(self._win(ref, last)[row, j]))
             # L as it fired is the window that fired, often half before the onset (a 6-min window
             # catches an outage at 70%): lowered to what the incident has shown since, the upper
             # 2-sigma bound of observed / expected over the last 300 s. The midpoint and the window
@@ -788,6 +795,34 @@ class Detector:
             if state.recovered >= cfg.recover_steps:
                 state.by_recovery = True
                 self._close(state, row, j, step.at, changed)
+        self._unfold(step, var_unit, changed)
+
+    def _unfold(self, step: Step, var_unit: FloatArray, changed: list[Alert]) -> None:
+        """A child folded under an incident that has ended, and still down a minute later (a partial
+        fix: the campaign's payments back, WeChat's not), is news of its own: reported from here, its
+        row written and its message sent. Before, it stayed folded and silent until the hour ran out.
+        Still down: over the last UNFOLD_AFTER_S, at most half its expectation and 3 standard
+        deviations below it. Any other is closed with its parent, unheard (reported as soon as the
+        parent ended, children that had fired with it and not yet proved their own recovery read as
+        drops: false alarms 1 -> 7 on the development days); its own checks still see it if it is low."""
+        for (row, j), state in list(self._incidents.items()):
+            if not state.folded or state.alert.resolved_at is not None or self._open_ancestor(row, j) is not None:
+                continue
+            ended, parent = -math.inf, int(self._parent[row])
+            while parent >= 0:
+                holder = self._incidents.get((parent, j))
+                if holder is not None and holder.alert.resolved_at is not None:
+                    ended = max(ended, holder.alert.resolved_at)
+                parent = int(self._parent[parent])
+            if step.at - ended < UNFOLD_AFTER_S:
+                continue  # its window still holds time before the end
+            obs, mu = state.recent
+            sd = math.sqrt(max(var_unit[row, j] * mu, 1e-9)) if math.isfinite(mu) and mu > 0 else math.nan
+            if math.isfinite(sd) and obs <= 0.5 * mu and obs - mu <= -3 * sd:
+                state.folded = False
+                changed.append(state.alert)
+            else:
+                self._close(state, row, j, step.at, changed)  # folded: no change reported
 
     def _episode_resolved(self, row: int, j: int, alert: Alert) -> bool:
         """Has an incident of the same episode recovered? Another metric of this scope, or any metric

@@ -633,6 +633,29 @@ def test_a_reopen_an_hour_after_the_first_firing_is_not_closed_at_once() -> None
     assert [a for a in late if a.resolved_at is not None] == [], [(a.opened_at, a.resolved_at) for a in late]
 
 
+def test_a_channel_still_down_when_its_campaign_recovers_is_reported_on_its_own() -> None:
+    """Payments break across the campaign (orders at 0 everywhere: the total fires, the channels fold
+    under it); at minute 46 they come back on wechat and app but not on jingxi. The total and the
+    campaign resolve; jingxi's orders, still at 0, were folded and stayed silent until the hour ran
+    out. Now they are reported within two minutes of the end of the incident they were folded under."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        minute = (t - T0) / 60
+        broken = 40 <= minute < 46 or (scope.channel == "jingxi" and 40 <= minute < 70)
+        return 0.0 if broken and metric in ("orders", "gmv_fen", "new_users") else 1.0
+
+    changes = run(Detector(), series(flat(60), 80 * 60, hit=hit))
+    total = [a for at, a in changes if a.scope == Scope() and a.metric == "orders" and a.resolved_at is not None]
+    assert total and total[0].resolved_at < T0 + 50 * 60, total
+    jingxi = [(at, a) for at, a in changes if a.scope == Scope("c1", "jingxi") and a.metric == "orders"]
+    assert jingxi, "jingxi's orders, down for half an hour, were never reported"
+    at, first = jingxi[0]
+    assert first.resolved_at is None and total[0].resolved_at < at <= total[0].resolved_at + 120, (at, first)
+    assert first.started_at < T0 + 41 * 60  # the incident it is: since the payments broke
+    ends = [a.resolved_at for _, a in jingxi if a.resolved_at is not None]
+    assert ends and ends[0] >= T0 + 70 * 60, ends  # resolved when jingxi's orders came back, not before
+
+
 def test_alert_ids_are_deterministic() -> None:
     def hit(t: float, scope: Scope, metric: str) -> float:
         return 0.0 if t >= T0 + 2400 else 1.0
