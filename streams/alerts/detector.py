@@ -53,7 +53,7 @@ import datetime as dt
 import hashlib
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -673,14 +673,17 @@ class Detector:
                 else:
                     changed.append(alert)
 
-    def _open_ancestor(self, row: int, j: int) -> _Open | None:
+    def _ancestors(self, row: int, j: int) -> Iterator[_Open]:
+        """The incidents (open or recently resolved) of the scopes enclosing `row` on metric j, nearest first."""
         parent = int(self._parent[row])
         while parent >= 0:
             state = self._incidents.get((parent, j))
-            if state is not None and state.alert.resolved_at is None:
-                return state
+            if state is not None:
+                yield state
             parent = int(self._parent[parent])
-        return None
+
+    def _open_ancestor(self, row: int, j: int) -> _Open | None:
+        return next((st for st in self._ancestors(row, j) if st.alert.resolved_at is None), None)
 
     def _planned(self, has_plan: BoolArray, k: int, gap: int, length: int) -> BoolArray:
         """Rows judged on the plan by a check of window k, gap and baseline length: planned, and no step of
@@ -749,8 +752,9 @@ class Detector:
                 quiet = not self._open[self._parent[row], j] and not self._open[family, j].any()
                 if quiet and math.isfinite(share) and share > 0:
                     ref, ratio = 2 + _SHARE, share
-            last = max(1, round(UNFOLD_AFTER_S / cfg.step_s))
-            state.recent = (float(self._win(0, last)[row, j]), ratio * float(self._win(ref, last)[row, j]))
+            if state.folded:  # what `_unfold` judges it on once its parent's incident has ended
+                last = max(1, round(UNFOLD_AFTER_S / cfg.step_s))
+                state.recent = (float(self._win(0, last)[row, j]), ratio * float(self._win(ref, last)[row, j]))
             # L as it fired is the window that fired, often half before the onset (a 6-min window
             # catches an outage at 70%): lowered to what the incident has shown since, the upper
             # 2-sigma bound of observed / expected over the last 300 s. The midpoint and the window
@@ -808,12 +812,7 @@ class Detector:
         for (row, j), state in list(self._incidents.items()):
             if not state.folded or state.alert.resolved_at is not None or self._open_ancestor(row, j) is not None:
                 continue
-            ended, parent = -math.inf, int(self._parent[row])
-            while parent >= 0:
-                holder = self._incidents.get((parent, j))
-                if holder is not None and holder.alert.resolved_at is not None:
-                    ended = max(ended, holder.alert.resolved_at)
-                parent = int(self._parent[parent])
+            ended = max((st.alert.resolved_at or -math.inf for st in self._ancestors(row, j)), default=-math.inf)
             if step.at - ended < UNFOLD_AFTER_S:
                 continue  # its window still holds time before the end
             obs, mu = state.recent

@@ -102,6 +102,10 @@ class Plan:
         except ValueError:
             return None
 
+    def campaigns(self) -> list[str]:
+        """The campaign ids its series name."""
+        return sorted({scope.campaign_id for scope, _ in self.keys if scope.campaign_id})
+
     def rows(self) -> Iterator[PlanRow]:
         for i, (scope, metric) in enumerate(self.keys):
             for j, value in enumerate(self.rates[i]):

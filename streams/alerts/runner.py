@@ -384,16 +384,22 @@ class AlertRunner:
             event = self.flaps.decide(alert, now)
             if event is None:
                 log.info("alert %s flapping: this change is recorded, not sent", alert.id)
-            elif self._notify(alert, event, silences, ctx, now):
-                self.flaps.told(alert, event, now)
+            else:
+                self._tell(alert, event, silences, ctx, now)
         for alert, event in self.flaps.due(self.detector.firing(), now):
-            if self._notify(alert, event, silences, ctx, now):
-                self.flaps.told(alert, event, now)
+            self._tell(alert, event, silences, ctx, now)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
         self._save(now)
         return changed
+
+    def _tell(
+        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
+    ) -> None:
+        """A state change's message, and what the room now believes (unless a silence kept it from it)."""
+        if self._notify(alert, event, silences, ctx, now):
+            self.flaps.told(alert, event, now)
 
     def _notify(
         self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float

@@ -420,16 +420,11 @@ def lift_silence(store: Store, silence_id: str, by: str, now_s: float) -> Silenc
 
 def known_campaign(store: Store, campaign_id: str) -> bool:
     """Imported in promo.campaigns or counted in the facts (a scope may name one before it starts)."""
-    rows = store.query_rows(
-        f"SELECT (SELECT count() FROM {DB}.campaigns WHERE campaign_id = {{c:String}}) + "
-        f"(SELECT count() FROM (SELECT 1 FROM {DB}.facts_minute WHERE campaign_id = {{c:String}} LIMIT 1)) AS n",
-        {"c": campaign_id},
-    )
-    return bool(rows and rows[0]["n"])
+    return not unknown_campaigns(store, [campaign_id])
 
 
 def unknown_campaigns(store: Store, campaign_ids: Sequence[str]) -> list[str]:
-    """Those of `campaign_ids` neither imported nor counted (a plan naming a typo), in one query."""
+    """Those of `campaign_ids` neither imported in promo.campaigns nor counted in the facts, in one query."""
     ids = sorted(set(campaign_ids))
     if not ids:
         return []

@@ -338,8 +338,7 @@ class DirectTables:
         from streams.alerts.plan import parse_plan_csv
 
         alert_store.save_plan(self.store, text, source, time.time())
-        named = [s.campaign_id for s, _ in parse_plan_csv(text).keys if s.campaign_id]
-        return alert_store.unknown_campaigns(self.store, named)
+        return alert_store.unknown_campaigns(self.store, parse_plan_csv(text).campaigns())
 
 
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,

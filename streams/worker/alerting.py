@@ -257,9 +257,8 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
             except PlanError as exc:
                 return self.json({"error": str(exc)}, status=400)
             await store.call(alert_store.save_plan, store, text, source, time.time())
-            named = [s.campaign_id for s, _ in plan.keys if s.campaign_id]
             try:  # stored: a failing check of its names is not a failed import
-                unknown = await store.call(alert_store.unknown_campaigns, store, named)
+                unknown = await store.call(alert_store.unknown_campaigns, store, plan.campaigns())
             except Exception as exc:
                 log.warning("plan stored; its campaigns not checked: %s", exc)
                 unknown = []
