@@ -60,7 +60,9 @@ class FlapGate:
     raise to critical and the first reopen are told at once; a reopen within FLAP_S of the last one told
     is held until it has stayed open FLAP_HOLD_S (then told); a resolution is not told while the room
     already believes it resolved (a reopen held, never told). (Every reopen and resolution told as it
-    came, a lag hovering at 60 s sent 29 messages in 10 minutes.) Pure: kept in the runner's state file."""
+    came, a lag hovering at 60 s sent 29 messages in 10 minutes.) A reopen that is critical (an outage
+    again) is never held: held, one that ended within FLAP_HOLD_S was never told at all, and an outage
+    is never muted. Pure: kept in the runner's state file."""
 
     def __init__(self) -> None:
         self.told_reopen: dict[str, float] = {}  # incident id -> when a reopen of it was last told
@@ -76,10 +78,12 @@ class FlapGate:
         if kind == "fired":
             if self.held.get(alert.id) == alert.opened_at:
                 return None  # a later change of a reopen still held
-            if alert.opened_at > alert.detected_at and room != "fired":  # reopened, the room told "resolved"
-                if now - self.told_reopen.get(alert.id, -math.inf) < FLAP_S:
-                    self.held[alert.id] = alert.opened_at
-                    return None
+            reopened = alert.opened_at > alert.detected_at and room != "fired"  # the room was told "resolved"
+            recent = now - self.told_reopen.get(alert.id, -math.inf) < FLAP_S
+            if reopened and recent and alert.severity != "critical":
+                self.held[alert.id] = alert.opened_at
+                return None
+            if reopened:
                 self.told_reopen[alert.id] = now
         elif kind == "resolved":
             self.held.pop(alert.id, None)

@@ -319,3 +319,24 @@ def test_a_room_a_silence_left_believing_it_fires_is_told_when_it_ends() -> None
     alert.resolved_at = T0 + 430
     room.change(alert, T0 + 430)
     assert room.kinds()[-1] == "resolved" and room.heard[-1][1] == 430, room.heard
+
+
+def test_a_reopen_that_is_an_outage_is_told_at_once_even_when_it_ends_within_the_hold() -> None:
+    """Fired, resolved, reopened (told), resolved; a second reopen as a warning is held, but one that
+    is critical (an outage again) is told at once, and its end too, though it lasted under FLAP_HOLD_S."""
+    room = Room()
+    alert = _orders(T0 + 20)
+    for at, change in ((T0 + 20, "open"), (T0 + 100, "resolve"), (T0 + 200, "open"), (T0 + 300, "resolve")):
+        alert.resolved_at, alert.opened_at = (at, alert.opened_at) if change == "resolve" else (None, at)
+        room.change(alert, at)
+    alert.resolved_at, alert.opened_at, alert.severity = None, T0 + 400, "critical"
+    assert room.change(alert, T0 + 400) == f"fired@{T0 + 400:.0f}"
+    alert.resolved_at = T0 + 430
+    room.tick([], T0 + 430)
+    assert room.change(alert, T0 + 430) == f"resolved@{T0 + 430:.0f}"
+    assert room.kinds() == ["fired", "resolved", "fired", "resolved", "fired", "resolved"], room.heard
+    # The same reopen as a warning is held, and, ended within the hold, never told.
+    alert.resolved_at, alert.opened_at, alert.severity = None, T0 + 500, "warning"
+    assert room.change(alert, T0 + 500) is None
+    alert.resolved_at = T0 + 530
+    assert room.change(alert, T0 + 530) is None
