@@ -24,12 +24,16 @@ retries a failed send with backoff and jitter.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
+import http.client
 import json
 import os
 import random
 import re
+import socket
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -109,7 +113,54 @@ class _Refuse(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_NO_REDIRECTS = urllib.request.build_opener(_Refuse)
+class _Deadline:
+    """The whole exchange, answer included, within the connection's timeout, not each read: a webhook
+    that answered a byte every 2 s of a 100 kB body held `promo alerts test-notify` (and would hold
+    that robot's sends) for hours, each read well inside its 5 s. When the time is up the socket is
+    shut, and the read under way fails as a timed-out attempt."""
+
+    sock: Any
+    timeout: Any
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        expired = _EXCHANGE.expired = threading.Event()  # `send` reads it in this thread
+        # urllib drops the connection's reference to its socket once the answer's headers are in; a
+        # timer outliving an answer read in time shuts a socket already closed: a no-op.
+        watchdog = threading.Timer(self.timeout, _shut, (self.sock, expired))
+        watchdog.daemon = True
+        watchdog.start()
+
+
+_EXCHANGE = threading.local()  # the deadline of the exchange under way in this thread
+
+
+def _shut(sock: socket.socket, expired: threading.Event) -> None:
+    expired.set()  # whatever was read so far (a status line, half the headers) is no answer
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _DeadlineHTTP(_Deadline, http.client.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPS(_Deadline, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTP(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_DeadlineHTTP, req)
+
+
+class _HTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_DeadlineHTTPS, req, context=self._context)  # type: ignore[attr-defined]
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Refuse, _HTTP, _HTTPS)
+ANSWER_MAX = 65536  # a robot answers a line of JSON: what comes after this is not read
 
 
 def basic_auth(url: str) -> tuple[str, str | None]:
@@ -276,10 +327,14 @@ def send(
     detail = ""
     for attempt in range(1, attempts + 1):
         req = robot.request(message, clock())
+        _EXCHANGE.expired = None
         try:
             http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
             with _NO_REDIRECTS.open(http, timeout=timeout_s) as resp:
-                ok, detail = _answer_ok(robot.kind, resp.status, resp.read())
+                body = resp.read(ANSWER_MAX)
+            if _EXCHANGE.expired is not None and _EXCHANGE.expired.is_set():
+                raise TimeoutError(f"no whole answer within {timeout_s:g} s")
+            ok, detail = _answer_ok(robot.kind, resp.status, body)
         except urllib.error.HTTPError as exc:  # a redirect too: it would re-send as a GET, credentials and all
             ok, detail = False, f"HTTP {exc.code}"
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt

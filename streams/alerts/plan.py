@@ -10,7 +10,7 @@ Pure (numpy and the standard library): the CLI and the store do the I/O.
 - `plan_from_series`: a plan from a stored day's counts (`promo plan from-day DATE`).
 - `parse_series_csv`: `ts,metric,value[,campaign_id,channel]` at any regular step from 10 s to 1 h,
   the file of `promo alerts backtest`. A series (scope, metric) has a row at every step from its
-  first to its last: a missing row is an error, not a zero (a zero would read as an outage).
+  first to the file's last: a missing row is an error, not a zero (a zero would read as an outage).
 
 Both files: values from 0 to 1e12, a span of at most 31 days, at most 20 million values laid out.
 """
@@ -259,7 +259,8 @@ def _grid(
     for cell in cells:
         index = (cell.when - t0) / step
         if abs(index - round(index)) > 1e-6:
-            raise PlanError(f"line {cell.number}: {iso_utc(cell.when)} is off the file's regular step of {step:g} s")
+            raise PlanError(f"line {cell.number}: {iso_utc(cell.when)} is off the file's regular step of {step:g} s "
+                            "(the smallest gap between two of its times; every row is on it)")  # fmt: skip
         lines = seen.setdefault((cell.scope, cell.metric), {})
         if round(index) in lines:
             raise PlanError(f"line {cell.number}: {cell.metric} at {iso_utc(cell.when)} for {cell.scope.label()} "
@@ -321,11 +322,31 @@ class Series:
         return self.t0, self.t0 + self.steps * self.step_s
 
 
-def parse_series_csv(text: str) -> Series:
+def parse_series_csv(text: str, ends: Mapping[str, float] | None = None) -> Series:
     """`ts,metric,value[,campaign_id,channel]` at a regular step of 10 s to 1 h, each series (scope,
-    metric) with a row at every step from its first to its last; raises PlanError('line N: why')."""
+    metric) with a row at every step from its first to the file's last, or to its campaign's
+    scheduled end (`ends`: campaign_id -> epoch s); raises PlanError('line N: why')."""
     cells = _read_cells(text, SERIES_COLUMNS, "the series")
     t0, step = _step_of(cells)
     if not MIN_STEP_S <= step <= MAX_STEP_S:
         raise PlanError(f"line 2: the step is {step:g} s; it must be from {MIN_STEP_S} s to {MAX_STEP_S} s")
-    return Series(t0, step, _grid(cells, t0, step, "the series", gapless=True, unit_s=step))
+    values = _grid(cells, t0, step, "the series", gapless=True, unit_s=step)
+    # Every series runs to the file's last step: the detector reads a step with no row as no events,
+    # so a series that stopped early read as an outage from there (an outside probe: a critical alert
+    # on a total exported for 2 h beside a campaign exported for 3 h). A later start is fine: nothing
+    # is learnt, so nothing is expected, before a series' first row.
+    end = max(c.when for c in cells)
+    last: dict[tuple[Scope, str], _Cell] = {}
+    for cell in cells:
+        key = (cell.scope, cell.metric)
+        if key not in last or cell.when > last[key].when:
+            last[key] = cell
+    ends = ends or {}
+    early = [c for c in last.values() if c.when < end and c.when + step < ends.get(c.scope.campaign_id or "", math.inf)]
+    if early:
+        cell = min(early, key=lambda c: c.number)
+        raise PlanError(f"line {cell.number}: {cell.metric} for {cell.scope.label()} ends at {iso_utc(cell.when)}, "
+                        f"before the file's last step ({iso_utc(end)}): the steps after it would read as no "
+                        "events, an outage. End every series at the same step (write 0 where nothing happened), "
+                        "or give its campaign's scheduled end (--campaigns)")  # fmt: skip
+    return Series(t0, step, values)

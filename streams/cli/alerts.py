@@ -114,6 +114,10 @@ def alerts_backtest(
         Path | None, typer.Option("--plan", help="CSV: minute,metric,expected[,campaign_id,channel]")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line, the fields of promo.alerts")] = False,
+    campaigns: Annotated[
+        Path | None,
+        typer.Option("--campaigns", help="CSV: campaign_id,name,starts_at,ends_at (as `promo campaigns import`)"),
+    ] = None,
 ) -> None:
     """Would it have fired? The live detector over your own history exported from elsewhere.
 
@@ -121,7 +125,9 @@ def alerts_backtest(
     series (scope, metric) needs a row at every step from its first to its last (0 where nothing
     happened). The detector's windows shorter than the step become one step. Prints each incident
     once, as it ended; a plan that does not overlap the series is refused, one that covers part of
-    it is warned of, and a series too short for any check to judge says so."""
+    it is warned of, and a series too short for any check to judge says so. `--campaigns` gives the
+    schedule the live detector has from `promo campaigns import`: a campaign's scheduled end is not a
+    drop (its series may stop there), and one that sends nothing after its start is an alert."""
     import json
 
     from streams.alerts.detector import Detector, DetectorConfig, Step, replay
@@ -129,8 +135,24 @@ def alerts_backtest(
     from streams.alerts.store import AlertRow
     from streams.cli.data import read_input
 
+    schedule: dict[str, tuple[float | None, float | None]] = {}
+    if campaigns is not None:
+        from streams.campaigns import read_campaign_file
+
+        parsed = read_campaign_file(read_input(campaigns, "a CSV file"))
+        if parsed.rejected:
+            number, reason = parsed.rejected[0]
+            fail(f"{campaigns}:{number}: {reason}" + (f" (and {len(parsed.rejected) - 1} more line(s))"
+                                                       if len(parsed.rejected) > 1 else ""))  # fmt: skip
+        if not parsed.campaigns:
+            fail(f"{campaigns} holds a header and no campaign")
+        schedule = {c.campaign_id: (None if c.starts_at_ms is None else c.starts_at_ms / 1000,
+                                    None if c.ends_at_ms is None else c.ends_at_ms / 1000)
+                    for c in parsed.campaigns}  # fmt: skip
     try:
-        history = parse_series_csv(read_input(series, "a CSV file"))
+        history = parse_series_csv(
+            read_input(series, "a CSV file"), {c: end for c, (_, end) in schedule.items() if end is not None}
+        )
     except PlanError as exc:
         fail(f"{series}: {exc}")
     expected = None
@@ -143,7 +165,7 @@ def alerts_backtest(
     keys = list(history.values)
     n = history.steps
     step_s = history.step_s
-    detector = Detector(DetectorConfig(step_s=step_s), expected)
+    detector = Detector(DetectorConfig(step_s=step_s), expected, schedule)
     steps = (
         Step(history.t0 + (i + 1) * step_s, history.t0 + (i + 1) * step_s, 0.0,
              {key: float(history.values[key][i]) for key in keys})
@@ -335,10 +357,14 @@ class DirectTables:
 
     def save_plan(self, text: str, source: str) -> list[str]:
         from streams.alerts import store as alert_store
-        from streams.alerts.plan import parse_plan_csv
+        from streams.alerts.plan import PlanError, parse_plan_csv
 
+        try:  # only a plan that parses is stored (as the worker does): the one before it stays in use
+            plan = parse_plan_csv(text)
+        except PlanError as exc:
+            fail(f"the plan was not stored: {exc}")
         alert_store.save_plan(self.store, text, source, time.time())
-        return alert_store.unknown_campaigns(self.store, parse_plan_csv(text).campaigns())
+        return alert_store.unknown_campaigns(self.store, plan.campaigns())
 
 
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
@@ -754,9 +780,14 @@ def plan_from_day(
 
     def midnight(text: str, flag: str) -> float:
         try:
-            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), tzinfo=SHANGHAI).timestamp()
+            date = dt.date.fromisoformat(text)
         except ValueError:
             fail(f"{flag} must be a date, YYYY-MM-DD, not {text!r}")
+        # Before 1970 is no stored day, and before 1901 Shanghai kept local mean time (+08:05:43): its
+        # midnights are no whole UTC minute, and the plan made for one would not parse (a typo: 1026).
+        if not 1970 <= date.year <= 9998:
+            fail(f"{flag} must be a date from 1970 to 9998, not {text!r}")
+        return dt.datetime.combine(date, dt.time(), tzinfo=SHANGHAI).timestamp()
 
     source = midnight(day, "DAY")
     target = midnight(for_day, "--for") if for_day else midnight(dt.datetime.now(SHANGHAI).date().isoformat(), "")

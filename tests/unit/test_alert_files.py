@@ -145,16 +145,26 @@ def test_a_series_with_a_missing_row_is_an_error_not_a_zero() -> None:
                          "2026-11-10T16:10:00Z,orders,1\n")  # fmt: skip
     assert str(caught.value).startswith("line 4: gap in orders for total: no rows from 2026-11-10T16:00:20Z to "
                                         "2026-11-10T16:09:50Z (58 steps)")  # fmt: skip
-    # Each series is gapless on its own: a campaign may start later and end earlier than the total.
+    # Each series is gapless on its own: a campaign may start later than the total (nothing is learnt,
+    # so nothing expected, before its first row) ...
     text = (
         "ts,metric,value,campaign_id,channel\n"
         + "".join(f"2026-11-10T16:{m:02d}:00Z,orders,5,,\n" for m in range(10))
-        + "".join(f"2026-11-10T16:{m:02d}:00Z,orders,2,c1,app\n" for m in range(3, 6))
+        + "".join(f"2026-11-10T16:{m:02d}:00Z,orders,2,c1,app\n" for m in range(3, 10))
     )
     series = parse_series_csv(text)
-    assert list(series.values[(Scope("c1", "app"), "orders")]) == [0, 0, 0, 2, 2, 2, 0, 0, 0, 0]
+    assert list(series.values[(Scope("c1", "app"), "orders")]) == [0, 0, 0, 2, 2, 2, 2, 2, 2, 2]
     with pytest.raises(PlanError, match="line 13: gap in orders for c1/app: no row at 2026-11-10T16:04:00Z"):
         parse_series_csv(text.replace("2026-11-10T16:04:00Z,orders,2,c1,app\n", ""))
+    # ... but not end before the file does: the steps after its last row read as no events, an outage
+    # (an outside probe: a critical alert on a total exported for 2 h beside a campaign for 3 h).
+    with pytest.raises(PlanError) as caught:
+        parse_series_csv(text.replace("".join(f"2026-11-10T16:0{m}:00Z,orders,5,,\n" for m in (8, 9)), ""))
+    assert str(caught.value) == (
+        "line 9: orders for total ends at 2026-11-10T16:07:00Z, before the file's last step (2026-11-10T16:09:00Z): "
+        "the steps after it would read as no events, an outage. End every series at the same step (write 0 where "
+        "nothing happened), or give its campaign's scheduled end (--campaigns)"
+    )
 
 
 def test_a_series_spanning_a_century_is_refused_before_it_takes_memory() -> None:

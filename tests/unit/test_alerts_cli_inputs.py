@@ -105,6 +105,45 @@ def test_backtest_refuses_a_plan_for_another_day_and_warns_of_one_that_covers_pa
     assert whole.returncode == 0 and "warning" not in whole.stderr, whole.stderr
 
 
+def test_backtest_of_a_campaign_that_ends_is_quiet_given_its_schedule_and_refused_without(tmp_path: Path) -> None:
+    """An outside probe: a total exported for 2 h beside a campaign for 3 h read the total's missing
+    third hour as no events: a critical outage, exit 0. A series stops early only at its campaign's
+    scheduled end (`--campaigns`, the file of `promo campaigns import`), where the live detector
+    stops judging it too; a campaign that sends nothing after its start is an alert, as live."""
+    rng = np.random.default_rng(7)
+    rows = ["ts,metric,value,campaign_id,channel"]
+    for i in range(180):  # 3 h at 60 s: the total and c2 throughout, c1 for its first 2 h
+        c1 = [rng.poisson(600), rng.poisson(30)] if i < 120 else None
+        c2 = [rng.poisson(1200), rng.poisson(60)]
+        for j, metric in enumerate(("interactions", "orders")):
+            rows.append(f"{iso_utc(T0 + 60 * i)},{metric},{c2[j] + (c1[j] if c1 else 0)},,")
+            rows.append(f"{iso_utc(T0 + 60 * i)},{metric},{c2[j]},c2,")
+            if c1:
+                rows.append(f"{iso_utc(T0 + 60 * i)},{metric},{c1[j]},c1,")
+    series = tmp_path / "ends.csv"
+    series.write_text("\n".join(rows) + "\n")
+    one_line_error(promo("alerts", "backtest", "--series", str(series)),
+                   "interactions for c1 ends at 2026-11-10T17:59:00Z, before the file's last step "
+                   "(2026-11-10T18:59:00Z)", "or give its campaign's scheduled end (--campaigns)")  # fmt: skip
+    schedule = tmp_path / "campaigns.csv"
+    schedule.write_text(f"campaign_id,name,starts_at,ends_at\nc1,主会场,,{iso_utc(T0 + 7200)}\n"
+                        f"c3,never came,{iso_utc(T0 + 3600)},\n")  # fmt: skip
+    done = promo("alerts", "backtest", "--series", str(series), "--campaigns", str(schedule), "--json")
+    assert done.returncode == 0, done.stderr
+    alerts = [json.loads(line) for line in done.stdout.splitlines()]
+    # c1's end is no drop of c1 (nor of the total: a third of it gone is no outage on its recent rate);
+    # c3, scheduled from 17:00, sent nothing: critical, as the live detector says it.
+    assert [(a["campaign_id"], a["basis"], a["severity"]) for a in alerts] == [("c3", "schedule", "critical")], alerts
+    early = tmp_path / "early.csv"  # a schedule ending after the series stopped does not excuse the gap
+    early.write_text(f"campaign_id,name,starts_at,ends_at\nc1,主会场,,{iso_utc(T0 + 7800)}\n")
+    one_line_error(promo("alerts", "backtest", "--series", str(series), "--campaigns", str(early)),
+                   "interactions for c1 ends at 2026-11-10T17:59:00Z")  # fmt: skip
+    bad = tmp_path / "bad.csv"
+    bad.write_text("campaign_id,name,starts_at,ends_at\nc1,主会场,2026-11-10 18:00,\nc9,,,\n")
+    one_line_error(promo("alerts", "backtest", "--series", str(series), "--campaigns", str(bad)), f"{bad}:2: ",
+                   "(and 1 more line(s))")  # fmt: skip
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_backtest_of_a_series_too_short_to_judge_says_so(tmp_path: Path, as_json: bool) -> None:
     series = tmp_path / "one.csv"
@@ -154,6 +193,19 @@ def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:
     assert past.returncode == 0, past.stderr
     assert "promo: warning: the plan for 2025-11-12 ends 2025-11-11T16:09:00Z, " in past.stderr  # its last minute
     assert "the live detector judges its scopes on their recent rate" in past.stderr
+    # An outside probe: --for 1900-06-01 (before 1901 Shanghai kept local mean time, +08:05:43) made a
+    # plan of minutes at :17 s, stored it (the plan in use lost) and then failed with a traceback.
+    stored = promo("plan", "from-day", "2025-11-11", "--for", "2099-11-11", "--out", "/dev/stdout",
+                   "--clickhouse", f"chdb://{store}")  # fmt: skip
+    for bad in ("1900-06-01", "0001-01-01", "1969-12-31"):
+        one_line_error(promo("plan", "from-day", "2025-11-11", "--for", bad, "--clickhouse", f"chdb://{store}"),
+                       f"--for must be a date from 1970 to 9998, not '{bad}'")  # fmt: skip
+    one_line_error(promo("plan", "from-day", "1900-06-01", "--clickhouse", f"chdb://{store}"),
+                   "DAY must be a date from 1970 to 9998")  # fmt: skip
+    after = promo("alerts", "replay", "--from", "2025-11-10T16:00:00Z", "--to", "2025-11-10T17:00:00Z",
+                  "--clickhouse", f"chdb://{store}")  # fmt: skip
+    assert "does not parse" not in after.stderr, after.stderr  # the plan stored before is still the one in use
+    assert stored.returncode == 0 and stored.stdout.startswith("minute,metric,expected"), stored.stderr
 
 
 def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_one(store: Path, tmp_path: Path) -> None:

@@ -366,3 +366,48 @@ def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_pat
     bodies = [json.loads(body) for _, body in r.requests]
     assert len(bodies) == 5 and bodies[-1]["i"] == 1, bodies
     assert "- alert 0" in bodies[-1]["text"], bodies[-1]["text"]  # the failed one, in the digest
+
+
+@contextlib.contextmanager
+def _dripping(headers: bytes) -> Iterator[str]:
+    """A loopback webhook that sends `headers` at once, then a byte every 0.5 s (until closed)."""
+    import socket
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(headers)
+            while not stop.is_set():
+                conn.sendall(b" ")
+                time.sleep(0.5)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                conn, _ = server.accept()
+                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        stop.set()
+        server.close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("headers", [b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b"HTTP/1.1 200 OK\r\nX-A: "],
+                         ids=["body", "headers"])  # fmt: skip
+def test_a_webhook_that_answers_a_byte_at_a_time_is_a_timed_out_attempt(headers: bytes) -> None:
+    # An outside probe: a 200 with a 100 kB body sent a byte every 2 s held test-notify for hours, each
+    # read inside its timeout. The whole answer must come within the timeout; what came is no answer
+    # (cut in its headers, it read as a 200 with no body: delivered).
+    with _dripping(headers) as url:
+        outcome = send(Robot("webhook", url), MESSAGE, attempts=2, timeout_s=1.0, backoff_s=0.01)
+    assert not outcome.ok and outcome.attempts == 2, outcome
+    assert outcome.detail == "TimeoutError: no whole answer within 1 s", outcome
