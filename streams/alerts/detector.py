@@ -906,11 +906,18 @@ class Detector:
             return "share-of-parent"
         return f"ratio:{METRICS[j]}/interactions"
 
-    @staticmethod
-    def _message(alert: Alert) -> str:
+    def _message(self, alert: Alert) -> str:
         below = 100 * (1 - alert.observed / alert.expected) if alert.expected > 0 else 100.0
+        # A backtest at a step longer than the check's window judged one whole step: say so (an outside
+        # probe read "over outage-10s" for an hour's count).
+        over = alert.window
+        window = next((c.window_s for c in self.config.checks if c.name == alert.window), 0.0)
+        if self.config.step_s > window > 0:
+            step = self.config.step_s
+            unit = (3600, "h") if step % 3600 == 0 else (60, "min") if step % 60 == 0 else (1, "s")
+            over = f"{step / unit[0]:g} {unit[1]} ({alert.window})"
         return (f"{alert.metric} on {alert.scope.label()} {below:.0f}% below expected "
-                f"({alert.observed:.0f} vs {alert.expected:.0f} over {alert.window}, basis {alert.basis})")  # fmt: skip
+                f"({alert.observed:.0f} vs {alert.expected:.0f} over {over}, basis {alert.basis})")  # fmt: skip
 
     # -- the rest of the interface --------------------------------------------------------------
 

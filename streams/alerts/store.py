@@ -211,6 +211,7 @@ def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
         "severity": row["severity"],
         "message": row["message"],
         "children": list(row.get("children") or []),
+        "source": row.get("source") or "live",  # live, replay or backtest: which detector raised it
         "acked_by": acked_by,
         "acked_at": iso(seconds(row.get("acked_at"))) if acked_by else None,
     }

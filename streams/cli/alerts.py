@@ -469,8 +469,8 @@ def format_alerts(rows: list[dict[str, Any]]) -> str:
 def print_alerts(rows: list[dict[str, Any]], as_json: bool, header: str, empty: str) -> None:
     """One JSON object a line, or the incidents for people, on stdout; what was read (`header`) and,
     when nothing was found, `empty` on stderr, as `totals` does: stdout holds only the answer, and an
-    empty answer still says what it read."""
-    if not as_json:
+    empty answer still says what it read (`empty` names the store; with --json it stands alone)."""
+    if rows or not as_json:
         typer.echo(header, err=True)
     if not rows:
         typer.echo(empty, err=True)
@@ -494,7 +494,7 @@ def list_alerts(
     from streams.alerts.plan import iso_utc
 
     now = time.time()
-    since_s = parse_time(since, "--since", now) if since else now - 86400
+    since_s = parse_time(since, "--since", now) if since is not None else now - 86400  # "" is refused, not 24 h
     if since_s > now:  # `+30m` reads as "in 30 minutes": nothing can have fired since then
         fail(f"--since is in the future ({iso_utc(int(since_s))}; now {iso_utc(int(now))}): give a past time")
     with alert_tables(clickhouse) as tables:
@@ -633,7 +633,7 @@ def list_silences(
     with alert_tables(clickhouse) as tables:
         rows = tables.silences()
         where = tables.where
-    if not as_json:
+    if rows or not as_json:
         typer.echo(f"store: {where}", err=True)
     if not rows:
         typer.echo(f"no silences running or ended in the last 24 hours in {where}", err=True)

@@ -123,7 +123,9 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     ):
         bad = promo(*args)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr
-    listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
+    done = promo("silences", "--json")
+    assert done.stderr == f"store: {store}\n", done.stderr  # an outside probe: --json did not say what it read
+    listed = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(x["scope"], x["metric"], x["reason"], x["active"]) for x in listed] == [
         ("c01/douyin", None, "直播切流", True), ("c01/nosuchchannel", "orders", "x", True),
         ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip

@@ -63,8 +63,9 @@ def test_backtest_finds_the_outage_and_prints_alert_rows(tmp_path: Path) -> None
     assert row["campaign_id"] is None and row["channel"] is None
     assert row["detected_at"].endswith("Z") and iso_utc(T0 + 7200) <= row["detected_at"] <= iso_utc(T0 + 7500)
     assert set(row) == {"id", "kind", "metric", "campaign_id", "channel", "started_at", "detected_at", "resolved_at",
-                        "expected", "observed", "basis", "severity", "message", "children", "acked_by",
+                        "expected", "observed", "basis", "severity", "message", "children", "source", "acked_by",
                         "acked_at"}  # the fields of `alerts list --json`, no more  # fmt: skip
+    assert row["source"] == "backtest"  # which detector raised it (an outside probe: list and replay look alike)
     assert row["expected"] == round(row["expected"], 3)
     assert math.isfinite(row["expected"]) and row["observed"] < row["expected"]
 
@@ -93,3 +94,16 @@ def test_backtest_bad_files_are_one_line_exit_2(tmp_path: Path) -> None:
     plan.write_text("minute,metric,expected\n2026-11-10T16:00:00,orders,1\n")
     done = promo("alerts", "backtest", "--series", str(good), "--plan", str(plan))
     assert done.returncode == 2 and f"{plan}: line 2:" in done.stderr and "no UTC offset" in done.stderr
+
+
+def test_a_backtest_at_a_step_longer_than_the_window_names_the_step_it_judged(tmp_path: Path) -> None:
+    # An outside probe: hourly rows, an hour at 0, read "0 vs 60000 over outage-10s".
+    series = tmp_path / "hourly.csv"
+    values = [60000, 61000, 59000, 60500, 0, 60000]
+    series.write_text("ts,metric,value\n" + "".join(f"{iso_utc(T0 + 3600 * i)},orders,{v}\n"
+                                                    for i, v in enumerate(values)))  # fmt: skip
+    done = promo("alerts", "backtest", "--series", str(series), "--json")
+    assert done.returncode == 0, done.stderr
+    (row,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert row["severity"] == "critical" and row["started_at"] == iso_utc(T0 + 4 * 3600).replace("Z", ".000Z"), row
+    assert " over 1 h (outage-" in row["message"], row["message"]
