@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.alerts.plan import csv_rows, header_problem, parse_utc
+from streams.alerts.plan import CsvSyntaxError, csv_rows, header_problem, parse_utc
 from streams.config import Settings
 from streams.contract.ids import check_id, has_control
 from streams.contract.topics import Topic
@@ -64,7 +64,11 @@ def parse_time(text: str) -> int:
 
 def read_campaign_file(text: str) -> CampaignFile:
     out = CampaignFile()
-    rows = csv_rows(text)
+    try:
+        rows = csv_rows(text)
+    except CsvSyntaxError as exc:
+        out.rejected.append((exc.number, exc.reason))
+        return out
     header = [c.strip().lower() for c in rows[0][1]] if rows else []
     if not set(header) & set(COLUMNS):  # no header at all: the first line is a campaign
         out.rejected.append((1, f"the first line must be the header {','.join(COLUMNS)} (the last two optional)"))

@@ -139,14 +139,26 @@ def plan_from_series(t0: float, step_s: float, series: Mapping[tuple[Scope, str]
     return Plan(t0, out)
 
 
+class CsvSyntaxError(PlanError):
+    """A CSV text that is not CSV: a quote left open, text after a closing quote."""
+
+    def __init__(self, number: int, reason: str) -> None:
+        super().__init__(f"line {number}: {reason}")
+        self.number, self.reason = number, reason
+
+
 def csv_rows(text: str) -> list[tuple[int, list[str]]]:
     """The rows of a CSV text (a byte-order mark dropped), each with the line it starts on: a quoted
-    cell may hold a line break, and a row number would then name the wrong line."""
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    cell may hold a line break, and a row number would then name the wrong line. Strict: a quote
+    left open read as the rest of the file (`orders,"1` was the value 1); raises CsvSyntaxError."""
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     rows, read = [], 0
-    for row in reader:
-        rows.append((read + 1, row))
-        read = reader.line_num
+    try:
+        for row in reader:
+            rows.append((read + 1, row))
+            read = reader.line_num
+    except csv.Error as exc:
+        raise CsvSyntaxError(read + 1, f"not CSV: {exc} (a quote left open, or text after a closing one?)") from None
     return rows
 
 
@@ -211,7 +223,9 @@ def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
         metric = row[1].strip()
         if metric not in METRICS:
             raise PlanError(f"line {number}: unknown metric {metric!r}; one of {', '.join(METRICS)}")
-        try:
+        try:  # float() also reads 1_000 and other scripts' digits (١٢): a number here is ASCII, no '_'
+            if "_" in row[2] or not row[2].isascii():
+                raise ValueError(row[2])
             value = float(row[2])
         except ValueError:
             raise PlanError(f"line {number}: {columns[2]} {row[2]!r} is not a number") from None

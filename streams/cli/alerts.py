@@ -166,12 +166,18 @@ def alerts_backtest(
     n = history.steps
     step_s = history.step_s
     detector = Detector(DetectorConfig(step_s=step_s), expected, schedule)
-    steps = (
-        Step(history.t0 + (i + 1) * step_s, history.t0 + (i + 1) * step_s, 0.0,
-             {key: float(history.values[key][i]) for key in keys})
-        for i in range(n)
-    )  # fmt: skip
-    alerts = sorted(replay(detector, steps), key=lambda a: (a.detected_at, a.id))
+
+    def steps() -> Iterator[Step]:
+        shown = time.monotonic()
+        for i in range(n):
+            # A month at 10 s is 260,000 evaluations, minutes of CPU: say how far it has got.
+            if time.monotonic() - shown >= 30:
+                shown = time.monotonic()
+                typer.echo(f"backtest: {i:,} of {n:,} steps ({100 * i / n:.0f}%)", err=True)
+            yield Step(history.t0 + (i + 1) * step_s, history.t0 + (i + 1) * step_s, 0.0,
+                       {key: float(history.values[key][i]) for key in keys})  # fmt: skip
+
+    alerts = sorted(replay(detector, steps()), key=lambda a: (a.detected_at, a.id))
     for alert in alerts:
         row = AlertRow.of(alert, "backtest").doc()  # the fields and formats of `alerts list --json`
         if as_json:

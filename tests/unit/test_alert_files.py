@@ -94,6 +94,17 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
             "minute,metric,expected\n9999-12-31T23:59:00-14:00,orders,1\n",
             "line 2: '9999-12-31T23:59:00-14:00' is out of the range",
         ),
+        # An outside probe: float() read these as numbers, and csv an open quote as the rest of the file.
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1_000\n", "line 2: expected '1_000' is not a number"),
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,١٢\n", "line 2: expected '١٢' is not a number"),
+        (
+            'minute,metric,expected\n2026-11-10T16:00:00Z,orders,2\n2026-11-10T16:01:00Z,orders,"1\n',
+            "line 3: not CSV: unexpected end of data (a quote left open, or text after a closing one?)",
+        ),
+        (
+            'minute,metric,expected\n2026-11-10T16:00:00Z,orders,"2"5\n',
+            "line 2: not CSV: ',' expected after '\"'",
+        ),
         (
             "minute,metric,expected,campaign_id,channel\n2026-11-10T16:00:00Z,orders,1,,\n"
             + "".join(f"2026-12-10T16:00:00Z,orders,1,c{i},\n" for i in range(500)),

@@ -100,3 +100,11 @@ def test_a_header_names_the_columns_missing_and_unknown(header: str, reason: str
 
 def test_times_need_an_offset() -> None:
     assert parse_time("2026-11-11T00:00:00+08:00") == parse_time("2026-11-10T16:00:00Z") == 1_794_326_400_000
+
+
+def test_a_quote_left_open_is_refused_not_read_as_the_rest_of_the_file() -> None:
+    # An outside probe of the plan files: csv read `"1` to the end of the file as one cell.
+    parsed = read_campaign_file('campaign_id,name\nc1,一号\nc2,"二号\nc3,三号\n')
+    assert parsed.campaigns == [] and parsed.rejected == [
+        (3, "not CSV: unexpected end of data (a quote left open, or text after a closing one?)")
+    ]
