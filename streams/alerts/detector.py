@@ -958,6 +958,24 @@ class Detector:
         c = int(np.argmin(steps))
         return self.config.checks[c].name, steps[c]
 
+    def outage_floor(self) -> float:
+        """Events a minute below which a steady count series with no plan, judged on its recent rate
+        alone, cannot be told to have stopped (a full outage reaching no history check's z): such a
+        series needs a plan, or shares and ratios, for any drop to be seen (`promo alerts backtest`
+        says so rather than "0 alerts")."""
+        cfg, best = self.config, math.inf
+        for c, check in enumerate(cfg.checks):
+            if not check.history:
+                continue
+            window, baseline = self._windows[c] * cfg.step_s / 60, self._baselines[c] * cfg.step_s / 60
+            for rate in np.geomspace(0.1, 1e4, 400):  # a count series' mean, a minute
+                mu, n_base = rate * window, rate * baseline
+                z = mu / math.sqrt(cfg.phi * mu + (check.eps * mu) ** 2 + mu**2 / max(n_base, 1.0))
+                if mu >= check.min_expected and z >= check.z:
+                    best = min(best, float(rate))
+                    break
+        return best
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-able: the recent inputs (the baselines are rebuilt from them) and the incidents."""
         incidents = []

@@ -29,6 +29,7 @@ from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings
 
 if TYPE_CHECKING:
     from streams.alerts.plan import Plan, Series
+    from streams.alerts.scope import Scope
 
 
 @alerts_app.command("test-notify")
@@ -192,6 +193,35 @@ def alerts_backtest(
         has = f"{n} step(s) of {step_s:g} s" if n > 1 else f"one row (read as a step of {step_s:g} s)"
         warn(f"nothing could be judged: the series has {has}, and the first check that can judge ({check}) "
              f"needs {needed} ({_duration(needed * step_s)} of baseline and window)")  # fmt: skip
+    else:
+        _warn_unjudged(history, expected, detector.outage_floor())
+
+
+def _warn_unjudged(history: Series, plan: Plan | None, floor: float) -> None:
+    """Series the detector could not have judged: all zero, or too sparse for its recent rate to
+    tell an outage from noise, with no plan for them (an outside probe: an hour at 0 of a series of
+    30 a minute printed "0 alert(s)", exit 0)."""
+    import numpy as np
+
+    planned = set(plan.keys) if plan is not None else set()
+    zero, sparse = [], []
+    for key, values in history.values.items():
+        first = int(np.argmax(values > 0)) if values.any() else len(values)
+        if not values.any():
+            zero.append(key)
+        elif key not in planned and float(np.median(values[first:])) * 60 / history.step_s < floor:
+            sparse.append(key)
+
+    def names(keys: list[tuple[Scope, str]]) -> str:
+        shown = ", ".join(f"{metric} for {scope.label()}" for scope, metric in keys[:3])
+        return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    if zero:
+        warn(f"{len(zero)} series are 0 throughout ({names(zero)}): nothing to judge")
+    if sparse:
+        warn(f"{len(sparse)} series send fewer than {floor:.0f} events a minute and have no plan ({names(sparse)}): "
+             "on their recent rate alone even an outage of one is not told from noise; a --plan for them "
+             "judges their drops")  # fmt: skip
 
 
 def _duration(seconds: float) -> str:

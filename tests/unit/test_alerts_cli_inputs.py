@@ -144,6 +144,29 @@ def test_backtest_of_a_campaign_that_ends_is_quiet_given_its_schedule_and_refuse
                    "(and 1 more line(s))")  # fmt: skip
 
 
+def test_backtest_of_series_it_cannot_judge_says_so(tmp_path: Path) -> None:
+    # An outside probe: 30 orders a minute, an hour at 0, no plan: "0 alert(s)", exit 0, as if judged.
+    rows, plan = ["ts,metric,value"], ["minute,metric,expected"]
+    for i in range(240):
+        rows += [f"{iso_utc(T0 + 60 * i)},orders,{0 if 120 <= i < 180 else 30}", f"{iso_utc(T0 + 60 * i)},shares,0"]
+        plan.append(f"{iso_utc(T0 + 60 * i)},orders,30")
+    series, planned = tmp_path / "low.csv", tmp_path / "plan.csv"
+    series.write_text("\n".join(rows) + "\n")
+    planned.write_text("\n".join(plan) + "\n")
+    done = promo("alerts", "backtest", "--series", str(series), "--json")
+    assert done.returncode == 0 and done.stdout == "", done.stdout
+    assert done.stderr.splitlines() == [
+        "0 alert(s) over 240 steps of 60 s",
+        "promo: warning: 1 series are 0 throughout (shares for total): nothing to judge",
+        "promo: warning: 1 series send fewer than 33 events a minute and have no plan (orders for total): on their "
+        "recent rate alone even an outage of one is not told from noise; a --plan for them judges their drops",
+    ]
+    # With the plan it is judged, and caught.
+    done = promo("alerts", "backtest", "--series", str(series), "--plan", str(planned), "--json")
+    assert [json.loads(r)["metric"] for r in done.stdout.splitlines()] == ["orders"], done.stderr
+    assert "fewer than" not in done.stderr
+
+
 @pytest.mark.parametrize("as_json", [False, True])
 def test_backtest_of_a_series_too_short_to_judge_says_so(tmp_path: Path, as_json: bool) -> None:
     series = tmp_path / "one.csv"

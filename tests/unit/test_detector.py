@@ -749,3 +749,23 @@ def test_any_stall_gives_no_drop_and_lag_only_past_60_s(start: int, length: int,
         assert len(lags) == 1
     elif length <= 40:
         assert lags == []
+
+
+@pytest.mark.parametrize("step_s", [10.0, 60.0, 300.0])
+def test_the_outage_floor_is_where_an_unplanned_outage_starts_to_be_caught(step_s: float) -> None:
+    """`outage_floor` (what `promo alerts backtest` warns of): a steady series a little above it that
+    stops is caught on its recent rate alone; a little below it, nothing is."""
+
+    def caught(per_min: float) -> bool:
+        det = Detector(DetectorConfig(step_s=step_s))
+        n = round(3 * 3600 / step_s)
+        alerts = []
+        for i in range(n):
+            value = 0.0 if i >= n * 2 // 3 else per_min * step_s / 60
+            at = T0 + (i + 1) * step_s
+            alerts += det.step(Step(at, at, 0.0, {(Scope(), "orders"): value}))
+        return any(a.kind == "drop" for a in alerts)
+
+    floor = Detector(DetectorConfig(step_s=step_s)).outage_floor()
+    assert 0 < floor < 100
+    assert caught(floor * 1.1) and not caught(floor * 0.9)
