@@ -125,14 +125,20 @@ class _Deadline:
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
         expired = _EXCHANGE.expired = threading.Event()  # `send` reads it in this thread
-        # urllib drops the connection's reference to its socket once the answer's headers are in; a
-        # timer outliving an answer read in time shuts a socket already closed: a no-op.
-        watchdog = threading.Timer(self.timeout, _shut, (self.sock, expired))
+        # urllib drops the connection's reference to its socket once the answer's headers are in, so
+        # the timer holds it; `send` cancels the timer when the answer is in. (Not covered: an HTTPS
+        # proxy's answer to CONNECT, read before this.)
+        watchdog = _EXCHANGE.watchdog = threading.Timer(self.timeout, _shut, (self.sock, expired))
         watchdog.daemon = True
         watchdog.start()
 
 
 _EXCHANGE = threading.local()  # the deadline of the exchange under way in this thread
+
+
+def _expired() -> bool:
+    expired = getattr(_EXCHANGE, "expired", None)
+    return expired is not None and expired.is_set()
 
 
 def _shut(sock: socket.socket, expired: threading.Event) -> None:
@@ -327,19 +333,23 @@ def send(
     detail = ""
     for attempt in range(1, attempts + 1):
         req = robot.request(message, clock())
-        _EXCHANGE.expired = None
+        _EXCHANGE.expired = _EXCHANGE.watchdog = None
+        timed_out = f"TimeoutError: no whole answer within {timeout_s:g} s"
         try:
             http = urllib.request.Request(req.url, data=req.body, headers=dict(req.headers), method="POST")  # noqa: S310
             with _NO_REDIRECTS.open(http, timeout=timeout_s) as resp:
                 body = resp.read(ANSWER_MAX)
-            if _EXCHANGE.expired is not None and _EXCHANGE.expired.is_set():
-                raise TimeoutError(f"no whole answer within {timeout_s:g} s")
-            ok, detail = _answer_ok(robot.kind, resp.status, body)
+            # Shut by the deadline: what was read (a status line, half the headers) is no answer.
+            ok, detail = (False, timed_out) if _expired() else _answer_ok(robot.kind, resp.status, body)
         except urllib.error.HTTPError as exc:  # a redirect too: it would re-send as a GET, credentials and all
             ok, detail = False, f"HTTP {exc.code}"
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            ok, detail = False, f"{type(reason).__name__}: {reason}"
+            # A webhook silent until the deadline shut it reads "remote end closed": it is a timeout.
+            ok, detail = False, timed_out if _expired() else f"{type(reason).__name__}: {reason}"
+        finally:
+            if _EXCHANGE.watchdog is not None:
+                _EXCHANGE.watchdog.cancel()
         detail = robot.redact(detail, *req.secrets)
         if ok:
             return Outcome(robot.name, True, attempt, detail)

@@ -28,7 +28,7 @@ import typer
 from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from, warn
 
 if TYPE_CHECKING:
-    from streams.alerts.plan import Plan, Series
+    from streams.alerts.plan import FloatArray, Plan, Series
     from streams.alerts.scope import Scope
 
 
@@ -128,7 +128,8 @@ def alerts_backtest(
     once, as it ended; a plan that does not overlap the series is refused, one that covers part of
     it is warned of, and a series too short for any check to judge says so. `--campaigns` gives the
     schedule the live detector has from `promo campaigns import`: a campaign's scheduled end is not a
-    drop (its series may stop there), and one that sends nothing after its start is an alert."""
+    drop of the campaign or its channels (their series may stop there; the total, which loses it, is
+    judged as live), and one that sends nothing after its start is an alert."""
     import json
 
     from streams.alerts.detector import Detector, DetectorConfig, Step, replay
@@ -156,6 +157,8 @@ def alerts_backtest(
         )
     except PlanError as exc:
         fail(f"{series}: {exc}")
+    if campaigns is not None:
+        _check_schedule_meets(campaigns, schedule, history)
     expected = None
     if plan is not None:
         try:
@@ -194,23 +197,62 @@ def alerts_backtest(
         warn(f"nothing could be judged: the series has {has}, and the first check that can judge ({check}) "
              f"needs {needed} ({_duration(needed * step_s)} of baseline and window)")  # fmt: skip
     else:
-        _warn_unjudged(history, expected, detector.outage_floor())
+        _warn_unjudged(history, expected, detector.outage_floor(), {(a.scope, a.metric or "") for a in alerts})
 
 
-def _warn_unjudged(history: Series, plan: Plan | None, floor: float) -> None:
+def _check_schedule_meets(path: Path, schedule: dict[str, tuple[float | None, float | None]], history: Series) -> None:
+    """A campaign's schedule must meet what it sent: one ending before its first count (a wrong
+    day, Z written for +08:00) kept every row of it from being judged, and the backtest said
+    "0 alert(s)" (a review)."""
+    import numpy as np
+
+    from streams.alerts.plan import iso_utc
+
+    sent: dict[str, list[float]] = {}
+    for (scope, _), values in history.values.items():
+        counts = np.flatnonzero(values > 0)
+        if scope.campaign_id in schedule and len(counts):
+            span = sent.setdefault(scope.campaign_id, [math.inf, -math.inf])
+            span[0] = min(span[0], history.t0 + counts[0] * history.step_s)
+            span[1] = max(span[1], history.t0 + (counts[-1] + 1) * history.step_s)
+    for campaign, (first, last) in sorted(sent.items()):
+        starts, ends = schedule[campaign]
+        if ends is not None and ends <= first:
+            fail(f"{path}: {campaign!r} ends {iso_utc(ends)}, before anything it sent in the series (from "
+                 f"{iso_utc(first)}): none of it would be judged (another day, or Z written for +08:00?)")  # fmt: skip
+        if starts is not None and starts >= last:
+            fail(f"{path}: {campaign!r} starts {iso_utc(starts)}, after everything it sent in the series (to "
+                 f"{iso_utc(last)}): none of it would be judged (another day, or Z written for +08:00?)")  # fmt: skip
+
+
+def _warn_unjudged(history: Series, plan: Plan | None, floor: float, alerted: set[tuple[Scope, str]]) -> None:
     """Series the detector could not have judged: all zero, or too sparse for its recent rate to
     tell an outage from noise, with no plan for them (an outside probe: an hour at 0 of a series of
-    30 a minute printed "0 alert(s)", exit 0)."""
+    30 a minute printed "0 alert(s)", exit 0). A series' rate is its median while it sent (from its
+    first count to its last: not a campaign's time after its end, nor a tail of outage), and a series
+    that raised an alert was judged. A channel (its share of its campaign) and a metric beside its
+    scope's interactions (orders per interaction) have other yardsticks than their recent rate."""
     import numpy as np
+
+    def rate(values: FloatArray) -> float:
+        sent = np.flatnonzero(values > 0)
+        return float(np.median(values[sent[0] : sent[-1] + 1])) * 60 / history.step_s if len(sent) else 0.0
 
     planned = set(plan.keys) if plan is not None else set()
     zero, sparse = [], []
-    for key, values in history.values.items():
-        first = int(np.argmax(values > 0)) if values.any() else len(values)
+    for (scope, metric), values in history.values.items():
+        if (scope, metric) in alerted:
+            continue
+        clicks = history.values.get((scope, "interactions"))
         if not values.any():
-            zero.append(key)
-        elif key not in planned and float(np.median(values[first:])) * 60 / history.step_s < floor:
-            sparse.append(key)
+            zero.append((scope, metric))
+        elif (
+            (scope, metric) not in planned
+            and scope.channel is None
+            and (metric == "interactions" or clicks is None or rate(clicks) < floor)
+            and rate(values) < floor
+        ):
+            sparse.append((scope, metric))
 
     def names(keys: list[tuple[Scope, str]]) -> str:
         shown = ", ".join(f"{metric} for {scope.label()}" for scope, metric in keys[:3])
@@ -812,7 +854,7 @@ def plan_from_day(
 
     from streams.alerts.detector import METRICS, Scope
     from streams.alerts.messages import SHANGHAI
-    from streams.alerts.plan import plan_from_series
+    from streams.alerts.plan import PlanError, parse_plan_csv, plan_from_series
 
     def midnight(text: str, flag: str) -> float:
         try:
@@ -843,6 +885,10 @@ def plan_from_day(
             fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
         _warn_if_past(f"the plan for {for_day}", max(row.minute for row in plan.rows()) + 60)  # as stored: no 0 rows
         text = plan.to_csv()
+        try:  # checked before it is written anywhere (--out, the store)
+            parse_plan_csv(text)
+        except PlanError as exc:
+            fail(f"the plan made from {day} does not parse, so it was not written: {exc}")
         # A day the pipeline saw part of makes a plan that expects nothing in the rest (a review: 9
         # minutes stored, "220 series", exit 0): say how much of the day it is.
         minutes = sorted({int((row[2] - source) // 60) for row in rows})

@@ -134,6 +134,17 @@ def test_backtest_of_a_campaign_that_ends_is_quiet_given_its_schedule_and_refuse
     # c1's end is no drop of c1 (nor of the total: a third of it gone is no outage on its recent rate);
     # c3, scheduled from 17:00, sent nothing: critical, as the live detector says it.
     assert [(a["campaign_id"], a["basis"], a["severity"]) for a in alerts] == [("c3", "schedule", "critical")], alerts
+    assert done.stderr == "1 alert(s) over 180 steps of 60 s\n", done.stderr  # c1 judged while it ran: no warning
+    # A schedule that misses all c1 sent (a review: an end before its first count judged none of it,
+    # "0 alert(s)") is refused; so is a start after its last.
+    for rows, said in (
+        ([f"c1,主会场,,{iso_utc(T0 - 3600)}"], "'c1' ends 2026-11-10T15:00:00Z, before anything it sent"),
+        ([f"c1,主会场,,{iso_utc(T0 + 7200)}", f"c2,二号,{iso_utc(T0 + 4 * 3600)},"],
+         "'c2' starts 2026-11-10T20:00:00Z, after everything it sent"),
+    ):  # fmt: skip
+        off = tmp_path / "off.csv"
+        off.write_text("campaign_id,name,starts_at,ends_at\n" + "\n".join(rows) + "\n")
+        one_line_error(promo("alerts", "backtest", "--series", str(series), "--campaigns", str(off)), said)
     early = tmp_path / "early.csv"  # a schedule ending after the series stopped does not excuse the gap
     early.write_text(f"campaign_id,name,starts_at,ends_at\nc1,主会场,,{iso_utc(T0 + 7800)}\n")
     one_line_error(promo("alerts", "backtest", "--series", str(series), "--campaigns", str(early)),

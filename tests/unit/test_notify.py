@@ -369,8 +369,8 @@ def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_pat
 
 
 @contextlib.contextmanager
-def _dripping(headers: bytes) -> Iterator[str]:
-    """A loopback webhook that sends `headers` at once, then a byte every 0.5 s (until closed)."""
+def _dripping(headers: bytes, drip: bytes = b" ") -> Iterator[str]:
+    """A loopback webhook that sends `headers` at once, then `drip` every 0.5 s (until closed)."""
     import socket
     import time
 
@@ -382,7 +382,7 @@ def _dripping(headers: bytes) -> Iterator[str]:
             conn.recv(65536)
             conn.sendall(headers)
             while not stop.is_set():
-                conn.sendall(b" ")
+                conn.sendall(drip)
                 time.sleep(0.5)
 
     def serve() -> None:
@@ -397,17 +397,28 @@ def _dripping(headers: bytes) -> Iterator[str]:
         yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
     finally:
         stop.set()
+        with contextlib.suppress(OSError):
+            server.shutdown(socket.SHUT_RDWR)  # wakes the accept
         server.close()
         thread.join(5)
 
 
-@pytest.mark.parametrize("headers", [b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b"HTTP/1.1 200 OK\r\nX-A: "],
-                         ids=["body", "headers"])  # fmt: skip
-def test_a_webhook_that_answers_a_byte_at_a_time_is_a_timed_out_attempt(headers: bytes) -> None:
+@pytest.mark.parametrize(
+    ("headers", "drip"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", b" "),
+        (b"HTTP/1.1 200 OK\r\nX-A: ", b" "),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n100\r\n", b" "),
+        (b"", b""),
+    ],
+    ids=["body", "headers", "chunked", "silent"],
+)
+def test_a_webhook_that_answers_a_byte_at_a_time_is_a_timed_out_attempt(headers: bytes, drip: bytes) -> None:
     # An outside probe: a 200 with a 100 kB body sent a byte every 2 s held test-notify for hours, each
     # read inside its timeout. The whole answer must come within the timeout; what came is no answer
-    # (cut in its headers, it read as a 200 with no body: delivered).
-    with _dripping(headers) as url:
+    # (cut in its headers, it read as a 200 with no body: delivered). A silent webhook is a timeout
+    # too, not "the remote end closed" (a review: the deadline shuts the socket first).
+    with _dripping(headers, drip) as url:
         outcome = send(Robot("webhook", url), MESSAGE, attempts=2, timeout_s=1.0, backoff_s=0.01)
     assert not outcome.ok and outcome.attempts == 2, outcome
     assert outcome.detail == "TimeoutError: no whole answer within 1 s", outcome
