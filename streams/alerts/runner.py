@@ -169,7 +169,7 @@ def build_step(
     """The detector's input: every known leaf (a silent one counts 0: a channel that stopped is the
     news), its campaign and the total, per metric."""
     values: dict[tuple[Scope, str], float] = {}
-    for leaf in {*known, *leaves}:
+    for leaf in sorted({*known, *leaves}):  # in order: the detector numbers scopes as it first meets them
         counts = leaves.get(leaf)
         campaign, channel = leaf
         for scope in (Scope(campaign, channel), Scope(campaign), Scope()):
@@ -368,13 +368,18 @@ class AlertRunner:
             self.last_tick = now
             self._save(now)
             return []
-        await self.call(alert_store.log_inputs, self.store, now, settled_until, lag_s, leaves)
+        # The known leaves that sent nothing are logged as 0 too: the detector sees them so (a channel
+        # that stopped is the news), and a replay without them judged a different step (an outside
+        # probe: live resolved an incident that the replay of the same evaluations left firing).
+        known = sorted({(c, ch) for c, ch, _ in self.feed.seen})
+        zero = [0.0] * len(METRICS)
+        logged = {**{leaf: zero for leaf in known if leaf not in leaves}, **leaves}
+        await self.call(alert_store.log_inputs, self.store, now, settled_until, lag_s, logged)
         notes = await self.call(alert_store.read_silences, self.store, self.last_tick or now - EVERY_S)
         changed: list[Alert] = []
         for note in notes:
             if note.kind == "note" and note.created_at > self.last_tick:  # its open incidents resolve
                 changed += self.detector.reset(Scope(note.campaign_id or None, note.channel or None), now)
-        known = sorted({(c, ch) for c, ch, _ in self.feed.seen})
         changed += self.detector.step(build_step(now, settled_until, lag_s, leaves, known))
         if changed:
             rows = [alert_store.AlertRow.of(a, self.source) for a in changed]
