@@ -105,6 +105,12 @@ class Settings:
             raise ConfigError(f"broker must look like kafka://host:port, got {shown!r}")
         if "@" in self.broker:  # the Kafka clients would take it for the host, and say it in their errors
             raise ConfigError(f"broker must be kafka://host:port without user:password, got {shown!r}")
+        for url in self.broker.split(";"):
+            # The clients read a port that is no number as a traceback, and `:-1` as the default 9092
+            # (another broker's, if one listens there): an outside probe.
+            host, _, port = url.removeprefix("kafka://").rpartition(":")
+            if not host.strip("[]") or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ConfigError(f"broker must be kafka://host:port with a port from 1 to 65535, got {shown!r}")
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")

@@ -76,9 +76,11 @@ def _eval_hours(value: float) -> float:
 
 @alerts_app.command("eval")
 def alerts_eval(
-    days: Annotated[int, typer.Option(help="held-out sale days scored (>= 30 for false alarms)", min=1)] = 30,
-    seed: Annotated[int, typer.Option(help="the first test day's seed (training days have their own)")] = 20261111,
-    train_days: Annotated[int, typer.Option(help="sale days the baseline rules are tuned on", min=1)] = 10,
+    days: Annotated[int, typer.Option(help="held-out sale days scored (>= 30 for false alarms)", min=1, max=1000)] = 30,
+    seed: Annotated[
+        int, typer.Option(help="the first test day's seed (training days have their own)", min=0)
+    ] = 20261111,
+    train_days: Annotated[int, typer.Option(help="sale days the baseline rules are tuned on", min=1, max=1000)] = 10,
     hours: Annotated[
         float, typer.Option(help="hours a day, 1 to 24 (24; less for a quick look)", callback=_eval_hours)
     ] = 24.0,

@@ -45,7 +45,7 @@ def simulate(
     scenario: Annotated[str, typer.Option(help="the traffic shape: double11, 618 or sale-day")] = "double11",
     rate: Annotated[float, typer.Option(help="average events per second (0: as fast as possible)")] = 2000.0,
     duration: Annotated[float, typer.Option(help="seconds of sending")] = 30.0,
-    seed: Annotated[int, typer.Option(help="random seed: same seed, same stream")] = 11,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same stream", min=0)] = 11,
     truth: Annotated[Path | None, typer.Option(help="write the ground-truth totals (JSON) here")] = None,
     existing: Annotated[Path | None, typer.Option(help="write the existing buyers (one a line) here")] = None,
     import_existing: Annotated[bool, typer.Option(help="also import the existing buyers")] = True,
@@ -93,6 +93,13 @@ def simulate(
     _check_writable(existing, "--existing")
     settings = settings_from(broker=broker, topic_prefix=topic_prefix, partitions=partitions)
     if scenario == "sale-day":
+        # Its own shape and noise: options of the other scenarios would be ignored in silence.
+        ignored = [flag for flag, value, default in (
+            ("--rate", rate, 2000.0), ("--duplicate-rate", duplicate_rate, 0.02),
+            ("--out-of-order-rate", out_of_order_rate, 0.05), ("--late-rate", late_rate, 0.005),
+            ("--malformed-rate", malformed_rate, 0.01)) if value != default]  # fmt: skip
+        if ignored:
+            fail(f"{', '.join(ignored)} go with --scenario double11 or 618; the sale day has its own (--scale)")
         _check_writable(labels, "--labels")
         _sale_day(settings, incidents, labels, at, duration, scale, seed, truth, existing, import_existing)
         return
@@ -152,13 +159,23 @@ def _sale_day(
         fail(f"--duration must be at least {STEP_S:g} s for the sale day (it is sent in {STEP_S:g} s buckets)")
     if not 0 < scale < math.inf:
         fail("--scale must be a positive number")
+    # The slice is built in memory before it is sent, as the other scenarios' stream (MAX_EVENTS): the
+    # 00:00 surge is up to 16x the eve, and every event brings some shares and orders.
+    if scale * 16 * 1.5 * duration / 60 > MAX_EVENTS:
+        fail(f"--scale x --duration could be over {MAX_EVENTS:,} events at the 00:00 surge; at most that in one run")
     config = DayConfig(seed=seed, base_rate=scale, stalls=0, late_partitions=0)
     if not config.start <= start < config.start + config.hours * 3600:
         first = dt.datetime.fromtimestamp(config.start, dt.UTC).isoformat()
         fail(f"--at must fall in the simulated day ({config.hours:g} h from {first})")
-    found = _incidents(incidents, config, start, start + duration) if incidents is not None else []
+    sent_to = start + duration // STEP_S * STEP_S  # whole 10 s buckets: an incident after the last is in no event
+    found = _incidents(incidents, config, start, sent_to) if incidents is not None else []
     config = dataclasses.replace(config, incidents=tuple(found))
     day = make_day(config)
+    for i, incident in enumerate(found):  # a label for traffic that is not there is a label of nothing
+        runs = day.schedule.get(incident.scope.campaign_id or "", (None, None))
+        if (runs[0] is not None and incident.end <= runs[0]) or (runs[1] is not None and incident.start >= runs[1]):
+            fail(f"{incidents}: incident {i}: campaign {incident.scope.campaign_id!r} is not running then "
+                 f"(it runs {_span_text(runs)})")  # fmt: skip
     sim = slice_records(day, start, start + duration, partitions=settings.partitions, seed=seed)
     began = time.time()
 
@@ -190,13 +207,13 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
     from streams.kit.saleday import Incident
 
     try:
-        docs = json.loads(read_input(path, "incidents"))
+        docs = json.loads(read_input(path, "incidents").removeprefix("\ufeff"))  # a BOM, as the CSV readers drop it
     except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than the parser goes
         fail(f"{path}: not a JSON list of incidents ({str(exc)[:200] or 'nested too deep'})")
     if not isinstance(docs, list):
         fail(f"{path}: not a JSON list of incidents (a {type(docs).__name__})")
     campaigns = {f"c{i + 1:02d}" for i in range(config.campaigns)}  # as make_day names them
-    found = []
+    found: list[Incident] = []
     for i, doc in enumerate(docs):
         try:
             incident = Incident.from_json(doc, config.channels)
@@ -210,9 +227,24 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
         if not (incident.start < end and incident.end > start):
             when = iso_utc(incident.start) if abs(incident.start) < 2.5e11 else f"{incident.start:g} (epoch s)"
             fail(f"{path}: incident {i}: {when} for {incident.duration:g} s is outside the "
-                 f"slice sent (--at {iso_utc(start)} for {end - start:g} s)")  # fmt: skip
+                 f"slice sent (--at {iso_utc(start)} for {end - start:g} s, in whole 10 s buckets)")  # fmt: skip
+        # Two at once on one metric of a scope (or of a scope and one under it) multiply: each label
+        # would say its own depth of a fall that is deeper (a probe: 20,000 of 0.1% made an outage).
+        for j, other in enumerate(found):
+            shared = set(incident.metrics) & set(other.metrics)
+            nested = incident.scope.encloses(other.scope) or other.scope.encloses(incident.scope)
+            if shared and nested and incident.start < other.end and other.start < incident.end:
+                fail(f"{path}: incident {i} overlaps incident {j} on {sorted(shared)[0]} of "
+                     f"{incident.scope.label()} / {other.scope.label()}: their depths would multiply")  # fmt: skip
         found.append(incident)
     return found
+
+
+def _span_text(runs: tuple[float | None, float | None]) -> str:
+    from streams.alerts.plan import iso_utc
+
+    return (f"{iso_utc(runs[0]) if runs[0] is not None else 'from the day start'} to "
+            f"{iso_utc(runs[1]) if runs[1] is not None else 'the day end'}")  # fmt: skip
 
 
 MAX_EVENTS = 50_000_000  # events one `promo simulate` run may build (a few GB of records)

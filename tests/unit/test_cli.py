@@ -69,6 +69,16 @@ def test_every_command_has_help(command: list[str]) -> None:
     ("args", "env", "message"),
     [
         pytest.param(["totals"], {"PROMO_BROKER": "localhost:9092"}, "broker must look like kafka://", id="bad-broker"),
+        # An outside probe: a port that is no number was a traceback, and `:-1` read as 9092.
+        *(
+            pytest.param(
+                ["simulate", "--duration", "1", "--rate", "10"],
+                {"PROMO_BROKER": f"kafka://127.0.0.1:{port}"},
+                "broker must be kafka://host:port with a port from 1 to 65535",
+                id=f"broker-port-{port}",
+            )
+            for port in ("notaport", "99999", "-1", "")
+        ),
         pytest.param(
             ["totals"], {"PROMO_PARTITIONS": "many"}, "PROMO_PARTITIONS='many' is not a valid value", id="bad-int"
         ),
@@ -345,10 +355,19 @@ def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(args: list[str]
         ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": "0.5"}]',
          "incident 0: depth must be a number in (0, 1], not the text '0.5'"),
         ('[{"scope": "", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 1}]', "incident 0: a scope"),
+        # An outside probe: accepted, and labelled with a depth the traffic did not show.
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 0.5},'
+         ' {"scope": "c01/wechat", "metrics": ["orders"], "start": "2026-11-10T15:55:40Z", "duration": 60,'
+         ' "depth": 0.5}]',
+         "incident 1 overlaps incident 0 on orders of c01/wechat / c01: their depths would multiply"),
+        ('[{"scope": "c07", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 0.5}]',
+         "incident 0: campaign 'c07' is not running then (it runs 2026-11-11T12:00:00Z to 2026-11-11T14:30:00Z)"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:56:02Z", "duration": 60, "depth": 0.5}]',
+         "incident 0: 2026-11-10T15:56:02Z for 60 s is outside the slice sent (--at 2026-11-10T15:55:00Z for 60 s,"),
     ],
     ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
          "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits", "depth-text",
-         "scope-empty"],
+         "scope-empty", "overlap", "not-running", "after-the-last-bucket"],
 )  # fmt: skip
 def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
     tmp_path: Path, incidents: str, message: str
@@ -537,3 +556,15 @@ def test_a_worker_whose_web_port_is_taken_says_so_in_one_line(tmp_path: Path) ->
                        "--clickhouse", store, env={"PROMO_DATA_DIR": str(tmp_path)})  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"promo: error: the worker's web port 127.0.0.1:{port} is in use"), result.stderr
+
+
+def test_an_incidents_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    # An outside probe: refused ("Unexpected UTF-8 BOM") where the CSV readers drop it.
+    from streams.cli.data import _incidents
+    from streams.kit.saleday import DayConfig
+
+    path = tmp_path / "bom.json"
+    path.write_text('\ufeff[{"scope": "c01", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 0.5}]')
+    config = DayConfig(seed=11)
+    (found,) = _incidents(path, config, config.start, config.start + 86400)
+    assert found.scope.campaign_id == "c01" and found.depth == 0.5

@@ -82,7 +82,11 @@ def test_incident_json_round_trip_and_errors() -> None:
      ({"depth": "0.5"}, r"^depth must be a number in \(0, 1\], not the text '0.5'$"),
      ({"duration": True}, r"^duration must be seconds > 0 \(finite\), not True$"),
      ({"duration": 10**400}, r"^duration must be seconds > 0"), ({"kind": 5}, r"^kind is text"),
-     ({"scope": ""}, "empty part"), ({"shape": ["ramp"]}, r"^shape must be one of")],
+     ({"scope": ""}, "empty part"), ({"shape": ["ramp"]}, r"^shape must be one of"),
+     # An outside probe: labels that said another depth than the traffic fell by.
+     ({"metrics": ["orders", "orders"]}, r"^metrics lists one twice"),
+     ({"shape": "ramp", "ramp_s": 6000}, r"^ramp_s 6000 is longer than the duration 60: it would never reach"),
+     ({"ramp_s": 30}, r"^ramp_s goes with shape 'ramp', not 'step'")],
 )  # fmt: skip
 def test_an_incident_that_can_never_apply_is_refused(change: dict[str, object], message: str) -> None:
     doc = {"scope": "c01/wechat", "start": MIDNIGHT, "duration": 60, "depth": 1.0}
