@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streams.alerts.freshness import Beat, Lag, fleet_lag_of
+from streams.contract.ids import has_control
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
 if TYPE_CHECKING:
@@ -282,6 +283,8 @@ class Silence:
             ) from None
         if silence.kind not in ("silence", "note"):
             raise ValueError(f"kind must be silence or note, not {silence.kind!r}")
+        if has_control(silence.reason) or has_control(silence.created_by):
+            raise ValueError("reason and created_by are one line of text, no control character")
         if silence.metric not in ("", *ALERT_METRICS):
             raise ValueError(f"metric must be one of {', '.join(ALERT_METRICS)}, not {silence.metric!r}")
         now = time.time() if now is None else now

@@ -299,7 +299,7 @@ def _check_plan_covers(path: Path, plan: Plan, history: Series) -> None:
 class Tables(Protocol):
     where: str
 
-    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]: ...
+    def alerts(self, since_s: float | None, firing: bool, source: str = "live") -> list[dict[str, Any]]: ...
     def ack(self, alert_id: str, by: str) -> dict[str, Any] | None: ...
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]: ...
     def silences(self) -> list[dict[str, Any]]: ...
@@ -336,8 +336,9 @@ class OwnerTables:
         except (urllib.error.URLError, OSError, ValueError) as exc:
             fail(f"the worker at {self.url} did not answer: {exc}")
 
-    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]:
-        query = {k: v for k, v in {"since_s": since_s, "firing": "1" if firing else None}.items() if v is not None}
+    def alerts(self, since_s: float | None, firing: bool, source: str = "live") -> list[dict[str, Any]]:
+        query = {k: v for k, v in {"since_s": since_s, "firing": "1" if firing else None, "source": source}.items()
+                 if v is not None}  # fmt: skip
         rows: list[dict[str, Any]] = self._call(f"/api/alerts?{urllib.parse.urlencode(query)}")
         return rows
 
@@ -382,10 +383,10 @@ class DirectTables:
     def __init__(self, store: Any, where: str) -> None:
         self.store, self.where = store, where
 
-    def alerts(self, since_s: float | None, firing: bool) -> list[dict[str, Any]]:
+    def alerts(self, since_s: float | None, firing: bool, source: str = "live") -> list[dict[str, Any]]:
         from streams.alerts import store as alert_store
 
-        return alert_store.read_alerts(self.store, since_s=since_s, firing_only=firing)
+        return alert_store.read_alerts(self.store, since_s=since_s, source=source, firing_only=firing)
 
     def ack(self, alert_id: str, by: str) -> dict[str, Any] | None:
         from streams.alerts import store as alert_store
@@ -568,21 +569,28 @@ def list_alerts(
     ] = None,
     firing: Annotated[bool, typer.Option("--firing", help="only incidents not resolved")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object a line (promo.alerts' fields)")] = False,
+    source: Annotated[
+        str, typer.Option("--source", help="live (the detector's), or replay (what `alerts replay --write` stored)")
+    ] = "live",
     clickhouse: ClickHouseOpt = None,
 ) -> None:
-    """The incidents the live detector raised, newest first (still-firing ones whatever their age)."""
+    """The incidents the live detector raised, newest first (still-firing ones whatever their age);
+    `--source replay`: those the last `promo alerts replay --write` over their time stored."""
     from streams.alerts.plan import iso_utc
 
     now = time.time()
     since_s = parse_time(since, "--since", now) if since is not None else now - 86400  # "" is refused, not 24 h
     if since_s > now:  # `+30m` reads as "in 30 minutes": nothing can have fired since then
         fail(f"--since is in the future ({iso_utc(int(since_s))}; now {iso_utc(int(now))}): give a past time")
+    if source not in ("live", "replay"):
+        fail(f"--source is live or replay, not {source!r}")
     with alert_tables(clickhouse) as tables:
-        rows = tables.alerts(since_s, firing)
+        rows = tables.alerts(since_s, firing, source)
         where = tables.where
+    how = "the detector runs with `--alerts`" if source == "live" else "`promo alerts replay --write` stores them"
     print_alerts(rows, as_json, f"store: {where}",
-                 f"no {'firing ' if firing else ''}alerts since {iso_utc(int(since_s))} in {where} (the detector "
-                 "runs with `--alerts`)")  # fmt: skip
+                 f"no {'firing ' if firing else ''}{'replayed ' if source == 'replay' else ''}alerts since "
+                 f"{iso_utc(int(since_s))} in {where} ({how})")  # fmt: skip
 
 
 @alerts_app.command("ack")
@@ -644,6 +652,11 @@ def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: f
         fail(f"--metric must be one of {', '.join(ALERT_METRICS)}, not {metric!r}")
     if not reason.strip():
         fail("--reason must say why (it is shown to the next person on shift)")
+    from streams.contract.ids import has_control
+
+    # One line of text: a line break made the listing's next line look like another silence.
+    if has_control(reason.strip()) or len(reason.strip()) > 500:
+        fail("--reason is one line of at most 500 characters, no line break or other control character")
     _, campaign, channel = scope
     return {
         "kind": kind,

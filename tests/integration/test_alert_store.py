@@ -120,6 +120,9 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
         (("silence", "--scope", "c01/", "--until", "+1h", "--reason", "x"), "no empty part"),
         (("note", "--scope", "/wechat", "--reason", "x"), "no empty part"),
         (("unsilence", "nope"), "no silence 'nope'"),
+        # An outside probe: a line break made the listing's next line look like another silence.
+        (("silence", "--scope", "c01", "--until", "+1h", "--reason", "line one\nline two"), "--reason is one line"),
+        (("note", "--scope", "c01", "--reason", "x" * 501), "at most 500 characters"),
     ):
         bad = promo(*args)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and message in bad.stderr, bad.stderr

@@ -107,7 +107,8 @@ def _silence_doc(**change: object) -> dict[str, object]:
      ({"channel": "we/chat"}, "no scope"), ({"campaign_id": "", "channel": "app"}, "empty part"),
      ({"campaign_id": "c01/"}, "empty part"), ({"metric": "clicks"}, "metric"),
      ({"created_at": float("inf")}, "created_at"), ({"kind": "lift"}, "kind"),
-     ({"until": 10**400}, "a silence needs")],
+     ({"until": 10**400}, "a silence needs"), ({"reason": "a\nb"}, "one line of text"),
+     ({"created_by": "ops\x07"}, "one line of text")],
 )  # fmt: skip
 def test_a_silence_from_json_is_checked_as_the_worker_gets_it(change: dict[str, object], message: str) -> None:
     assert Silence.from_doc(_silence_doc(), now=T0).until == T0 + 3600

@@ -333,3 +333,29 @@ def test_replay_that_finds_nothing_says_so_on_stderr(tmp_path: Path) -> None:
     listed = promo("alerts", "list", "--since", iso_utc(now - 60), "--clickhouse", f"chdb://{store}")
     assert listed.returncode == 0 and listed.stdout == "", listed.stdout
     assert listed.stderr.startswith(f"store: {store}\nno alerts since {iso_utc(now - 60)} in {store}"), listed.stderr
+
+
+def test_what_replay_write_stored_is_listed_with_source_replay(tmp_path: Path) -> None:
+    # An outside probe: `replay --write` stored rows that no command showed (`list` reads live ones).
+    import time
+
+    now = int(time.time()) // 60 * 60 - 900  # recent: the inputs' TTL drops old rows on insert
+    store = write_store(tmp_path / "store", f"""
+        from streams.alerts import store as s
+        for i in range(60):  # 10 minutes of 600 interactions a minute, then nothing for 2 minutes
+            n = 100 if i < 48 else 0
+            s.log_inputs(store, {now} + 10 * i, {now} + 10 * i - 5, 1.0, {{("c1", "wechat"): [n, 0, 0, 0, 0]}})
+    """)  # fmt: skip
+    span = ("--from", iso_utc(now - 60), "--to", iso_utc(now + 700), "--clickhouse", f"chdb://{store}")
+    written = promo("alerts", "replay", *span, "--write", "--json")
+    assert written.returncode == 0, written.stderr
+    replayed = [json.loads(line) for line in written.stdout.splitlines()]
+    assert replayed and {r["source"] for r in replayed} == {"replay"}, replayed
+    listed = promo("alerts", "list", "--source", "replay", "--json", "--since", iso_utc(now - 60),
+                   "--clickhouse", f"chdb://{store}")  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert {r["id"] for r in map(json.loads, listed.stdout.splitlines())} == {r["id"] for r in replayed}
+    live = promo("alerts", "list", "--json", "--since", iso_utc(now - 60), "--clickhouse", f"chdb://{store}")
+    assert live.returncode == 0 and live.stdout == "", live.stdout  # the live detector raised none of them
+    one_line_error(promo("alerts", "list", "--source", "backtest", "--clickhouse", f"chdb://{store}"),
+                   "--source is live or replay, not 'backtest'")  # fmt: skip
