@@ -21,6 +21,24 @@ from streams.errors import ConfigError
 ENV_PREFIX = "PROMO_"
 
 
+def _broker_problem(hostport: str) -> bool:
+    """Is `host[:port]` (an IPv6 host in brackets) no broker address?"""
+    if hostport.startswith("["):
+        host, _, rest = hostport[1:].partition("]")
+        if not rest:
+            return not host
+        if not rest.startswith(":"):
+            return True
+        port = rest[1:]
+    elif hostport.count(":") > 1 or "," in hostport:
+        return True  # IPv6 without brackets, or a list inside one URL
+    else:
+        host, _, port = hostport.partition(":")
+        if ":" not in hostport:
+            return not host
+    return not host or not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)
+
+
 @dataclass(frozen=True)
 class Secret:
     """A string that does not print itself."""
@@ -107,10 +125,10 @@ class Settings:
             raise ConfigError(f"broker must be kafka://host:port without user:password, got {shown!r}")
         for url in self.broker.split(";"):
             # The clients read a port that is no number as a traceback, and `:-1` as the default 9092
-            # (another broker's, if one listens there): an outside probe.
-            host, _, port = url.removeprefix("kafka://").rpartition(":")
-            if not host.strip("[]") or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise ConfigError(f"broker must be kafka://host:port with a port from 1 to 65535, got {shown!r}")
+            # (another broker's, if one listens there): an outside probe. No port is 9092, as before.
+            if _broker_problem(url.removeprefix("kafka://")):
+                raise ConfigError(f"broker must be kafka://host:port (port 1-65535; several: "
+                                  f"kafka://a:9092;kafka://b:9092), got {shown!r}")  # fmt: skip
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")

@@ -45,7 +45,7 @@ def simulate(
     scenario: Annotated[str, typer.Option(help="the traffic shape: double11, 618 or sale-day")] = "double11",
     rate: Annotated[float, typer.Option(help="average events per second (0: as fast as possible)")] = 2000.0,
     duration: Annotated[float, typer.Option(help="seconds of sending")] = 30.0,
-    seed: Annotated[int, typer.Option(help="random seed: same seed, same stream", min=0)] = 11,
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same stream")] = 11,
     truth: Annotated[Path | None, typer.Option(help="write the ground-truth totals (JSON) here")] = None,
     existing: Annotated[Path | None, typer.Option(help="write the existing buyers (one a line) here")] = None,
     import_existing: Annotated[bool, typer.Option(help="also import the existing buyers")] = True,
@@ -142,7 +142,10 @@ def _sale_day(
     settings: Any, incidents: Path | None, labels: Path | None, at: str, duration: float, scale: float, seed: int,
     truth: Path | None, existing: Path | None, import_existing: bool,
 ) -> None:  # fmt: skip
-    from streams.alerts.plan import PlanError, parse_utc
+    import numpy as np
+
+    from streams.alerts.plan import PlanError, iso_utc, parse_utc
+    from streams.alerts.scope import METRICS
     from streams.kafka import ensure_topics
     from streams.kit.producer import send_records
     from streams.kit.saleday import STEP_S, DayConfig, make_day
@@ -167,15 +170,24 @@ def _sale_day(
     if not config.start <= start < config.start + config.hours * 3600:
         first = dt.datetime.fromtimestamp(config.start, dt.UTC).isoformat()
         fail(f"--at must fall in the simulated day ({config.hours:g} h from {first})")
-    sent_to = start + duration // STEP_S * STEP_S  # whole 10 s buckets: an incident after the last is in no event
-    found = _incidents(incidents, config, start, sent_to) if incidents is not None else []
+    if seed < 0:
+        fail(f"--seed must be 0 or more for the sale day, not {seed}")
+    found = _incidents(incidents, config, start, start + duration) if incidents is not None else []
     config = dataclasses.replace(config, incidents=tuple(found))
     day = make_day(config)
-    for i, incident in enumerate(found):  # a label for traffic that is not there is a label of nothing
-        runs = day.schedule.get(incident.scope.campaign_id or "", (None, None))
-        if (runs[0] is not None and incident.end <= runs[0]) or (runs[1] is not None and incident.start >= runs[1]):
-            fail(f"{incidents}: incident {i}: campaign {incident.scope.campaign_id!r} is not running then "
-                 f"(it runs {_span_text(runs)})")  # fmt: skip
+    # A label for traffic that was not sent labels nothing: each incident must change a bucket the
+    # slice sends (the day's own 10 s buckets; an incident acts on a bucket's middle) in which its
+    # scope expects some of a metric it hits: not after the last bucket, not on a campaign not running.
+    b0, b1 = max(0, int((start - day.t0) // STEP_S)), min(day.buckets, int((start + duration - day.t0) // STEP_S))
+    buckets = np.arange(b0, b1)
+    for i, incident in enumerate(found):
+        hit = buckets[incident.factor(day.t0 + STEP_S * (buckets + 0.5)) < 1]
+        rows = day.rate[day.index(incident.scope)][[METRICS.index(m) for m in incident.metrics]][:, hit]
+        if not (rows > 0).any():
+            fail(f"{incidents}: incident {i}: changes no traffic sent (the slice sends the 10 s buckets from "
+                 f"{iso_utc(day.t0 + b0 * STEP_S)} to {iso_utc(day.t0 + b1 * STEP_S)}; an incident acts on "
+                 f"a bucket's middle, and {incident.scope.label()} sends none of {', '.join(incident.metrics)} "
+                 "in the ones it covers: not running then?)")  # fmt: skip
     sim = slice_records(day, start, start + duration, partitions=settings.partitions, seed=seed)
     began = time.time()
 
@@ -212,6 +224,8 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
         fail(f"{path}: not a JSON list of incidents ({str(exc)[:200] or 'nested too deep'})")
     if not isinstance(docs, list):
         fail(f"{path}: not a JSON list of incidents (a {type(docs).__name__})")
+    if len(docs) > MAX_INCIDENTS:  # each is checked against the others for overlaps
+        fail(f"{path}: {len(docs):,} incidents; at most {MAX_INCIDENTS:,} in one run")
     campaigns = {f"c{i + 1:02d}" for i in range(config.campaigns)}  # as make_day names them
     found: list[Incident] = []
     for i, doc in enumerate(docs):
@@ -227,7 +241,7 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
         if not (incident.start < end and incident.end > start):
             when = iso_utc(incident.start) if abs(incident.start) < 2.5e11 else f"{incident.start:g} (epoch s)"
             fail(f"{path}: incident {i}: {when} for {incident.duration:g} s is outside the "
-                 f"slice sent (--at {iso_utc(start)} for {end - start:g} s, in whole 10 s buckets)")  # fmt: skip
+                 f"slice sent (--at {iso_utc(start)} for {end - start:g} s)")  # fmt: skip
         # Two at once on one metric of a scope (or of a scope and one under it) multiply: each label
         # would say its own depth of a fall that is deeper (a probe: 20,000 of 0.1% made an outage).
         for j, other in enumerate(found):
@@ -240,13 +254,7 @@ def _incidents(path: Path, config: Any, start: float, end: float) -> list[Any]:
     return found
 
 
-def _span_text(runs: tuple[float | None, float | None]) -> str:
-    from streams.alerts.plan import iso_utc
-
-    return (f"{iso_utc(runs[0]) if runs[0] is not None else 'from the day start'} to "
-            f"{iso_utc(runs[1]) if runs[1] is not None else 'the day end'}")  # fmt: skip
-
-
+MAX_INCIDENTS = 1000  # in one sale-day run: a day has tens
 MAX_EVENTS = 50_000_000  # events one `promo simulate` run may build (a few GB of records)
 
 

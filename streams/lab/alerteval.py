@@ -298,8 +298,10 @@ def score_day(day: SaleDay, alerts: Sequence[Fired]) -> DayResult:
             closes = [e for a in hits for s, e in a.intervals if s <= incident.end <= e + GRACE_S]
             # An alert still open when the day's data ends never resolved: the end is not its resolve
             # (an outside probe: two rules read "478 s / 518 s" on a day of one hour).
-            day_end = day.t0 + day.buckets * STEP_S
-            resolve = None if not closes or max(closes) >= day_end else max(closes) - incident.end
+            # (The detector's open alerts end a step after its last evaluation, day end + 15 s; one
+            # that resolved at that evaluation, day end + 5 s, did resolve.)
+            day_end = day.t0 + day.buckets * STEP_S + STEP_S
+            resolve = None if not closes or max(closes) > day_end else max(closes) - incident.end
         delay = None if caught is None else caught - incident.start
         result.incidents.append((incident, incident_class(day, incident), delay, coverage, resolve))
     at, _, lag = day.settled_timeline()
@@ -513,6 +515,6 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(f"{report['days']} test days (seeds {report['seed']}..{report['seed'] + report['days'] - 1}), "
                  f"rules tuned on {report['train_days']} training days (seeds {report['train_seed']}..), "
                  f"{report['campaigns']} campaigns x 6 channels x 5 metrics, {report['hours']:g} h a day, "
-                 f"{report['incidents_per_day']} incidents a day asked, {report['incidents']} placed "
-                 "(a short day has room for fewer).")  # fmt: skip
+                 f"{report['incidents_per_day']} incidents a day asked, {report['incidents']} placed over the "
+                 f"{report['days']} day(s) (a short day has room for fewer).")  # fmt: skip
     return "\n".join(lines)

@@ -74,7 +74,7 @@ def test_every_command_has_help(command: list[str]) -> None:
             pytest.param(
                 ["simulate", "--duration", "1", "--rate", "10"],
                 {"PROMO_BROKER": f"kafka://127.0.0.1:{port}"},
-                "broker must be kafka://host:port with a port from 1 to 65535",
+                "broker must be kafka://host:port (port 1-65535; several: ",
                 id=f"broker-port-{port}",
             )
             for port in ("notaport", "99999", "-1", "")
@@ -361,13 +361,19 @@ def test_standard_input_that_is_not_utf8_is_refused_as_a_file_is(args: list[str]
          ' "depth": 0.5}]',
          "incident 1 overlaps incident 0 on orders of c01/wechat / c01: their depths would multiply"),
         ('[{"scope": "c07", "start": "2026-11-10T15:55:10Z", "duration": 60, "depth": 0.5}]',
-         "incident 0: campaign 'c07' is not running then (it runs 2026-11-11T12:00:00Z to 2026-11-11T14:30:00Z)"),
-        ('[{"scope": "c01", "start": "2026-11-10T15:56:02Z", "duration": 60, "depth": 0.5}]',
-         "incident 0: 2026-11-10T15:56:02Z for 60 s is outside the slice sent (--at 2026-11-10T15:55:00Z for 60 s,"),
+         "incident 0: changes no traffic sent (the slice sends the 10 s buckets from 2026-11-10T15:55:00Z to "
+         "2026-11-10T15:56:00Z; an incident acts on a bucket's middle, and c07 sends none of interactions"),
+        # c02 starts at 16:00: the incident overlaps the slice and c02's run, but not at the same time.
+        ('[{"scope": "c02", "start": "2026-11-10T15:55:30Z", "duration": 600, "depth": 0.5}]',
+         "incident 0: changes no traffic sent"),
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:56Z", "duration": 60, "depth": 0.5}]',
+         "incident 0: changes no traffic sent"),  # after the last bucket's middle (15:55:55)
+        ('[{"scope": "c01", "start": "2026-11-10T15:55:11Z", "duration": 3, "depth": 0.5}]',
+         "incident 0: changes no traffic sent"),  # between two middles
     ],
     ids=["unknown-campaign", "outside-slice", "start-nan", "ramp-negative", "metrics-empty", "scope-empty-part",
          "no-start", "not-an-object", "not-a-list", "nested-deep", "start-1e300", "ramp-400-digits", "depth-text",
-         "scope-empty", "overlap", "not-running", "after-the-last-bucket"],
+         "scope-empty", "overlap", "not-running", "not-running-then", "after-the-last-middle", "between-middles"],
 )  # fmt: skip
 def test_sale_day_incidents_that_can_never_apply_are_one_line_exit_2(
     tmp_path: Path, incidents: str, message: str
@@ -568,3 +574,13 @@ def test_an_incidents_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> Non
     config = DayConfig(seed=11)
     (found,) = _incidents(path, config, config.start, config.start + 86400)
     assert found.scope.campaign_id == "c01" and found.depth == 0.5
+
+
+def test_a_sale_day_incident_that_hits_a_bucket_sent_is_taken(tmp_path: Path) -> None:
+    # A review: --at 15:55:05 for 15 s sends the day's bucket [15:55:10, 15:55:20), which an incident
+    # at 15:55:15 for 5 s hits (its middle): it was refused as after the last bucket.
+    path = tmp_path / "incidents.json"
+    path.write_text('[{"scope": "c01", "start": "2026-11-10T15:55:15Z", "duration": 5, "depth": 0.5}]')
+    result = promo("simulate", "--scenario", "sale-day", "--incidents", str(path), "--at", "2026-11-10T15:55:05Z",
+                   "--duration", "15", env={"PROMO_BROKER": "kafka://127.0.0.1:1"})  # fmt: skip
+    assert result.returncode == 2 and "cannot reach the broker" in result.stderr, result.stderr  # past the checks
