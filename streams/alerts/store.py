@@ -262,6 +262,7 @@ class Silence:
     created_by: str
     created_at: float
     lifted_at: float | None = None
+    lifted_by: str | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], now: float | None = None) -> Silence:
@@ -341,7 +342,7 @@ class Silence:
         return {"id": self.id, "scope": self.scope, "campaign_id": self.campaign_id or None,
                 "channel": self.channel or None, "metric": self.metric or None, "until": iso(self.until),
                 "reason": self.reason, "by": self.created_by, "created_at": iso(self.created_at),
-                "lifted_at": iso(self.lifted_at), "active": self.ends() > now}  # fmt: skip
+                "lifted_at": iso(self.lifted_at), "lifted_by": self.lifted_by, "active": self.ends() > now}  # fmt: skip
 
 
 SILENCE_COLUMNS = ("created_at", "kind", "metric", "campaign_id", "channel", "until", "reason", "created_by")
@@ -391,11 +392,16 @@ def _silence_rows(store: Store, since_s: float) -> list[Silence]:
 def _lifted(rows: list[Silence]) -> list[Silence]:
     """Silences and notes with the time each was lifted (a 'lift' row: its reason is the id, its
     until the silence's own, so it is read as long as the silence it ends is)."""
-    lifts: dict[str, float] = {}
+    lifts: dict[str, tuple[float, str]] = {}  # the first lift of each: when, and who
     for r in rows:
         if r.kind == "lift":
-            lifts[r.reason] = min(lifts.get(r.reason, r.created_at), r.created_at)
-    return [dataclasses.replace(r, lifted_at=lifts.get(r.id)) for r in rows if r.kind != "lift"]
+            lifts[r.reason] = min(lifts.get(r.reason, (r.created_at, r.created_by)), (r.created_at, r.created_by))
+    out = []
+    for r in rows:
+        if r.kind != "lift":
+            at, by = lifts.get(r.id, (None, None))
+            out.append(dataclasses.replace(r, lifted_at=at, lifted_by=by))
+    return out
 
 
 def read_silences(store: Store, since_s: float) -> list[Silence]:
@@ -419,7 +425,7 @@ def lift_silence(store: Store, silence_id: str, by: str, now_s: float) -> Silenc
         raise ValueError(f"silence {silence_id!r} already ended at {iso(silence.ends())}")
     add_silence(store, Silence("lift", silence.metric, silence.campaign_id, silence.channel, silence.until,
                                silence_id, by[:100], now_s))  # fmt: skip
-    return dataclasses.replace(silence, lifted_at=now_s)
+    return dataclasses.replace(silence, lifted_at=now_s, lifted_by=by[:100])
 
 
 def known_campaign(store: Store, campaign_id: str) -> bool:

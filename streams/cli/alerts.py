@@ -734,7 +734,8 @@ def list_silences(
         if as_json:
             typer.echo(json.dumps(r, ensure_ascii=False))
             continue
-        state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}" if r["lifted_at"] else "ended"
+        by = f" by {r['lifted_by']}" if r.get("lifted_by") else ""  # (a worker before this one does not say)
+        state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}{by}" if r["lifted_at"] else "ended"
         metric = f" {r['metric']}" if r["metric"] else ""
         typer.echo(f"{r['id']}  {r['scope']}{metric}  until {r['until']}  {state}  by {r['by']}\n    {r['reason']}")
 

@@ -64,7 +64,7 @@ def main(path: str) -> None:
             out["lift_errors"].append(str(exc))
     read = s.read_silences(store, NOW + 4)
     out["covers"] = [(x.kind, x.reason, *(x.covers("orders", "c3", "wechat", NOW + d) for d in (4, 5))) for x in read]
-    out["listed_after"] = [(x["id"], x["active"], x["lifted_at"]) for x in
+    out["listed_after"] = [(x["id"], x["active"], x["lifted_at"], x["lifted_by"]) for x in
                            (y.listing(NOW + 6) for y in s.list_silences(store, NOW + 6))]  # fmt: skip
     s.mark_notified(store, "a1", "fired@1", NOW)
     out["notified"] = sorted(s.notified(store, ["a1", "l1"]))

@@ -63,7 +63,10 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
                                       out["lift_errors"][2]] and "already ended" in out["lift_errors"][2]  # fmt: skip
     # What the runner reads: the lifted silence covers until it was lifted; the lift row is no silence.
     assert out["covers"] == [["silence", "planned", False, False], ["silence", "lift me", True, False]]
-    assert [x[1:] for x in out["listed_after"]] == [[False, out["lifted"]["lifted_at"]], [True, None], [False, None]]
+    # ... and by whom (an outside probe: the listing did not say).
+    assert out["lifted"]["lifted_by"] == "on-call"
+    assert [x[1:] for x in out["listed_after"]] == [[False, out["lifted"]["lifted_at"], "on-call"], [True, None, None],
+                                                    [False, None, None]]  # fmt: skip
     assert out["known_campaign"] == [True, True, True, False]
     assert out["notified"] == [["a1", "fired@1"]]
     # No plan yet; then the newest plan wins, and only scheduled campaigns have a schedule.
