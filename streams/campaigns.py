@@ -34,6 +34,11 @@ class Campaign:
     starts_at_ms: int | None = None
     ends_at_ms: int | None = None
 
+    def schedule_s(self) -> tuple[float | None, float | None]:
+        """(starts, ends) in epoch seconds, as the detector takes a schedule."""
+        return (None if self.starts_at_ms is None else self.starts_at_ms / 1000,
+                None if self.ends_at_ms is None else self.ends_at_ms / 1000)  # fmt: skip
+
     def to_json(self) -> bytes:
         return orjson.dumps({"campaign_id": self.campaign_id, "name": self.name,
                              "starts_at_ms": self.starts_at_ms, "ends_at_ms": self.ends_at_ms})  # fmt: skip

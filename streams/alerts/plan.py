@@ -335,6 +335,11 @@ class Series:
         """The start of its first step and the end of its last (epoch s)."""
         return self.t0, self.t0 + self.steps * self.step_s
 
+    def sent(self, key: tuple[Scope, str]) -> tuple[int, int] | None:
+        """The first and the last step at which a series counted anything; None when it is 0 throughout."""
+        counts = np.flatnonzero(self.values[key] > 0)
+        return (int(counts[0]), int(counts[-1])) if len(counts) else None
+
 
 def parse_series_csv(text: str, ends: Mapping[str, float] | None = None) -> Series:
     """`ts,metric,value[,campaign_id,channel]` at a regular step of 10 s to 1 h, each series (scope,

@@ -28,7 +28,7 @@ import typer
 from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from, warn
 
 if TYPE_CHECKING:
-    from streams.alerts.plan import FloatArray, Plan, Series
+    from streams.alerts.plan import Plan, Series
     from streams.alerts.scope import Scope
 
 
@@ -150,9 +150,7 @@ def alerts_backtest(
                                                        if len(parsed.rejected) > 1 else ""))  # fmt: skip
         if not parsed.campaigns:
             fail(f"{campaigns} holds a header and no campaign")
-        schedule = {c.campaign_id: (None if c.starts_at_ms is None else c.starts_at_ms / 1000,
-                                    None if c.ends_at_ms is None else c.ends_at_ms / 1000)
-                    for c in parsed.campaigns}  # fmt: skip
+        schedule = {c.campaign_id: c.schedule_s() for c in parsed.campaigns}
     try:
         history = parse_series_csv(
             read_input(series, "a CSV file"), {c: end for c, (_, end) in schedule.items() if end is not None}
@@ -206,17 +204,15 @@ def _check_schedule_meets(path: Path, schedule: dict[str, tuple[float | None, fl
     """A campaign's schedule must meet what it sent: one ending before its first count (a wrong
     day, Z written for +08:00) kept every row of it from being judged, and the backtest said
     "0 alert(s)" (a review)."""
-    import numpy as np
-
     from streams.alerts.plan import iso_utc
 
     sent: dict[str, list[float]] = {}
-    for (scope, _), values in history.values.items():
-        counts = np.flatnonzero(values > 0)
-        if scope.campaign_id in schedule and len(counts):
+    for scope, metric in history.values:
+        steps = history.sent((scope, metric))
+        if scope.campaign_id in schedule and steps is not None:
             span = sent.setdefault(scope.campaign_id, [math.inf, -math.inf])
-            span[0] = min(span[0], history.t0 + counts[0] * history.step_s)
-            span[1] = max(span[1], history.t0 + (counts[-1] + 1) * history.step_s)
+            span[0] = min(span[0], history.t0 + steps[0] * history.step_s)
+            span[1] = max(span[1], history.t0 + (steps[1] + 1) * history.step_s)
     for campaign, (first, last) in sorted(sent.items()):
         starts, ends = schedule[campaign]
         if ends is not None and ends <= first:
@@ -236,23 +232,25 @@ def _warn_unjudged(history: Series, plan: Plan | None, floor: float, alerted: se
     scope's interactions (orders per interaction) have other yardsticks than their recent rate."""
     import numpy as np
 
-    def rate(values: FloatArray) -> float:
-        sent = np.flatnonzero(values > 0)
-        return float(np.median(values[sent[0] : sent[-1] + 1])) * 60 / history.step_s if len(sent) else 0.0
+    def rate(key: tuple[Scope, str]) -> float:  # events a minute while it sent
+        steps = history.sent(key)
+        if steps is None:
+            return 0.0
+        return float(np.median(history.values[key][steps[0] : steps[1] + 1])) * 60 / history.step_s
 
     planned = set(plan.keys) if plan is not None else set()
     zero, sparse = [], []
-    for (scope, metric), values in history.values.items():
+    for scope, metric in history.values:
         if (scope, metric) in alerted:
             continue
-        clicks = history.values.get((scope, "interactions"))
-        if not values.any():
+        clicks = (scope, "interactions")
+        if history.sent((scope, metric)) is None:
             zero.append((scope, metric))
         elif (
             (scope, metric) not in planned
             and scope.channel is None
-            and (metric == "interactions" or clicks is None or rate(clicks) < floor)
-            and rate(values) < floor
+            and (metric == "interactions" or clicks not in history.values or rate(clicks) < floor)
+            and rate((scope, metric)) < floor
         ):
             sparse.append((scope, metric))
 
@@ -655,7 +653,8 @@ def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: f
     from streams.contract.ids import has_control
 
     # One line of text: a line break made the listing's next line look like another silence.
-    if has_control(reason.strip()) or len(reason.strip()) > 500:
+    reason = reason.strip()
+    if has_control(reason) or len(reason) > 500:
         fail("--reason is one line of at most 500 characters, no line break or other control character")
     _, campaign, channel = scope
     return {
@@ -664,7 +663,7 @@ def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: f
         "campaign_id": campaign,
         "channel": channel,
         "until": until,
-        "reason": reason.strip(),
+        "reason": reason,
         "created_by": _who(by),
         "created_at": time.time(),
     }
