@@ -16,28 +16,44 @@ from streams.config import Settings
 from streams.kit.simulate import Record
 from streams.users import _producer
 
-REBASE_MEMORY = 200_000  # recent values remembered for retries; the simulator retries within a minute
+REBASE_MEMORY = 400_000  # recent events remembered for retries; the simulator retries within a minute
 
 
 class Rebaser:
     """Moves a record's event times onto the real clock at the moment it is sent.
 
-    A retry is an exact copy and must stay one: identical bytes get the shift of their first
-    sending, or which copy counts would depend on arrival order."""
+    A retry is an exact copy and must stay one: an event sent again gets the shift of its first
+    sending, or which copy counts would depend on arrival order. Remembered per event (`event_id`
+    and `ts`), not per message: a client retrying one event of a batch a collector sent re-sends
+    that element alone, whose bytes are not the batch's; shifted afresh, compressed time put it up
+    to a minute before the original, and after a worker restart the copy read first took the
+    participant's, buyer's or new user's credit to its own channel (an outside probe, 2026-12-06)."""
 
     def __init__(self) -> None:
         # An OrderedDict, not a dict: `del d[next(iter(d))]` on a plain dict walks the deleted
         # slots at its front each time, 32 µs a record at 200,000 remembered (the sender's
         # largest cost); popitem(last=False) is O(1).
-        self.memory: OrderedDict[bytes, bytes] = OrderedDict()
+        self.memory: OrderedDict[tuple[str, int], int] = OrderedDict()
 
     def __call__(self, record: Record, now_ms: int) -> bytes:
-        shifted = self.memory.get(record.value)
-        if shifted is None:
-            shifted = self.memory[record.value] = rebase_ts(record.value, now_ms - record.timestamp_ms)
-            if len(self.memory) > REBASE_MEMORY:
-                self.memory.popitem(last=False)
-        return shifted
+        try:
+            doc = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            return record.value
+        elements = doc if isinstance(doc, list) else [doc]
+        moved = False
+        for element in elements:
+            if isinstance(element, dict) and type(element.get("ts")) is int:
+                event_id = element.get("event_id")
+                key = (event_id if isinstance(event_id, str) else repr(event_id), element["ts"])
+                shift = self.memory.get(key)
+                if shift is None:
+                    shift = self.memory[key] = now_ms - record.timestamp_ms
+                    if len(self.memory) > REBASE_MEMORY:
+                        self.memory.popitem(last=False)
+                element["ts"] += shift
+                moved = True
+        return orjson.dumps(doc) if moved else record.value
 
 
 async def send_records(
@@ -143,18 +159,3 @@ async def send_paced(
                 future.exception()  # retrieved: one failure is reported, not one per batch
         await producer.stop()
     return n
-
-
-def rebase_ts(value: bytes, shift_ms: int) -> bytes:
-    """The value with every element's integer `ts` moved by `shift_ms`; anything unparsable as is."""
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return value
-    elements = doc if isinstance(doc, list) else [doc]
-    moved = False
-    for element in elements:
-        if isinstance(element, dict) and type(element.get("ts")) is int:
-            element["ts"] += shift_ms
-            moved = True
-    return orjson.dumps(doc) if moved else value

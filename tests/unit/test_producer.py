@@ -30,6 +30,18 @@ def test_a_retry_keeps_the_shift_of_its_first_sending() -> None:
     assert rebase(record("e1", 1_000), 9_000) == first  # an exact copy stays an exact copy
 
 
+def test_one_event_of_a_batch_retried_alone_keeps_the_batch_shift() -> None:
+    # A collector sent e1 and e1b as one array; a client retried e1 alone a minute (of the compressed
+    # sale) later: its bytes are not the batch's, and its ts must still be the original's.
+    rebase = Rebaser()
+    batch = orjson.loads(rebase(record("e1", 1_000, batch=True), 5_000))
+    lone = Record("clicks", 1, None, orjson.dumps({"event_id": "e1", "ts": 1_000, "user_id": "u1"}), 61_000, 0.0)
+    assert orjson.loads(rebase(lone, 5_100))["ts"] == batch[0]["ts"] == 5_000
+    # another event with the same ts, first sent now, gets its own shift (lateness is kept)
+    other = Record("clicks", 1, None, orjson.dumps({"event_id": "e9", "ts": 1_000, "user_id": "u1"}), 61_000, 0.0)
+    assert orjson.loads(rebase(other, 5_100))["ts"] == 1_000 + 5_100 - 61_000
+
+
 def test_unparsable_bytes_go_as_they_are() -> None:
     bad = Record("clicks", 0, None, b"{not json", 1_000, 0.0)
     assert Rebaser()(bad, 5_000) == b"{not json"
@@ -41,7 +53,6 @@ def test_memory_is_bounded_and_forgets_the_oldest_first(monkeypatch: pytest.Monk
     for n in range(5):
         rebase(record(f"e{n}", 1_000), 2_000)
     assert len(rebase.memory) == 3
-    remembered = [orjson.loads(v)["event_id"] for v in rebase.memory.values()]
-    assert remembered == ["e2", "e3", "e4"]
+    assert [event_id for event_id, _ in rebase.memory] == ["e2", "e3", "e4"]
     # e0 was forgotten: a copy of it now gets the shift of this later sending.
     assert orjson.loads(rebase(record("e0", 1_000), 8_000))["ts"] == 8_000
