@@ -6,13 +6,15 @@ logs or reprs; they come from the environment, never from committed files.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from streams.contract.limits import Limits, StageConfig
 from streams.contract.topics import INPUTS, Topic
@@ -63,6 +65,55 @@ def redact_dsn(dsn: str) -> str:
     netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
     return urlunsplit(parts._replace(netloc=netloc))
 
+
+def scrub(text: str, *secrets: str) -> str:
+    """`text` with every secret in it hidden, as sent (a password, a token) and as an HTTP client
+    puts it on the wire (URL-quoted; `user:password` in Basic auth's base64). A server that echoes
+    its request in an error (an Authorization header, say) must not put a credential in our
+    messages, logs or /health (an outside probe found a Grafana token and a ClickHouse password that way)."""
+    for secret in sorted(filter(None, secrets), key=len, reverse=True):
+        if len(secret) < 3:  # "a" in every word: too short to hide without hiding the message
+            continue
+        for form in {secret, quote(secret, safe=""), base64.b64encode(secret.encode()).decode()}:
+            text = text.replace(form, "********")
+    return text
+
+
+def dsn_secrets(dsn: str) -> tuple[str, ...]:
+    """What in a ClickHouse DSN is a credential, in the forms `scrub` hides: its password and its
+    `user:password` (Basic auth)."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return ()
+    if not parts.password:
+        return ()
+    password, user = unquote(parts.password), unquote(parts.username or "")
+    return (password, f"{user}:{password}")
+
+
+def _dsn_problem(dsn: str) -> str | None:
+    """Why an http(s) ClickHouse DSN is no server address, or None."""
+    if any(c.isspace() for c in dsn):
+        return "it has a space in it (quote a password's characters: %20)"
+    try:
+        parts = urlsplit(dsn)
+        port = parts.port
+    except ValueError as exc:  # a port out of range or no number, an unclosed [
+        return str(exc)
+    if not parts.hostname:
+        return "it names no host"
+    if port is not None and port == 0:
+        return "port 0"
+    return None
+
+
+# Kafka's topic names: these characters, at most 249 of them (the longest of ours is the prefix + "heartbeats").
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+_TOPIC_MAX = 249
+# Every duration setting is at most a year: beyond it no window means anything, and a huge float
+# (1e308) turned into milliseconds was a traceback after the worker had started.
+MAX_SECONDS = 365 * 86400.0
 
 INPUT_TOPICS = INPUTS
 
@@ -132,14 +183,27 @@ class Settings:
         dsn = self.clickhouse.value
         if not dsn.startswith(("chdb://", "http://", "https://")):
             raise ConfigError("clickhouse must be a chdb:///path or http(s):// DSN")
+        if not dsn.startswith("chdb://") and (problem := _dsn_problem(dsn)) is not None:
+            raise ConfigError(
+                f"clickhouse must be http(s)://[user[:password]@]host[:port 1-65535]/, got {redact_dsn(dsn)!r}: "
+                f"{scrub(problem, *dsn_secrets(dsn))}"
+            )
         # The store is a directory with a name: its owner and detector files are named after it, beside it.
         store = self.embedded_store
         if store is not None and store.name in ("", ".."):
             raise ConfigError(f"clickhouse must name the store's directory, as chdb:///path/to/store; got {dsn!r}")
-        if not self.topic_prefix or any(c.isspace() for c in self.topic_prefix):
-            raise ConfigError(f"topic prefix must be non-empty with no spaces: {self.topic_prefix!r}")
-        if any(c.isspace() for c in self.input_prefix):
-            raise ConfigError(f"input prefix must have no spaces: {self.input_prefix!r}")
+        # Kafka refuses other topic names; the embedded broker took them, so a name that worked on a
+        # laptop failed on the cluster.
+        longest = max(len(str(t)) for t in Topic)
+        for what, prefix, empty_ok in (
+            ("topic prefix", self.topic_prefix, False),
+            ("input prefix", self.input_prefix, True),
+        ):
+            if (prefix or not empty_ok) and (not _TOPIC_CHARS.fullmatch(prefix) or len(prefix) + longest > _TOPIC_MAX):
+                raise ConfigError(
+                    f"{what} must be letters, digits, '.', '_' or '-', at most {_TOPIC_MAX - longest} of them "
+                    f"(Kafka's topic names), got {prefix!r}"
+                )
         if self.user_cache < 0:
             raise ConfigError(f"user cache must be 0 (unbounded) or a number of users, got {self.user_cache}")
         if not 1 <= self.partitions <= 1024:
@@ -151,8 +215,11 @@ class Settings:
         # One rule for every duration: a number of seconds above zero. `float()` takes nan and inf,
         # which pass a `<= 0` test and fail only when turned into milliseconds, after a stream went out.
         for f in fields(self):
-            if f.type == "float" and not (math.isfinite(value := getattr(self, f.name)) and value > 0):
-                raise ConfigError(f"{_variable(f.name)} must be a positive number of seconds, got {value}")
+            if f.type == "float" and not (math.isfinite(value := getattr(self, f.name)) and 0 < value <= MAX_SECONDS):
+                raise ConfigError(
+                    f"{_variable(f.name)} must be a positive number of seconds, got {value} "
+                    f"(at most {MAX_SECONDS:.0f}: a year)"
+                )
         for name, least in (("max_value_bytes", 1), ("batch_size", 1), ("behind_events", 0)):
             if getattr(self, name) < least:
                 raise ConfigError(f"{_variable(name)} must be at least {least}, got {getattr(self, name)}")
@@ -261,7 +328,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = env.get(f"{ENV_PREFIX}{f.name.upper()}")
-        if raw is not None and raw != "":
+        if raw == "":  # set but empty: not the default in silence (unset it to mean the default)
+            raise ConfigError(f"{_variable(f.name)} is set but empty: give it a value, or unset it for the default")
+        if raw is not None:
             values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
     settings = replace(base, **values).with_overrides(**overrides)
     if "clickhouse" not in values and overrides.get("clickhouse") is None:

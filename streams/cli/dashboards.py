@@ -43,8 +43,9 @@ def dashboards_push(
     """Push the dashboards to Grafana over its HTTP API: same uid, same dashboard (created, updated or unchanged)."""
     import os
 
+    from streams.config import scrub
     from streams.dashboards.grafana import build_all
-    from streams.dashboards.push import format_report, load_boards, push_all
+    from streams.dashboards.push import PushError, format_report, load_boards, push_all
 
     url = url or os.environ.get("GRAFANA_URL", "")
     token = token or os.environ.get("GRAFANA_TOKEN", "")
@@ -55,7 +56,10 @@ def dashboards_push(
     if not folder.strip() or not folder_uid.strip():
         fail("--folder and --folder-uid must not be empty")
     boards = build_all() if fresh else load_boards(directory)
-    report = push_all(url, token, boards, folder_title=folder, folder_uid=folder_uid, timeout_s=timeout)
+    try:
+        report = push_all(url, token, boards, folder_title=folder, folder_uid=folder_uid, timeout_s=timeout)
+    except PushError as exc:  # a Grafana that echoes its request (the Authorization header) must not show the token
+        fail(scrub(str(exc), token))
     typer.echo(format_report(report))
 
 

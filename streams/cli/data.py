@@ -34,7 +34,7 @@ from streams.cli.base import (
     users_app,
 )
 from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written
-from streams.config import Settings, redact_dsn
+from streams.config import Settings, dsn_secrets, redact_dsn, scrub
 from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
 
@@ -437,7 +437,8 @@ def _read_direct(settings: Settings, where: str, how: str) -> Read:
     except (PromoError, typer.Exit):
         raise
     except Exception as exc:
-        raise StoreBusyError(f"cannot read ClickHouse at {redact_dsn(settings.clickhouse_dsn)}: {exc}") from exc
+        text = scrub(str(exc), *dsn_secrets(settings.clickhouse_dsn))
+        raise StoreBusyError(f"cannot read ClickHouse at {redact_dsn(settings.clickhouse_dsn)}: {text}") from exc
     finally:
         store.close_sync()
 

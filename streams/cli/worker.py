@@ -27,7 +27,7 @@ from streams.cli.base import (
     fail,
     settings_from,
 )
-from streams.config import Settings, redact_dsn
+from streams.config import Settings, dsn_secrets, redact_dsn, scrub
 from streams.errors import ConfigError
 
 
@@ -110,6 +110,7 @@ def worker(
     if settings.sink:  # the web and the view run with the sink
         _check_web(settings)
         _check_view(settings)
+        _check_clickhouse(settings)
     created = asyncio.run(ensure_topics(settings))
     if created:
         typer.echo(f"created topics: {', '.join(created)}")
@@ -131,7 +132,12 @@ def worker(
     gc.freeze()
     gc.set_threshold(20_000, 5, 1_000)
     pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
-    Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    try:
+        Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
+    finally:
+        if pipeline.fatal is not None:  # the sink stopped the worker: one line, exit 1 (not a clean stop)
+            typer.echo(f"promo: error: the worker stopped: {pipeline.fatal}", err=True)
+            raise SystemExit(1)
 
 
 def _install_crash_points() -> None:
@@ -181,6 +187,29 @@ def _check_view(settings: Settings) -> None:
     host, port = settings.view_host, settings.view_port
     if port and ":" not in host and not port_is_free(host, port):
         fail(f"the view's port {host}:{port} is in use; pick another with --view-port (0: no view)")
+
+
+def _check_clickhouse(settings: Settings) -> None:
+    """A ClickHouse server that refuses this worker for good (bad credentials, a wrong schema) is one
+    line and exit 2 before it starts, not a page of tracebacks after; one that does not answer yet
+    is waited for by the sink, with backoff. (The embedded store is checked by `_check_store_free`.)"""
+    if settings.embedded_store is not None:
+        return
+    from streams.sink.clickhouse import ClickHouseStore, error_code, is_transient
+
+    where = redact_dsn(settings.clickhouse_dsn)
+    store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=5, send_timeout_s=15)
+    try:
+        store.has_schema()
+    except Exception as exc:
+        text = scrub(str(exc), *dsn_secrets(settings.clickhouse_dsn))
+        text = " ".join(text.split())[:400]
+        if not is_transient(exc):
+            code = error_code(exc)
+            fail(f"ClickHouse at {where} refuses this worker{f' (code {code})' if code else ''}: {text}")
+        typer.echo(f"ClickHouse at {where} does not answer yet ({text}); the sink retries with backoff", err=True)
+    finally:
+        store.close_sync()
 
 
 def _check_data_dir(settings: Settings) -> None:

@@ -27,6 +27,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError, StreamClosedError, StreamFailureError
 
+from streams.config import dsn_secrets, scrub
 from streams.contract.facts import COUNTERS
 from streams.errors import SinkError
 
@@ -402,7 +403,8 @@ class ClickHouseStore:
             except Exception as exc:
                 # An embedded store held by another process is released when that one stops.
                 transient = self.dsn.startswith("chdb://") or is_transient(exc)
-                raise SinkError(f"cannot open ClickHouse: {exc}", code=error_code(exc), transient=transient) from exc
+                text = scrub(str(exc), *dsn_secrets(self.dsn))  # a server may echo the credentials it was sent
+                raise SinkError(f"cannot open ClickHouse: {text}", code=error_code(exc), transient=transient) from exc
         return self._client
 
     def apply_schema(self) -> int:

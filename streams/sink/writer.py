@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import crashpoints
-from streams.config import Settings
+from streams.config import Settings, dsn_secrets, scrub
 from streams.contract.topics import Topic
 from streams.contract.wire import decode_delta_rows
 from streams.errors import SinkError
@@ -114,7 +114,8 @@ class DeltaSink:
         """Count a failure; raise SinkError (stopping the sink, never skipping) when retrying cannot help."""
         self.health.failures += 1
         self.health.consecutive_failures += 1
-        self.health.last_error = f"{what}: {type(exc).__name__}: {exc}"[:500]
+        text = scrub(str(exc), *dsn_secrets(self.settings.clickhouse_dsn))  # /health and the logs show it
+        self.health.last_error = f"{what}: {type(exc).__name__}: {text}"[:500]
         self.health.failure_kind = "failing" if error_code(exc) is not None else "unreachable"
         if not self.health.failing_since:
             self.health.failing_since = time.time()
@@ -124,7 +125,7 @@ class DeltaSink:
             raise SinkError(
                 f"ClickHouse {what} failed with a permanent error"
                 + (f" (code {code})" if code is not None else "")
-                + f": {exc}",
+                + f": {text}",
                 code=code,
             ) from exc
         self.state_log.failed(f"{self.health.last_error[:300]} (retrying with backoff, now {delay:.1f} s)")

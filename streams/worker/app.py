@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Collection, Mapping
@@ -37,6 +38,7 @@ from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
+from streams.errors import SinkError
 from streams.kafka import follow_partition, topic_specs
 from streams.sink.clickhouse import ClickHouseStore
 from streams.sink.writer import DeltaSink
@@ -84,6 +86,7 @@ class WorkerApp:
     gc_pauses: GcPauses | None = None  # set by `promo worker`, which tunes and watches the GC
     behind_since: float | None = None  # epoch s: since when more than `behind_events` wait
     alerts: AlertRunner | None = None  # the drop detector, with --alerts (streams/worker/alerting.py)
+    fatal: SinkError | None = None  # why the sink stopped the worker (a ClickHouse error retrying cannot heal)
     # How far behind, in seconds, every partition this worker consumes is (streams/alerts/freshness.py):
     # sampled with the stall watch, written with the heartbeat, what the drop detector judges by.
     freshness: PositionClock = field(default_factory=PositionClock)
@@ -415,9 +418,13 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             await sink.run()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            # A worker that cannot write must not look alive: crash it, so it exits non-zero and
-            # its supervisor (or the operator) sees why.
+        except SinkError as exc:
+            # A worker that cannot write must not look alive: it stops, exits non-zero and says why
+            # in one line (`promo worker` prints it); a crash printed a page of tracebacks around it.
+            log.error("the sink stopped: %s", exc)
+            pipeline.fatal = exc
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop
+        except Exception as exc:  # a bug, not ClickHouse: its traceback is what a developer needs
             log.exception("the sink stopped")
             await app.crash(exc)
 

@@ -31,6 +31,8 @@ class GrafanaDouble:
     dashboards: dict[str, Json] = field(default_factory=dict)  # uid -> {"dashboard": ..., "meta": ...}
     requests: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
+    # A Grafana (or a proxy before it) that answers this status echoing the request's Authorization header
+    echo_auth_status: int | None = None
     _ids: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
@@ -70,6 +72,9 @@ class GrafanaDouble:
         return response
 
     async def datasource_by_uid(self, request: web.Request) -> web.Response:
+        if self.echo_auth_status is not None:
+            said = request.headers.get("Authorization", "")
+            return web.json_response({"message": f"internal error, auth was {said}"}, status=self.echo_auth_status)
         self._role(request)
         found = self.datasources.get(request.match_info["uid"])
         if found is None:

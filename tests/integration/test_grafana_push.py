@@ -191,6 +191,10 @@ def test_cli_errors_are_one_line_with_exit_2(
     _one_line_error(promo("--url", "grafana:3000", env=token), "--url must look like http(s)://")
     _one_line_error(promo("--url", grafana.url, "--dir", str(tmp_path), env=token), "no *.json dashboards")
     assert grafana.dashboards == {}
+    for status in (500, 400):  # a server echoing the Authorization header it got: the token is hidden
+        grafana.echo_auth_status = status
+        _one_line_error(promo("--url", grafana.url, env=token), "auth was Bearer ********")
+    grafana.echo_auth_status = None
     grafana.datasources.clear()
     _one_line_error(promo("--url", grafana.url, env=token), "no datasource with uid 'promo-clickhouse'")
     assert grafana.dashboards == {} and grafana.folders == {}

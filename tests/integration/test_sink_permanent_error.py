@@ -33,3 +33,6 @@ def test_a_permanent_clickhouse_error_stops_the_worker_with_its_code(
     log = worker.log()
     assert "failed with a permanent error (code 47)" in log, log[-3000:]
     assert "UNKNOWN_IDENTIFIER" in log
+    # said once, in one line: no page of tracebacks around it (an outside probe counted six)
+    assert "Traceback" not in log and "We experienced a crash" not in log, log[-3000:]
+    assert "promo: error: the worker stopped: ClickHouse" in log, log[-3000:]

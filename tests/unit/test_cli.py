@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -96,6 +97,38 @@ def test_every_command_has_help(command: list[str]) -> None:
             {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DEDUP_HORIZON_S": "inf"},
             "PROMO_DEDUP_HORIZON_S must be a positive number of seconds, got inf",
             id="horizon-inf",
+        ),
+        pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_ALLOWED_LATENESS_S": "1e308"},
+            "PROMO_ALLOWED_LATENESS_S must be a positive number of seconds, got 1e+308 (at most 31536000",
+            id="lateness-huge",
+        ),
+        *(
+            pytest.param(
+                ["totals"], {"PROMO_TOPIC_PREFIX": prefix}, "topic prefix must be letters, digits", id=f"prefix-{i}"
+            )
+            for i, prefix in enumerate(("a/b.", "x*y#", "ü.", "p" * 240))
+        ),
+        *(
+            pytest.param(["totals"], {variable: ""}, f"{variable} is set but empty", id=f"empty-{variable}")
+            for variable in ("PROMO_PARTITIONS", "PROMO_TOPIC_PREFIX", "PROMO_CLICKHOUSE")
+        ),
+        *(
+            pytest.param(
+                ["totals", "--clickhouse", dsn],
+                {},
+                f"clickhouse must be http(s)://[user[:password]@]host[:port 1-65535]/, got {shown!r}",
+                id=f"http-dsn-{i}",
+            )
+            for i, (dsn, shown) in enumerate(
+                (
+                    ("https://127.0.0.1:99999/", "https://127.0.0.1:99999/"),
+                    ("http://127.0.0.1:abc/", "http://127.0.0.1:abc/"),
+                    ("http:///", "http:///"),
+                    ("http://u:pa ss@127.0.0.1:1/", "http://u:********@127.0.0.1:1/"),
+                )
+            )
         ),
         pytest.param(
             ["campaigns", "import", "/etc/hostname"],
@@ -584,3 +617,16 @@ def test_a_sale_day_incident_that_hits_a_bucket_sent_is_taken(tmp_path: Path) ->
     result = promo("simulate", "--scenario", "sale-day", "--incidents", str(path), "--at", "2026-11-10T15:55:05Z",
                    "--duration", "15", env={"PROMO_BROKER": "kafka://127.0.0.1:1"})  # fmt: skip
     assert result.returncode == 2 and "cannot reach the broker" in result.stderr, result.stderr  # past the checks
+
+
+def test_scrub_hides_a_secret_as_sent_and_as_it_goes_on_the_wire() -> None:
+    from streams.config import dsn_secrets, scrub
+
+    dsn = "http://writer:p%40ss%20w@ch:8123/"
+    secrets = dsn_secrets(dsn)
+    assert secrets == ("p@ss w", "writer:p@ss w")
+    basic = base64.b64encode(b"writer:p@ss w").decode()
+    echoed = f"auth was Basic {basic}; password p@ss w, quoted p%40ss%20w"
+    assert scrub(echoed, *secrets) == "auth was Basic ********; password ********, quoted ********"
+    assert scrub("Bearer glsa_tok", "glsa_tok") == "Bearer ********"
+    assert dsn_secrets("http://ch:8123/") == () and scrub("as is", "", "ab") == "as is"
