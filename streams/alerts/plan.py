@@ -46,6 +46,10 @@ class PlanError(ValueError):
     """A file the user gave cannot be read; the message names the line and says why, in one line."""
 
 
+FIRST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC).timestamp()
+LAST_TIME = dt.datetime(9999, 1, 1, tzinfo=dt.UTC).timestamp()
+
+
 def parse_utc(text: str) -> float:
     """ISO 8601 with `Z` or an offset -> epoch seconds. A time without an offset is refused: whose midnight?"""
     try:
@@ -220,6 +224,9 @@ def _read_cells(text: str, columns: tuple[str, ...], what: str) -> list[_Cell]:
             when = parse_utc(row[0])
         except ValueError as exc:
             raise PlanError(f"line {number}: {exc}") from None
+        if not FIRST_TIME <= when < LAST_TIME:  # year 9999's last minute + a step is no date (a traceback, once
+            # the plan was stored); before 1970 no counts are, and before 1901 Shanghai kept local mean time
+            raise PlanError(f"line {number}: {row[0].strip()!r} is not from 1970 to 9998")
         metric = row[1].strip()
         if metric not in METRICS:
             raise PlanError(f"line {number}: unknown metric {metric!r}; one of {', '.join(METRICS)}")

@@ -72,6 +72,16 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
             "2026-11-10T16:03:00Z,orders,1\n2026-11-10T16:03:30Z,orders,1\n",
             "line 5: 2026-11-10T16:03:30Z is not a whole minute",
         ),
+        # An outside probe: year 9999's last minute + a minute is no date (a traceback after the plan was
+        # stored); before 1970 no counts are stored.
+        (
+            "minute,metric,expected\n9999-12-31T23:59:00Z,orders,5\n",
+            "line 2: '9999-12-31T23:59:00Z' is not from 1970 to 9998",
+        ),
+        (
+            "minute,metric,expected\n1900-06-01T00:00:00Z,orders,5\n",
+            "line 2: '1900-06-01T00:00:00Z' is not from 1970 to 9998",
+        ),
         # A review's plans that blinded the detector or asked for GiBs: refused, naming the line.
         (
             "minute,metric,expected\n2026-11-10T16:00:30Z,orders,1\n",
@@ -86,8 +96,8 @@ def test_hourly_rows_spread_over_their_minutes() -> None:
             "line 2: every expected value is 0",
         ),
         (
-            "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n",
-            "line 3: 9999-11-10T16:00:00Z is 2,912,078 days after 2026-11-10T16:00:00Z (line 2); the plan may span at "
+            "minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9998-11-10T16:00:00Z,orders,1\n",
+            "line 3: 9998-11-10T16:00:00Z is 2,911,713 days after 2026-11-10T16:00:00Z (line 2); the plan may span at "
             "most 31 days",
         ),
         (

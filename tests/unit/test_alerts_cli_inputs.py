@@ -82,7 +82,7 @@ def test_backtest_refuses_files_spanning_a_century(tmp_path: Path) -> None:
     series.write_text("ts,metric,value\n2026-11-10T16:00:00Z,orders,1\n2126-11-10T16:00:00Z,orders,1\n")
     one_line_error(promo("alerts", "backtest", "--series", str(series)), "line 3:", "at most 31 days")
     plan = tmp_path / "p.csv"
-    plan.write_text("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n")
+    plan.write_text("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9998-11-10T16:00:00Z,orders,1\n")
     good = _series(tmp_path / "good.csv", 60)
     one_line_error(promo("alerts", "backtest", "--series", str(good), "--plan", str(plan)), "line 3:", "31 days")
 
@@ -251,7 +251,7 @@ def test_plan_import_refuses_plans_that_blind_the_detector_and_warns_of_a_past_o
         ),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1e308\n", "from 0 to 1e+12, not 1e308"),
         ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,0\n", "line 2: every expected value is 0"),
-        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9999-11-10T16:00:00Z,orders,1\n", "31 days"),
+        ("minute,metric,expected\n2026-11-10T16:00:00Z,orders,1\n9998-11-10T16:00:00Z,orders,1\n", "31 days"),
     ]:
         plan.write_text(text)
         one_line_error(promo("plan", "import", str(plan), "--clickhouse", f"chdb://{store}"), f"{plan}: ", message)
