@@ -38,8 +38,11 @@ from streams.config import Settings, dsn_secrets, redact_dsn, scrub
 from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
 
-
 # -- simulate -------------------------------------------------------------------------------------
+SALE_DAY_AT = "2026-11-10T15:55:00Z"  # the sale day's slice: five minutes before 00:00 Beijing
+SALE_DAY_SCALE = 3000.0
+
+
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Option(help="the traffic shape: double11, 618 or sale-day")] = "double11",
@@ -60,10 +63,12 @@ def simulate(
     labels: Annotated[
         Path | None, typer.Option(help="sale-day: write the incidents in the slice here (real clock)")
     ] = None,
-    at: Annotated[str, typer.Option(help="sale-day: where the slice starts, ISO 8601 on the simulated day")] = (
-        "2026-11-10T15:55:00Z"
-    ),
-    scale: Annotated[float, typer.Option(help="sale-day: interactions a minute on the eve, all campaigns")] = 3000.0,
+    at: Annotated[
+        str, typer.Option(help="sale-day: where the slice starts, ISO 8601 on the simulated day")
+    ] = SALE_DAY_AT,
+    scale: Annotated[
+        float, typer.Option(help="sale-day: interactions a minute on the eve, all campaigns")
+    ] = SALE_DAY_SCALE,
     broker: BrokerOpt = None,
     topic_prefix: PrefixOpt = None,
     partitions: PartitionsOpt = None,
@@ -105,6 +110,8 @@ def simulate(
         return
     if incidents is not None or labels is not None:
         fail("--incidents and --labels go with --scenario sale-day")
+    if at != SALE_DAY_AT or scale != SALE_DAY_SCALE:  # ignored in silence before (an outside probe)
+        fail("--at and --scale go with --scenario sale-day")
     events = int((rate or 10_000) * duration)
     if events > MAX_EVENTS:  # the stream is built in memory before it is sent
         fail(f"--rate x --duration is {events:,} events; at most {MAX_EVENTS:,} in one run")
@@ -298,6 +305,15 @@ def _check_writable(path: Path | None, flag: str) -> None:
         fail(f"{flag} {path}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         fail(f"{flag} {path}: not writable")
+    # Permission bits do not tell everything (root, a read-only mount, /sys): open it as the write will.
+    existed = path.exists()
+    try:
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        fail(f"{flag} {path}: not writable ({exc.strerror or exc})")
+    if not existed:
+        path.unlink(missing_ok=True)
 
 
 # -- users ----------------------------------------------------------------------------------------

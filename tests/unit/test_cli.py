@@ -159,6 +159,30 @@ def test_every_command_has_help(command: list[str]) -> None:
             id="dashboards-build-unwritable",
         ),
         pytest.param(
+            ["simulate", "--duration", "1", "--rate", "10", "--truth", "/proc/truth.json"],
+            {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+            "--truth /proc/truth.json: not writable",
+            id="simulate-truth-unwritable",
+        ),
+        *(
+            pytest.param(
+                ["simulate", "--scenario", "618", "--duration", "1", "--rate", "10", *extra],
+                {"PROMO_BROKER": "kafka://127.0.0.1:1"},
+                "--at and --scale go with --scenario sale-day",
+                id=f"simulate-{extra[0]}-not-sale-day",
+            )
+            for extra in (["--at", "2026-11-10T16:00:00Z"], ["--scale", "-3"])
+        ),
+        *(
+            pytest.param(["demo", *extra], {}, message, id=f"demo-{extra[0]}")
+            for extra, message in (
+                (["--rate", "-1"], "--duration and --rate must be positive"),
+                (["--duration", "0"], "--duration and --rate must be positive"),
+                (["--rate", "nan"], "--duration and --rate must be positive"),
+                (["--data-dir", "/proc/demo"], "--data-dir /proc/demo: cannot write there"),
+            )
+        ),
+        pytest.param(
             ["simulate", "--rate", "1e12", "--duration", "1"],
             {"PROMO_BROKER": "kafka://127.0.0.1:1"},
             "at most 50,000,000 in one run",
