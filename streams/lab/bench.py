@@ -292,7 +292,9 @@ class Prober:
         self.stop = threading.Event()
 
     def visible(self) -> int:
-        rows = try_get_json(f"{self.url}/api/totals?campaign={PROBE_CAMPAIGN}") or []
+        rows = try_get_json(f"{self.url}/api/totals?campaign={PROBE_CAMPAIGN}")
+        if not isinstance(rows, list):  # not answering yet, or 404 until the first probe event is written
+            return 0
         return sum(int(r["interactions"]) for r in rows)
 
     def watch(self) -> None:

@@ -495,8 +495,14 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
     class Totals(View):
         async def get(self, request: Request) -> Response:
             await ready()
-            campaign = request.query.get("campaign")
+            asked = cast(Any, request.query).getall("campaign", [])  # a MultiDict: a repeated one is seen
+            if len(asked) > 1 or (asked and not asked[0]):
+                return self.json({"error": "campaign: give one, not empty"}, status=400)
+            campaign = asked[0] if asked else None
             rows = await store.call(store.totals, campaign)
+            if campaign is not None and not rows:  # as `promo totals --campaign`: an unknown one is no empty answer
+                known = sorted({r["campaign_id"] for r in await store.call(store.totals, None)})
+                return self.json({"error": f"no campaign {campaign!r}", "campaigns": known[:100]}, status=404)
             return self.json(rows)
 
     @app.page("/api/rejections")

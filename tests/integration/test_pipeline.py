@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
 from typing import Any
 
@@ -69,8 +72,20 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == truth.totals
-    one = env.promo("totals", "--campaign", truth.totals[0]["campaign_id"], "--json")
-    assert json.loads(one.stdout) == [r for r in truth.totals if r["campaign_id"] == truth.totals[0]["campaign_id"]]
+    first = truth.totals[0]["campaign_id"]
+    one = env.promo("totals", "--campaign", first, "--json")
+    assert json.loads(one.stdout) == [r for r in truth.totals if r["campaign_id"] == first]
+    # the HTTP answer agrees, and an unknown campaign is no empty answer there either (an outside probe)
+    assert worker.get(f"/api/totals?campaign={urllib.parse.quote(first)}") == json.loads(one.stdout)
+
+    def status(query: str) -> int:
+        try:
+            with urllib.request.urlopen(f"{worker.url}/api/totals?campaign={query}", timeout=10):
+                return 200
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert [status(q) for q in ("nope", "", f"{urllib.parse.quote(first)}&campaign=x")] == [404, 400, 400]
 
 
 def test_a_worker_makes_a_missing_data_dir(env: Pipeline, workers: list[WorkerProcess]) -> None:
