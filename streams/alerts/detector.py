@@ -484,6 +484,35 @@ class Detector:
                 out.append((i, float(starts)))
         return out
 
+    def _ending(self, at: float, k: int, gap: int, length: int) -> tuple[FloatArray, FloatArray] | None:
+        """What a parent's recent rate leaves out for a check of window k, gap and baseline length: per
+        row, the window's and the baseline's counts of its campaigns that end on schedule within the
+        check's reach (from their end guard on, until window and baseline are past the end); None if none.
+
+        With no plan the total is judged on its recent rate, which holds every campaign: a campaign
+        bringing most of the total that ends on schedule read as an outage of the total. Its own scopes
+        stop being judged on their recent rate at the guard; the total is judged on what goes on.
+        Unmasked counts are taken out of the parent's masked baseline: where the two masks differ (an
+        incident of the campaign alone is masked out of its own baseline only) this takes out more,
+        never less, and expects less."""
+        reach = (k + gap + length) * self.config.step_s
+        found = []
+        for i, campaign in enumerate(self._campaign_of):
+            scope, parent = self._scopes[i], int(self._parent[i])
+            if campaign is None or scope.channel is not None or parent < 0:
+                continue
+            ends = self.schedule.get(campaign, (None, None))[1]
+            if ends is not None and ends - self.config.end_guard_s <= at < ends + reach:
+                found.append((i, parent))
+        if not found:
+            return None
+        win, base = np.zeros((len(self._scopes), len(METRICS))), np.zeros((len(self._scopes), len(METRICS)))
+        w0, b0 = self._win(0, k), self._base(0, k + gap, length)
+        for i, parent in found:
+            win[parent] += w0[i]
+            base[parent] += b0[i]
+        return win, base
+
     def _eligible(self, at_event: float) -> BoolArray:
         """Rows whose recent rate and share may be judged: not after their campaign's end - guard."""
         ok = np.ones(len(self._scopes), dtype=bool)
@@ -543,6 +572,12 @@ class Detector:
                 fresh &= (step.settled_until - k * cfg.step_s >= self._hold_until)[:, None]
             # On the plan when window and baseline lie inside its span; else on the recent rate.
             planned = self._planned(has_plan, k, gap, length)
+            # A parent judged on its recent rate is judged on what goes on while a campaign of it ends.
+            rest = self._ending(step.settled_until, k, gap, length)
+            obs_level, base_level = obs, base_x
+            if rest is not None:
+                obs_level = np.where(planned, obs, np.maximum(obs - rest[0], 0.0))
+                base_level = np.where(planned, base_x, np.maximum(base_x - rest[1], 0.0))
             stable = np.ones((s, m), dtype=bool)
             if math.isfinite(check.max_change):
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -557,7 +592,7 @@ class Detector:
                 if b == _LEVEL:
                     win_q = np.where(planned, win_q, self._win(_QT, k))
                     base_q = np.where(planned, base_q, self._base(_QTK, k + gap, length))
-                base_xb = self._base(10, k + gap, length) if b == _SHARE else base_x
+                base_xb = self._base(10, k + gap, length) if b == _SHARE else base_level if b == _LEVEL else base_x
                 with np.errstate(divide="ignore", invalid="ignore"):
                     live = np.where(base_q > 0, base_xb / base_q, np.nan)
                 ratio = np.where(self._open, self._frozen[c, b], live)
@@ -585,7 +620,7 @@ class Detector:
             for b in range(3):
                 if BASES[b] not in check.bases:
                     continue
-                mu = mus[b]
+                mu, seen = mus[b], obs_level if b == _LEVEL else obs
                 with np.errstate(invalid="ignore"):
                     ok = fresh & covered & np.isfinite(mu) & (mu / units >= check.min_expected)
                 if b == _LEVEL:
@@ -602,23 +637,23 @@ class Detector:
                     ok[:, _INTERACTIONS] = False
                 if b != _LEVEL:  # confirmation: low on its own level too (a bot burst elsewhere is not a drop)
                     with np.errstate(invalid="ignore"):
-                        ok &= ~(obs > (1 - check.depth / 2) * confirm_mu)
+                        ok &= ~(obs_level > (1 - check.depth / 2) * confirm_mu)
                 if not ok.any():
                     continue
-                n_base = np.maximum(base_x / units, 1.0)
+                n_base = np.maximum((base_level if b == _LEVEL else base_x) / units, 1.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
                     if b != _LEVEL:  # the reference is a count too: r * (siblings or interactions),
                         # noisy in the window and in the baseline that learnt r
                         var += (var_unit if b == _SHARE else cfg.phi) * refs[b] * mu
                         var += mu**2 / np.maximum(ref_base[b] / (units if b == _SHARE else 1.0), 1.0)
-                    z = (obs - mu) / np.sqrt(var)
-                    fire = ok & (obs <= (1 - check.depth) * mu) & (z <= -check.z)
+                    z = (seen - mu) / np.sqrt(var)
+                    fire = ok & (seen <= (1 - check.depth) * mu) & (z <= -check.z)
                 better = fire & (z < best_z)
                 if better.any():
                     best_z = np.where(better, z, best_z)
                     best[0][better], best[1][better] = c, b
-                    best[2][better], best[3][better] = mu[better], obs[better]
+                    best[2][better], best[3][better] = mu[better], seen[better]
                     best[4][better] = planned[better]
         firing = np.isfinite(best_z)
         self._open_new(step, firing, best, changed)
@@ -649,7 +684,7 @@ class Detector:
                 window = self._windows[c] * cfg.step_s
                 started = step.settled_until - window
                 basis = self._basis_name(b, row, j, bool(best[4, row, j]))
-                self._frozen[:, :, row, j] = self._live_ratios(row, j)
+                self._frozen[:, :, row, j] = self._live_ratios(row, j, step.settled_until)
                 ratio = float(self._frozen[c, b, row, j])
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                     alert = state.alert
@@ -690,13 +725,16 @@ class Detector:
         window or baseline outside the plan's span."""
         return has_plan & (self._win(_OUT, k) == 0) & (self._base(_OUT, k + gap, length) == 0)  # type: ignore[no-any-return]
 
-    def _live_ratios(self, row: int, j: int) -> FloatArray:
+    def _live_ratios(self, row: int, j: int, at: float) -> FloatArray:
         out = np.full((len(self.config.checks), 3), np.nan)
         for c in range(len(self.config.checks)):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
             planned = bool(self._planned(self._plan_row >= 0, k, gap, length)[row, j])
+            rest = None if planned else self._ending(at, k, gap, length)
             for b in range(3):
                 base_x = self._base(10 if b == _SHARE else 1, k + gap, length)[row, j]
+                if b == _LEVEL and rest is not None:  # the rate of what goes on, as the check judged it
+                    base_x = max(base_x - rest[1][row, j], 0.0)
                 base_q = self._base(5 + b if b != _LEVEL or planned else _QTK, k + gap, length)[row, j]
                 out[c, b] = base_x / base_q if base_q > 0 else np.nan
         return out

@@ -1,6 +1,7 @@
 """Development scoreboard for the drop detector: dev seeds only (100..129), never the held-out ones.
 
     .venv/bin/python -m streams.lab.devscore [--seeds 100:130] [--procs 2] [--set recover_steps=1] [--dump f.json]
+        [--no-plan]
 
 Builds the labelled days like `alerteval.run_eval` (EvalConfig defaults except the seed), runs the
 detector with an overridable DetectorConfig, scores with score_day / summarise, and prints resolve
@@ -67,12 +68,12 @@ def load_day(seed: int, cfg: EvalConfig):  # type: ignore[no-untyped-def]
     return day
 
 
-def one(args: tuple[int, dict[str, Any]]):  # type: ignore[no-untyped-def]
-    seed, overrides = args
+def one(args: tuple[int, dict[str, Any], bool]):  # type: ignore[no-untyped-def]
+    seed, overrides, plan = args
     assert 100 <= seed < 130, "dev seeds 100..129 only"
     cfg = EvalConfig()
     day = load_day(seed, replace(cfg, seed=seed))
-    fired, cpu_ms, wall = run_detector(day, make_config(overrides))
+    fired, cpu_ms, wall = run_detector(day, make_config(overrides), plan=plan)
     res = score_day(day, fired)
     res.cpu_ms, res.wall_s = cpu_ms, wall * 24 / cfg.hours
     rows = []
@@ -95,6 +96,7 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="DetectorConfig field=value")
     ap.add_argument("--label", default="")
     ap.add_argument("--dump", default="")
+    ap.add_argument("--no-plan", action="store_true", help="the detector without the day's plan (schedule kept)")
     ap.add_argument("--check", action="append", default=[],
                     help="a trial Check (a default's name replaces that check): "
                          "name=N,window_s=600,baseline_s=1200,depth=0.12,z=4,eps=0.03,"
@@ -115,13 +117,14 @@ def main() -> None:
     make_config(overrides)
     t = time.time()
     with mp.get_context("fork").Pool(a.procs) as pool:
-        out = pool.map(one, [(s, overrides) for s in seeds], chunksize=1)
+        out = pool.map(one, [(s, overrides, not a.no_plan) for s in seeds], chunksize=1)
     results = [r for r, _, _ in out]
     rows = [row for _, rs, _ in out for row in rs]
     false = [f for _, _, fs in out for f in fs]
     s = summarise(results, True)
     fi = s["firing"]
-    print(f"== {a.label or overrides or 'baseline'}  seeds {lo}..{hi - 1}  ({time.time() - t:.0f} s)")
+    label = f"{a.label or overrides or 'baseline'}{' (no plan)' if a.no_plan else ''}"
+    print(f"== {label}  seeds {lo}..{hi - 1}  ({time.time() - t:.0f} s)")
     print(f"resolve median {fi['resolve_median_s']:.0f} s / p95 {fi['resolve_p95_s']:.0f} s; "
           f"coverage {100 * fi['coverage']:.1f}%; false/day {s['false']['per_day']:.2f} ({s['false']['total']}); "
           f"cpu {s['cost']['cpu_ms']:.2f} ms")  # fmt: skip

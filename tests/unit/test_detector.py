@@ -769,3 +769,48 @@ def test_the_outage_floor_is_where_an_unplanned_outage_starts_to_be_caught(step_
     floor = Detector(DetectorConfig(step_s=step_s)).outage_floor()
     assert 0 < floor < 100
     assert caught(floor * 1.1) and not caught(floor * 0.9)
+
+
+# -- a campaign ending on schedule, no plan ------------------------------------------------------
+
+
+def _two_campaigns(rate1: Rate, rate2: Rate, seconds: float, seed: int) -> Iterator[Step]:
+    """c1 at rate1 and c2 at rate2 (the second a renamed copy of `series`), the total their sum."""
+    other = series(rate2, seconds, seed=seed + 1000)
+    for a, b in zip(series(rate1, seconds, seed=seed), other, strict=True):
+        values = dict(a.values)
+        for (scope, metric), v in b.values.items():
+            if scope.campaign_id is None:
+                values[(scope, metric)] = values.get((scope, metric), 0.0) + v
+            else:
+                values[(Scope("c2", scope.channel), metric)] = v
+        yield Step(a.at, a.settled_until, a.lag_s, values)
+
+
+def _ends_at(end: float, per_s: float) -> Rate:
+    """per_s until 3 min before `end`, then falling to nothing at `end` (people leave), as the sale day's."""
+    return lambda t: per_s * min(1.0, max(0.0, (end - t) / 180))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_big_campaign_ending_on_schedule_is_no_outage_of_the_total(seed: int) -> None:
+    # c1 brings 5/6 of the total and ends on schedule at minute 60; c2 goes on. With no plan the total
+    # is judged on its recent rate, which held c1: its end read as an 83% outage of the total.
+    end = T0 + 3600
+    schedule: dict[str, tuple[float | None, float | None]] = {"c1": (T0 - 7200, end), "c2": (T0 - 7200, None)}
+    changes = run(Detector(schedule=schedule), _two_campaigns(_ends_at(end, 40.0), flat(8.0), 5400, seed))
+    assert opened(changes) == []
+
+
+def test_an_outage_of_the_rest_while_a_campaign_ends_is_still_caught_on_the_total() -> None:
+    # c1 ends on schedule at minute 60 and c2 stops two minutes later for 8 minutes: the total is down
+    # to nothing of what goes on. The end of c1 mutes nothing, and the total recovers against what goes
+    # on (against a rate that held c1 it would stay open for the hour).
+    end = T0 + 3600
+    schedule: dict[str, tuple[float | None, float | None]] = {"c1": (T0 - 7200, end), "c2": (T0 - 7200, None)}
+    c2: Rate = lambda t: 0.0 if end + 120 <= t < end + 600 else 8.0  # noqa: E731
+    changes = run(Detector(schedule=schedule), _two_campaigns(_ends_at(end, 40.0), c2, 4800, 0))
+    total = [a for _, a in changes if a.scope == Scope() and a.metric == "interactions"]
+    assert total and 0 <= total[0].detected_at - (end + 120) <= 60, total
+    assert len({a.id for a in total}) == 1 and total[-1].resolved_at is not None, total
+    assert total[-1].resolved_at - (end + 600) <= 120, total[-1]
