@@ -47,7 +47,7 @@ def broker(
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         fail(f"--host {host!r} is not an address (127.0.0.1 unless you mean it)")
-    embedded = EmbeddedBroker(port, host=host, storage=storage)
+    embedded = EmbeddedBroker(port, host=host, storage=storage, die_with_parent=True)
     _stop_children_on_sigterm()
     embedded.start()
     typer.echo(f"broker ready at {embedded.url} (storage {storage}); Ctrl-C to stop")

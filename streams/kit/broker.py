@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.errors import BrokerError
@@ -22,6 +23,19 @@ def tansu_binary() -> str:
         raise BrokerError(str(exc)) from exc
 
 
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """In the child before exec: SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG); gone already: exit."""
+
+    def arm() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
+
+
 class EmbeddedBroker:
     """The tansu broker as a child process bound to loopback; memory storage unless told otherwise.
 
@@ -35,8 +49,14 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         storage: str = "memory://tansu/",
         log_path: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.host = host
+        # The broker runs in a session of its own (a Ctrl-C in the terminal reaches its parent, which
+        # stops it after the rest); so a SIGKILL of the parent left it running on its port (an outside
+        # probe). With this, Linux stops it when the thread that started it dies: for a command's main
+        # thread only, never one a test's helper thread may leave.
+        self.die_with_parent = die_with_parent
         self.port = port
         self.storage = storage
         self.log_path = log_path
@@ -64,8 +84,9 @@ class EmbeddedBroker:
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
-                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
+                cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                preexec_fn=_die_with_parent(os.getpid()) if self.die_with_parent else None,
+            )  # fmt: skip
         finally:
             if not isinstance(out, int):
                 out.close()  # the child has its own descriptor
