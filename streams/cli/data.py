@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -495,11 +496,16 @@ def totals(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif as_csv:
+        # RFC 4180's CRLF: the csv module quotes a field holding a character of the line terminator, so an
+        # id with a carriage return is one quoted field, not a phantom row; and written as is, not through
+        # click, which strips ANSI escapes from output that is no terminal (the CSV's id then differed
+        # from the JSON's). An outside probe, with campaign ids the contract allows.
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(COLUMNS)
         writer.writerows([r[c] for c in COLUMNS] for r in rows)
-        typer.echo(out.getvalue(), nl=False)
+        sys.stdout.write(out.getvalue())
+        sys.stdout.flush()
     else:
         typer.echo(format_totals(rows))
 
@@ -580,13 +586,19 @@ def format_totals(rows: list[dict[str, Any]]) -> str:
     head = ["campaign_id", "channel", "interactions", "participants", "shares", "orders", "gmv_yuan", "buyers",
             "new_users", "via_share"]  # fmt: skip
     body = [
-        [r["campaign_id"], r["channel"], r["interactions"], r["participants"], r["shares"], r["orders"],
-         f"{r['gmv_fen'] / 100:,.2f}", r["buyers"], r["new_users"], r["new_users_via_share"]]
+        [_visible(r["campaign_id"]), _visible(r["channel"]), r["interactions"], r["participants"], r["shares"],
+         r["orders"], f"{r['gmv_fen'] / 100:,.2f}", r["buyers"], r["new_users"], r["new_users_via_share"]]
         for r in rows
     ]  # fmt: skip
     widths = [max(_width(str(x)) for x in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(_pad(str(x), w) for x, w in zip(line, widths, strict=True)) for line in [head, *body]]
     return "\n".join(lines)
+
+
+def _visible(text: str) -> str:
+    """An id as the table shows it: control and format characters (a carriage return, an escape, a
+    right-to-left override) as escapes, not acted on by the terminal. --json and --csv keep them."""
+    return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
 def _width(text: str) -> int:

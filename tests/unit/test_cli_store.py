@@ -5,6 +5,8 @@ The store is written in a subprocess (chdb is one engine per process) and read b
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -134,3 +136,22 @@ def test_verify_exact_and_every_differing_cell(store: Path, tmp_path: Path) -> N
         "'双11主会场' wechat buyers: want 1, got 0 (-1)",
         "rejected duplicate: want 2, got 0 (-2)",
     ]
+
+
+def test_totals_csv_reads_back_as_the_json_whatever_the_campaign_ids(tmp_path: Path) -> None:
+    # Ids the contract allows (any Unicode, 1-64): a carriage return made a phantom CSV row, an ANSI
+    # escape was stripped from the CSV (click strips it off a terminal) but not from the JSON (an
+    # outside probe). The table shows such characters as escapes instead of acting on them.
+    store = write_store(tmp_path / "store", f"""
+        for campaign in ("zz\\r", "esc\\x1b[31mred", "rtl\\u202eevil", "=1+1", "a,b\\"c"):
+            deltas.add(FactKey(campaign, "web", "", 0, {MINUTE}), 0, 7)
+    """)  # fmt: skip
+    as_json = json.loads(promo("totals", "--json", "--clickhouse", f"chdb://{store}").stdout)
+    assert len(as_json) == 5
+    result = promo("totals", "--csv", "--clickhouse", f"chdb://{store}")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
+    assert [{k: (v if k in ("campaign_id", "channel") else int(v)) for k, v in r.items()} for r in rows] == as_json
+    table = promo("totals", "--clickhouse", f"chdb://{store}").stdout
+    assert "\r" not in table and "\x1b" not in table and "\u202e" not in table
+    assert "zz\\r" in table and "esc\\x1b[31mred" in table and "rtl\\u202eevil" in table
