@@ -34,7 +34,7 @@ from streams.cli.base import (
     settings_from,
     users_app,
 )
-from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written
+from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written, silent_owner
 from streams.config import Settings, dsn_secrets, redact_dsn, scrub
 from streams.contract.facts import COUNTERS
 from streams.errors import PromoError, StoreBusyError
@@ -416,6 +416,8 @@ def read_store(settings: Settings, *, explicit: bool) -> Read:
     owner = _live_owner(store_dir)
     if owner is not None:
         return _read_owner(owner, str(store_dir), f"through the worker that owns it, {owner}")
+    if (silent := silent_owner(store_dir)) is not None:
+        fail(silent)
     refuse_if_detector_holds(store_dir)
     demo_store = (DEMO_DATA_DIR / "store").resolve()
     demo = _live_owner(demo_store) if demo_store != store_dir.resolve() else None

@@ -269,6 +269,34 @@ def refuse_if_never_written(store: Path) -> None:
         fail(f"the store at {store} has no tables: no worker has written to it yet")
 
 
+def silent_owner(store: Path) -> str | None:
+    """When the process that owns an embedded store is alive but did not answer `_live_owner` (frozen,
+    or too busy): what to tell the user. Opening the store beside it fails on chdb's lock with two raw
+    engine errors (an outside probe, a SIGSTOPped worker)."""
+    from streams.worker.app import owner_file
+
+    try:
+        doc = json.loads(owner_file(store).read_text())
+        pid = int(doc.get("pid", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # it died without cleaning up: the store is free
+    except PermissionError:
+        pass  # alive, another user's
+    try:  # a pid the system gave to another program since (a reboot): not ours
+        if b"promo" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+    except OSError:
+        pass  # no /proc: take the pid's word
+    return (f"the store at {store} is owned by the worker at {doc.get('url', '?')} (pid {pid}), which does not "
+            "answer (stopped, or too busy to): try again, or stop or resume that worker")  # fmt: skip
+
+
 def _live_owner(store: Path) -> str | None:
     """URL of the running process that owns an embedded store, if any."""
     from streams.worker.app import owner_file

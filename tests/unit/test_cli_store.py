@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -155,3 +156,27 @@ def test_totals_csv_reads_back_as_the_json_whatever_the_campaign_ids(tmp_path: P
     table = promo("totals", "--clickhouse", f"chdb://{store}").stdout
     assert "\r" not in table and "\x1b" not in table and "\u202e" not in table
     assert "zz\\r" in table and "esc\\x1b[31mred" in table and "rtl\\u202eevil" in table
+
+
+def test_totals_beside_a_frozen_owner_says_so_in_one_line(tmp_path: Path) -> None:
+    # A worker that owns the store but does not answer (SIGSTOPped): opening the store beside it failed
+    # on chdb's lock with two raw engine errors (an outside probe). Here a live process standing for it.
+    from streams.worker.app import owner_file
+
+    store = write_store(tmp_path / "store", "deltas.add(FactKey('c', 'web', '', 0, 0), 0, 1)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    frozen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "promo-worker-stand-in"])
+    try:
+        owner_file(store).write_text(json.dumps({"pid": frozen.pid, "url": f"http://127.0.0.1:{closed}"}))
+        result = promo("totals", "--clickhouse", f"chdb://{store}")
+        assert result.returncode == 2 and result.stdout == ""
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"(pid {frozen.pid}), which does not answer" in lines[0], result.stderr
+    finally:
+        frozen.kill()
+        frozen.wait()
+    # once it is gone, its leftover file does not stand in the way
+    result = promo("totals", "--json", "--clickhouse", f"chdb://{store}")
+    assert result.returncode == 0 and json.loads(result.stdout)[0]["interactions"] == 1, result.stderr
