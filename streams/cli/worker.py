@@ -105,6 +105,9 @@ def worker(
     _install_crash_points()
     if settings.alerts and not settings.sink:
         fail("--alerts needs the sink in this process (--sink): the detector reads what the sink writes")
+    if not settings.sink and (web_port is not None or view_port is not None or no_view):
+        # ignored in silence before (an outside probe): a worker without the sink serves no pages
+        fail("--web-port, --view-port and --no-view go with the sink: a --no-sink worker serves no pages")
     if settings.alerts:
         _check_robots()
     if settings.sink:  # the web and the view run with the sink

@@ -158,6 +158,15 @@ def test_every_command_has_help(command: list[str]) -> None:
             "cannot write the dashboards to /proc/nope",
             id="dashboards-build-unwritable",
         ),
+        *(
+            pytest.param(
+                ["worker", "--no-sink", *extra],
+                {},
+                "go with the sink: a --no-sink worker serves no pages",
+                id=f"no-sink-{extra[0]}",
+            )
+            for extra in (["--web-port", "26067"], ["--view-port", "28080"], ["--no-view"])
+        ),
         pytest.param(
             ["simulate", "--duration", "1", "--rate", "10", "--truth", "/proc/truth.json"],
             {"PROMO_BROKER": "kafka://127.0.0.1:1"},
