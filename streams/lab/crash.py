@@ -108,7 +108,10 @@ def install_from_env(environ: Mapping[str, str] = os.environ) -> list[str]:
         crashpoints.install(name, functools.partial(trace, name))  # an unknown name: its ValueError
     if traced:
         installed.append(f"{TRACE_AT}={','.join(traced)}")
-    if environ.get(DROP_FIRST_FETCH, "") == "1":
+    drop = environ.get(DROP_FIRST_FETCH, "")
+    if drop not in ("", "0", "1"):  # accepted in silence before (an outside probe)
+        raise ValueError(f"{DROP_FIRST_FETCH} must be 1 (or 0, or unset), not {drop!r}")
+    if drop == "1":
         crashpoints.install_drop_fetched(drop_first_fetch())
         installed.append(f"{DROP_FIRST_FETCH}=1")
     return installed

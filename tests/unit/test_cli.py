@@ -158,6 +158,12 @@ def test_every_command_has_help(command: list[str]) -> None:
             "cannot write the dashboards to /proc/nope",
             id="dashboards-build-unwritable",
         ),
+        pytest.param(
+            ["worker", "--no-sink"],
+            {"PROMO_DROP_FIRST_FETCH": "banana"},
+            "PROMO_DROP_FIRST_FETCH must be 1",
+            id="drop-first-fetch-banana",
+        ),
         *(
             pytest.param(
                 ["worker", "--no-sink", *extra],
