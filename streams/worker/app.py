@@ -363,6 +363,7 @@ def build_app(settings: Settings) -> WorkerApp:
     pipeline = WorkerApp(app, settings, ingest, aggregate, store, sink, time.time())
     if store is not None and sink is not None:
         _attach_sink(pipeline, store, sink)
+        _guard_web(app, settings)
 
     heartbeats = settings.topic(Topic.HEARTBEATS)
     worker_name = _worker_name(settings)
@@ -405,6 +406,40 @@ def build_app(settings: Settings) -> WorkerApp:
 
     app.task(watch_broker)
     return pipeline
+
+
+def _guard_web(app: faust.App, settings: Settings) -> None:
+    """The worker's pages answer this machine's own programs, not a web page in its browser.
+
+    Its POSTs (alerts ack, silence, unsilence) change what the war room is told, and any site open in
+    a browser here could send one: a form's text/plain POST to 127.0.0.1 needs no CORS preflight, and
+    a site's name made to resolve to 127.0.0.1 (DNS rebinding) reads every GET. So, as the local view
+    does: bound to loopback, only a Host naming this machine (421); a POST only as JSON (415: a
+    browser asks first for that, and this server allows no other origin) and never from a page of
+    another origin (403). An outside probe found the view guarded and the worker's port not."""
+    from aiohttp import web
+
+    from streams.dashboards.view.auth import host_allowed, is_loopback
+
+    loopback = is_loopback(settings.web_host)
+
+    def refuse(status: int, why: str) -> web.Response:
+        return web.json_response({"error": why}, status=status)
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if loopback and not host_allowed(request.host):
+            return refuse(421, "this worker answers only to localhost / 127.0.0.1")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            origin = request.headers.get("Origin")
+            if origin is not None and not host_allowed(origin.partition("://")[2] or origin):
+                return refuse(403, "not from a page of another origin")
+            if request.content_type != "application/json":
+                return refuse(415, "POST JSON (Content-Type: application/json)")
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    app.web.web_app.middlewares.append(guard)  # type: ignore[attr-defined]  # the aiohttp driver's Application
 
 
 def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:

@@ -87,6 +87,24 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
 
     assert [status(q) for q in ("nope", "", f"{urllib.parse.quote(first)}&campaign=x")] == [404, 400, 400]
 
+    # Only this machine's programs, not a web page in its browser (DNS rebinding, a form's POST): an
+    # outside probe found the view guarded and the worker's port not.
+    def answer(path: str, body: bytes | None = None, **headers: str) -> int:
+        request = urllib.request.Request(f"{worker.url}{path}", data=body, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10):
+                return 200
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert answer("/api/totals", Host="evil.example:6066") == 421
+    assert answer("/api/totals", Host=f"localhost:{worker.port}") == 200
+    ack = b'{"id": "nope", "by": "csrf"}'
+    assert answer("/api/alerts/ack", ack, **{"Content-Type": "text/plain"}) == 415
+    foreign = {"Content-Type": "application/json", "Origin": "http://evil.example"}
+    assert answer("/api/alerts/ack", ack, **foreign) == 403
+    assert answer("/api/alerts/ack", ack, **{"Content-Type": "application/json"}) == 404  # reached: no such alert
+
 
 def test_a_worker_makes_a_missing_data_dir(env: Pipeline, workers: list[WorkerProcess]) -> None:
     # It crashed with a traceback from Faust, which makes only the last level of its own datadir.
