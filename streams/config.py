@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from streams.contract.limits import Limits, StageConfig
 from streams.contract.topics import INPUTS, Topic
@@ -54,16 +54,25 @@ class Secret:
         return f"Secret({self!s})"
 
 
+def _userinfo(dsn: str) -> tuple[str, str, str] | None:
+    """(scheme://, user, password) of a DSN with credentials, read from the raw string: everything
+    between `://` and the last `@` is the user and password. urlsplit cuts a password holding an
+    unescaped `#`, `/` or `?` at that character and reads the rest as the host (a review: the
+    password then showed in full)."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or "@" not in rest:
+        return None
+    user, colon, password = rest.rpartition("@")[0].partition(":")
+    return f"{scheme}://", user, password if colon else ""
+
+
 def redact_dsn(dsn: str) -> str:
     """The DSN with any password replaced, for logs and messages."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:  # an unclosed [ in the host, say: where a password would end is anyone's guess
-        return f"{dsn.partition('://')[0]}://********"
-    if parts.password is None:
+    found = _userinfo(dsn)
+    if found is None or not found[2]:
         return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    scheme, user, _ = found
+    return f"{scheme}{user}:********@{dsn.partition('://')[2].rpartition('@')[2]}"
 
 
 def scrub(text: str, *secrets: str) -> str:
@@ -82,25 +91,25 @@ def scrub(text: str, *secrets: str) -> str:
 def dsn_secrets(dsn: str) -> tuple[str, ...]:
     """What in a ClickHouse DSN is a credential, in the forms `scrub` hides: its password and its
     `user:password` (Basic auth)."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
+    found = _userinfo(dsn)
+    if found is None or not found[2]:
         return ()
-    if not parts.password:
-        return ()
-    password, user = unquote(parts.password), unquote(parts.username or "")
-    return (password, f"{user}:{password}")
+    user, password = found[1], found[2]
+    return (password, unquote(password), f"{unquote(user)}:{unquote(password)}")
 
 
 def _dsn_problem(dsn: str) -> str | None:
     """Why an http(s) ClickHouse DSN is no server address, or None."""
     if any(c.isspace() for c in dsn):
         return "it has a space in it (quote a password's characters: %20)"
+    found = _userinfo(dsn)
+    if found is not None and any(c in found[1] + found[2] for c in "#/?"):
+        return "its user or password has an unescaped '#', '/' or '?' (write %23, %2F, %3F)"
     try:
         parts = urlsplit(dsn)
         port = parts.port
-    except ValueError as exc:  # a port out of range or no number, an unclosed [
-        return str(exc)
+    except ValueError:  # never its text: it quotes what it took for the port, a password's start maybe
+        return "its port is no number from 1 to 65535 (or a [ in the host is not closed)"
     if not parts.hostname:
         return "it names no host"
     if port is not None and port == 0:
@@ -328,8 +337,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     values: dict[str, Any] = {}
     for f in fields(Settings):
         raw = env.get(f"{ENV_PREFIX}{f.name.upper()}")
-        if raw == "":  # set but empty: not the default in silence (unset it to mean the default)
+        default = getattr(base, f.name)
+        if raw == "" and str(default) != "":  # set but empty is not the default in silence; where the default is
+            # empty (no view token, no input prefix), empty is that (PROMO_VIEW_TOKEN=${TOKEN:-})
             raise ConfigError(f"{_variable(f.name)} is set but empty: give it a value, or unset it for the default")
+        if raw == "":
+            continue
         if raw is not None:
             values[f.name] = _coerce(f.name, raw, getattr(base, f.name))
     settings = replace(base, **values).with_overrides(**overrides)
