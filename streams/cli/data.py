@@ -498,15 +498,15 @@ def totals(
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif as_csv:
-        # RFC 4180's CRLF: the csv module quotes a field holding a character of the line terminator, so an
-        # id with a carriage return is one quoted field, not a phantom row; and written as is, not through
-        # click, which strips ANSI escapes from output that is no terminal (the CSV's id then differed
-        # from the JSON's). An outside probe, with campaign ids the contract allows.
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(COLUMNS)
-        writer.writerows([r[c] for c in COLUMNS] for r in rows)
-        sys.stdout.write(out.getvalue())
+        # The csv module quotes a field holding a character of its line terminator: written with CRLF, an
+        # id with a carriage return is one quoted field, not a phantom row; each line then ends in "\n"
+        # as before (awk and cut see no "\r"). Written as is, not through click, which strips ANSI escapes
+        # from output that is no terminal (the CSV's id then differed from the JSON's). An outside probe,
+        # with campaign ids the contract allows.
+        for line in [COLUMNS, *([r[c] for c in COLUMNS] for r in rows)]:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\r\n").writerow(line)
+            sys.stdout.write(out.getvalue().removesuffix("\r\n") + "\n")
         sys.stdout.flush()
     else:
         typer.echo(format_totals(rows))

@@ -278,13 +278,18 @@ def silent_owner(store: Path) -> str | None:
     engine errors (an outside probe, a SIGSTOPped worker)."""
     from streams.worker.app import owner_file
 
+    path = owner_file(store)
     try:
-        doc = json.loads(owner_file(store).read_text())
+        doc = json.loads(path.read_text())
         pid = int(doc.get("pid", 0))
+        written = path.stat().st_mtime
     except (OSError, ValueError, TypeError, AttributeError):
         return None
-    if pid <= 0:
+    if pid <= 0 or pid == os.getpid():  # a container's pid 1 after its worker was killed is this command
         return None
+    started = _started_at(pid)
+    if started is not None and started > written + 1:
+        return None  # a process younger than the file: the pid was given again after the owner died
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -298,6 +303,17 @@ def silent_owner(store: Path) -> str | None:
         pass  # no /proc: take the pid's word
     return (f"the store at {store} is owned by the worker at {doc.get('url', '?')} (pid {pid}), which does not "
             "answer (stopped, or too busy to): try again, or stop or resume that worker")  # fmt: skip
+
+
+def _started_at(pid: int) -> float | None:
+    """When a process started (epoch s), from /proc; None where there is no /proc to say."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])  # field 22
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))  # fmt: skip
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _live_owner(store: Path) -> str | None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,7 @@ def test_totals_csv_reads_back_as_the_json_whatever_the_campaign_ids(tmp_path: P
     assert len(as_json) == 5
     result = promo("totals", "--csv", "--clickhouse", f"chdb://{store}")
     assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\r\n") == 0  # lines end in "\n", a "\r" only inside its quoted field
     rows = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
     assert [{k: (v if k in ("campaign_id", "channel") else int(v)) for k, v in r.items()} for r in rows] == as_json
     table = promo("totals", "--clickhouse", f"chdb://{store}").stdout
@@ -174,6 +177,10 @@ def test_totals_beside_a_frozen_owner_says_so_in_one_line(tmp_path: Path) -> Non
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and f"(pid {frozen.pid}), which does not answer" in lines[0], result.stderr
+        # a file older than the process under its pid: the pid was given again after the owner died
+        hour_ago = time.time() - 3600
+        os.utime(owner_file(store), (hour_ago, hour_ago))
+        assert promo("totals", "--json", "--clickhouse", f"chdb://{store}").returncode == 0
     finally:
         frozen.kill()
         frozen.wait()
