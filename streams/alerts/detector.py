@@ -800,7 +800,7 @@ class Detector:
             longest = self._recover_windows[-1]
             mu_long = ratio * float(self._win(ref, longest)[row, j])
             if mu_long > 0 and math.isfinite(mu_long):
-                obs_long = float(self._win(0, longest)[row, j])
+                obs_long = self._going_on(state, on_plan, row, j, longest, step.settled_until)
                 spread = math.sqrt(var_unit[row, j] * max(obs_long, units[row, j])) / mu_long
                 state.level = min(level if math.isnan(state.level) else state.level, obs_long / mu_long + 2 * spread)
             if math.isfinite(state.level):
@@ -830,7 +830,7 @@ class Detector:
             if mu < needed and span < longest:
                 state.recovered = 0  # not enough of the incident yet to tell it from recovery
                 continue
-            obs = float(self._win(0, k)[row, j])
+            obs = self._going_on(state, on_plan, row, j, k, step.settled_until)
             # Nothing expected: over, unless the yardstick is siblings that sent nothing either.
             recovered = obs >= (1 + level) / 2 * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
             state.recovered = state.recovered + 1 if recovered else 0
@@ -838,6 +838,18 @@ class Detector:
                 state.by_recovery = True
                 self._close(state, row, j, step.at, changed)
         self._unfold(step, var_unit, changed)
+
+    def _going_on(self, state: _Open, on_plan: bool, row: int, j: int, k: int, at: float) -> float:
+        """What a scope counted over the last k steps, as its incident judges it: judged on its recent rate,
+        a parent leaves out a campaign of it that is ending on schedule, as its opening did (`_ending`).
+        With the ending campaign in, its last minutes read as the rest's recovery, and an outage of the
+        rest resolved and reopened every few steps until the end (a review)."""
+        obs = float(self._win(0, k)[row, j])
+        if state.basis == _LEVEL and not on_plan:
+            rest = self._ending(at, k, 0, 0)
+            if rest is not None:
+                obs = max(obs - float(rest[0][row, j]), 0.0)
+        return obs
 
     def _unfold(self, step: Step, var_unit: FloatArray, changed: list[Alert]) -> None:
         """A child folded under an incident that has ended, and still down a minute later (a partial

@@ -814,3 +814,17 @@ def test_an_outage_of_the_rest_while_a_campaign_ends_is_still_caught_on_the_tota
     assert total and 0 <= total[0].detected_at - (end + 120) <= 60, total
     assert len({a.id for a in total}) == 1 and total[-1].resolved_at is not None, total
     assert total[-1].resolved_at - (end + 600) <= 120, total[-1]
+
+
+def test_an_outage_of_the_rest_across_a_scheduled_end_fires_through_it_without_flapping() -> None:
+    # c2 (the rest) is silent from 4 min before c1's scheduled end to 5 min after. The total's alert,
+    # opened on what goes on, judged its recovery on counts that held the ending c1: it resolved and
+    # reopened three times before the end (a review). It fires through, and resolves after.
+    end = T0 + 3600
+    schedule: dict[str, tuple[float | None, float | None]] = {"c1": (T0 - 7200, end), "c2": (T0 - 7200, None)}
+    c2: Rate = lambda t: 0.0 if end - 240 <= t < end + 300 else 8.0  # noqa: E731
+    changes = run(Detector(schedule=schedule), _two_campaigns(_ends_at(end, 40.0), c2, 4800, 0))
+    total = [(at, a) for at, a in changes if a.scope == Scope() and a.metric == "interactions"]
+    assert total and total[0][1].detected_at - (end - 240) <= 60, total
+    resolved = [at for at, a in total if a.resolved_at is not None]
+    assert len(resolved) == 1 and 0 <= resolved[0] - (end + 300) <= 150, [(at - end, a.resolved_at) for at, a in total]
