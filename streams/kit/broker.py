@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +24,18 @@ def tansu_binary() -> str:
         raise BrokerError(str(exc)) from exc
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """In the child before exec: SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG); gone already: exit."""
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """For the child before exec: SIGTERM when the parent dies (Linux's PR_SET_PDEATHSIG); the parent
+    gone already: exit. None off Linux (no prctl: the broker then outlives a SIGKILLed parent, as
+    before). prctl is looked up here, before the fork: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def arm() -> None:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
         if os.getppid() != parent:
             os._exit(1)
 
