@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streams.kit.harness import PROMO
+from tests.helpers import proc_alive, proc_children
 
 pytestmark = pytest.mark.integration
 
@@ -47,28 +48,6 @@ def test_bench_smoke_prints_figures_and_is_exact(tmp_path: Path) -> None:
     assert "events/s" in result.stdout and "freshness" in result.stdout
 
 
-def _children(pid: int) -> dict[int, str]:
-    """pid -> command line of the live (non-zombie) children of `pid`."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out[int(stat.parent.name)] = cmdline
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def test_sigterm_stops_the_bench_and_everything_it_started(tmp_path: Path) -> None:
     # It left its embedded broker running before: only Ctrl-C went through the `finally` blocks.
     proc = subprocess.Popen(
@@ -80,7 +59,7 @@ def test_sigterm_stops_the_bench_and_everything_it_started(tmp_path: Path) -> No
         deadline = time.monotonic() + 120
         started: dict[int, str] = {}
         while time.monotonic() < deadline and proc.poll() is None:
-            started.update(_children(proc.pid))
+            started.update(proc_children(proc.pid))
             commands = " ".join(started.values())
             if "tansu" in commands and "promo worker" in commands:
                 break
@@ -95,6 +74,6 @@ def test_sigterm_stops_the_bench_and_everything_it_started(tmp_path: Path) -> No
     assert proc.returncode != 0
     assert "Traceback" not in stderr, stderr
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in started) and time.monotonic() < deadline:
+    while any(proc_alive(pid) for pid in started) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [cmd for pid, cmd in started.items() if _alive(pid)]
+    assert not [cmd for pid, cmd in started.items() if proc_alive(pid)]

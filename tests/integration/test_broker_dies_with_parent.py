@@ -9,35 +9,14 @@ import signal
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
 from streams.kafka import wait_for_port
+from tests.helpers import proc_alive, proc_children
 from tests.unit.test_cli import PROMO
 
 pytestmark = pytest.mark.integration
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # field 4, after the command in parentheses
-                found.append(int(entry.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_a_sigkilled_broker_command_takes_tansu_with_it() -> None:
@@ -49,18 +28,18 @@ def test_a_sigkilled_broker_command_takes_tansu_with_it() -> None:
     tansu: list[int] = []
     try:
         assert wait_for_port("127.0.0.1", port, 30), "the broker did not start"
-        tansu = _children(parent.pid)
+        tansu = list(proc_children(parent.pid))
         assert len(tansu) == 1, tansu
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=10)
         deadline = time.monotonic() + 10
-        while _alive(tansu[0]) and time.monotonic() < deadline:
+        while proc_alive(tansu[0]) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _alive(tansu[0]), "tansu outlived the promo broker that started it"
+        assert not proc_alive(tansu[0]), "tansu outlived the promo broker that started it"
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait(timeout=10)
         for pid in tansu:
-            if _alive(pid):
+            if proc_alive(pid):
                 os.kill(pid, signal.SIGKILL)
