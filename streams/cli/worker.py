@@ -50,6 +50,16 @@ def broker(
     embedded = EmbeddedBroker(port, host=host, storage=storage, die_with_parent=True)
     _stop_children_on_sigterm()
     embedded.start()
+    # Listening is not ready: with storage it cannot reach (an s3:// bucket that is not there) tansu
+    # listens and closes every Kafka request, and "ready" sent clients to fail (an outside probe).
+    from streams.worker.broker_watch import probe_broker, quiet_aiokafka_bootstrap_errors
+
+    quiet_aiokafka_bootstrap_errors()
+    answer = asyncio.run(probe_broker(embedded.bootstrap, [], timeout_s=20))
+    if answer.error:
+        embedded.stop()
+        fail(f"the broker listens on {embedded.url} but answers no Kafka request ({answer.error}): "
+             f"is its storage {storage.split('://')[0]}://… reachable?")  # fmt: skip
     typer.echo(f"broker ready at {embedded.url} (storage {storage}); Ctrl-C to stop")
     try:
         while embedded.process is not None and embedded.process.poll() is None:

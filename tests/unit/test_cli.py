@@ -146,6 +146,12 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(
             ["broker", "--port", "29393", "--storage", "bogus://x"], {}, "exited (1) at start", id="broker-bad-storage"
         ),
+        pytest.param(  # listens, and closes every Kafka request: "ready" sent clients to fail (an outside probe)
+            ["broker", "--port", "29394", "--storage", "s3://nonexistent-bucket/"],
+            {},
+            "answers no Kafka request",
+            id="broker-unreachable-storage",
+        ),
         pytest.param(
             ["verify", "--truth", "/dev/null", "--wait", "nan"],
             {},
