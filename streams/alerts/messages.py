@@ -149,6 +149,15 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
             else f"expected {_amount(doc.get('metric'), expected)} ({basis}), observed "
             f"{_amount(doc.get('metric'), observed)}; since {_local(doc['started_at'])}"
         )
+        if basis_key == "schedule":  # no count was expected: its start was (an outside probe read "expected 0")
+            title = (
+                f"{tag}{scope} 已到排期开始时间，没有任何数据{again}"
+                if zh
+                else f"{tag}{scope}: nothing has arrived{again}"
+            )
+            start = _local(doc["started_at"])
+            text = (f"排期 {start} 开始，至今没有任何{metric}" if zh
+                    else f"scheduled to start at {start}; no {metric} has arrived since")  # fmt: skip
         children = doc.get("children") or []
         if children:
             text += ("；一同下跌：" if zh else "; also down: ") + "、".join(str(c) for c in children[:6])

@@ -149,7 +149,11 @@ def test_nothing_arrived_at_a_scheduled_start_is_a_full_drop_and_json_safe() -> 
     from streams.alerts.runner import banner_alert
 
     msg = render({**DROP, "expected": None, "observed": 0.0, "basis": "schedule"}, "fired", Context({}, 0.0))
-    assert msg.title.endswith("下跌 100%") and "按活动排期" in msg.text
+    assert msg.title.endswith("已到排期开始时间，没有任何数据") and "开始，至今没有任何" in msg.text
+    assert "预期 0" not in msg.text  # no count was expected: its start was (an outside probe)
+    english = render({**DROP, "expected": None, "observed": 0.0, "basis": "schedule"}, "fired",
+                     Context({}, 0.0, language="en"))  # fmt: skip
+    assert english.title.endswith(": nothing has arrived") and "scheduled to start at" in english.text
     alert = Alert("n1", "drop", "interactions", Scope("c"), T0, T0 + 120, None, math.nan, 0.0, "schedule", "critical",
                   "nothing arrived")  # fmt: skip
     assert json.loads(json.dumps(banner_alert(alert), allow_nan=False))["expected"] is None
