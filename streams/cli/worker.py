@@ -213,7 +213,7 @@ def _check_clickhouse(settings: Settings) -> None:
     where = redact_dsn(settings.clickhouse_dsn)
     store = ClickHouseStore(settings.clickhouse_dsn, connect_timeout_s=5, send_timeout_s=15)
     try:
-        store.has_schema()
+        store.connect()
     except Exception as exc:
         text = scrub(str(exc), *dsn_secrets(settings.clickhouse_dsn))
         text = " ".join(text.split())[:400]

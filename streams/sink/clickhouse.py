@@ -426,6 +426,11 @@ class ClickHouseStore:
             log.info("store schema: applied version %d (%s)", migration.version, migration.what)
         return SCHEMA_VERSION
 
+    def connect(self) -> None:
+        """Open the connection (the client asks the server its version): credentials and reachability,
+        nothing about tables or rights a worker needs later."""
+        self._connect()
+
     def has_schema(self) -> bool:
         """Whether a worker has built the tables the read commands query (reads never build them)."""
         rows = (
