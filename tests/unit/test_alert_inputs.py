@@ -31,6 +31,21 @@ def test_a_caught_up_partition_has_no_lag() -> None:
     assert clock.lag_s() == 0.0
 
 
+def test_a_quiet_caught_up_partition_is_not_behind_when_records_come_again() -> None:
+    # Traffic stops for two minutes (the log's end stands still, the consumer at it), then resumes: the
+    # first sample that sees the new end before the consumer reaches it is a second behind, not two
+    # minutes (an outside probe: a lag alert after every pause, and sparse partitions' lag jumping).
+    clock = PositionClock()
+    for t in range(5):
+        clock.sample(100.0 + t, {"p0": (10 * t, 10 * t)})
+    for t in range(5, 125):  # quiet: end 40, reached
+        clock.sample(100.0 + t, {"p0": (40, 40)})
+    clock.sample(225.0, {"p0": (50, 40)})  # records again, not yet read
+    assert clock.lag_s() == pytest.approx(1.0)
+    clock.sample(226.0, {"p0": (60, 60)})
+    assert clock.lag_s() == 0.0
+
+
 def test_a_partition_that_stops_ages_by_the_wall_clock_from_the_last_end_it_reached() -> None:
     clock = PositionClock()
     for t in range(5):  # caught up while traffic flows
