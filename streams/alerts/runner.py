@@ -203,6 +203,26 @@ class Note(NamedTuple):
     again: Message | None = None  # an opening as "down again": sent when the room was told of an earlier one
     reopen: bool = False  # a reopen by the detector's account: the wording when the store cannot say
 
+    @property
+    def key(self) -> str:
+        return f"{self.alert_id}|{self.event}"
+
+    def to_doc(self) -> dict[str, Any]:
+        def message(m: Message | None) -> dict[str, Any] | None:
+            return None if m is None else {"title": m.title, "text": m.text, "fields": dict(m.fields)}
+
+        return {"alert_id": self.alert_id, "event": self.event, "message": message(self.message),
+                "again": message(self.again), "reopen": self.reopen}  # fmt: skip
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Note:
+        def message(d: Mapping[str, Any] | None) -> Message | None:
+            return None if d is None else Message(str(d["title"]), str(d["text"]), dict(d.get("fields", {})))
+
+        first = message(doc["message"])
+        assert first is not None
+        return cls(str(doc["alert_id"]), str(doc["event"]), first, message(doc.get("again")), bool(doc.get("reopen")))
+
 
 @dataclass
 class Outbox:
@@ -210,6 +230,11 @@ class Outbox:
 
     queue: asyncio.Queue[Note] = field(default_factory=asyncio.Queue)
     held: dict[str, list[Message]] = field(default_factory=dict)
+    # Queued and not yet delivered to any robot (nor in a digest that went out): saved with the state,
+    # and queued again after a restart. A worker killed while a webhook hung lost the "fired" of an
+    # alert the room then heard of only when it resolved (an outside probe). The store's record of
+    # what was sent keeps a restart from sending one twice.
+    owed: dict[str, Note] = field(default_factory=dict)
 
 
 class AlertRunner:
@@ -305,6 +330,14 @@ class AlertRunner:
         self.last_tick = float(doc.get("last_tick", 0.0))
         self.reminded = {str(k): float(v) for k, v in doc.get("reminded", {}).items()}
         self.flaps = FlapGate.from_doc(doc.get("flaps", {}))
+        for item in doc.get("owed", []):
+            try:
+                note = Note.from_doc(item)
+            except (KeyError, TypeError, ValueError, AssertionError):
+                continue
+            if note.key not in self.outbox.owed:
+                self.outbox.owed[note.key] = note
+                self.outbox.queue.put_nowait(note)
 
     def _save(self, now: float) -> None:
         doc = {
@@ -314,6 +347,7 @@ class AlertRunner:
             "detector": self.detector.snapshot(),
             "reminded": self.reminded,
             "flaps": self.flaps.to_doc(),
+            "owed": [note.to_doc() for note in self.outbox.owed.values()],
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
@@ -423,7 +457,9 @@ class AlertRunner:
         kind, doc = event.split("@")[0], _json_safe(alert.to_row())
         message = render(doc, kind, ctx)
         again = render(doc, "reopened", ctx) if kind == "fired" else None
-        self.outbox.queue.put_nowait(Note(alert.id, event, message, again, alert.opened_at > alert.detected_at))
+        note = Note(alert.id, event, message, again, alert.opened_at > alert.detected_at)
+        self.outbox.owed[note.key] = note
+        self.outbox.queue.put_nowait(note)
         return True
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
@@ -503,6 +539,7 @@ class AlertRunner:
         except Exception:  # the store is away: better twice than never
             done, again = set(), note.reopen
         if (alert_id, event) in done:
+            self.outbox.owed.pop(note.key, None)
             return  # sent before a restart
         if again and note.again is not None:
             message = note.again
@@ -517,14 +554,24 @@ class AlertRunner:
                 self.outbox.held[robot.name] = [*held, message]
             elif outcome.ok:
                 sent = True
+                await self._digested(held)
             else:
                 log.warning("notification %s of alert %s to %s failed: %s", event, alert_id, outcome.robot,
                             outcome.detail)  # fmt: skip
                 # Not lost with it: what this robot missed goes out, as a digest, with the next one it takes.
                 self.outbox.held[robot.name] = [*held, message][-HELD_MAX:]
         if sent:
+            self.outbox.owed.pop(note.key, None)
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
+
+    async def _digested(self, held: Sequence[Message]) -> None:
+        """The notes whose messages went out in a digest are delivered too."""
+        for key, owed in list(self.outbox.owed.items()):
+            if any(owed.message is m or owed.again is m for m in held):
+                del self.outbox.owed[key]
+                with contextlib.suppress(Exception):
+                    await self.call(alert_store.mark_notified, self.store, owed.alert_id, owed.event, self.clock())
 
 
 def _sent_at(alert: Alert) -> tuple[float, ...]:

@@ -422,3 +422,54 @@ def test_a_webhook_that_answers_a_byte_at_a_time_is_a_timed_out_attempt(headers:
         outcome = send(Robot("webhook", url), MESSAGE, attempts=2, timeout_s=1.0, backoff_s=0.01)
     assert not outcome.ok and outcome.attempts == 2, outcome
     assert outcome.detail == "TimeoutError: no whole answer within 1 s", outcome
+
+
+def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path) -> None:
+    # The webhook hangs (here: fails every attempt) while an alert fires, and the worker is killed: the
+    # "fired" was never delivered, and after the restart nothing sent it (an outside probe: the room
+    # heard of the alert only when it resolved). What is owed is saved with the state and queued again;
+    # what the store says was sent is not sent twice.
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner, Note
+
+    sent: set[tuple[str, str]] = {("a9", "fired")}  # delivered before the kill
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.notified:
+            return {pair for pair in sent if pair[0] in args[1]}
+        if fn is alert_store.mark_notified:
+            sent.add((args[1], args[2]))
+        return None
+
+    async def first_life(runner: AlertRunner) -> None:
+        sender = asyncio.ensure_future(runner.deliver())
+        for alert_id in ("a1", "a9"):
+            note = Note(alert_id, "fired", Message(f"alert {alert_id}", "down", {"id": alert_id}))
+            runner.outbox.owed[note.key] = note
+            runner.outbox.queue.put_nowait(note)
+        await asyncio.wait_for(runner.outbox.queue.join(), 60)
+        runner._save(1000.0)  # the tick's save; then the worker is killed
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+    state = tmp_path / "state.json"
+    with Receiver([(500, {})] * 4) as down:  # a1's four attempts fail
+        runner = AlertRunner(None, call, _caught_up, state_path=state, robots=[Robot("webhook", f"{down.url}/hook")])
+        asyncio.run(first_life(runner))
+    assert ("a1", "fired") not in sent and [d["alert_id"] for d in json.loads(state.read_text())["owed"]] == ["a1"]
+
+    async def second_life(runner: AlertRunner) -> None:
+        runner._load()
+        sender = asyncio.ensure_future(runner.deliver())
+        await asyncio.wait_for(runner.outbox.queue.join(), 60)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+    with Receiver([]) as up:
+        runner = AlertRunner(None, call, _caught_up, state_path=state, robots=[Robot("webhook", f"{up.url}/hook")],
+                             clock=lambda: 1010.0)  # fmt: skip
+        asyncio.run(second_life(runner))
+    assert [json.loads(body)["id"] for _, body in up.requests] == ["a1"]  # a1 now, a9 not again
+    assert ("a1", "fired") in sent and runner.outbox.owed == {}
