@@ -995,6 +995,12 @@ class Detector:
                     if state is not None and state.alert.resolved_at is None:
                         self._close(state, i, j, at, changed)
                         del self._incidents[(i, j)]
+        # A campaign that never came is explained too (postponed on purpose): resolved, and not raised
+        # again for this start (an outside probe found it firing on after the note).
+        for campaign, no_show in self._no_show.items():
+            if scope.encloses(Scope(campaign)) and no_show.alert.resolved_at is None:
+                no_show.alert.resolved_at = at
+                changed.append(no_show.alert)
         return changed
 
     def first_judge(self) -> tuple[str, int]:

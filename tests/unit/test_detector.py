@@ -710,6 +710,17 @@ def test_a_scheduled_campaign_that_never_sends_is_an_alert() -> None:
     assert "scheduled from 2026-11-10 16:10:00 UTC: nothing has arrived" in found[0].message, found[0].message
 
 
+def test_an_ops_note_on_a_campaign_that_never_came_resolves_it_for_good() -> None:
+    schedule = {"c1": (T0 - 600, None), "c2": (T0 + 600, None)}
+    detector = Detector(schedule=schedule)
+    steps = list(series(flat(50), 1800))
+    run(detector, iter(steps[:80]))  # c2 due at 00:10, firing by 00:13
+    assert [a.scope for a in detector.firing()] == [Scope("c2")]
+    resolved = detector.reset(Scope("c2"), steps[80].at)  # ops: postponed on purpose
+    assert [(a.scope, a.resolved_at) for a in resolved] == [(Scope("c2"), steps[80].at)]
+    assert opened(run(detector, iter(steps[80:]))) == [] and detector.firing() == []
+
+
 # -- cost ----------------------------------------------------------------------------------------
 
 
