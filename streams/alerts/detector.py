@@ -74,6 +74,9 @@ _LEVEL, _SHARE, _RATIO = 0, 1, 2
 RING = 14  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
+# A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
+# is down, is not explained by it: its own news (see `_explains`).
+FOLD_WITHIN_S, FOLD_DEEPER = 300.0, 0.1
 BURST_OWN_S = 300.0  # a bot burst stands out against its channel's own rate over this long
 _INTERACTIONS = METRICS.index("interactions")
 _ORDERS = METRICS.index("orders")
@@ -699,7 +702,7 @@ class Detector:
                 self._incidents[key] = state
                 self._open[row, j] = True
                 holder = self._open_ancestor(row, j)
-                if holder is not None:
+                if holder is not None and self._explains(holder, alert, step.at, j):
                     state.folded = True
                     if scope not in holder.alert.children:
                         holder.alert.children = (*holder.alert.children, scope)
@@ -707,6 +710,28 @@ class Detector:
                             changed.append(holder.alert)
                 else:
                     changed.append(alert)
+
+    def _explains(self, holder: _Open, alert: Alert, at: float, j: int) -> bool:
+        """Whether an ancestor's open incident explains a child's that fires now: it fired with it (within
+        FOLD_WITHIN_S of its opening), or the child is down about as deep as the ancestor is now (over the
+        last UNFOLD_AFTER_S, against its frozen expectation; at most FOLD_DEEPER deeper). A campaign's
+        outage six minutes into a total left 77% down by an earlier cause (a stream that ended, then came
+        back lower) was folded under it and never told (an outside probe); a payment outage's channels
+        that cross their lines minutes late, all down alike, still fold."""
+        if at - holder.alert.opened_at <= FOLD_WITHIN_S:
+            return True
+        row = self._index.get(holder.alert.scope)
+        if row is None:
+            return True
+        on_plan = holder.basis == _LEVEL and holder.alert.basis == "plan"
+        ref = (8 if on_plan else _QT) if holder.basis == _LEVEL else 2 + holder.basis
+        last = max(1, round(UNFOLD_AFTER_S / self.config.step_s))
+        mu = holder.ratio * float(self._win(ref, last)[row, j])
+        if not (math.isfinite(mu) and mu > 0):
+            return True
+        parent = float(self._win(0, last)[row, j]) / mu
+        child = alert.observed / alert.expected if alert.expected > 0 else 0.0
+        return not child < parent - FOLD_DEEPER
 
     def _ancestors(self, row: int, j: int) -> Iterator[_Open]:
         """The incidents (open or recently resolved) of the scopes enclosing `row` on metric j, nearest first."""

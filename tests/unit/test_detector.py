@@ -839,3 +839,22 @@ def test_an_outage_of_the_rest_across_a_scheduled_end_fires_through_it_without_f
     assert total and total[0][1].detected_at - (end - 240) <= 60, total
     resolved = [at for at, a in total if a.resolved_at is not None]
     assert len(resolved) == 1 and 0 <= resolved[0] - (end + 300) <= 150, [(at - end, a.resolved_at) for at, a in total]
+
+
+def test_a_campaign_outage_long_after_the_total_fell_for_another_reason_is_told() -> None:
+    # Everything stops at minute 50 (the total's outage opens), then comes back at a third of its level
+    # (c1 at a quarter), so the total's alert stays open. Seven minutes later c2 stops: its outage is not
+    # the total's fall, and was folded under it and never told (an outside probe: a stream that ended,
+    # then came back lower). A child firing with its parent still folds (the jingxi tests).
+    def c1(t: float) -> float:
+        return 40.0 if t < T0 + 3000 else 0.0 if t < T0 + 3300 else 10.0
+
+    def c2(t: float) -> float:
+        return 8.0 if t < T0 + 3000 or T0 + 3300 <= t < T0 + 3720 else 0.0
+
+    changes = run(Detector(), _two_campaigns(c1, c2, 4200, 0))
+    told = [a for a in opened(changes) if a.metric == "interactions"]
+    total = [a for a in told if a.scope == Scope()]
+    assert len(total) == 1 and total[0].detected_at - (T0 + 3000) <= 60, told
+    mine = [a for a in told if a.scope == Scope("c2") and a.started_at >= T0 + 3600]
+    assert len(mine) == 1 and mine[0].detected_at - (T0 + 3720) <= 60, told
