@@ -499,15 +499,13 @@ class Detector:
         incident of the campaign alone is masked out of its own baseline only) this takes out more,
         never less, and expects less."""
         reach = (k + gap + length) * self.config.step_s
-        found = []
-        for i, campaign in enumerate(self._campaign_of):
-            scope, parent = self._scopes[i], int(self._parent[i])
-            if campaign is None or scope.channel is not None or parent < 0:
-                continue
-            ends = self.schedule.get(campaign, (None, None))[1]
-            if ends is not None and ends - self.config.end_guard_s <= at < ends + reach:
-                found.append((i, parent))
-        if not found:
+        found = [
+            (i, int(self._parent[i]))
+            for campaign, (_, ends) in self.schedule.items()
+            if ends is not None and ends - self.config.end_guard_s <= at < ends + reach
+            and (i := self._index.get(Scope(campaign))) is not None
+        ]  # fmt: skip
+        if not found:  # the usual case, at every check of every step: a few schedule entries looked at
             return None
         win, base = np.zeros((len(self._scopes), len(METRICS))), np.zeros((len(self._scopes), len(METRICS)))
         w0, b0 = self._win(0, k), self._base(0, k + gap, length)

@@ -86,23 +86,18 @@ def test_every_command_has_help(command: list[str]) -> None:
         pytest.param(["totals", "--clickhouse", "mysql://x"], {}, "chdb:///path or http(s)://", id="bad-dsn"),
         pytest.param(["totals", "--clickhouse", "chdb://"], {}, "must name the store's directory", id="chdb-no-path"),
         pytest.param(["alerts", "list"], {"PROMO_CLICKHOUSE": "chdb:///"}, "must name the store's", id="chdb-root"),
-        pytest.param(
-            ["simulate", "--duration", "1", "--rate", "10"],
-            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_ALLOWED_LATENESS_S": "nan"},
-            "PROMO_ALLOWED_LATENESS_S must be a positive number of seconds, got nan",
-            id="lateness-nan",
-        ),
-        pytest.param(
-            ["simulate", "--duration", "1", "--rate", "10"],
-            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_DEDUP_HORIZON_S": "inf"},
-            "PROMO_DEDUP_HORIZON_S must be a positive number of seconds, got inf",
-            id="horizon-inf",
-        ),
-        pytest.param(
-            ["simulate", "--duration", "1", "--rate", "10"],
-            {"PROMO_BROKER": "kafka://127.0.0.1:1", "PROMO_ALLOWED_LATENESS_S": "1e308"},
-            "PROMO_ALLOWED_LATENESS_S must be a positive number of seconds, got 1e+308 (at most 31536000",
-            id="lateness-huge",
+        *(
+            pytest.param(
+                ["simulate", "--duration", "1", "--rate", "10"],
+                {"PROMO_BROKER": "kafka://127.0.0.1:1", variable: raw},
+                f"{variable} must be a positive number of seconds, got {shown}",
+                id=name,
+            )
+            for variable, raw, shown, name in (
+                ("PROMO_ALLOWED_LATENESS_S", "nan", "nan", "lateness-nan"),
+                ("PROMO_DEDUP_HORIZON_S", "inf", "inf", "horizon-inf"),
+                ("PROMO_ALLOWED_LATENESS_S", "1e308", "1e+308 (at most 31536000", "lateness-huge"),
+            )
         ),
         *(
             pytest.param(
