@@ -13,11 +13,14 @@ from streams.cli.base import dashboards_app, fail
 # -- dashboards -----------------------------------------------------------------------------------
 @dashboards_app.command("build")
 def dashboards_build(
-    directory: Annotated[Path, typer.Argument(help="where to write the JSON")] = Path("dashboards"),
+    where: Annotated[str, typer.Argument(help="where to write the JSON", show_default=True)] = "dashboards",
 ) -> None:
     """Write the dashboards' Grafana JSON (sorted, indented: it diffs cleanly)."""
     from streams.dashboards.grafana import write_all
 
+    if not where.strip():  # a Path argument reads '' as '.': the JSON landed in the current directory
+        fail("the directory is empty: give one (default: dashboards)")
+    directory = Path(where)
     if directory.exists() and not directory.is_dir():
         fail(f"{directory} is not a directory")
     try:
@@ -36,7 +39,7 @@ def dashboards_push(
     ] = None,
     folder: Annotated[str, typer.Option(help="the folder to put them in (created if missing)")] = "大促 / Promo",
     folder_uid: Annotated[str, typer.Option(help="the folder's uid, when it is created")] = "promo",
-    directory: Annotated[Path, typer.Option("--dir", help="the dashboards' JSON files")] = Path("dashboards"),
+    where: Annotated[str, typer.Option("--dir", help="the dashboards' JSON files")] = "dashboards",
     fresh: Annotated[bool, typer.Option(help="push what the code builds now instead of the JSON files")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for each Grafana answer")] = 10.0,
 ) -> None:
@@ -55,7 +58,9 @@ def dashboards_push(
         fail("--timeout must be positive")
     if not folder.strip() or not folder_uid.strip():
         fail("--folder and --folder-uid must not be empty")
-    boards = build_all() if fresh else load_boards(directory)
+    if not where.strip():
+        fail("--dir is empty: give the dashboards' directory (default: dashboards)")
+    boards = build_all() if fresh else load_boards(Path(where))
     try:
         report = push_all(url, token, boards, folder_title=folder, folder_uid=folder_uid, timeout_s=timeout)
     except PushError as exc:  # a Grafana that echoes its request (the Authorization header) must not show the token

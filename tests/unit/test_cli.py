@@ -159,6 +159,14 @@ def test_every_command_has_help(command: list[str]) -> None:
             "cannot write the dashboards to /proc/nope",
             id="dashboards-build-unwritable",
         ),
+        # typer read '' as '.': the dashboards' JSON landed in the current directory (an outside probe)
+        pytest.param(["dashboards", "build", ""], {}, "the directory is empty", id="dashboards-build-empty"),
+        pytest.param(
+            ["dashboards", "push", "--url", "http://127.0.0.1:9/", "--dir", ""],
+            {},
+            "--dir is empty",
+            id="dashboards-push-empty-dir",
+        ),
         pytest.param(
             ["worker", "--no-sink"],
             {"PROMO_DROP_FIRST_FETCH": "banana"},
