@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -179,6 +179,37 @@ def build_step(
     return Step(at=at, settled_until=settled_until, lag_s=lag_s, values=values)
 
 
+def replay_log(
+    evaluations: Sequence[alert_store.Evaluation],
+    events: Sequence[alert_store.DetectorEvent],
+    plan: Plan | None,
+    schedule: Mapping[str, tuple[float | None, float | None]],
+    config: DetectorConfig | None = None,
+) -> dict[str, Alert]:
+    """The live detector's evaluations again, with what changed it beside them (its starts, restores
+    from saved state, new plans, ops notes), each before the step it came before: every incident in
+    the state it ended in. Begun at a `start` or `restore` event, it is the live detector step for
+    step. The plan and schedule are those given (stored now)."""
+    at_step: dict[float, list[alert_store.DetectorEvent]] = {}
+    for event in events:
+        at_step.setdefault(event.at, []).append(event)
+    detector = Detector(config, plan, schedule)
+    seen: dict[str, Alert] = {}
+    for at, settled, lag, leaves in evaluations:
+        changed: list[Alert] = []
+        for event in at_step.get(at, ()):
+            if event.kind == "start":
+                detector = Detector(config, plan, schedule)
+            elif event.kind in ("restore", "replan"):
+                detector = Detector.restore(json.loads(event.detail), config, plan, schedule)
+            elif event.kind == "reset":
+                changed += detector.reset(Scope(event.campaign_id or None, event.channel or None), at)
+        changed += detector.step(build_step(at, settled, lag, leaves, ()))
+        for alert in changed:
+            seen[alert.id] = replace(alert)
+    return seen
+
+
 def stored_plan(text: str) -> Plan | None:
     """The stored plan (checked at import). One stored before a check was added that refuses it now
     (a plan of zeros, minutes at :30, a span over 31 days) is left out and said, not a dead detector."""
@@ -281,6 +312,8 @@ class AlertRunner:
         self.outbox = Outbox()
         self.failing = StateLog(log, "alert evaluation")
         self.evaluations = 0
+        # What changed the detector since the last logged evaluation (logged with the next one)
+        self._events: list[alert_store.DetectorEvent] = []
 
     # -- what the detector is given: the plan and the schedule, its state across restarts ----------
     async def start(self) -> None:
@@ -310,23 +343,32 @@ class AlertRunner:
         log.info("the plan or the schedule changed: the detector takes the new one")
         self.plan_text, self.schedule = text, schedule
         self.plan = stored_plan(text)
-        self.detector = Detector.restore(self.detector.snapshot(), self.config, self.plan, schedule)
+        state = self.detector.snapshot()
+        self.detector = Detector.restore(state, self.config, self.plan, schedule)
+        self._events.append(alert_store.DetectorEvent(now, "replan", detail=json.dumps(state)))
 
     def _load(self) -> None:
+        # Which detector this life begins with goes to promo.detector_events with its first evaluation,
+        # so `promo alerts replay` begins (or restores) where and as this one did.
+        fresh = alert_store.DetectorEvent(0.0, "start", detail="no saved state")
+        self._events = [fresh]
         try:
             doc = json.loads(self.state_path.read_text())
         except FileNotFoundError:
             return
         except (OSError, ValueError) as exc:
             log.warning("alert state %s unreadable (%s): starting afresh", self.state_path, exc)
+            self._events = [fresh._replace(detail="saved state unreadable")]
             return
         if self.clock() - float(doc.get("saved_at", 0)) > WINDOW_S:
             # Too old to continue from without a gap: the detector starts again (its open incidents
             # stay open in promo.alerts until it judges the scope again).
             log.warning("alert state %s is older than %d s: starting afresh", self.state_path, WINDOW_S)
+            self._events = [fresh._replace(detail=f"saved state older than {WINDOW_S} s")]
             return
         self.feed = Feed.from_doc(doc["feed"])
         self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
+        self._events = [alert_store.DetectorEvent(0.0, "restore", detail=json.dumps(doc["detector"]))]
         self.last_tick = float(doc.get("last_tick", 0.0))
         self.reminded = {str(k): float(v) for k, v in doc.get("reminded", {}).items()}
         self.flaps = FlapGate.from_doc(doc.get("flaps", {}))
@@ -408,12 +450,17 @@ class AlertRunner:
         known = sorted({(c, ch) for c, ch, _ in self.feed.seen})
         zero = [0.0] * len(METRICS)
         logged = {**{leaf: zero for leaf in known if leaf not in leaves}, **leaves}
-        await self.call(alert_store.log_inputs, self.store, now, settled_until, lag_s, logged)
         notes = await self.call(alert_store.read_silences, self.store, self.last_tick or now - EVERY_S)
+        resets = [note for note in notes if note.kind == "note" and note.created_at > self.last_tick]
+        # What changed the detector beside these inputs first: an evaluation logged without them would
+        # replay differently (events at an evaluation that was never logged are not replayed).
+        events = self._events + [alert_store.DetectorEvent(now, "reset", n.campaign_id, n.channel) for n in resets]
+        await self.call(alert_store.log_events, self.store, now, events)
+        await self.call(alert_store.log_inputs, self.store, now, settled_until, lag_s, logged)
+        self._events = []
         changed: list[Alert] = []
-        for note in notes:
-            if note.kind == "note" and note.created_at > self.last_tick:  # its open incidents resolve
-                changed += self.detector.reset(Scope(note.campaign_id or None, note.channel or None), now)
+        for note in resets:  # its open incidents resolve, its baseline starts again
+            changed += self.detector.reset(Scope(note.campaign_id or None, note.channel or None), now)
         changed += self.detector.step(build_step(now, settled_until, lag_s, leaves, known))
         if changed:
             rows = [alert_store.AlertRow.of(a, self.source) for a in changed]

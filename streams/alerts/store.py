@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from streams.alerts.freshness import Beat, Lag, fleet_lag_of
 from streams.contract.ids import has_control
@@ -113,6 +113,54 @@ def read_inputs(store: Store, from_s: float, to_s: float) -> list[Evaluation]:
         if r["campaign_id"] or r["channel"]:
             steps[-1][3][(r["campaign_id"], r["channel"])] = [float(r[c]) for c in ALERT_METRICS]
     return steps
+
+
+class DetectorEvent(NamedTuple):
+    """What changed the live detector beside an evaluation's inputs, before the step at `at`
+    (promo.detector_events): `start` a fresh detector; `restore` / `replan` one restored from the
+    state in `detail` (JSON; after a restart, or a new plan or schedule); `reset` an ops note on
+    campaign_id / channel ('' for any)."""
+
+    at: float
+    kind: str
+    campaign_id: str = ""
+    channel: str = ""
+    detail: str = ""
+
+
+RESTARTS = ("start", "restore")  # where a replay can begin: the detector owed nothing to what came before
+
+
+def log_events(store: Store, at: float, events: Sequence[DetectorEvent]) -> None:
+    if events:
+        store.insert_rows(
+            f"{DB}.detector_events",
+            [[utc(at), seq, e.kind, e.campaign_id, e.channel, e.detail] for seq, e in enumerate(events)],
+            ("at", "seq", "kind", "campaign_id", "channel", "detail"),
+        )
+
+
+def read_events(store: Store, from_s: float, to_s: float) -> list[DetectorEvent]:
+    """The events logged in [from_s, to_s), in the order the live detector met them."""
+    rows = store.query_rows(
+        f"SELECT toUnixTimestamp64Milli(at) AS at_ms, kind, campaign_id, channel, detail FROM {DB}.detector_events "
+        "WHERE at >= fromUnixTimestamp64Milli({f:Int64}, 'UTC') AND at < fromUnixTimestamp64Milli({t:Int64}, 'UTC') "
+        "ORDER BY at, seq",
+        {"f": int(from_s * 1000), "t": int(to_s * 1000)},
+    )
+    return [DetectorEvent(r["at_ms"] / 1000, r["kind"], r["campaign_id"], r["channel"], r["detail"]) for r in rows]
+
+
+def replay_start(store: Store, at_s: float, back_s: float) -> float | None:
+    """The last time in [at_s - back_s, at_s] the live detector started afresh or from its saved
+    state: a replay from there is the live detector step for step."""
+    rows = store.query_rows(
+        f"SELECT toUnixTimestamp64Milli(max(at)) AS at_ms, count() AS n FROM {DB}.detector_events "
+        "WHERE kind IN {kinds:Array(String)} AND at >= fromUnixTimestamp64Milli({f:Int64}, 'UTC') "
+        "AND at <= fromUnixTimestamp64Milli({t:Int64}, 'UTC')",
+        {"kinds": list(RESTARTS), "f": int((at_s - back_s) * 1000), "t": int(at_s * 1000)},
+    )
+    return rows[0]["at_ms"] / 1000 if rows and rows[0]["n"] else None
 
 
 @dataclass(frozen=True)

@@ -303,6 +303,8 @@ class Tables(Protocol):
     def silences(self) -> list[dict[str, Any]]: ...
     def unsilence(self, silence_id: str, by: str) -> dict[str, Any]: ...
     def inputs(self, from_s: float, to_s: float) -> list[Any]: ...
+    def events(self, from_s: float, to_s: float) -> list[Any]: ...
+    def replay_start(self, at_s: float, back_s: float) -> float | None: ...
     def series(self, from_s: float, to_s: float) -> list[Any]: ...
     def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]: ...
     def save_plan(self, text: str, source: str) -> list[str]: ...
@@ -360,6 +362,16 @@ class OwnerTables:
     def inputs(self, from_s: float, to_s: float) -> list[Any]:
         rows = self._call(f"/api/alerts/inputs?from_s={from_s}&to_s={to_s}")
         return [(at, settled, lag, {(c, ch): v for c, ch, v in leaves}) for at, settled, lag, leaves in rows]
+
+    def events(self, from_s: float, to_s: float) -> list[Any]:
+        from streams.alerts.store import DetectorEvent
+
+        rows = self._call(f"/api/alerts/events?from_s={from_s}&to_s={to_s}")
+        return [DetectorEvent(*row) for row in rows]
+
+    def replay_start(self, at_s: float, back_s: float) -> float | None:
+        found: float | None = self._call(f"/api/alerts/replay-start?at_s={at_s}&back_s={back_s}")["at"]
+        return found
 
     def series(self, from_s: float, to_s: float) -> list[Any]:
         rows: list[Any] = self._call(f"/api/alerts/series?from_s={from_s}&to_s={to_s}")
@@ -424,6 +436,16 @@ class DirectTables:
 
         return alert_store.read_inputs(self.store, from_s, to_s)
 
+    def events(self, from_s: float, to_s: float) -> list[Any]:
+        from streams.alerts import store as alert_store
+
+        return alert_store.read_events(self.store, from_s, to_s)
+
+    def replay_start(self, at_s: float, back_s: float) -> float | None:
+        from streams.alerts import store as alert_store
+
+        return alert_store.replay_start(self.store, at_s, back_s)
+
     def series(self, from_s: float, to_s: float) -> list[Any]:
         from streams.alerts import store as alert_store
 
@@ -449,7 +471,9 @@ class DirectTables:
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
 # silence and the rest need; `promo alerts run` also reads each partition's lag in the heartbeat rows.
 ALERT_TABLES_VERSION = 5
-ALERTS_RUN_VERSION = 6
+ALERTS_RUN_VERSION = 7  # and the events the runner logs beside its inputs
+REPLAY_VERSION = 7  # promo.detector_events: the live detector's starts, restores and notes
+REPLAY_BACK_S = 86400.0  # how far before --from a replay looks for the live detector's last start
 
 
 @contextlib.contextmanager
@@ -783,11 +807,12 @@ def replay(
     clickhouse: ClickHouseOpt = None,
 ) -> None:
     """The detector over stored data as if live: every evaluation the live detector logged (what was
-    settled then, by arrival), in order, with the plan and schedule stored now."""
+    settled then, by arrival), in order, with what changed it beside them (restarts, ops notes), and
+    the plan and schedule stored now. It begins where the live detector last started before --from
+    (up to a day earlier), so it is the live one step for step; incidents open in [--from, --to)."""
     from streams.alerts import store as alert_store
-    from streams.alerts.detector import Detector
-    from streams.alerts.plan import PlanError, parse_plan_csv
-    from streams.alerts.runner import build_step
+    from streams.alerts.plan import PlanError, iso_utc, parse_plan_csv
+    from streams.alerts.runner import replay_log
     from streams.alerts.store import AlertRow
 
     now = time.time()
@@ -796,29 +821,43 @@ def replay(
         fail(f"--from {start!r} is not in the past: nothing was evaluated after now")
     if to_s <= from_s:
         fail("--to must be after --from")
-    with alert_tables(clickhouse) as tables:
-        evaluations = tables.inputs(from_s, to_s)
+    with alert_tables(clickhouse, needs=REPLAY_VERSION) as tables:
+        # The live detector's state at --from grew from where it last began (a fresh start or a restore
+        # of its saved state): the replay begins there too, silently up to --from.
+        begin = tables.replay_start(from_s, REPLAY_BACK_S)
+        begin = from_s if begin is None else min(begin, from_s)
+        evaluations = tables.inputs(begin, to_s)
+        events = tables.events(begin, to_s)
         text, schedule = tables.plan()
         where = tables.where
-        if not evaluations:
+        shown = [e for e in evaluations if e[0] >= from_s]
+        if not shown:
             fail(f"no evaluations logged between {start} and {end} in {where}: the live detector "
                  "(`promo worker --alerts`) logs what it sees; none ran then")  # fmt: skip
         try:
             plan = parse_plan_csv(text) if text else None
         except PlanError as exc:
             fail(f"the stored plan does not parse: {exc}")
-        detector = Detector(None, plan, schedule)
-        incidents: dict[str, Any] = {}
-        for at, settled, lag, leaves in evaluations:
-            for alert in detector.step(build_step(at, settled, lag, leaves, ())):
-                incidents[alert.id] = alert
-        rows = [AlertRow.of(a, "replay") for a in sorted(incidents.values(), key=lambda a: (a.detected_at, a.id))]
+        try:
+            incidents = replay_log(evaluations, events, plan, schedule)
+        except (ValueError, KeyError, TypeError) as exc:
+            fail(f"a detector state stored in promo.detector_events does not read back ({type(exc).__name__}): "
+                 "replay from after that restart")  # fmt: skip
+        kept = [a for a in incidents.values() if a.resolved_at is None or a.resolved_at >= from_s]
+        rows = [AlertRow.of(a, "replay") for a in sorted(kept, key=lambda a: (a.detected_at, a.id))]
         if write:
             if not isinstance(tables, DirectTables):
                 fail("--write needs the store itself: stop the worker that owns it, or use a ClickHouse server")
             alert_store.write_alerts(tables.store, rows)
-    print_alerts([r.doc() for r in rows], as_json, f"store: {where}; {len(evaluations)} evaluations replayed",
-                 f"no alerts in the {len(evaluations)} evaluations from {start} to {end} in {where}")  # fmt: skip
+    how = f"{len(shown)} evaluations replayed"
+    if begin < from_s:
+        how += (f", after the {len(evaluations) - len(shown)} since the live detector's last start at "
+                f"{iso_utc(int(begin))} (silently: the state it had at --from)")  # fmt: skip
+    elif not any(e.kind in alert_store.RESTARTS and e.at == evaluations[0][0] for e in events):
+        how += ("; no start of the live detector logged in the day before --from: the replay begins cold, and "
+                "its first minutes may differ from what live saw")  # fmt: skip
+    print_alerts([r.doc() for r in rows], as_json, f"store: {where}; {how}",
+                 f"no alerts in the {len(shown)} evaluations from {start} to {end} in {where}")  # fmt: skip
 
 
 # -- the plan -----------------------------------------------------------------------------------------

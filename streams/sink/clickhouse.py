@@ -247,6 +247,25 @@ MIGRATIONS: Sequence[Migration] = (
             f"ALTER TABLE {DB}.pipeline_status ADD COLUMN IF NOT EXISTS lags String DEFAULT ''",
         ),
     ),
+    Migration(
+        7,
+        "what changed the live detector beside its inputs: starts, restores from its state, ops notes",
+        (
+            # With promo.detector_inputs, what a replay needs to be the live detector step for step:
+            # `start` (a fresh detector), `restore` (from the state it saved, `detail` the state as
+            # JSON: a restored detector rebuilds its baselines from its recent inputs only, so it is
+            # not the one that ran through), `replan` (a new plan or schedule, the same way) and
+            # `reset` (an ops note on campaign_id / channel, '' for any), each before the step at `at`.
+            f"""CREATE TABLE IF NOT EXISTS {DB}.detector_events (
+                at DateTime64(3, 'UTC'),
+                seq UInt32,
+                kind LowCardinality(String),
+                campaign_id String,
+                channel String,
+                detail String
+            ) ENGINE = MergeTree ORDER BY (at, seq) TTL toDateTime(at) + INTERVAL 14 DAY""",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

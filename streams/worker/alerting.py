@@ -232,6 +232,27 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
             return self.json([[at, settled, lag, [[c, ch, v] for (c, ch), v in leaves.items()]]
                               for at, settled, lag, leaves in steps])  # fmt: skip
 
+    @app.page("/api/alerts/events")
+    class Events(View):
+        async def get(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            asked = span(request)
+            if asked is None:
+                return self.json(bad_span, status=400)
+            return self.json([list(e) for e in await store.call(alert_store.read_events, store, *asked)])
+
+    @app.page("/api/alerts/replay-start")
+    class ReplayStart(View):
+        async def get(self, request: Request) -> Response:
+            await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            try:
+                at_s, back_s = float(request.query["at_s"]), float(request.query["back_s"])
+                if not (math.isfinite(at_s) and math.isfinite(back_s)):
+                    raise ValueError("not a number of seconds")
+            except (KeyError, ValueError):
+                return self.json({"error": "at_s and back_s must be seconds"}, status=400)
+            return self.json({"at": await store.call(alert_store.replay_start, store, at_s, back_s)})
+
     @app.page("/api/alerts/series")
     class Series(View):
         async def get(self, request: Request) -> Response:

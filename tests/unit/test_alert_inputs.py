@@ -557,3 +557,100 @@ def test_a_replay_of_the_logged_inputs_sees_what_live_saw_when_a_channel_goes_si
         replayed += seen(detector.step(build_step(at, settled, lag, leaves, ())))
     assert replayed == live
     assert json.dumps(detector.snapshot(), sort_keys=True) == json.dumps(runner.detector.snapshot(), sort_keys=True)
+
+
+def test_a_replay_is_the_live_detector_through_restarts_and_an_ops_note(tmp_path: Path) -> None:
+    """An outside probe: an incident open across a worker restart ended differently in `promo alerts
+    replay` (live resolved c04/app, the replay never did): a restored detector rebuilds its baselines
+    from its recent inputs only, and an ops note resets a scope; neither was in the log. Now both are
+    (promo.detector_events), and the replay restores and resets where live did: every change the
+    same, through a restart after a saved state, one killed between its logged inputs and its save,
+    and a note on a scope with an incident open."""
+    import asyncio
+    import shutil
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner, replay_log
+
+    rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}  # interactions a second
+    per_event = [1.0, 0.1, 0.05, 500.0, 0.02]
+    start = T_NOW - 1800.0
+    # app stops for 5 min at T_NOW; ads falls to a tenth from T_NOW + 420 (ops switched it down: the
+    # note at T_NOW + 600 says so, and it stays down).
+    clock = {"now": start}
+
+    def sent(leaf: tuple[str, str], t: float) -> float:  # interactions of `leaf` up to event time t
+        if leaf == ("c1", "app"):
+            return rates[leaf] * (t - max(0.0, min(t, T_NOW + 300) - T_NOW))
+        if leaf == ("c1", "ads"):
+            return rates[leaf] * (t - 0.9 * max(0.0, t - (T_NOW + 420)))
+        if leaf == ("c1", "wechat"):  # stops for 3 min at +2000
+            return rates[leaf] * (t - max(0.0, min(t, T_NOW + 2180) - (T_NOW + 2000)))
+        return rates[leaf] * t
+
+    def window() -> list[tuple[str, str, int, list[float]]]:
+        now = clock["now"]
+        out = []
+        for minute in range(int((now - 900) // 60 * 60), int(now // 60 * 60) + 60, 60):
+            for leaf in rates:
+                n = sent(leaf, min(now, minute + 60)) - sent(leaf, minute)
+                if n > 0:
+                    out.append((*leaf, minute, [n * k for k in per_event]))
+        return out
+
+    note = alert_store.Silence("note", "", "c1", "ads", T_NOW + 600, "ads budget cut", "ops", T_NOW + 600)
+    logged: list[tuple[float, float, float, dict[Any, Any]]] = []
+    events: list[alert_store.DetectorEvent] = []
+    plain = _store_stand_in(window, lambda *a: logged.append((a[1], a[2], a[3], dict(a[4]))))
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.log_events:
+            events.extend(e._replace(at=args[1]) for e in args[2])
+            return None
+        if fn is alert_store.read_silences:
+            return [note] if args[1] <= note.created_at <= clock["now"] else []  # made at +600
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    state = tmp_path / "s.json"
+
+    def runner() -> AlertRunner:
+        return AlertRunner(None, call, freshness, state_path=state, clock=lambda: clock["now"])
+
+    def seen(alerts: list[Any]) -> list[tuple[Any, ...]]:
+        return [(a.id, a.metric, a.scope, a.detected_at, a.resolved_at, round(a.expected, 6), tuple(a.children))
+                for a in alerts]  # fmt: skip
+
+    async def go() -> dict[str, tuple[Any, ...]]:
+        live: dict[str, tuple[Any, ...]] = {}
+        one = runner()
+        while clock["now"] < T_NOW + 2400:
+            if clock["now"] in (T_NOW + 120, T_NOW + 1700):  # restarted: mid-outage, and after 1000 s down
+                one = runner()
+            if clock["now"] == T_NOW + 500:  # killed after logging +500's inputs, before saving its state
+                shutil.copy(state, tmp_path / "before.json")
+                for row in seen(await one.tick()):
+                    live[row[0]] = row
+                shutil.copy(tmp_path / "before.json", state)
+                one = runner()
+            elif not T_NOW + 700 < clock["now"] < T_NOW + 1700:
+                for row in seen(await one.tick()):
+                    live[row[0]] = row
+            clock["now"] += 10.0
+        return live
+
+    live = asyncio.run(go())
+    assert [e.kind for e in events] == ["start", "restore", "restore", "reset", "start"], events
+    opened = {(row[2].channel, row[1]) for row in live.values()}
+    assert ("app", "interactions") in opened and ("ads", "interactions") in opened, live
+    assert all(row[4] is not None for row in live.values() if row[2].channel == "app"), live
+    replayed = {a.id: seen([a])[0] for a in replay_log(logged, events, None, {}).values()}
+    assert replayed == live
+    # Without the fresh start after the long stop, or without the note, it is another detector: what a
+    # replay saw before they were logged. (A restore from saved state rebuilds the same baselines; what
+    # it changes is which steps count: the one logged before the kill, and not saved, does not.)
+    for kind in ("start", "reset"):
+        some = [e for e in events if e.kind != kind]
+        assert {a.id: seen([a])[0] for a in replay_log(logged, some, None, {}).values()} != live, kind

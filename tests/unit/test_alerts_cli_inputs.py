@@ -321,6 +321,7 @@ def test_replay_that_finds_nothing_says_so_on_stderr(tmp_path: Path) -> None:
     now = int(time.time()) // 60 * 60 - 600  # recent: the inputs' TTL drops old rows on insert
     store = write_store(tmp_path / "store", f"""
         from streams.alerts import store as s
+        s.log_events(store, {now}, [s.DetectorEvent({now}, "start")])  # the live detector began here
         for i in range(3):
             s.log_inputs(store, {now} + 10 * i, {now} + 10 * i - 5, 1.0, {{("c1", "wechat"): [5, 0, 1, 100, 0]}})
     """)  # fmt: skip
@@ -349,6 +350,8 @@ def test_what_replay_write_stored_is_listed_with_source_replay(tmp_path: Path) -
     span = ("--from", iso_utc(now - 60), "--to", iso_utc(now + 700), "--clickhouse", f"chdb://{store}")
     written = promo("alerts", "replay", *span, "--write", "--json")
     assert written.returncode == 0, written.stderr
+    # No start of the live detector logged (a store from before they were): said, not hidden.
+    assert "no start of the live detector logged in the day before --from: the replay begins cold" in written.stderr
     replayed = [json.loads(line) for line in written.stdout.splitlines()]
     assert replayed and {r["source"] for r in replayed} == {"replay"}, replayed
     listed = promo("alerts", "list", "--source", "replay", "--json", "--since", iso_utc(now - 60),
@@ -359,3 +362,33 @@ def test_what_replay_write_stored_is_listed_with_source_replay(tmp_path: Path) -
     assert live.returncode == 0 and live.stdout == "", live.stdout  # the live detector raised none of them
     one_line_error(promo("alerts", "list", "--source", "backtest", "--clickhouse", f"chdb://{store}"),
                    "--source is live or replay, not 'backtest'")  # fmt: skip
+
+
+def test_replay_begins_where_the_live_detector_last_started_and_lists_what_was_open_at_from(tmp_path: Path) -> None:
+    # A replay from the middle of an incident, begun cold there, would not know the level before it:
+    # the incident the live detector had open was missing, or opened later with another id.
+    import time
+
+    now = int(time.time()) // 60 * 60 - 900  # recent: the inputs' TTL drops old rows on insert
+    store = write_store(tmp_path / "store", f"""
+        from streams.alerts import store as s
+        s.log_events(store, {now}, [s.DetectorEvent({now}, "start")])
+        for i in range(70):  # 8 minutes of 600 interactions a minute, 1.5 of nothing, then 600 again
+            n = 0 if 48 <= i < 57 else 100
+            s.log_inputs(store, {now} + 10 * i, {now} + 10 * i - 5, 1.0, {{("c1", "wechat"): [n, 0, 0, 0, 0]}})
+    """)  # fmt: skip
+    whole = promo("alerts", "replay", "--from", iso_utc(now - 60), "--to", iso_utc(now + 700), "--json",
+                  "--clickhouse", f"chdb://{store}")  # fmt: skip
+    assert whole.returncode == 0, whole.stderr
+    opened = [json.loads(line) for line in whole.stdout.splitlines()]
+    assert opened and all(r["resolved_at"] for r in opened), opened
+    late = promo("alerts", "replay", "--from", iso_utc(now + 520), "--to", iso_utc(now + 700),
+                 "--clickhouse", f"chdb://{store}", "--json")  # fmt: skip
+    assert late.returncode == 0, late.stderr
+    assert sorted(late.stdout.splitlines()) == sorted(whole.stdout.splitlines())  # the same incidents, same ids
+    after = promo("alerts", "replay", "--from", iso_utc(now + 650), "--to", iso_utc(now + 700),
+                  "--clickhouse", f"chdb://{store}")  # fmt: skip
+    assert after.returncode == 0 and after.stdout == "", after.stdout  # resolved before --from: not listed
+    assert f"5 evaluations replayed, after the 65 since the live detector's last start at {iso_utc(now)}" in (
+        after.stderr
+    ), after.stderr
