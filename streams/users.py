@@ -91,6 +91,7 @@ class UserFile:
     users: list[str] = field(default_factory=list)
     header: str | None = None
     rejected: list[Rejected] = field(default_factory=list)
+    trimmed: list[int] = field(default_factory=list)  # lines whose id had spaces around it (taken off)
 
 
 def check_user_id(user: str) -> str | None:
@@ -120,6 +121,8 @@ def read_user_file(text: str) -> UserFile:
         reason = check_user_id(user)
         if reason is None:
             out.users.append(user)
+            if user != line.removeprefix("\ufeff"):  # padding from a spreadsheet, as a rule: said, not silent
+                out.trimmed.append(number)
         else:
             out.rejected.append(Rejected(number, line[:80], reason))
     return out

@@ -342,6 +342,11 @@ def users_import(
         typer.echo(f"skipped a header line: {parsed.header[:80]}", err=True)
     for bad in parsed.rejected:
         typer.echo(f"{file}:{bad.line}: rejected {bad.text!r}: {bad.reason}", err=True)
+    if parsed.trimmed:
+        lines = ", ".join(map(str, parsed.trimmed[:5])) + (f" and {len(parsed.trimmed) - 5} more" if
+                                                            len(parsed.trimmed) > 5 else "")  # fmt: skip
+        typer.echo(f"{file}: line(s) {lines}: spaces around the user_id, imported without them (an id that "
+                   "really begins or ends with a space cannot be imported from a file)", err=True)  # fmt: skip
     if parsed.rejected and not skip_invalid:
         fail(f"{len(parsed.rejected)} line(s) are not user_ids; nothing imported (fix them, or --skip-invalid)")
 

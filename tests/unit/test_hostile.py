@@ -37,3 +37,14 @@ def test_duplicate_flood_counts_once() -> None:
     records = [Record(c.kind, i % 3, None, c.value, T0, 0.0) for i, c in enumerate(duplicate_flood(value, 500))]
     truth = compute_truth(records, [])
     assert truth.accepted == 1 and truth.rejected == {"duplicate": 499}
+
+
+def test_a_null_value_and_an_empty_one_get_the_reasons_the_contract_names() -> None:
+    # docs/CONTRACT.md (an outside probe found the null case undocumented): a Kafka null is the JSON
+    # text `null`, not an object; zero bytes or blanks are no JSON at all.
+    from streams.contract.events import Rejection
+
+    for value, reason in ((None, "not_an_object"), (b"", "invalid_json"), (b"  \n", "invalid_json"),
+                          (b"null", "not_an_object")):  # fmt: skip
+        (got,) = decode_value(Kind.CLICK, value)
+        assert isinstance(got, Rejection) and str(got.reason) == reason, (value, got)

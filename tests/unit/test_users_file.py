@@ -8,8 +8,11 @@ from streams.users import Rejected, check_user_id, read_user_file
 
 
 def test_a_plain_file_imports_every_line() -> None:
-    parsed = read_user_file("u-1\n用户42\n  u-3  \n")
-    assert parsed.users == ["u-1", "用户42", "u-3"] and parsed.header is None and parsed.rejected == []
+    parsed = read_user_file("u-1\n用户42\n  u-3  \r\n\ufeffu-4\n")
+    assert parsed.users == ["u-1", "用户42", "u-3", "u-4"] and parsed.header is None and parsed.rejected == []
+    # Spaces around an id are taken off, and which lines had them is kept for the command to say (an
+    # outside probe: "alice " imported "alice" without a word); a CRLF or a byte-order mark is no padding.
+    assert parsed.trimmed == [3]
 
 
 @pytest.mark.parametrize("header", ["user_id", "USER_ID", "user_id,name", '"user_id"', "\ufeffuser_id", "用户ID"])
