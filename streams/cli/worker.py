@@ -103,6 +103,7 @@ def worker(
     from streams.kafka import ensure_topics
     from streams.worker.app import build_app
     from streams.worker.pauses import GcPauses
+    from streams.worker.transport import STOP_DEADLINE_S, PromoApp
 
     settings = settings_from(
         broker=broker, clickhouse=clickhouse, topic_prefix=topic_prefix, partitions=partitions,
@@ -145,6 +146,8 @@ def worker(
     gc.freeze()
     gc.set_threshold(20_000, 5, 1_000)
     pipeline.gc_pauses = GcPauses().install()  # on /health: a freshness spike may be a long pass
+    if isinstance(pipeline.app, PromoApp):  # a stop that hangs (the broker gone) ends the process
+        pipeline.app.stop_deadline_s = STOP_DEADLINE_S
     try:
         Worker(pipeline.app, loglevel=loglevel, quiet=True, redirect_stdouts=False).execute_from_commandline()
     finally:

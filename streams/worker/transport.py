@@ -13,7 +13,11 @@ commits them on its usual schedule and on revocation, exactly as it would for a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, cast
@@ -27,6 +31,9 @@ from streams import crashpoints
 from streams.kafka import read_range, side_consumer
 
 log = logging.getLogger(__name__)
+
+STOP_FLUSH_S = 10.0  # how long a stopping worker waits for the broker to take what it still holds
+STOP_DEADLINE_S = 60.0  # after this, a stopping `promo worker` exits as it is (see PromoApp.on_stop)
 
 Records = Sequence[ConsumerRecord[bytes, bytes]]
 Batch = list[tuple[TopicPartition, Records]]
@@ -293,6 +300,30 @@ class PromoApp(faust.App):
         self.batch_handlers: dict[str, BatchHandler] = {}
         # Called before each offset commit; what each returns is called if the commit succeeds.
         self.commit_hooks: list[Callable[[], Callable[[], None]]] = []
+        # Set by `promo worker` (a process of its own): a stop that takes longer exits the process.
+        self.stop_deadline_s: float | None = None
+        self._stop_watchdog: threading.Timer | None = None
+
+    async def on_stop(self) -> None:
+        """A stop that hangs is ended: with the broker gone, aiokafka's producer and consumer wait for
+        it forever while stopping (an outside probe: a worker 40 s after its broker stopped ignored
+        SIGTERM and Ctrl-C until SIGKILL). After `stop_deadline_s` the process exits with one line and
+        status 1: like a kill, it loses nothing (offsets are committed only past output the broker
+        took, the store's writes are idempotent), and the next start reads on from the last commit."""
+        if self.stop_deadline_s is not None and self._stop_watchdog is None:
+            deadline = self.stop_deadline_s
+
+            def stuck() -> None:
+                sys.stderr.write(f"promo: error: the worker did not stop within {deadline:.0f} s (the broker or "
+                                 "ClickHouse does not answer): it exits without the rest of its stop; nothing "
+                                 "committed is lost, and the next start reads on from the last commit\n")  # fmt: skip
+                sys.stderr.flush()
+                os._exit(1)
+
+            self._stop_watchdog = threading.Timer(deadline, stuck)
+            self._stop_watchdog.daemon = True
+            self._stop_watchdog.start()
+        await super().on_stop()
 
     @property
     def bootstrap(self) -> str:
@@ -307,3 +338,15 @@ class PromoApp(faust.App):
 
     def _new_transport(self) -> Any:
         return BatchTransport(self.conf.broker_consumer, self)
+
+    async def _producer_flush(self, logger: Any) -> None:
+        """Stopping, Faust waits for every message the producer holds. With the broker gone that is
+        forever: a SIGTERM or Ctrl-C left the worker running until SIGKILL (an outside probe: 40 s
+        after the broker stopped, still up). Bounded: a batch's offsets are acked only once the broker
+        took its output (docs/DESIGN.md), so what is dropped here was never committed, and the next
+        start reads it again, as after a kill."""
+        try:
+            await asyncio.wait_for(super()._producer_flush(logger), STOP_FLUSH_S)
+        except TimeoutError:
+            log.warning("stopping: the broker took no message for %.0f s; the unsent ones are dropped (their "
+                        "input was not committed: the next start reads it again)", STOP_FLUSH_S)  # fmt: skip

@@ -140,3 +140,30 @@ def banner_of(view: int, kind: str, text: str, screenshot: Path) -> None:
         expect(page.locator('section.panel[data-state="loading"]')).to_have_count(0, timeout=30_000)
         page.screenshot(path=str(screenshot))
         print(f"\nbroker-down screenshot: {screenshot}")
+
+
+def test_a_worker_whose_broker_is_gone_still_stops_when_told(own_broker: EmbeddedBroker, tmp_path: Path) -> None:
+    """An outside probe: 40 s after its broker stopped, a worker ignored SIGTERM (and Ctrl-C) until
+    SIGKILL: stopping, aiokafka's producer waits for the broker to take what it holds, forever. Now
+    the flush is bounded and a stop that still hangs ends the process with one line and status 1."""
+    env = Pipeline(own_broker.url, tmp_path, partitions=2)
+    settings = env.settings()
+    asyncio.run(ensure_topics(settings))
+    view = free_port()
+    worker = WorkerProcess(env, "w", sink=True, view_port=view).start()
+    try:
+        wait_for("the worker's first clean status", lambda: get(view, "/api/status")["ok"], timeout=90)
+        sim = generate(SimConfig(events=300, seed=4, partitions=2, duration_s=1.0))
+        asyncio.run(send_records(settings, sim.records, paced=False))
+        own_broker.stop()
+        wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
+        time.sleep(35)  # what the worker sends meanwhile (heartbeats) piles up in its producer
+        assert worker.alive
+        code = worker.stop(timeout=150)  # SIGTERM; SIGKILL (-9) if it still runs then
+        log = worker.log(tail=1_000_000)
+        assert code in (0, 1), (code, log[-3000:])
+        if code == 1:
+            assert "promo: error: the worker did not stop within 60 s" in log, log[-3000:]
+        assert "the unsent ones are dropped" in log or code == 0, log[-3000:]
+    finally:
+        worker.kill()
