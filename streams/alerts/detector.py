@@ -249,6 +249,8 @@ class Detector:
         self._family_clear = np.zeros(0)  # per parent row: event time its shares are clean again
         self._hold_until = np.zeros(0)  # per row: after an incident here or above, slow checks wait
         self._frozen = np.full((len(self.config.checks), 3, 0, m), np.nan)
+        # per check: whether its frozen level ratio was learnt against the plan (else the recent rate)
+        self._frozen_plan = np.zeros((len(self.config.checks), 0, m), dtype=bool)
         self._plan_row = np.full((0, m), -1, dtype=np.int64)
         self._n = 0  # steps pushed; ring slot n % h holds the cumulative sums after n steps
         self._settled: float | None = None
@@ -291,6 +293,7 @@ class Detector:
         self._family_clear = np.append(self._family_clear, -np.inf)
         self._hold_until = np.append(self._hold_until, -np.inf)
         self._frozen = np.concatenate([self._frozen, np.full((len(self.config.checks), 3, 1, m), np.nan)], axis=2)
+        self._frozen_plan = np.concatenate([self._frozen_plan, np.zeros((len(self.config.checks), 1, m), bool)], 1)
         row = np.full((1, m), -1, dtype=np.int64)
         if self._plan_keys:
             for j, metric in enumerate(METRICS):
@@ -596,7 +599,15 @@ class Detector:
                 base_xb = self._base(10, k + gap, length) if b == _SHARE else base_level if b == _LEVEL else base_x
                 with np.errstate(divide="ignore", invalid="ignore"):
                     live = np.where(base_q > 0, base_xb / base_q, np.nan)
-                ratio = np.where(self._open, self._frozen[c, b], live)
+                frozen = self._frozen[c, b]
+                if b == _LEVEL:
+                    # A level ratio frozen against the recent rate (events a second) is no ratio to the
+                    # plan, nor the other way round: when a check's window and baseline move into or out
+                    # of the plan's span while an incident is open, that check does not judge the scope
+                    # until it resolves (an outside probe: a plan beginning 30 min into a backtest, and a
+                    # 50% drop read "94% below, 1818 vs 29732 expected": a rate a second times plan minutes).
+                    frozen = np.where(self._frozen_plan[c] == planned, frozen, np.nan)
+                ratio = np.where(self._open, frozen, live)
                 mus.append(ratio * win_q)
                 refs.append(ratio)
                 ref_base.append(base_q)
@@ -675,6 +686,7 @@ class Detector:
                 if state is not None and state.alert.resolved_at is None:
                     if severity == "critical" and state.alert.severity != "critical":
                         state.alert.severity, state.alert.expected, state.alert.observed = severity, expected, observed
+                        state.alert.window = cfg.checks[c].name  # the window those two were counted over
                         state.alert.raised_at = step.at
                         state.alert.message = self._message(state.alert)
                         if not state.folded:
@@ -685,7 +697,7 @@ class Detector:
                 window = self._windows[c] * cfg.step_s
                 started = step.settled_until - window
                 basis = self._basis_name(b, row, j, bool(best[4, row, j]))
-                self._frozen[:, :, row, j] = self._live_ratios(row, j, step.settled_until)
+                self._frozen[:, :, row, j], self._frozen_plan[:, row, j] = self._live_ratios(row, j, step.settled_until)
                 ratio = float(self._frozen[c, b, row, j])
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                     alert = state.alert
@@ -748,11 +760,13 @@ class Detector:
         window or baseline outside the plan's span."""
         return has_plan & (self._win(_OUT, k) == 0) & (self._base(_OUT, k + gap, length) == 0)  # type: ignore[no-any-return]
 
-    def _live_ratios(self, row: int, j: int, at: float) -> FloatArray:
+    def _live_ratios(self, row: int, j: int, at: float) -> tuple[FloatArray, BoolArray]:
+        """Each check's ratios per basis over its baseline now, and whether its level ratio is to the plan."""
         out = np.full((len(self.config.checks), 3), np.nan)
+        on_plan = np.zeros(len(self.config.checks), dtype=bool)
         for c in range(len(self.config.checks)):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
-            planned = bool(self._planned(self._plan_row >= 0, k, gap, length)[row, j])
+            planned = on_plan[c] = bool(self._planned(self._plan_row >= 0, k, gap, length)[row, j])
             rest = None if planned else self._ending(at, k, gap, length)
             for b in range(3):
                 base_x = self._base(10 if b == _SHARE else 1, k + gap, length)[row, j]
@@ -760,7 +774,7 @@ class Detector:
                     base_x = max(base_x - rest[1][row, j], 0.0)
                 base_q = self._base(5 + b if b != _LEVEL or planned else _QTK, k + gap, length)[row, j]
                 out[c, b] = base_x / base_q if base_q > 0 else np.nan
-        return out
+        return out, on_plan
 
     def _resolve(self, step: Step, units: FloatArray, var_unit: FloatArray, changed: list[Alert]) -> None:
         cfg = self.config
@@ -793,6 +807,7 @@ class Detector:
                     continue
                 state.ratio = float(self._base(1, back, length)[row, j]) / base_q
                 self._frozen[state.check, _LEVEL, row, j] = state.ratio
+                self._frozen_plan[state.check, row, j] = False
                 alert.basis, on_plan = "history", False
             # Recovered: the count is back above the midpoint between the incident's own level L
             # (observed / expected when it fired) and the expectation, over a window that expects
@@ -1063,7 +1078,8 @@ class Detector:
                               "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
                               "folded": st.folded, "level": _num(st.level), "since": _num(st.since),
                               "by_recovery": st.by_recovery,
-                              "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]]})  # fmt: skip
+                              "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]],
+                              "frozen_plan": [bool(v) for v in self._frozen_plan[:, row, j]]})  # fmt: skip
         return {
             "version": 1,
             # the recent inputs as one row of counts a step, scopes x metrics in the order of "scopes"
@@ -1102,6 +1118,9 @@ class Detector:
                                              _float(item.get("level")), _float(item.get("since")),
                                              bool(item.get("by_recovery", False)))  # fmt: skip
             det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
+            # (a state saved before this was kept: each check's ratio as the incident's basis was)
+            det._frozen_plan[:, row, j] = item.get("frozen_plan", [item["basis"] == _LEVEL and alert.basis == "plan"]
+                                                   * len(det.config.checks))  # fmt: skip
             det._open[row, j] = alert.resolved_at is None
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)
         det._no_show = {c: _Open(_alert_from(a), -1, -1, math.nan, 1.0) for c, a in doc.get("no_show", {}).items()}

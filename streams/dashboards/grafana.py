@@ -89,6 +89,9 @@ SETTLED_UNTIL = (
     f"toStartOfMinute(if($__toTime + 1 <= now() - {SETTLE_S}, $__toTime + 1, least($__toTime, now()) - {SETTLE_S}))"
 )
 SETTLED_BUCKETS = f"time + $__interval_s <= {SETTLED_UNTIL}"
+# Whole buckets only: one that began before the range holds part of its minutes (an outside probe: the
+# first point of a chart from 21:25 in 2-minute buckets at half height), and none after the settled point.
+WHOLE_BUCKETS = f"time >= $__fromTime AND {SETTLED_BUCKETS}"
 # The day's totals beside a chart of the last hour: the tiles, tables and bars count the business day
 # (00:00 in Asia/Shanghai) that holds the range's end, up to the settled point. "Today" by default,
 # and the day being looked at when the range is moved into the past.
@@ -209,13 +212,30 @@ def timeseries(
     names: Mapping[str, str] | None = None,
     description: str = "",
     stack: bool = False,
+    fill: bool = True,
 ) -> Json:
-    """Lines over time; the SQL returns `time` and one column per series (or a label column), and
-    ends with its ORDER BY. Only buckets ended by the settled point are drawn (`SETTLED_BUCKETS`)."""
+    """Lines over time; the SQL returns `time` and one column per series (or label columns after
+    `time` in its ORDER BY), and ends with its ORDER BY. Only whole buckets ended by the settled point
+    are drawn (`WHOLE_BUCKETS`). With `fill`, a bucket with no rows after a series' first is a 0 (per
+    label): a minute with no events had none, and without its row the line ran straight across an
+    outage (an outside probe); a Nullable column reads NULL there (a gap). Not for latencies: a minute
+    with no writes had none."""
     order = sql.rindex(" ORDER BY ")
-    sql = f"SELECT * FROM ({sql}) WHERE {SETTLED_BUCKETS}{sql[order:]}"
-    note = (f"Finished buckets only, up to the settled minute every panel of the screen counts to: the current "
-            f"one is drawn {SETTLE_S} s after it ends.")  # fmt: skip
+    keys = [key.strip() for key in sql[order + len(" ORDER BY ") :].split(",")]
+    if keys[0] != "time":
+        raise ValueError(f"a time series is ordered by time first, not {keys}")
+    if fill:
+        # From a series' first bucket with events (a range with none stays "no data", not a line of 0s
+        # where nothing was measured) to the settled point (a channel that stopped reads 0 up to now).
+        filled = f"time WITH FILL TO {SETTLED_UNTIL} - $__interval_s + 1 STEP $__interval_s"
+        inner = f"SELECT * FROM ({sql[:order]}) WHERE {WHOLE_BUCKETS} ORDER BY {', '.join([*keys[1:], filled])}"
+        sql = f"SELECT * FROM ({inner}) ORDER BY {', '.join(keys)}"  # Grafana reads a long frame by time
+    else:
+        sql = f"SELECT * FROM ({sql[:order]}) WHERE {WHOLE_BUCKETS} ORDER BY {', '.join(keys)}"
+    note = (f"Whole buckets in the range only, up to the settled minute every panel of the screen counts to: the "
+            f"current one is drawn {SETTLE_S} s after it ends.")  # fmt: skip
+    if fill:
+        note += " A bucket with no events is 0."
     description = f"{description} {note}" if description else note
     panel = _panel("timeseries", title, sql, grid, FORMAT_TIMESERIES, description=description, unit=unit)
     panel["fieldConfig"]["defaults"]["custom"] = {
@@ -397,7 +417,8 @@ def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
         timeseries(
             "每分钟成交额 (按事件时间, 所选时段) / GMV per minute (event time, selected range), vs the day before",
             # The same minute 24 hours earlier, shifted onto today's axis: the day before a sale is
-            # the baseline a war room compares with. NULL, not 0, where a series has no data: a gap.
+            # the baseline a war room compares with. NULL, not 0, where a series has no data: a gap (a
+            # minute with no sales today too: a break in the line, never a line drawn across it).
             "SELECT time, sum(today) AS gmv_yuan, sum(before) AS day_before FROM ("
             f"SELECT $__timeInterval(minute) AS time, sum(gmv_fen) / 100 {PER_MINUTE} AS today, NULL AS before "
             f"{in_range} GROUP BY time "
@@ -601,7 +622,7 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             "SELECT time, q[1] AS p50_ms, q[2] AS p99_ms FROM ("
             f"SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(lag_ms) AS q {per_minute}"
             ") ORDER BY time",
-            Grid(0, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99"},
+            Grid(0, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99"}, fill=False,
             description="From the newest Kafka record of a batch to its ClickHouse write.",
         ),
         timeseries(
@@ -610,7 +631,7 @@ def pipeline_health(*, time_from: str = "now-1h") -> Json:
             "SELECT $__timeInterval(minute) AS time, quantilesExact(0.5, 0.99)(write_ms) AS q, "
             f"max(write_ms) AS max_ms {per_minute}"
             ") ORDER BY time",
-            Grid(12, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99", "max_ms": "max"},
+            Grid(12, 9, 12, 9), unit="ms", names={"p50_ms": "p50", "p99_ms": "p99", "max_ms": "max"}, fill=False,
         ),
         stat(
             "管道状态 / Pipeline state",

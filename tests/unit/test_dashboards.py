@@ -425,7 +425,10 @@ def test_a_series_never_draws_the_unfinished_minute(world: World) -> None:
     )
     assert sql.count("FROM promo.facts WHERE") == 1, sql
     rows = world.store.query_rows(sql.replace("FROM promo.facts WHERE", f"FROM {rows_now} WHERE"), params)
-    assert [(r["orders"], r["new_users"]) for r in rows] == [(3, 1)], rows
+    # The minute between, finished and without orders, is a 0: a minute with no rows is drawn, not
+    # bridged by a straight line (an outside probe: an outage vanished from the charts).
+    got = [(r["orders"], r["new_users"]) for r in rows]
+    assert got[0] == (3, 1) and set(got[1:]) <= {(0, 0)} and len(got) in (2, 3), rows
     finished = rows[0]["time"].replace(tzinfo=dt.UTC) if rows[0]["time"].tzinfo is None else rows[0]["time"]
     assert finished + dt.timedelta(seconds=60 + SETTLE_S) <= dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=1)
     # Every series panel of every board carries the rule.
@@ -610,3 +613,36 @@ def test_the_war_room_marks_alerts_and_lists_the_firing_ones(world: World) -> No
     assert "promo.alerts FINAL" in annotation["target"]["rawSql"] and "timeEnd" in annotation["target"]["rawSql"]
     rows = world.rows(panel("promo-war-room", "Firing alerts"))
     assert [(r["what"], r["scope"], r["severity"]) for r in rows] == [("orders", "c1 / wechat", "critical")]
+
+
+def test_a_minute_without_events_is_drawn_as_0_per_series_and_a_partial_first_bucket_not_at_all(world: World) -> None:
+    """An outside probe: a campaign's channel with no events for three minutes (an outage) had no rows
+    there, and the chart drew a straight line across it; and a chart from 21:25 in 2-minute buckets drew
+    its first point (21:24-21:26, one minute of it in range) at half height. The panels' own SQL, their
+    table swapped for fixed rows, on the real engine."""
+    t0 = 1_794_326_400  # 2026-11-11 00:00 Beijing, on every bucket grid
+
+    def rows_of(english: str, board: str, rows: list[tuple[int, str, int]], rng: Range) -> list[dict[str, Any]]:
+        table = " UNION ALL ".join(
+            f"SELECT toDateTime({t}) AS minute, 'c1' AS campaign_id, '{ch}' AS channel, {n} AS orders, "
+            f"0 AS new_users, {n} AS interactions" for t, ch, n in rows
+        )  # fmt: skip
+        sql, params = expand(panel(board, english)["targets"][0]["rawSql"], rng, {"campaign": "c1"})
+        return world.store.query_rows(sql.replace("FROM promo.facts WHERE", f"FROM ({table}) WHERE"), params)
+
+    at = dt.datetime.fromtimestamp
+    # WeChat sends every minute but 2-4; the app only in minutes 3 and 7.
+    sent = [(t0 + 60 * m, "wechat", 10) for m in range(8) if not 2 <= m <= 4] + [
+        (t0 + 180, "app", 5),
+        (t0 + 420, "app", 5),
+    ]
+    rng = Range(at(t0, dt.UTC), at(t0 + 480, dt.UTC))
+    by_channel = rows_of("Orders per minute by channel", "promo-campaign", sent, rng)
+    got = [(int(r["time"].timestamp()) - t0, r["channel"], r["orders"]) for r in by_channel]
+    assert [g for g in got if g[1] == "wechat"] == [(60 * m, "wechat", 0 if 2 <= m <= 4 else 10) for m in range(8)]
+    assert [g for g in got if g[1] == "app"] == [(60 * m, "app", 5 if m in (3, 7) else 0) for m in range(3, 8)]
+    assert [g[0] for g in got] == sorted(g[0] for g in got)  # by time: Grafana reads a long frame so
+    # The war room's series from 00:01 in 2-minute buckets: 00:00-00:02 holds one minute of the range.
+    total = rows_of("Orders per minute (event time", "promo-war-room", sent, Range(at(t0 + 60, dt.UTC),
+                    at(t0 + 480, dt.UTC), interval_s=120))  # fmt: skip
+    assert [(int(r["time"].timestamp()) - t0, r["orders"]) for r in total] == [(120, 2.5), (240, 5.0), (360, 12.5)]

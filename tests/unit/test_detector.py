@@ -322,6 +322,25 @@ def test_an_outage_open_when_the_plan_ends_stays_open_until_it_is_over() -> None
         assert T0 + 3300 < last.resolved_at <= T0 + 3300 + 120, (metric, last.resolved_at - T0)
 
 
+def test_a_drop_soon_after_a_plan_begins_is_told_in_the_plans_units() -> None:
+    # A plan from minute 30 on (a backtest's history starting before it); c1 falls 50% from minute 62
+    # to 80. The 6-minute check's baseline reached back before the plan when the incident opened, so its
+    # level ratio was learnt on the recent rate (events a second); two minutes later its window and
+    # baseline lay inside the plan, and that ratio times plan counts read "94% below, 1818 vs 29732
+    # expected" and critical (an outside probe). A ratio learnt on one basis never judges on the other.
+    plan = Plan(T0 + 1800, {(scope, m): np.full(60, 60 * 30 * RATIOS[m]) for scope in (Scope(), Scope("c1"))
+                            for m in METRICS})  # fmt: skip
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.5 if T0 + 3720 <= t < T0 + 4800 else 1.0
+
+    changes = run(Detector(plan=plan), series(flat(30), 5400, hit=hit))
+    found = [a for _, a in changes if a.kind == "drop"]  # the total's, with c1 folded under it
+    assert found, [(a.scope.label(), a.metric, a.basis) for _, a in changes]
+    for alert in found:  # every version of every incident: about half of what was expected, never 94% down
+        assert alert.severity == "warning" and 0.3 <= alert.observed / alert.expected <= 0.75, alert.message
+
+
 def test_payments_breaking_just_after_the_plan_ends_is_caught_on_gmv_too() -> None:
     # Orders, GMV and new users at 10% from 100 s after the plan's end: ratios judge it, and their
     # confirmation ("low on its own level too") compares counts with counts, not with plan minutes.
