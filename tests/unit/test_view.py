@@ -449,6 +449,10 @@ def test_a_board_is_read_in_one_call_so_its_panels_agree() -> None:
     errors = {k: v for k, v in doc["panels"].items() if "error" in v}
     assert len(errors) == 1 and next(iter(errors.values()))["error"] == "ClickHouse: boom"  # only its own panel
     assert isinstance(doc["as_of_ms"], int)
+    # The minute every panel counted to, for the footer: a range ending now counts the minutes ended
+    # five seconds ago or more (an outside probe: "data as of 00:00:30, 0.4 s old" over tiles at 23:59).
+    settled = doc["settled_ms"]
+    assert settled % 60_000 == 0 and 0 <= doc["as_of_ms"] - 5_000 - settled < 60_000 + 1_000, doc
 
 
 # --------------------------------------------------------------------------------------------

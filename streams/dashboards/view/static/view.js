@@ -385,6 +385,7 @@
       for (const state of this.panels) {
         this.drawPanel(state, read.panels[String(state.panel.id)] || { error: "no answer for this panel" });
       }
+      this.settledMs = read.settled_ms || 0;
       return read.as_of_ms;
     }
 
@@ -462,7 +463,12 @@
           second: "2-digit", hour12: false }).format(new Date(asOf || Date.now()));
         // "Data as of" the one read every panel came from, and how old the newest write in it was.
         const age = asOf && this.lastWriteMs ? ` · ${Math.max(0, (asOf - this.lastWriteMs) / 1000).toFixed(1)} s old` : "";
-        updated.textContent = `数据截至 / data as of ${clock}${age}` + (failed ? ` · ${failed} 个面板出错 / panels failing` : "");
+        // What the tiles and charts count to: whole minutes up to the settled one (the current minute
+        // comes a few seconds after it ends), said, so "data as of" is not read as "counted to".
+        const hm = new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit", hour12: false });
+        const counted = this.settledMs ? `计至 / counted to ${hm.format(new Date(this.settledMs))} · ` : "";
+        updated.textContent = `${counted}数据截至 / data as of ${clock}${age}` + (failed ? ` · ${failed} 个面板出错 / panels failing` : "");
+        updated.dataset.settledMs = String(this.settledMs || "");
         updated.classList.toggle("stale", failed > 0);
         if (this.lastRange) document.getElementById("range").textContent = rangeLabel(this.lastRange, this.tz);
         document.body.dataset.refreshed = String((parseInt(document.body.dataset.refreshed || "0", 10)) + 1);
