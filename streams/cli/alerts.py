@@ -519,6 +519,8 @@ def parse_time(text: str, flag: str, now: float | None = None) -> float:
     """ISO 8601 (UTC unless it says otherwise) or a duration from now: +30m, +2h, +45s, +1d ahead,
     -30m, -2h ago (--since -1h)."""
     now = time.time() if now is None else now
+    if text.strip() == "now":  # as the view's ranges say it
+        return now
     rel = re.fullmatch(r"([+-])(\d+(?:\.\d+)?)([smhd])", text.strip())
     if rel:
         ahead = float(rel.group(2)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[rel.group(3)]
@@ -660,7 +662,7 @@ def _said(campaign: str, channel: str) -> str:
     named as one ("campaign 'c01/douyin'"), which `c01/douyin` alone would not tell from c01's channel."""
     if channel:
         return f"{campaign}/{channel}"
-    if "/" in campaign:
+    if "/" in campaign or campaign.lower() in ("all", "*", "total"):  # "silenced all" read as everything
         return f"campaign {campaign!r}"
     return campaign or "total"
 
@@ -746,6 +748,8 @@ def list_silences(
 ) -> None:
     """The silences running now and those ended in the last 24 hours, newest first: id, scope,
     metric, until, reason, who; and when one was lifted (`promo alerts unsilence ID`)."""
+    from streams.cli.data import visible
+
     with alert_tables(clickhouse) as tables:
         rows = tables.silences()
         where = tables.where
@@ -760,7 +764,9 @@ def list_silences(
         by = f" by {r['lifted_by']}" if r.get("lifted_by") else ""  # (a worker before this one does not say)
         state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}{by}" if r["lifted_at"] else "ended"
         metric = f" {r['metric']}" if r["metric"] else ""
-        typer.echo(f"{r['id']}  {r['scope']}{metric}  until {r['until']}  {state}  by {r['by']}\n    {r['reason']}")
+        # Control characters escaped, as in `promo totals`' table (an escape sequence hid part of a scope)
+        typer.echo(f"{r['id']}  {visible(r['scope'])}{metric}  until {r['until']}  {state}  by {visible(r['by'])}"
+                   f"\n    {visible(r['reason'])}")  # fmt: skip
 
 
 @alerts_app.command("unsilence")

@@ -593,7 +593,7 @@ def format_totals(rows: list[dict[str, Any]]) -> str:
     head = ["campaign_id", "channel", "interactions", "participants", "shares", "orders", "gmv_yuan", "buyers",
             "new_users", "via_share"]  # fmt: skip
     body = [
-        [_visible(r["campaign_id"]), _visible(r["channel"]), r["interactions"], r["participants"], r["shares"],
+        [visible(r["campaign_id"]), visible(r["channel"]), r["interactions"], r["participants"], r["shares"],
          r["orders"], f"{r['gmv_fen'] / 100:,.2f}", r["buyers"], r["new_users"], r["new_users_via_share"]]
         for r in rows
     ]  # fmt: skip
@@ -602,7 +602,7 @@ def format_totals(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _visible(text: str) -> str:
+def visible(text: str) -> str:
     """An id as the table shows it: control and format characters (a carriage return, an escape, a
     right-to-left override) as escapes, not acted on by the terminal. --json and --csv keep them."""
     return "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import os
@@ -53,6 +54,16 @@ from streams.worker.stall import Change, StallWatch
 from streams.worker.transport import BatchConsumer, PromoApp
 
 log = logging.getLogger(__name__)
+
+
+def _iso_utc(value: Any) -> Any:
+    """A time of a UTC column as ISO 8601 with its zone (the client returns them naive); else as it is."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return aware.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return value
+
+
 # Per partition: (log end, next offset to process), each None when unknown.
 Positions = dict[TopicPartition, tuple[int | None, int | None]]
 
@@ -551,7 +562,8 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
         async def get(self, request: Request) -> Response:
             await ready()
             doc = await store.call(store.freshness)
-            return self.json({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in doc.items()})
+            # The columns are UTC; the client hands them back without a zone: said, as every time here is.
+            return self.json({k: _iso_utc(v) for k, v in doc.items()})
 
     @app.page("/health")
     class Health(View):

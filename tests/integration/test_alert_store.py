@@ -152,3 +152,11 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     assert done.returncode == 0 and done.stdout.startswith("silenced total until "), done.stdout
     listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
     assert (listed[0]["scope"], listed[0]["campaign_id"], listed[0]["channel"]) == ("total", None, None)
+    # An outside probe: `--campaign all` said "silenced all" (everything, read aloud), and an escape
+    # sequence in a scope or reason was acted on by the terminal in the listing (hiding part of it).
+    done = promo("silence", "--campaign", "all", "--until", "+1h", "--reason", "x")
+    assert done.returncode == 0 and done.stdout.startswith("silenced campaign 'all' until "), done.stdout
+    done = promo("silence", "--campaign", "c\x1b[31mred", "--until", "+1h", "--reason", "red")
+    assert done.returncode == 0, done.stderr
+    table = promo("silences").stdout
+    assert "c\\x1b[31mred" in table and "\x1b" not in table, table

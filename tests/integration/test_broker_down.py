@@ -70,19 +70,28 @@ def first_kind(port: int) -> str:
     return str(problems[0]["kind"]) if problems else "ok"
 
 
-def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
-    own_broker: EmbeddedBroker, tmp_path: Path
-) -> None:
-    env = Pipeline(own_broker.url, tmp_path, partitions=2)
+def _running_worker(broker: EmbeddedBroker, tmp_path: Path, seed: int) -> tuple[WorkerProcess, int]:
+    """A worker with the sink and the view on `broker`, clean, that has read 300 events: it and its view port."""
+    env = Pipeline(broker.url, tmp_path, partitions=2)
     settings = env.settings()
     asyncio.run(ensure_topics(settings))
     view = free_port()
     worker = WorkerProcess(env, "w", sink=True, view_port=view).start()
     try:
         wait_for("the worker's first clean status", lambda: get(view, "/api/status")["ok"], timeout=90)
-        sim = generate(SimConfig(events=300, seed=3, partitions=2, duration_s=1.0))
-        asyncio.run(send_records(settings, sim.records, paced=False))  # offsets past 0: a log to lose
+        sim = generate(SimConfig(events=300, seed=seed, partitions=2, duration_s=1.0))
+        asyncio.run(send_records(settings, sim.records, paced=False))
+    except BaseException:
+        worker.kill()
+        raise
+    return worker, view
 
+
+def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
+    own_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    worker, view = _running_worker(own_broker, tmp_path, seed=3)  # offsets past 0: a log to lose
+    try:
         # Paused: the broker accepts connections and never answers.
         own_broker.pause()
         wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
@@ -146,15 +155,8 @@ def test_a_worker_whose_broker_is_gone_still_stops_when_told(own_broker: Embedde
     """An outside probe: 40 s after its broker stopped, a worker ignored SIGTERM (and Ctrl-C) until
     SIGKILL: stopping, aiokafka's producer waits for the broker to take what it holds, forever. Now
     the flush is bounded and a stop that still hangs ends the process with one line and status 1."""
-    env = Pipeline(own_broker.url, tmp_path, partitions=2)
-    settings = env.settings()
-    asyncio.run(ensure_topics(settings))
-    view = free_port()
-    worker = WorkerProcess(env, "w", sink=True, view_port=view).start()
+    worker, view = _running_worker(own_broker, tmp_path, seed=4)
     try:
-        wait_for("the worker's first clean status", lambda: get(view, "/api/status")["ok"], timeout=90)
-        sim = generate(SimConfig(events=300, seed=4, partitions=2, duration_s=1.0))
-        asyncio.run(send_records(settings, sim.records, paced=False))
         own_broker.stop()
         wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
         time.sleep(35)  # what the worker sends meanwhile (heartbeats) piles up in its producer

@@ -69,6 +69,8 @@ def test_one_worker_exact_totals_and_rejections(env: Pipeline, workers: list[Wor
     assert rejections_reach(worker, truth) == truth.rejected
     gc_passes = worker.get("/health")["gc"]  # the worker times its GC passes (streams/worker/pauses.py)
     assert gc_passes["gen0"]["passes"] > 0 and gc_passes["gen0"]["longest_ms"] >= gc_passes["gen0"]["last_ms"] >= 0
+    fresh = worker.get("/api/freshness")  # times with their zone (an outside probe: none was said)
+    assert fresh["last_write"].endswith("Z") and fresh["last_event"].endswith("Z"), fresh
     cli = env.promo("totals", "--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == truth.totals

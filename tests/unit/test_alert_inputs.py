@@ -498,6 +498,20 @@ def _frozen_detector_run(tmp_path: Path, frozen_with_pipeline: bool) -> tuple[fl
     return count / ((logged[woke][1] - logged[woke - 1][1]) * rate), changed
 
 
+def _minutes_window(
+    now: float, leaves: list[tuple[str, str]], sent: Any, per_event: list[float]
+) -> list[tuple[str, str, int, list[float]]]:
+    """What the store's window holds at `now`: per leaf and minute of the last 15, the interactions
+    `sent(leaf, t)` counts up to event time t (a cumulative count), and the other metrics in proportion."""
+    out = []
+    for minute in range(int((now - 900) // 60 * 60), int(now // 60 * 60) + 60, 60):
+        for leaf in leaves:
+            n = sent(leaf, min(now, minute + 60)) - sent(leaf, minute)
+            if n > 0:
+                out.append((*leaf, minute, [n * k for k in per_event]))
+    return out
+
+
 def test_a_replay_of_the_logged_inputs_sees_what_live_saw_when_a_channel_goes_silent(tmp_path: Path) -> None:
     """An outside probe: a channel that stopped was handed to the live detector as 0 but not logged,
     so a replay of the same evaluations judged other steps (expected 157.95 against live's 159.2,
@@ -521,14 +535,7 @@ def test_a_replay_of_the_logged_inputs_sees_what_live_saw_when_a_channel_goes_si
         return rates[leaf] * (t - max(0.0, min(t, b) - a))
 
     def window() -> list[tuple[str, str, int, list[float]]]:
-        now = clock["now"]
-        out = []
-        for minute in range(int((now - 900) // 60 * 60), int(now // 60 * 60) + 60, 60):
-            for leaf in rates:
-                n = sent(leaf, min(now, minute + 60)) - sent(leaf, minute)
-                if n > 0:
-                    out.append((*leaf, minute, [n * k for k in per_event]))
-        return out
+        return _minutes_window(clock["now"], list(rates), sent, per_event)
 
     logged: list[tuple[float, float, float, dict[Any, Any]]] = []
     call = _store_stand_in(window, lambda *a: logged.append((a[1], a[2], a[3], dict(a[4]))))
@@ -589,14 +596,7 @@ def test_a_replay_is_the_live_detector_through_restarts_and_an_ops_note(tmp_path
         return rates[leaf] * t
 
     def window() -> list[tuple[str, str, int, list[float]]]:
-        now = clock["now"]
-        out = []
-        for minute in range(int((now - 900) // 60 * 60), int(now // 60 * 60) + 60, 60):
-            for leaf in rates:
-                n = sent(leaf, min(now, minute + 60)) - sent(leaf, minute)
-                if n > 0:
-                    out.append((*leaf, minute, [n * k for k in per_event]))
-        return out
+        return _minutes_window(clock["now"], list(rates), sent, per_event)
 
     note = alert_store.Silence("note", "", "c1", "ads", T_NOW + 600, "ads budget cut", "ops", T_NOW + 600)
     logged: list[tuple[float, float, float, dict[Any, Any]]] = []

@@ -134,6 +134,7 @@ def test_times_are_iso_or_relative_and_anything_else_is_exit_2() -> None:
     assert parse_time("2026-11-10T16:30:00Z", "--until") == T0 - 5 + 1800
     assert parse_time("+30m", "--until", now=1000.0) == 2800.0
     assert parse_time("+2h", "--until", now=0.0) == 7200.0
+    assert parse_time("now", "--to", now=1234.5) == 1234.5  # as the view says it (replay --to now was refused)
     with pytest.raises(typer.Exit) as exc:
         parse_time("tomorrow", "--until")
     assert exc.value.exit_code == 2
