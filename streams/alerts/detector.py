@@ -608,10 +608,11 @@ class Detector:
                     # 50% drop read "94% below, 1818 vs 29732 expected": a rate a second times plan minutes).
                     frozen = np.where(self._frozen_plan[c] == planned, frozen, np.nan)
                 ratio = np.where(self._open, frozen, live)
+                if b == _LEVEL:  # the confirmation of shares and ratios: the live level where that is masked
+                    confirm_level = np.where(np.isfinite(ratio), ratio, live) * win_q
                 mus.append(ratio * win_q)
                 refs.append(ratio)
                 ref_base.append(base_q)
-            level_mu = mus[_LEVEL]
             # ... scaled by how much the parent grew from the baseline to the window when it at least
             # doubled: in the 00:00 surge a channel's own recent rate is a tenth of what it sends, and
             # "low on its own level" kept every share and ratio from judging the first hour. (A bot
@@ -628,7 +629,7 @@ class Detector:
                 lived = older[self._parent[has_parent]] > 0
                 surging = np.isfinite(parent_growth) & (parent_growth >= 2.0) & lived
                 growth[has_parent] = np.where(surging, parent_growth, 1.0)
-            confirm_mu = level_mu * growth
+            confirm_mu = confirm_level * growth
             for b in range(3):
                 if BASES[b] not in check.bases:
                     continue

@@ -202,6 +202,9 @@ def replay_log(
                 detector = Detector(config, plan, schedule)
             elif event.kind in ("restore", "replan"):
                 detector = Detector.restore(json.loads(event.detail), config, plan, schedule)
+                # What it had open goes on: listed though it may not change again before the end (a review)
+                for alert in detector.firing():
+                    seen.setdefault(alert.id, replace(alert))
             elif event.kind == "reset":
                 changed += detector.reset(Scope(event.campaign_id or None, event.channel or None), at)
         changed += detector.step(build_step(at, settled, lag, leaves, ()))

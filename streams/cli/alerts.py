@@ -761,7 +761,7 @@ def list_silences(
         if as_json:
             typer.echo(json.dumps(r, ensure_ascii=False))
             continue
-        by = f" by {r['lifted_by']}" if r.get("lifted_by") else ""  # (a worker before this one does not say)
+        by = f" by {visible(r['lifted_by'])}" if r.get("lifted_by") else ""  # (a worker before this one does not say)
         state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}{by}" if r["lifted_at"] else "ended"
         metric = f" {r['metric']}" if r["metric"] else ""
         # Control characters escaped, as in `promo totals`' table (an escape sequence hid part of a scope)

@@ -216,20 +216,24 @@ def timeseries(
 ) -> Json:
     """Lines over time; the SQL returns `time` and one column per series (or label columns after
     `time` in its ORDER BY), and ends with its ORDER BY. Only whole buckets ended by the settled point
-    are drawn (`WHOLE_BUCKETS`). With `fill`, a bucket with no rows after a series' first is a 0 (per
-    label): a minute with no events had none, and without its row the line ran straight across an
-    outage (an outside probe); a Nullable column reads NULL there (a gap). Not for latencies: a minute
-    with no writes had none."""
+    are drawn (`WHOLE_BUCKETS`). With `fill`, a bucket with no rows between a series' first and the
+    panel's last bucket with rows is a 0 (per label): a minute with no events had none, and without its
+    row the line ran straight across an outage (an outside probe); a Nullable column reads NULL there
+    (a gap). Not for latencies: a minute with no writes had none."""
     order = sql.rindex(" ORDER BY ")
     keys = [key.strip() for key in sql[order + len(" ORDER BY ") :].split(",")]
     if keys[0] != "time":
         raise ValueError(f"a time series is ordered by time first, not {keys}")
     if fill:
         # From a series' first bucket with events (a range with none stays "no data", not a line of 0s
-        # where nothing was measured) to the settled point (a channel that stopped reads 0 up to now).
-        filled = f"time WITH FILL TO {SETTLED_UNTIL} - $__interval_s + 1 STEP $__interval_s"
-        inner = f"SELECT * FROM ({sql[:order]}) WHERE {WHOLE_BUCKETS} ORDER BY {', '.join([*keys[1:], filled])}"
-        sql = f"SELECT * FROM ({inner}) ORDER BY {', '.join(keys)}"  # Grafana reads a long frame by time
+        # where nothing was measured) to the last bucket any series of the panel has: a channel that
+        # stopped while the others go on reads 0, but a pipeline behind (nothing written yet for the
+        # last minutes) is no plunge of every series at the right edge (a review).
+        last = "assumeNotNull((SELECT max(time) FROM src))"
+        filled = f"time WITH FILL TO {last} + $__interval_s STEP $__interval_s"
+        sql = (f"WITH src AS (SELECT * FROM ({sql[:order]}) WHERE {WHOLE_BUCKETS}) "
+               f"SELECT * FROM (SELECT * FROM src ORDER BY {', '.join([*keys[1:], filled])}) "
+               f"ORDER BY {', '.join(keys)}")  # fmt: skip  # Grafana reads a long frame by time
     else:
         sql = f"SELECT * FROM ({sql[:order]}) WHERE {WHOLE_BUCKETS} ORDER BY {', '.join(keys)}"
     note = (f"Whole buckets in the range only, up to the settled minute every panel of the screen counts to: the "

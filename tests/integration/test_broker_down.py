@@ -157,6 +157,14 @@ def test_a_worker_whose_broker_is_gone_still_stops_when_told(own_broker: Embedde
     the flush is bounded and a stop that still hangs ends the process with one line and status 1."""
     worker, view = _running_worker(own_broker, tmp_path, seed=4)
     try:
+        # Counted and written first: a broker that vanishes under a batch in flight stops the worker
+        # by itself (the agent cannot send its output), which is not what this test is about.
+        def settled() -> Any:
+            first = worker.get("/api/totals")
+            time.sleep(3)
+            return first and worker.get("/api/totals") == first
+
+        wait_for("the events counted and written", settled, timeout=90)
         own_broker.stop()
         wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
         time.sleep(35)  # what the worker sends meanwhile (heartbeats) piles up in its producer

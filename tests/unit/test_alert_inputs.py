@@ -654,3 +654,51 @@ def test_a_replay_is_the_live_detector_through_restarts_and_an_ops_note(tmp_path
     for kind in ("start", "reset"):
         some = [e for e in events if e.kind != kind]
         assert {a.id: seen([a])[0] for a in replay_log(logged, some, None, {}).values()} != live, kind
+
+
+def test_a_replay_begun_at_a_restore_lists_what_was_open_across_it(tmp_path: Path) -> None:
+    """A review: a replay that began at a restore listed only the incidents that changed after it; an
+    outage open across the restart, still firing at --to, was missing (and `--write` stored nothing)."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner, replay_log
+
+    rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}
+    clock = {"now": T_NOW - 1800.0}
+
+    def sent(leaf: tuple[str, str], t: float) -> float:  # app stops for good at T_NOW
+        return rates[leaf] * (min(t, T_NOW) if leaf == ("c1", "app") else t)
+
+    logged: list[Any] = []
+    events: list[alert_store.DetectorEvent] = []
+    plain = _store_stand_in(lambda: _minutes_window(clock["now"], list(rates), sent, [1.0, 0.1, 0.05, 500.0, 0.02]),
+                            lambda *a: logged.append((a[1], a[2], a[3], dict(a[4]))))  # fmt: skip
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.log_events:
+            events.extend(e._replace(at=args[1]) for e in args[2])
+            return None
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    def runner() -> AlertRunner:
+        return AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"])
+
+    async def go() -> AlertRunner:
+        one = runner()
+        while clock["now"] < T_NOW + 900:
+            if clock["now"] == T_NOW + 600:
+                one = runner()  # restarted, the outage open
+            await one.tick()
+            clock["now"] += 10.0
+        return one
+
+    last = asyncio.run(go())
+    firing = {a.id for a in last.detector.firing() if a.kind == "drop"}
+    assert firing and [e.at for e in events if e.kind == "restore"] == [T_NOW + 600], events
+    # `promo alerts replay --from <restart + 60 s>`: it begins at the restore
+    seen = replay_log([e for e in logged if e[0] >= T_NOW + 600], [e for e in events if e.at >= T_NOW + 600], None, {})
+    assert firing <= set(seen) and all(seen[i].resolved_at is None for i in firing), (firing, set(seen))
