@@ -857,7 +857,9 @@ def replay(
             alert_store.write_alerts(tables.store, rows)
     how = f"{len(shown)} evaluations replayed"
     if begin < from_s:
-        how += (f", after the {len(evaluations) - len(shown)} since the live detector's last start at "
+        # "start" (afresh) or "restore" (a restart that went on from its saved state, its incidents kept)
+        kind = next((e.kind for e in events if e.at == begin and e.kind in alert_store.RESTARTS), "start")
+        how += (f", after the {len(evaluations) - len(shown)} since the live detector's last {kind} at "
                 f"{iso_utc(int(begin))} (silently: the state it had at --from)")  # fmt: skip
     elif not any(e.kind in alert_store.RESTARTS and e.at == evaluations[0][0] for e in events):
         how += ("; no start of the live detector logged in the day before --from: the replay begins cold, and "
