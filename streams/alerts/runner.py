@@ -48,6 +48,7 @@ HEARTBEAT_NAME = "detector"
 PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
 
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
+Schedule = Mapping[str, tuple[float | None, float | None]]  # campaign -> (starts_at, ends_at), seconds
 
 
 FLAP_S = 1800.0  # a reopen within this long of the last one told is held back ...
@@ -185,23 +186,35 @@ def replay_log(
     plan: Plan | None,
     schedule: Mapping[str, tuple[float | None, float | None]],
     config: DetectorConfig | None = None,
+    plans: Mapping[float, Plan | None] | None = None,
 ) -> dict[str, Alert]:
     """The live detector's evaluations again, with what changed it beside them (its starts, restores
     from saved state, new plans, ops notes), each before the step it came before: every incident in
     the state it ended in. Begun at a `start` or `restore` event, it is the live detector step for
-    step. The plan and schedule are those given (stored now)."""
+    step. From each start, restore or replan on, the plan is the one that event names (`plans`, by
+    version) and the schedule the one it kept; for events that name none (older ones) or a plan
+    not in `plans`, the `plan` and `schedule` given (stored now)."""
     at_step: dict[float, list[alert_store.DetectorEvent]] = {}
     for event in events:
         at_step.setdefault(event.at, []).append(event)
     detector = Detector(config, plan, schedule)
     seen: dict[str, Alert] = {}
+
+    def inputs_of(
+        event: alert_store.DetectorEvent,
+    ) -> tuple[Plan | None, Mapping[str, tuple[float | None, float | None]]]:
+        named = alert_store.read_detector_inputs(event.inputs)
+        if named is None or plans is None or named[0] not in plans:
+            return plan, schedule
+        return plans[named[0]], named[1]
+
     for at, settled, lag, leaves in evaluations:
         changed: list[Alert] = []
         for event in at_step.get(at, ()):
             if event.kind == "start":
-                detector = Detector(config, plan, schedule)
+                detector = Detector(config, *inputs_of(event))
             elif event.kind in ("restore", "replan"):
-                detector = Detector.restore(json.loads(event.detail), config, plan, schedule)
+                detector = Detector.restore(json.loads(event.detail), config, *inputs_of(event))
                 # What it had open goes on: listed though it may not change again before the end (a review)
                 for alert in detector.firing():
                     seen.setdefault(alert.id, replace(alert))
@@ -321,12 +334,15 @@ class AlertRunner:
     # -- what the detector is given: the plan and the schedule, its state across restarts ----------
     async def start(self) -> None:
         """Read the plan and the schedule, then go on from the saved state when there is one."""
-        self.plan_version = await self.call(alert_store.plan_version, self.store)
-        self.plan_text, self.schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
+        found = await self.call(alert_store.read_plan, self.store)
+        self.plan_version, self.plan_text = found or (0.0, "")
+        self.schedule = await self.call(alert_store.read_schedule, self.store)
         self.plan = stored_plan(self.plan_text)
         self.inputs_at = self.clock()
         self.detector = Detector(self.config, self.plan, self.schedule)
         self._load()
+        inputs = alert_store.detector_inputs(self.plan_version, self.schedule)
+        self._events = [e._replace(inputs=inputs) for e in self._events]
         self.started = True
 
     async def _refresh(self, now: float) -> None:
@@ -339,16 +355,18 @@ class AlertRunner:
         schedule = await self.call(alert_store.read_schedule, self.store)
         if version == self.plan_version and schedule == self.schedule:
             return
+        found = await self.call(alert_store.read_plan, self.store)
+        version, text = found or (0.0, "")
         self.plan_version = version
-        text, schedule = await self.call(alert_store.read_plan_and_schedule, self.store)
         if text == self.plan_text and schedule == self.schedule:
-            return
+            return  # the same plan imported again: the detector goes on (its events name the earlier copy)
         log.info("the plan or the schedule changed: the detector takes the new one")
         self.plan_text, self.schedule = text, schedule
         self.plan = stored_plan(text)
         state = self.detector.snapshot()
         self.detector = Detector.restore(state, self.config, self.plan, schedule)
-        self._events.append(alert_store.DetectorEvent(now, "replan", detail=json.dumps(state)))
+        inputs = alert_store.detector_inputs(version, schedule)
+        self._events.append(alert_store.DetectorEvent(now, "replan", detail=json.dumps(state), inputs=inputs))
 
     def _load(self) -> None:
         # Which detector this life begins with goes to promo.detector_events with its first evaluation,

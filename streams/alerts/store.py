@@ -119,13 +119,29 @@ class DetectorEvent(NamedTuple):
     """What changed the live detector beside an evaluation's inputs, before the step at `at`
     (promo.detector_events): `start` a fresh detector; `restore` / `replan` one restored from the
     state in `detail` (JSON; after a restart, or a new plan or schedule); `reset` an ops note on
-    campaign_id / channel ('' for any)."""
+    campaign_id / channel ('' for any). `inputs` (on start, restore, replan; JSON, `detector_inputs`)
+    names the plan and schedule the detector had from then on; '' before schema v8."""
 
     at: float
     kind: str
     campaign_id: str = ""
     channel: str = ""
     detail: str = ""
+    inputs: str = ""
+
+
+def detector_inputs(plan_at: float, schedule: Mapping[str, tuple[float | None, float | None]]) -> str:
+    """What a start, restore or replan event keeps of the detector's inputs: the plan by its
+    imported_at (0: none; the CSV stays in promo.plans) and the schedule itself (a few rows)."""
+    return json.dumps({"plan_at": plan_at, "schedule": {c: list(v) for c, v in sorted(schedule.items())}})
+
+
+def read_detector_inputs(text: str) -> tuple[float, dict[str, tuple[float | None, float | None]]] | None:
+    """`detector_inputs` read back; None for an event that names none (from before schema v8)."""
+    if not text:
+        return None
+    doc = json.loads(text)
+    return float(doc["plan_at"]), {str(c): (v[0], v[1]) for c, v in doc["schedule"].items()}
 
 
 RESTARTS = ("start", "restore")  # where a replay can begin: the detector owed nothing to what came before
@@ -135,20 +151,24 @@ def log_events(store: Store, at: float, events: Sequence[DetectorEvent]) -> None
     if events:
         store.insert_rows(
             f"{DB}.detector_events",
-            [[utc(at), seq, e.kind, e.campaign_id, e.channel, e.detail] for seq, e in enumerate(events)],
-            ("at", "seq", "kind", "campaign_id", "channel", "detail"),
+            [[utc(at), seq, e.kind, e.campaign_id, e.channel, e.detail, e.inputs] for seq, e in enumerate(events)],
+            ("at", "seq", "kind", "campaign_id", "channel", "detail", "inputs"),
         )
 
 
 def read_events(store: Store, from_s: float, to_s: float) -> list[DetectorEvent]:
     """The events logged in [from_s, to_s), in the order the live detector met them."""
     rows = store.query_rows(
-        f"SELECT toUnixTimestamp64Milli(at) AS at_ms, kind, campaign_id, channel, detail FROM {DB}.detector_events "
+        "SELECT toUnixTimestamp64Milli(at) AS at_ms, kind, campaign_id, channel, detail, inputs "
+        f"FROM {DB}.detector_events "
         "WHERE at >= fromUnixTimestamp64Milli({f:Int64}, 'UTC') AND at < fromUnixTimestamp64Milli({t:Int64}, 'UTC') "
         "ORDER BY at, seq",
         {"f": int(from_s * 1000), "t": int(to_s * 1000)},
     )
-    return [DetectorEvent(r["at_ms"] / 1000, r["kind"], r["campaign_id"], r["channel"], r["detail"]) for r in rows]
+    return [
+        DetectorEvent(r["at_ms"] / 1000, r["kind"], r["campaign_id"], r["channel"], r["detail"], r["inputs"])
+        for r in rows
+    ]
 
 
 def replay_start(store: Store, at_s: float, back_s: float) -> float | None:
@@ -513,6 +533,22 @@ def plan_version(store: Store) -> float:
     """When the newest plan was imported (0: none): a plan is megabytes, its version a number."""
     rows = store.query_rows(f"SELECT toUnixTimestamp64Milli(max(imported_at)) AS v FROM {DB}.plans")
     return float(rows[0]["v"] or 0) / 1000 if rows else 0.0
+
+
+def read_plan(store: Store, imported_at: float | None = None) -> tuple[float, str] | None:
+    """A stored plan and its version (imported_at, seconds): the newest, or the one imported at
+    `imported_at`. None: no plan stored (or none at that time)."""
+    if imported_at is None:
+        rows = store.query_rows(
+            f"SELECT toUnixTimestamp64Milli(imported_at) AS v, csv FROM {DB}.plans ORDER BY imported_at DESC LIMIT 1"
+        )
+    else:
+        rows = store.query_rows(
+            f"SELECT toUnixTimestamp64Milli(imported_at) AS v, csv FROM {DB}.plans "
+            "WHERE imported_at = fromUnixTimestamp64Milli({v:Int64}, 'UTC') LIMIT 1",
+            {"v": round(imported_at * 1000)},
+        )
+    return (rows[0]["v"] / 1000, rows[0]["csv"]) if rows else None
 
 
 def read_plan_and_schedule(store: Store) -> tuple[str, dict[str, tuple[float | None, float | None]]]:

@@ -307,6 +307,7 @@ class Tables(Protocol):
     def replay_start(self, at_s: float, back_s: float) -> float | None: ...
     def series(self, from_s: float, to_s: float) -> list[Any]: ...
     def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]: ...
+    def plan_at(self, version: float) -> str | None: ...
     def save_plan(self, text: str, source: str) -> list[str]: ...
 
 
@@ -380,6 +381,10 @@ class OwnerTables:
     def plan(self) -> tuple[str, dict[str, tuple[float | None, float | None]]]:
         doc = self._call("/api/alerts/plan")
         return doc["csv"], {c: (a, b) for c, (a, b) in doc["schedule"].items()}
+
+    def plan_at(self, version: float) -> str | None:
+        found: str | None = self._call(f"/api/alerts/plan?at_s={version}").get("csv")
+        return found
 
     def save_plan(self, text: str, source: str) -> list[str]:
         done = self._call("/api/alerts/plan", {"csv": text, "source": source})
@@ -456,6 +461,12 @@ class DirectTables:
 
         return alert_store.read_plan_and_schedule(self.store)
 
+    def plan_at(self, version: float) -> str | None:
+        from streams.alerts import store as alert_store
+
+        found = alert_store.read_plan(self.store, version)
+        return None if found is None else found[1]
+
     def save_plan(self, text: str, source: str) -> list[str]:
         from streams.alerts import store as alert_store
         from streams.alerts.plan import PlanError, parse_plan_csv
@@ -471,8 +482,8 @@ class DirectTables:
 # The schema step that made the alert tables (streams/sink/clickhouse.py, MIGRATIONS): what list, ack,
 # silence and the rest need; `promo alerts run` also reads each partition's lag in the heartbeat rows.
 ALERT_TABLES_VERSION = 5
-ALERTS_RUN_VERSION = 7  # and the events the runner logs beside its inputs
-REPLAY_VERSION = 7  # promo.detector_events: the live detector's starts, restores and notes
+ALERTS_RUN_VERSION = 8  # and the events the runner logs beside its inputs (v8: with the plan they had)
+REPLAY_VERSION = 8  # promo.detector_events: the live detector's starts, restores and notes (v8: plans)
 REPLAY_BACK_S = 86400.0  # how far before --from a replay looks for the live detector's last start
 
 
@@ -813,12 +824,13 @@ def replay(
     clickhouse: ClickHouseOpt = None,
 ) -> None:
     """The detector over stored data as if live: every evaluation the live detector logged (what was
-    settled then, by arrival), in order, with what changed it beside them (restarts, ops notes), and
-    the plan and schedule stored now. It begins where the live detector last started before --from
-    (up to a day earlier), so it is the live one step for step; incidents open in [--from, --to)."""
+    settled then, by arrival), in order, with what changed it beside them (restarts, new plans, ops
+    notes), each stretch with the plan and schedule live had then. It begins where the live detector
+    last started before --from (up to a day earlier), so it is the live one step for step; incidents
+    open in [--from, --to)."""
     from streams.alerts import store as alert_store
     from streams.alerts.plan import PlanError, iso_utc, parse_plan_csv
-    from streams.alerts.runner import replay_log
+    from streams.alerts.runner import replay_log, stored_plan
     from streams.alerts.store import AlertRow
 
     now = time.time()
@@ -844,8 +856,15 @@ def replay(
             plan = parse_plan_csv(text) if text else None
         except PlanError as exc:
             fail(f"the stored plan does not parse: {exc}")
+        # The plans the live detector had, by the version its starts, restores and replans name
+        named = {got[0] for e in events if (got := alert_store.read_detector_inputs(e.inputs)) is not None}
+        plans: dict[float, Plan | None] = {}
+        for version in sorted(named):
+            csv_text = tables.plan_at(version) if version else ""
+            if csv_text is not None:
+                plans[version] = stored_plan(csv_text)  # as live read it: one that no longer parses is none
         try:
-            incidents = replay_log(evaluations, events, plan, schedule)
+            incidents = replay_log(evaluations, events, plan, schedule, plans=plans)
         except (ValueError, KeyError, TypeError) as exc:
             fail(f"a detector state stored in promo.detector_events does not read back ({type(exc).__name__}): "
                  "replay from after that restart")  # fmt: skip
@@ -864,6 +883,14 @@ def replay(
     elif not any(e.kind in alert_store.RESTARTS and e.at == evaluations[0][0] for e in events):
         how += ("; no start of the live detector logged in the day before --from: the replay begins cold, and "
                 "its first minutes may differ from what live saw")  # fmt: skip
+    if not named or any(e.kind != "reset" and not e.inputs for e in events):
+        how += ("; with the plan and schedule stored now where the live detector's events (those before schema "
+                "v8) do not name theirs")  # fmt: skip
+    elif named - plans.keys():
+        gone = ", ".join(iso_utc(int(v)) for v in sorted(named - plans.keys()))
+        how += f"; the plan imported at {gone} is no longer stored: the plan stored now stands in for it"
+    else:
+        how += "; with the plan and schedule the live detector had"
     print_alerts([r.doc() for r in rows], as_json, f"store: {where}; {how}",
                  f"no alerts in the {len(shown)} evaluations from {start} to {end} in {where}")  # fmt: skip
 

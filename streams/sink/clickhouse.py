@@ -266,6 +266,16 @@ MIGRATIONS: Sequence[Migration] = (
             ) ENGINE = MergeTree ORDER BY (at, seq) TTL toDateTime(at) + INTERVAL 14 DAY""",
         ),
     ),
+    Migration(
+        8,
+        "which plan and schedule the live detector began or went on with",
+        (
+            # On `start`, `restore` and `replan`: the plan (its imported_at in promo.plans, 0 for none)
+            # and the campaigns' schedule, as JSON. A replay then runs each stretch with what live had,
+            # not with a plan imported since. '' on a `reset`, and on rows from before this step.
+            f"ALTER TABLE {DB}.detector_events ADD COLUMN IF NOT EXISTS inputs String DEFAULT ''",
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -266,8 +266,19 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
     class PlanPage(View):
         async def get(self, request: Request) -> Response:
             await asyncio.wait_for(sink.schema_ready.wait(), 30)
-            text, schedule = await store.call(alert_store.read_plan_and_schedule, store)
-            return self.json({"csv": text, "schedule": {c: list(v) for c, v in schedule.items()}})
+            if "at_s" in request.query:  # one plan by its version (a replay: the plan live had then)
+                try:
+                    version = float(request.query["at_s"])
+                    if not math.isfinite(version):
+                        raise ValueError("not a number of seconds")
+                except ValueError:
+                    return self.json({"error": "at_s must be seconds"}, status=400)
+                found = await store.call(alert_store.read_plan, store, version)
+                return self.json({"csv": None if found is None else found[1]})
+            found = await store.call(alert_store.read_plan, store)
+            schedule = await store.call(alert_store.read_schedule, store)
+            version, text = found or (0.0, "")
+            return self.json({"csv": text, "at_s": version, "schedule": {c: list(v) for c, v in schedule.items()}})
 
         async def post(self, request: Request) -> Response:
             await asyncio.wait_for(sink.schema_ready.wait(), 30)

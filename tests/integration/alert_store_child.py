@@ -74,6 +74,14 @@ def main(path: str) -> None:
     store.upsert_campaigns([("双11主会场", "主会场", int(NOW * 1000), int((NOW + 7200) * 1000), int(NOW * 1000)),
                             ("nameless", "x", None, None, int(NOW * 1000))])  # fmt: skip
     out["plan"] = s.read_plan_and_schedule(store)
+    # Each plan by its version (a replay: the plan live had then), and the events that name them
+    out["plan_versions"] = [s.read_plan(store), s.read_plan(store, NOW), s.read_plan(store, NOW + 0.5)]
+    inputs = s.detector_inputs(NOW, {"双11主会场": (NOW, None)})
+    s.log_events(store, NOW + 2, [s.DetectorEvent(0.0, "start", detail="no saved state", inputs=inputs),
+                                  s.DetectorEvent(0.0, "reset", "c1", "wechat")])  # fmt: skip
+    out["events"] = [
+        [e.kind, e.inputs and s.read_detector_inputs(e.inputs)] for e in s.read_events(store, NOW, NOW + 3)
+    ]
     out["known_campaign"] = [s.known_campaign(store, c) for c in ("双11主会场", "nameless", 'it\'s "q"', "nope")]
     # Heartbeats: a worker 4 s ago 2 s behind, another 1 s ago caught up, one long gone, the detector.
     out["lag_none"] = s.fleet_lag(store, NOW)

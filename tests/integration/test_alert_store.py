@@ -73,6 +73,9 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     assert out["plan_none"] == ["", {}]
     text, schedule = out["plan"]
     assert text.endswith("orders,5\n") and schedule == {CAMPAIGN: [now, now + 7200]}
+    newest, first, none = out["plan_versions"]
+    assert newest == [now + 1, text] and first == [now, "minute,metric,expected\n"] and none is None
+    assert out["events"] == [["start", [now, {CAMPAIGN: [now, None]}]], ["reset", ""]]
     # The pipeline's lag from heartbeats: the worst worker still there, counting the heartbeat's age.
     assert out["lag_none"] == 86400.0
     assert out["lag"] == pytest.approx(6.0)  # the worst alone: rows without the partitions' mean

@@ -175,6 +175,16 @@ def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
     imported = env.promo("plan", "import", str(plan))
     assert imported.returncode == 0 and imported.stdout.startswith("plan imported: 1 series"), imported
     assert "campaign(s) 'nope' neither imported" in imported.stderr, imported.stderr
+    # ... and read back by its version, as a replay reads the plan the live detector had then
+    with urllib.request.urlopen(f"{owner}/api/alerts/plan", timeout=30) as answer:
+        newest = json.loads(answer.read())
+    assert newest["csv"] == plan.read_text() and newest["at_s"] > now, newest["at_s"]
+    for at_s, csv_text in ((newest["at_s"], newest["csv"]), (newest["at_s"] - 0.001, None)):
+        with urllib.request.urlopen(f"{owner}/api/alerts/plan?at_s={at_s}", timeout=30) as answer:
+            assert json.loads(answer.read())["csv"] == csv_text, at_s
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(f"{owner}/api/alerts/plan?at_s=nan", timeout=30)
+    assert exc.value.code == 400
     assert "Traceback" not in worker.log(tail=10**8)
 
 

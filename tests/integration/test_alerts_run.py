@@ -90,8 +90,8 @@ store.close_sync()
 
 def test_a_store_from_before_v6_serves_the_alert_commands_and_run_says_what_it_needs(tmp_path: Path) -> None:
     """The CLI upgraded before the workers: list, ack, silence need the alert tables (v5) and work;
-    `promo alerts run` needs the heartbeat rows' partitions (v6) and the detector's events (v7), and
-    `promo alerts replay` the events; each says so in one line."""
+    `promo alerts run` needs the heartbeat rows' partitions (v6) and the detector's events with the
+    plans they had (v8), and `promo alerts replay` the events; each says so in one line."""
     store = tmp_path / "store"
     subprocess.run([sys.executable, "-c", V5, str(store)], check=True, timeout=120)
     dsn = ["--clickhouse", f"chdb://{store}"]
@@ -104,8 +104,8 @@ def test_a_store_from_before_v6_serves_the_alert_commands_and_run_says_what_it_n
     assert listed.returncode == 0 and listed.stdout == "", (listed.stdout, listed.stderr)
     run = promo("alerts", "run")
     assert run.returncode == 2 and run.stderr.count("\n") == 1, (run.stdout, run.stderr)
-    assert "is at schema v5, this needs v7: run a worker of this version" in run.stderr, run.stderr
+    assert "is at schema v5, this needs v8: run a worker of this version" in run.stderr, run.stderr
     assert "Traceback" not in run.stderr
     replay = promo("alerts", "replay", "--from", "-1h", "--to", "-1m")
     assert replay.returncode == 2 and replay.stderr.count("\n") == 1, (replay.stdout, replay.stderr)
-    assert "is at schema v5, this needs v7" in replay.stderr, replay.stderr
+    assert "is at schema v5, this needs v8" in replay.stderr, replay.stderr

@@ -285,8 +285,8 @@ def _store_stand_in(rows: Any, log: Any) -> Any:
             return None
         if fn is alert_store.plan_version:
             return 0.0
-        if fn is alert_store.read_plan_and_schedule:
-            return "", {}
+        if fn is alert_store.read_plan:
+            return None
         if fn is alert_store.read_schedule:
             return {}
         return [] if fn is alert_store.read_silences else None
@@ -702,3 +702,94 @@ def test_a_replay_begun_at_a_restore_lists_what_was_open_across_it(tmp_path: Pat
     # `promo alerts replay --from <restart + 60 s>`: it begins at the restore
     seen = replay_log([e for e in logged if e[0] >= T_NOW + 600], [e for e in events if e.at >= T_NOW + 600], None, {})
     assert firing <= set(seen) and all(seen[i].resolved_at is None for i in firing), (firing, set(seen))
+
+
+def test_a_replay_runs_each_stretch_with_the_plan_and_schedule_live_had_then(tmp_path: Path) -> None:
+    """A replay ran with the plan and schedule stored now: over a time before the last import it was
+    another detector than live. Live began with a plan that foresaw a campaign's fall to a tenth at
+    T_NOW + 300 (no alert), then took a flat plan at T_NOW + 1200 and a schedule that ends the
+    campaign at T_NOW + 1800. Each start, restore and replan now names its plan (by version) and
+    schedule, and the replay takes them: the same incidents as live. With the plan and schedule
+    stored now instead, the planned fall is an outage."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.detector import METRICS
+    from streams.alerts.plan import iso_utc, parse_plan_csv
+    from streams.alerts.runner import AlertRunner, replay_log
+
+    rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}
+    per_event = [1.0, 0.1, 0.05, 500.0, 0.02]
+    start, fall = T_NOW - 1800.0, T_NOW + 300.0
+
+    def sent(leaf: tuple[str, str], t: float) -> float:  # every channel falls to a tenth at `fall`
+        return rates[leaf] * (t - 0.9 * max(0.0, t - fall))
+
+    def plan_csv(falls: bool) -> str:  # the total, the campaign and each channel
+        rows = ["minute,metric,expected,campaign_id,channel"]
+        scopes = [("", "", 46.0), ("c1", "", 46.0)] + [(c, ch, rate) for (c, ch), rate in rates.items()]
+        for minute in range(int(start), int(T_NOW + 3600), 60):
+            for campaign, channel, rate in scopes:
+                level = rate * 60 * (0.1 if falls and minute >= fall else 1.0)
+                rows += [
+                    f"{iso_utc(minute)},{m},{level * k:.3f},{campaign},{channel}"
+                    for m, k in zip(METRICS, per_event, strict=True)
+                ]
+        return "\n".join(rows) + "\n"
+
+    # promo.plans and promo.campaign_names as they change: (imported at, plan), (from, schedule)
+    plans = [(start - 60, plan_csv(True)), (T_NOW + 1200, plan_csv(False))]
+    schedules = [(start - 60, {}), (T_NOW + 1200, {"c1": (None, T_NOW + 1800)})]
+    clock = {"now": start}
+    logged: list[Any] = []
+    events: list[alert_store.DetectorEvent] = []
+    plain = _store_stand_in(lambda: _minutes_window(clock["now"], list(rates), sent, per_event),
+                            lambda *a: logged.append((a[1], a[2], a[3], dict(a[4]))))  # fmt: skip
+
+    def newest(rows: list[tuple[float, Any]]) -> tuple[float, Any]:
+        return [r for r in rows if r[0] <= clock["now"]][-1]
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.log_events:
+            events.extend(e._replace(at=args[1]) for e in args[2])
+            return None
+        if fn is alert_store.plan_version:
+            return newest(plans)[0]
+        if fn is alert_store.read_plan:
+            return newest(plans)
+        if fn is alert_store.read_schedule:
+            return newest(schedules)[1]
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    def runner() -> AlertRunner:
+        return AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"])
+
+    def seen(alerts: Any) -> dict[str, tuple[Any, ...]]:
+        return {a.id: (a.metric, a.scope, a.detected_at, a.resolved_at, round(a.expected, 6)) for a in alerts}
+
+    async def go() -> dict[str, tuple[Any, ...]]:
+        live: dict[str, tuple[Any, ...]] = {}
+        one = runner()
+        while clock["now"] < T_NOW + 2400:
+            if clock["now"] == T_NOW + 1500:
+                one = runner()  # restarted after the new plan: the restore names it
+            live.update(seen(await one.tick()))
+            clock["now"] += 10.0
+        return live
+
+    live = asyncio.run(go())
+    assert [(e.kind, alert_store.read_detector_inputs(e.inputs)) for e in events] == [
+        ("start", (start - 60, {})),
+        ("replan", (T_NOW + 1200, {"c1": (None, T_NOW + 1800)})),
+        ("restore", (T_NOW + 1200, {"c1": (None, T_NOW + 1800)})),
+    ], events
+    assert not [a for a in live.values() if a[2] < T_NOW + 1200], live  # the fall was planned
+    stored = {version: parse_plan_csv(text) for version, text in plans}
+    now_plan, now_schedule = stored[T_NOW + 1200], schedules[-1][1]
+    assert seen(replay_log(logged, events, now_plan, now_schedule, plans=stored).values()) == live
+    # With the plan and schedule stored now, as before: an outage at the planned fall
+    before = seen(replay_log(logged, events, now_plan, now_schedule).values())
+    assert [a for a in before.values() if fall <= a[2] < T_NOW + 1200], before

@@ -321,7 +321,8 @@ def test_replay_that_finds_nothing_says_so_on_stderr(tmp_path: Path) -> None:
     now = int(time.time()) // 60 * 60 - 600  # recent: the inputs' TTL drops old rows on insert
     store = write_store(tmp_path / "store", f"""
         from streams.alerts import store as s
-        s.log_events(store, {now}, [s.DetectorEvent({now}, "start")])  # the live detector began here
+        # the live detector began here, with no plan and no schedule
+        s.log_events(store, {now}, [s.DetectorEvent({now}, "start", inputs=s.detector_inputs(0.0, {{}}))])
         for i in range(3):
             s.log_inputs(store, {now} + 10 * i, {now} + 10 * i - 5, 1.0, {{("c1", "wechat"): [5, 0, 1, 100, 0]}})
     """)  # fmt: skip
@@ -330,7 +331,8 @@ def test_replay_that_finds_nothing_says_so_on_stderr(tmp_path: Path) -> None:
         done = promo("alerts", "replay", *span, *form)
         assert done.returncode == 0 and done.stdout == "", (done.stdout, done.stderr)
         said = f"no alerts in the 3 evaluations from {iso_utc(now - 60)} to {iso_utc(now + 60)} in {store}\n"
-        assert done.stderr == (f"store: {store}; 3 evaluations replayed\n" if not form else "") + said, done.stderr
+        how = "3 evaluations replayed; with the plan and schedule the live detector had"
+        assert done.stderr == (f"store: {store}; {how}\n" if not form else "") + said, done.stderr
     listed = promo("alerts", "list", "--since", iso_utc(now - 60), "--clickhouse", f"chdb://{store}")
     assert listed.returncode == 0 and listed.stdout == "", listed.stdout
     assert listed.stderr.startswith(f"store: {store}\nno alerts since {iso_utc(now - 60)} in {store}"), listed.stderr
