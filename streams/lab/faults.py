@@ -6,6 +6,8 @@ offers the hooks (`ClickHouseStore.before_write`, `BatchAgent.before_batch`). Wh
 - `fail`                   every ClickHouse write fails (a transient error: the sink retries)
 - `stall:SECONDS`          every ClickHouse write waits that long first
 - `stall-stage:NAME[,NAME]` those stages (`ingest`, `aggregate`) hold their batches unprocessed
+- `fail-stage:NAME[,NAME]` those stages fail their next batch (a `BrokerError`, as when the broker
+                           went away with the batch's output in flight): the worker stops, status 1
 - `stall-partition:TOPIC:N[,TOPIC:N]` those partitions (TOPIC the full name; N `*` for all of
                            them) fall behind: what the worker fetches of them is dropped unhanded, and
                            read back once the line is gone (the consumer's `drop_fetched` hook), while
@@ -27,12 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from streams import crashpoints
-from streams.errors import SinkError
+from streams.errors import BrokerError, SinkError
 
 log = logging.getLogger(__name__)
 
 STAGE_STALL_PREFIX = "stall-stage:"
 PARTITION_STALL_PREFIX = "stall-partition:"
+STAGE_FAIL_PREFIX = "fail-stage:"
 REREAD_S = 0.2  # how often the partition stall reads the file (it is asked on every fetch)
 
 
@@ -100,7 +103,7 @@ def write_fault(path: Path) -> Callable[[], None]:
 
     def check() -> None:
         spec = (_read(path) or "").strip()
-        if not spec or spec.startswith((STAGE_STALL_PREFIX, PARTITION_STALL_PREFIX)):
+        if not spec or spec.startswith((STAGE_STALL_PREFIX, PARTITION_STALL_PREFIX, STAGE_FAIL_PREFIX)):
             return
         if spec.startswith("stall:"):
             time.sleep(float(spec.removeprefix("stall:")))
@@ -111,12 +114,15 @@ def write_fault(path: Path) -> Callable[[], None]:
 
 
 def stage_stall(path: Path, stage: str) -> Callable[[], Awaitable[None]]:
-    """A `before_batch` hook: hold the batch while the file asks to stall `stage`.
+    """A `before_batch` hook: hold the batch while the file asks to stall `stage`; fail it when the
+    file asks to fail `stage`.
 
     It runs outside the agent's `busy` lock, so a revocation still goes through; the batch is then
     dropped as stale."""
 
     async def hold() -> None:
+        if stage in set(_items(_read(path) or "", STAGE_FAIL_PREFIX)):
+            raise BrokerError(f"{stage}: failed by the fault file {path}")
         logged = False
         while stage in stages_to_stall(_read(path) or ""):
             if not logged:
