@@ -24,14 +24,14 @@ from streams.errors import BrokerError
 IMPORT_CHUNK = 5000
 
 
-async def _producer(settings: Settings) -> AIOKafkaProducer:
+async def _producer(settings: Settings, request_timeout_s: float = 30.0) -> AIOKafkaProducer:
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,
         acks="all",
         linger_ms=5,
         max_batch_size=512 * 1024,
         max_request_size=4 * 1024 * 1024,
-        request_timeout_ms=30_000,
+        request_timeout_ms=int(request_timeout_s * 1000),
     )
     try:
         await asyncio.wait_for(producer.start(), 30)

@@ -26,6 +26,13 @@ HISTORY_S = 900.0
 # reaches the end it was first seen with. Below the lag alert's 60 s, so a short backlog at start
 # raises nothing; but drops are not judged on it meanwhile, and a long one becomes a lag alert.
 UNKNOWN_BEHIND_S = 30.0
+# A log's end is known as of the fetch that answered with it. Fetches answer every half second or
+# so (a long poll comes back empty when nothing is new); an answer older than this means the broker
+# is not answering (paused, unreachable, a network stall): the partition is complete only up to that
+# answer, and ages from it. Before, a caught-up partition read "complete as of now" while its broker
+# was paused and every producer's events waited: a 30-70 s broker pause read as an outage of the
+# total in 10 s (an outside probe: critical drop alerts on every metric, and no lag alert).
+ANSWER_GRACE_S = 2.0
 # Events in flight and slightly out of order: the newest seconds are not settled yet. The live runner
 # judges data up to `now - lag - SETTLE_S`; the scoreboard's sale days evaluate the same way.
 SETTLE_S = 5.0
@@ -50,8 +57,14 @@ class PositionClock:
     sampled_at: float | None = None  # when the lags were measured
     away: dict[Hashable, tuple[float, int]] = field(default_factory=dict)  # revoked: since when, last end seen
 
-    def sample(self, now: float, positions: Mapping[Hashable, tuple[int | None, int | None]]) -> None:
-        """`positions`: partition -> (log end, the consumer's next offset), either None when unknown.
+    def sample(
+        self,
+        now: float,
+        positions: Mapping[Hashable, tuple[int | None, int | None]],
+        answered: Mapping[Hashable, float | None] | None = None,
+    ) -> None:
+        """`positions`: partition -> (log end, the consumer's next offset), either None when unknown;
+        `answered`: partition -> when the fetch that said that end answered (None, or missing: now).
 
         A partition missing from `positions` (revoked, or owned by another worker) no longer counts,
         but its history is kept for its return: a worker frozen past its session (SIGSTOP, a stopped
@@ -67,6 +80,9 @@ class PositionClock:
                 del self.ends[gone], self.away[gone]
         for key, (end, position) in positions.items():
             ends = self.ends.setdefault(key, deque())
+            # The end is known as of its answer; a recent one is as good as now
+            as_of = (answered or {}).get(key)
+            as_of = now if as_of is None or as_of >= now - ANSWER_GRACE_S else as_of
             if key in self.away and position is not None:  # back, and where its consumer stands is known
                 _, last = self.away.pop(key)
                 if position > last:
@@ -74,7 +90,7 @@ class PositionClock:
             if end is not None and not ends and position is not None and position < end:
                 ends.append((now - UNKNOWN_BEHIND_S, end))  # behind since an unknown time: see above
             elif end is not None and (not ends or end != ends[-1][1]):
-                ends.append((now, end))  # only when the end moved: a quiet log keeps its one sample
+                ends.append((as_of, end))  # only when the end moved: a quiet log keeps its one sample
             if end is None or position is None:
                 continue  # unknown: the last known lag stands
             reached = None
@@ -83,13 +99,13 @@ class PositionClock:
             if reached is not None:
                 ends.appendleft(reached)  # the newest reached sample stays: lag is measured from it
             if position >= (ends[-1][1] if ends else 0):
-                self.lags[key] = 0.0  # caught up with the newest end seen
+                self.lags[key] = now - as_of  # caught up with the newest end seen, as of its answer
                 if ends:
-                    # ... and complete as of now: a quiet log's one sample is dated when its end last
-                    # moved, so the next record after minutes of quiet read as minutes behind (a lag
+                    # ... and complete as of that answer: a quiet log's one sample is dated when its end
+                    # last moved, so the next record after minutes of quiet read as minutes behind (a lag
                     # alert after every pause in traffic, and a jump in a sparse partition's lag that
                     # held back the counts a step judged: an outside probe's false outage on the total).
-                    ends[-1] = (now, ends[-1][1])
+                    ends[-1] = (max(as_of, ends[-1][0]), ends[-1][1])
             elif reached is not None:
                 # Complete up to that sample's instant: what came after it is not all processed.
                 self.lags[key] = max(now - reached[0], 0.0)

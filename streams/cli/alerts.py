@@ -956,6 +956,9 @@ def plan_from_day(
             fail(f"{flag} must be a date from 1970 to 9998, not {text!r}")
         return dt.datetime.combine(date, dt.time(), tzinfo=SHANGHAI).timestamp()
 
+    from streams.cli.data import _check_writable
+
+    _check_writable(out, "--out")  # before anything is said or stored: a failed write after was too late
     source = midnight(day, "DAY")
     target = midnight(for_day, "--for") if for_day else midnight(dt.datetime.now(SHANGHAI).date().isoformat(), "")
     with alert_tables(clickhouse) as tables:
@@ -972,7 +975,7 @@ def plan_from_day(
         plan = plan_from_series(target, 60.0, series)
         if next(plan.rows(), None) is None:
             fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
-        _warn_if_past(f"the plan for {for_day}", max(row.minute for row in plan.rows()) + 60)  # as stored: no 0 rows
+        _warn_if_past(f"the plan for {for_day or 'today'}", max(row.minute for row in plan.rows()) + 60)  # as stored: no 0 rows
         text = plan.to_csv()
         try:  # checked before it is written anywhere (--out, the store)
             parse_plan_csv(text)

@@ -51,7 +51,7 @@ from streams.worker.alerting import attach_alert_pages, attach_alerts, attach_re
 from streams.worker.broker_watch import PROBE_EVERY_S, BrokerWatch, probe_broker, quiet_aiokafka_bootstrap_errors
 from streams.worker.pauses import GcPauses
 from streams.worker.stall import Change, StallWatch
-from streams.worker.transport import BatchConsumer, PromoApp
+from streams.worker.transport import BatchConsumer, PromoApp, fetch_answers
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,20 @@ class WorkerApp:
         the freshness clock judge the same positions."""
         stages = self.stage_positions()
         self.check_stalls(stages)
-        # Every partition in every stage: what the drop detector's freshness is measured from.
-        self.freshness.sample(time.time(), {tp: pos for by_tp in stages.values() for tp, pos in by_tp.items()})
+        # Every partition in every stage: what the drop detector's freshness is measured from, each
+        # end as of the fetch that answered with it (a broker that stops answering is no caught-up log).
+        positions = {tp: pos for by_tp in stages.values() for tp, pos in by_tp.items()}
+        self.freshness.sample(time.time(), positions, self.fetch_answers())
+
+    def fetch_answers(self) -> dict[TopicPartition, float | None]:
+        """When a fetch last answered, per partition of this worker's consumers (epoch s)."""
+        answered: dict[TopicPartition, float | None] = {}
+        with contextlib.suppress(Exception):  # not started yet, or between assignments
+            answered.update(cast(BatchConsumer, self.app.consumer).answered_at())
+        if self.sink is not None and self.sink._consumer is not None:
+            with contextlib.suppress(Exception):
+                answered.update(fetch_answers(self.sink._consumer))
+        return answered
 
     def check_stalls(self, stages: Mapping[str, Positions], now: float | None = None) -> list[Change[TopicPartition]]:
         """From every stage's positions and work done, log (once) each stage that stalls or recovers."""

@@ -14,6 +14,7 @@ commits them on its usual schedule and on revocation, exactly as it would for a 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -51,6 +52,16 @@ SWEEP_ROUNDS = 5
 READ_BACK_MAX = 10_000
 
 
+def fetch_answers(consumer: Any) -> dict[TopicPartition, float | None]:
+    """An aiokafka consumer's assigned partitions, each with the time its last fetch answered (epoch s)."""
+    out: dict[TopicPartition, float | None] = {}
+    for tp in consumer.assignment():
+        with contextlib.suppress(Exception):  # revoked since `assignment()`
+            ms = consumer.last_poll_timestamp(tp)
+            out[tp] = ms / 1000 if ms is not None else None
+    return out
+
+
 class FreshConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's consumer thread, with a short fetch long-poll.
 
@@ -70,6 +81,11 @@ class BatchConsumer(faust_aiokafka.Consumer):
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return FreshConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def answered_at(self) -> dict[TopicPartition, float | None]:
+        """Per assigned partition, when a fetch last answered for it (epoch s; None: not yet): its
+        high watermark is as of then (streams/alerts/freshness.py)."""
+        return fetch_answers(self._thread._ensure_consumer())
 
     def verify_event_path(self, now: float, tp: Any) -> None:
         """Faust's livelock check watches its Stream's inbound time, which this batch transport

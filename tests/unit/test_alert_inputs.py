@@ -46,6 +46,28 @@ def test_a_quiet_caught_up_partition_is_not_behind_when_records_come_again() -> 
     assert clock.lag_s() == 0.0
 
 
+def test_a_caught_up_partition_whose_broker_stops_answering_ages_from_the_last_answer() -> None:
+    """An outside probe: a broker paused for 30-70 s under traffic raised critical drop alerts on the
+    total within 10 s, and no lag alert: the consumer stood at the end its last fetch had said, so
+    the partition read caught up, "complete as of now", while every producer's events waited. The end
+    is known as of the fetch that answered with it: once the answers stop, the partition ages."""
+    from streams.alerts.freshness import ANSWER_GRACE_S
+
+    clock = PositionClock()
+    for t in range(10):  # traffic, fetches answering every half second
+        clock.sample(100.0 + t, {"p0": (10 * t, 10 * t)}, {"p0": 100.0 + t - 0.5})
+    assert clock.lag_s() == 0.0  # an answer within the grace is as good as now
+    for t in range(10, 80):  # the broker is paused at 109: no answer since, the end stands still
+        clock.sample(100.0 + t, {"p0": (90, 90)}, {"p0": 108.5})
+        assert clock.lag_s() == (0.0 if t - 8.5 <= ANSWER_GRACE_S else pytest.approx(t - 8.5)), t
+    assert clock.lag_s() > 60  # a lag alert, and nothing more settled meanwhile
+    clock.sample(181.0, {"p0": (400, 90)}, {"p0": 180.8})  # back: the backlog arrives
+    # still complete only up to the last sample within the grace of that answer (110)
+    assert clock.lag_s() == pytest.approx(181.0 - 110.0)
+    clock.sample(183.0, {"p0": (400, 400)}, {"p0": 182.9})
+    assert clock.lag_s() == 0.0
+
+
 def test_a_partition_that_stops_ages_by_the_wall_clock_from_the_last_end_it_reached() -> None:
     clock = PositionClock()
     for t in range(5):  # caught up while traffic flows
@@ -270,6 +292,43 @@ def test_a_runner_frozen_for_80_s_wakes_behind_by_its_gap_even_when_its_partitio
     lags = [a for a in changed if a.kind == "lag"]
     assert lags and lags[0].detected_at == T_NOW + 120  # at once on waking
     assert lags[-1].resolved_at == T_NOW + 130  # and over with the next evaluation
+
+
+def test_an_evaluation_frozen_while_it_reads_is_dated_when_it_woke(tmp_path: Path) -> None:
+    """An outside probe: a worker frozen by SIGSTOP in the middle of an evaluation (its store read)
+    woke, measured 90 s of lag, and dated the step at the instant it had begun, before the freeze:
+    the lag alert read "detected" 92 s before it was raised and "started" 31 s before the freeze. An
+    evaluation whose reads outlast 10 s reads again, as of now."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner
+
+    clock = {"now": T_NOW}
+    plain = _store_stand_in(lambda: [], lambda *a: None)
+    frozen = {"at": T_NOW + 30.0, "for": 90.0}
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.window_rows and clock["now"] == frozen["at"]:
+            clock["now"] += frozen["for"]  # SIGSTOP here, SIGCONT 90 s later
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:  # measured after waking: 90 s behind, then caught up
+        return 90.0 if clock["now"] == frozen["at"] + frozen["for"] else 0.0
+
+    runner = AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"])
+
+    async def go() -> list[Any]:
+        changed: list[Any] = []
+        for t in (0, 10, 20, 30, 130):
+            clock["now"] = max(clock["now"], T_NOW + t)
+            changed += await runner.tick()
+        return changed
+
+    lags = [a for a in asyncio.run(go()) if a.kind == "lag"]
+    assert lags, lags
+    woke = frozen["at"] + frozen["for"]
+    assert lags[0].detected_at == woke and lags[0].started_at == woke - (90.0 - 60.0), lags[0]
 
 
 def _store_stand_in(rows: Any, log: Any) -> Any:

@@ -236,6 +236,10 @@ def test_plan_from_day_says_how_much_of_the_day_it_had(store: Path) -> None:
                        f"--for must be a date from 1970 to 9998, not '{bad}'")  # fmt: skip
     one_line_error(promo("plan", "from-day", "1900-06-01", "--clickhouse", f"chdb://{store}"),
                    "DAY must be a date from 1970 to 9998")  # fmt: skip
+    # An outside probe: an --out it could not write failed after the warnings had said "it replaces the
+    # stored plan" (and "the plan for None"). Checked first now: one line, nothing stored.
+    one_line_error(promo("plan", "from-day", "2025-11-11", "--for", "2025-11-12", "--out", "/nonexistent/x.csv",
+                         "--clickhouse", f"chdb://{store}"), "--out /nonexistent/x.csv: the directory")  # fmt: skip
     after = promo("alerts", "replay", "--from", "2025-11-10T16:00:00Z", "--to", "2025-11-10T17:00:00Z",
                   "--clickhouse", f"chdb://{store}")  # fmt: skip
     assert "does not parse" not in after.stderr, after.stderr  # the plan stored before is still the one in use

@@ -56,3 +56,37 @@ def test_memory_is_bounded_and_forgets_the_oldest_first(monkeypatch: pytest.Monk
     assert [event_id for event_id, _ in rebase.memory] == ["e2", "e3", "e4"]
     # e0 was forgotten: a copy of it now gets the shift of this later sending.
     assert orjson.loads(rebase(record("e0", 1_000), 8_000))["ts"] == 8_000
+
+
+def test_a_broker_that_does_not_take_the_stream_is_one_brokererror(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An outside probe: `promo simulate` died with a 40-line aiokafka traceback (RequestTimedOutError)
+    when the broker paused for 35 s, and wrote no truth. The sender now waits 5 minutes for the broker
+    (what every outage test pauses it for is shorter), and a send that still fails is one line
+    (BrokerError), which says how far it got."""
+    import asyncio
+
+    from aiokafka.errors import RequestTimedOutError
+
+    from streams.config import Settings
+    from streams.errors import BrokerError
+
+    asked: list[float] = []
+
+    class Refusing:
+        async def send(self, *args: object, **kwargs: object) -> asyncio.Future[None]:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future.set_exception(RequestTimedOutError())
+            return future
+
+        async def stop(self) -> None:
+            return None
+
+    async def fake(settings: Settings, request_timeout_s: float = 30.0) -> Refusing:
+        asked.append(request_timeout_s)
+        return Refusing()
+
+    monkeypatch.setattr(producer, "_producer", fake)
+    records = [record(f"e{i}", 1_000 + i) for i in range(3)]
+    with pytest.raises(BrokerError, match=r"did not take the stream \(RequestTimedOutError after 3 of 3 records"):
+        asyncio.run(producer.send_records(Settings(), records, paced=False))
+    assert asked == [producer.SEND_TIMEOUT_S] and producer.SEND_TIMEOUT_S >= 300
