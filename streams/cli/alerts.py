@@ -975,7 +975,9 @@ def plan_from_day(
         plan = plan_from_series(target, 60.0, series)
         if next(plan.rows(), None) is None:
             fail(f"every count stored for {day} (Asia/Shanghai) is 0: a plan of zeros expects nothing")
-        _warn_if_past(f"the plan for {for_day or 'today'}", max(row.minute for row in plan.rows()) + 60)  # as stored: no 0 rows
+        _warn_if_past(
+            f"the plan for {for_day or 'today'}", max(row.minute for row in plan.rows()) + 60
+        )  # as stored: no 0 rows
         text = plan.to_csv()
         try:  # checked before it is written anywhere (--out, the store)
             parse_plan_csv(text)
