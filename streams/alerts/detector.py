@@ -610,6 +610,8 @@ class Detector:
                 ratio = np.where(self._open, frozen, live)
                 if b == _LEVEL:  # the confirmation of shares and ratios: the live level where that is masked
                     confirm_level = np.where(np.isfinite(ratio), ratio, live) * win_q
+                    # A channel on its recent rate under a planned campaign falls as the plan does
+                    win_q = win_q * self._planned_fall(planned, k, gap, length)
                 mus.append(ratio * win_q)
                 refs.append(ratio)
                 ref_base.append(base_q)
@@ -715,10 +717,24 @@ class Detector:
                 holder = self._open_ancestor(row, j)
                 if holder is not None and self._explains(holder, alert, step.at, j):
                     state.folded = True
-                    if scope not in holder.alert.children:
+                    grew = scope not in holder.alert.children
+                    if grew:
                         holder.alert.children = (*holder.alert.children, scope)
-                        if not holder.folded and holder.alert not in changed:
-                            changed.append(holder.alert)
+                    if grew and not holder.folded and holder.alert not in changed:
+                        changed.append(holder.alert)
+                    if severity == "critical":
+                        # A part of it is out (a channel at -100% under a campaign at -37%): the incident is
+                        # critical, up to the one reported, or the room read "warning" over a channel that
+                        # sends nothing (an outside probe); each keeps its own numbers, the part among
+                        # its children.
+                        for above in self._ancestors(row, j):
+                            if above.alert.resolved_at is None and above.alert.severity != "critical":
+                                above.alert.severity = "critical"
+                                if above.alert.opened_at != step.at:  # told as a warning before: raised now
+                                    above.alert.raised_at = step.at
+                                above.alert.message = self._message(above.alert)
+                                if not above.folded and above.alert not in changed:
+                                    changed.append(above.alert)
                 else:
                     changed.append(alert)
 
@@ -755,6 +771,26 @@ class Detector:
 
     def _open_ancestor(self, row: int, j: int) -> _Open | None:
         return next((st for st in self._ancestors(row, j) if st.alert.resolved_at is None), None)
+
+    def _planned_fall(self, planned: BoolArray, k: int, gap: int, length: int) -> FloatArray:
+        """Per row, how far its parent's plan falls from the baseline to the window (1: it does not
+        fall, or no planned parent), for the rows judged on their recent rate: a channel the plan does
+        not list, under a planned campaign. A planned fall of the campaign (a flash-sale session
+        ending) then expects its channels to fall with it, not to go on at their recent rate (three
+        channel outages at a cliff the plan foresaw). Never more than 1: a planned surge raises no
+        channel's expectation (the plan's peak may come minutes early or late)."""
+        fall = np.ones(planned.shape)
+        rows = np.flatnonzero(self._parent >= 0)
+        if not rows.size:
+            return fall
+        p = self._parent[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            now = self._win(8, k)[p] / self._win(_QT, k)[p]  # the plan's lower envelope, a second
+            before = self._base(5, k + gap, length)[p] / self._base(_QTK, k + gap, length)[p]
+            ratio = np.clip(now / before, 0.0, 1.0)
+        use = planned[p] & ~planned[rows] & np.isfinite(ratio)
+        fall[rows] = np.where(use, ratio, 1.0)
+        return fall
 
     def _planned(self, has_plan: BoolArray, k: int, gap: int, length: int) -> BoolArray:
         """Rows judged on the plan by a check of window k, gap and baseline length: planned, and no step of
@@ -1005,8 +1041,11 @@ class Detector:
             step = self.config.step_s
             unit = (3600, "h") if step % 3600 == 0 else (60, "min") if step % 60 == 0 else (1, "s")
             over = f"{step / unit[0]:g} {unit[1]} ({alert.window})"
-        return (f"{alert.metric} on {alert.scope.label()} {below:.0f}% below expected "
+        text = (f"{alert.metric} on {alert.scope.label()} {below:.0f}% below expected "
                 f"({alert.observed:.0f} vs {alert.expected:.0f} over {over}, basis {alert.basis})")  # fmt: skip
+        if alert.severity == "critical" and below < 100 * self.config.critical_depth and alert.children:
+            text += f"; critical: a part of it is out ({', '.join(c.label() for c in alert.children)})"
+        return text
 
     # -- the rest of the interface --------------------------------------------------------------
 

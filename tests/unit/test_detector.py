@@ -285,6 +285,34 @@ def test_a_moderate_drop_against_a_plan_is_caught() -> None:
     assert found[0].detected_at - (T0 + 2400) <= 180
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_planned_fall_of_a_campaign_is_no_outage_of_its_channels(seed: int) -> None:
+    """A plan lists the total and the campaign, not its channels (war rooms plan campaigns). It
+    foresees the campaign falling to a tenth at minute 40 (a flash-sale session ends): each channel,
+    judged on its own recent rate, read that as an outage (three critical alerts at the cliff, the
+    campaign quiet). A channel the plan does not list now follows its campaign's planned shape, at
+    its own level. A real outage of a channel after the cliff is still caught."""
+    cliff, minutes = T0 + 2400, 70
+
+    def planned(minute: int) -> float:
+        return 0.1 if T0 + 60 * minute >= cliff else 1.0
+
+    plan = Plan(T0, {(scope, m): np.array([60 * 30 * planned(i) * RATIOS[m] for i in range(minutes)])
+                     for scope in (Scope(), Scope("c1")) for m in METRICS})  # fmt: skip
+
+    def rate(t: float) -> float:
+        return 30.0 * (0.1 if t >= cliff else 1.0)
+
+    def hit(t: float, scope: Scope, metric: str) -> float:  # wechat down from minute 55
+        return 0.0 if scope.channel == "wechat" and t >= T0 + 3300 else 1.0
+
+    changes = run(Detector(plan=plan), series(rate, 3600, seed=seed, hit=hit))
+    alerts = opened(changes)
+    assert not [a for a in alerts if a.detected_at < T0 + 3300], [(a.scope.label(), a.metric, a.basis) for a in alerts]
+    down = [a for a in alerts if a.scope == Scope("c1", "wechat") and a.metric == "interactions"]
+    assert down and down[0].detected_at - (T0 + 3300) <= 60, [(a.scope.label(), a.metric) for a in alerts]
+
+
 def _plan_for_half_an_hour(level: float = 1.0) -> Plan:
     """A plan of the total and c1 for the first 30 minutes only (the sale day's, say, and this is the day after)."""
     return Plan(T0, {(scope, m): np.full(30, 60 * 30 * level * RATIOS[m]) for scope in (Scope(), Scope("c1"))
@@ -487,6 +515,42 @@ def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() ->
     assert Scope("c1") in final.children
     assert final.resolved_at is not None and final.resolved_at - (T0 + 2700) <= 120
     assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_critical_child_folded_under_a_warning_parent_makes_the_incident_critical(seed: int) -> None:
+    """An outside probe: a backtest at 5-minute steps folded a channel's orders at -100% under its
+    campaign's at -37% (both fired in the same step), and the war room read one warning. A folded
+    critical child raises the incident it is folded under to critical."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:  # payments on wechat (half of c1) break at 40 min
+        return 0.0 if scope.channel == "wechat" and metric != "interactions" and t >= T0 + 2400 else 1.0
+
+    def coarse(steps: Iterator[Step], n: int) -> Iterator[Step]:  # 10 s steps summed into n x 10 s
+        batch: list[Step] = []
+        for step in steps:
+            batch.append(step)
+            if len(batch) == n:
+                values: dict[tuple[Scope, str], float] = {}
+                for one in batch:
+                    for key, v in one.values.items():
+                        values[key] = values.get(key, 0.0) + v
+                yield Step(step.at, step.settled_until, step.lag_s, values)
+                batch = []
+
+    detector = Detector(DetectorConfig(step_s=300.0))
+    changes = run(detector, coarse(series(flat(100), 3600, seed=seed, hit=hit), 30))
+    orders = [a for a in opened(changes) if a.metric == "orders"]
+    assert len(orders) == 1, [(a.scope.label(), a.severity) for a in orders]  # c1 and wechat folded under it
+    final = [a for _, a in changes if a.id == orders[0].id][-1]
+    assert final.observed > (1 - 0.8) * final.expected  # its own drop is no outage (about half) ...
+    assert final.severity == "critical" and "a part of it is out" in final.message, final  # ... its channel's is
+    # Opened in the step its channel broke: told once, as a critical firing, not "now critical"
+    assert not math.isfinite(final.raised_at) or final.raised_at > final.opened_at, final
+    folded = {
+        st.alert.scope: st.alert for st in detector._incidents.values() if st.folded and st.alert.metric == "orders"
+    }
+    assert Scope("c1", "wechat") in folded[Scope("c1")].children or Scope("c1", "wechat") in final.children, folded
 
 
 def _payments_break_on_wechat(
