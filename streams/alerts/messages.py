@@ -83,11 +83,14 @@ def scope_text(campaign_id: str | None, channel: str | None, ctx: Context) -> st
 
 
 def link(doc: Mapping[str, Any], ctx: Context) -> str:
-    """The dashboard from 30 min before the onset to 15 min after the detection (or resolution)."""
+    """The dashboard from 30 min before the onset to now while the incident goes on (a reminder's link
+    ended 15 min after the detection, before the reminder itself: an outside probe), or to 15 min
+    after its resolution."""
     if not ctx.dashboard_url:
         return ""
     start = int((doc["started_at"] - 1800) * 1000)
-    end = int(((doc.get("resolved_at") or doc["detected_at"]) + 900) * 1000)
+    resolved = doc.get("resolved_at")
+    end: int | str = int((resolved + 900) * 1000) if resolved is not None else "now"
     query: dict[str, Any] = {"from": start, "to": end}
     if doc.get("campaign_id") is not None:
         query["var-campaign"] = doc["campaign_id"]

@@ -45,6 +45,9 @@ from typing import Any
 
 KINDS = ("dingtalk", "wecom", "feishu", "webhook")
 PER_MINUTE = {"dingtalk": 20, "wecom": 20, "feishu": 100, "webhook": 600}
+# Feishu's custom bots also take at most 5 a second (100 a minute, 5 a second per bot, its docs): an outside
+# probe saw 14 in one second in an outage
+PER_SECOND = {"feishu": 5}
 DETAIL_MAX = 200  # characters of a robot's answer or an error that are shown
 # Query parameters whose values are credentials or signatures, wherever they show up in a robot's answer.
 SECRET_PARAM = re.compile(r"(?i)\b(access_token|token|key|sign|signature|timestamp|secret|password)=[^&\s\"'<>]*")
@@ -275,6 +278,9 @@ class Robot:
             self.sent.popleft()
         if len(self.sent) >= PER_MINUTE[self.kind]:
             return False
+        per_second = PER_SECOND.get(self.kind)
+        if per_second is not None and sum(1 for t in self.sent if now - t < 1.0) >= per_second:
+            return False
         self.sent.append(now)
         return True
 
@@ -293,8 +299,14 @@ def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:
     env = os.environ if environ is None else environ
     out, problems = [], []
     for kind in KINDS:
-        var = f"PROMO_NOTIFY_{kind.upper()}_URL"
+        var, secret_var = f"PROMO_NOTIFY_{kind.upper()}_URL", f"PROMO_NOTIFY_{kind.upper()}_SECRET"
+        # Set but empty is an error, as for every PROMO_* variable: an empty secret sent unsigned
+        # requests a signed robot refuses, found out on the sale day (an outside probe)
+        problems += [f"{v} is set but empty: give it a value, or unset it" for v in (var, secret_var)
+                     if v in env and not env[v].strip()]  # fmt: skip
         url = env.get(var, "").strip()
+        if not url and env.get(secret_var, "").strip():
+            problems.append(f"{secret_var} is set but {var} is not: the secret signs that robot's messages")
         if url:
             problem = url_problem(url)
             if problem is not None:

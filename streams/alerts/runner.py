@@ -242,6 +242,7 @@ def stored_plan(text: str) -> Plan | None:
 
 
 HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are dropped from its digest
+HELD_FLUSH_S = 5.0  # what a robot has not taken goes out on its own after this long with nothing else to send
 
 
 class Note(NamedTuple):
@@ -274,12 +275,24 @@ class Note(NamedTuple):
         return cls(str(doc["alert_id"]), str(doc["event"]), first, message(doc.get("again")), bool(doc.get("reopen")))
 
 
+class Held(NamedTuple):
+    """A message a robot did not take when it came (its rate, or a failure): sent in a digest later."""
+
+    message: Message
+    alert_id: str
+    event: str
+    failed: bool  # the robot failed it (else: held back by its rate)
+
+
 @dataclass
 class Outbox:
-    """Notifications waiting to go out, and per robot what its rate held back (sent as one digest)."""
+    """Notifications waiting to go out, and per robot what it has not taken yet (sent as one digest)."""
 
     queue: asyncio.Queue[Note] = field(default_factory=asyncio.Queue)
-    held: dict[str, list[Message]] = field(default_factory=dict)
+    held: dict[str, list[Held]] = field(default_factory=dict)
+    # Per note taken from the queue, the robots that have not had their go at it yet: the note is done
+    # (`queue.task_done`) when every robot has (each robot sends from its own queue and task)
+    waiting: dict[str, set[str]] = field(default_factory=dict)
     # Queued and not yet delivered to any robot (nor in a digest that went out): saved with the state,
     # and queued again after a restart. A worker killed while a webhook hung lost the "fired" of an
     # alert the room then heard of only when it resolved (an outside probe). The store's record of
@@ -508,6 +521,7 @@ class AlertRunner:
                 self._tell(alert, event, silences, ctx, now)
         for alert, event in self.flaps.due(self.detector.firing(), now):
             self._tell(alert, event, silences, ctx, now)
+        self._tell_unheard(silences, ctx, now)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
@@ -520,6 +534,22 @@ class AlertRunner:
         """A state change's message, and what the room now believes (unless a silence kept it from it)."""
         if self._notify(alert, event, silences, ctx, now):
             self.flaps.told(alert, event, now)
+            if event.split("@")[0] in ("fired", "escalated"):
+                # Reminders count from when the room was told: a child told on its own once its parent
+                # ended got its first reminder in the same second (timed from its folded opening)
+                self.reminded[alert.id] = max(self.reminded.get(alert.id, 0.0), now)
+
+    def _tell_unheard(self, silences: Sequence[alert_store.Silence], ctx: Context, now: float) -> None:
+        """Firing incidents the room never heard of (they fired under a silence since lifted, or ended):
+        told now. Before, an unsilence said nothing of the outage that fired meanwhile until its first
+        reminder, 8.5 minutes later (an outside probe)."""
+        for alert in self.detector.firing():
+            if alert.id in self.flaps.believed or alert.id in self.flaps.held:
+                continue
+            scope = alert.scope
+            if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
+                continue
+            self._tell(alert, notification_event(alert), silences, ctx, now)
 
     def _notify(
         self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
@@ -591,64 +621,131 @@ class AlertRunner:
                 await sender
 
     async def deliver(self) -> None:
-        """Send queued notifications on threads (a slow robot holds only this task). Nothing ends
-        it but cancellation: a notification that fails is logged, and the next one goes out."""
-        loop = asyncio.get_running_loop()
-        while True:
-            note = await self.outbox.queue.get()
-            alert_id, event = note.alert_id, note.event
-            try:
-                await self._deliver(loop, note)
-            except Exception as exc:
-                secrets = [s for robot in self.robots for s in robot.secrets()]
-                log.error("notification %s of alert %s not delivered: %s", event, alert_id,
-                          redact(f"{type(exc).__name__}: {exc}", secrets))  # fmt: skip
-            finally:
-                self.outbox.queue.task_done()
-
-    async def _deliver(self, loop: asyncio.AbstractEventLoop, note: Note) -> None:
-        alert_id, event, message = note.alert_id, note.event, note.message
+        """Send queued notifications: each robot from its own queue and task, on threads, so a robot that
+        hangs or fails holds back only itself (one robot served after another, a hanging Feishu made
+        every other robot 25-56 s late in an outage: an outside probe). Nothing ends it but
+        cancellation: a notification that fails is logged, and the next one goes out."""
+        queues: dict[str, asyncio.Queue[tuple[Note, Message]]] = {r.kind: asyncio.Queue() for r in self.robots}
+        tasks = [asyncio.ensure_future(self._robot_loop(r, queues[r.kind])) for r in self.robots]
         try:
-            done = await self.call(alert_store.notified, self.store, [alert_id])
+            while True:
+                note = await self.outbox.queue.get()
+                try:
+                    await self._dispatch(note, queues)
+                except Exception as exc:
+                    self.outbox.waiting.pop(note.key, None)
+                    self.outbox.queue.task_done()
+                    secrets = [s for robot in self.robots for s in robot.secrets()]
+                    log.error("notification %s of alert %s not delivered: %s", note.event, note.alert_id,
+                              redact(f"{type(exc).__name__}: {exc}", secrets))  # fmt: skip
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _dispatch(self, note: Note, queues: Mapping[str, asyncio.Queue[tuple[Note, Message]]]) -> None:
+        """Hand `note` to each robot that has not sent it (the store's record, per robot: a restart
+        re-sends only to the robots a kill cut off, an outside probe saw it sent twice to all)."""
+        alert_id, event = note.alert_id, note.event
+        try:
+            done = {e for _, e in await self.call(alert_store.notified, self.store, [alert_id])}
             # An opening after one the room was told of is "down again"; a child's first opening that
             # was folded under its parent was never told, and is news when it fires alone.
-            again = any(e.split("@")[0] in ("fired", "escalated") for _, e in done)
+            again = any(e.split("@")[0] in ("fired", "escalated") and e.split(">")[0] != event for e in done)
         except Exception:  # the store is away: better twice than never
             done, again = set(), note.reopen
-        if (alert_id, event) in done:
+        message = note.again if again and note.again is not None else note.message
+        todo = [] if event in done else [r for r in self.robots if f"{event}>{r.kind}" not in done]
+        if not todo:  # sent before a restart (`event` alone: to every robot, as marked before 2026-12-07)
             self.outbox.owed.pop(note.key, None)
-            return  # sent before a restart
-        if again and note.again is not None:
-            message = note.again
-        sent = False
-        for robot in self.robots:
-            held = self.outbox.held.pop(robot.name, [])
-            try:
-                outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held))
-            except Exception as exc:  # send does not raise; were it to, this robot failed, the others go on
-                outcome = Outcome(robot.name, False, 1, robot.redact(f"{type(exc).__name__}: {exc}"))
-            if outcome.attempts == 0:  # over the robot's rate: goes out with the next one it takes
-                self.outbox.held[robot.name] = [*held, message]
-            elif outcome.ok:
-                sent = True
-                await self._digested(held)
+            self.outbox.queue.task_done()
+            return
+        self.outbox.waiting[note.key] = {r.kind for r in todo}
+        for robot in todo:
+            queues[robot.kind].put_nowait((note, message))
+
+    async def _robot_loop(self, robot: Robot, queue: asyncio.Queue[tuple[Note, Message]]) -> None:
+        loop = asyncio.get_running_loop()
+        flush_wait: dict[str, float] = {}
+        while True:
+            if self.outbox.held.get(robot.kind):
+                # What it has not taken goes out on its own once its rate lets it, not with whatever
+                # message comes next (an outside probe: seven resolutions waited 6 minutes for one);
+                # a robot that keeps failing is tried less often, up to once a minute
+                wait = flush_wait.get(robot.kind, HELD_FLUSH_S)
+                try:
+                    note, message = await asyncio.wait_for(queue.get(), wait)
+                except TimeoutError:
+                    ok = await self._flush(loop, robot)
+                    flush_wait[robot.kind] = HELD_FLUSH_S if ok else min(2 * wait, 60.0)
+                    continue
             else:
-                log.warning("notification %s of alert %s to %s failed: %s", event, alert_id, outcome.robot,
-                            outcome.detail)  # fmt: skip
-                # Not lost with it: what this robot missed goes out, as a digest, with the next one it takes.
-                self.outbox.held[robot.name] = [*held, message][-HELD_MAX:]
-        if sent:
+                note, message = await queue.get()
+            try:
+                await self._send(loop, robot, note, message)
+            except Exception as exc:  # send does not raise; were it to, this robot failed, the others go on
+                log.warning("notification %s of alert %s to %s failed: %s", note.event, note.alert_id, robot.name,
+                            robot.redact(f"{type(exc).__name__}: {exc}"))  # fmt: skip
+            finally:
+                self._robot_done(note, robot)
+
+    async def _send(self, loop: asyncio.AbstractEventLoop, robot: Robot, note: Note, message: Message) -> None:
+        held = self.outbox.held.pop(robot.kind, [])
+        try:
+            outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held, self._language()))
+        except Exception as exc:
+            outcome = Outcome(robot.name, False, 1, robot.redact(f"{type(exc).__name__}: {exc}"))
+        if outcome.attempts == 0:  # over the robot's rate: goes out when the rate lets it
+            self.outbox.held[robot.kind] = [*held, Held(message, note.alert_id, note.event, False)][-HELD_MAX:]
+            return
+        if outcome.ok:
             self.outbox.owed.pop(note.key, None)
             with contextlib.suppress(Exception):
-                await self.call(alert_store.mark_notified, self.store, alert_id, event, self.clock())
+                await self.call(alert_store.mark_notified, self.store, note.alert_id, f"{note.event}>{robot.kind}",
+                                self.clock())  # fmt: skip
+            await self._digested(held, robot)
+            return
+        log.warning("notification %s of alert %s to %s failed: %s", note.event, note.alert_id, outcome.robot,
+                    outcome.detail)  # fmt: skip
+        # Not lost with it: what this robot missed goes out, as a digest, when it takes messages again.
+        self.outbox.held[robot.kind] = [*held, Held(message, note.alert_id, note.event, True)][-HELD_MAX:]
 
-    async def _digested(self, held: Sequence[Message]) -> None:
-        """The notes whose messages went out in a digest are delivered too."""
-        for key, owed in list(self.outbox.owed.items()):
-            if any(owed.message is m or owed.again is m for m in held):
-                del self.outbox.owed[key]
-                with contextlib.suppress(Exception):
-                    await self.call(alert_store.mark_notified, self.store, owed.alert_id, owed.event, self.clock())
+    async def _flush(self, loop: asyncio.AbstractEventLoop, robot: Robot) -> bool:
+        """What a robot has not taken, as one digest of its own (when its rate lets it); whether it went."""
+        held = self.outbox.held.pop(robot.kind, [])
+        if not held:
+            return True
+        zh = self._language() == "zh"
+        title = f"另有 {len(held)} 条告警未及时送达" if zh else f"{len(held)} alert message(s) not delivered in time"
+        outcome = await loop.run_in_executor(None, send, robot, with_digest(Message(title, "", {}), held,
+                                                                             self._language()))  # fmt: skip
+        if outcome.ok:
+            await self._digested(held, robot)
+        else:
+            self.outbox.held[robot.kind] = [*held, *self.outbox.held.get(robot.kind, [])][-HELD_MAX:]
+        return outcome.ok
+
+    def _robot_done(self, note: Note, robot: Robot) -> None:
+        waiting = self.outbox.waiting.get(note.key)
+        if waiting is None:
+            return
+        waiting.discard(robot.kind)
+        if not waiting:
+            del self.outbox.waiting[note.key]
+            self.outbox.queue.task_done()
+
+    def _language(self) -> str:
+        return self.context(0.0).language
+
+    async def _digested(self, held: Sequence[Held], robot: Robot) -> None:
+        """The messages that went out in a digest are delivered to this robot too."""
+        for item in held:
+            for key, owed in list(self.outbox.owed.items()):
+                if (owed.alert_id, owed.event) == (item.alert_id, item.event):
+                    del self.outbox.owed[key]
+            with contextlib.suppress(Exception):
+                await self.call(alert_store.mark_notified, self.store, item.alert_id, f"{item.event}>{robot.kind}",
+                                self.clock())  # fmt: skip
 
 
 def _sent_at(alert: Alert) -> tuple[float, ...]:
@@ -656,11 +753,23 @@ def _sent_at(alert: Alert) -> tuple[float, ...]:
     return (alert.opened_at, alert.raised_at) if math.isfinite(alert.raised_at) else (alert.opened_at,)
 
 
-def with_digest(message: Message, held: Sequence[Message]) -> Message:
-    """`message`, with a digest of what the robot's rate held back before it."""
+def with_digest(message: Message, held: Sequence[Held | Message], language: str = "zh") -> Message:
+    """`message`, with a digest of what the robot did not take before it: held back by its rate, or
+    failed (each said as what it was, in the messages' language)."""
     if not held:
         return message
-    lines = "\n".join(f"- {m.title}" for m in held)
-    count = len(held)
-    text = f"{message.text}\n\n另有 {count} 条因频率限制合并 / {count} more held back by the rate limit:\n{lines}"
+    items = [h if isinstance(h, Held) else Held(h, "", "", False) for h in held]
+    zh = language == "zh"
+    parts = []
+    for failed in (False, True):
+        titles = [h.message.title for h in items if h.failed == failed]
+        if not titles:
+            continue
+        n = len(titles)
+        if failed:
+            head = f"另有 {n} 条因发送失败补发：" if zh else f"{n} more not delivered before (the robot failed):"
+        else:
+            head = f"另有 {n} 条因频率限制合并：" if zh else f"{n} more held back by the rate limit:"
+        parts.append(head + "\n" + "\n".join(f"- {t}" for t in titles))
+    text = "\n\n".join([message.text, *parts]) if message.text else "\n\n".join(parts)
     return Message(message.title, text, message.fields)

@@ -37,7 +37,8 @@ def test_notify(
     english: Annotated[bool, typer.Option("--english", help="the message in English (default: Chinese)")] = False,
 ) -> None:
     """Send one test message to every robot configured in the environment (PROMO_NOTIFY_DINGTALK_URL
-    and _SECRET, PROMO_NOTIFY_WECOM_URL, PROMO_NOTIFY_FEISHU_URL and _SECRET, PROMO_NOTIFY_WEBHOOK_URL).
+    and _SECRET, PROMO_NOTIFY_WECOM_URL, PROMO_NOTIFY_FEISHU_URL and _SECRET, PROMO_NOTIFY_WEBHOOK_URL),
+    in the worker's language (PROMO_ALERTS_LANGUAGE; --english for English).
 
     Prints one line a robot (kind and host only: URLs and secrets hold credentials); exit 1 when any
     failed, 2 when none is configured."""
@@ -47,11 +48,14 @@ def test_notify(
         robots = robots_from_env()
     except ValueError as exc:
         fail(str(exc))
+    # In the language the worker will speak, and refused where the worker would refuse it (an outside
+    # probe: PROMO_ALERTS_LANGUAGE=fr passed here, and the worker then refused to start)
+    language = "en" if english else settings_from().alerts_language
     if not robots:
         fail("no robot configured: set PROMO_NOTIFY_DINGTALK_URL, _WECOM_URL, _FEISHU_URL or _WEBHOOK_URL")
     message = (
         Message("promo test notification", "If you can read this, alerts will reach this group.", {"test": True})
-        if english
+        if language == "en"
         else Message("promo 告警测试", "能看到这条消息，告警就能送到这个群。", {"test": True})
     )
     failed = 0

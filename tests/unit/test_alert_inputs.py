@@ -852,3 +852,56 @@ def test_a_replay_runs_each_stretch_with_the_plan_and_schedule_live_had_then(tmp
     # With the plan and schedule stored now, as before: an outage at the planned fall
     before = seen(replay_log(logged, events, now_plan, now_schedule).values())
     assert [a for a in before.values() if fall <= a[2] < T_NOW + 1200], before
+
+
+def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tmp_path: Path) -> None:
+    """An outside probe: `unsilence` (or a silence running out) said nothing of the outage that fired
+    under it until its first reminder, 8.5 minutes later. The room hears of it at the next evaluation,
+    once; and its reminders count from then."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.notify import Robot
+    from streams.alerts.runner import REMIND_S, AlertRunner
+
+    rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}
+    clock = {"now": T_NOW - 1800.0}
+    until = T_NOW + 120.0
+    silence = alert_store.Silence("silence", "", "c1", "app", until, "planned", "ops", T_NOW - 60)
+
+    def sent(leaf: tuple[str, str], t: float) -> float:  # app stops for good at T_NOW
+        return rates[leaf] * (min(t, T_NOW) if leaf == ("c1", "app") else t)
+
+    plain = _store_stand_in(lambda: _minutes_window(clock["now"], list(rates), sent, [1.0, 0.1, 0.05, 500.0, 0.02]),
+                            lambda *a: None)  # fmt: skip
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.read_silences:
+            return [silence]
+        if fn is alert_store.read_alerts:
+            return []  # nobody acknowledged
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    runner = AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"],
+                         robots=[Robot("webhook", "http://127.0.0.1:1/hook")])  # fmt: skip
+    queued: list[tuple[float, str, str]] = []
+
+    async def go() -> None:
+        while clock["now"] < until + REMIND_S + 60:
+            await runner.tick()
+            while not runner.outbox.queue.empty():
+                note = runner.outbox.queue.get_nowait()
+                queued.append((clock["now"], note.alert_id, note.event))
+            clock["now"] += 10.0
+
+    asyncio.run(go())
+    app = {a.id for a in runner.detector.firing() if a.scope.channel == "app"}
+    assert app, runner.detector.firing()
+    told = [(at, event.split("@")[0]) for at, alert_id, event in queued if alert_id in app]
+    assert told and all(at >= until for at, _ in told), told  # nothing while silenced
+    assert told[0] == (until, "fired"), told  # at the first evaluation after it ended
+    reminders = [at for at, kind in told if kind == "reminder"]
+    assert all(at - until >= REMIND_S for at in reminders), told  # counted from when the room was told

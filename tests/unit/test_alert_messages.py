@@ -30,6 +30,8 @@ def test_a_drop_says_scope_by_name_metric_expected_observed_basis_since_freshnes
     assert "预期 240（按与本活动其他渠道的比例），实际 12" in msg.text and "自 00:00:05 起" in msg.text
     assert "数据延迟 3 秒" in msg.text
     assert f"from={int((T0 - 1800) * 1000)}" in msg.text and "var-campaign=d11" in msg.text  # 30 min before
+    assert "to=now" in msg.text and "to=now" in render(DROP, "reminder", ctx).text  # going on: up to now
+    assert f"to={int((T0 + 300 + 900) * 1000)}" in render({**DROP, "resolved_at": T0 + 300}, "resolved", ctx).text
     english = render(DROP, "fired", Context({}, 0.0, language="en"))
     assert english.title == "[CRITICAL] d11 / wechat orders down 95%"
     assert "expected 240 (its ratio to the campaign's other channels), observed 12; since 00:00:05" in english.text
@@ -47,11 +49,18 @@ def test_gmv_is_shown_in_yuan_and_a_lag_alert_says_drops_are_not_judged() -> Non
     assert lag.title == "【延迟】数据管道落后" and "不判断下跌" in lag.text
 
 
-def test_a_digest_carries_what_the_rate_held_back() -> None:
+def test_a_digest_carries_what_the_rate_held_back_and_what_failed_each_as_what_it_was() -> None:
+    from streams.alerts.runner import Held
+
     held = [Message("t1", "x"), Message("t2", "y")]
     assert with_digest(Message("now", "body"), []) == Message("now", "body")
-    merged = with_digest(Message("now", "body"), held)
-    assert merged.title == "now" and "2 more held back" in merged.text and "- t1\n- t2" in merged.text
+    merged = with_digest(Message("now", "body"), held, "en")
+    assert merged.title == "now" and "2 more held back by the rate limit:\n- t1\n- t2" in merged.text
+    # An outside probe: failed deliveries were called "held back by the rate limit", in both languages at once
+    mixed = [Held(Message("t1", "x"), "a1", "fired@1", True), Held(Message("t2", "y"), "a2", "fired@1", False)]
+    zh = with_digest(Message("now", "body"), mixed).text
+    assert zh == "body\n\n另有 1 条因频率限制合并：\n- t2\n\n另有 1 条因发送失败补发：\n- t1", zh
+    assert "more" not in zh and "rate limit" not in zh
 
 
 def test_a_step_holds_every_scope_level_and_zero_for_a_silent_known_leaf() -> None:

@@ -162,6 +162,15 @@ def test_the_rate_limit_holds_back_the_21st_message_of_a_minute(receiver: Receiv
     assert len(receiver.requests) == 21
 
 
+def test_feishu_takes_at_most_five_a_second() -> None:
+    """Feishu's custom bots take 100 messages a minute and 5 a second (an outside probe saw 14 in one
+    second); the sixth in a second is held back, and goes a second later."""
+    robot = Robot("feishu", "http://127.0.0.1:1/open-apis/bot/v2/hook/x")
+    assert [robot.admit(1000.0 + i * 0.1) for i in range(6)] == [True] * 5 + [False]
+    assert robot.admit(1001.05)  # the first of those five is a second old
+    assert Robot("wecom", "http://127.0.0.1:1/x?key=k").admit(1000.0)  # the others: per minute only
+
+
 def test_credentials_never_show_in_names_or_outcomes() -> None:
     robot = Robot("dingtalk", "http://127.0.0.1:1/robot/send?access_token=SUPERSECRETTOKEN", "SECxyz")
     outcome = send(robot, MESSAGE, attempts=1)
@@ -187,6 +196,28 @@ def test_robots_come_from_the_environment_and_test_notify_says_how_each_went(rec
     assert json.loads(receiver.requests[0][1])["markdown"]["content"].startswith("**promo 告警测试**")
     with pytest.raises(ValueError, match="http"):
         robots_from_env({"PROMO_NOTIFY_WEBHOOK_URL": "file:///etc/passwd"})
+    # In the worker's language (an outside probe: PROMO_ALERTS_LANGUAGE=en sent Chinese), refusing what
+    # the worker refuses (=fr passed here, and the worker would not start)
+    english = promo("alerts", "test-notify", env={**env, "PROMO_ALERTS_LANGUAGE": "en"})
+    assert english.returncode == 0, english.stderr
+    assert json.loads(receiver.requests[-2][1])["markdown"]["content"].startswith("**promo test notification**")
+    french = promo("alerts", "test-notify", env={**env, "PROMO_ALERTS_LANGUAGE": "fr"})
+    assert french.returncode == 2 and "alerts language must be zh or en" in french.stderr, french.stderr
+
+
+def test_a_robot_variable_set_but_empty_is_an_error() -> None:
+    """An outside probe: PROMO_NOTIFY_DINGTALK_SECRET= started a worker that sent unsigned requests a signed
+    robot refuses; PROMO_NOTIFY_DINGTALK_URL= was skipped in silence. Every PROMO_* variable set but empty
+    is an error; so is a secret without its robot's URL."""
+    url = "http://127.0.0.1:1/robot/send?access_token=T"
+    for env, said in (
+        ({"PROMO_NOTIFY_DINGTALK_URL": url, "PROMO_NOTIFY_DINGTALK_SECRET": ""}, "PROMO_NOTIFY_DINGTALK_SECRET is set"),
+        ({"PROMO_NOTIFY_WECOM_URL": " "}, "PROMO_NOTIFY_WECOM_URL is set but empty"),
+        ({"PROMO_NOTIFY_FEISHU_SECRET": "s"}, "PROMO_NOTIFY_FEISHU_SECRET is set but PROMO_NOTIFY_FEISHU_URL is not"),
+    ):
+        with pytest.raises(ValueError, match=said):
+            robots_from_env(env)
+    assert [r.kind for r in robots_from_env({"PROMO_NOTIFY_DINGTALK_URL": url})] == ["dingtalk"]
 
 
 # -- malformed URLs, robots' answers, basic auth (an outside review) ---------------------------------------
@@ -288,7 +319,7 @@ def test_one_malformed_robot_never_stops_the_others(tmp_path: Path, capfd: pytes
                              robots=[bad, raises, Robot("webhook", f"{good.url}/hook")])  # fmt: skip
         assert asyncio.run(_deliver_two(runner))
     assert [json.loads(body)["i"] for _, body in good.requests] == [0, 1]
-    assert marked == [("a0", "fired@1"), ("a1", "fired@1")]
+    assert marked == [("a0", "fired@1>webhook"), ("a1", "fired@1>webhook")]  # per robot: the one that took it
     failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
     assert len(failures) == 4 and all("(127.0.0.1)" in line and "\n" not in line for line in failures)
     assert sum("to dingtalk" in line for line in failures) == sum("to pager" in line for line in failures) == 2
@@ -366,6 +397,137 @@ def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_pat
     bodies = [json.loads(body) for _, body in r.requests]
     assert len(bodies) == 5 and bodies[-1]["i"] == 1, bodies
     assert "- alert 0" in bodies[-1]["text"], bodies[-1]["text"]  # the failed one, in the digest
+
+
+@contextlib.contextmanager
+def _hanging() -> Iterator[str]:
+    """A loopback robot that takes connections and never answers."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/open-apis/bot/v2/hook/x"
+    finally:
+        stop.set()
+        server.close()
+        for conn in held:
+            conn.close()
+
+
+def test_a_hanging_robot_holds_back_only_itself(tmp_path: Path) -> None:
+    """An outside probe: robots were served one after another, so a Feishu robot that hung (four
+    attempts, 5 s each) made the healthy webhook 25-56 s late in an outage. Each robot sends from its
+    own queue and task: the webhook has both messages while the hanging robot is still on its first."""
+    import time
+
+    from streams.alerts.runner import AlertRunner, Note
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return set() if fn.__name__ == "notified" else None
+
+    async def go(runner: AlertRunner, good: Receiver) -> set[str]:
+        sender = asyncio.ensure_future(runner.deliver())
+        for i in range(2):
+            runner.outbox.queue.put_nowait(Note(f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
+        deadline = time.monotonic() + 60
+        while len(good.requests) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        still = {key for key, robots in runner.outbox.waiting.items() if "feishu" in robots}
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        return still
+
+    with _hanging() as hang, Receiver([]) as good:
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
+                             robots=[Robot("feishu", hang), Robot("webhook", f"{good.url}/hook")])  # fmt: skip
+        still = asyncio.run(go(runner, good))
+    assert [json.loads(body)["i"] for _, body in good.requests] == [0, 1]
+    assert still == {"a0|fired@1", "a1|fired@1"}  # the hanging robot has sent neither yet
+
+
+def test_what_the_rate_held_back_goes_out_once_the_rate_lets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outside probe: resolutions held back by DingTalk's 20 a minute waited 6 minutes, until an
+    unrelated message came to carry them. They go out as a digest of their own once the rate allows."""
+    import time
+
+    from streams.alerts import runner as runner_module
+    from streams.alerts.runner import AlertRunner, Note
+
+    monkeypatch.setattr(runner_module, "HELD_FLUSH_S", 0.2)
+    marked: list[tuple[str, str]] = []
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn.__name__ == "mark_notified":
+            marked.append((args[1], args[2]))
+        return set() if fn.__name__ == "notified" else None
+
+    async def go(runner: AlertRunner, robot: Receiver) -> None:
+        sender = asyncio.ensure_future(runner.deliver())
+        runner.outbox.queue.put_nowait(Note("a1", "resolved@9", Message("[resolved] c1 orders", "over", {})))
+        await asyncio.wait_for(runner.outbox.queue.join(), 30)
+        assert robot.requests == []  # over the rate: held
+        deadline = time.monotonic() + 30
+        while not robot.requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+    with Receiver([]) as r:
+        ding = Robot("dingtalk", f"{r.url}/robot/send?access_token=t")
+        now = time.time()
+        ding.sent.extend([now - 59.0] * 20)  # 20 in the last minute: the next one waits about a second
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json", robots=[ding])
+        asyncio.run(go(runner, r))
+    (body,) = [json.loads(b)["markdown"]["text"] for _, b in r.requests]
+    assert "1 条告警未及时送达" in body and "- [resolved] c1 orders" in body, body
+    assert marked == [("a1", "resolved@9>dingtalk")]
+
+
+def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path: Path) -> None:
+    """An outside probe: killed while one robot's request was in flight, the worker sent the message
+    again to every robot after its restart, those that had answered 200 too. What was sent is kept per
+    robot; a mark from before (no robot named) still counts for all."""
+    from streams.alerts.runner import AlertRunner, Note
+
+    sent = {("a1", "fired@1>webhook"), ("a2", "fired@1")}
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn.__name__ == "notified":
+            return {pair for pair in sent if pair[0] in args[1]}
+        if fn.__name__ == "mark_notified":
+            sent.add((args[1], args[2]))
+        return None
+
+    async def go(runner: AlertRunner) -> None:
+        sender = asyncio.ensure_future(runner.deliver())
+        for alert_id in ("a1", "a2"):
+            runner.outbox.queue.put_nowait(Note(alert_id, "fired@1", Message(f"alert {alert_id}", "down", {})))
+        await asyncio.wait_for(runner.outbox.queue.join(), 30)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+
+    with Receiver([]) as hook, Receiver([]) as wecom:
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
+                             robots=[Robot("webhook", f"{hook.url}/hook"),
+                                     Robot("wecom", f"{wecom.url}/cgi-bin/webhook/send?key=k")])  # fmt: skip
+        asyncio.run(go(runner))
+    assert hook.requests == [] and len(wecom.requests) == 1  # a1 to wecom only; a2 to nobody
+    assert ("a1", "fired@1>wecom") in sent
 
 
 @contextlib.contextmanager
@@ -457,7 +619,9 @@ def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path)
     with Receiver([(500, {})] * 4) as down:  # a1's four attempts fail
         runner = AlertRunner(None, call, _caught_up, state_path=state, robots=[Robot("webhook", f"{down.url}/hook")])
         asyncio.run(first_life(runner))
-    assert ("a1", "fired") not in sent and [d["alert_id"] for d in json.loads(state.read_text())["owed"]] == ["a1"]
+    assert ("a1", "fired>webhook") not in sent and [d["alert_id"] for d in json.loads(state.read_text())["owed"]] == [
+        "a1"
+    ]
 
     async def second_life(runner: AlertRunner) -> None:
         runner._load()
@@ -472,4 +636,4 @@ def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path)
                              clock=lambda: 1010.0)  # fmt: skip
         asyncio.run(second_life(runner))
     assert [json.loads(body)["id"] for _, body in up.requests] == ["a1"]  # a1 now, a9 not again
-    assert ("a1", "fired") in sent and runner.outbox.owed == {}
+    assert ("a1", "fired>webhook") in sent and runner.outbox.owed == {}
