@@ -357,8 +357,11 @@ def send(
             ok, detail = False, f"HTTP {exc.code}"
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            # A webhook silent until the deadline shut it reads "remote end closed": it is a timeout.
-            ok, detail = False, timed_out if _expired() else f"{type(reason).__name__}: {reason}"
+            # A webhook silent until the deadline shut it reads "remote end closed": it is a timeout;
+            # so is the socket's own timeout, which on a loaded host can fire before the deadline's timer
+            # (CI read "TimeoutError: timed out" for a webhook that never answered)
+            late = _expired() or isinstance(reason, TimeoutError)
+            ok, detail = False, timed_out if late else f"{type(reason).__name__}: {reason}"
         finally:
             if _EXCHANGE.watchdog is not None:
                 _EXCHANGE.watchdog.cancel()
