@@ -694,6 +694,8 @@ class Detector:
                         state.alert.message = self._message(state.alert)
                         if not state.folded:
                             changed.append(state.alert)
+                        else:  # a folded part that deepened to an outage: the incident it is in is critical
+                            self._raise_holders(row, j, step.at, changed)
                     continue
                 check = cfg.checks[c]
                 scope = self._scopes[row]
@@ -727,16 +729,25 @@ class Detector:
                         # critical, up to the one reported, or the room read "warning" over a channel that
                         # sends nothing (an outside probe); each keeps its own numbers, the part among
                         # its children.
-                        for above in self._ancestors(row, j):
-                            if above.alert.resolved_at is None and above.alert.severity != "critical":
-                                above.alert.severity = "critical"
-                                if above.alert.opened_at != step.at:  # told as a warning before: raised now
-                                    above.alert.raised_at = step.at
-                                above.alert.message = self._message(above.alert)
-                                if not above.folded and above.alert not in changed:
-                                    changed.append(above.alert)
+                        self._raise_holders(row, j, step.at, changed)
                 else:
                     changed.append(alert)
+
+    def _raise_holders(self, row: int, j: int, at: float, changed: list[Alert]) -> None:
+        """A folded child at an outage: the incidents it is folded under, up to the one reported, are
+        critical (not the enclosing incidents reported on their own, which it is no part of)."""
+        for above in self._ancestors(row, j):
+            if above.alert.resolved_at is not None:
+                continue
+            if above.alert.severity != "critical":
+                above.alert.severity = "critical"
+                if above.alert.opened_at != at:  # told as a warning before: raised now
+                    above.alert.raised_at = at
+                above.alert.message = self._message(above.alert)
+                if not above.folded and above.alert not in changed:
+                    changed.append(above.alert)
+            if not above.folded:
+                return
 
     def _explains(self, holder: _Open, alert: Alert, at: float, j: int) -> bool:
         """Whether an ancestor's open incident explains a child's that fires now: it fired with it (within

@@ -45,9 +45,9 @@ log = logging.getLogger(__name__)
 EVERY_S = 10.0
 REMIND_S = 600.0  # a critical incident nobody acknowledged is sent again every 10 minutes
 HEARTBEAT_NAME = "detector"
-# An evaluation whose reads took longer than this (the process frozen or starved meanwhile) reads
-# again, up to this many times, so that its time, its counts and its lag are of one instant
-STALE_READ_S, STALE_READS = 10.0, 3
+# An evaluation whose reads took longer than this (the process frozen meanwhile) reads again, up to
+# this many times in all, so that its time, its counts and its lag are of one instant
+STALE_READ_S, STALE_READS = 30.0, 2  # a freeze, not slow reads: reading again costs a slow store twice
 PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
 
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
@@ -207,9 +207,10 @@ def replay_log(
         event: alert_store.DetectorEvent,
     ) -> tuple[Plan | None, Mapping[str, tuple[float | None, float | None]]]:
         named = alert_store.read_detector_inputs(event.inputs)
-        if named is None or plans is None or named[0] not in plans:
+        if named is None:
             return plan, schedule
-        return plans[named[0]], named[1]
+        # The schedule it kept; the plan it names, or the one given when that is no longer stored
+        return (plans[named[0]] if plans is not None and named[0] in plans else plan), named[1]
 
     for at, settled, lag, leaves in evaluations:
         changed: list[Alert] = []
@@ -242,6 +243,7 @@ def stored_plan(text: str) -> Plan | None:
 
 
 HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are dropped from its digest
+SENT_MEMORY = 10_000  # notes a robot remembers sending in this life (beside the store's marks)
 HELD_FLUSH_S = 5.0  # what a robot has not taken goes out on its own after this long with nothing else to send
 
 
@@ -293,6 +295,11 @@ class Outbox:
     # Per note taken from the queue, the robots that have not had their go at it yet: the note is done
     # (`queue.task_done`) when every robot has (each robot sends from its own queue and task)
     waiting: dict[str, set[str]] = field(default_factory=dict)
+    # Per owed note, the robots that have not taken it yet (sent, or in a digest): owed until all have
+    undelivered: dict[str, set[str]] = field(default_factory=dict)
+    # Per robot, the notes it sent in this life (the store's marks say the same across restarts, but a
+    # copy queued while the first was on its way was checked before the first was marked)
+    sent: dict[str, dict[str, None]] = field(default_factory=dict)
     # Queued and not yet delivered to any robot (nor in a digest that went out): saved with the state,
     # and queued again after a restart. A worker killed while a webhook hung lost the "fired" of an
     # alert the room then heard of only when it resolved (an outside probe). The store's record of
@@ -340,6 +347,7 @@ class AlertRunner:
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
         self.reminded: dict[str, float] = {}
+        self._last_told: dict[str, str] = {}  # incident id -> the last opening or raise told (this life)
         self.flaps = FlapGate()
         self.outbox = Outbox()
         self.failing = StateLog(log, "alert evaluation")
@@ -534,9 +542,11 @@ class AlertRunner:
         """A state change's message, and what the room now believes (unless a silence kept it from it)."""
         if self._notify(alert, event, silences, ctx, now):
             self.flaps.told(alert, event, now)
-            if event.split("@")[0] in ("fired", "escalated"):
+            if event.split("@")[0] in ("fired", "escalated") and self._last_told.get(alert.id) != event:
                 # Reminders count from when the room was told: a child told on its own once its parent
-                # ended got its first reminder in the same second (timed from its folded opening)
+                # ended got its first reminder in the same second (timed from its folded opening). The
+                # same change told again (a child folding in) is no new word.
+                self._last_told[alert.id] = event
                 self.reminded[alert.id] = max(self.reminded.get(alert.id, 0.0), now)
 
     def _tell_unheard(self, silences: Sequence[alert_store.Silence], ctx: Context, now: float) -> None:
@@ -544,7 +554,7 @@ class AlertRunner:
         told now. Before, an unsilence said nothing of the outage that fired meanwhile until its first
         reminder, 8.5 minutes later (an outside probe)."""
         for alert in self.detector.firing():
-            if alert.id in self.flaps.believed or alert.id in self.flaps.held:
+            if self.flaps.believed.get(alert.id, ("", 0.0))[0] == "fired" or alert.id in self.flaps.held:
                 continue
             scope = alert.scope
             if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
@@ -655,14 +665,39 @@ class AlertRunner:
         except Exception:  # the store is away: better twice than never
             done, again = set(), note.reopen
         message = note.again if again and note.again is not None else note.message
-        todo = [] if event in done else [r for r in self.robots if f"{event}>{r.kind}" not in done]
-        if not todo:  # sent before a restart (`event` alone: to every robot, as marked before 2026-12-07)
-            self.outbox.owed.pop(note.key, None)
+        if note.key in self.outbox.waiting:  # the same change told again (a child folding in), on its way
+            self.outbox.queue.task_done()
+            return
+        # Not to a robot that sent it (the store's marks; `event` alone: every robot, as marked before
+        # 2026-12-07), sent it in this life, or holds it for its next digest
+        pending = self.outbox.undelivered.get(note.key, set())
+        todo = [] if event in done else [
+            r for r in self.robots
+            if f"{event}>{r.kind}" not in done and note.key not in self.outbox.sent.get(r.kind, {})
+            and r.kind not in pending
+        ]  # fmt: skip
+        if not todo:
+            if not pending:
+                self._delivered(note.key, None)
             self.outbox.queue.task_done()
             return
         self.outbox.waiting[note.key] = {r.kind for r in todo}
+        self.outbox.undelivered[note.key] = pending | {r.kind for r in todo}
         for robot in todo:
             queues[robot.kind].put_nowait((note, message))
+
+    def _delivered(self, key: str, kind: str | None) -> None:
+        """`kind` took the note `key` (None: every robot had): owed no more once every robot has."""
+        left = self.outbox.undelivered.get(key)
+        if kind is not None and left is not None:
+            left.discard(kind)
+            sent = self.outbox.sent.setdefault(kind, {})
+            sent[key] = None
+            while len(sent) > SENT_MEMORY:
+                del sent[next(iter(sent))]
+        if kind is None or not left:
+            self.outbox.undelivered.pop(key, None)
+            self.outbox.owed.pop(key, None)
 
     async def _robot_loop(self, robot: Robot, queue: asyncio.Queue[tuple[Note, Message]]) -> None:
         loop = asyncio.get_running_loop()
@@ -676,7 +711,13 @@ class AlertRunner:
                 try:
                     note, message = await asyncio.wait_for(queue.get(), wait)
                 except TimeoutError:
-                    ok = await self._flush(loop, robot)
+                    try:
+                        ok = await self._flush(loop, robot)
+                    except Exception as exc:  # send does not raise; were it to, this robot goes on
+                        log.warning(
+                            "a digest to %s failed: %s", robot.name, robot.redact(f"{type(exc).__name__}: {exc}")
+                        )
+                        ok = False
                     flush_wait[robot.kind] = HELD_FLUSH_S if ok else min(2 * wait, 60.0)
                     continue
             else:
@@ -699,7 +740,7 @@ class AlertRunner:
             self.outbox.held[robot.kind] = [*held, Held(message, note.alert_id, note.event, False)][-HELD_MAX:]
             return
         if outcome.ok:
-            self.outbox.owed.pop(note.key, None)
+            self._delivered(note.key, robot.kind)
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, note.alert_id, f"{note.event}>{robot.kind}",
                                 self.clock())  # fmt: skip
@@ -723,7 +764,7 @@ class AlertRunner:
             await self._digested(held, robot)
         else:
             self.outbox.held[robot.kind] = [*held, *self.outbox.held.get(robot.kind, [])][-HELD_MAX:]
-        return outcome.ok
+        return outcome.ok or outcome.attempts == 0  # over its rate is no failure: tried again as soon
 
     def _robot_done(self, note: Note, robot: Robot) -> None:
         waiting = self.outbox.waiting.get(note.key)
@@ -740,9 +781,7 @@ class AlertRunner:
     async def _digested(self, held: Sequence[Held], robot: Robot) -> None:
         """The messages that went out in a digest are delivered to this robot too."""
         for item in held:
-            for key, owed in list(self.outbox.owed.items()):
-                if (owed.alert_id, owed.event) == (item.alert_id, item.event):
-                    del self.outbox.owed[key]
+            self._delivered(f"{item.alert_id}|{item.event}", robot.kind)
             with contextlib.suppress(Exception):
                 await self.call(alert_store.mark_notified, self.store, item.alert_id, f"{item.event}>{robot.kind}",
                                 self.clock())  # fmt: skip

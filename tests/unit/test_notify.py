@@ -530,6 +530,41 @@ def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path
     assert ("a1", "fired@1>wecom") in sent
 
 
+def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took_it(tmp_path: Path) -> None:
+    """A review: the same notification queued again while the first was on its way (a child folding in
+    tells its parent's change again) went twice to a slow robot, and `queue.join()` never returned; and
+    a note was no longer owed once any robot took it, so a kill lost it for a robot still trying."""
+    import time
+
+    from streams.alerts.runner import AlertRunner, Note
+
+    async def call(fn: Any, *args: Any) -> Any:
+        return set() if fn.__name__ == "notified" else None
+
+    async def go(runner: AlertRunner, good: Receiver) -> list[str]:
+        sender = asyncio.ensure_future(runner.deliver())
+        note = Note("a1", "fired@1", Message("alert 1", "down", {"i": 1}))
+        for _ in range(2):
+            runner.outbox.owed[note.key] = note
+            runner.outbox.queue.put_nowait(note)
+            await asyncio.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while not good.requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        owed = list(runner.outbox.owed)  # the webhook took it; the hanging robot has not
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        return owed
+
+    with _hanging() as hang, Receiver([]) as good:
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
+                             robots=[Robot("feishu", hang), Robot("webhook", f"{good.url}/hook")])  # fmt: skip
+        owed = asyncio.run(go(runner, good))
+    assert len(good.requests) == 1  # once, though told twice
+    assert owed == ["a1|fired@1"]  # still owed to the robot that has not taken it (saved with the state)
+
+
 @contextlib.contextmanager
 def _dripping(headers: bytes, drip: bytes = b" ") -> Iterator[str]:
     """A loopback webhook that sends `headers` at once, then `drip` every 0.5 s (until closed)."""
