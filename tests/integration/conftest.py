@@ -17,6 +17,8 @@ import pytest
 from streams.kafka import free_port
 from streams.kit.broker import EmbeddedBroker
 from streams.kit.harness import Pipeline, WorkerProcess
+from streams.kit.producer import send_records
+from streams.users import import_existing
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +45,13 @@ def start_worker(workers: list[WorkerProcess], env: Pipeline, name: str, *, sink
     worker = WorkerProcess(env, name, sink=sink).start()
     workers.append(worker)
     return worker
+
+
+async def send_simulated(settings: Any, existing: list[str], records: list[Any]) -> list[Any]:
+    """The existing buyers imported (if any), then the records, as fast as the broker takes them."""
+    if existing:
+        await import_existing(settings, existing)
+    return await send_records(settings, records, paced=False)
 
 
 def project(rows: list[dict[str, Any]], columns: Sequence[str]) -> list[tuple[Any, ...]]:

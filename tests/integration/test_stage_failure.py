@@ -10,18 +10,15 @@ output in flight does (a `BrokerError`); an outside probe saw exactly that stop 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from streams.kit.audit import compare, identities_of, ledger_identities
 from streams.kit.harness import Pipeline, WorkerProcess, wait_until
-from streams.kit.producer import send_records
 from streams.kit.simulate import SimConfig, generate
 from streams.kit.truth import compute_truth, identities
 from streams.lab.killloop import read_ledger
-from streams.users import import_existing
-from tests.integration.conftest import start_worker
+from tests.integration.conftest import send_simulated, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +32,12 @@ def test_a_failed_batch_stops_the_worker_with_status_1_and_a_restart_is_exact(
     half = len(sim.records) // 2
     settings = env.settings()
     worker = start_worker(workers, env, "fails", sink=True)
-    first = asyncio.run(_send(settings, sim.existing_buyers, sim.records[:half]))
+    first = asyncio.run(send_simulated(settings, sim.existing_buyers, sim.records[:half]))
     truth = compute_truth(first, sim.existing_buyers)
     assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
 
     fault.write_text("fail-stage:aggregate\n")
-    sent = first + asyncio.run(_send(settings, [], sim.records[half:]))
+    sent = first + asyncio.run(send_simulated(settings, [], sim.records[half:]))
     assert worker.process is not None
     try:
         code = worker.process.wait(timeout=90)  # it stops by itself
@@ -58,9 +55,3 @@ def test_a_failed_batch_stops_the_worker_with_status_1_and_a_restart_is_exact(
     report = compare(identities_of(identities(sent, sim.existing_buyers)),
                      ledger_identities(asyncio.run(read_ledger(settings))[0]))  # fmt: skip
     assert report.checked > 1000 and report.exact, report.examples
-
-
-async def _send(settings: Any, existing: list[str], records: list[Any]) -> list[Any]:
-    if existing:
-        await import_existing(settings, existing)
-    return await send_records(settings, records, paced=False)

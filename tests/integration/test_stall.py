@@ -17,11 +17,9 @@ from typing import Any
 import pytest
 
 from streams.kit.harness import Pipeline, WorkerProcess, wait_until
-from streams.kit.producer import send_records
 from streams.kit.simulate import SimConfig, generate
 from streams.kit.truth import compute_truth
-from streams.users import import_existing
-from tests.integration.conftest import start_worker
+from tests.integration.conftest import send_simulated, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +56,7 @@ def test_a_stalled_stage_is_an_error_and_a_quiet_stream_is_not(env: Pipeline, wo
     worker = start_worker(workers, env, "stall", sink=True)
 
     # Some traffic first, all processed: every stage then has known lags, all zero.
-    first = asyncio.run(_send(settings, sim.existing_buyers, sim.records[:half]))
+    first = asyncio.run(send_simulated(settings, sim.existing_buyers, sim.records[:half]))
     truth = compute_truth(first, sim.existing_buyers)
     assert wait_until(worker, "/api/totals", truth.totals) == truth.totals, worker.log()
 
@@ -74,7 +72,7 @@ def test_a_stalled_stage_is_an_error_and_a_quiet_stream_is_not(env: Pipeline, wo
     assert doc["stalls"]["lag"] == {"ingest": 0, "aggregate": 0, "sink": 0}, doc["stalls"]
 
     # Input arrives, stage 2 holds it: after the threshold, 503 with the stage, partitions and lag.
-    sent = first + asyncio.run(_send(settings, [], sim.records[half:]))
+    sent = first + asyncio.run(send_simulated(settings, [], sim.records[half:]))
     status, doc = poll_health(
         worker, lambda s, d: any(x["stage"] == "aggregate" for x in d["stalls"]["stalled"]), timeout=30
     )
@@ -97,9 +95,3 @@ def test_a_stalled_stage_is_an_error_and_a_quiet_stream_is_not(env: Pipeline, wo
     log = worker.log(tail=200_000)
     assert log.count("stage aggregate stalled") == 1 and log.count("stage aggregate no longer stalled") == 1, log
     assert health(worker)[0] == 200
-
-
-async def _send(settings: Any, existing: list[str], records: list[Any]) -> list[Any]:
-    if existing:
-        await import_existing(settings, existing)
-    return await send_records(settings, records, paced=False)

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -283,6 +284,19 @@ async def _caught_up(now: float) -> float:
     return 0.0
 
 
+async def _stop(sender: asyncio.Future[Any]) -> None:
+    sender.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await sender
+
+
+async def _wait_for(done: Any, timeout_s: float) -> None:
+    """Poll `done()` every 50 ms until it holds or `timeout_s` has passed (the caller's asserts say which)."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
 async def _deliver_two(runner: Any) -> bool:
     """Messages "alert 0" and "alert 1" through the runner's sender task; whether it lived through them."""
     from streams.alerts.runner import Note
@@ -428,8 +442,6 @@ def test_a_hanging_robot_holds_back_only_itself(tmp_path: Path) -> None:
     """An outside probe: robots were served one after another, so a Feishu robot that hung (four
     attempts, 5 s each) made the healthy webhook 25-56 s late in an outage. Each robot sends from its
     own queue and task: the webhook has both messages while the hanging robot is still on its first."""
-    import time
-
     from streams.alerts.runner import AlertRunner, Note
 
     async def call(fn: Any, *args: Any) -> Any:
@@ -439,13 +451,9 @@ def test_a_hanging_robot_holds_back_only_itself(tmp_path: Path) -> None:
         sender = asyncio.ensure_future(runner.deliver())
         for i in range(2):
             runner.outbox.queue.put_nowait(Note(f"a{i}", "fired@1", Message(f"alert {i}", "down", {"i": i})))
-        deadline = time.monotonic() + 60
-        while len(good.requests) < 2 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await _wait_for(lambda: len(good.requests) >= 2, 60)
         still = {key for key, robots in runner.outbox.waiting.items() if "feishu" in robots}
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _stop(sender)
         return still
 
     with _hanging() as hang, Receiver([]) as good:
@@ -461,8 +469,6 @@ def test_what_the_rate_held_back_goes_out_once_the_rate_lets_it(
 ) -> None:
     """An outside probe: resolutions held back by DingTalk's 20 a minute waited 6 minutes, until an
     unrelated message came to carry them. They go out as a digest of their own once the rate allows."""
-    import time
-
     from streams.alerts import runner as runner_module
     from streams.alerts.runner import AlertRunner, Note
 
@@ -479,12 +485,8 @@ def test_what_the_rate_held_back_goes_out_once_the_rate_lets_it(
         runner.outbox.queue.put_nowait(Note("a1", "resolved@9", Message("[resolved] c1 orders", "over", {})))
         await asyncio.wait_for(runner.outbox.queue.join(), 30)
         assert robot.requests == []  # over the rate: held
-        deadline = time.monotonic() + 30
-        while not robot.requests and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _wait_for(lambda: robot.requests, 30)
+        await _stop(sender)
 
     with Receiver([]) as r:
         ding = Robot("dingtalk", f"{r.url}/robot/send?access_token=t")
@@ -517,9 +519,7 @@ def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path
         for alert_id in ("a1", "a2"):
             runner.outbox.queue.put_nowait(Note(alert_id, "fired@1", Message(f"alert {alert_id}", "down", {})))
         await asyncio.wait_for(runner.outbox.queue.join(), 30)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _stop(sender)
 
     with Receiver([]) as hook, Receiver([]) as wecom:
         runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
@@ -534,8 +534,6 @@ def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took
     """A review: the same notification queued again while the first was on its way (a child folding in
     tells its parent's change again) went twice to a slow robot, and `queue.join()` never returned; and
     a note was no longer owed once any robot took it, so a kill lost it for a robot still trying."""
-    import time
-
     from streams.alerts.runner import AlertRunner, Note
 
     async def call(fn: Any, *args: Any) -> Any:
@@ -548,13 +546,9 @@ def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took
             runner.outbox.owed[note.key] = note
             runner.outbox.queue.put_nowait(note)
             await asyncio.sleep(0.3)
-        deadline = time.monotonic() + 30
-        while not good.requests and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await _wait_for(lambda: good.requests, 30)
         owed = list(runner.outbox.owed)  # the webhook took it; the hanging robot has not
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _stop(sender)
         return owed
 
     with _hanging() as hang, Receiver([]) as good:
@@ -569,7 +563,6 @@ def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took
 def _dripping(headers: bytes, drip: bytes = b" ") -> Iterator[str]:
     """A loopback webhook that sends `headers` at once, then `drip` every 0.5 s (until closed)."""
     import socket
-    import time
 
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
@@ -646,9 +639,7 @@ def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path)
             runner.outbox.queue.put_nowait(note)
         await asyncio.wait_for(runner.outbox.queue.join(), 60)
         runner._save(1000.0)  # the tick's save; then the worker is killed
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _stop(sender)
 
     state = tmp_path / "state.json"
     with Receiver([(500, {})] * 4) as down:  # a1's four attempts fail
@@ -662,9 +653,7 @@ def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path)
         runner._load()
         sender = asyncio.ensure_future(runner.deliver())
         await asyncio.wait_for(runner.outbox.queue.join(), 60)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await _stop(sender)
 
     with Receiver([]) as up:
         runner = AlertRunner(None, call, _caught_up, state_path=state, robots=[Robot("webhook", f"{up.url}/hook")],
