@@ -128,6 +128,22 @@ async def _posted(request: Any) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+SOURCES = ("live", "replay", "backtest")  # which detector raised an incident (promo.alerts.source)
+
+
+def unknown_parameter(query: Any, allowed: tuple[str, ...]) -> dict[str, str] | None:
+    """The error for a query parameter the page does not take, or given twice (None: all known). A typo
+    (`sinse_s`) must not answer as if it were absent: every incident instead of the recent ones."""
+    seen: set[str] = set()
+    for key, _ in query.items():  # a MultiDict's items repeat a repeated key; its keys() may not
+        if key not in allowed:
+            return {"error": f"unknown parameter {key[:40]!r}; allowed: {', '.join(allowed) or 'none'}"}
+        if key in seen:
+            return {"error": f"{key[:40]!r} is given more than once"}
+        seen.add(key)
+    return None
+
+
 def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:
     """`/api/alerts` (GET: the incidents, …/silences; POST …/ack, …/silence, …/unsilence) on the
     worker's web port, so the CLI reaches the alert tables of an embedded store this process owns.
@@ -145,16 +161,23 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
     class Alerts(View):
         async def get(self, request: Request) -> Response:
             await ready()
+            wrong = unknown_parameter(request.query, ("since_s", "source", "firing"))
+            if wrong is not None:
+                return self.json(wrong, status=400)
             since = request.query.get("since_s")
             try:
-                since_s = float(since) if since else None
+                since_s = float(since) if since is not None else None
                 if since_s is not None and not math.isfinite(since_s):
                     raise ValueError(since)
             except ValueError:
                 return self.json({"error": "since_s must be epoch seconds"}, status=400)
-            source, firing = request.query.get("source", "live"), request.query.get("firing") == "1"
+            source, firing = request.query.get("source", "live"), request.query.get("firing", "0")
+            if source not in SOURCES:
+                return self.json({"error": f"source must be one of {', '.join(SOURCES)}"}, status=400)
+            if firing not in ("0", "1"):
+                return self.json({"error": "firing must be 0 or 1"}, status=400)
             rows = await store.call(
-                lambda: alert_store.read_alerts(store, since_s=since_s, source=source, firing_only=firing)
+                lambda: alert_store.read_alerts(store, since_s=since_s, source=source, firing_only=firing == "1")
             )
             return self.json(rows)
 
@@ -185,6 +208,9 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
     class Silences(View):
         async def get(self, request: Request) -> Response:
             await ready()
+            wrong = unknown_parameter(request.query, ())
+            if wrong is not None:
+                return self.json(wrong, status=400)
             now = time.time()
             rows = await store.call(alert_store.list_silences, store, now)
             return self.json([r.listing(now) for r in rows])
@@ -214,12 +240,15 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
     app = pipeline.app
 
     def span(request: Request) -> tuple[float, float] | None:
+        if unknown_parameter(request.query, ("from_s", "to_s")) is not None:
+            return None
         try:
-            return float(request.query["from_s"]), float(request.query["to_s"])
+            asked = float(request.query["from_s"]), float(request.query["to_s"])
         except (KeyError, ValueError):
             return None
+        return asked if all(math.isfinite(v) for v in asked) else None
 
-    bad_span = {"error": "from_s and to_s must be epoch seconds"}
+    bad_span = {"error": "from_s and to_s (and nothing else) must be epoch seconds"}
 
     @app.page("/api/alerts/inputs")
     class Inputs(View):
@@ -246,6 +275,8 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
         async def get(self, request: Request) -> Response:
             await asyncio.wait_for(sink.schema_ready.wait(), 30)
             try:
+                if unknown_parameter(request.query, ("at_s", "back_s")) is not None:
+                    raise ValueError("an unknown parameter")
                 at_s, back_s = float(request.query["at_s"]), float(request.query["back_s"])
                 if not (math.isfinite(at_s) and math.isfinite(back_s)):
                     raise ValueError("not a number of seconds")
@@ -266,6 +297,9 @@ def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: Delta
     class PlanPage(View):
         async def get(self, request: Request) -> Response:
             await asyncio.wait_for(sink.schema_ready.wait(), 30)
+            wrong = unknown_parameter(request.query, ("at_s",))
+            if wrong is not None:
+                return self.json(wrong, status=400)
             if "at_s" in request.query:  # one plan by its version (a replay: the plan live had then)
                 try:
                     version = float(request.query["at_s"])

@@ -182,9 +182,24 @@ def silences_through_the_worker(env: Pipeline, worker: WorkerProcess) -> None:
     for at_s, csv_text in ((newest["at_s"], newest["csv"]), (newest["at_s"] - 0.001, None)):
         with urllib.request.urlopen(f"{owner}/api/alerts/plan?at_s={at_s}", timeout=30) as answer:
             assert json.loads(answer.read())["csv"] == csv_text, at_s
-    with pytest.raises(urllib.error.HTTPError) as exc:
-        urllib.request.urlopen(f"{owner}/api/alerts/plan?at_s=nan", timeout=30)
-    assert exc.value.code == 400
+    # A typo or a bad value is refused, never answered as if absent (`sinse_s` listed every incident).
+    for query in (
+        "/api/alerts/plan?at_s=nan",
+        "/api/alerts?sinse_s=1",
+        "/api/alerts?firing=yes",
+        "/api/alerts?source=nope",
+        "/api/alerts?since_s=1&since_s=2",
+        "/api/alerts/silences?all=1",
+        "/api/alerts/plan?version=1",
+        "/api/alerts/inputs?from_s=1&to_s=2&x=1",
+        "/api/alerts/series?from_s=1&to_s=inf",
+        "/api/alerts/replay-start?at_s=1&back_s=2&y=3",
+    ):
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(f"{owner}{query}", timeout=30)
+        assert exc.value.code == 400 and json.loads(exc.value.read())["error"], query
+    with urllib.request.urlopen(f"{owner}/api/alerts?since_s=0&firing=0&source=live", timeout=30) as answer:
+        assert isinstance(json.loads(answer.read()), list)
     assert "Traceback" not in worker.log(tail=10**8)
 
 

@@ -136,6 +136,18 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
         fault.unlink()
         expect(banner).to_be_hidden(timeout=30_000)
 
+        # The drill-down for a campaign the range does not know draws zeros: the bar says so beside it
+        # (a typo in a shared link read as a campaign that sold nothing); a real one carries no warning.
+        drill = f"http://127.0.0.1:{view_port}/d/promo-campaign?from={config.start_ms}&to={config.start_ms + 2 * hour}"
+        page.goto(drill + "&var-campaign=no-such-campaign")
+        warning = page.locator("#var-warning-campaign")
+        expect(warning).to_be_visible(timeout=30_000)
+        assert "no-such-campaign" in warning.inner_text() and "no counts in this range" in warning.inner_text()
+        known = sorted(campaigns)[0]
+        page.goto(drill + f"&var-campaign={known}")
+        expect(page.locator("#var-campaign")).to_have_value(known, timeout=30_000)
+        expect(page.locator("#var-warning-campaign")).to_be_hidden()
+
         # A bad range is no blank page: every panel says what is wrong, in the panel.
         page.goto(url.replace(f"from={start}", "from=yesterday"))
         expect(page.locator('section.panel[data-state="error"]')).to_have_count(len(WAR_ROOM["panels"]))

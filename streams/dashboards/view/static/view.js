@@ -320,6 +320,19 @@
           this.refresh();
         });
         holder.append(el("label", { for: "var-" + v.name, text: v.label || v.name }), select);
+        // A value the range does not know (a typo, a campaign with no counts in it) would draw zeros as
+        // if it were real: say so beside it, in the bar, for as long as it is chosen.
+        const warning = el("span", { class: "var-warning", id: "var-warning-" + v.name, role: "status" });
+        const warn = () => {
+          const unknown = select.value !== "" && !options.includes(select.value);
+          warning.hidden = !unknown;
+          warning.textContent = unknown
+            ? `⚠ ${select.value}: 此时间范围内没有数据 / no counts in this range`
+            : "";
+        };
+        select.addEventListener("change", warn);
+        warn();
+        holder.append(warning);
       }
     }
 
