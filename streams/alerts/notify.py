@@ -44,10 +44,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 KINDS = ("dingtalk", "wecom", "feishu", "webhook")
-PER_MINUTE = {"dingtalk": 20, "wecom": 20, "feishu": 100, "webhook": 600}
-# Feishu's custom bots also take at most 5 a second (100 a minute, 5 a second per bot, its docs): an outside
-# probe saw 14 in one second in an outage
-PER_SECOND = {"feishu": 5}
+# Under each robot's documented limit (DingTalk and WeCom 20 a minute, Feishu 100 a minute and 5 a second),
+# counting every attempt, retries too: the robot counts what arrives, and a request that took a few
+# hundred milliseconds more to arrive than the one a minute before it must not be its 21st (DingTalk then
+# refuses the robot's messages for 10 minutes). An outside probe saw Feishu get 14 in one second.
+PER_MINUTE = {"dingtalk": 18, "wecom": 18, "feishu": 90, "webhook": 600}
+PER_SECOND = {"feishu": 4}
+# Answers that say "too fast" (DingTalk 130101: 20 a minute exceeded, the robot muted for 10 minutes; WeCom
+# 45009; Feishu 11232 and 99991400; HTTP 429 from any): no more requests to that robot until it cools down.
+RATE_CODES = {"dingtalk": {130101}, "wecom": {45009}, "feishu": {11232, 99991400}, "webhook": set()}
+COOL_S = {"dingtalk": 600.0, "wecom": 60.0, "feishu": 60.0, "webhook": 60.0}
+# A robot that answers with its own error code has read the request and refused it (a signature, keyword or
+# IP allowlist that does not match, a key that does not exist): the same request again refuses again, so it
+# is not retried; only "busy" (-1, the vendors' "system busy") is. The runner still tries it once a minute:
+# someone may fix the robot's settings on the vendor's side meanwhile.
+BUSY_CODES = {-1}
 DETAIL_MAX = 200  # characters of a robot's answer or an error that are shown
 # Query parameters whose values are credentials or signatures, wherever they show up in a robot's answer.
 SECRET_PARAM = re.compile(r"(?i)\b(access_token|token|key|sign|signature|timestamp|secret|password)=[^&\s\"'<>]*")
@@ -85,6 +96,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     text = SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
     text = "".join(c if c.isprintable() else " " for c in text)
     return text if len(text) <= DETAIL_MAX else text[: DETAIL_MAX - 1] + "…"
+
+
+def _with(detail: str, said: str) -> str:
+    """A redacted detail and what became of the request, within DETAIL_MAX (the answer is what is cut)."""
+    room = DETAIL_MAX - len(said) - 2
+    return f"{detail if len(detail) <= room else detail[: room - 1] + '…'}; {said}"
 
 
 def url_secrets(url: str) -> list[str]:
@@ -221,6 +238,7 @@ class Robot:
     url: str = field(repr=False)  # credentials: never in a repr
     secret: str = field(default="", repr=False)
     sent: deque[float] = field(default_factory=deque)  # send times of the last minute (rate limit)
+    cool_until: float = 0.0  # the robot said "too fast": nothing is sent to it before this
 
     @property
     def name(self) -> str:
@@ -273,7 +291,9 @@ class Robot:
         return Request(url, json.dumps(doc, ensure_ascii=False).encode(), headers, signed)
 
     def admit(self, now: float) -> bool:
-        """Whether one more message fits under the robot's rate this minute (and count it)."""
+        """Whether one more request fits under the robot's rate this minute (and count it)."""
+        if now < self.cool_until:
+            return False
         while self.sent and now - self.sent[0] >= 60:
             self.sent.popleft()
         if len(self.sent) >= PER_MINUTE[self.kind]:
@@ -317,7 +337,24 @@ def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:
     return out
 
 
-def _answer_ok(kind: str, status: int, body: bytes) -> tuple[bool, str]:
+OK, RETRY, REFUSED, TOO_FAST = "ok", "retry", "refused", "too fast"  # what an answer says of the request
+
+
+def verdict(kind: str, status: int, code: Any = 0) -> str:
+    """What an answer of HTTP `status` with the robot's own error `code` says: delivered, worth trying again
+    (the robot is busy or away), refused as it stands (trying again gives the same answer), or too fast."""
+    if status == 429 or (isinstance(code, int) and code in RATE_CODES.get(kind, ())):
+        return TOO_FAST
+    if status >= 500 or status in (408, 425):
+        return RETRY
+    if not 200 <= status < 300:
+        return REFUSED  # 4xx: a URL, key or token the robot does not have, a body it does not take
+    if code in (0, None):
+        return OK
+    return RETRY if code in BUSY_CODES else REFUSED
+
+
+def _answer_ok(kind: str, status: int, body: bytes) -> tuple[str, str]:
     """Robots answer 200 with their own error codes in the body (errcode / code != 0 is a failure)."""
     try:
         doc = json.loads(body or b"{}")
@@ -325,8 +362,8 @@ def _answer_ok(kind: str, status: int, body: bytes) -> tuple[bool, str]:
         doc = {}
     code = doc.get("errcode", doc.get("code", doc.get("StatusCode", 0))) if isinstance(doc, dict) else 0
     message = str(doc.get("errmsg", doc.get("msg", ""))) if isinstance(doc, dict) else ""
-    ok = 200 <= status < 300 and (code in (0, None))
-    return ok, f"HTTP {status}" + (f", code {code} {message}".rstrip() if code not in (0, None) else "")
+    said = verdict(kind, status, code)
+    return said, f"HTTP {status}" + (f", code {code} {message}".rstrip() if code not in (0, None) else "")
 
 
 def send(
@@ -339,11 +376,16 @@ def send(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Send with retries (exponential backoff with full jitter); never raises, never prints secrets."""
+    """Send with retries (exponential backoff with full jitter) while the failure is one that may pass;
+    never raises, never prints secrets. Every attempt counts against the robot's rate."""
     if not robot.admit(clock()):
-        return Outcome(robot.name, False, 0, f"over {PER_MINUTE[robot.kind]} messages a minute: held back")
+        why = "cooling down after it said too fast" if clock() < robot.cool_until else (
+            f"over {PER_MINUTE[robot.kind]} messages a minute")  # fmt: skip
+        return Outcome(robot.name, False, 0, f"{why}: held back")
     detail = ""
     for attempt in range(1, attempts + 1):
+        if attempt > 1 and not robot.admit(clock()):  # a retry is a request too: the robot counts it
+            return Outcome(robot.name, False, attempt - 1, _with(detail, "not retried: the rate is used up"))
         req = robot.request(message, clock())
         _EXCHANGE.expired = _EXCHANGE.watchdog = None
         timed_out = f"TimeoutError: no whole answer within {timeout_s:g} s"
@@ -352,22 +394,32 @@ def send(
             with _NO_REDIRECTS.open(http, timeout=timeout_s) as resp:
                 body = resp.read(ANSWER_MAX)
             # Shut by the deadline: what was read (a status line, half the headers) is no answer.
-            ok, detail = (False, timed_out) if _expired() else _answer_ok(robot.kind, resp.status, body)
+            said, detail = (RETRY, timed_out) if _expired() else _answer_ok(robot.kind, resp.status, body)
         except urllib.error.HTTPError as exc:  # a redirect too: it would re-send as a GET, credentials and all
-            ok, detail = False, f"HTTP {exc.code}"
+            if 300 <= exc.code < 400:
+                said, detail = REFUSED, f"HTTP {exc.code} (a redirect, not followed)"
+            else:
+                said, detail = _answer_ok(robot.kind, exc.code, exc.read(ANSWER_MAX) if exc.fp is not None else b"")
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             # A webhook silent until the deadline shut it reads "remote end closed": it is a timeout;
             # so is the socket's own timeout, which on a loaded host can fire before the deadline's timer
             # (CI read "TimeoutError: timed out" for a webhook that never answered)
             late = _expired() or isinstance(reason, TimeoutError)
-            ok, detail = False, timed_out if late else f"{type(reason).__name__}: {reason}"
+            said, detail = RETRY, timed_out if late else f"{type(reason).__name__}: {reason}"
         finally:
             if _EXCHANGE.watchdog is not None:
                 _EXCHANGE.watchdog.cancel()
         detail = robot.redact(detail, *req.secrets)
-        if ok:
+        if said == OK:
             return Outcome(robot.name, True, attempt, detail)
+        if said == TOO_FAST:
+            robot.cool_until = clock() + COOL_S[robot.kind]
+            return Outcome(
+                robot.name, False, attempt, _with(detail, f"too fast: nothing to it for {COOL_S[robot.kind]:g} s")
+            )
+        if said == REFUSED:
+            return Outcome(robot.name, False, attempt, _with(detail, "refused as sent, not retried"))
         if attempt < attempts:
             sleep(random.uniform(0, backoff_s * 2 ** (attempt - 1)))
     return Outcome(robot.name, False, attempts, detail)

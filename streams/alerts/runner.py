@@ -245,6 +245,7 @@ def stored_plan(text: str) -> Plan | None:
 HELD_MAX = 50  # messages a robot failed that it may owe before the oldest are dropped from its digest
 SENT_MEMORY = 10_000  # notes a robot remembers sending in this life (beside the store's marks)
 HELD_FLUSH_S = 5.0  # what a robot has not taken goes out on its own after this long with nothing else to send
+FAILING_RETRY_S = 60.0  # a robot that keeps failing is tried again at most this often (doubling up to it)
 
 
 class Note(NamedTuple):
@@ -718,7 +719,7 @@ class AlertRunner:
                             "a digest to %s failed: %s", robot.name, robot.redact(f"{type(exc).__name__}: {exc}")
                         )
                         ok = False
-                    flush_wait[robot.kind] = HELD_FLUSH_S if ok else min(2 * wait, 60.0)
+                    flush_wait[robot.kind] = HELD_FLUSH_S if ok else min(2 * wait, FAILING_RETRY_S)
                     continue
             else:
                 note, message = await queue.get()
