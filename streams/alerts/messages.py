@@ -82,6 +82,15 @@ def scope_text(campaign_id: str | None, channel: str | None, ctx: Context) -> st
     return f"{name} / {CHANNEL_NAMES.get(channel, channel) if zh else channel}"
 
 
+def child_text(label: str, campaign_id: str | None, ctx: Context) -> str:
+    """A child folded under the alert, as the room knows it: under a campaign, its channel (`c02/wechat` ->
+    微信); under the total, the campaign by name (a campaign id may hold '/', so the label is looked up whole)."""
+    if campaign_id is not None and label.startswith(f"{campaign_id}/"):
+        channel = label[len(campaign_id) + 1 :]
+        return CHANNEL_NAMES.get(channel, channel) if ctx.language == "zh" else channel
+    return ctx.campaign_names.get(label) or label
+
+
 def link(doc: Mapping[str, Any], ctx: Context) -> str:
     """The dashboard from 30 min before the onset to now while the incident goes on (a reminder's link
     ended 15 min after the detection, before the reminder itself: an outside probe), or to 15 min
@@ -161,9 +170,11 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
             start = _local(doc["started_at"])
             text = (f"排期 {start} 开始，至今没有任何{metric}" if zh
                     else f"scheduled to start at {start}; no {metric} has arrived since")  # fmt: skip
-        children = doc.get("children") or []
+        children = [child_text(str(c), doc.get("campaign_id"), ctx) for c in doc.get("children") or []]
         if children:
-            text += ("；一同下跌：" if zh else "; also down: ") + "、".join(str(c) for c in children[:6])
+            more = len(children) - 6
+            tail = (f" 等 {len(children)} 个" if zh else f" and {more} more") if more > 0 else ""
+            text += ("；一同下跌：" if zh else "; also down: ") + ("、" if zh else ", ").join(children[:6]) + tail
     text += f"\n{fresh}"
     url = link(doc, ctx)
     if url:

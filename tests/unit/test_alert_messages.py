@@ -210,6 +210,21 @@ def test_a_reopened_or_escalated_drop_says_so_and_each_state_change_is_its_own_n
     assert len(set(names)) == 5, names
 
 
+def test_the_children_that_moved_are_named_as_the_room_knows_them() -> None:
+    """Under a campaign, its channels by their names; under the total, campaigns by name (they were ids:
+    "also down: c02/web, c02/app" in a room that knows the campaign as 双11主会场)."""
+    names = {"d11": "双11主会场", "2026/双11": "双11预售", "c07": "家电会场"}
+    campaign = {**DROP, "channel": None, "children": ["d11/wechat", "d11/app", "d11/web"]}
+    assert "一同下跌：微信、APP、web" in render(campaign, "fired", Context(names, 0.0)).text
+    assert "also down: wechat, app, web\n" in render(campaign, "fired", Context(names, 0.0, language="en")).text
+    total = {**DROP, "campaign_id": None, "channel": None, "children": ["2026/双11", "c07", "c99"]}
+    assert "一同下跌：双11预售、家电会场、c99" in render(total, "fired", Context(names, 0.0)).text
+    many = {**total, "children": [f"c{i}" for i in range(9)]}
+    english = render(many, "fired", Context({}, 0.0, language="en")).text
+    assert "also down: c0, c1, c2, c3, c4, c5 and 3 more" in english
+    assert "c5 等 9 个" in render(many, "fired", Context({}, 0.0)).text
+
+
 def _lag_steps(lags: list[float]) -> list[Step]:
     """Steps 10 s apart with these lags and a steady count (no drop to judge)."""
     values = {(Scope(), "interactions"): 100.0}
