@@ -560,7 +560,9 @@ class AlertRunner:
             scope = alert.scope
             if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
                 continue
-            self._tell(alert, notification_event(alert), silences, ctx, now)
+            # Its opening, as it stands now (critical if it was raised meanwhile): the room never heard of
+            # it, so "now critical" of a warning it was never told was no news it could read.
+            self._tell(alert, f"fired@{alert.opened_at:.0f}", silences, ctx, now)
 
     def _notify(
         self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float

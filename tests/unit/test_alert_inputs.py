@@ -4,6 +4,7 @@ between two evaluations (streams/alerts/feed.py). Pure; no broker, no store."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -854,10 +855,13 @@ def test_a_replay_runs_each_stretch_with_the_plan_and_schedule_live_had_then(tmp
     assert [a for a in before.values() if fall <= a[2] < T_NOW + 1200], before
 
 
-def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", ["stops", "halves then stops"])
+def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tmp_path: Path, shape: str) -> None:
     """An outside probe: `unsilence` (or a silence running out) said nothing of the outage that fired
     under it until its first reminder, 8.5 minutes later. The room hears of it at the next evaluation,
-    once; and its reminders count from then."""
+    once; and its reminders count from then. One that fired as a warning and became critical under the
+    silence is news to the room as a whole: told as firing (critical), not as "now critical" of an
+    incident it never heard of."""
     import asyncio
 
     from streams.alerts import store as alert_store
@@ -866,11 +870,15 @@ def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tm
 
     rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}
     clock = {"now": T_NOW - 1800.0}
-    until = T_NOW + 120.0
+    until = T_NOW + (120.0 if shape == "stops" else 480.0)
     silence = alert_store.Silence("silence", "", "c1", "app", until, "planned", "ops", T_NOW - 60)
 
-    def sent(leaf: tuple[str, str], t: float) -> float:  # app stops for good at T_NOW
-        return rates[leaf] * (min(t, T_NOW) if leaf == ("c1", "app") else t)
+    def sent(leaf: tuple[str, str], t: float) -> float:  # app stops for good at T_NOW (or halves until T_NOW + 240)
+        if leaf != ("c1", "app"):
+            return rates[leaf] * t
+        if shape == "stops":
+            return rates[leaf] * min(t, T_NOW)
+        return rates[leaf] * (min(t, T_NOW) + 0.5 * min(max(t - T_NOW, 0.0), 240.0))
 
     plain = _store_stand_in(lambda: _minutes_window(clock["now"], list(rates), sent, [1.0, 0.1, 0.05, 500.0, 0.02]),
                             lambda *a: None)  # fmt: skip
@@ -895,13 +903,21 @@ def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tm
             while not runner.outbox.queue.empty():
                 note = runner.outbox.queue.get_nowait()
                 queued.append((clock["now"], note.alert_id, note.event))
+                titles.append(note.message.title)
             clock["now"] += 10.0
 
+    titles: list[str] = []
     asyncio.run(go())
     app = {a.id for a in runner.detector.firing() if a.scope.channel == "app"}
     assert app, runner.detector.firing()
     told = [(at, event.split("@")[0]) for at, alert_id, event in queued if alert_id in app]
     assert told and all(at >= until for at, _ in told), told  # nothing while silenced
     assert told[0] == (until, "fired"), told  # at the first evaluation after it ended
+    first = titles[[alert_id in app for _, alert_id, _ in queued].index(True)]
+    assert first.startswith("【严重】") and "已升级" not in first, first  # critical, as it is now
+    if shape != "stops":  # it did fire as a warning first, and was raised under the silence
+        raised = [a for a in runner.detector.firing() if a.id in app and math.isfinite(a.raised_at)]
+        assert raised and all(a.raised_at < until for a in raised), runner.detector.firing()
+    assert "escalated" not in {kind for _, kind in told}, told
     reminders = [at for at, kind in told if kind == "reminder"]
     assert all(at - until >= REMIND_S for at in reminders), told  # counted from when the room was told
