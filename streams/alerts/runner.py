@@ -662,12 +662,25 @@ class AlertRunner:
         alert_id, event = note.alert_id, note.event
         try:
             done = {e for _, e in await self.call(alert_store.notified, self.store, [alert_id])}
-            # An opening after one the room was told of is "down again"; a child's first opening that
-            # was folded under its parent was never told, and is news when it fires alone.
-            again = any(e.split("@")[0] in ("fired", "escalated") and e.split(">")[0] != event for e in done)
+            known = True
         except Exception:  # the store is away: better twice than never
-            done, again = set(), note.reopen
-        message = note.again if again and note.again is not None else note.message
+            done, known = set(), False
+
+        def message(kind: str) -> Message:
+            """An opening after one this robot's room was told of is "down again" (marks per robot; an
+            unsuffixed mark, from before 2026-12-07, counts for all); a child's first opening that was
+            folded under its parent was never told, and is news when it fires alone. A robot that was
+            failing when the first opening went out never told its room: not "again" there."""
+            if note.again is None:
+                return note.message
+            if not known:
+                return note.again if note.reopen else note.message
+            again = any(
+                e.split("@")[0] in ("fired", "escalated") and e.split(">")[0] != event
+                and (">" not in e or e.split(">", 1)[1] == kind) for e in done
+            )  # fmt: skip
+            return note.again if again else note.message
+
         if note.key in self.outbox.waiting:  # the same change told again (a child folding in), on its way
             self.outbox.queue.task_done()
             return
@@ -687,7 +700,7 @@ class AlertRunner:
         self.outbox.waiting[note.key] = {r.kind for r in todo}
         self.outbox.undelivered[note.key] = pending | {r.kind for r in todo}
         for robot in todo:
-            queues[robot.kind].put_nowait((note, message))
+            queues[robot.kind].put_nowait((note, message(robot.kind)))
 
     def _delivered(self, key: str, kind: str | None) -> None:
         """`kind` took the note `key` (None: every robot had): owed no more once every robot has."""

@@ -630,6 +630,39 @@ def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path
     assert ("a1", "fired@1>wecom") in sent
 
 
+def test_down_again_is_said_only_to_the_rooms_that_heard_the_first_opening(tmp_path: Path) -> None:
+    """The incident's first opening reached the webhook's room; WeCom was failing then, and took it in no
+    digest before the incident resolved. Its reopening is "down again" for the webhook's room only:
+    for WeCom's it is the first word of it (it was said to every robot or none)."""
+    from streams.alerts.runner import AlertRunner, Note
+
+    sent = {("a1", "fired@1>webhook"), ("a1", "resolved@5>webhook"), ("a2", "fired@1"), ("a2", "resolved@5")}
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn.__name__ == "notified":
+            return {pair for pair in sent if pair[0] in args[1]}
+        if fn.__name__ == "mark_notified":
+            sent.add((args[1], args[2]))
+        return None
+
+    async def go(runner: AlertRunner) -> None:
+        sender = asyncio.ensure_future(runner.deliver())
+        for alert_id in ("a1", "a2"):  # a2: marks from before 2026-12-07, no robot named: for all
+            first, again = Message(f"{alert_id} down", "", {}), Message(f"{alert_id} down again", "", {})
+            runner.outbox.queue.put_nowait(Note(alert_id, "fired@9", first, again, True))
+        await asyncio.wait_for(runner.outbox.queue.join(), 30)
+        await _stop(sender)
+
+    with Receiver([]) as hook, Receiver([]) as wecom:
+        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
+                             robots=[Robot("webhook", f"{hook.url}/hook"),
+                                     Robot("wecom", f"{wecom.url}/cgi-bin/webhook/send?key=k")])  # fmt: skip
+        asyncio.run(go(runner))
+    assert [json.loads(body)["title"] for _, body in hook.requests] == ["a1 down again", "a2 down again"]
+    assert [json.loads(body)["markdown"]["content"].split("\n")[0] for _, body in wecom.requests] == [
+        "**a1 down**", "**a2 down again**"]  # fmt: skip
+
+
 def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took_it(tmp_path: Path) -> None:
     """A review: the same notification queued again while the first was on its way (a child folding in
     tells its parent's change again) went twice to a slow robot, and `queue.join()` never returned; and
