@@ -921,3 +921,61 @@ def test_an_incident_that_fired_under_a_silence_is_told_when_the_silence_ends(tm
     assert "escalated" not in {kind for _, kind in told}, told
     reminders = [at for at, kind in told if kind == "reminder"]
     assert all(at - until >= REMIND_S for at in reminders), told  # counted from when the room was told
+
+
+def test_an_incident_that_reopened_under_a_silence_is_told_as_down_again_when_it_ends(tmp_path: Path) -> None:
+    """A review point fixed without a test of its own (2026-12-07): app stops, the room is told; it comes
+    back and the incident resolves, told; a silence begins and app stops again within minutes, which
+    reopens the same incident unheard. When the silence ends, the room hears of it at once, as the
+    reopening it is (the "down again" message goes with it)."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.notify import Robot
+    from streams.alerts.runner import AlertRunner
+    from streams.alerts.scope import Scope
+
+    rates = {("c1", "wechat"): 30.0, ("c1", "app"): 10.0, ("c1", "ads"): 6.0}
+    clock = {"now": T_NOW - 1800.0}
+    down = [(T_NOW, T_NOW + 180.0), (T_NOW + 330.0, T_NOW + 3600.0)]  # app sends nothing in these spans
+    begins, until = T_NOW + 250.0, T_NOW + 600.0
+    silence = alert_store.Silence("silence", "", "c1", "app", until, "planned", "ops", begins)
+
+    def sent(leaf: tuple[str, str], t: float) -> float:
+        lost = sum(max(0.0, min(t, b) - a) for a, b in down) if leaf == ("c1", "app") else 0.0
+        return rates[leaf] * (t - lost)
+
+    plain = _store_stand_in(lambda: _minutes_window(clock["now"], list(rates), sent, [1.0, 0.1, 0.05, 500.0, 0.02]),
+                            lambda *a: None)  # fmt: skip
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.read_silences:
+            return [silence] if clock["now"] >= begins else []
+        if fn is alert_store.read_alerts:
+            return []
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    runner = AlertRunner(None, call, freshness, state_path=tmp_path / "s.json", clock=lambda: clock["now"],
+                         robots=[Robot("webhook", "http://127.0.0.1:1/hook")])  # fmt: skip
+    queued: list[tuple[float, Any]] = []
+
+    async def go() -> None:
+        while clock["now"] < until + 60:
+            await runner.tick()
+            while not runner.outbox.queue.empty():
+                queued.append((clock["now"], runner.outbox.queue.get_nowait()))
+            clock["now"] += 10.0
+
+    asyncio.run(go())
+    app = [a for a in runner.detector.firing() if a.scope == Scope("c1", "app") and a.metric == "interactions"]
+    assert app and app[0].opened_at > app[0].detected_at, runner.detector.firing()  # reopened, the same incident
+    told = [(at, note.event.split("@")[0], note.reopen) for at, note in queued if note.alert_id == app[0].id]
+    kinds = [kind for _, kind, _ in told]
+    assert kinds[:2] == ["fired", "resolved"], told  # before the silence
+    assert all(not begins <= at < until for at, _, _ in told), told  # nothing while silenced
+    assert told[2] == (until, "fired", True), told  # at once when it ends: a reopening, "down again"
+    reopened = next(note for at, note in queued if note.alert_id == app[0].id and at == until)
+    assert reopened.again is not None and "恢复后再次下跌" in reopened.again.title
