@@ -84,11 +84,18 @@ def scope_text(campaign_id: str | None, channel: str | None, ctx: Context) -> st
 
 def child_text(label: str, campaign_id: str | None, ctx: Context) -> str:
     """A child folded under the alert, as the room knows it: under a campaign, its channel (`c02/wechat` ->
-    微信); under the total, the campaign by name (a campaign id may hold '/', so the label is looked up whole)."""
+    微信); under the total, the campaign by name (a campaign id may hold '/', so the label is looked up whole
+    first), or a channel folded straight under it as campaign / channel."""
     if campaign_id is not None and label.startswith(f"{campaign_id}/"):
         channel = label[len(campaign_id) + 1 :]
         return CHANNEL_NAMES.get(channel, channel) if ctx.language == "zh" else channel
-    return ctx.campaign_names.get(label) or label
+    if label in ctx.campaign_names:
+        return ctx.campaign_names[label]
+    # A channel folded straight under the total (its campaign had no incident): campaign / channel
+    head, _, tail = label.rpartition("/")
+    if head and (head in ctx.campaign_names or tail in CHANNEL_NAMES):
+        return scope_text(head, tail, ctx)
+    return label
 
 
 def link(doc: Mapping[str, Any], ctx: Context) -> str:

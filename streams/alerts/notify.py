@@ -311,6 +311,7 @@ class Outcome:
     ok: bool
     attempts: int
     detail: str  # the robot's answer or the error, credentials never included
+    held: bool = False  # not sent, or not taken, for the rate's sake (ours, or the robot's "too fast"): no failure
 
 
 def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:
@@ -381,7 +382,7 @@ def send(
     if not robot.admit(clock()):
         why = "cooling down after it said too fast" if clock() < robot.cool_until else (
             f"over {PER_MINUTE[robot.kind]} messages a minute")  # fmt: skip
-        return Outcome(robot.name, False, 0, f"{why}: held back")
+        return Outcome(robot.name, False, 0, f"{why}: held back", held=True)
     detail = ""
     for attempt in range(1, attempts + 1):
         if attempt > 1 and not robot.admit(clock()):  # a retry is a request too: the robot counts it
@@ -399,7 +400,11 @@ def send(
             if 300 <= exc.code < 400:
                 said, detail = REFUSED, f"HTTP {exc.code} (a redirect, not followed)"
             else:
-                said, detail = _answer_ok(robot.kind, exc.code, exc.read(ANSWER_MAX) if exc.fp is not None else b"")
+                try:  # the error's body says which refusal (a robot's code); cut off, it is a failed attempt
+                    body = exc.read(ANSWER_MAX) if exc.fp is not None else b""
+                    said, detail = _answer_ok(robot.kind, exc.code, body)
+                except Exception as cut:  # reset mid-body: send never raises
+                    said, detail = RETRY, f"HTTP {exc.code}, its answer cut off ({type(cut).__name__})"
         except Exception as exc:  # refused, timed out, or a URL http.client rejects: a failed attempt
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             # A webhook silent until the deadline shut it reads "remote end closed": it is a timeout;
@@ -415,9 +420,8 @@ def send(
             return Outcome(robot.name, True, attempt, detail)
         if said == TOO_FAST:
             robot.cool_until = clock() + COOL_S[robot.kind]
-            return Outcome(
-                robot.name, False, attempt, _with(detail, f"too fast: nothing to it for {COOL_S[robot.kind]:g} s")
-            )
+            said_too_fast = _with(detail, f"too fast: nothing to it for {COOL_S[robot.kind]:g} s")
+            return Outcome(robot.name, False, attempt, said_too_fast, held=True)
         if said == REFUSED:
             return Outcome(robot.name, False, attempt, _with(detail, "refused as sent, not retried"))
         if attempt < attempts:

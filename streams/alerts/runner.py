@@ -538,10 +538,11 @@ class AlertRunner:
         return changed
 
     def _tell(
-        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
-    ) -> None:
+        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float,
+        said_as: str | None = None,
+    ) -> None:  # fmt: skip
         """A state change's message, and what the room now believes (unless a silence kept it from it)."""
-        if self._notify(alert, event, silences, ctx, now):
+        if self._notify(alert, event, silences, ctx, now, said_as):
             self.flaps.told(alert, event, now)
             if event.split("@")[0] in ("fired", "escalated") and self._last_told.get(alert.id) != event:
                 # Reminders count from when the room was told: a child told on its own once its parent
@@ -560,13 +561,16 @@ class AlertRunner:
             scope = alert.scope
             if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
                 continue
-            # Its opening, as it stands now (critical if it was raised meanwhile): the room never heard of
-            # it, so "now critical" of a warning it was never told was no news it could read.
-            self._tell(alert, f"fired@{alert.opened_at:.0f}", silences, ctx, now)
+            # Said as its opening, as it stands now (critical if it was raised meanwhile): the room never
+            # heard of it, so "now critical" of a warning it was never told was no news it could read. Its
+            # name stays the change's own (escalated@...), so the same change told again later (a child
+            # folding in) is known as sent.
+            self._tell(alert, notification_event(alert), silences, ctx, now, said_as="fired")
 
     def _notify(
-        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float
-    ) -> bool:
+        self, alert: Alert, event: str, silences: Sequence[alert_store.Silence], ctx: Context, now: float,
+        said_as: str | None = None,
+    ) -> bool:  # fmt: skip
         """Queue `event`'s message unless a silence covers the alert; whether the room is told."""
         scope = alert.scope
         if any(s.covers(alert.metric, scope.campaign_id, scope.channel, now) for s in silences):
@@ -574,7 +578,7 @@ class AlertRunner:
             return False
         if not self.robots:
             return True
-        kind, doc = event.split("@")[0], _json_safe(alert.to_row())
+        kind, doc = said_as or event.split("@")[0], _json_safe(alert.to_row())
         message = render(doc, kind, ctx)
         again = render(doc, "reopened", ctx) if kind == "fired" else None
         note = Note(alert.id, event, message, again, alert.opened_at > alert.detected_at)
@@ -752,7 +756,7 @@ class AlertRunner:
             outcome = await loop.run_in_executor(None, send, robot, with_digest(message, held, self._language()))
         except Exception as exc:
             outcome = Outcome(robot.name, False, 1, robot.redact(f"{type(exc).__name__}: {exc}"))
-        if outcome.attempts == 0:  # over the robot's rate: goes out when the rate lets it
+        if outcome.held:  # over the robot's rate (or it said too fast): goes out when the rate lets it
             self.outbox.held[robot.kind] = [*held, Held(message, note.alert_id, note.event, False)][-HELD_MAX:]
             return
         if outcome.ok:
@@ -780,7 +784,7 @@ class AlertRunner:
             await self._digested(held, robot)
         else:
             self.outbox.held[robot.kind] = [*held, *self.outbox.held.get(robot.kind, [])][-HELD_MAX:]
-        return outcome.ok or outcome.attempts == 0  # over its rate is no failure: tried again as soon
+        return outcome.ok or outcome.held  # over its rate is no failure: tried again as soon as it lets
 
     def _robot_done(self, note: Note, robot: Robot) -> None:
         waiting = self.outbox.waiting.get(note.key)

@@ -9,8 +9,10 @@ browser; without chromium this test fails and says how to get it (`make install`
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -146,7 +148,19 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
         known = sorted(campaigns)[0]
         page.goto(drill + f"&var-campaign={known}")
         expect(page.locator("#var-campaign")).to_have_value(known, timeout=30_000)
+        expect(page.locator("#var-warning-campaign")).to_have_count(1)  # there, and hidden
         expect(page.locator("#var-warning-campaign")).to_be_hidden()
+        # A campaign whose first counts come while the screen shows it: the warning goes by itself.
+        page.goto(drill + "&var-campaign=late-campaign")
+        expect(page.locator("#var-warning-campaign")).to_be_visible(timeout=30_000)
+        last_click = [r for r in sim.records if r.kind == "clicks"][-1]
+        event = json.loads(last_click.value)
+        event.update(campaign_id="late-campaign", event_id="late-campaign-first")
+        first = replace(last_click, value=json.dumps(event).encode())
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, send_records(settings, [first], paced=False)).result()
+        expect(page.locator("#var-warning-campaign")).to_be_hidden(timeout=60_000)
+        expect(page.locator("#var-campaign")).to_have_value("late-campaign")
 
         # A bad range is no blank page: every panel says what is wrong, in the panel.
         page.goto(url.replace(f"from={start}", "from=yesterday"))

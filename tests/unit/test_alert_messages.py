@@ -217,8 +217,10 @@ def test_the_children_that_moved_are_named_as_the_room_knows_them() -> None:
     campaign = {**DROP, "channel": None, "children": ["d11/wechat", "d11/app", "d11/web"]}
     assert "一同下跌：微信、APP、web" in render(campaign, "fired", Context(names, 0.0)).text
     assert "also down: wechat, app, web\n" in render(campaign, "fired", Context(names, 0.0, language="en")).text
-    total = {**DROP, "campaign_id": None, "channel": None, "children": ["2026/双11", "c07", "c99"]}
-    assert "一同下跌：双11预售、家电会场、c99" in render(total, "fired", Context(names, 0.0)).text
+    total = {**DROP, "campaign_id": None, "channel": None, "children": ["2026/双11", "c07", "c99", "d11/wechat",
+                                                                         "c99/app", "c07/web"]}  # fmt: skip
+    assert "一同下跌：双11预售、家电会场、c99、双11主会场 / 微信、c99 / APP、家电会场 / web" in render(
+        total, "fired", Context(names, 0.0)).text  # fmt: skip
     many = {**total, "children": [f"c{i}" for i in range(9)]}
     english = render(many, "fired", Context({}, 0.0, language="en")).text
     assert "also down: c0, c1, c2, c3, c4, c5 and 3 more" in english

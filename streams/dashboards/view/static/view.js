@@ -284,6 +284,7 @@
       this.doc = doc;
       this.tz = doc.timezone || "Asia/Shanghai";
       this.values = {};
+      this.pickers = [];  // each variable's select, its values in the range, and its warning
       this.panels = [];
       this.refreshMs = Math.max(2000, 1000 * parseInt(doc.refresh || "5s", 10) || 5000);
     }
@@ -321,18 +322,45 @@
         });
         holder.append(el("label", { for: "var-" + v.name, text: v.label || v.name }), select);
         // A value the range does not know (a typo, a campaign with no counts in it) would draw zeros as
-        // if it were real: say so beside it, in the bar, for as long as it is chosen.
-        const warning = el("span", { class: "var-warning", id: "var-warning-" + v.name, role: "status" });
-        const warn = () => {
-          const unknown = select.value !== "" && !options.includes(select.value);
-          warning.hidden = !unknown;
-          warning.textContent = unknown
-            ? `⚠ ${select.value}: 此时间范围内没有数据 / no counts in this range`
-            : "";
-        };
-        select.addEventListener("change", warn);
-        warn();
-        holder.append(warning);
+        // if it were real: say so beside it, in the bar, for as long as it is chosen and unknown (the
+        // values are read again while it is shown, and every minute: a campaign's first minute settles).
+        const picker = { name: v.name, select, options, loadedMs: Date.now(),
+          warning: el("span", { class: "var-warning", id: "var-warning-" + v.name, role: "status" }) };
+        select.addEventListener("change", () => this.warn(picker));
+        this.warn(picker);
+        this.pickers.push(picker);
+        holder.append(picker.warning);
+      }
+    }
+
+    warn(picker) {
+      const value = picker.select.value;
+      const unknown = value !== "" && !picker.options.includes(value);
+      picker.warning.hidden = !unknown;
+      picker.warning.textContent = unknown ? `⚠ ${value}: 此时间范围内没有数据 / no counts in this range` : "";
+    }
+
+    // The pickers' values, read again when one warns or a minute has passed; the chosen value is kept.
+    async refreshPickers() {
+      for (const picker of this.pickers) {
+        if (picker.warning.hidden && Date.now() - picker.loadedMs < 60_000) continue;
+        try {
+          const path = `/api/variables/${encodeURIComponent(this.doc.uid)}/${encodeURIComponent(picker.name)}`;
+          const options = (await api(path, this.timeQuery())).values;
+          picker.loadedMs = Date.now();
+          const current = picker.select.value;
+          const choices = options.includes(current) || !current ? options : [current, ...options];
+          const shown = Array.from(picker.select.options, (o) => o.value);
+          if (choices.join("\u0000") !== shown.join("\u0000")) {
+            picker.select.replaceChildren(...choices.map((o) => el("option", { value: o, text: o })));
+            picker.select.value = current || choices[0] || "";
+            if (!current && choices.length) this.values[picker.name] = choices[0];  // the first values came
+          }
+          picker.options = options;
+          this.warn(picker);
+        } catch (err) {
+          // the panels say what is wrong with the store; the picker keeps what it had
+        }
       }
     }
 
@@ -469,7 +497,7 @@
       if (this.busy) return;
       this.busy = true;
       try {
-        const [asOf] = await Promise.all([this.refreshPanels(), this.refreshStatus()]);
+        const [asOf] = await Promise.all([this.refreshPanels(), this.refreshStatus(), this.refreshPickers()]);
         const failed = this.panels.filter((p) => p.node.dataset.state === "error").length;
         const updated = document.getElementById("updated");
         const clock = new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
