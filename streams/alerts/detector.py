@@ -71,8 +71,10 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 14  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 15  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
+REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
+_SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
@@ -109,12 +111,13 @@ class Alert:
     kind: str  # "drop" | "lag"
     metric: str | None  # None for lag
     scope: Scope
-    started_at: float  # event time of the onset (start of the window first judged low)
+    started_at: float  # event time of the onset: the likeliest change point before the check that fired (`_onset`)
     detected_at: float  # step.at when it fired
     resolved_at: float | None
     expected: float
     observed: float
-    basis: str  # "plan" | "history" | "share-of-parent" | "ratio:<metric>/interactions" | "schedule" | "freshness"
+    basis: str  # "plan" | "history" | "share-of-parent" | "share-of-total" | "ratio:<metric>/interactions" | "schedule"
+    # | "freshness"
     severity: str  # "critical" | "warning"
     message: str
     children: tuple[Scope, ...] = ()
@@ -236,6 +239,7 @@ class Detector:
         self._scopes: list[Scope] = []
         self._index: dict[Scope, int] = {}
         self._parent = np.zeros(0, dtype=np.int64)
+        self._depth = np.zeros(0, dtype=np.int64)
         self._campaign_of: list[str | None] = []
         m = len(METRICS)
         # cumulative sums: x, x masked, q_level, q_share, q_ratio, the three masked, the plan's lower envelope,
@@ -285,6 +289,7 @@ class Detector:
         self._campaign_of.append(scope.campaign_id)
         m = len(METRICS)
         self._parent = np.append(self._parent, parent_index)
+        self._depth = np.append(self._depth, scope.depth)
         self._ring = np.concatenate([self._ring, np.zeros((RING, self._h, 1, m))], axis=2)
         self._reset_pos = np.append(self._reset_pos, 0)
         self._open = np.concatenate([self._open, np.zeros((1, m), dtype=bool)])
@@ -383,6 +388,19 @@ class Detector:
         # A channel's reference is the rest of its campaign (its siblings), not the campaign: a drop of
         # a channel that brings half the campaign would otherwise halve in its own reference.
         q_share[child] = np.maximum(clean[self._parent[child]] - clean[child], 0.0)
+        # A campaign's reference is the rest of the total, times its plan's ratio to the rest's plan this
+        # step: the rest changes by design whenever another campaign starts or ends, which the plan knows,
+        # while the day's shape (the 00:00 surge minutes early or late, falling off faster or slower than
+        # planned) moves every campaign alike and cancels. Unlike its own plan, it needs no envelope: a
+        # campaign losing half its traffic three minutes into the surge is half its usual share of it (an
+        # outside probe: such drops were missed, or read "35% below"). Unplanned: no reference.
+        camp = self._depth == 1
+        if camp.any():
+            top = self._parent[camp]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = q_level[camp] / (q_level[top] - q_level[camp])
+            planned_both = covered & has_plan[camp] & has_plan[top]
+            q_share[camp] *= np.where(planned_both & np.isfinite(ratio) & (ratio >= 0), ratio, 0.0)
         q_ratio = np.repeat(clean[:, _INTERACTIONS : _INTERACTIONS + 1], m, axis=1)
         q_ratio[:, _INTERACTIONS] = 0.0
         # A channel's burst is left out of its own baselines too: after it, normal would look low.
@@ -404,6 +422,10 @@ class Detector:
         np.logical_or.at(family, self._parent[child], family[child])
         keep_share = keep.copy()
         keep_share[child] &= ~family[self._parent[child]][:, None]
+        # A campaign's share is learnt only where its reference was there: in the eve before campaigns that
+        # start at 00:00 the rest of the total may be nothing, and a ratio to a few seconds of it is no rate
+        # (c01 "an outage" 25 s into the surge, an hour long, on a night where it ran alone before 00:00).
+        keep_share[self._depth == 1] &= q_share[self._depth == 1] > 0
         self._family_busy = family
         self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered)
         changed: list[Alert] = []
@@ -465,7 +487,7 @@ class Detector:
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, np.full(x.shape, float(not covered))])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -553,9 +575,11 @@ class Detector:
         # Resolve first: what recovers in this step is judged afresh, its windows clear of the
         # incident's data, instead of reopening at once (and the resolved row is what gets written).
         self._resolve(step, units, var_unit, changed)
-        # Shares of the parent are judged for channels only: a campaign's share of the total changes
-        # by design whenever another campaign starts or ends.
+        # Shares of the parent: a channel's of its campaign; a campaign's of the total only as the plan
+        # moves it (its reference is zero unplanned: `step`), as it changes by design whenever another
+        # campaign starts or ends.
         is_channel = np.array([sc.channel is not None for sc in self._scopes])[:, None]
+        is_campaign = (self._depth == 1)[:, None]
         best_z = np.full((s, m), np.inf)
         best = np.zeros((5, s, m))  # check, basis, expected, observed, judged on the plan
         for c, check in enumerate(cfg.checks):
@@ -647,7 +671,22 @@ class Detector:
                     rows = self._parent >= 0
                     p = self._parent[rows]
                     quiet[rows] = ~self._family_busy[p] & (step.settled_until >= self._family_clear[p])
-                    ok &= is_channel & eligible & quiet[:, None]
+                    # A campaign waits for the total only, not for the other campaigns: one of nine in an
+                    # incident moves the rest by a ninth (its recovery reads as a rise of the rest, if
+                    # anything), and a campaign's drop while another's ramp was open went unjudged
+                    top = np.flatnonzero(self._depth == 0)
+                    if top.size:
+                        camp_rows = self._depth == 1
+                        quiet[camp_rows] = ~self._open[top[0]].any() & (
+                            step.settled_until >= self._family_clear[top[0]]
+                        )
+                    # a campaign's share: only on a baseline that had its reference long enough (`covered`),
+                    # and not across a change of the rest: campaigns joining or leaving it bring their own
+                    # plan's level error (+-30%) into it, which no baseline before them has learnt
+                    cover = max(MIN_COVER_S, MIN_COVER * check.baseline_s)
+                    share_cover = self._base(_SHARE_LIVE, k + gap, length) >= cover
+                    stable_rest = self._rest_stable(k, gap, length)
+                    ok &= (is_channel | (is_campaign & share_cover & stable_rest)) & eligible & quiet[:, None]
                 else:
                     ok[:, _INTERACTIONS] = False
                 if b != _LEVEL:  # confirmation: low on its own level too (a bot burst elsewhere is not a drop)
@@ -699,11 +738,11 @@ class Detector:
                     continue
                 check = cfg.checks[c]
                 scope = self._scopes[row]
-                window = self._windows[c] * cfg.step_s
-                started = step.settled_until - window
                 basis = self._basis_name(b, row, j, bool(best[4, row, j]))
                 self._frozen[:, :, row, j], self._frozen_plan[:, row, j] = self._live_ratios(row, j, step.settled_until)
                 ratio = float(self._frozen[c, b, row, j])
+                level = observed / expected if expected > 0 else 0.0
+                started = self._onset(row, j, c, b, bool(best[4, row, j]), ratio, level, step.settled_until)
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                     alert = state.alert
                     alert.resolved_at, alert.opened_at, alert.raised_at = None, step.at, math.nan
@@ -732,6 +771,31 @@ class Detector:
                         self._raise_holders(row, j, step.at, changed)
                 else:
                     changed.append(alert)
+
+    def _onset(self, row: int, j: int, c: int, b: int, planned: bool, ratio: float, level: float, at: float) -> float:
+        """When the drop began: the likeliest change point in the check's window and the minute before it,
+        from "as expected" to the level the window fired at (the start of the steps whose counts sum to the
+        largest Poisson log-likelihood ratio of that level against the expectation). It was the start of the
+        window that fired: a drop caught on a 2-minute window said "since" 49 s after it began, one on a
+        6-minute window up to minutes before it (an outside probe compared them with the screen); and the
+        recovery counts from the onset, so its windows held counts from before it."""
+        cfg = self.config
+        window = self._windows[c]
+        fallback = at - window * cfg.step_s
+        k = min(window + round(60 / cfg.step_s), self._n, self._h - 1)
+        if k < 2 or not (math.isfinite(ratio) and ratio > 0):
+            return fallback
+        ref = (8 if planned else _QT) if b == _LEVEL else 2 + b
+        pos = [(self._n - i) % self._h for i in range(k, -1, -1)]  # the cumulative sums before the last k steps, ...
+        x = np.diff(self._ring[0, pos, row, j])
+        e = ratio * np.diff(self._ring[ref, pos, row, j])
+        span = np.diff(self._ring[9, pos, row, j])
+        low = min(max(level, 0.02), 0.9)
+        gain = np.cumsum((x * math.log(low) + e * (1 - low))[::-1])[::-1]  # from each step to the last
+        if not np.isfinite(gain).all():
+            return fallback
+        first = int(np.argmax(gain))
+        return at - float(span[first:].sum())
 
     def _raise_holders(self, row: int, j: int, at: float, changed: list[Alert]) -> None:
         """A folded child at an outage: the incidents it is folded under, up to the one reported, are
@@ -802,6 +866,20 @@ class Detector:
         use = planned[p] & ~planned[rows] & np.isfinite(ratio)
         fall[rows] = np.where(use, ratio, 1.0)
         return fall
+
+    def _rest_stable(self, k: int, gap: int, length: int) -> BoolArray:
+        """Per row: for a campaign, whether its plan's ratio to the rest of the total's plan moves by at most
+        REST_CHANGE between the baseline and the window (a campaign starting or ending moves it)."""
+        out = np.zeros((len(self._scopes), len(METRICS)), dtype=bool)
+        rows = np.flatnonzero(self._depth == 1)
+        if not rows.size:
+            return out
+        p = self._parent[rows]
+        win, base = self._win(2, k), self._base(2, k + gap, length)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = (win[rows] / (win[p] - win[rows])) / (base[rows] / (base[p] - base[rows]))
+            out[rows] = (change <= REST_CHANGE) & (change >= 1 / REST_CHANGE)
+        return out
 
     def _planned(self, has_plan: BoolArray, k: int, gap: int, length: int) -> BoolArray:
         """Rows judged on the plan by a check of window k, gap and baseline length: planned, and no step of
@@ -1039,7 +1117,7 @@ class Detector:
         if b == _LEVEL:
             return "plan" if planned else "history"
         if b == _SHARE:
-            return "share-of-parent"
+            return "share-of-parent" if self._scopes[row].channel is not None else "share-of-total"
         return f"ratio:{METRICS[j]}/interactions"
 
     def _message(self, alert: Alert) -> str:

@@ -37,6 +37,7 @@ BASIS_NAMES = {
     "zh": {
         "plan": "按计划",
         "share-of-parent": "按与本活动其他渠道的比例",
+        "share-of-total": "按与其他活动的比例（随计划变化）",
         "history": "按近期水平",
         "ratio": "按指标间比例",
         "schedule": "按活动排期",
@@ -44,6 +45,7 @@ BASIS_NAMES = {
     "en": {
         "plan": "the plan",
         "share-of-parent": "its ratio to the campaign's other channels",
+        "share-of-total": "its ratio to the other campaigns, as the plan moves it",
         "history": "its recent level",
         "ratio": "the ratio between metrics",
         "schedule": "the schedule",

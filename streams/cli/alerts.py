@@ -643,11 +643,15 @@ def ack_alert(
     who = _who(by)
     with alert_tables(clickhouse) as tables:
         previous = tables.ack(alert_id, who)
+        # Acknowledging one that is over says so (an outside probe: "acknowledged" of an incident resolved
+        # minutes before read as if someone were now on a live one)
+        found = [r for r in tables.alerts(None, False, "live") if r["id"] == alert_id]
+    said = f"acknowledged {alert_id} by {who}"
     if previous and previous["acked_by"] != who:
-        typer.echo(f"acknowledged {alert_id} by {who}; it had been acknowledged by {previous['acked_by']} "
-                   f"at {previous['acked_at']}")  # fmt: skip
-    else:
-        typer.echo(f"acknowledged {alert_id} by {who}")
+        said += f"; it had been acknowledged by {previous['acked_by']} at {previous['acked_at']}"
+    if found and found[0].get("resolved_at"):
+        said += f"; it is resolved (since {found[0]['resolved_at']}): nothing more is sent for it"
+    typer.echo(said)
 
 
 def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> tuple[str, str, str]:

@@ -416,7 +416,10 @@ def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
             f"FROM {SINK_LOG} WHERE written_at > now64(3) - INTERVAL 15 MINUTE",
             Grid(21, 0, 3, 5), unit="s", decimals=1, steps=((10, "orange"), (30, "red")), no_value="无写入 / no writes",
             description="Seconds since the newest event now in ClickHouse reached Kafka (from the sink's log, "
-            "written once a second: up to a second high). Red: the screen is stale.",
+            "written once a second: up to a second high). Orange after 10 s, red after 30 s: nothing new has "
+            "reached the screen. Either the pipeline is behind (the banner then says so, and a lag alert "
+            "comes after 60 s) or no events are arriving (the pipeline is caught up and the banner is "
+            "empty; the drop alerts judge that).",
         ),
         timeseries(
             "每分钟成交额 (按事件时间, 所选时段) / GMV per minute (event time, selected range), vs the day before",

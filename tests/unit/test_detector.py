@@ -942,3 +942,21 @@ def test_a_campaign_outage_long_after_the_total_fell_for_another_reason_is_told(
     assert len(total) == 1 and total[0].detected_at - (T0 + 3000) <= 60, told
     mine = [a for a in told if a.scope == Scope("c2") and a.started_at >= T0 + 3600]
     assert len(mine) == 1 and mine[0].detected_at - (T0 + 3720) <= 60, told
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("depth", "onset_s"), [(1.0, 2405), (0.5, 2433), (0.55, 2461)])
+def test_since_is_when_the_drop_began_not_where_the_window_that_caught_it_began(
+    seed: int, depth: float, onset_s: float
+) -> None:
+    """An outside probe compared the messages' "since" with the screen: a 55% drop caught on the 2-minute
+    window said "since" 49 s after it began (the window's start), an outage 20 s after. It is the
+    likeliest change point now: within a 10 s bucket of the onset, mid-bucket onsets included."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 1 - depth if scope.channel == "wechat" and t >= T0 + onset_s else 1.0
+
+    changes = run(Detector(), series(flat(40), 3000, seed=seed, hit=hit))
+    first = [a for a in opened(changes) if a.scope.channel == "wechat" and a.metric == "interactions"]
+    assert first, opened(changes)
+    assert abs(first[0].started_at - (T0 + onset_s)) <= 15, (first[0].started_at - T0 - onset_s, first[0].window)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
 import numpy as np
 import pytest
 
 from streams.alerts.detector import METRICS, Detector, Scope
-from streams.kit.saleday import MIDNIGHT, STEP_S, DayConfig, Incident, make_day
+from streams.kit.saleday import MIDNIGHT, STEP_S, DayConfig, Incident, SaleDay, make_day
 from streams.lab.alerteval import EvalConfig, make_labelled_day, run_detector, score_day
 
 SHORT = {"hours": 3.0, "campaigns": 4}  # 23:00 to 02:00 Beijing: the eve, the surge, the fall-off
@@ -126,6 +130,46 @@ def test_no_false_alarm_on_an_incident_free_surge_night(seed: int) -> None:
     fired, cpu_ms, _ = run_detector(day)
     assert [a for a in fired if a.kind == "drop"] == []
     assert cpu_ms < 50
+
+
+def _surge_day(seed: int, incident: Callable[[str], Incident]) -> tuple[SaleDay, list[Any], Any]:
+    """A two-hour night (23:00 - 01:00) of 10 campaigns with the plan's errors, and one incident on the
+    first campaign running since the eve; its detector's alerts and score."""
+    base = DayConfig(seed=seed, campaigns=10, hours=2.0, stalls=0, late_partitions=0)
+    running = next(c for c, (starts, _) in make_day(base).schedule.items() if starts is None)
+    day = make_day(replace(base, incidents=(incident(running),)))
+    fired, _, _ = run_detector(day)
+    return day, fired, score_day(day, fired)
+
+
+@pytest.mark.parametrize("seed", [100, 101, 103])
+def test_a_campaign_halving_five_minutes_into_the_surge_is_caught_on_its_share_of_the_total(seed: int) -> None:
+    """An outside probe: a campaign falling 55% at 00:05 for 4 minutes was read "35% below" or missed.
+    Its own plan can judge it only through the envelope of +-5 min (the surge's peak may come minutes
+    early or late), which in the fall-off is a third below the plan. Its share of the rest of the total,
+    as the plan moves it, needs none: every campaign follows the day's shape alike. (Missed on these
+    seeds before 2026-12-07.)"""
+    _, fired, result = _surge_day(seed, lambda c: Incident("drop", Scope(c), METRICS, MIDNIGHT + 300, 240, 0.55))
+    (incident, _, delay, _, _) = result.incidents[0]
+    assert delay is not None and delay <= 150, delay
+    hows = {f.how for f in fired if f.scope == incident.scope}
+    assert any(how.startswith("share-of-total") for how in hows), hows
+    assert result.false_alarms == 0, [(f.scope.label(), f.metric, f.how) for f in result.false_list]
+
+
+@pytest.mark.parametrize("seed", [100, 101, 102])
+def test_a_campaign_ramping_down_across_midnight_is_caught(seed: int) -> None:
+    """The probe's other miss: a campaign ramping to -60% over 7 minutes from 23:58, through the start of
+    the surge, where its own plan's level does not carry across the regime change. (Missed on these
+    seeds before 2026-12-07.)"""
+
+    def ramp(c: str) -> Incident:
+        return Incident("ramp", Scope(c), METRICS, MIDNIGHT - 120, 690, 0.6, "ramp", 420.0)
+
+    _, _, result = _surge_day(seed, ramp)
+    (_, _, delay, _, _) = result.incidents[0]
+    assert delay is not None and delay <= 600, delay
+    assert result.false_alarms == 0, [(f.scope.label(), f.metric, f.how) for f in result.false_list]
 
 
 def test_an_outage_during_the_fall_off_is_caught_and_scored() -> None:
