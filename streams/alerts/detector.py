@@ -71,10 +71,11 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 15  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 17  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
 _SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
+_REST, _REST_K = 15, 16  # ring: a share's reference as counted (a campaign's before the plan's scaling), and masked
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
@@ -394,13 +395,17 @@ class Detector:
         # planned) moves every campaign alike and cancels. Unlike its own plan, it needs no envelope: a
         # campaign losing half its traffic three minutes into the surge is half its usual share of it (an
         # outside probe: such drops were missed, or read "35% below"). Unplanned: no reference.
+        rest = q_share.copy()  # as counted: the share's noise is the count's, not the scaled one's
         camp = self._depth == 1
+        scaled = np.zeros((s, m), dtype=bool)
         if camp.any():
             top = self._parent[camp]
             with np.errstate(divide="ignore", invalid="ignore"):
                 ratio = q_level[camp] / (q_level[top] - q_level[camp])
             planned_both = covered & has_plan[camp] & has_plan[top]
-            q_share[camp] *= np.where(planned_both & np.isfinite(ratio) & (ratio >= 0), ratio, 0.0)
+            factor = np.where(planned_both & np.isfinite(ratio) & (ratio > 0), ratio, 0.0)
+            q_share[camp] *= factor
+            scaled[camp] = factor > 0
         q_ratio = np.repeat(clean[:, _INTERACTIONS : _INTERACTIONS + 1], m, axis=1)
         q_ratio[:, _INTERACTIONS] = 0.0
         # A channel's burst is left out of its own baselines too: after it, normal would look low.
@@ -425,9 +430,9 @@ class Detector:
         # A campaign's share is learnt only where its reference was there: in the eve before campaigns that
         # start at 00:00 the rest of the total may be nothing, and a ratio to a few seconds of it is no rate
         # (c01 "an outage" 25 s into the surge, an hour long, on a night where it ran alone before 00:00).
-        keep_share[self._depth == 1] &= q_share[self._depth == 1] > 0
+        keep_share[camp] &= scaled[camp]  # (by the plan, not by the count: a sparse rest counts 0 at times)
         self._family_busy = family
-        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered)
+        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered, rest)
         changed: list[Alert] = []
         self._judge_lag(step, changed)
         if self._lag is None or self._lag.alert.resolved_at is not None:
@@ -482,12 +487,13 @@ class Detector:
         return excess
 
     def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray, qt: FloatArray,
-              span: float, keep: BoolArray, keep_share: BoolArray, covered: bool) -> None:  # fmt: skip
+              span: float, keep: BoolArray, keep_share: BoolArray, covered: bool,
+              rest: FloatArray) -> None:  # fmt: skip
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -698,9 +704,14 @@ class Detector:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
                     if b != _LEVEL:  # the reference is a count too: r * (siblings or interactions),
-                        # noisy in the window and in the baseline that learnt r
-                        var += (var_unit if b == _SHARE else cfg.phi) * refs[b] * mu
-                        var += mu**2 / np.maximum(ref_base[b] / (units if b == _SHARE else 1.0), 1.0)
+                        # noisy in the window and in the baseline that learnt r (a campaign's share: the rest
+                        # as counted, before the plan's scaling, whose noise that scaling multiplies)
+                        counted, counted_base = refs[b], ref_base[b]
+                        if b == _SHARE:
+                            counted = refs[b] * np.where(is_campaign, self._win(3, k) / self._win(_REST, k), 1.0)
+                            counted_base = np.where(is_campaign, self._base(_REST_K, k + gap, length), ref_base[b])
+                        var += (var_unit if b == _SHARE else cfg.phi) * counted * mu
+                        var += mu**2 / np.maximum(counted_base / (units if b == _SHARE else 1.0), 1.0)
                     z = (seen - mu) / np.sqrt(var)
                     fire = ok & (seen <= (1 - check.depth) * mu) & (z <= -check.z)
                 better = fire & (z < best_z)
@@ -780,15 +791,23 @@ class Detector:
         6-minute window up to minutes before it (an outside probe compared them with the screen); and the
         recovery counts from the onset, so its windows held counts from before it."""
         cfg = self.config
-        window = self._windows[c]
+        window, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
         fallback = at - window * cfg.step_s
-        k = min(window + round(60 / cfg.step_s), self._n, self._h - 1)
+        k, fall = window + round(60 / cfg.step_s), 1.0
+        if b == _LEVEL and not planned:  # the expectation as the check had it: on the recent rate, a channel
+            # falls with its campaign's plan, and a parent leaves out a campaign ending on schedule (not per
+            # step here: within the window only, where the check judged it so)
+            rows_planned = self._planned(self._plan_row >= 0, window, gap, length)
+            fall = float(self._planned_fall(rows_planned, window, gap, length)[row, j])
+            if fall < 1.0 or self._ending(at, window, gap, length) is not None:
+                k = window
+        k = min(k, self._n, self._h - 1)
         if k < 2 or not (math.isfinite(ratio) and ratio > 0):
             return fallback
         ref = (8 if planned else _QT) if b == _LEVEL else 2 + b
         pos = [(self._n - i) % self._h for i in range(k, -1, -1)]  # the cumulative sums before the last k steps, ...
         x = np.diff(self._ring[0, pos, row, j])
-        e = ratio * np.diff(self._ring[ref, pos, row, j])
+        e = ratio * fall * np.diff(self._ring[ref, pos, row, j])
         span = np.diff(self._ring[9, pos, row, j])
         low = min(max(level, 0.02), 0.9)
         gain = np.cumsum((x * math.log(low) + e * (1 - low))[::-1])[::-1]  # from each step to the last
@@ -867,14 +886,18 @@ class Detector:
         fall[rows] = np.where(use, ratio, 1.0)
         return fall
 
-    def _rest_stable(self, k: int, gap: int, length: int) -> BoolArray:
+    def _rest_stable(self, k: int, gap: int, length: int, back_of: float | None = None) -> BoolArray:
         """Per row: for a campaign, whether its plan's ratio to the rest of the total's plan moves by at most
-        REST_CHANGE between the baseline and the window (a campaign starting or ending moves it)."""
+        REST_CHANGE between the baseline and the window (a campaign starting or ending moves it). With
+        `back_of` (an incident's onset): between the 5 minutes before it and the window."""
         out = np.zeros((len(self._scopes), len(METRICS)), dtype=bool)
         rows = np.flatnonzero(self._depth == 1)
         if not rows.size:
             return out
         p = self._parent[rows]
+        if back_of is not None and self._settled is not None:
+            gap = max(math.ceil((self._settled - back_of) / self.config.step_s) - k, 0)
+            length = max(1, round(300 / self.config.step_s))
         win, base = self._win(2, k), self._base(2, k + gap, length)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = (win[rows] / (win[p] - win[rows])) / (base[rows] / (base[p] - base[rows]))
@@ -920,7 +943,20 @@ class Detector:
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
                 continue
-            if on_plan and self._win(_OUT, self._recover_windows[-1])[row, j] > 0:
+            if (
+                state.basis == _SHARE
+                and self._depth[row] == 1
+                and (
+                    self._win(_OUT, self._recover_windows[-1])[row, j] > 0
+                    or not self._rest_stable(self._recover_windows[-1], 0, 0, back_of=alert.started_at)[row, j]
+                )
+            ):
+                # A campaign's share of the total with no plan to scale it by (its span ended) or a rest that
+                # changed (a campaign joined or left) is no yardstick for its recovery: judged from here on its
+                # recent rate before the onset, as an incident on a plan that ended is (a review: a campaign
+                # still 60% down "resolved" a minute after the plan's end, its reference gone).
+                state.basis, on_plan = _LEVEL, True
+            if on_plan and (self._win(_OUT, self._recover_windows[-1])[row, j] > 0 or alert.basis == "share-of-total"):
                 # The plan ended while it was open: its recovery is judged on the recent rate from here,
                 # the rate before the incident (whose steps are masked out of the baselines). An incident
                 # on the recent rate goes on so when a plan begins: that rate is measured all along.

@@ -296,6 +296,16 @@ def known_alert(store: Store, alert_id: str) -> bool:
     return bool(rows and rows[0]["n"])
 
 
+def resolved_at(store: Store, alert_id: str) -> str | None:
+    """When the incident resolved (ISO 8601 UTC), as its newest version says; None while it fires."""
+    rows = store.query_rows(
+        f"SELECT resolved_at FROM {DB}.alerts FINAL WHERE id = {{id:String}} ORDER BY detected_at DESC LIMIT 1",
+        {"id": alert_id},
+    )
+    value = rows[0]["resolved_at"] if rows else None
+    return iso(seconds(value)) if value is not None else None
+
+
 def ack(store: Store, alert_id: str, by: str, at_s: float) -> dict[str, Any] | None:
     """Record that `by` took the incident; the acknowledgement it replaces (who, when as ISO UTC), or
     None. The latest is the one shown and kept (alert_acks replaces by id)."""

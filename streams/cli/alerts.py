@@ -302,7 +302,7 @@ class Tables(Protocol):
     where: str
 
     def alerts(self, since_s: float | None, firing: bool, source: str = "live") -> list[dict[str, Any]]: ...
-    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None: ...
+    def ack(self, alert_id: str, by: str) -> tuple[dict[str, Any] | None, str | None]: ...
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]: ...
     def silences(self) -> list[dict[str, Any]]: ...
     def unsilence(self, silence_id: str, by: str) -> dict[str, Any]: ...
@@ -347,10 +347,11 @@ class OwnerTables:
         rows: list[dict[str, Any]] = self._call(f"/api/alerts?{urllib.parse.urlencode(query)}")
         return rows
 
-    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None:
+    def ack(self, alert_id: str, by: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The acknowledgement replaced (or None), and when the incident resolved (None: it fires)."""
         done = self._call("/api/alerts/ack", {"id": alert_id, "by": by})
-        previous: dict[str, Any] | None = done.get("previous") if isinstance(done, dict) else None
-        return previous
+        doc = done if isinstance(done, dict) else {}
+        return doc.get("previous"), doc.get("resolved_at")
 
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         done: dict[str, Any] = self._call("/api/alerts/silence", doc)
@@ -407,12 +408,13 @@ class DirectTables:
 
         return alert_store.read_alerts(self.store, since_s=since_s, source=source, firing_only=firing)
 
-    def ack(self, alert_id: str, by: str) -> dict[str, Any] | None:
+    def ack(self, alert_id: str, by: str) -> tuple[dict[str, Any] | None, str | None]:
         from streams.alerts import store as alert_store
 
         if not alert_store.known_alert(self.store, alert_id):
             fail(f"no alert {alert_id!r} in {self.where}")
-        return alert_store.ack(self.store, alert_id, by, time.time())
+        previous = alert_store.ack(self.store, alert_id, by, time.time())
+        return previous, alert_store.resolved_at(self.store, alert_id)
 
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         from streams.alerts import store as alert_store
@@ -642,15 +644,14 @@ def ack_alert(
     someone else acknowledged says whose it was (the latest ack is the one shown)."""
     who = _who(by)
     with alert_tables(clickhouse) as tables:
-        previous = tables.ack(alert_id, who)
         # Acknowledging one that is over says so (an outside probe: "acknowledged" of an incident resolved
         # minutes before read as if someone were now on a live one)
-        found = [r for r in tables.alerts(None, False, "live") if r["id"] == alert_id]
+        previous, resolved = tables.ack(alert_id, who)
     said = f"acknowledged {alert_id} by {who}"
     if previous and previous["acked_by"] != who:
         said += f"; it had been acknowledged by {previous['acked_by']} at {previous['acked_at']}"
-    if found and found[0].get("resolved_at"):
-        said += f"; it is resolved (since {found[0]['resolved_at']}): nothing more is sent for it"
+    if resolved:
+        said += f"; it is resolved (since {resolved}): nothing more is sent for it"
     typer.echo(said)
 
 

@@ -190,7 +190,8 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
             if not await store.call(alert_store.known_alert, store, alert_id):
                 return self.json({"error": f"no alert {alert_id!r}"}, status=404)
             previous = await store.call(alert_store.ack, store, alert_id, by, time.time())
-            return self.json({"ok": True, "previous": previous})
+            resolved = await store.call(alert_store.resolved_at, store, alert_id)
+            return self.json({"ok": True, "previous": previous, "resolved_at": resolved})
 
     @app.page("/api/alerts/silence")
     class Silence(View):

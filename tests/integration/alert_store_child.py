@@ -43,6 +43,7 @@ def main(path: str) -> None:
     out["alerts"] = s.read_alerts(store, NOW - 3600)
     out["firing"] = s.read_alerts(store, None, "live", True)
     out["known"] = [s.known_alert(store, "a1"), s.known_alert(store, "nope")]
+    out["resolved_at"] = [s.resolved_at(store, "a1"), s.resolved_at(store, "l1"), s.resolved_at(store, "nope")]
     out["first_ack"] = s.ack(store, "a1", "night-shift", NOW + 2)
     out["second_ack"] = s.ack(store, "a1", "on-call", NOW + 5)  # someone else takes it: the screen shows them
     out["acked"] = [(a["id"], a["acked_by"], a["acked_at"]) for a in s.read_alerts(store, NOW - 3600)]

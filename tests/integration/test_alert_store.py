@@ -47,6 +47,7 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     assert out["known"] == [True, False]
     assert sorted(out["acked"]) == [["a1", "on-call", out["acked"][0][2]], ["l1", None, None]]
     # A second ack says whose it was (the CLI tells the one who takes it over).
+    assert out["resolved_at"] == [alerts["a1"]["resolved_at"], None, None]  # a1 by its newest version: resolved
     assert out["first_ack"] is None
     assert out["second_ack"]["acked_by"] == "night-shift" and out["second_ack"]["acked_at"] < out["acked"][0][2]
     # Running silences and new notes; the expired silence is not read.

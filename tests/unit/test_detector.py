@@ -960,3 +960,45 @@ def test_since_is_when_the_drop_began_not_where_the_window_that_caught_it_began(
     first = [a for a in opened(changes) if a.scope.channel == "wechat" and a.metric == "interactions"]
     assert first, opened(changes)
     assert abs(first[0].started_at - (T0 + onset_s)) <= 15, (first[0].started_at - T0 - onset_s, first[0].window)
+
+
+def _campaigns(
+    rates: dict[str, float], seconds: float, hit: Callable[[float, str], float], seed: int
+) -> Iterator[Step]:
+    """Steps every 10 s for campaigns of one channel each ("app") at `rates` interactions a second, every
+    metric in RATIOS's proportion, times `hit(t, campaign)`."""
+    rng = np.random.default_rng(seed)
+    for k in range(int(seconds // 10)):
+        at, t = T0 + 10 * (k + 2), T0 + 10 * k
+        values: dict[tuple[Scope, str], float] = {}
+        for campaign, rate in rates.items():
+            for metric in METRICS:
+                lam = rate * 10 * RATIOS[metric] * hit(t + 5, campaign)
+                v = (
+                    float(rng.gamma(rng.poisson(lam / 10_000), 10_000))
+                    if metric == "gmv_fen"
+                    else float(rng.poisson(lam))
+                )
+                for scope in (Scope(campaign, "app"), Scope(campaign), Scope()):
+                    values[(scope, metric)] = values.get((scope, metric), 0.0) + v
+        yield Step(at, t + 10, 10.0, values)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_campaign_on_its_share_of_the_total_is_not_resolved_when_the_plan_ends_while_it_is_down(seed: int) -> None:
+    """A review: a campaign 60% down, caught on its share of the total, "resolved" a minute after the plan's
+    last minute (its reference, scaled by the plan, was gone) while it was still down. It goes on, judged
+    on its rate before the onset, and resolves after it comes back."""
+    rates = {"c1": 20.0, "c2": 15.0, "c3": 10.0}
+    plan = Plan(T0, {(scope, m): np.full(56, 60 * rate * RATIOS[m])
+                     for c, rate in [*rates.items(), ("", sum(rates.values()))]
+                     for scope in [Scope(c) if c else Scope()] for m in METRICS})  # fmt: skip
+
+    def hit(t: float, campaign: str) -> float:
+        return 0.4 if campaign == "c1" and T0 + 47 * 60 <= t < T0 + 62 * 60 else 1.0
+
+    changes = run(Detector(plan=plan), _campaigns(rates, 70 * 60, hit, seed))
+    mine = [a for _, a in changes if a.scope == Scope("c1") and a.metric == "interactions" and a.kind == "drop"]
+    assert mine, opened(changes)
+    ended = [a.resolved_at for a in mine if a.resolved_at is not None]
+    assert ended and min(ended) >= T0 + 62 * 60, [(a.basis, a.resolved_at and (a.resolved_at - T0) / 60) for a in mine]
