@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -524,10 +524,7 @@ def test_a_robot_that_keeps_refusing_is_tried_less_and_less_often_then_takes_wha
     marked: list[tuple[str, str]] = []
     refuse = (200, {"errcode": 310000, "errmsg": "sign not match"})
 
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn.__name__ == "mark_notified":
-            marked.append((args[1], args[2]))
-        return set() if fn.__name__ == "notified" else None
+    call = _marking(marked)
 
     async def go(runner: AlertRunner, robot: Receiver) -> None:
         sender = asyncio.ensure_future(runner.deliver())
@@ -578,10 +575,7 @@ def test_what_a_robot_said_too_fast_to_goes_out_as_held_back_by_the_rate_once_it
     monkeypatch.setitem(notify_module.COOL_S, "dingtalk", 1.0)
     marked: list[tuple[str, str]] = []
 
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn.__name__ == "mark_notified":
-            marked.append((args[1], args[2]))
-        return set() if fn.__name__ == "notified" else None
+    call = _marking(marked)
 
     async def go(runner: AlertRunner) -> None:
         sender = asyncio.ensure_future(runner.deliver())
@@ -613,10 +607,7 @@ def test_what_the_rate_held_back_goes_out_once_the_rate_lets_it(
     monkeypatch.setattr(runner_module, "HELD_FLUSH_S", 0.2)
     marked: list[tuple[str, str]] = []
 
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn.__name__ == "mark_notified":
-            marked.append((args[1], args[2]))
-        return set() if fn.__name__ == "notified" else None
+    call = _marking(marked)
 
     async def go(runner: AlertRunner, robot: Receiver) -> None:
         sender = asyncio.ensure_future(runner.deliver())
@@ -637,13 +628,19 @@ def test_what_the_rate_held_back_goes_out_once_the_rate_lets_it(
     assert marked == [("a1", "resolved@9>dingtalk")]
 
 
-def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path: Path) -> None:
-    """An outside probe: killed while one robot's request was in flight, the worker sent the message
-    again to every robot after its restart, those that had answered 200 too. What was sent is kept per
-    robot; a mark from before (no robot named) still counts for all."""
-    from streams.alerts.runner import AlertRunner, Note
+def _marking(marked: list[tuple[str, str]]) -> Any:
+    """The store's two calls of a delivery: nothing sent before, each mark appended to `marked`."""
 
-    sent = {("a1", "fired@1>webhook"), ("a2", "fired@1")}
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn.__name__ == "mark_notified":
+            marked.append((args[1], args[2]))
+        return set() if fn.__name__ == "notified" else None
+
+    return call
+
+
+def _marks(sent: set[tuple[str, str]]) -> Any:
+    """The store's two calls of a delivery over `sent` (alert id, mark) pairs, which marks grow."""
 
     async def call(fn: Any, *args: Any) -> Any:
         if fn.__name__ == "notified":
@@ -652,18 +649,39 @@ def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path
             sent.add((args[1], args[2]))
         return None
 
+    return call
+
+
+def _deliver_to_webhook_and_wecom(
+    tmp_path: Path, sent: set[tuple[str, str]], notes: list[Any]
+) -> tuple[Receiver, Receiver]:
+    """`notes` through a runner with a webhook and a WeCom robot on loopback, the marks in `sent`."""
+    from streams.alerts.runner import AlertRunner
+
     async def go(runner: AlertRunner) -> None:
         sender = asyncio.ensure_future(runner.deliver())
-        for alert_id in ("a1", "a2"):
-            runner.outbox.queue.put_nowait(Note(alert_id, "fired@1", Message(f"alert {alert_id}", "down", {})))
+        for note in notes:
+            runner.outbox.queue.put_nowait(note)
         await asyncio.wait_for(runner.outbox.queue.join(), 30)
         await _stop(sender)
 
     with Receiver([]) as hook, Receiver([]) as wecom:
-        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
+        runner = AlertRunner(None, _marks(sent), _caught_up, state_path=tmp_path / "state.json",
                              robots=[Robot("webhook", f"{hook.url}/hook"),
                                      Robot("wecom", f"{wecom.url}/cgi-bin/webhook/send?key=k")])  # fmt: skip
         asyncio.run(go(runner))
+    return hook, wecom
+
+
+def test_a_restart_sends_again_only_to_the_robots_that_had_not_taken_it(tmp_path: Path) -> None:
+    """An outside probe: killed while one robot's request was in flight, the worker sent the message
+    again to every robot after its restart, those that had answered 200 too. What was sent is kept per
+    robot; a mark from before (no robot named) still counts for all."""
+    from streams.alerts.runner import Note
+
+    sent = {("a1", "fired@1>webhook"), ("a2", "fired@1")}
+    notes = [Note(alert_id, "fired@1", Message(f"alert {alert_id}", "down", {})) for alert_id in ("a1", "a2")]
+    hook, wecom = _deliver_to_webhook_and_wecom(tmp_path, sent, notes)
     assert hook.requests == [] and len(wecom.requests) == 1  # a1 to wecom only; a2 to nobody
     assert ("a1", "fired@1>wecom") in sent
 
@@ -672,30 +690,13 @@ def test_down_again_is_said_only_to_the_rooms_that_heard_the_first_opening(tmp_p
     """The incident's first opening reached the webhook's room; WeCom was failing then, and took it in no
     digest before the incident resolved. Its reopening is "down again" for the webhook's room only:
     for WeCom's it is the first word of it (it was said to every robot or none)."""
-    from streams.alerts.runner import AlertRunner, Note
+    from streams.alerts.runner import Note
 
     sent = {("a1", "fired@1>webhook"), ("a1", "resolved@5>webhook"), ("a2", "fired@1"), ("a2", "resolved@5")}
-
-    async def call(fn: Any, *args: Any) -> Any:
-        if fn.__name__ == "notified":
-            return {pair for pair in sent if pair[0] in args[1]}
-        if fn.__name__ == "mark_notified":
-            sent.add((args[1], args[2]))
-        return None
-
-    async def go(runner: AlertRunner) -> None:
-        sender = asyncio.ensure_future(runner.deliver())
-        for alert_id in ("a1", "a2"):  # a2: marks from before 2026-12-07, no robot named: for all
-            first, again = Message(f"{alert_id} down", "", {}), Message(f"{alert_id} down again", "", {})
-            runner.outbox.queue.put_nowait(Note(alert_id, "fired@9", first, again, True))
-        await asyncio.wait_for(runner.outbox.queue.join(), 30)
-        await _stop(sender)
-
-    with Receiver([]) as hook, Receiver([]) as wecom:
-        runner = AlertRunner(None, call, _caught_up, state_path=tmp_path / "state.json",
-                             robots=[Robot("webhook", f"{hook.url}/hook"),
-                                     Robot("wecom", f"{wecom.url}/cgi-bin/webhook/send?key=k")])  # fmt: skip
-        asyncio.run(go(runner))
+    # a2: marks from before 2026-12-07, no robot named: for all
+    notes = [Note(alert_id, "fired@9", Message(f"{alert_id} down", "", {}), Message(f"{alert_id} down again", "", {}),
+                  True) for alert_id in ("a1", "a2")]  # fmt: skip
+    hook, wecom = _deliver_to_webhook_and_wecom(tmp_path, sent, notes)
     assert [json.loads(body)["title"] for _, body in hook.requests] == ["a1 down again", "a2 down again"]
     assert [json.loads(body)["markdown"]["content"].split("\n")[0] for _, body in wecom.requests] == [
         "**a1 down**", "**a2 down again**"]  # fmt: skip
@@ -731,26 +732,18 @@ def test_the_same_change_told_twice_goes_once_and_is_owed_until_every_robot_took
 
 
 @contextlib.contextmanager
-def _dripping(headers: bytes, drip: bytes = b" ") -> Iterator[str]:
-    """A loopback webhook that sends `headers` at once, then `drip` every 0.5 s (until closed)."""
+def _raw_webhook(answer: Callable[[Any, threading.Event], None]) -> Iterator[str]:
+    """A loopback webhook on a bare socket: `answer(conn, stop)` for each connection, on its own thread."""
     import socket
 
     server = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
-    def answer(conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
-            conn.recv(65536)
-            conn.sendall(headers)
-            while not stop.is_set():
-                conn.sendall(drip)
-                time.sleep(0.5)
-
     def serve() -> None:
         with contextlib.suppress(OSError):
             while not stop.is_set():
                 conn, _ = server.accept()
-                threading.Thread(target=answer, args=(conn,), daemon=True).start()
+                threading.Thread(target=answer, args=(conn, stop), daemon=True).start()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -762,6 +755,20 @@ def _dripping(headers: bytes, drip: bytes = b" ") -> Iterator[str]:
             server.shutdown(socket.SHUT_RDWR)  # wakes the accept
         server.close()
         thread.join(5)
+
+
+def _dripping(headers: bytes, drip: bytes = b" ") -> contextlib.AbstractContextManager[str]:
+    """A loopback webhook that sends `headers` at once, then `drip` every 0.5 s (until closed)."""
+
+    def answer(conn: Any, stop: threading.Event) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(headers)
+            while not stop.is_set():
+                conn.sendall(drip)
+                time.sleep(0.5)
+
+    return _raw_webhook(answer)
 
 
 @pytest.mark.parametrize(
@@ -834,34 +841,18 @@ def test_a_notification_a_restart_cut_off_goes_out_after_it_once(tmp_path: Path)
     assert ("a1", "fired>webhook") in sent and runner.outbox.owed == {}
 
 
-@contextlib.contextmanager
-def _cut_off(answer: bytes) -> Iterator[str]:
-    """A loopback webhook that sends `answer`, then resets the connection (a reset mid-body)."""
+def _cut_off(sent: bytes) -> contextlib.AbstractContextManager[str]:
+    """A loopback webhook that sends `sent`, then resets the connection (a reset mid-body)."""
     import socket
 
-    server = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
+    def answer(conn: Any, stop: threading.Event) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(sent)
+            time.sleep(0.3)  # the client has the status line and waits for the rest of the body
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
-    def serve() -> None:
-        with contextlib.suppress(OSError):
-            while not stop.is_set():
-                conn, _ = server.accept()
-                with conn:
-                    conn.recv(65536)
-                    conn.sendall(answer)
-                    time.sleep(0.3)  # the client has the status line and waits for the rest of the body
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
-    finally:
-        stop.set()
-        with contextlib.suppress(OSError):
-            server.shutdown(socket.SHUT_RDWR)
-        server.close()
-        thread.join(5)
+    return _raw_webhook(answer)
 
 
 def test_an_error_answer_cut_off_mid_body_is_a_failed_attempt_retried_and_send_never_raises() -> None:
