@@ -682,8 +682,7 @@ class Detector:
                     # anything), and a campaign's drop while another's ramp was open went unjudged
                     top = np.flatnonzero(self._depth == 0)
                     if top.size:
-                        camp_rows = self._depth == 1
-                        quiet[camp_rows] = ~self._open[top[0]].any() & (
+                        quiet[is_campaign[:, 0]] = ~self._open[top[0]].any() & (
                             step.settled_until >= self._family_clear[top[0]]
                         )
                     # a campaign's share: only on a baseline that had its reference long enough (`covered`),
@@ -886,18 +885,14 @@ class Detector:
         fall[rows] = np.where(use, ratio, 1.0)
         return fall
 
-    def _rest_stable(self, k: int, gap: int, length: int, back_of: float | None = None) -> BoolArray:
+    def _rest_stable(self, k: int, gap: int, length: int) -> BoolArray:
         """Per row: for a campaign, whether its plan's ratio to the rest of the total's plan moves by at most
-        REST_CHANGE between the baseline and the window (a campaign starting or ending moves it). With
-        `back_of` (an incident's onset): between the 5 minutes before it and the window."""
+        REST_CHANGE between the baseline and the window (a campaign starting or ending moves it)."""
         out = np.zeros((len(self._scopes), len(METRICS)), dtype=bool)
         rows = np.flatnonzero(self._depth == 1)
         if not rows.size:
             return out
         p = self._parent[rows]
-        if back_of is not None and self._settled is not None:
-            gap = max(math.ceil((self._settled - back_of) / self.config.step_s) - k, 0)
-            length = max(1, round(300 / self.config.step_s))
         win, base = self._win(2, k), self._base(2, k + gap, length)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = (win[rows] / (win[p] - win[rows])) / (base[rows] / (base[p] - base[rows]))
@@ -943,31 +938,29 @@ class Detector:
                     state, row, j, step.at, changed
                 )  # the campaign is ending: shares, recent rate no longer apply
                 continue
-            if (
+            longest = self._recover_windows[-1]
+            back = math.ceil((step.settled_until - alert.started_at) / cfg.step_s)
+            # The plan ended while it was open, or a campaign's share of the total lost its yardstick (no plan
+            # to scale the rest by, or a rest that changed: a campaign joined or left; a review: a campaign still
+            # 60% down "resolved" a minute after the plan's end). Its recovery is judged on the recent rate from
+            # here, the rate before the incident (whose steps are masked out of the baselines). An incident on
+            # the recent rate goes on so when a plan begins: that rate is measured all along.
+            share_gone = (
                 state.basis == _SHARE
                 and self._depth[row] == 1
                 and (
-                    self._win(_OUT, self._recover_windows[-1])[row, j] > 0
-                    or not self._rest_stable(self._recover_windows[-1], 0, 0, back_of=alert.started_at)[row, j]
+                    self._win(_OUT, longest)[row, j] > 0
+                    or not self._rest_stable(longest, max(back - longest, 0), round(300 / cfg.step_s))[row, j]
                 )
-            ):
-                # A campaign's share of the total with no plan to scale it by (its span ended) or a rest that
-                # changed (a campaign joined or left) is no yardstick for its recovery: judged from here on its
-                # recent rate before the onset, as an incident on a plan that ended is (a review: a campaign
-                # still 60% down "resolved" a minute after the plan's end, its reference gone).
-                state.basis, on_plan = _LEVEL, True
-            if on_plan and (self._win(_OUT, self._recover_windows[-1])[row, j] > 0 or alert.basis == "share-of-total"):
-                # The plan ended while it was open: its recovery is judged on the recent rate from here,
-                # the rate before the incident (whose steps are masked out of the baselines). An incident
-                # on the recent rate goes on so when a plan begins: that rate is measured all along.
+            )
+            if share_gone or (on_plan and self._win(_OUT, longest)[row, j] > 0):
                 # The rate over its check's baseline before the onset, as the incident's own opening measured.
-                back = math.ceil((step.settled_until - alert.started_at) / cfg.step_s)
                 length = self._baselines[state.check]
                 base_q = float(self._base(_QTK, back, length)[row, j])
                 if base_q < max(MIN_COVER_S, MIN_COVER * length * cfg.step_s):
                     self._close(state, row, j, step.at, changed)
                     continue
-                state.ratio = float(self._base(1, back, length)[row, j]) / base_q
+                state.basis, state.ratio = _LEVEL, float(self._base(1, back, length)[row, j]) / base_q
                 self._frozen[state.check, _LEVEL, row, j] = state.ratio
                 self._frozen_plan[state.check, row, j] = False
                 alert.basis, on_plan = "history", False
@@ -997,7 +990,6 @@ class Detector:
             # catches an outage at 70%): lowered to what the incident has shown since, the upper
             # 2-sigma bound of observed / expected over the last 300 s. The midpoint and the window
             # then fit the incident, not its onset.
-            longest = self._recover_windows[-1]
             mu_long = ratio * float(self._win(ref, longest)[row, j])
             if mu_long > 0 and math.isfinite(mu_long):
                 obs_long = self._going_on(state, on_plan, row, j, longest, step.settled_until)
