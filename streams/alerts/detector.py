@@ -71,11 +71,12 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 17  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 19  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
 _SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
 _REST, _REST_K = 15, 16  # ring: a share's reference as counted (a campaign's before the plan's scaling), and masked
+_LOGQ, _LOGQ2 = 17, 18  # ring: the masked plan count times the log of the plan's rate, and times its square
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
@@ -192,6 +193,7 @@ class DetectorConfig:
     critical_depth: float = 0.8  # severity critical at >= 80% below expected
     max_open_s: float = 3600.0  # an incident open this long resolves: its frozen baseline is stale by now
     family_hold_s: float = 600.0  # after an incident in a campaign, its channels' shares wait this long
+    plan_decay_err: float = 0.2  # the plan's decay may be this far off: its level drifts by this x log(change)
 
 
 @dataclass
@@ -492,8 +494,11 @@ class Detector:
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_rate = np.where((ql > 0) & (span > 0), np.log(ql / span), 0.0)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks,
+                           ql * k * log_rate, ql * k * log_rate**2])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -612,13 +617,21 @@ class Detector:
             if rest is not None:
                 obs_level = np.where(planned, obs, np.maximum(obs - rest[0], 0.0))
                 base_level = np.where(planned, base_x, np.maximum(base_x - rest[1], 0.0))
-            stable = np.ones((s, m), dtype=bool)
-            if math.isfinite(check.max_change):
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    now = self._win(2, k) / self._win(9, k)
-                    before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
-                    change = np.maximum(now / before, before / now)
-                stable = ~planned | (change <= check.max_change)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                now = self._win(2, k) / self._win(9, k)
+                before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
+                change = np.maximum(now / before, before / now)
+                # The plan's decay may be off (a fall-off 20% faster or slower than planned): the level learnt
+                # in the baseline then drifts by about that share of how far the plan's rate in the window is
+                # from its rates in the baseline (the root mean square of the log of their ratio, weighted as
+                # the baseline's counts weigh its learnt level).
+                weight = self._base(5, k + gap, length)
+                mean_log = self._base(_LOGQ, k + gap, length) / weight
+                log_now = np.log(now)
+                spread = self._base(_LOGQ2, k + gap, length) / weight - 2 * log_now * mean_log + log_now**2
+                drift = np.where(planned & (weight > 0) & np.isfinite(spread), np.sqrt(np.maximum(spread, 0.0)), 0.0)
+                drift *= cfg.plan_decay_err if math.isfinite(check.max_change) else 0.0
+            stable = ~planned | (change <= check.max_change)
             mus, refs, ref_base = [], [], []
             for b in range(3):
                 win_q = self._win(8 if b == _LEVEL else 2 + b, k)
@@ -702,6 +715,8 @@ class Detector:
                 n_base = np.maximum((base_level if b == _LEVEL else base_x) / units, 1.0)
                 with np.errstate(invalid="ignore", divide="ignore"):
                     var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
+                    if b == _LEVEL:
+                        var += (drift * mu) ** 2
                     if b != _LEVEL:  # the reference is a count too: r * (siblings or interactions),
                         # noisy in the window and in the baseline that learnt r (a campaign's share: the rest
                         # as counted, before the plan's scaling, whose noise that scaling multiplies)

@@ -379,8 +379,11 @@ def test_one_malformed_robot_never_stops_the_others(tmp_path: Path, capfd: pytes
         assert asyncio.run(_deliver_two(runner))
     assert [json.loads(body)["i"] for _, body in good.requests] == [0, 1]
     assert marked == [("a0", "fired@1>webhook"), ("a1", "fired@1>webhook")]  # per robot: the one that took it
-    failures = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
-    assert len(failures) == 4 and all("(127.0.0.1)" in line and "\n" not in line for line in failures)
+    lines = [r.getMessage() for r in caplog.records if "failed" in r.getMessage()]
+    assert all("(127.0.0.1)" in line and "\n" not in line for line in lines), lines
+    # A slow run may also see the failing robots' first retry, a digest (5 s on): not a notification.
+    failures = [line for line in lines if line.startswith("notification ")]
+    assert len(failures) == 4 and all(line.startswith("a digest to ") for line in set(lines) - set(failures)), lines
     assert sum("to dingtalk" in line for line in failures) == sum("to pager" in line for line in failures) == 2
     out, err = capfd.readouterr()
     shown = out + err + caplog.text
