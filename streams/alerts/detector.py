@@ -22,7 +22,9 @@ How a drop is judged (docs/ALERTS.md gives the numbers that set each rule):
   (1 - depth) * expected, and the deficit is significant: z = (x - mu) / sqrt(var) with
   var = phi * unit * mu + (eps * mu)^2 + mu^2 / n_baseline, unit = 1 for counts and the mean order
   value (compound sum, (1 + cv^2) * mean) for gmv_fen; phi > 1 because counts are overdispersed;
-  `share` and `ratio` add their reference's own noise, phi * unit * r * mu + mu^2 / n_reference.
+  `share` and `ratio` add their reference's own noise, phi * unit * r * mu + mu^2 / n_reference; on
+  the plan, the moderate, gradual and slow checks add (drift * mu)^2, drift being how far the level
+  moved across the baseline (`Detector._plan_drift`).
 - `share` and `ratio` also need the scope to be low on its own level (half the depth): a bot burst
   on one channel must not make its siblings' shares or its own orders per interaction look broken.
 - The plan's shape is used as its lower envelope over +-5 min, so a peak that comes 5 min early
@@ -71,12 +73,11 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 19  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 17  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
 _SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
 _REST, _REST_K = 15, 16  # ring: a share's reference as counted (a campaign's before the plan's scaling), and masked
-_LOGQ, _LOGQ2 = 17, 18  # ring: the masked plan count times the log of the plan's rate, and times its square
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
@@ -160,18 +161,22 @@ class Check:
     bases: tuple[str, ...] = BASES
     max_change: float = math.inf  # the plan's own rate changes more than this between baseline and window:
     # its level learnt in one regime (the eve) does not carry to another (the surge), do not judge
+    drift: bool = False  # on the plan, doubt a level that moved across the baseline (`Detector._plan_drift`)
 
 
+# fmt: off
 DEFAULT_CHECKS: tuple[Check, ...] = (
     Check("outage-10s", 10, 300, 0.6, 6.0, 0.10, 8, True),
     Check("outage-30s", 30, 300, 0.8, 4.0, 0.10, 8, True),
     Check("outage-60s", 60, 300, 0.8, 4.0, 0.10, 8, True),
-    Check("moderate-2m", 120, 600, 0.35, 4.0, 0.08, 40, False, max_change=3.0),
-    Check("gradual-6m", 360, 1800, 0.2, 3.75, 0.05, 120, False, max_change=2.0),
-    Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4),
+    Check("moderate-2m", 120, 600, 0.35, 4.0, 0.08, 40, False, max_change=3.0, drift=True),
+    Check("gradual-6m", 360, 1800, 0.2, 3.75, 0.05, 120, False, max_change=2.0, drift=True),
+    Check("slow-10m", 600, 3600, 0.2, 4.5, 0.04, 200, False, gap_s=1200, bases=("level", "ratio"), max_change=1.4,
+          drift=True),
     # Orders (shares) per interaction do not drift with the channel mix: a longer window may judge them.
     Check("slow-ratio-15m", 900, 3600, 0.2, 4.0, 0.025, 150, False, gap_s=900, bases=("ratio",)),
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
@@ -193,7 +198,6 @@ class DetectorConfig:
     critical_depth: float = 0.8  # severity critical at >= 80% below expected
     max_open_s: float = 3600.0  # an incident open this long resolves: its frozen baseline is stale by now
     family_hold_s: float = 600.0  # after an incident in a campaign, its channels' shares wait this long
-    plan_decay_err: float = 0.2  # the plan's decay may be this far off: its level drifts by this x log(change)
 
 
 @dataclass
@@ -315,7 +319,8 @@ class Detector:
         """Cumulative sums of the plan and of its lower envelope over +-slack, for integrals over any span.
 
         The level is learnt against the plan itself; the window's expectation uses the envelope, so
-        a peak 5 min early or late, or a fall-off 20% faster, reads as less expected, not as a drop."""
+        a peak 5 min early or late reads as less expected, not as a drop (a fall-off faster than planned
+        moves the level itself: `_plan_drift`)."""
         self._plan_keys = {key: i for i, key in enumerate(plan.keys)}
         rates = plan.rates / plan.step_s  # per second
         slack = max(0, round(self.config.plan_slack_s / plan.step_s))
@@ -442,6 +447,23 @@ class Detector:
             self._judge_drops(step, has_plan, changed)
         return changed
 
+    def _plan_drift(self, planned: BoolArray, units: FloatArray, k: int, gap: int, length: int) -> FloatArray:
+        """How unsure a level learnt on the plan is in the window, as a share of it: as far as that level
+        moved across the baseline, carried on to the window. A fall-off faster or slower than planned moves
+        the truth's ratio to the plan all through it (a plan 30% high at the peak may be right in the tail),
+        and a level learnt over the eve and the peak read the tail 33% down; a plan whose shape is right keeps
+        the level still, and the check as sharp as before. The level's move is the log ratio of the baseline's
+        newer half to its older half, less the counts' own noise; the window's centre lies (length / 2 + gap
+        + k / 2) steps from the baseline's, the halves' centres length / 2 apart."""
+        half = length // 2
+        newer_x, newer_q = self._base(1, k + gap, half), self._base(5, k + gap, half)
+        older_x, older_q = self._base(1, k + gap + half, length - half), self._base(5, k + gap + half, length - half)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = np.log((newer_x / newer_q) / (older_x / older_q))
+            noise = self.config.phi * units * (1 / newer_x + 1 / older_x)
+            drift = np.sqrt(np.maximum(moved**2 - noise, 0.0)) * (1 + (2 * gap + k) / length)
+        return np.where(planned & np.isfinite(drift), drift, 0.0)
+
     def _burst_excess(self, x: FloatArray, q_time: FloatArray) -> FloatArray:
         """What a channel brings above 1.2x its usual ratio to the rest of its campaign, when it is also
         above 1.2x its own recent rate (a bot burst), summed up the tree. Shares and ratios are computed
@@ -494,11 +516,8 @@ class Detector:
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_rate = np.where((ql > 0) & (span > 0), np.log(ql / span), 0.0)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks,
-                           ql * k * log_rate, ql * k * log_rate**2])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -621,17 +640,8 @@ class Detector:
                 now = self._win(2, k) / self._win(9, k)
                 before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
                 change = np.maximum(now / before, before / now)
-                # The plan's decay may be off (a fall-off 20% faster or slower than planned): the level learnt
-                # in the baseline then drifts by about that share of how far the plan's rate in the window is
-                # from its rates in the baseline (the root mean square of the log of their ratio, weighted as
-                # the baseline's counts weigh its learnt level).
-                weight = self._base(5, k + gap, length)
-                mean_log = self._base(_LOGQ, k + gap, length) / weight
-                log_now = np.log(now)
-                spread = self._base(_LOGQ2, k + gap, length) / weight - 2 * log_now * mean_log + log_now**2
-                drift = np.where(planned & (weight > 0) & np.isfinite(spread), np.sqrt(np.maximum(spread, 0.0)), 0.0)
-                drift *= cfg.plan_decay_err if math.isfinite(check.max_change) else 0.0
             stable = ~planned | (change <= check.max_change)
+            drift = self._plan_drift(planned, units, k, gap, length) if check.drift else 0.0
             mus, refs, ref_base = [], [], []
             for b in range(3):
                 win_q = self._win(8 if b == _LEVEL else 2 + b, k)
@@ -716,7 +726,7 @@ class Detector:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     var = var_unit * mu + (check.eps * mu) ** 2 + mu**2 / n_base
                     if b == _LEVEL:
-                        var += (drift * mu) ** 2
+                        var += (drift * mu) ** 2  # the level itself on the move (`_plan_drift`)
                     if b != _LEVEL:  # the reference is a count too: r * (siblings or interactions),
                         # noisy in the window and in the baseline that learnt r (a campaign's share: the rest
                         # as counted, before the plan's scaling, whose noise that scaling multiplies)

@@ -446,13 +446,15 @@ def _surge_planned(t: float, decay_s: float = 900.0, peak_s: float = 300.0) -> f
     return 8.0 + 112.0 * min(x / peak_s, 1.0) * math.exp(-max(x - peak_s, 0.0) / decay_s)
 
 
-def _fall_off_day(decay: float, peak_s: float, seed: int, drop_at: float | None = None) -> list[Alert]:
+def _fall_off_day(
+    decay: float, peak_s: float, seed: int, drop_at: float | None = None, depth: float = 0.5
+) -> list[Alert]:
     minutes = 150
     plan = Plan(T0, {(scope, m): np.array([60 * _surge_planned(T0 + 60 * i + 30) * RATIOS[m] for i in range(minutes)])
                      for scope in (Scope(), Scope("c1")) for m in METRICS})  # fmt: skip
 
     def hit(t: float, scope: Scope, metric: str) -> float:
-        return 0.5 if drop_at is not None and drop_at <= t < drop_at + 600 else 1.0
+        return 1 - depth if drop_at is not None and drop_at <= t < drop_at + 600 else 1.0
 
     def rate(t: float) -> float:  # 30% above the plan, falling off faster than planned
         return 1.3 * _surge_planned(t, 900.0 * decay, peak_s)
@@ -460,22 +462,21 @@ def _fall_off_day(decay: float, peak_s: float, seed: int, drop_at: float | None 
     return opened(run(Detector(plan=plan), series(rate, 8400, seed=seed, hit=hit)))
 
 
-@pytest.mark.parametrize(("decay", "peak_s", "seed"), [(0.7, 60.0, 1), (0.6, 300.0, 2)])
-def test_a_fall_off_faster_than_planned_is_no_drop(decay: float, peak_s: float, seed: int) -> None:
-    """The plan's level is learnt, but a fall-off 30-40% faster than planned moves the truth's ratio to
-    the plan all through it: a level learnt an hour earlier, on a baseline that held the eve and the
-    surge's first minutes, read the tail as 33% down (slow-10m on the total, every metric, on every
-    seed; a development sale day had it on a campaign's gradual-6m, open for an hour). The expectation
-    is now as unsure as the plan moved between the baseline and the window (`plan_decay_err`)."""
-    alerts = _fall_off_day(decay, peak_s, seed)
-    assert alerts == [], [(a.scope.label(), a.metric, a.window, (a.detected_at - T0) / 60) for a in alerts]
-
-
-def test_a_drop_in_a_fall_off_faster_than_planned_is_still_caught() -> None:
-    onset = T0 + 1800 + 4200  # 70 minutes into the fall-off: half of c1 goes for 10 min
-    alerts = _fall_off_day(0.8, 60.0, 3, drop_at=onset)
+@pytest.mark.parametrize(
+    ("decay", "onset_min", "depth", "seed"), [(0.8, 70, 0.5, 3), (1.0, 50, 0.3, 1), (1.0, 70, 0.3, 2)]
+)
+def test_a_drop_in_the_fall_off_is_still_caught(decay: float, onset_min: int, depth: float, seed: int) -> None:
+    """The level's doubt (`Detector._plan_drift`) costs nothing where the level holds still: half of the
+    campaign (the whole total) going for 10 min 70 min into a fall-off 20% faster than planned, and 30% of it
+    going 50 or 70 min into a fall-off as planned, are caught on the plan, and nothing fires before them. A
+    review of a first version, whose doubt grew with how far the plan moved rather than with how far the
+    level moved, found those 30% drops missed on every seed."""
+    onset = T0 + 1800 + 60 * onset_min
+    alerts = _fall_off_day(decay, 300.0, seed, drop_at=onset, depth=depth)
+    shown = [(a.scope.label(), a.metric, a.window, round(a.detected_at - onset)) for a in alerts]
+    assert all(a.detected_at >= onset for a in alerts), shown
     caught = [a for a in alerts if a.scope.encloses(Scope("c1")) and a.basis == "plan"]  # c1 is the whole total
-    assert caught and caught[0].detected_at - onset <= 180, [(a.scope.label(), a.metric, a.window) for a in alerts]
+    assert caught and caught[0].detected_at - onset <= (180 if depth >= 0.5 else 480), shown
 
 
 def test_a_stall_raises_lag_not_drops_and_resolves_after_catch_up() -> None:

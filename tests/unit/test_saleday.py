@@ -205,3 +205,24 @@ def test_eval_days_of_an_hour_or_two_place_their_incidents_inside_the_day(hours:
         assert all(day.t0 + hours * 3600 / 3 - 1 <= i.start <= end - hours * 3600 / 3 + 1 for i in day.incidents)
         incidents += day.incidents
     assert incidents  # a short day is still scored on incidents
+
+
+def test_a_level_drifting_through_the_fall_off_is_no_drop_and_keeps_no_incident_open() -> None:
+    """Development day 127, 00:00-01:10 (dev seeds only: the scoreboard's days are never tuned on). Its truth
+    falls off faster than its plan: c04's ratio of truth to plan slides from 1.46 at 00:30 to 1.04 at 00:54.
+    A level learnt on the 30 minutes before read c04's interactions 20% down at 00:55 (no incident there) and
+    the total down on every metric when c02 fell 57% for 9 min at 00:55, open until the hour ran out (the
+    tail came back to 0.66 of the frozen expectation). With the level's own move across the baseline as a
+    doubt (`Detector._plan_drift`), c02's drop is still caught, and nothing else fires."""
+    day = make_labelled_day(127, replace(EvalConfig(), seed=127))
+    onset = next(i.start for i in day.incidents if i.scope == Scope("c02"))
+    end = onset + next(i.duration for i in day.incidents if i.scope == Scope("c02"))
+    steps = [s for s in day.steps() if MIDNIGHT - 5400 <= s.at <= MIDNIGHT + 4200]
+    fired, _, _ = run_detector(day, steps=steps)
+    drops = [f for f in fired if f.kind == "drop"]
+    shown = [(f.scope.label(), f.metric, f.how, (f.start - MIDNIGHT) / 60) for f in drops]
+    assert not [f for f in drops if f.scope.campaign_id == "c04"], shown
+    caught = [f for f in drops if f.scope.encloses(Scope("c02")) and onset <= f.start <= onset + 120]
+    assert caught, shown
+    # every alert of that episode ends within 2 min of the drop's end (the slice ends 01:10, 5 min after it)
+    assert all(f.intervals[-1][1] <= end + 120 for f in drops if f.scope.encloses(Scope("c02"))), shown
