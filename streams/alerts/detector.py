@@ -636,11 +636,13 @@ class Detector:
             if rest is not None:
                 obs_level = np.where(planned, obs, np.maximum(obs - rest[0], 0.0))
                 base_level = np.where(planned, base_x, np.maximum(base_x - rest[1], 0.0))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                now = self._win(2, k) / self._win(9, k)
-                before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
-                change = np.maximum(now / before, before / now)
-            stable = ~planned | (change <= check.max_change)
+            stable = np.ones((s, m), dtype=bool)
+            if math.isfinite(check.max_change):
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    now = self._win(2, k) / self._win(9, k)
+                    before = self._base(2, k + gap, length) / self._base(9, k + gap, length)
+                    change = np.maximum(now / before, before / now)
+                stable = ~planned | (change <= check.max_change)
             drift = self._plan_drift(planned, units, k, gap, length) if check.drift else 0.0
             mus, refs, ref_base = [], [], []
             for b in range(3):
