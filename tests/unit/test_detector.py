@@ -437,29 +437,13 @@ def test_the_fall_off_after_midnight_does_not_alarm(seed: int) -> None:
     assert opened(changes) == []
 
 
-def _surge_planned(t: float, decay_s: float = 900.0, peak_s: float = 300.0) -> float:
-    """A plan's (or, with other numbers, the truth's) interactions a second: a calm eve, a surge at
-    T0 + 30 min rising to 15x over `peak_s` and falling off with time constant `decay_s`."""
+def _surge_planned(t: float, decay_s: float = 900.0) -> float:
+    """A plan's (or, with another time constant, the truth's) interactions a second: a calm eve, a surge at
+    T0 + 30 min rising to 15x over 5 min and falling off with time constant `decay_s`."""
     if t < T0 + 1800:
         return 8.0
     x = t - T0 - 1800
-    return 8.0 + 112.0 * min(x / peak_s, 1.0) * math.exp(-max(x - peak_s, 0.0) / decay_s)
-
-
-def _fall_off_day(
-    decay: float, peak_s: float, seed: int, drop_at: float | None = None, depth: float = 0.5
-) -> list[Alert]:
-    minutes = 150
-    plan = Plan(T0, {(scope, m): np.array([60 * _surge_planned(T0 + 60 * i + 30) * RATIOS[m] for i in range(minutes)])
-                     for scope in (Scope(), Scope("c1")) for m in METRICS})  # fmt: skip
-
-    def hit(t: float, scope: Scope, metric: str) -> float:
-        return 1 - depth if drop_at is not None and drop_at <= t < drop_at + 600 else 1.0
-
-    def rate(t: float) -> float:  # 30% above the plan, falling off faster than planned
-        return 1.3 * _surge_planned(t, 900.0 * decay, peak_s)
-
-    return opened(run(Detector(plan=plan), series(rate, 8400, seed=seed, hit=hit)))
+    return 8.0 + 112.0 * min(x / 300.0, 1.0) * math.exp(-max(x - 300.0, 0.0) / decay_s)
 
 
 @pytest.mark.parametrize(
@@ -472,7 +456,16 @@ def test_a_drop_in_the_fall_off_is_still_caught(decay: float, onset_min: int, de
     review of a first version, whose doubt grew with how far the plan moved rather than with how far the
     level moved, found those 30% drops missed on every seed."""
     onset = T0 + 1800 + 60 * onset_min
-    alerts = _fall_off_day(decay, 300.0, seed, drop_at=onset, depth=depth)
+    plan = Plan(T0, {(scope, m): np.array([60 * _surge_planned(T0 + 60 * i + 30) * RATIOS[m] for i in range(150)])
+                     for scope in (Scope(), Scope("c1")) for m in METRICS})  # fmt: skip
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 1 - depth if onset <= t < onset + 600 else 1.0
+
+    def rate(t: float) -> float:  # 30% above the plan, falling off `decay` times as slowly
+        return 1.3 * _surge_planned(t, 900.0 * decay)
+
+    alerts = opened(run(Detector(plan=plan), series(rate, 8400, seed=seed, hit=hit)))
     shown = [(a.scope.label(), a.metric, a.window, round(a.detected_at - onset)) for a in alerts]
     assert all(a.detected_at >= onset for a in alerts), shown
     caught = [a for a in alerts if a.scope.encloses(Scope("c1")) and a.basis == "plan"]  # c1 is the whole total
