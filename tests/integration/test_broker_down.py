@@ -51,7 +51,7 @@ def get(port: int, path: str, query: dict[str, str] | None = None) -> Any:
         return json.loads(resp.read())
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 45) -> Any:
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 45, worker: WorkerProcess | None = None) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -62,7 +62,21 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 45) -> Any:
         if last and not isinstance(last, Exception):
             return last
         time.sleep(0.5)
-    raise AssertionError(f"{what}: still {last!r} after {timeout} s")
+    tail = f"; the worker ({'alive' if worker.alive else 'exited'}) logged:\n{worker.log()}" if worker else ""
+    raise AssertionError(f"{what}: still {last!r} after {timeout} s{tail}")
+
+
+def wait_settled(worker: WorkerProcess) -> None:
+    """Until what was sent is counted and written: a broker that vanishes under a batch in flight
+    stops the worker by itself (the agent cannot send its output; test_stage_failure.py), which is
+    not what these tests are about. A CI run under load once stopped the broker that early."""
+
+    def settled() -> Any:
+        first = worker.get("/api/totals")
+        time.sleep(3)
+        return first and worker.get("/api/totals") == first
+
+    wait_for("the events counted and written", settled, timeout=90, worker=worker)
 
 
 def first_kind(port: int) -> str:
@@ -119,10 +133,11 @@ def test_the_worker_says_when_the_broker_is_away_and_when_it_lost_its_log(
         assert "Unable connect to" not in log
 
         # Stopped and started again: a memory broker comes back empty, the worker's state is the old log's.
+        wait_settled(worker)  # the batches the pause held back, done first
         own_broker.stop()
-        wait_for("broker_unreachable again", lambda: first_kind(view) == "broker_unreachable")
+        wait_for("broker_unreachable again", lambda: first_kind(view) == "broker_unreachable", worker=worker)
         own_broker.start()
-        wait_for("broker_reset", lambda: first_kind(view) == "broker_reset")
+        wait_for("broker_reset", lambda: first_kind(view) == "broker_reset", worker=worker)
         problem = get(view, "/api/status")["problems"][0]
         assert "restart this worker with a fresh store" in problem["message"], problem
         time.sleep(5)
@@ -157,14 +172,7 @@ def test_a_worker_whose_broker_is_gone_still_stops_when_told(own_broker: Embedde
     the flush is bounded and a stop that still hangs ends the process with one line and status 1."""
     worker, view = _running_worker(own_broker, tmp_path, seed=4)
     try:
-        # Counted and written first: a broker that vanishes under a batch in flight stops the worker
-        # by itself (the agent cannot send its output), which is not what this test is about.
-        def settled() -> Any:
-            first = worker.get("/api/totals")
-            time.sleep(3)
-            return first and worker.get("/api/totals") == first
-
-        wait_for("the events counted and written", settled, timeout=90)
+        wait_settled(worker)
         own_broker.stop()
         wait_for("broker_unreachable", lambda: first_kind(view) == "broker_unreachable")
         time.sleep(35)  # what the worker sends meanwhile (heartbeats) piles up in its producer
