@@ -306,6 +306,15 @@ def resolved_at(store: Store, alert_id: str) -> str | None:
     return iso(seconds(value)) if value is not None else None
 
 
+def acknowledge(store: Store, alert_id: str, by: str, at_s: float) -> dict[str, Any] | None:
+    """`ack` of a known incident: {"previous": the acknowledgement replaced or None, "resolved_at": ISO
+    or None while it fires}; None when the store has no such incident (nothing recorded)."""
+    if not known_alert(store, alert_id):
+        return None
+    previous = ack(store, alert_id, by, at_s)
+    return {"previous": previous, "resolved_at": resolved_at(store, alert_id)}
+
+
 def ack(store: Store, alert_id: str, by: str, at_s: float) -> dict[str, Any] | None:
     """Record that `by` took the incident; the acknowledgement it replaces (who, when as ISO UTC), or
     None. The latest is the one shown and kept (alert_acks replaces by id)."""
@@ -509,6 +518,15 @@ def lift_silence(store: Store, silence_id: str, by: str, now_s: float) -> Silenc
 def known_campaign(store: Store, campaign_id: str) -> bool:
     """Imported in promo.campaigns or counted in the facts (a scope may name one before it starts)."""
     return not unknown_campaigns(store, [campaign_id])
+
+
+def record_silence(store: Store, doc: dict[str, Any]) -> dict[str, Any]:
+    """A silence (or an ops note) from its posted document (ValueError when it is not one), recorded:
+    {"ok", "id", "known_campaign"}; a campaign the store never counted is recorded too, and said."""
+    silence = Silence.from_doc(doc)
+    add_silence(store, silence)
+    known = not silence.campaign_id or known_campaign(store, silence.campaign_id)
+    return {"ok": True, "id": silence.id, "known_campaign": known}
 
 
 def unknown_campaigns(store: Store, campaign_ids: Sequence[str]) -> list[str]:

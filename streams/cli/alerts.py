@@ -411,21 +411,18 @@ class DirectTables:
     def ack(self, alert_id: str, by: str) -> tuple[dict[str, Any] | None, str | None]:
         from streams.alerts import store as alert_store
 
-        if not alert_store.known_alert(self.store, alert_id):
+        done = alert_store.acknowledge(self.store, alert_id, by, time.time())
+        if done is None:
             fail(f"no alert {alert_id!r} in {self.where}")
-        previous = alert_store.ack(self.store, alert_id, by, time.time())
-        return previous, alert_store.resolved_at(self.store, alert_id)
+        return done["previous"], done["resolved_at"]
 
     def silence(self, doc: dict[str, Any]) -> dict[str, Any]:
         from streams.alerts import store as alert_store
 
         try:
-            silence = alert_store.Silence.from_doc(doc)
+            return alert_store.record_silence(self.store, doc)
         except ValueError as exc:
             fail(str(exc))
-        alert_store.add_silence(self.store, silence)
-        known = not silence.campaign_id or alert_store.known_campaign(self.store, silence.campaign_id)
-        return {"ok": True, "id": silence.id, "known_campaign": known}
 
     def silences(self) -> list[dict[str, Any]]:
         from streams.alerts import store as alert_store

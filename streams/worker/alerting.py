@@ -187,23 +187,20 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
             await ready()
             doc = await _posted(request)
             alert_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
-            if not await store.call(alert_store.known_alert, store, alert_id):
+            done = await store.call(alert_store.acknowledge, store, alert_id, by, time.time())
+            if done is None:
                 return self.json({"error": f"no alert {alert_id!r}"}, status=404)
-            previous = await store.call(alert_store.ack, store, alert_id, by, time.time())
-            resolved = await store.call(alert_store.resolved_at, store, alert_id)
-            return self.json({"ok": True, "previous": previous, "resolved_at": resolved})
+            return self.json({"ok": True, **done})
 
     @app.page("/api/alerts/silence")
     class Silence(View):
         async def post(self, request: Request) -> Response:
             await ready()
+            doc = await _posted(request)
             try:
-                silence = alert_store.Silence.from_doc(await _posted(request))
+                return self.json(await store.call(alert_store.record_silence, store, doc))
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=400)
-            await store.call(alert_store.add_silence, store, silence)
-            known = not silence.campaign_id or await store.call(alert_store.known_campaign, store, silence.campaign_id)
-            return self.json({"ok": True, "id": silence.id, "known_campaign": known})
 
     @app.page("/api/alerts/silences")
     class Silences(View):
