@@ -1264,6 +1264,13 @@ class Detector:
                               "by_recovery": st.by_recovery,
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]],
                               "frozen_plan": [bool(v) for v in self._frozen_plan[:, row, j]]})  # fmt: skip
+        # Ops notes: each scope's baseline starts again this many steps back (a restore that forgot them, on
+        # a new plan, raised the scope again on its counts from before the note: an outside probe).
+        resets = [
+            [sc.campaign_id, sc.channel, int(self._n - pos)]
+            for sc, pos in zip(self._scopes, self._reset_pos, strict=True)
+            if pos > 0 and self._n - pos < len(self._recent)
+        ]
         return {
             "version": 1,
             # the recent inputs as one row of counts a step, scopes x metrics in the order of "scopes"
@@ -1275,6 +1282,7 @@ class Detector:
             "lag": None if self._lag is None else _alert_doc(self._lag.alert),
             "no_show": {c: _alert_doc(st.alert) for c, st in self._no_show.items()},
             "since_start": dict(self._since_start),
+            "resets": resets,
         }
 
     @classmethod
@@ -1309,6 +1317,8 @@ class Detector:
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)
         det._no_show = {c: _Open(_alert_from(a), -1, -1, math.nan, 1.0) for c, a in doc.get("no_show", {}).items()}
         det._since_start = {str(k): float(v) for k, v in doc.get("since_start", {}).items()}
+        for campaign, channel, back in doc.get("resets", []):
+            det._reset_pos[det._register(Scope(campaign, channel))] = max(det._n - int(back), 0)
         return det
 
 

@@ -819,6 +819,33 @@ def test_reset_forgets_a_scope_baseline_and_resolves_its_alerts() -> None:
     assert [a for _, a in later if a.kind == "drop" and a.scope.campaign_id == "c1" and a.resolved_at is None] == []
 
 
+@pytest.mark.parametrize("with_plan", [False, True])
+def test_a_note_holds_through_a_restore_on_a_new_plan(with_plan: bool) -> None:
+    """An outside probe: a note, then `promo plan import` a few minutes later (the runner restores its
+    detector with the new plan, replaying the recent inputs), and the scope fired again on its counts
+    from before the note, critical. The restore keeps where each scope's baseline starts again."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if t >= T0 + 2400 else 1.0  # the stream ended on purpose at 00:40
+
+    steps = list(series(flat(100), 3600, hit=hit))
+    detector = Detector()
+    run(detector, iter(s for s in steps if s.at < T0 + 2500))
+    assert detector.firing()
+    detector.reset(Scope(), T0 + 2500)
+    run(detector, iter(s for s in steps if T0 + 2500 <= s.at < T0 + 2700))
+    plan = Plan(T0, {(Scope(), "interactions"): np.full(60, 6000.0)}) if with_plan else None
+    restored = Detector.restore(json.loads(json.dumps(detector.snapshot())), plan=plan)
+    later = run(restored, iter(s for s in steps if s.at >= T0 + 2700))
+    assert opened(later) == [] and restored.firing() == []
+    # Without the note the same restore fires, so the test can tell.
+    control = Detector()
+    run(control, iter(s for s in steps if s.at < T0 + 2700))
+    again = Detector.restore(json.loads(json.dumps(control.snapshot())), plan=plan)
+    run(again, iter(s for s in steps if s.at >= T0 + 2700))
+    assert again.firing()
+
+
 def test_a_scheduled_campaign_that_never_sends_is_an_alert() -> None:
     schedule = {"c1": (T0 - 600, None), "c2": (T0 + 600, None)}  # c2 is due at 00:10 and never comes
     changes = run(Detector(schedule=schedule), series(flat(50), 1200))
