@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from streams.alerts.plan import CsvSyntaxError, csv_rows, header_problem, parse_utc
+from streams.alerts.plan import FIRST_TIME, LAST_TIME, CsvSyntaxError, csv_rows, header_problem, parse_utc
 from streams.config import Settings
 from streams.contract.ids import check_id, has_control
 from streams.contract.topics import Topic
@@ -63,8 +63,13 @@ class CampaignFile:
 
 
 def parse_time(text: str) -> int:
-    """ISO 8601 with an offset -> epoch ms; a time without an offset is refused (whose midnight?)."""
-    return int(parse_utc(text) * 1000)
+    """ISO 8601 with an offset -> epoch ms; a time without an offset is refused (whose midnight?), and so
+    is one outside 1970-9998 as the plan's files refuse it (a year off is a typo: a schedule from year 1
+    raised a 'nothing has arrived since 0001-01-01' alert; an outside probe)."""
+    at = parse_utc(text)
+    if not FIRST_TIME <= at < LAST_TIME:
+        raise ValueError(f"{text.strip()!r} is not from 1970 to 9998")
+    return int(at * 1000)
 
 
 def read_campaign_file(text: str) -> CampaignFile:

@@ -22,6 +22,7 @@ from streams.alerts.freshness import FleetClock, Lag, PositionClock, keyed, read
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
+from streams.contract.ids import has_control
 from streams.contract.topics import Topic
 from streams.kafka import follow_partition
 from streams.statelog import StateLog
@@ -186,7 +187,9 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
         async def post(self, request: Request) -> Response:
             await ready()
             doc = await _posted(request)
-            alert_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
+            alert_id, by = str(doc.get("id", "")), _posted_name(doc)
+            if by is None:
+                return self.json({"error": BAD_NAME}, status=400)
             done = await store.call(alert_store.acknowledge, store, alert_id, by, time.time())
             if done is None:
                 return self.json({"error": f"no alert {alert_id!r}"}, status=404)
@@ -218,13 +221,26 @@ def attach_alert_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaS
         async def post(self, request: Request) -> Response:
             await ready()
             doc = await _posted(request)
-            silence_id, by = str(doc.get("id", "")), str(doc.get("by", ""))[:100]
+            silence_id, by = str(doc.get("id", "")), _posted_name(doc)
+            if by is None:
+                return self.json({"error": BAD_NAME}, status=400)
             now = time.time()
             try:
                 lifted = await store.call(alert_store.lift_silence, store, silence_id, by, now)
             except ValueError as exc:
                 return self.json({"error": str(exc)}, status=404)
             return self.json(lifted.listing(now))
+
+
+BAD_NAME = "by is a name on one line, no control character"
+
+
+def _posted_name(doc: dict[str, Any]) -> str | None:
+    """Who acknowledged or lifted, as posted (up to 100 characters); None for one with a line break or
+    another control character: it is shown in `alerts list` after the incident, and a line break there
+    forged a line of the listing (an outside probe, through the CLI)."""
+    by = str(doc.get("by", "")).strip()[:100]
+    return None if has_control(by) else by
 
 
 def attach_replay_pages(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -> None:

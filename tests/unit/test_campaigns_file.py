@@ -53,6 +53,23 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
     assert "no UTC offset" in parsed.rejected[0][1]
 
 
+def test_a_schedule_outside_1970_to_9998_is_refused_as_the_plans_are() -> None:
+    """An outside probe: a schedule from year 1 to 9999 was imported, and the detector raised 'nothing
+    has arrived since 0001-01-01'."""
+    text = (
+        "campaign_id,name,starts_at,ends_at\n"
+        "c1,year one,0001-01-01T00:00:00Z,2026-11-11T00:00:00Z\n"
+        "c2,year 9999,2026-11-11T00:00:00Z,9999-12-31T23:59:59Z\n"
+        "c3,fine,1970-01-01T00:00:00Z,9998-12-31T23:00:00+08:00\n"
+    )
+    parsed = read_campaign_file(text)
+    assert [c.campaign_id for c in parsed.campaigns] == ["c3"]
+    assert parsed.rejected == [
+        (2, "'0001-01-01T00:00:00Z' is not from 1970 to 9998"),
+        (3, "'9999-12-31T23:59:59Z' is not from 1970 to 9998"),
+    ]
+
+
 def test_ids_and_names_the_screens_could_not_show_are_refused_by_line() -> None:
     text = (
         "campaign_id,name\n"

@@ -329,6 +329,20 @@ def test_every_command_has_help(command: list[str]) -> None:
             id="replay-backwards",
         ),
         pytest.param(["plan", "from-day", "11/11"], {}, "must be a date, YYYY-MM-DD", id="from-day-date"),
+        # An outside probe: --for "" was read as today, and replaced the stored plan.
+        pytest.param(["plan", "from-day", "2026-11-11", "--for", ""], {}, "--for must be a date", id="from-for-empty"),
+        # An outside probe: a traceback (year 10000 in UTC, which no date holds).
+        pytest.param(["alerts", "list", "--since", "9999-12-31T23:59:59-08:00"], {}, "is after 9999", id="since-y10k"),
+        # An outside probe: a line break in --by forged a line of `alerts list`; a tab, 100,000 characters.
+        pytest.param(["alerts", "ack", "a1", "--by", "eve\na1  ok  RESOLVED"], {}, "--by is a name", id="ack-by-lines"),
+        pytest.param(["alerts", "unsilence", "s1", "--by", "x\ty"], {}, "--by is a name", id="unsilence-by-tab"),
+        pytest.param(["alerts", "ack", "a1", "--by", "x" * 101], {}, "1 to 100 characters", id="ack-by-long"),
+        pytest.param(
+            ["alerts", "silence", "--scope", "total", "--until", "+1h", "--reason", "r", "--by", "a\nb"],
+            {},
+            "--by is a name",
+            id="silence-by-lines",
+        ),
         pytest.param(["dashboards", "bench", "--events", "10"], {}, "--events must be at least", id="bench-events"),
         pytest.param(["bench-memory", "--users", "0"], {}, "--users must be at least 1", id="bench-memory-users"),
         pytest.param(["bench-recovery", "--users", "0"], {}, "--users must be at least 1", id="bench-recovery-users"),
