@@ -23,6 +23,7 @@ reopens), folded under an enclosing scope's overlapping alert on the same metric
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -278,6 +279,15 @@ def _related(a: Scope, b: Scope) -> bool:
     return a.encloses(b) or b.encloses(a)
 
 
+def _union(spans: Iterable[tuple[float, float]]) -> float:
+    """The length of the union of (start, end) spans (empty ones, end <= start, add nothing)."""
+    total, reach = 0.0, -math.inf
+    for s, e in sorted(sp for sp in spans if sp[1] > sp[0]):
+        total += max(0.0, e - max(s, reach))
+        reach = max(reach, e)
+    return total
+
+
 def score_day(day: SaleDay, alerts: Sequence[Fired]) -> DayResult:
     result = DayResult()
     drops = [a for a in alerts if a.kind == "drop"]
@@ -293,8 +303,10 @@ def score_day(day: SaleDay, alerts: Sequence[Fired]) -> DayResult:
         coverage, resolve = 0.0, None
         if caught is not None:
             span = max(incident.end - caught, 1.0)
-            covered = sum(max(0.0, min(e, incident.end) - max(s, caught)) for a in hits for s, e in a.intervals)
-            coverage = min(covered / span, 1.0)
+            # The union of the hits' firing (an outside probe: their sum read 100% where interactions, orders
+            # and GMV fired over the same first half of an incident and nothing over its second).
+            firing = _union((max(s, caught), min(e, incident.end)) for a in hits for s, e in a.intervals)
+            coverage = min(firing / span, 1.0)
             closes = [e for a in hits for s, e in a.intervals if s <= incident.end <= e + GRACE_S]
             # An alert still open when the day's data ends never resolved: the end is not its resolve
             # (an outside probe: two rules read "478 s / 518 s" on a day of one hour).

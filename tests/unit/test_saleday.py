@@ -11,7 +11,7 @@ import pytest
 
 from streams.alerts.detector import METRICS, Detector, Scope
 from streams.kit.saleday import MIDNIGHT, STEP_S, DayConfig, Incident, SaleDay, make_day
-from streams.lab.alerteval import EvalConfig, make_labelled_day, run_detector, score_day
+from streams.lab.alerteval import EvalConfig, Fired, make_labelled_day, run_detector, score_day
 
 SHORT = {"hours": 3.0, "campaigns": 4}  # 23:00 to 02:00 Beijing: the eve, the surge, the fall-off
 
@@ -184,6 +184,21 @@ def test_an_outage_during_the_fall_off_is_caught_and_scored() -> None:
     # minutes of counts to be told from the incident's level (190 s here; the scoreboard's p95 ~300 s).
     assert resolve is not None and resolve <= 240
     assert result.false_alarms == 0
+
+
+def test_firing_through_an_incident_is_the_union_of_its_alerts_not_their_sum() -> None:
+    """An outside probe: three metrics firing over the same first half of an incident, and nothing over
+    its second, scored 100% 'firing through' (their times were added up)."""
+    incident = Incident("outage", Scope("c01"), METRICS, MIDNIGHT + 1500, 300, 0.95)
+    day = make_day(DayConfig(seed=13, incidents=(incident,), stalls=0, late_partitions=0, **SHORT))
+    start, half = incident.start + 20, incident.start + 170
+    same = [Fired("drop", m, Scope("c01"), ((start, half),)) for m in ("interactions", "orders", "gmv_fen")]
+    (_, _, delay, coverage, _) = score_day(day, same).incidents[0]
+    assert delay == 20 and coverage == pytest.approx(150 / 280)
+    # Overlapping and disjoint spans, one alert's two openings among them: counted once each.
+    more = [*same, Fired("drop", "shares", Scope(), ((half - 50, half + 30), (half + 100, incident.end + 60)))]
+    (_, _, _, coverage, _) = score_day(day, more).incidents[0]
+    assert coverage == pytest.approx((150 + 30 + (incident.end - half - 100)) / 280)
 
 
 def test_without_a_plan_the_detector_still_catches_outages() -> None:
