@@ -73,11 +73,15 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 17  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 18  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
 _SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
 _REST, _REST_K = 15, 16  # ring: a share's reference as counted (a campaign's before the plan's scaling), and masked
+_LOW_START = 17  # ring: the plan's envelope that does not reach back across a scheduled start (outage checks)
+MIN_RECOVER = 3  # steps: the shortest window a recovery is judged on
+RECOVERED_AT = 0.7  # an incident is not over while its scope is more than 30% below expected
+PLAN_EDGE = 2.0  # a planned step this many times the one before it is a scheduled start (`_prepare_plan`)
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
@@ -239,6 +243,8 @@ class Detector:
         self._windows = [max(1, round(c.window_s / self.config.step_s)) for c in self.config.checks]
         self._baselines = [max(1, round(c.baseline_s / self.config.step_s)) for c in self.config.checks]
         self._gaps = [max(0, round(c.gap_s / self.config.step_s)) for c in self.config.checks]
+        # the planned expectation each check judges on: the outage checks' envelope stops at a scheduled start
+        self._low_ring = [_LOW_START if c.window_s <= 60 else 8 for c in self.config.checks]
         # every length from one step to 300 s: the shortest that holds the events recovery needs
         self._recover_windows = list(range(1, max(1, round(300 / self.config.step_s)) + 1))
         self._h = max(w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)) + 2
@@ -273,6 +279,7 @@ class Detector:
         self._recent: deque[tuple[float, float, float, FloatArray]] = deque(maxlen=self._h)  # for snapshots
         self._plan_keys: dict[tuple[Scope, str], int] = {}
         self._plan_rates = self._plan_low = self._plan_cum = self._plan_low_cum = np.zeros((0, 1))
+        self._plan_start = self._plan_start_cum = np.zeros((0, 1))
         if plan is not None and len(plan):
             self._prepare_plan(plan)
         for campaign in self.schedule:
@@ -328,16 +335,36 @@ class Detector:
         low = rates.copy()
         for shift in range(2 * slack + 1):
             np.minimum(low, padded[:, shift : shift + rates.shape[1]], out=low)
+        # The outage checks' envelope does not reach back across a scheduled start: a step where the plan
+        # jumps up (the 00:00 start, a launch) by more than PLAN_EDGE times. The clock's start is certain:
+        # with the eve inside the envelope until 00:05, an outage of the whole total at 00:01 was never
+        # raised, one at 00:03 two minutes late, and an outage open across 00:00 "resolved" at 00:00:25
+        # (an outside probe). The surge's rise to its peak is not: a plan peaking in its first minute
+        # expects twice what a surge peaking at 00:06 sends then, which the outage checks' depth (60-80%)
+        # absorbs and the moderate and slower checks' does not (two false alarms at 00:00:35 in the surge
+        # score when they used it too). An end stays inside it: a plan's minute is flat where the last
+        # seconds before an end fade (28 false alarms on the development days when ends were edges too).
+        n, steps = rates.shape[1], np.arange(rates.shape[1])
+        before = np.concatenate([rates[:, :1], rates[:, :-1]], axis=1)
+        last_rise = np.maximum.accumulate(np.where(rates > PLAN_EDGE * before, steps, -1), axis=1)
+        start = rates.copy()
+        for shift in range(2 * slack + 1):
+            reach = steps + shift - slack >= last_rise if shift < slack else np.ones(n, dtype=bool)
+            np.minimum(start, np.where(reach, padded[:, shift : shift + n], np.inf), out=start)
         self._plan_rates = rates
         self._plan_low = low
         self._plan_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(rates * plan.step_s, axis=1)], axis=1)
         self._plan_low_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(low * plan.step_s, axis=1)], axis=1)
+        self._plan_start = start
+        self._plan_start_cum = np.concatenate(
+            [np.zeros((len(start), 1)), np.cumsum(start * plan.step_s, axis=1)], axis=1
+        )
 
-    def _plan_integral(self, a: float, b: float, low: bool) -> FloatArray:
-        """Per plan row, the plan (or its envelope) integrated over (a, b] in epoch seconds."""
+    def _plan_integral(self, a: float, b: float, low: bool, start: bool = False) -> FloatArray:
+        """Per plan row, the plan (or its envelope; `start`: the outage checks' one) integrated over (a, b]."""
         assert self.plan is not None
-        rates = self._plan_low if low else self._plan_rates
-        cum = self._plan_low_cum if low else self._plan_cum
+        rates = self._plan_start if start else self._plan_low if low else self._plan_rates
+        cum = self._plan_start_cum if start else self._plan_low_cum if low else self._plan_cum
         n = rates.shape[1]
         step = self.plan.step_s
 
@@ -379,7 +406,7 @@ class Detector:
         # 00:00 has sent nothing in the eve, and a rate spread over it reads a tenth of what it sends.
         for i, starts in self._live_from():
             q_level[i] = max(0.0, prev + span - max(prev, starts))
-        q_low, q_time = q_level.copy(), q_level.copy()
+        q_low, q_time, q_start = q_level.copy(), q_level.copy(), q_level.copy()
         has_plan = self._plan_row >= 0
         # Every scope's recent rate (q_time) is kept beside the plan: outside the plan's span (a plan for
         # the sale day, the day after it) and across its first or last minute a planned scope is judged
@@ -389,6 +416,7 @@ class Detector:
         if covered and has_plan.any() and span > 0:
             q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
             q_low[has_plan] = self._plan_integral(prev, prev + span, low=True)[self._plan_row[has_plan]]
+            q_start[has_plan] = self._plan_integral(prev, prev + span, True, start=True)[self._plan_row[has_plan]]
         excess = self._burst_excess(x, q_time)
         clean = x - excess
         q_share = np.zeros((s, m))
@@ -439,7 +467,7 @@ class Detector:
         # (c01 "an outage" 25 s into the surge, an hour long, on a night where it ran alone before 00:00).
         keep_share[camp] &= scaled[camp]  # (by the plan, not by the count: a sparse rest counts 0 at times)
         self._family_busy = family
-        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered, rest)
+        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered, rest, q_start)
         changed: list[Alert] = []
         self._judge_lag(step, changed)
         if self._lag is None or self._lag.alert.resolved_at is not None:
@@ -512,12 +540,13 @@ class Detector:
 
     def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray, qt: FloatArray,
               span: float, keep: BoolArray, keep_share: BoolArray, covered: bool,
-              rest: FloatArray) -> None:  # fmt: skip
+              rest: FloatArray, qstart: FloatArray) -> None:  # fmt: skip
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
-                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks])  # fmt: skip
+                           qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks,
+                           qstart])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -646,7 +675,7 @@ class Detector:
             drift = self._plan_drift(planned, units, k, gap, length) if check.drift else 0.0
             mus, refs, ref_base = [], [], []
             for b in range(3):
-                win_q = self._win(8 if b == _LEVEL else 2 + b, k)
+                win_q = self._win(self._low_ring[c] if b == _LEVEL else 2 + b, k)
                 base_q = self._base(5 + b, k + gap, length)
                 if b == _LEVEL:
                     win_q = np.where(planned, win_q, self._win(_QT, k))
@@ -830,7 +859,7 @@ class Detector:
         k = min(k, self._n, self._h - 1)
         if k < 2 or not (math.isfinite(ratio) and ratio > 0):
             return fallback
-        ref = (8 if planned else _QT) if b == _LEVEL else 2 + b
+        ref = (self._low_ring[c] if planned else _QT) if b == _LEVEL else 2 + b
         pos = [(self._n - i) % self._h for i in range(k, -1, -1)]  # the cumulative sums before the last k steps, ...
         x = np.diff(self._ring[0, pos, row, j])
         e = ratio * fall * np.diff(self._ring[ref, pos, row, j])
@@ -871,7 +900,7 @@ class Detector:
         if row is None:
             return True
         on_plan = holder.basis == _LEVEL and holder.alert.basis == "plan"
-        ref = (8 if on_plan else _QT) if holder.basis == _LEVEL else 2 + holder.basis
+        ref = (self._low_ring[holder.check] if on_plan else _QT) if holder.basis == _LEVEL else 2 + holder.basis
         last = max(1, round(UNFOLD_AFTER_S / self.config.step_s))
         mu = holder.ratio * float(self._win(ref, last)[row, j])
         if not (math.isfinite(mu) and mu > 0):
@@ -959,11 +988,19 @@ class Detector:
             if step.at - alert.opened_at > cfg.max_open_s:  # this opening: a reopened one refroze its baseline
                 self._close(state, row, j, step.at, changed)
                 continue
+            campaign = self._campaign_of[row]
+            ends = self.schedule[campaign][1] if campaign is not None and campaign in self.schedule else None
+            if ends is not None and step.settled_until >= ends:
+                # Ended on schedule: nothing is expected of it from here (an outage into its last minute,
+                # judged on the plan up to the end, stayed open five minutes past it).
+                self._close(state, row, j, step.at, changed)
+                continue
             on_plan = state.basis == _LEVEL and alert.basis == "plan"
-            if not on_plan and not eligible_rows[row]:
-                self._close(
-                    state, row, j, step.at, changed
-                )  # the campaign is ending: shares, recent rate no longer apply
+            if not on_plan and state.basis != _RATIO and not eligible_rows[row]:
+                # The campaign is ending: shares and the recent rate no longer apply. Orders per
+                # interaction do (both fade together in its last minutes): a payments outage 8 minutes
+                # before an end was closed 5 minutes before it, still down (an outside probe).
+                self._close(state, row, j, step.at, changed)
                 continue
             longest = self._recover_windows[-1]
             back = math.ceil((step.settled_until - alert.started_at) / cfg.step_s)
@@ -999,7 +1036,8 @@ class Detector:
             # line at 90% now and then, and an incident would resolve in the middle of itself.
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
-            ref, ratio = (8 if on_plan else _QT) if state.basis == _LEVEL else 2 + state.basis, state.ratio
+            ref = (self._low_ring[state.check] if on_plan else _QT) if state.basis == _LEVEL else 2 + state.basis
+            ratio = state.ratio
             if state.basis == _LEVEL and not on_plan and self._scopes[row].channel is not None:
                 # A channel judged on its recent rate recovers against its siblings: the rate frozen in
                 # the 00:00 surge is twice what the channel sends once the surge has fallen off. Only
@@ -1031,7 +1069,10 @@ class Detector:
             if self._episode_resolved(row, j, alert):
                 floor_events, sigmas = floor_events / cfg.episode_relief, cfg.episode_sigmas
             needed = max(floor_events, sigmas**2 * var_unit[row, j] / (1 - level) ** 2)
-            floor = min(self._windows[state.check] // 2, round(60 / cfg.step_s)) if state.check >= 0 else 1
+            # At least 30 s: 10 s of counts at 55% of the expectation crossed a line at 70% now and then.
+            floor = 1
+            if state.check >= 0:
+                floor = min(max(self._windows[state.check] // 2, MIN_RECOVER), round(60 / cfg.step_s))
             # The window stays inside the incident: counts from before its onset are no evidence of
             # recovery (an outage judged a minute in on 80 s, half of them before it, read 60% back).
             # A reopened incident counts from its new onset: the minutes it was resolved are no evidence.
@@ -1051,7 +1092,11 @@ class Detector:
                 continue
             obs = self._going_on(state, on_plan, row, j, k, step.settled_until)
             # Nothing expected: over, unless the yardstick is siblings that sent nothing either.
-            recovered = obs >= (1 + level) / 2 * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
+            # An outage that comes back half way is still a drop: not over below RECOVERED_AT of the
+            # expectation, whatever the midpoint (an outside probe: a channel out for 3 minutes, then 45%
+            # down for 12, "resolved" 30-170 s into the 45%, and the rest was raised late or never).
+            line = max((1 + level) / 2, RECOVERED_AT)
+            recovered = obs >= line * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:
                 state.by_recovery = True

@@ -446,7 +446,8 @@ def test_a_partition_running_late_is_no_drop_when_it_catches_up(tmp_path: Path) 
     assert len({a.id for a in changed}) == 1 and changed[-1].resolved_at is not None  # the 150 s, over
     before, _ = _late_partition_run(tmp_path, hold_back=False)
     drops = [a for a in before if a.kind == "drop"]  # the campaign's are folded under the total's
-    assert {a.scope.label() for a in drops} == {"total"} and {a.severity for a in drops} == {"critical"}
+    # (critical outages; one may come back as a warning as its quarter-filled spans go on)
+    assert {a.scope.label() for a in drops} == {"total"} and "critical" in {a.severity for a in drops}
 
 
 def test_a_partition_steadily_late_under_the_lag_alert_is_no_drop_with_the_worst_lag_only(tmp_path: Path) -> None:
