@@ -73,12 +73,14 @@ IntArray = npt.NDArray[Any]
 
 BASES = ("level", "share", "ratio")
 _LEVEL, _SHARE, _RATIO = 0, 1, 2
-RING = 18  # arrays the detector keeps cumulative sums of (Detector._push)
+RING = 19  # arrays the detector keeps cumulative sums of (Detector._push)
 _QT, _QTK, _OUT = 11, 12, 13  # ring: the recent rate's q and masked q; steps outside the plan's span
 REST_CHANGE = 1.25  # a campaign's share of the total is not judged across a larger move of its planned ratio
 _SHARE_LIVE = 14  # ring: the time a share baseline had a reference (a campaign's: the rest of the total planned)
 _REST, _REST_K = 15, 16  # ring: a share's reference as counted (a campaign's before the plan's scaling), and masked
-_LOW_START = 17  # ring: the plan's envelope that does not reach back across a scheduled start (outage checks)
+# ring: the plan's envelope that does not reach back across a scheduled start (the outage checks' recovery),
+# and the same but for the start's own minute (their judging: a launch a few seconds late is no outage)
+_LOW_START, _LOW_START_GRACE = 17, 18
 MIN_RECOVER = 3  # steps: the shortest window a recovery is judged on
 RECOVERED_AT = 0.7  # an incident is not over while its scope is more than 30% below expected
 PLAN_EDGE = 2.0  # a planned step this many times the one before it is a scheduled start (`_prepare_plan`)
@@ -243,8 +245,10 @@ class Detector:
         self._windows = [max(1, round(c.window_s / self.config.step_s)) for c in self.config.checks]
         self._baselines = [max(1, round(c.baseline_s / self.config.step_s)) for c in self.config.checks]
         self._gaps = [max(0, round(c.gap_s / self.config.step_s)) for c in self.config.checks]
-        # the planned expectation each check judges on: the outage checks' envelope stops at a scheduled start
-        self._low_ring = [_LOW_START if c.window_s <= 60 else 8 for c in self.config.checks]
+        # The planned expectation each check judges (recovers) on: the outage checks' stops at a scheduled
+        # start (their judging not in the start's own minute: a launch 10-40 s late is no outage).
+        self._low_ring = [_LOW_START_GRACE if c.window_s <= 60 else 8 for c in self.config.checks]
+        self._recover_ring = [_LOW_START if c.window_s <= 60 else 8 for c in self.config.checks]
         # every length from one step to 300 s: the shortest that holds the events recovery needs
         self._recover_windows = list(range(1, max(1, round(300 / self.config.step_s)) + 1))
         self._h = max(w + b + g for w, b, g in zip(self._windows, self._baselines, self._gaps, strict=True)) + 2
@@ -279,7 +283,7 @@ class Detector:
         self._recent: deque[tuple[float, float, float, FloatArray]] = deque(maxlen=self._h)  # for snapshots
         self._plan_keys: dict[tuple[Scope, str], int] = {}
         self._plan_rates = self._plan_low = self._plan_cum = self._plan_low_cum = np.zeros((0, 1))
-        self._plan_start = self._plan_start_cum = np.zeros((0, 1))
+        self._plan_start = self._plan_start_cum = self._plan_grace = self._plan_grace_cum = np.zeros((0, 1))
         if plan is not None and len(plan):
             self._prepare_plan(plan)
         for campaign in self.schedule:
@@ -347,10 +351,16 @@ class Detector:
         n, steps = rates.shape[1], np.arange(rates.shape[1])
         before = np.concatenate([rates[:, :1], rates[:, :-1]], axis=1)
         last_rise = np.maximum.accumulate(np.where(rates > PLAN_EDGE * before, steps, -1), axis=1)
-        start = rates.copy()
+        # Judging, the start's own minute still reaches back (a launch or a surge 20-40 s late read as a
+        # critical outage: a review); the recovery of an incident open across the start does not (it
+        # "resolved" at 00:00:25 against the eve).
+        start, grace = rates.copy(), rates.copy()
         for shift in range(2 * slack + 1):
-            reach = steps + shift - slack >= last_rise if shift < slack else np.ones(n, dtype=bool)
+            back = shift < slack
+            reach = steps + shift - slack >= last_rise if back else np.ones(n, dtype=bool)
             np.minimum(start, np.where(reach, padded[:, shift : shift + n], np.inf), out=start)
+            reach = reach | (steps == last_rise) if back else reach
+            np.minimum(grace, np.where(reach, padded[:, shift : shift + n], np.inf), out=grace)
         self._plan_rates = rates
         self._plan_low = low
         self._plan_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(rates * plan.step_s, axis=1)], axis=1)
@@ -359,12 +369,19 @@ class Detector:
         self._plan_start_cum = np.concatenate(
             [np.zeros((len(start), 1)), np.cumsum(start * plan.step_s, axis=1)], axis=1
         )
+        self._plan_grace = grace
+        self._plan_grace_cum = np.concatenate(
+            [np.zeros((len(grace), 1)), np.cumsum(grace * plan.step_s, axis=1)], axis=1
+        )
 
-    def _plan_integral(self, a: float, b: float, low: bool, start: bool = False) -> FloatArray:
-        """Per plan row, the plan (or its envelope; `start`: the outage checks' one) integrated over (a, b]."""
+    def _plan_integral(self, a: float, b: float, low: bool, start: str = "") -> FloatArray:
+        """Per plan row, the plan (or its envelope; `start`: the outage checks' one, "strict" or "grace")
+        integrated over (a, b] in epoch seconds."""
         assert self.plan is not None
-        rates = self._plan_start if start else self._plan_low if low else self._plan_rates
-        cum = self._plan_start_cum if start else self._plan_low_cum if low else self._plan_cum
+        rates, cum = (self._plan_low, self._plan_low_cum) if low else (self._plan_rates, self._plan_cum)
+        if start:
+            rates, cum = (self._plan_start, self._plan_start_cum) if start == "strict" else (
+                self._plan_grace, self._plan_grace_cum)  # fmt: skip
         n = rates.shape[1]
         step = self.plan.step_s
 
@@ -406,7 +423,7 @@ class Detector:
         # 00:00 has sent nothing in the eve, and a rate spread over it reads a tenth of what it sends.
         for i, starts in self._live_from():
             q_level[i] = max(0.0, prev + span - max(prev, starts))
-        q_low, q_time, q_start = q_level.copy(), q_level.copy(), q_level.copy()
+        q_low, q_time, q_start, q_grace = q_level.copy(), q_level.copy(), q_level.copy(), q_level.copy()
         has_plan = self._plan_row >= 0
         # Every scope's recent rate (q_time) is kept beside the plan: outside the plan's span (a plan for
         # the sale day, the day after it) and across its first or last minute a planned scope is judged
@@ -416,7 +433,8 @@ class Detector:
         if covered and has_plan.any() and span > 0:
             q_level[has_plan] = self._plan_integral(prev, prev + span, low=False)[self._plan_row[has_plan]]
             q_low[has_plan] = self._plan_integral(prev, prev + span, low=True)[self._plan_row[has_plan]]
-            q_start[has_plan] = self._plan_integral(prev, prev + span, True, start=True)[self._plan_row[has_plan]]
+            q_start[has_plan] = self._plan_integral(prev, prev + span, True, "strict")[self._plan_row[has_plan]]
+            q_grace[has_plan] = self._plan_integral(prev, prev + span, True, "grace")[self._plan_row[has_plan]]
         excess = self._burst_excess(x, q_time)
         clean = x - excess
         q_share = np.zeros((s, m))
@@ -467,7 +485,7 @@ class Detector:
         # (c01 "an outage" 25 s into the surge, an hour long, on a night where it ran alone before 00:00).
         keep_share[camp] &= scaled[camp]  # (by the plan, not by the count: a sparse rest counts 0 at times)
         self._family_busy = family
-        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered, rest, q_start)
+        self._push(x, q_level, q_share, q_ratio, q_low, q_time, span, keep, keep_share, covered, rest, q_start, q_grace)
         changed: list[Alert] = []
         self._judge_lag(step, changed)
         if self._lag is None or self._lag.alert.resolved_at is not None:
@@ -540,13 +558,13 @@ class Detector:
 
     def _push(self, x: FloatArray, ql: FloatArray, qs: FloatArray, qr: FloatArray, qlow: FloatArray, qt: FloatArray,
               span: float, keep: BoolArray, keep_share: BoolArray, covered: bool,
-              rest: FloatArray, qstart: FloatArray) -> None:  # fmt: skip
+              rest: FloatArray, qstart: FloatArray, qgrace: FloatArray) -> None:  # fmt: skip
         prev = self._ring[:, self._n % self._h]
         self._n += 1
         k, ks = keep.astype(float), keep_share.astype(float)
         update = np.stack([x, x * k, ql, qs, qr, ql * k, qs * ks, qr * k, qlow, np.full(x.shape, span), x * ks,
                            qt, qt * k, np.full(x.shape, float(not covered)), span * ks, rest, rest * ks,
-                           qstart])  # fmt: skip
+                           qstart, qgrace])  # fmt: skip
         self._ring[:, self._n % self._h] = prev + update
 
     def _win(self, arr: int, k: int) -> FloatArray:
@@ -611,6 +629,14 @@ class Detector:
                 ok[i] = False
         return ok
 
+    def _ended(self, at_event: float) -> BoolArray:
+        """Per row: its campaign's scheduled end has passed (nothing is expected of it from there)."""
+        out = np.zeros(len(self._scopes), dtype=bool)
+        for i, campaign in enumerate(self._campaign_of):
+            ends = self.schedule[campaign][1] if campaign is not None and campaign in self.schedule else None
+            out[i] = ends is not None and at_event >= ends
+        return out
+
     def _units(self) -> FloatArray:
         """Per (scope, metric) the size of one event: 1 for counts, the mean order value for gmv."""
         units = np.ones((len(self._scopes), len(METRICS)))
@@ -625,6 +651,7 @@ class Detector:
         s, m = len(self._scopes), len(METRICS)
         eligible_rows = self._eligible(step.settled_until)
         eligible = np.repeat(eligible_rows[:, None], m, axis=1)
+        ended = self._ended(step.settled_until)
         units = self._units()
         starts = np.full(s, -np.inf)  # each row's scheduled start and launch, if its campaign has one
         for i, at in self._live_from():
@@ -653,8 +680,10 @@ class Detector:
             base_end = step.settled_until - self._win(9, k + gap)
             live = np.clip(base_end - starts[:, None], 0.0, self._base(9, k + gap, length))
             covered = live >= max(MIN_COVER_S, MIN_COVER * check.baseline_s)
-            # A window that still holds a resolved incident's data does not fire it again.
-            fresh = step.settled_until - k * cfg.step_s >= self._clear_after
+            # A window that still holds a resolved incident's data does not fire it again; a campaign past its
+            # scheduled end is not judged at all (its incidents closed there, and opened again on a ratio or
+            # a plan that outlasts the schedule, every few steps: a review).
+            fresh = (step.settled_until - k * cfg.step_s >= self._clear_after) & ~ended[:, None]
             if check.window_s >= 120:  # ... nor one that holds an enclosing scope's incident
                 fresh &= (step.settled_until - k * cfg.step_s >= self._hold_until)[:, None]
             # On the plan when window and baseline lie inside its span; else on the recent rate.
@@ -979,6 +1008,7 @@ class Detector:
     def _resolve(self, step: Step, units: FloatArray, var_unit: FloatArray, changed: list[Alert]) -> None:
         cfg = self.config
         eligible_rows = self._eligible(step.settled_until)
+        ended = self._ended(step.settled_until)
         for (row, j), state in list(self._incidents.items()):
             alert = state.alert
             if alert.resolved_at is not None:
@@ -988,9 +1018,7 @@ class Detector:
             if step.at - alert.opened_at > cfg.max_open_s:  # this opening: a reopened one refroze its baseline
                 self._close(state, row, j, step.at, changed)
                 continue
-            campaign = self._campaign_of[row]
-            ends = self.schedule[campaign][1] if campaign is not None and campaign in self.schedule else None
-            if ends is not None and step.settled_until >= ends:
+            if ended[row]:
                 # Ended on schedule: nothing is expected of it from here (an outage into its last minute,
                 # judged on the plan up to the end, stayed open five minutes past it).
                 self._close(state, row, j, step.at, changed)
@@ -1036,7 +1064,7 @@ class Detector:
             # line at 90% now and then, and an incident would resolve in the middle of itself.
             level = alert.observed / alert.expected if alert.expected > 0 else 0.0
             level = min(max(level, 0.0), 0.9) if math.isfinite(level) else 0.0
-            ref = (self._low_ring[state.check] if on_plan else _QT) if state.basis == _LEVEL else 2 + state.basis
+            ref = (self._recover_ring[state.check] if on_plan else _QT) if state.basis == _LEVEL else 2 + state.basis
             ratio = state.ratio
             if state.basis == _LEVEL and not on_plan and self._scopes[row].channel is not None:
                 # A channel judged on its recent rate recovers against its siblings: the rate frozen in
@@ -1094,8 +1122,10 @@ class Detector:
             # Nothing expected: over, unless the yardstick is siblings that sent nothing either.
             # An outage that comes back half way is still a drop: not over below RECOVERED_AT of the
             # expectation, whatever the midpoint (an outside probe: a channel out for 3 minutes, then 45%
-            # down for 12, "resolved" 30-170 s into the 45%, and the rest was raised late or never).
-            line = max((1 + level) / 2, RECOVERED_AT)
+            # down for 12, "resolved" 30-170 s into the 45%, and the rest was raised late or never). Not
+            # on a frozen recent rate, which does not follow the day: in the fall-off it is stale-high,
+            # and an outage of an unplanned total stayed open the hour after it ended (a review).
+            line = (1 + level) / 2 if ref == _QT else max((1 + level) / 2, RECOVERED_AT)
             recovered = obs >= line * mu if mu > 0 and math.isfinite(mu) else ref != 2 + _SHARE
             state.recovered = state.recovered + 1 if recovered else 0
             if state.recovered >= cfg.recover_steps:

@@ -243,19 +243,22 @@ def test_a_level_drifting_through_the_fall_off_is_no_drop_and_keeps_no_incident_
     assert all(f.intervals[-1][1] <= end + 120 for f in drops if f.scope.encloses(Scope("c02"))), shown
 
 
-@pytest.mark.parametrize(("seed", "onset"), [(100, 63), (101, 183), (102, 3)])
+@pytest.mark.parametrize(("seed", "onset"), [(100, 63), (101, 183), (102, 33), (103, 3)])
 def test_an_outage_of_the_whole_total_in_the_first_minutes_of_the_surge_is_caught_at_once(
     seed: int, onset: int
 ) -> None:
     """An outside probe: the total 95% down from 00:00:03, 00:00:33 or 00:01:03 was never raised, and from
     00:02-00:04 only at 00:05:15. The plan's envelope (its peak may come 5 minutes early or late) reached
-    back across 00:00 and held the eve's level; the clock's start is no uncertain peak."""
+    back across 00:00 and held the eve's level; the clock's start is no uncertain peak. In the start's own
+    minute the envelope still reaches back (a launch 10-40 s late is no outage: a review), so an outage
+    from 00:00:03 is raised after that minute (and where the surge is ~90x the eve, not at all: its
+    first minute teaches the level; docs/ALERTS.md)."""
     incident = Incident("outage", Scope(), METRICS, MIDNIGHT + onset, 240, 0.95)
     day = make_day(DayConfig(seed=seed, campaigns=10, hours=2.0, stalls=0, late_partitions=0, incidents=(incident,)))
     fired, _, _ = run_detector(day)
     result = score_day(day, fired)
     (_, _, delay, coverage, resolve) = result.incidents[0]
-    assert delay is not None and delay <= 30, delay
+    assert delay is not None and delay <= (30 if onset >= 60 else 90), delay
     assert coverage >= 0.95 and resolve is not None and resolve <= 60, (coverage, resolve)
     assert result.false_alarms == 0, [(f.scope.label(), f.metric, f.how) for f in result.false_list]
 
