@@ -362,16 +362,10 @@ class Detector:
             reach = reach | (steps == last_rise) if back else reach
             np.minimum(grace, np.where(reach, padded[:, shift : shift + n], np.inf), out=grace)
         self._plan_rates = rates
-        self._plan_low = low
-        self._plan_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(rates * plan.step_s, axis=1)], axis=1)
-        self._plan_low_cum = np.concatenate([np.zeros((len(low), 1)), np.cumsum(low * plan.step_s, axis=1)], axis=1)
-        self._plan_start = start
-        self._plan_start_cum = np.concatenate(
-            [np.zeros((len(start), 1)), np.cumsum(start * plan.step_s, axis=1)], axis=1
-        )
-        self._plan_grace = grace
-        self._plan_grace_cum = np.concatenate(
-            [np.zeros((len(grace), 1)), np.cumsum(grace * plan.step_s, axis=1)], axis=1
+        self._plan_low, self._plan_start, self._plan_grace = low, start, grace
+        self._plan_cum, self._plan_low_cum, self._plan_start_cum, self._plan_grace_cum = (
+            np.concatenate([np.zeros((len(r), 1)), np.cumsum(r * plan.step_s, axis=1)], axis=1)
+            for r in (rates, low, start, grace)
         )
 
     def _plan_integral(self, a: float, b: float, low: bool, start: str = "") -> FloatArray:
@@ -660,7 +654,7 @@ class Detector:
         var_unit[:, _GMV] *= 1 + cfg.gmv_cv2
         # Resolve first: what recovers in this step is judged afresh, its windows clear of the
         # incident's data, instead of reopening at once (and the resolved row is what gets written).
-        self._resolve(step, units, var_unit, changed)
+        self._resolve(step, units, var_unit, ended, changed)
         # Shares of the parent: a channel's of its campaign; a campaign's of the total only as the plan
         # moves it (its reference is zero unplanned: `step`), as it changes by design whenever another
         # campaign starts or ends.
@@ -1005,10 +999,11 @@ class Detector:
                 out[c, b] = base_x / base_q if base_q > 0 else np.nan
         return out, on_plan
 
-    def _resolve(self, step: Step, units: FloatArray, var_unit: FloatArray, changed: list[Alert]) -> None:
+    def _resolve(
+        self, step: Step, units: FloatArray, var_unit: FloatArray, ended: BoolArray, changed: list[Alert]
+    ) -> None:
         cfg = self.config
         eligible_rows = self._eligible(step.settled_until)
-        ended = self._ended(step.settled_until)
         for (row, j), state in list(self._incidents.items()):
             alert = state.alert
             if alert.resolved_at is not None:
