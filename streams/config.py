@@ -234,6 +234,12 @@ class Settings:
                 raise ConfigError(f"{_variable(name)} must be at least {least}, got {getattr(self, name)}")
         if self.alerts_language not in ("zh", "en"):
             raise ConfigError(f"alerts language must be zh or en, got {self.alerts_language!r}")
+        if self.dashboard_url and _dashboard_problem(self.dashboard_url):
+            # Every alert message carries it as its link (an outside probe: 'not a url?from=...')
+            raise ConfigError(
+                f"{_variable('dashboard_url')} must be an http(s)://host[:port]/path URL without spaces, "
+                f"got {self.dashboard_url[:100]!r}"
+            )
 
     # -- derived names -------------------------------------------------------------------------
     def topic(self, suffix: str) -> str:
@@ -302,6 +308,18 @@ class Settings:
             if secret in given and isinstance(given[secret], str):
                 given[secret] = Secret(given[secret])
         return replace(self, **given)
+
+
+def _dashboard_problem(url: str) -> bool:
+    """Is the dashboard link no URL a browser opens (no http(s) scheme or host, spaces, a bad port)?"""
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return True
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        return True
+    return parts.scheme not in ("http", "https") or not parts.hostname or not port_ok
 
 
 def _variable(name: str) -> str:

@@ -84,7 +84,18 @@ _LOW_START, _LOW_START_GRACE = 17, 18
 MIN_RECOVER = 3  # steps: the shortest window a recovery is judged on
 RECOVERED_AT = 0.7  # an incident is not over while its scope is more than 30% below expected
 PLAN_EDGE = 2.0  # a planned step this many times the one before it is a scheduled start (`_prepare_plan`)
-UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
+RETURN_LOOKBACK_S, RETURN_BLOCK_S = 1800.0, 600.0  # a share back at one before a rise: no drop (`_share_returns`)
+HOLD_OPEN_AT = 0.05  # an outage open past max_open_s on a frozen recent rate stays open below this of it
+UNFOLD_AFTER_S = 60.0
+# A planned launch, from LAUNCH_AFTER_S after its start to LAUNCH_WATCH_S, is judged for a trickle: at most
+# LAUNCH_LINE of its plan scaled by the rest of the total, over the last LAUNCH_WINDOW_S since its start,
+# expecting LAUNCH_MIN_EXPECTED interactions; over while it sends LAUNCH_BACK (`Detector._trickle`)
+LAUNCH_AFTER_S, LAUNCH_WATCH_S, LAUNCH_WINDOW_S = 60.0, 1800.0, 300.0
+LAUNCH_MIN_EXPECTED, LAUNCH_LINE, LAUNCH_BACK = (
+    30.0,
+    0.15,
+    0.5,
+)  # a folded child still down this long after its parent's incident ended is reported
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
 FOLD_WITHIN_S, FOLD_DEEPER = 300.0, 0.1
@@ -135,6 +146,10 @@ class Alert:
     # column of promo.alerts, whose detected_at stays the first; the notifications tell the two apart).
     opened_at: float = math.nan
     raised_at: float = math.nan  # step.at this opening was raised from warning to critical (nan: it was not)
+    # The likeliest onset of this opening when it is a reopening (nan: it is the first): what the messages
+    # say "since" from (an outside probe: a reopened incident's messages named the first onset, and its end
+    # "the drop of 20:33-20:44", across the recovery the room had been told of). started_at stays the first.
+    reopened_from: float = math.nan
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.opened_at):
@@ -148,6 +163,7 @@ class Alert:
             "resolved_at": self.resolved_at, "expected": self.expected, "observed": self.observed,
             "basis": self.basis, "severity": self.severity, "message": self.message,
             "children": [s.label() for s in self.children], "window": self.window,
+            "reopened_from": self.reopened_from,
         }  # fmt: skip
 
 
@@ -792,6 +808,9 @@ class Detector:
                         var += mu**2 / np.maximum(counted_base / (units if b == _SHARE else 1.0), 1.0)
                     z = (seen - mu) / np.sqrt(var)
                     fire = ok & (seen <= (1 - check.depth) * mu) & (z <= -check.z)
+                if b == _SHARE and (fire & ~self._open).any():
+                    back, ref = k + gap + length, self._win(3, k)
+                    fire &= self._open | ~self._share_returns(obs, mu, ref, k, back, length, check, var_unit, units)
                 better = fire & (z < best_z)
                 if better.any():
                     best_z = np.where(better, z, best_z)
@@ -835,6 +854,7 @@ class Detector:
                 if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                     alert = state.alert
                     alert.resolved_at, alert.opened_at, alert.raised_at = None, step.at, math.nan
+                    alert.reopened_from = max(started, alert.started_at)
                     alert.expected, alert.observed, alert.severity, alert.basis = expected, observed, severity, basis
                     alert.window = check.name
                 else:
@@ -964,6 +984,47 @@ class Detector:
         fall[rows] = np.where(use, ratio, 1.0)
         return fall
 
+    def _share_returns(
+        self, obs: FloatArray, mu: FloatArray, ref: FloatArray, k: int, back: int, length: int, check: Check,
+        var_unit: FloatArray, units: FloatArray,
+    ) -> BoolArray:  # fmt: skip
+        """Per row: is a low share (`obs` over the window of k steps, `mu` expected of it, `ref` its reference) a
+        return to the share of an earlier stretch as long as the check's baseline (at most 10 minutes: a rise
+        of 20 spoils a longer one), in the 30 minutes before that baseline (which ends `back` steps ago),
+        with the reference's rate within 2x of the window's there and in every stretch between? The
+        baseline rose from that stretch (by 1 / (1 - depth / 2) of it at least, and z standard deviations),
+        the rise is at least half the deficit (the window nearer the stretch's share than the baseline's),
+        and the window is back at the stretch's share within half the check's depth (less two standard
+        deviations). A channel raised 1.5-2x for 10 minutes or more (a push) taught its baseline that share,
+        and fired a drop when it came back, open for the hour (an outside probe). A step up that stays is
+        learnt as before, and a drop after a rise is a drop against the share before the rise too. Looser
+        forms cost 30% drops on the development days (96.7% -> 88.3% for any stretch half the deficit lower
+        that the window is not the depth under; 95.0% and five caught later, without the rise by the depth):
+        noise and a mix drifting ~12% an hour put some 10-minute stretch of the hour there."""
+        out = np.zeros(obs.shape, dtype=bool)
+        same = np.ones(obs.shape, dtype=bool)
+        reach = min(back + round(RETURN_LOOKBACK_S / self.config.step_s), self._h - 2)
+        n_base = np.maximum(self._base(10, back - length, length) / units, 1.0)  # the check's baseline's count
+        length = min(length, round(RETURN_BLOCK_S / self.config.step_s))
+        for start in range(back, reach - length + 1, length):
+            x = self._base(10, start, length)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                q = self._base(6, start, length)
+                before = x / q * ref
+                n_x = np.maximum(x / units, 1.0)
+                rise = (mu - before) / np.sqrt(var_unit / units * before**2 / n_x + mu**2 / n_base)
+                sd = np.sqrt(var_unit * before + before**2 / n_x)
+                live = self._base(_SHARE_LIVE, start, length)
+                known = live >= MIN_COVER * length * self.config.step_s
+                back_there = (obs >= (1 - check.depth / 2) * before - 2 * sd) & (before <= (mu + obs) / 2)
+                risen = (rise >= check.z) & (mu * (1 - check.depth / 2) >= before)  # by half the depth, at least
+                # and in the same regime: the reference's rate within 2x of the window's (the mix of the eve
+                # is no yardstick after the surge: a 30% drop in the fall-off was missed, development day 107)
+                pace = (q / live) / (ref / (k * self.config.step_s))  # per second it was learnt (a burst masked)
+                same &= ~known | ((pace <= 2.0) & (pace >= 0.5))  # ... nor any stretch between
+                out |= known & (before > 0) & risen & back_there & same
+        return out
+
     def _rest_stable(self, k: int, gap: int, length: int) -> BoolArray:
         """Per row: for a campaign, whether its plan's ratio to the rest of the total's plan moves by at most
         REST_CHANGE between the baseline and the window (a campaign starting or ending moves it)."""
@@ -1009,9 +1070,6 @@ class Detector:
             if alert.resolved_at is not None:
                 if step.at - alert.resolved_at > cfg.reopen_s:
                     del self._incidents[(row, j)]
-                continue
-            if step.at - alert.opened_at > cfg.max_open_s:  # this opening: a reopened one refroze its baseline
-                self._close(state, row, j, step.at, changed)
                 continue
             if ended[row]:
                 # Ended on schedule: nothing is expected of it from here (an outage into its last minute,
@@ -1079,10 +1137,21 @@ class Detector:
             # 2-sigma bound of observed / expected over the last 300 s. The midpoint and the window
             # then fit the incident, not its onset.
             mu_long = ratio * float(self._win(ref, longest)[row, j])
+            still_out = False
             if mu_long > 0 and math.isfinite(mu_long):
                 obs_long = self._going_on(state, on_plan, row, j, longest, step.settled_until)
                 spread = math.sqrt(var_unit[row, j] * max(obs_long, units[row, j])) / mu_long
                 state.level = min(level if math.isnan(state.level) else state.level, obs_long / mu_long + 2 * spread)
+                out_line = HOLD_OPEN_AT if ref == _QT else 1 - cfg.critical_depth
+                still_out = obs_long / mu_long + 2 * spread <= out_line
+            # Open an hour (this opening: a reopened one refroze its baseline), its frozen baseline is stale:
+            # it resolves, unless the scope is still out: at most 20% of an expectation that follows the day
+            # (the plan, a share, a ratio), 5% of a recent rate frozen an hour ago (the 00:00 surge falls ~10x).
+            # Closed at zero, it was never raised again (an outside probe: a 2.5-hour outage of a channel
+            # was reported over at the hour; a campaign's and the total's came back 10-20 min later).
+            if step.at - alert.opened_at > cfg.max_open_s and not still_out:
+                self._close(state, row, j, step.at, changed)
+                continue
             if math.isfinite(state.level):
                 level = min(level, max(state.level, 0.0))
             # The floor of events is lowered for an incident whose episode has recovered; the four
@@ -1202,6 +1271,7 @@ class Detector:
                 return
             if state is not None and step.at - (state.alert.resolved_at or 0) <= cfg.reopen_s:
                 state.alert.resolved_at, state.alert.opened_at = None, step.at
+                state.alert.reopened_from = step.at - (step.lag_s - cfg.max_lag_s)
                 state.alert.observed = step.lag_s
             else:
                 started = step.at - (step.lag_s - cfg.max_lag_s)
@@ -1216,7 +1286,8 @@ class Detector:
             changed.append(state.alert)
 
     def _judge_no_show(self, step: Step, x: FloatArray, span: float, changed: list[Alert]) -> None:
-        """A scheduled campaign that has sent no interaction since its start is an alert, not a silence."""
+        """A scheduled campaign that has sent no interaction since its start is an alert, not a silence; one
+        with a plan that sends only a trickle of it (`_trickle`) too, and sooner."""
         cfg = self.config
         for campaign, (starts, ends) in self.schedule.items():
             if starts is None or step.settled_until <= starts:
@@ -1224,19 +1295,56 @@ class Detector:
             row = self._index[Scope(campaign)]
             self._since_start[campaign] = self._since_start.get(campaign, 0.0) + float(x[row, _INTERACTIONS])
             state = self._no_show.get(campaign)
-            silent = self._since_start[campaign] == 0.0
-            due = step.settled_until >= starts + cfg.no_show_after_s and (ends is None or step.settled_until < ends)
+            firing = state.alert if state is not None and state.alert.resolved_at is None else None
+            t = step.settled_until
+            live = ends is None or t < ends
+            watch = live and t >= starts + LAUNCH_AFTER_S and (firing is not None or t < starts + LAUNCH_WATCH_S)
+            trickle = self._trickle(row, starts, t, firing is not None) if watch else None
+            nothing = self._since_start[campaign] == 0.0 and live and t >= starts + cfg.no_show_after_s
             total = float(self._win(0, self._recover_windows[-1])[0, _INTERACTIONS])
-            if silent and due and total > 0 and state is None:
+            if (trickle or nothing) and total > 0 and state is None:
                 scope = Scope(campaign)
+                expected, observed = trickle or (math.nan, 0.0)
+                what = f"{observed / expected:.0%} of the plan" if observed > 0 else "nothing"
                 alert = Alert(_alert_id("drop", "interactions", scope, starts), "drop", "interactions", scope, starts,
-                              step.at, None, math.nan, 0.0, "schedule", "critical",
-                              f"campaign {campaign} scheduled from {_utc(starts)}: nothing has arrived")  # fmt: skip
+                              step.at, None, expected, observed, "schedule", "critical",
+                              f"campaign {campaign} scheduled from {_utc(starts)}: {what} has arrived")  # fmt: skip
                 self._no_show[campaign] = _Open(alert, -1, -1, math.nan, 1.0)
                 changed.append(alert)
-            elif state is not None and state.alert.resolved_at is None and (not silent or not due):
-                state.alert.resolved_at = step.at
-                changed.append(state.alert)
+            elif firing is not None and not (trickle or nothing):
+                firing.resolved_at = step.at
+                changed.append(firing)
+
+    def _trickle(self, row: int, starts: float, at: float, is_open: bool) -> tuple[float, float] | None:
+        """A planned campaign launched as a trickle: (expected, observed) interactions over the last minutes
+        since its start (at most LAUNCH_WINDOW_S) when it sent at most LAUNCH_LINE of its plan, the plan
+        scaled by the rest of the total as it counted against its own plan over the same time; None if not.
+        Nothing else sees it: its level is learnt from what it sends, and its shares have no baseline yet
+        (an outside probe: a campaign launched at 10% of its traffic was never raised). The rest's scale is
+        the yardstick, as its own plan's level may be off (+-30% per campaign in `saleday`: a launch at full
+        traffic can read 54% of it), so the line is low. An open one is over once it sends LAUNCH_BACK over
+        the shortest window (from 60 s) that expects LAUNCH_MIN_EXPECTED."""
+        if self._plan_row[row, _INTERACTIONS] < 0 or self._plan_row[0, _INTERACTIONS] < 0:
+            return None
+        since = int((at - starts) // self.config.step_s)
+        longest = min(since, round(LAUNCH_WINDOW_S / self.config.step_s))
+        windows = [k for k in (round(60 / self.config.step_s), round(120 / self.config.step_s)) if k < longest]
+        rows = [row, 0]
+        for k in [*windows, longest] if is_open else [longest]:
+            if k < 1 or self._win(_OUT, k)[rows, _INTERACTIONS].any():
+                return None
+            (q_c, q_t), (x_c, x_t) = self._win(2, k)[rows, _INTERACTIONS], self._win(0, k)[rows, _INTERACTIONS]
+            rest_q, rest_x = q_t - q_c, x_t - x_c
+            if rest_q <= 0 or rest_x <= 0:
+                return None  # nothing else to scale by (the campaign alone, or the total down too)
+            mu = float(q_c * rest_x / rest_q)
+            if mu < LAUNCH_MIN_EXPECTED:
+                continue
+            if is_open:
+                return (mu, float(x_c)) if x_c < LAUNCH_BACK * mu else None
+            low = x_c <= LAUNCH_LINE * mu and x_c - mu <= -4 * math.sqrt(self.config.phi * mu)
+            return (mu, float(x_c)) if low else None
+        return None
 
     def _basis_name(self, b: int, row: int, j: int, planned: bool) -> str:
         if b == _LEVEL:
@@ -1410,6 +1518,7 @@ def _alert_doc(alert: Alert) -> dict[str, Any]:
     row["children"] = [[s.campaign_id, s.channel] for s in alert.children]
     row["expected"], row["observed"] = _num(alert.expected), _num(alert.observed)
     row["opened_at"], row["raised_at"] = alert.opened_at, _num(alert.raised_at)
+    row["reopened_from"] = _num(alert.reopened_from)
     return row
 
 
@@ -1417,7 +1526,8 @@ def _alert_from(doc: Mapping[str, Any]) -> Alert:
     return Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]), doc["started_at"],
                  doc["detected_at"], doc["resolved_at"], _float(doc["expected"]), _float(doc["observed"]),
                  doc["basis"], doc["severity"], doc["message"], tuple(Scope(c, ch) for c, ch in doc["children"]),
-                 doc.get("window", ""), _float(doc.get("opened_at")), _float(doc.get("raised_at")))  # fmt: skip
+                 doc.get("window", ""), _float(doc.get("opened_at")), _float(doc.get("raised_at")),
+                 _float(doc.get("reopened_from")))  # fmt: skip
 
 
 def replay(detector: Detector, steps: Iterable[Step]) -> list[Alert]:

@@ -121,6 +121,9 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     its resolution: the same incident), escalated (raised from warning to critical), resolved or reminder."""
     zh = ctx.language == "zh"
     scope = scope_text(doc.get("campaign_id"), doc.get("channel"), ctx)
+    # "since": a reopened incident's own onset, not its first one (an outside probe), in every message of it
+    again_from = doc.get("reopened_from")
+    since_at = again_from if again_from is not None and math.isfinite(again_from) else doc["started_at"]
     fresh = f"数据延迟 {ctx.lag_s:.0f} 秒" if zh else f"data {ctx.lag_s:.0f} s behind"
     if doc["kind"] == "lag":
         if event == "resolved":
@@ -131,7 +134,7 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
             title = "【延迟】数据管道落后" if zh else "[lag] pipeline behind"
             if event == "reopened":
                 title += "（再次）" if zh else " (again)"
-            since, behind = _local(doc["started_at"]), f"{doc['observed']:.0f}"
+            since, behind = _local(since_at), f"{doc['observed']:.0f}"
             text = (
                 f"自 {since} 起落后 {behind} 秒；此期间不判断下跌，大屏数字不是实时的"
                 if zh
@@ -150,9 +153,9 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     if event == "resolved":
         title = f"【恢复】{scope} {metric}" if zh else f"[resolved] {scope} {metric}"
         text = (
-            f"{_local(doc['started_at'])}–{_local(doc['resolved_at'])} 的下跌已恢复"
+            f"{_local(since_at)}–{_local(doc['resolved_at'])} 的下跌已恢复"
             if zh
-            else f"the drop of {_local(doc['started_at'])}–{_local(doc['resolved_at'])} is over"
+            else f"the drop of {_local(since_at)}–{_local(doc['resolved_at'])} is over"
         )
     else:
         tag = ("【严重】" if severe else "【下跌】") if zh else ("[CRITICAL] " if severe else "[drop] ")
@@ -165,18 +168,32 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
         title = f"{tag}{scope} {metric} {down}{again}"
         text = (
             f"预期 {_amount(doc.get('metric'), expected)}（{basis}），实际 {_amount(doc.get('metric'), observed)}；"
-            f"自 {_local(doc['started_at'])} 起"
+            f"自 {_local(since_at)} 起"
             if zh
             else f"expected {_amount(doc.get('metric'), expected)} ({basis}), observed "
-            f"{_amount(doc.get('metric'), observed)}; since {_local(doc['started_at'])}"
+            f"{_amount(doc.get('metric'), observed)}; since {_local(since_at)}"
         )
-        if basis_key == "schedule":  # no count was expected: its start was (an outside probe read "expected 0")
+        if basis_key == "schedule" and expected > 0 and observed > 0:  # a trickle: the plan scaled by the rest
+            title = (
+                f"{tag}{scope} 排期开始后只到了计划的 {observed / expected:.0%}{again}"
+                if zh
+                else f"{tag}{scope}: {observed / expected:.0%} of the plan since its start{again}"
+            )
+            text = (
+                f"排期 {_local(since_at)} 开始；{metric}预期 {_amount(doc.get('metric'), expected)}"
+                f"（按计划，以其他活动的实际规模折算），实际 {_amount(doc.get('metric'), observed)}"
+                if zh
+                else f"scheduled to start at {_local(since_at)}; expected "
+                f"{_amount(doc.get('metric'), expected)} {metric} (the plan, scaled as the other campaigns run), "
+                f"observed {_amount(doc.get('metric'), observed)}"
+            )
+        elif basis_key == "schedule":  # no count was expected: its start was (an outside probe read "expected 0")
             title = (
                 f"{tag}{scope} 已到排期开始时间，没有任何数据{again}"
                 if zh
                 else f"{tag}{scope}: nothing has arrived{again}"
             )
-            start = _local(doc["started_at"])
+            start = _local(since_at)
             text = (f"排期 {start} 开始，至今没有任何{metric}" if zh
                     else f"scheduled to start at {start}; no {metric} has arrived since")  # fmt: skip
         children = [child_text(str(c), doc.get("campaign_id"), ctx) for c in doc.get("children") or []]

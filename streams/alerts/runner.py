@@ -37,7 +37,7 @@ from streams.alerts.feed import WINDOW_S, Feed
 from streams.alerts.freshness import SETTLE_S, Lag
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Outcome, Robot, redact, send
-from streams.alerts.plan import Plan, PlanError, parse_plan_csv
+from streams.alerts.plan import Plan, PlanError, parse_plan_csv, parse_utc
 from streams.statelog import StateLog
 
 log = logging.getLogger(__name__)
@@ -127,6 +127,13 @@ class FlapGate:
         gate.held = {str(k): float(v) for k, v in doc.get("held", {}).items()}
         gate.believed = {str(k): (str(v[0]), float(v[1])) for k, v in doc.get("believed", {}).items()}
         return gate
+
+
+def acknowledged(alert: Alert, acked_at: float | None) -> bool:
+    """Is this opening of `alert` acknowledged (`acked_at`: the last ack of its id, None if none)? An ack
+    holds for the opening it was given in: one given before the incident reopened (even while it was
+    resolved) muted the reopened one's reminders (an outside probe)."""
+    return acked_at is not None and acked_at >= alert.opened_at
 
 
 def notification_event(alert: Alert) -> str:
@@ -594,10 +601,10 @@ class AlertRunner:
         if not due:
             return
         firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
-        acked = {d["id"] for d in firing if d["acked_by"]}
+        acked = {d["id"]: parse_utc(d["acked_at"]) for d in firing if d["acked_by"] and d.get("acked_at")}
         for alert in due:
             self.reminded[alert.id] = now
-            if alert.id not in acked:
+            if not acknowledged(alert, acked.get(alert.id)):
                 self._notify(alert, f"reminder@{now:.0f}", silences, ctx, now)
 
     # -- loops -------------------------------------------------------------------------------------
@@ -783,6 +790,8 @@ class AlertRunner:
         if outcome.ok:
             await self._digested(held, robot)
         else:
+            if not outcome.held:  # a robot that fails is one warning line, its digest too (an outside probe)
+                log.warning("a digest of %d message(s) to %s failed: %s", len(held), outcome.robot, outcome.detail)
             self.outbox.held[robot.kind] = [*held, *self.outbox.held.get(robot.kind, [])][-HELD_MAX:]
         return outcome.ok or outcome.held  # over its rate is no failure: tried again as soon as it lets
 
@@ -831,4 +840,7 @@ def with_digest(message: Message, held: Sequence[Held | Message], language: str 
             head = f"另有 {n} 条因频率限制合并：" if zh else f"{n} more held back by the rate limit:"
         parts.append(head + "\n" + "\n".join(f"- {t}" for t in titles))
     text = "\n\n".join([message.text, *parts]) if message.text else "\n\n".join(parts)
-    return Message(message.title, text, message.fields)
+    # The JSON webhook gets each held message's own fields too, in order (an outside probe: a consumer got a
+    # digest's titles as text and never the reopened and escalated events in it, then their resolutions)
+    digest = [{**h.message.fields, "failed": h.failed} for h in items if h.message.fields]
+    return Message(message.title, text, {**message.fields, "digest": digest} if digest else message.fields)

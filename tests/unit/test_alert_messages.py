@@ -12,7 +12,7 @@ import typer
 from streams.alerts.detector import Alert, Detector, Scope, Step
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message
-from streams.alerts.runner import FLAP_HOLD_S, FlapGate, build_step, notification_event, with_digest
+from streams.alerts.runner import FLAP_HOLD_S, FlapGate, acknowledged, build_step, notification_event, with_digest
 from streams.alerts.scope import parse_scope as scope_of
 from streams.alerts.store import AlertRow, Silence
 from streams.cli.alerts import parse_scope, parse_time
@@ -61,6 +61,13 @@ def test_a_digest_carries_what_the_rate_held_back_and_what_failed_each_as_what_i
     zh = with_digest(Message("now", "body"), mixed).text
     assert zh == "body\n\n另有 1 条因频率限制合并：\n- t2\n\n另有 1 条因发送失败补发：\n- t1", zh
     assert "more" not in zh and "rate limit" not in zh
+    # ... and the JSON webhook each one's own fields, in order (an outside probe: only the titles, as text)
+    fields = [Held(Message("t1", "x", {"event": "reopened", "id": "a1"}), "a1", "reopened@1", True),
+              Held(Message("t2", "y", {"event": "escalated", "id": "a2"}), "a2", "escalated@1", False)]  # fmt: skip
+    doc = with_digest(Message("now", "body", {"event": "resolved", "id": "a3"}), fields).fields
+    assert doc["event"] == "resolved" and doc["id"] == "a3"
+    assert doc["digest"] == [{"event": "reopened", "id": "a1", "failed": True},
+                             {"event": "escalated", "id": "a2", "failed": False}]  # fmt: skip
 
 
 def test_a_step_holds_every_scope_level_and_zero_for_a_silent_known_leaf() -> None:
@@ -169,6 +176,16 @@ def test_nothing_arrived_at_a_scheduled_start_is_a_full_drop_and_json_safe() -> 
     assert json.loads(json.dumps(banner_alert(alert), allow_nan=False))["expected"] is None
 
 
+def test_a_launch_as_a_trickle_says_how_much_of_the_plan_arrived() -> None:
+    doc = {**DROP, "metric": "interactions", "expected": 2400.0, "observed": 190.0, "basis": "schedule"}
+    msg = render(doc, "fired", Context({"d11": "双11主会场"}, 0.0))
+    assert msg.title == "【严重】双11主会场 / 微信 排期开始后只到了计划的 8%"
+    assert "预期 2,400（按计划，以其他活动的实际规模折算），实际 190" in msg.text and "没有任何" not in msg.text
+    english = render(doc, "fired", Context({}, 0.0, language="en"))
+    assert english.title == "[CRITICAL] d11 / wechat: 8% of the plan since its start"
+    assert "expected 2,400 interactions (the plan, scaled as the other campaigns run), observed 190" in english.text
+
+
 def test_an_alert_becomes_one_row_and_prints_as_the_list_does() -> None:
     alert = Alert("a1", "drop", "orders", Scope("c1", "wechat"), 1_794_326_400.0, 1_794_326_430.5, None, 120.0,
                   float("nan"), "plan", "critical", "orders down", (Scope("c1", "app"),), "outage-10s")  # fmt: skip
@@ -189,6 +206,24 @@ def test_a_reopened_or_escalated_drop_says_so_and_each_state_change_is_its_own_n
     assert render(DROP, "escalated", Context({}, 0.0, language="en")).title.endswith("down 95% (now critical)")
     lag = {**DROP, "kind": "lag", "metric": None, "campaign_id": None, "channel": None, "observed": 75.0}
     assert render(lag, "reopened", ctx).title == "【延迟】数据管道落后（再次）"
+    # A reopened incident says "since" its new onset, and its end names that stretch only (an outside
+    # probe: "the drop of 00:00:05-00:11:10 is over", across the recovery told at 00:05:05)
+    again = {**DROP, "reopened_from": T0 + 400}
+    assert (
+        "自 00:06:45 起" in render(again, "reopened", ctx).text
+        and "00:00:05" not in render(again, "reopened", ctx).text
+    )
+    assert "自 00:06:45 起" in render(again, "reminder", ctx).text
+    ended = render({**again, "resolved_at": T0 + 665}, "resolved", Context({}, 0.0, language="en"))
+    assert "the drop of 00:06:45–00:11:10 is over" in ended.text, ended.text
+    assert "自 00:00:05 起" in render({**DROP, "reopened_from": None}, "fired", ctx).text
+
+    # An ack holds for the opening it was given in (an outside probe: acked while resolved, the reopened
+    # incident got no reminder)
+    opening = Alert("a1", "drop", "orders", Scope("d11"), T0, T0 + 20, None, 240.0, 12.0, "plan", "critical", "")
+    assert not acknowledged(opening, None) and acknowledged(opening, T0 + 30)
+    opening.opened_at = T0 + 400  # reopened
+    assert not acknowledged(opening, T0 + 30) and acknowledged(opening, T0 + 401)
 
     # One incident's life: fired as a warning, raised to critical, resolved, fired again within
     # minutes (the same id), resolved again. Each change is a notification of its own name (sent once

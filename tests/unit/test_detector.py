@@ -734,6 +734,9 @@ def test_a_reopen_and_a_raise_to_critical_are_marked_with_their_time_and_survive
     reopened = [a for a in clicks if a.resolved_at is None and a.opened_at > a.detected_at]
     assert reopened and all(a.id == first.id and a.detected_at == first.detected_at for a in reopened)
     assert T0 + 46 * 60 <= reopened[0].opened_at < T0 + 47 * 60 and math.isnan(reopened[0].raised_at)
+    # what its messages say "since": the reopening's own onset, through the restart (started_at stays)
+    assert T0 + 46 * 60 - 15 <= reopened[0].reopened_from <= T0 + 46 * 60 + 10, reopened[0].reopened_from - T0
+    assert math.isnan(first.reopened_from) and reopened[0].started_at == first.started_at
 
 
 def test_a_reopen_an_hour_after_the_first_firing_is_not_closed_at_once() -> None:

@@ -249,6 +249,13 @@ def test_robots_come_from_the_environment_and_test_notify_says_how_each_went(rec
     assert json.loads(receiver.requests[-2][1])["markdown"]["content"].startswith("**promo test notification**")
     french = promo("alerts", "test-notify", env={**env, "PROMO_ALERTS_LANGUAGE": "fr"})
     assert french.returncode == 2 and "alerts language must be zh or en" in french.stderr, french.stderr
+    # Every message carries the dashboard link: one that is no URL is refused as the robots' are (a probe)
+    for bad in ("not a url", "javascript:alert(1)", "http://grafana:99999/d/x", "grafana:3000/d/x"):
+        refused = promo("alerts", "test-notify", env={**env, "PROMO_DASHBOARD_URL": bad})
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "PROMO_DASHBOARD_URL must be an http(s)" in refused.stderr, refused.stderr
+    linked = promo("alerts", "test-notify", env={**env, "PROMO_DASHBOARD_URL": "https://g.example.com/d/w?orgId=1"})
+    assert linked.returncode == 0, linked.stderr
 
 
 def test_a_robot_variable_set_but_empty_is_an_error() -> None:
@@ -460,6 +467,7 @@ def test_a_message_a_robot_failed_goes_out_in_the_digest_of_its_next_one(tmp_pat
     bodies = [json.loads(body) for _, body in r.requests]
     assert len(bodies) == 5 and bodies[-1]["i"] == 1, bodies
     assert "- alert 0" in bodies[-1]["text"], bodies[-1]["text"]  # the failed one, in the digest
+    assert bodies[-1]["digest"] == [{"i": 0, "failed": True}], bodies[-1]  # with its fields, for the webhook
 
 
 @contextlib.contextmanager
