@@ -238,7 +238,7 @@ class Settings:
             # Every alert message carries it as its link (an outside probe: 'not a url?from=...')
             raise ConfigError(
                 f"{_variable('dashboard_url')} must be an http(s)://host[:port]/path URL without spaces, "
-                f"got {self.dashboard_url[:100]!r}"
+                f"got {redact_dsn(self.dashboard_url)[:100]!r}"
             )
 
     # -- derived names -------------------------------------------------------------------------

@@ -85,17 +85,12 @@ MIN_RECOVER = 3  # steps: the shortest window a recovery is judged on
 RECOVERED_AT = 0.7  # an incident is not over while its scope is more than 30% below expected
 PLAN_EDGE = 2.0  # a planned step this many times the one before it is a scheduled start (`_prepare_plan`)
 RETURN_LOOKBACK_S, RETURN_BLOCK_S = 1800.0, 600.0  # a share back at one before a rise: no drop (`_share_returns`)
-HOLD_OPEN_AT = 0.05  # an outage open past max_open_s on a frozen recent rate stays open below this of it
-UNFOLD_AFTER_S = 60.0
-# A planned launch, from LAUNCH_AFTER_S after its start to LAUNCH_WATCH_S, is judged for a trickle: at most
-# LAUNCH_LINE of its plan scaled by the rest of the total, over the last LAUNCH_WINDOW_S since its start,
-# expecting LAUNCH_MIN_EXPECTED interactions; over while it sends LAUNCH_BACK (`Detector._trickle`)
-LAUNCH_AFTER_S, LAUNCH_WATCH_S, LAUNCH_WINDOW_S = 60.0, 1800.0, 300.0
-LAUNCH_MIN_EXPECTED, LAUNCH_LINE, LAUNCH_BACK = (
-    30.0,
-    0.15,
-    0.5,
-)  # a folded child still down this long after its parent's incident ended is reported
+UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
+# A planned launch, from LAUNCH_AFTER_S after its start to LAUNCH_WATCH_S and until it has once sent
+# LAUNCH_BACK of its plan, is judged for a trickle: at most LAUNCH_LINE of its plan scaled by the rest of the
+# total, over the last LAUNCH_WINDOW_S since its start, expecting LAUNCH_MIN_EXPECTED (`Detector._launch_level`)
+LAUNCH_AFTER_S, LAUNCH_WATCH_S, LAUNCH_WINDOW_S = 90.0, 1800.0, 300.0
+LAUNCH_MIN_EXPECTED, LAUNCH_LINE, LAUNCH_BACK = 30.0, 0.15, 0.5
 # A child firing this long after its ancestor's incident (re)opened, and much deeper than the ancestor
 # is down, is not explained by it: its own news (see `_explains`).
 FOLD_WITHIN_S, FOLD_DEEPER = 300.0, 0.1
@@ -296,6 +291,7 @@ class Detector:
         self._lag: _Open | None = None
         self._no_show: dict[str, _Open] = {}
         self._since_start: dict[str, float] = {}
+        self._launched: set[str] = set()  # campaigns that have sent LAUNCH_BACK of their plan since their start
         self._recent: deque[tuple[float, float, float, FloatArray]] = deque(maxlen=self._h)  # for snapshots
         self._plan_keys: dict[tuple[Scope, str], int] = {}
         self._plan_rates = self._plan_low = self._plan_cum = self._plan_low_cum = np.zeros((0, 1))
@@ -1142,11 +1138,12 @@ class Detector:
                 obs_long = self._going_on(state, on_plan, row, j, longest, step.settled_until)
                 spread = math.sqrt(var_unit[row, j] * max(obs_long, units[row, j])) / mu_long
                 state.level = min(level if math.isnan(state.level) else state.level, obs_long / mu_long + 2 * spread)
-                out_line = HOLD_OPEN_AT if ref == _QT else 1 - cfg.critical_depth
-                still_out = obs_long / mu_long + 2 * spread <= out_line
+                still_out = ref != _QT and obs_long / mu_long + 2 * spread <= 1 - cfg.critical_depth
             # Open an hour (this opening: a reopened one refroze its baseline), its frozen baseline is stale:
             # it resolves, unless the scope is still out: at most 20% of an expectation that follows the day
-            # (the plan, a share, a ratio), 5% of a recent rate frozen an hour ago (the 00:00 surge falls ~10x).
+            # (the plan, a share, a ratio). Not of a recent rate frozen an hour ago, which is no yardstick: a
+            # review held an unplanned campaign's outage from 00:05 open hours after it came back (the day's
+            # normal at 02:00 is 3% of the rate frozen in the surge).
             # Closed at zero, it was never raised again (an outside probe: a 2.5-hour outage of a channel
             # was reported over at the hour; a campaign's and the total's came back 10-20 min later).
             if step.at - alert.opened_at > cfg.max_open_s and not still_out:
@@ -1287,7 +1284,7 @@ class Detector:
 
     def _judge_no_show(self, step: Step, x: FloatArray, span: float, changed: list[Alert]) -> None:
         """A scheduled campaign that has sent no interaction since its start is an alert, not a silence; one
-        with a plan that sends only a trickle of it (`_trickle`) too, and sooner."""
+        with a plan that sends only a trickle of it (`_launch_level`) too, and sooner."""
         cfg = self.config
         for campaign, (starts, ends) in self.schedule.items():
             if starts is None or step.settled_until <= starts:
@@ -1298,8 +1295,29 @@ class Detector:
             firing = state.alert if state is not None and state.alert.resolved_at is None else None
             t = step.settled_until
             live = ends is None or t < ends
-            watch = live and t >= starts + LAUNCH_AFTER_S and (firing is not None or t < starts + LAUNCH_WATCH_S)
-            trickle = self._trickle(row, starts, t, firing is not None) if watch else None
+            # Until it has launched: a campaign that once sent half its plan and then fell is an incident of
+            # its own checks, not a launch (a review: an outage 10 min after a clean launch raised "13% of the
+            # plan since its start" beside its own drop alert); nor while its interactions are in an incident.
+            watch = (
+                live
+                and t >= starts + LAUNCH_AFTER_S
+                and (
+                    firing is not None
+                    or (
+                        t < starts + LAUNCH_WATCH_S
+                        and campaign not in self._launched
+                        and not self._open[row, _INTERACTIONS]
+                    )
+                )
+            )
+            trickle = None
+            level = self._launch_level(row, starts, t, firing is not None) if watch else None
+            if level is not None:
+                mu, sent = level
+                if sent >= LAUNCH_BACK * mu:
+                    self._launched.add(campaign)
+                elif firing is not None or (sent <= LAUNCH_LINE * mu and sent - mu <= -4 * math.sqrt(cfg.phi * mu)):
+                    trickle = level
             nothing = self._since_start[campaign] == 0.0 and live and t >= starts + cfg.no_show_after_s
             total = float(self._win(0, self._recover_windows[-1])[0, _INTERACTIONS])
             if (trickle or nothing) and total > 0 and state is None:
@@ -1315,15 +1333,15 @@ class Detector:
                 firing.resolved_at = step.at
                 changed.append(firing)
 
-    def _trickle(self, row: int, starts: float, at: float, is_open: bool) -> tuple[float, float] | None:
-        """A planned campaign launched as a trickle: (expected, observed) interactions over the last minutes
-        since its start (at most LAUNCH_WINDOW_S) when it sent at most LAUNCH_LINE of its plan, the plan
-        scaled by the rest of the total as it counted against its own plan over the same time; None if not.
-        Nothing else sees it: its level is learnt from what it sends, and its shares have no baseline yet
-        (an outside probe: a campaign launched at 10% of its traffic was never raised). The rest's scale is
-        the yardstick, as its own plan's level may be off (+-30% per campaign in `saleday`: a launch at full
-        traffic can read 54% of it), so the line is low. An open one is over once it sends LAUNCH_BACK over
-        the shortest window (from 60 s) that expects LAUNCH_MIN_EXPECTED."""
+    def _launch_level(self, row: int, starts: float, at: float, is_open: bool) -> tuple[float, float] | None:
+        """A planned campaign's launch: (expected, observed) interactions over the last minutes since its start
+        (at most LAUNCH_WINDOW_S), the plan scaled by the rest of the total as it counted against its own plan
+        over the same time; None where that cannot be judged. A trickle is at most LAUNCH_LINE of it (and 4
+        sd under it). Nothing else sees one: the campaign's level is learnt from what it sends, and its shares
+        have no baseline yet (an outside probe: a campaign launched at 10% of its traffic was never raised).
+        The rest's scale is the yardstick, as its own plan's level may be off (+-30% per campaign in
+        `saleday`: a launch at full traffic can read 54% of it), so the line is low. An open one (`is_open`)
+        is judged on the shortest window (from 60 s) that expects LAUNCH_MIN_EXPECTED."""
         if self._plan_row[row, _INTERACTIONS] < 0 or self._plan_row[0, _INTERACTIONS] < 0:
             return None
         since = int((at - starts) // self.config.step_s)
@@ -1338,12 +1356,8 @@ class Detector:
             if rest_q <= 0 or rest_x <= 0:
                 return None  # nothing else to scale by (the campaign alone, or the total down too)
             mu = float(q_c * rest_x / rest_q)
-            if mu < LAUNCH_MIN_EXPECTED:
-                continue
-            if is_open:
-                return (mu, float(x_c)) if x_c < LAUNCH_BACK * mu else None
-            low = x_c <= LAUNCH_LINE * mu and x_c - mu <= -4 * math.sqrt(self.config.phi * mu)
-            return (mu, float(x_c)) if low else None
+            if mu >= LAUNCH_MIN_EXPECTED:
+                return mu, float(x_c)
         return None
 
     def _basis_name(self, b: int, row: int, j: int, planned: bool) -> str:
@@ -1460,6 +1474,7 @@ class Detector:
             "lag": None if self._lag is None else _alert_doc(self._lag.alert),
             "no_show": {c: _alert_doc(st.alert) for c, st in self._no_show.items()},
             "since_start": dict(self._since_start),
+            "launched": sorted(self._launched),
             "resets": resets,
         }
 
@@ -1495,6 +1510,7 @@ class Detector:
         det._lag = None if doc.get("lag") is None else _Open(_alert_from(doc["lag"]), -1, -1, math.nan, 0.0)
         det._no_show = {c: _Open(_alert_from(a), -1, -1, math.nan, 1.0) for c, a in doc.get("no_show", {}).items()}
         det._since_start = {str(k): float(v) for k, v in doc.get("since_start", {}).items()}
+        det._launched = {str(c) for c in doc.get("launched", [])}
         for campaign, channel, back in doc.get("resets", []):
             det._reset_pos[det._register(Scope(campaign, channel))] = max(det._n - int(back), 0)
         return det

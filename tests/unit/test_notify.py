@@ -254,6 +254,8 @@ def test_robots_come_from_the_environment_and_test_notify_says_how_each_went(rec
         refused = promo("alerts", "test-notify", env={**env, "PROMO_DASHBOARD_URL": bad})
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
         assert "PROMO_DASHBOARD_URL must be an http(s)" in refused.stderr, refused.stderr
+    hidden = promo("alerts", "test-notify", env={**env, "PROMO_DASHBOARD_URL": "https://admin:s3cret@grafana:99999/d"})
+    assert hidden.returncode == 2 and "s3cret" not in hidden.stderr and "admin:****" in hidden.stderr, hidden.stderr
     linked = promo("alerts", "test-notify", env={**env, "PROMO_DASHBOARD_URL": "https://g.example.com/d/w?orgId=1"})
     assert linked.returncode == 0, linked.stderr
 

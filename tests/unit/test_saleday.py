@@ -327,6 +327,17 @@ def test_an_outage_still_out_after_an_hour_stays_one_incident(seed: int, scope: 
     assert start - onset <= 45 and 0 <= end - (onset + 4800) <= 90, (start - onset, end - onset - 4800)
 
 
+def test_an_unplanned_outage_past_the_hour_is_not_held_against_a_rate_frozen_in_the_surge() -> None:
+    """A review of the above: held against a recent rate frozen in the 00:05 surge (22,034 a minute), an
+    unplanned campaign's normal traffic after the outage (938 a minute at 02:00) read as 'still out', and
+    the incident stayed open hours after the campaign came back. On a recent rate it closes at the hour."""
+    base = DayConfig(seed=50001, start=MIDNIGHT - 3600, hours=3.0, stalls=0, late_partitions=0, bot_bursts=0)
+    outage = Incident("outage", Scope("c01"), METRICS, MIDNIGHT + 303, 5400, 1.0)
+    fired, _, _ = run_detector(make_day(replace(base, incidents=(outage,))), plan=False)
+    mine = [f for f in fired if f.kind == "drop" and f.scope == Scope("c01")]
+    assert mine and all(b <= outage.end for f in mine for _, b in f.intervals), [f.intervals for f in mine]
+
+
 @pytest.mark.parametrize(("seed", "campaign", "depth"), [(50001, "c02", 0.95), (50002, "c03", 0.99),
                                                          (50005, "c05", 0.9), (50007, "c04", 1.0)])  # fmt: skip
 def test_a_campaign_launched_at_midnight_as_a_trickle_is_raised_in_its_first_minutes(
@@ -334,8 +345,8 @@ def test_a_campaign_launched_at_midnight_as_a_trickle_is_raised_in_its_first_min
 ) -> None:
     """An outside probe: a campaign launched at 00:00 with 1-10% of its traffic was never raised (the
     schedule's alert wanted nothing at all; its level was learnt from the trickle). Its plan, scaled as the
-    rest of the total runs, expects it from the start: raised 60-70 s in, over 25-45 s after it comes back.
-    (Nothing at all is raised the same way, at 60 s rather than the schedule's 120 s.)"""
+    rest of the total runs, expects it from the start: raised 90-100 s in, over 25-45 s after it comes back.
+    (Nothing at all is raised the same way, at 90 s rather than the schedule's 120 s.)"""
     base = DayConfig(seed=seed, start=MIDNIGHT - 3600, hours=1.5, stalls=0, late_partitions=0)
     assert make_day(base).schedule[campaign][0] == MIDNIGHT
     day = make_day(replace(base, incidents=(Incident("outage", Scope(campaign), METRICS, MIDNIGHT - 60, 1200, depth),)))
@@ -343,7 +354,7 @@ def test_a_campaign_launched_at_midnight_as_a_trickle_is_raised_in_its_first_min
     launch = [f for f in fired if f.scope == Scope(campaign) and f.how.startswith("schedule")]
     assert len(launch) == 1 and len(launch[0].intervals) == 1, [(f.how, f.intervals) for f in fired]
     start, end = launch[0].intervals[0]
-    assert 60 <= start - MIDNIGHT <= 75 and 0 <= end - (MIDNIGHT + 1140) <= 60, (start - MIDNIGHT, end - MIDNIGHT)
+    assert 90 <= start - MIDNIGHT <= 105 and 0 <= end - (MIDNIGHT + 1140) <= 60, (start - MIDNIGHT, end - MIDNIGHT)
     result = score_day(day, fired)
     assert result.incidents[0][2] is not None and result.false_alarms == 0, result.false_list
 
@@ -357,7 +368,16 @@ def test_a_campaign_launched_in_the_evening_as_a_trickle_is_raised_and_a_clean_l
     day = make_day(replace(base, incidents=(Incident("outage", Scope("c03"), METRICS, starts - 600, 3600, 0.9),)))
     fired, _, _ = run_detector(day)
     launch = [f.intervals for f in fired if f.scope == Scope("c03") and f.how.startswith("schedule")]
-    assert launch and launch[0][0][0] - starts <= 75, launch
+    assert launch and launch[0][0][0] - starts <= 105, launch
+    # A review: an outage 10 minutes after a clean launch raised "13% of the plan since its start" beside
+    # its own drop alert; and a launch a minute late flapped a critical alert for 30 s. Neither is a launch.
+    for incident in (Incident("outage", Scope("c03"), METRICS, starts + 603, 600, 0.9),
+                     Incident("outage", Scope("c03"), METRICS, starts - 60, 118, 1.0)):  # fmt: skip
+        day = make_day(replace(base, incidents=(incident,)))
+        fired, _, _ = run_detector(day)
+        assert [f.intervals for f in fired if f.how.startswith("schedule")] == [], incident
+        if incident.duration > 300:
+            assert score_day(day, fired).incidents[0][2] is not None  # caught by its own checks
 
 
 @pytest.mark.parametrize(("seed", "channel"), [(50001, Scope("c08", "jingxi")), (50001, Scope("c01", "ads")),
