@@ -86,6 +86,7 @@ RECOVERED_AT = 0.7  # an incident is not over while its scope is more than 30% b
 PLAN_EDGE = 2.0  # a planned step this many times the one before it is a scheduled start (`_prepare_plan`)
 RETURN_LOOKBACK_S, RETURN_BLOCK_S = 1800.0, 600.0  # a share back at one before a rise: no drop (`_share_returns`)
 UNFOLD_AFTER_S = 60.0  # a folded child still down this long after its parent's incident ended is reported
+NOTHING_EXPECTED = 20.0  # events expected over the last 5 min for "nothing at all" to keep an incident open
 # A planned launch, from LAUNCH_AFTER_S after its start to LAUNCH_WATCH_S and until it has once sent
 # LAUNCH_BACK of its plan, is judged for a trickle: at most LAUNCH_LINE of its plan scaled by the rest of the
 # total, over the last LAUNCH_WINDOW_S since its start, expecting LAUNCH_MIN_EXPECTED (`Detector._launch_level`)
@@ -232,6 +233,7 @@ class _Open:
     since: float = math.nan  # event time this opening's window began (a reopened incident: its second onset)
     by_recovery: bool = False  # resolved because its counts came back (not by the hour or the campaign's end)
     recent: tuple[float, float] = (math.nan, math.nan)  # observed, expected over the last UNFOLD_AFTER_S
+    share: float = math.nan  # its part of its parent's count over the baseline it opened on (`_still_nothing`)
 
 
 def _utc(epoch_s: float) -> str:
@@ -708,7 +710,7 @@ class Detector:
                     change = np.maximum(now / before, before / now)
                 stable = ~planned | (change <= check.max_change)
             drift = self._plan_drift(planned, units, k, gap, length) if check.drift else 0.0
-            mus, refs, ref_base = [], [], []
+            mus, refs, ref_base, win_qs, counts_base = [], [], [], [], []
             for b in range(3):
                 win_q = self._win(self._low_ring[c] if b == _LEVEL else 2 + b, k)
                 base_q = self._base(5 + b, k + gap, length)
@@ -734,6 +736,8 @@ class Detector:
                 mus.append(ratio * win_q)
                 refs.append(ratio)
                 ref_base.append(base_q)
+                win_qs.append(win_q)
+                counts_base.append(base_xb)
             # ... scaled by how much the parent grew from the baseline to the window when it at least
             # doubled: in the 00:00 surge a channel's own recent rate is a tenth of what it sends, and
             # "low on its own level" kept every share and ratio from judging the first hour. (A bot
@@ -805,8 +809,10 @@ class Detector:
                     z = (seen - mu) / np.sqrt(var)
                     fire = ok & (seen <= (1 - check.depth) * mu) & (z <= -check.z)
                 if b == _SHARE and (fire & ~self._open).any():
-                    back, ref = k + gap + length, self._win(3, k)
-                    fire &= self._open | ~self._share_returns(obs, mu, ref, k, back, length, check, var_unit, units)
+                    returns = self._share_returns(
+                        obs, mu, win_qs[b], counts_base[b], k, k + gap + length, length, check, var_unit, units
+                    )
+                    fire &= self._open | ~returns
                 better = fire & (z < best_z)
                 if better.any():
                     best_z = np.where(better, z, best_z)
@@ -858,6 +864,10 @@ class Detector:
                                   step.at, None, expected, observed, basis, severity, "", (), check.name)  # fmt: skip
                 alert.message = self._message(alert)
                 state = _Open(alert, c, b, ratio, check.depth, since=started)
+                if self._parent[row] >= 0:
+                    base = self._base(1, self._windows[c] + self._gaps[c], self._baselines[c])[:, j]
+                    parent = float(base[self._parent[row]])
+                    state.share = float(base[row]) / parent if parent > 0 else math.nan
                 self._incidents[key] = state
                 self._open[row, j] = True
                 holder = self._open_ancestor(row, j)
@@ -981,12 +991,13 @@ class Detector:
         return fall
 
     def _share_returns(
-        self, obs: FloatArray, mu: FloatArray, ref: FloatArray, k: int, back: int, length: int, check: Check,
-        var_unit: FloatArray, units: FloatArray,
+        self, obs: FloatArray, mu: FloatArray, ref: FloatArray, counted: FloatArray, k: int, back: int, length: int,
+        check: Check, var_unit: FloatArray, units: FloatArray,
     ) -> BoolArray:  # fmt: skip
-        """Per row: is a low share (`obs` over the window of k steps, `mu` expected of it, `ref` its reference) a
-        return to the share of an earlier stretch as long as the check's baseline (at most 10 minutes: a rise
-        of 20 spoils a longer one), in the 30 minutes before that baseline (which ends `back` steps ago),
+        """Per row: is a low share (`obs` over the window of k steps, `mu` expected of it, `ref` its reference,
+        `counted` the count its baseline learnt it from) a return to the share of an earlier stretch as long
+        as the check's baseline (at most 10 minutes: a rise of 20 spoils a longer one), in the 30 minutes
+        before that baseline (which ends `back` steps ago),
         with the reference's rate within 2x of the window's there and in every stretch between? The
         baseline rose from that stretch (by 1 / (1 - depth / 2) of it at least, and z standard deviations),
         the rise is at least half the deficit (the window nearer the stretch's share than the baseline's),
@@ -1000,7 +1011,7 @@ class Detector:
         out = np.zeros(obs.shape, dtype=bool)
         same = np.ones(obs.shape, dtype=bool)
         reach = min(back + round(RETURN_LOOKBACK_S / self.config.step_s), self._h - 2)
-        n_base = np.maximum(self._base(10, back - length, length) / units, 1.0)  # the check's baseline's count
+        n_base = np.maximum(counted / units, 1.0)  # the check's baseline's count
         length = min(length, round(RETURN_BLOCK_S / self.config.step_s))
         for start in range(back, reach - length + 1, length):
             x = self._base(10, start, length)
@@ -1146,6 +1157,11 @@ class Detector:
             # normal at 02:00 is 3% of the rate frozen in the surge).
             # Closed at zero, it was never raised again (an outside probe: a 2.5-hour outage of a channel
             # was reported over at the hour; a campaign's and the total's came back 10-20 min later).
+            # Nor while nothing at all arrives (`_still_nothing`): without a plan, an outage of the total or a
+            # campaign was closed at the hour while still at zero, and never raised again (its recent rate then
+            # learnt the zero).
+            if step.at - alert.opened_at > cfg.max_open_s and not still_out:
+                still_out = ref == _QT and self._still_nothing(state, row, j, longest, mu_long, units)
             if step.at - alert.opened_at > cfg.max_open_s and not still_out:
                 self._close(state, row, j, step.at, changed)
                 continue
@@ -1193,6 +1209,19 @@ class Detector:
                 state.by_recovery = True
                 self._close(state, row, j, step.at, changed)
         self._unfold(step, var_unit, changed)
+
+    def _still_nothing(self, state: _Open, row: int, j: int, k: int, mu: float, units: FloatArray) -> bool:
+        """Does a scope judged on its recent rate still send nothing at all over the last k steps, where
+        NOTHING_EXPECTED events were due? Due: for the total, at the rate frozen when it opened (any
+        traffic on a sale day is more than 20 events in 5 minutes); for a campaign or a channel, its part of
+        its parent's count when it opened, of what the parent sends now (a campaign that shrank by design
+        sends something). Past the hour a frozen rate judges only this: the day's normal at 02:00 is 3% of a
+        rate frozen at 00:05, and a scope back at it held open hours after its recovery (a review)."""
+        if float(self._win(0, k)[row, j]) > 0:
+            return False
+        parent = int(self._parent[row])
+        due = mu if parent < 0 else state.share * float(self._win(0, k)[parent, j])
+        return math.isfinite(due) and due / float(units[row, j]) >= NOTHING_EXPECTED
 
     def _going_on(self, state: _Open, on_plan: bool, row: int, j: int, k: int, at: float) -> float:
         """What a scope counted over the last k steps, as its incident judges it: judged on its recent rate,
@@ -1286,6 +1315,7 @@ class Detector:
         """A scheduled campaign that has sent no interaction since its start is an alert, not a silence; one
         with a plan that sends only a trickle of it (`_launch_level`) too, and sooner."""
         cfg = self.config
+        total = float(self._win(0, self._recover_windows[-1])[0, _INTERACTIONS])  # is anything arriving at all?
         for campaign, (starts, ends) in self.schedule.items():
             if starts is None or step.settled_until <= starts:
                 continue
@@ -1319,7 +1349,6 @@ class Detector:
                 elif firing is not None or (sent <= LAUNCH_LINE * mu and sent - mu <= -4 * math.sqrt(cfg.phi * mu)):
                     trickle = level
             nothing = self._since_start[campaign] == 0.0 and live and t >= starts + cfg.no_show_after_s
-            total = float(self._win(0, self._recover_windows[-1])[0, _INTERACTIONS])
             if (trickle or nothing) and total > 0 and state is None:
                 scope = Scope(campaign)
                 expected, observed = trickle or (math.nan, 0.0)
@@ -1453,7 +1482,7 @@ class Detector:
             incidents.append({"alert": _alert_doc(st.alert), "check": st.check, "basis": st.basis,
                               "ratio": _num(st.ratio), "depth": st.depth, "recovered": st.recovered,
                               "folded": st.folded, "level": _num(st.level), "since": _num(st.since),
-                              "by_recovery": st.by_recovery,
+                              "by_recovery": st.by_recovery, "share": _num(st.share),
                               "frozen": [[_num(v) for v in r] for r in self._frozen[:, :, row, j]],
                               "frozen_plan": [bool(v) for v in self._frozen_plan[:, row, j]]})  # fmt: skip
         # Ops notes: each scope's baseline starts again this many steps back (a restore that forgot them, on
@@ -1501,7 +1530,8 @@ class Detector:
             det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
                                              item["depth"], item["recovered"], item["folded"],
                                              _float(item.get("level")), _float(item.get("since")),
-                                             bool(item.get("by_recovery", False)))  # fmt: skip
+                                             bool(item.get("by_recovery", False)),
+                                             share=_float(item.get("share")))  # fmt: skip
             det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
             # (a state saved before this was kept: each check's ratio as the incident's basis was)
             det._frozen_plan[:, row, j] = item.get("frozen_plan", [item["basis"] == _LEVEL and alert.basis == "plan"]
