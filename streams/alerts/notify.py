@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import math
 import os
 import random
 import re
@@ -42,6 +43,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from streams.alerts.plan import iso
 
 KINDS = ("dingtalk", "wecom", "feishu", "webhook")
 # Under each robot's documented limit (DingTalk and WeCom 20 a minute, Feishu 100 a minute and 5 a second),
@@ -287,7 +290,7 @@ class Robot:
                 doc = {"timestamp": str(ts), "sign": sign, **doc}
                 signed += (str(ts), sign)
         else:
-            doc = {"title": message.title, "text": message.text, **message.fields}
+            doc = {"title": message.title, "text": message.text, **webhook_fields(message.fields)}
         return Request(url, json.dumps(doc, ensure_ascii=False).encode(), headers, signed)
 
     def admit(self, now: float) -> bool:
@@ -312,6 +315,25 @@ class Outcome:
     attempts: int
     detail: str  # the robot's answer or the error, credentials never included
     held: bool = False  # not sent, or not taken, for the rate's sake (ours, or the robot's "too fast"): no failure
+
+
+# The alert's times in the JSON webhook's fields: ISO 8601 UTC, as `promo alerts list --json` gives them (they
+# were epoch seconds there: an outside probe read two formats for one incident).
+WEBHOOK_TIMES = frozenset({"started_at", "detected_at", "resolved_at", "reopened_from", "acked_at"})
+
+
+def webhook_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """`fields` with their times (and a digest's) as ISO 8601 UTC; a time that is not one (None, NaN) is null."""
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in WEBHOOK_TIMES:
+            finite = isinstance(value, int | float) and math.isfinite(value)
+            out[key] = iso(float(value)) if finite else None
+        elif key == "digest" and isinstance(value, list):
+            out[key] = [webhook_fields(d) if isinstance(d, Mapping) else d for d in value]
+        else:
+            out[key] = value
+    return out
 
 
 def robots_from_env(environ: Mapping[str, str] | None = None) -> list[Robot]:

@@ -70,6 +70,13 @@ def iso_utc(epoch_s: float) -> str:
     return dt.datetime.fromtimestamp(epoch_s, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def iso(value: float | None) -> str | None:
+    """ISO 8601 UTC with milliseconds, as every `--json` line and the JSON webhook give times."""
+    if value is None:
+        return None
+    return dt.datetime.fromtimestamp(value, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class PlanRow:
     minute: float  # epoch seconds of the minute's start

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from streams.alerts.freshness import Beat, Lag, fleet_lag_of
+from streams.alerts.plan import iso
 from streams.contract.ids import has_control
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
@@ -60,13 +61,6 @@ def seconds(value: Any) -> float | None:
     if isinstance(value, dt.datetime):
         return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
     return float(value)
-
-
-def iso(value: float | None) -> str | None:
-    """ISO 8601 UTC with milliseconds, as every `--json` line prints times."""
-    if value is None:
-        return None
-    return dt.datetime.fromtimestamp(value, tz=dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def window_rows(store: Store, since_s: float) -> list[tuple[str, str, int, list[float]]]:

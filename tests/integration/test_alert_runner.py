@@ -84,7 +84,7 @@ def test_a_drop_raised_to_critical_and_one_that_comes_back_are_each_announced_on
     assert told == ["fired", "escalated", "resolved", "reopened", "resolved"], told
     messages = [r for r in out["received"] if r["id"] == clicks["id"]]
     assert messages[0]["severity"] == "warning" and messages[1]["severity"] == "critical", messages[:2]
-    assert messages[0]["detected_at"] < out["outage"][0] + 120, messages[0]  # the 60% fall itself
+    assert epoch(messages[0]["detected_at"]) < out["outage"][0] + 120, messages[0]  # the 60% fall itself
     assert clicks["resolved_at"] is not None and epoch(clicks["resolved_at"]) >= out["outage"][1], clicks
     # Nothing on the channel that never moved (its sibling's outage is not its burst, nor its drop).
     assert [a for a in alerts.values() if a["channel"] == "app" or a["campaign_id"] == "c2"] == [], alerts

@@ -143,6 +143,18 @@ def test_wecom_and_webhook_carry_no_signature(receiver: Receiver) -> None:
     assert webhook == {"title": MESSAGE.title, "text": MESSAGE.text, "metric": "orders"}
 
 
+def test_the_webhook_gives_times_as_promo_alerts_list_json_does() -> None:
+    """An outside probe: the JSON webhook carried epoch seconds where `promo alerts list --json` prints ISO
+    8601 UTC for the same incident. Both say ISO now, a digest's messages too; no time (NaN, None) is null."""
+    fields = {"id": "a1", "started_at": 1_794_330_303.5, "detected_at": 1_794_330_320, "resolved_at": None,
+              "reopened_from": float("nan"), "expected": 100.0,
+              "digest": [{"id": "a0", "started_at": 1_794_330_000.0, "failed": True}]}  # fmt: skip
+    doc = json.loads(Robot("webhook", "http://127.0.0.1:1/hook").request(Message("t", "x", fields), 0.0).body)
+    assert doc["started_at"] == "2026-11-10T17:05:03.500Z" and doc["detected_at"] == "2026-11-10T17:05:20.000Z"
+    assert doc["resolved_at"] is None and doc["reopened_from"] is None and (doc["id"], doc["expected"]) == ("a1", 100)
+    assert doc["digest"] == [{"id": "a0", "started_at": "2026-11-10T17:00:00.000Z", "failed": True}]
+
+
 def test_a_busy_or_failing_robot_is_retried_and_a_refusal_is_not() -> None:
     # Busy (-1) and a 503 are tried again, with backoff and full jitter, until it takes the message.
     with Receiver([(200, {"errcode": -1, "errmsg": "system busy"}), (503, {}), (200, {"errcode": 0})]) as r:
