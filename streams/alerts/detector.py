@@ -1406,10 +1406,10 @@ class Detector:
             step = self.config.step_s
             unit = (3600, "h") if step % 3600 == 0 else (60, "min") if step % 60 == 0 else (1, "s")
             over = f"{step / unit[0]:g} {unit[1]} ({alert.window})"
-        text = (f"{alert.metric} on {alert.scope.label()} {below:.0f}% below expected "
+        text = (f"{alert.metric} on {alert.scope.said()} {below:.0f}% below expected "
                 f"({alert.observed:.0f} vs {alert.expected:.0f} over {over}, basis {alert.basis})")  # fmt: skip
         if alert.severity == "critical" and below < 100 * self.config.critical_depth and alert.children:
-            text += f"; critical: a part of it is out ({', '.join(c.label() for c in alert.children)})"
+            text += f"; critical: a part of it is out ({', '.join(c.said() for c in alert.children)})"
         return text
 
     # -- the rest of the interface --------------------------------------------------------------

@@ -62,6 +62,18 @@ class Scope:
             return "total"
         return self.campaign_id if self.channel is None else f"{self.campaign_id}/{self.channel}"
 
+    def said(self) -> str:
+        """The label as messages and the CLI say it back: a campaign whose id is a word for the total
+        (`total`, `all`, `*`) or holds a '/' as `campaign 'total'`, `campaign 'c01/douyin'`: "interactions on
+        total" read as the total's (an outside probe), and `c01/douyin` alone as c01's channel."""
+        campaign = self.campaign_id
+        if campaign is not None and self.channel is None and ("/" in campaign or campaign.lower() in TOTAL_WORDS):
+            return f"campaign {campaign!r}"
+        return self.label()
+
+
+TOTAL_WORDS = ("total", "all", "*")  # what parse_scope reads as the total
+
 
 def parse_scope(text: str, channels: Collection[str] = KNOWN_CHANNELS) -> Scope:
     """The one scope grammar (silence, note, the simulator's incidents): `total` (or `all`, `*`),
@@ -70,7 +82,7 @@ def parse_scope(text: str, channels: Collection[str] = KNOWN_CHANNELS) -> Scope:
     `channels`; otherwise all of it is the campaign id. Raises ValueError (one line) for an empty
     part or a campaign id over 64 characters."""
     text = text.strip()
-    if text in ("total", "all", "*"):
+    if text in TOTAL_WORDS:
         return Scope()
     if not text or any(not part.strip() for part in text.split("/")):
         raise ValueError(f"a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part, not {text!r}")

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
+from streams.alerts.scope import Scope
 from streams.cli.base import ClickHouseOpt, alerts_app, fail, plan_app, settings_from, warn
 
 if TYPE_CHECKING:
     from streams.alerts.plan import Plan, Series
-    from streams.alerts.scope import Scope
 
 
 @alerts_app.command("test-notify")
@@ -589,7 +589,7 @@ def format_alerts(rows: list[dict[str, Any]]) -> str:
         return ""
     lines = []
     for r in rows:
-        scope = "total" if r["campaign_id"] is None else r["campaign_id"] + (f"/{r['channel']}" if r["channel"] else "")
+        scope = Scope(r["campaign_id"], r["channel"] or None).said()
         state = "resolved " + r["resolved_at"] if r["resolved_at"] else "FIRING"
         ack = f" · acked by {r['acked_by']}" if r.get("acked_by") else ""
         what = "lag" if r["kind"] == "lag" else f"{r['metric']} {r['severity']}"
@@ -689,11 +689,7 @@ def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> t
 def _said(campaign: str, channel: str) -> str:
     """A scope as the CLI says it back: `total` for `all` and `*` too, and a campaign id holding a '/'
     named as one ("campaign 'c01/douyin'"), which `c01/douyin` alone would not tell from c01's channel."""
-    if channel:
-        return f"{campaign}/{channel}"
-    if "/" in campaign or campaign.lower() in ("all", "*", "total"):  # "silenced all" read as everything
-        return f"campaign {campaign!r}"
-    return campaign or "total"
+    return Scope(campaign or None, channel or None).said()  # "silenced all" read as everything
 
 
 def _scoped(kind: str, scope: tuple[str, str, str], metric: str | None, until: float, reason: str,

@@ -1087,3 +1087,28 @@ def test_a_launch_a_few_seconds_late_is_no_outage(late_s: float, jump: float) ->
             rows[(Scope("c1", channel), metric)] = planned * r * share
     changes = run(Detector(plan=Plan(T0, rows)), series(rate, 3000, seed=3))
     assert [(a.scope.label(), a.metric, a.window) for a in opened(changes) if a.kind == "drop"] == []
+
+
+def test_a_campaign_named_total_is_not_read_as_the_total() -> None:
+    """An outside probe: in backtest output and the detector's messages a campaign whose id is `total` read as
+    the total ("interactions on total ..."; the JSON told them apart). It is said as the CLI says it back."""
+
+    def hit(t: float, scope: Scope, metric: str) -> float:
+        return 0.0 if T0 + 40 * 60 <= t < T0 + 45 * 60 else 1.0
+
+    def both(a: Step, b: Step) -> Step:  # campaign "total" (out for 5 min) beside c2, and their total
+        values: dict[tuple[Scope, str], float] = {}
+        for name, step in (("total", a), ("c2", b)):
+            for (scope, metric), v in step.values.items():
+                key = (Scope(name, scope.channel), metric) if scope.campaign_id else (scope, metric)
+                values[key] = values.get(key, 0.0) + v
+        return Step(a.at, a.settled_until, a.lag_s, values)
+
+    steps = zip(series(flat(60), 3600, hit=hit), series(flat(60), 3600, seed=1), strict=True)
+    raised = opened(run(Detector(), (both(a, b) for a, b in steps)))
+    clicks = [a.message for a in raised if a.scope == Scope("total") and a.metric == "interactions"]
+    assert clicks and clicks[0].startswith("interactions on campaign 'total' 100% below"), clicks
+    assert [a for a in raised if a.scope == Scope()] == [], raised  # the total fell by half: no outage
+    assert (Scope("total").said(), Scope().said(), Scope("c1", "wechat").said()) == ("campaign 'total'", "total",
+                                                                                      "c1/wechat")  # fmt: skip
+    assert Scope("c01/douyin").said() == "campaign 'c01/douyin'" and Scope("ALL").said() == "campaign 'ALL'"
