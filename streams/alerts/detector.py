@@ -1216,8 +1216,12 @@ class Detector:
         traffic on a sale day is more than 20 events in 5 minutes); for a campaign or a channel, its part of
         its parent's count when it opened, of what the parent sends now (a campaign that shrank by design
         sends something). Past the hour a frozen rate judges only this: the day's normal at 02:00 is 3% of a
-        rate frozen at 00:05, and a scope back at it held open hours after its recovery (a review)."""
+        rate frozen at 00:05, and a scope back at it held open hours after its recovery (a review). Only a
+        campaign on the schedule: one that is not may have ended, unannounced, and would stay open all day."""
         if float(self._win(0, k)[row, j]) > 0:
+            return False
+        campaign = self._campaign_of[row]
+        if campaign is not None and campaign not in self.schedule:
             return False
         parent = int(self._parent[row])
         due = mu if parent < 0 else state.share * float(self._win(0, k)[parent, j])
