@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -154,11 +154,21 @@ def _json_safe(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def banner_alert(alert: Alert) -> dict[str, Any]:
-    """A firing incident as the local view's banner shows it (times epoch ms)."""
+    """A firing incident as the local view's banner shows it (times epoch ms). "Since" is this opening's
+    onset, as the messages say it: a reopened incident read the first onset (an outside probe)."""
     row = _json_safe(alert.to_row())
+    since = alert.reopened_from if math.isfinite(alert.reopened_from) else alert.started_at
     return {**{k: row[k] for k in ("id", "kind", "metric", "campaign_id", "channel", "severity", "message",
                                    "expected", "observed", "basis")},
-            "since_ms": int(alert.started_at * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
+            "since_ms": int(since * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
+
+
+def banner_alerts(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+    """The firing incidents in the order the banner shows them (its first three, then "+N more"): a lag
+    first (no drop is judged meanwhile), then critical before warning, newest first. Oldest first, a
+    never-started campaign's alert kept two newer critical ones under "+2 more" (an outside probe)."""
+    order = sorted(alerts, key=lambda a: (a.kind != "lag", a.severity != "critical", -a.opened_at))
+    return [banner_alert(a) for a in order]
 
 
 def as_lags(lag: float | Lag | None) -> tuple[float | None, float | None]:

@@ -34,7 +34,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from faust.web import Request, Response, View
 
 from streams.alerts.freshness import PositionClock, heartbeat, keyed
-from streams.alerts.runner import AlertRunner, banner_alert
+from streams.alerts.runner import AlertRunner, banner_alerts
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
 from streams.contract.topics import INPUTS, Topic
@@ -260,7 +260,7 @@ class WorkerApp:
         doc = {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
                "last_write_ms": int(last_write * 1000)}  # fmt: skip
         if self.alerts is not None:  # the incidents firing now, for the view's alert banner
-            doc["alerts"] = [banner_alert(a) for a in self.alerts.detector.firing()]
+            doc["alerts"] = banner_alerts(self.alerts.detector.firing())
         return doc
 
     def health(self) -> dict[str, Any]:

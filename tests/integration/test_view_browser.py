@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -136,6 +138,19 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
         assert "messages wait (more than 100)" in banner.inner_text()
         page.screenshot(path=str(tmp_path / "war-room-behind.png"))
         fault.unlink()
+        expect(banner).to_be_hidden(timeout=30_000)
+
+        # The worker frozen (SIGSTOP): it still takes connections and answers nothing. The screen says so
+        # within seconds, and the banner goes when it wakes (an outside probe: one hung request held every
+        # later refresh, and the page showed its last numbers as "0.8 s old", with no banner, for 90 s).
+        assert worker.process is not None
+        os.kill(worker.process.pid, signal.SIGSTOP)
+        try:
+            expect(banner).to_be_visible(timeout=20_000)
+            assert banner.get_attribute("data-kind") == "worker_unreachable", banner.inner_text()
+            assert "no answer within 5 s" in banner.inner_text(), banner.inner_text()
+        finally:
+            os.kill(worker.process.pid, signal.SIGCONT)
         expect(banner).to_be_hidden(timeout=30_000)
 
         # The drill-down for a campaign the range does not know draws zeros: the bar says so beside it

@@ -176,6 +176,25 @@ def test_nothing_arrived_at_a_scheduled_start_is_a_full_drop_and_json_safe() -> 
     assert json.loads(json.dumps(banner_alert(alert), allow_nan=False))["expected"] is None
 
 
+def test_the_banner_shows_lag_then_critical_newest_first_and_a_reopening_since_its_own_onset() -> None:
+    """An outside probe: the banner showed the oldest three incidents first, so a never-started campaign's
+    alert kept two newer critical ones under "+2 more"; and a reopened lag alert said "since" the first
+    stall's onset. Lag first (nothing is judged meanwhile), then critical, newest first."""
+    from streams.alerts.detector import Alert
+    from streams.alerts.runner import banner_alerts
+
+    def alert(i: str, at: float, severity: str, kind: str = "drop") -> Alert:
+        return Alert(i, kind, None if kind == "lag" else "orders", Scope("c"), at - 30, at, None, 100.0, 5.0,
+                     "history", severity, i)  # fmt: skip
+
+    old, warn, new, lag = (alert("old", T0, "critical"), alert("warn", T0 + 600, "warning"),
+                           alert("new", T0 + 300, "critical"), alert("lag", T0 + 10, "warning", "lag"))  # fmt: skip
+    lag.opened_at, lag.reopened_from = T0 + 900, T0 + 880  # reopened by a second stall
+    shown = banner_alerts([old, warn, new, lag])
+    assert [a["id"] for a in shown] == ["lag", "new", "old", "warn"], shown
+    assert shown[0]["since_ms"] == (T0 + 880) * 1000 and shown[1]["since_ms"] == (T0 + 270) * 1000, shown
+
+
 def test_a_launch_as_a_trickle_says_how_much_of_the_plan_arrived() -> None:
     doc = {**DROP, "metric": "interactions", "expected": 2400.0, "observed": 190.0, "basis": "schedule"}
     msg = render(doc, "fired", Context({"d11": "双11主会场"}, 0.0))

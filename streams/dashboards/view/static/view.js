@@ -42,14 +42,32 @@
     return url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
   }
 
-  async function api(path, query) {
+  // Every request gives up after `timeoutMs`: a worker frozen (SIGSTOP) still accepts connections and never
+  // answers, and one hung request held every later refresh (the page said "0.8 s old" for as long as the
+  // worker was frozen, with no banner: an outside probe).
+  async function api(path, query, timeoutMs = 15000) {
     const qs = query ? "?" + new URLSearchParams(query).toString() : "";
     const headers = token ? { Authorization: "Bearer " + token } : {};
-    const resp = await fetch(path + qs, { headers, cache: "no-store" });
-    let body;
-    try { body = await resp.json(); } catch (e) { body = { error: `HTTP ${resp.status}` }; }
-    if (!resp.ok) throw new Error(body && body.error ? body.error : `HTTP ${resp.status}`);
-    return body;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      let resp;
+      try {
+        resp = await fetch(path + qs, { headers, cache: "no-store", signal: abort.signal });
+      } catch (err) {
+        if (abort.signal.aborted) throw new Error(`no answer within ${timeoutMs / 1000} s`);
+        throw err;
+      }
+      let body;
+      try { body = await resp.json(); } catch (e) {
+        if (abort.signal.aborted) throw new Error(`no answer within ${timeoutMs / 1000} s`);
+        body = { error: `HTTP ${resp.status}` };
+      }
+      if (!resp.ok) throw new Error(body && body.error ? body.error : `HTTP ${resp.status}`);
+      return body;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   function showStatus(message, isError) {
@@ -435,7 +453,7 @@
       const banner = document.getElementById("banner");
       let problems;
       try {
-        const status = await api("/api/status");
+        const status = await api("/api/status", null, 5000);
         problems = status.problems;
         this.lastWriteMs = status.last_write_ms || 0;
         this.showAlerts(status.alerts || []);
@@ -479,12 +497,19 @@
         second: "2-digit", hour12: false }).format(new Date(ms));
       const metrics = { interactions: "互动量 interactions", shares: "分享 shares", orders: "订单 orders",
         gmv_fen: "GMV", new_users: "新下单用户 new users" };
+      // GMV in yuan, as the tiles show it (in fen it read 100x too high beside them: an outside probe)
+      const amount = (a, v) => (a.metric === "gmv_fen" ? "¥" + Math.round(v / 100).toLocaleString("en-US")
+        : Math.round(v).toLocaleString("en-US"));
       const line = (a) => {
         if (a.kind === "lag") return `⏱ 数据延迟 / pipeline behind ${Math.round(a.observed)} s · 自 / since ${clock(a.since_ms)}`;
         const scope = a.campaign_id === null ? "全部 / total" : a.campaign_id + (a.channel ? " / " + a.channel : "");
-        const drop = a.expected > 0 ? Math.round((1 - a.observed / a.expected) * 100) : 0;
-        return `${a.severity === "critical" ? "🔴" : "🟠"} ${scope} · ${metrics[a.metric] || a.metric} ` +
-          `−${drop}% (${Math.round(a.observed)} vs ${Math.round(a.expected)}, ${a.basis}) · 自 / since ${clock(a.since_ms)}`;
+        const icon = a.severity === "critical" ? "🔴" : "🟠";
+        // A scheduled campaign from which nothing arrived has no expected count (null): it read "−0% (0 vs 0)"
+        if (!(a.expected > 0)) return `${icon} ${scope} · 排期已开始，没有任何数据 / nothing has arrived since its start ` +
+          `${clock(a.since_ms)}`;
+        const drop = Math.round((1 - a.observed / a.expected) * 100);
+        return `${icon} ${scope} · ${metrics[a.metric] || a.metric} −${drop}% (${amount(a, a.observed)} vs ` +
+          `${amount(a, a.expected)}, ${a.basis}) · 自 / since ${clock(a.since_ms)}`;
       };
       const shown = alerts.slice(0, 3).map((a) => el("div", { class: "alert", "data-severity": a.severity, text: line(a) }));
       if (alerts.length > 3) shown.push(el("div", { class: "more", text: `+${alerts.length - 3} 条 / more (promo alerts list)` }));
@@ -493,11 +518,23 @@
       box.hidden = false;
     }
 
+    // The banner refreshes on its own loop, never waiting for the panels: a read that hangs (a frozen
+    // worker) holds the panels for up to 15 s, and the banner saying so must not wait for it.
+    async refreshBanner() {
+      if (this.statusBusy) return;
+      this.statusBusy = true;
+      try {
+        await this.refreshStatus();
+      } finally {
+        this.statusBusy = false;
+      }
+    }
+
     async refresh() {
       if (this.busy) return;
       this.busy = true;
       try {
-        const [asOf] = await Promise.all([this.refreshPanels(), this.refreshStatus(), this.refreshPickers()]);
+        const [asOf] = await Promise.all([this.refreshPanels(), this.refreshBanner(), this.refreshPickers()]);
         const failed = this.panels.filter((p) => p.node.dataset.state === "error").length;
         const updated = document.getElementById("updated");
         const clock = new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
@@ -529,6 +566,7 @@
       }
       await this.refresh();
       setInterval(() => this.refresh(), this.refreshMs);
+      setInterval(() => this.refreshBanner(), this.refreshMs);
     }
   }
 
