@@ -1430,6 +1430,12 @@ class Detector:
             out.append(self._lag.alert)
         return sorted(out, key=lambda a: (a.detected_at, a.id))
 
+    def open_ids(self) -> set[str]:
+        """The ids of every incident open here, folded ones too (rows of promo.alerts it goes on with)."""
+        ids = {st.alert.id for st in self._incidents.values() if st.alert.resolved_at is None}
+        ids |= {a.id for a in self.firing()}
+        return ids
+
     def reset(self, scope: Scope, at: float) -> list[Alert]:
         """Ops changed `scope` on purpose: forget its baseline (and its children's) from now on, and
         resolve its open drop alerts (the change explains them). Returns the alerts resolved."""

@@ -126,7 +126,12 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     since_at = again_from if again_from is not None and math.isfinite(again_from) else doc["started_at"]
     fresh = f"数据延迟 {ctx.lag_s:.0f} 秒" if zh else f"data {ctx.lag_s:.0f} s behind"
     if doc["kind"] == "lag":
-        if event == "resolved":
+        if event == "closed":
+            title = "【关闭】数据管道延迟告警" if zh else "[closed] pipeline lag alert"
+            text = ("检测器重新启动，未能接续之前的状态，此告警关闭；此后重新判断延迟" if zh
+                    else "the detector started afresh, without its earlier state: this alert is closed and the "
+                    "lag is judged anew from here")  # fmt: skip
+        elif event == "resolved":
             title = "【恢复】数据管道已追上" if zh else "[resolved] pipeline caught up"
             back = _local(doc["resolved_at"])
             text = f"{back} 起数据恢复实时" if zh else f"live again since {back}"
@@ -150,7 +155,15 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     observed = float(doc["observed"])
     drop = (1 - observed / expected) * 100 if expected > 0 else 100.0
     severe = doc.get("severity") == "critical"
-    if event == "resolved":
+    if event == "closed":  # a detector started afresh closed it unjudged (runner: `_close_orphans`)
+        title = f"【关闭】{scope} {metric}" if zh else f"[closed] {scope} {metric}"
+        text = (
+            f"{_local(since_at)} 起的下跌告警已关闭，未判断是否恢复：检测器重新启动，未能接续之前的状态；此后重新判断"
+            if zh
+            else f"the drop alert since {_local(since_at)} is closed without a verdict on recovery: the detector "
+            "started afresh, without its earlier state, and judges the scope anew from here"
+        )
+    elif event == "resolved":
         title = f"【恢复】{scope} {metric}" if zh else f"[resolved] {scope} {metric}"
         text = (
             f"{_local(since_at)}–{_local(doc['resolved_at'])} 的下跌已恢复"

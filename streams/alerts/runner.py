@@ -37,7 +37,8 @@ from streams.alerts.feed import WINDOW_S, Feed
 from streams.alerts.freshness import SETTLE_S, Lag
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Outcome, Robot, redact, send
-from streams.alerts.plan import Plan, PlanError, parse_plan_csv, parse_utc
+from streams.alerts.plan import Plan, PlanError, iso_utc, parse_plan_csv, parse_utc
+from streams.alerts.scope import parse_scope
 from streams.statelog import StateLog
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,10 @@ def banner_alert(alert: Alert) -> dict[str, Any]:
     return {**{k: row[k] for k in ("id", "kind", "metric", "campaign_id", "channel", "severity", "message",
                                    "expected", "observed", "basis")},
             "since_ms": int(since * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def banner_alerts(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
@@ -361,6 +366,7 @@ class AlertRunner:
         self.source = source
         self.feed = Feed(len(METRICS))
         self.detector = Detector(config)
+        self.afresh: str | None = None  # why this detector started without its saved state (None: it restored)
         self.started = False
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
@@ -415,6 +421,7 @@ class AlertRunner:
         # so `promo alerts replay` begins (or restores) where and as this one did.
         fresh = alert_store.DetectorEvent(0.0, "start", detail="no saved state")
         self._events = [fresh]
+        self.afresh = fresh.detail
         try:
             doc = json.loads(self.state_path.read_text())
         except FileNotFoundError:
@@ -422,13 +429,16 @@ class AlertRunner:
         except (OSError, ValueError) as exc:
             log.warning("alert state %s unreadable (%s): starting afresh", self.state_path, exc)
             self._events = [fresh._replace(detail="saved state unreadable")]
+            self.afresh = "saved state unreadable"
             return
         if self.clock() - float(doc.get("saved_at", 0)) > WINDOW_S:
-            # Too old to continue from without a gap: the detector starts again (its open incidents
-            # stay open in promo.alerts until it judges the scope again).
+            # Too old to continue from without a gap: the detector starts again, and closes the incidents
+            # its store still holds open (`_close_orphans`).
             log.warning("alert state %s is older than %d s: starting afresh", self.state_path, WINDOW_S)
-            self._events = [fresh._replace(detail=f"saved state older than {WINDOW_S} s")]
+            self.afresh = f"saved state older than {WINDOW_S} s"
+            self._events = [fresh._replace(detail=self.afresh)]
             return
+        self.afresh = None
         self.feed = Feed.from_doc(doc["feed"])
         self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
         self._events = [alert_store.DetectorEvent(0.0, "restore", detail=json.dumps(doc["detector"]))]
@@ -539,6 +549,9 @@ class AlertRunner:
                 log.warning("alert %s %s: %s", alert.id, state, alert.message)
         silences = [n for n in notes if n.kind == "silence"]
         ctx = self.context(lag_s)
+        if self.afresh is not None:
+            await self._close_orphans(now, self.afresh, silences, ctx)
+            self.afresh = None
         for alert in changed:
             event = self.flaps.decide(alert, now)
             if event is None:
@@ -602,6 +615,29 @@ class AlertRunner:
         self.outbox.owed[note.key] = note
         self.outbox.queue.put_nowait(note)
         return True
+
+    async def _close_orphans(
+        self, now: float, why: str, silences: Sequence[alert_store.Silence], ctx: Context
+    ) -> None:  # fmt: skip
+        """A detector that starts afresh (no saved state, an unreadable one, or one too old to go on from)
+        knows nothing of the incidents its store still holds open: they stayed firing in promo.alerts, in
+        Grafana's table and `promo alerts list`, while the banner (this detector's) had none, and nothing
+        would ever resolve them (an outside probe). They are closed now, unjudged, and the room is told so
+        ("closed"), not that they recovered: the scope is judged afresh from here."""
+        stale = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+        keep = self.detector.open_ids()
+        for doc in stale:
+            if doc["id"] in keep:
+                continue
+            note = f"closed unjudged at {iso_utc(now)}: the detector started afresh ({why})"
+            alert = Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]),
+                          parse_utc(doc["started_at"]), parse_utc(doc["detected_at"]), now,
+                          _number(doc["expected"]), _number(doc["observed"]),
+                          doc["basis"], doc["severity"], f"{doc['message']}; {note}",
+                          tuple(parse_scope(c) for c in doc["children"]))  # fmt: skip
+            await self.call(alert_store.write_alerts, self.store, [alert_store.AlertRow.of(alert, self.source)])
+            log.warning("alert %s %s", alert.id, note)
+            self._notify(alert, f"closed@{now:.0f}", silences, ctx, now)
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]

@@ -5,7 +5,8 @@ the runner in the middle of the incident. Notifications go to a loopback webhook
 
 Scenario `again` instead: all of c1/wechat's traffic falls 60% (a warning), then stops (raised to
 critical), the runner restarts, the traffic comes back, and stops once more a few minutes later (the
-same incident, reopened), and comes back for good."""
+same incident, reopened), and comes back for good. Scenario `afresh`: the payments outage, the runner
+restarting without its saved state."""
 
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def main(root: str, start: float, scenario: str) -> None:
     state = Path(root) / "alerts" / "state.json"
     rng = np.random.default_rng(7)
     # c1/wechat orders stop (payments broken on one channel), or (`again`) everything falls and stops twice
-    outage = (start + 40 * 60, start + (46 if scenario == "payments" else 47) * 60)
+    outage = (start + 40 * 60, start + (47 if scenario == "again" else 46) * 60)
     restart_at = start + 43 * 60
     end = start + 55 * 60
 
@@ -97,6 +98,8 @@ def main(root: str, start: float, scenario: str) -> None:
             firing_seen.append(sorted(f"{a.kind}:{a.metric}:{a.scope.label()}" for a in live.detector.firing()))
             if clock["now"] == restart_at:  # the detector restarts mid-incident, from its saved state
                 sender.cancel()
+                if scenario == "afresh":  # ... or without it (a new container, a lost disk)
+                    state.unlink()
                 live = runner()
                 sender = asyncio.ensure_future(live.deliver())
         sender.cancel()

@@ -72,6 +72,29 @@ def test_the_runner_fires_once_resolves_once_and_survives_a_restart(tmp_path: Pa
     assert before and before <= after | {f for f in before if f.startswith("lag")}, (before, after)
 
 
+def test_a_runner_started_without_its_state_closes_what_the_store_still_holds_open(tmp_path: Path) -> None:
+    """An outside probe: a detector that started afresh (its state lost, or older than 15 min) knew nothing
+    of the incidents still open in promo.alerts; they stayed firing there, in Grafana's table and `promo
+    alerts list`, while the view's banner showed none, and nothing ever resolved them. They are closed
+    at its first evaluation, unjudged, and the room is told "closed" (not "resolved")."""
+    _, out = run_child(tmp_path, "afresh")
+    alerts = {a["id"]: a for a in out["alerts"]}
+    mine = [a for a in alerts.values() if a["channel"] == "wechat" and a["metric"] == "orders"]
+    before = [a for a in alerts.values() if epoch(a["detected_at"]) < out["restart_at"]]
+    assert mine and len(before) >= 3 and all(a["resolved_at"] is not None for a in before), alerts
+    # (The fresh detector learns the rest of the outage as its baseline: c1/app's share of the campaign's
+    # orders, all of them then, reads as a drop when wechat's come back. docs/ALERTS.md says so.)
+    first = min(mine, key=lambda a: a["detected_at"])
+    assert "closed unjudged" in first["message"] and "started afresh (no saved state)" in first["message"], first
+    assert out["restart_at"] <= epoch(first["resolved_at"]) <= out["restart_at"] + 30, (first, out["restart_at"])
+    for alert in before:
+        told = [r["event"] for r in out["received"] if r["id"] == alert["id"]]
+        assert told == ["fired", "closed"], (alert, told)
+        assert "closed unjudged" in alert["message"], alert
+    closed = next(r for r in out["received"] if r["id"] == first["id"] and r["event"] == "closed")
+    assert closed["title"].startswith("【关闭】") and "未判断是否恢复" in closed["text"], closed
+
+
 def test_a_drop_raised_to_critical_and_one_that_comes_back_are_each_announced_once(tmp_path: Path) -> None:
     """A channel's traffic falls 60% (a warning), stops (the same incident raised to critical: the war
     room is told, not left with a warning), the runner restarts, traffic comes back (resolved), stops
