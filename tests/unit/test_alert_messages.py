@@ -426,3 +426,15 @@ def test_a_reopen_that_is_an_outage_is_told_at_once_even_when_it_ends_within_the
     assert room.change(alert, T0 + 500) is None
     alert.resolved_at = T0 + 530
     assert room.change(alert, T0 + 530) is None
+
+
+def test_an_incident_closed_by_a_fresh_start_is_not_said_to_have_recovered() -> None:
+    """A detector that started afresh closes what its store still held open (runner: `_close_orphans`): the
+    room hears "closed", without a verdict, in both languages, for a drop and for a lag."""
+    for language, title, said in (("zh", "【关闭】", "未判断是否恢复"), ("en", "[closed]", "without a verdict")):
+        ctx = Context({"d11": "双11主会场"}, 0.0, language=language)
+        msg = render({**DROP, "resolved_at": T0 + 600}, "closed", ctx)
+        assert msg.title.startswith(title) and said in msg.text and "00:00:05" in msg.text, msg
+        assert "恢复】" not in msg.title and "[resolved]" not in msg.title
+        lag = render({**DROP, "kind": "lag", "metric": None, "resolved_at": T0 + 600}, "closed", ctx)
+        assert lag.title.startswith(title) and ("重新判断延迟" in lag.text or "judged anew" in lag.text), lag
