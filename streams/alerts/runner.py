@@ -168,12 +168,30 @@ def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def banner_alerts(alerts: Iterable[Alert]) -> list[dict[str, Any]]:
+def banner_alerts(
+    alerts: Iterable[Alert],
+    acked: Mapping[str, tuple[str, float]] | None = None,
+    silences: Sequence[alert_store.Silence] = (),
+    now: float = 0.0,
+) -> list[dict[str, Any]]:
     """The firing incidents in the order the banner shows them (its first three, then "+N more"): a lag
     first (no drop is judged meanwhile), then critical before warning, newest first. Oldest first, a
-    never-started campaign's alert kept two newer critical ones under "+2 more" (an outside probe)."""
+    never-started campaign's alert kept two newer critical ones under "+2 more" (an outside probe). Each
+    says who acknowledged this opening of it (`acked`: id -> (by, at)) and until when a silence covers
+    it at `now`: an ack or a silence changed nothing on the screen the room watches (the probe)."""
     order = sorted(alerts, key=lambda a: (a.kind != "lag", a.severity != "critical", -a.opened_at))
-    return [banner_alert(a) for a in order]
+    out = []
+    for alert in order:
+        doc = banner_alert(alert)
+        by, at = (acked or {}).get(alert.id, ("", None))
+        doc["acked_by"] = by if by and acknowledged(alert, at) else None
+        scope = alert.scope
+        covering = [s for s in silences if s.covers(alert.metric, scope.campaign_id, scope.channel, now)]
+        last = max(covering, key=lambda s: s.until, default=None)
+        doc["silenced_until_ms"] = int(last.until * 1000) if last is not None else None
+        doc["silence_reason"] = last.reason if last is not None else None
+        out.append(doc)
+    return out
 
 
 def as_lags(lag: float | Lag | None) -> tuple[float | None, float | None]:
@@ -367,6 +385,10 @@ class AlertRunner:
         self.feed = Feed(len(METRICS))
         self.detector = Detector(config)
         self.afresh: str | None = None  # why this detector started without its saved state (None: it restored)
+        # For the view's banner: who acknowledged each firing incident ((by, at), as of the last evaluation),
+        # and the silences and notes then in force
+        self.acked: dict[str, tuple[str, float]] = {}
+        self.silences: list[alert_store.Silence] = []
         self.started = False
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
@@ -548,6 +570,12 @@ class AlertRunner:
                 state = "resolved" if alert.resolved_at is not None else "firing"
                 log.warning("alert %s %s: %s", alert.id, state, alert.message)
         silences = [n for n in notes if n.kind == "silence"]
+        self.silences = silences
+        self.acked = {}
+        if self.detector.firing():
+            firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+            self.acked = {d["id"]: (d["acked_by"], parse_utc(d["acked_at"])) for d in firing
+                          if d["acked_by"] and d.get("acked_at")}  # fmt: skip
         ctx = self.context(lag_s)
         if self.afresh is not None:
             await self._close_orphans(now, self.afresh, silences, ctx)
@@ -646,11 +674,9 @@ class AlertRunner:
         due = [a for a in severe if now - max(self.reminded.get(a.id, 0.0), *_sent_at(a)) >= REMIND_S]
         if not due:
             return
-        firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
-        acked = {d["id"]: parse_utc(d["acked_at"]) for d in firing if d["acked_by"] and d.get("acked_at")}
         for alert in due:
             self.reminded[alert.id] = now
-            if not acknowledged(alert, acked.get(alert.id)):
+            if not acknowledged(alert, self.acked.get(alert.id, ("", None))[1]):
                 self._notify(alert, f"reminder@{now:.0f}", silences, ctx, now)
 
     # -- loops -------------------------------------------------------------------------------------

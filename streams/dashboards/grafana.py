@@ -44,6 +44,7 @@ CAMPAIGN_NAMES = "promo.campaign_names"  # the newest `promo campaigns import` o
 PIPELINE_STATUS = "promo.pipeline_status"  # the worker's state every 10 s
 SINK_LOG = "promo.sink_log"
 ALERTS = "promo.alerts"  # the drop detector's incidents (streams/alerts/), a version per change
+ACKS = "promo.alert_acks"  # who acknowledged an incident, and when
 DETECTOR = "detector"  # its heartbeat's `worker` in promo.pipeline_status
 
 # The social channels of the headline number ("52% of new ordering users came from WeChat and QQ").
@@ -494,18 +495,25 @@ def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
 
 
 def firing_alerts(grid: Grid) -> Json:
-    """The drop detector's incidents firing now, newest first (`promo worker --alerts`)."""
+    """The drop detector's incidents firing now, in the order of the view's banner: a lag, then critical, newest
+    first (`promo worker --alerts`). GMV in yuan, as the tiles (in fen it read 100x too high beside them),
+    the onset with its date, and who acknowledged it (an outside probe: an ack showed nowhere on screen)."""
+    amount = "if(a.metric = 'gmv_fen', round(a.{0} / 100), round(a.{0}))"
     return table(
         "正在告警 / Firing alerts",
-        f"SELECT formatDateTime(started_at, '%H:%i:%S', '{TIMEZONE}') AS since, "
-        "if(kind = 'lag', '数据延迟 / lag', metric) AS what, "
-        "if(campaign_id IS NULL, '全部 / total', concat(campaign_id, if(channel IS NULL, '', concat(' / ', channel)))) "
-        f"AS scope, severity, round(observed) AS observed, round(expected) AS expected, basis, message FROM {ALERTS} "
-        "FINAL WHERE source = 'live' AND resolved_at IS NULL ORDER BY detected_at DESC LIMIT 20",
+        f"SELECT formatDateTime(a.started_at, '%m-%d %H:%i:%S', '{TIMEZONE}') AS since, "
+        "if(a.kind = 'lag', '数据延迟 / lag', a.metric) AS what, "
+        "if(a.campaign_id IS NULL, '全部 / total', "
+        "concat(a.campaign_id, if(a.channel IS NULL, '', concat(' / ', a.channel)))) AS scope, a.severity AS severity, "
+        f"{amount.format('observed')} AS observed, {amount.format('expected')} AS expected, a.basis AS basis, "
+        f"k.who AS acked_by, a.message AS message FROM {ALERTS} AS a FINAL "
+        f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who FROM {ACKS} GROUP BY id) AS k ON k.id = a.id "
+        "WHERE a.source = 'live' AND a.resolved_at IS NULL "
+        "ORDER BY a.kind != 'lag', a.severity != 'critical', a.detected_at DESC LIMIT 20",
         grid,
         names={"since": "自 / Since", "what": "指标 / Metric", "scope": "范围 / Scope", "severity": "级别 / Severity",
-               "observed": "实际 / Observed", "expected": "预期 / Expected", "basis": "依据 / Basis",
-               "message": "说明 / Message"},
+               "observed": "实际 / Observed (GMV ¥)", "expected": "预期 / Expected (GMV ¥)", "basis": "依据 / Basis",
+               "acked_by": "确认 / Acked by", "message": "说明 / Message"},
         description="Incidents the drop detector has open: a drop against the plan, the scope's share of its "
         "parent or its recent level, or the pipeline lagging (then no drop is judged). docs/ALERTS.md.",
     )  # fmt: skip

@@ -260,7 +260,8 @@ class WorkerApp:
         doc = {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
                "last_write_ms": int(last_write * 1000)}  # fmt: skip
         if self.alerts is not None:  # the incidents firing now, for the view's alert banner
-            doc["alerts"] = banner_alerts(self.alerts.detector.firing())
+            runner = self.alerts
+            doc["alerts"] = banner_alerts(runner.detector.firing(), runner.acked, runner.silences, now_s)
         return doc
 
     def health(self) -> dict[str, Any]:

@@ -334,7 +334,7 @@ def test_an_evaluation_frozen_while_it_reads_is_dated_when_it_woke(tmp_path: Pat
 
 def _store_stand_in(rows: Any, log: Any) -> Any:
     """The runner's store calls, pure: `rows()` is what the window holds, `log(*args)` takes each
-    evaluation's logged inputs; no plan, schedule or silences."""
+    evaluation's logged inputs; no plan, schedule, silences or stored alerts."""
     from streams.alerts import store as alert_store
 
     async def call(fn: Any, *args: Any) -> Any:
@@ -349,7 +349,7 @@ def _store_stand_in(rows: Any, log: Any) -> Any:
             return None
         if fn is alert_store.read_schedule:
             return {}
-        return [] if fn is alert_store.read_silences else None
+        return [] if fn in (alert_store.read_silences, alert_store.read_alerts) else None
 
     return call
 

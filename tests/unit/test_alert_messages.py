@@ -195,6 +195,30 @@ def test_the_banner_shows_lag_then_critical_newest_first_and_a_reopening_since_i
     assert shown[0]["since_ms"] == (T0 + 880) * 1000 and shown[1]["since_ms"] == (T0 + 270) * 1000, shown
 
 
+def test_the_banner_says_who_acknowledged_this_opening_and_which_silence_covers_it() -> None:
+    """An outside probe: an ack or a silence changed nothing on the screen the room watches."""
+    from streams.alerts.detector import Alert
+    from streams.alerts.runner import banner_alerts
+    from streams.alerts.store import Silence
+
+    wechat = Alert("w", "drop", "orders", Scope("c08", "wechat"), T0, T0 + 30, None, 100.0, 0.0, "history",
+                   "critical", "w")  # fmt: skip
+    app = Alert("a", "drop", "orders", Scope("c08", "app"), T0, T0 + 40, None, 100.0, 0.0, "history", "critical", "a")
+    app.opened_at = T0 + 900  # reopened after the ack below: the ack was for the first opening
+    acked = {"w": ("duty-李", T0 + 60.0), "a": ("duty-李", T0 + 60.0)}
+    silences = [
+        Silence("silence", "", "c08", "wechat", T0 + 1800, "payments team on it", "ops", T0 + 100),
+        Silence("silence", "", "c09", "", T0 + 3600, "other campaign", "ops", T0 + 100),
+    ]
+    shown = {a["id"]: a for a in banner_alerts([wechat, app], acked, silences, T0 + 200)}
+    assert shown["w"]["acked_by"] == "duty-李" and shown["a"]["acked_by"] is None, shown
+    assert shown["w"]["silenced_until_ms"] == (T0 + 1800) * 1000, shown
+    assert shown["w"]["silence_reason"] == "payments team on it", shown
+    assert shown["a"]["silenced_until_ms"] is None and shown["a"]["silence_reason"] is None, shown
+    later = banner_alerts([wechat], acked, silences, T0 + 1900)[0]  # the silence ended
+    assert later["silenced_until_ms"] is None and later["acked_by"] == "duty-李", later
+
+
 def test_a_launch_as_a_trickle_says_how_much_of_the_plan_arrived() -> None:
     doc = {**DROP, "metric": "interactions", "expected": 2400.0, "observed": 190.0, "basis": "schedule"}
     msg = render(doc, "fired", Context({"d11": "双11主会场"}, 0.0))

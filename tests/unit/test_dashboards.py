@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from streams.alerts.store import AlertRow, write_alerts
+from streams.alerts.store import AlertRow, ack, write_alerts
 from streams.config import Settings
 from streams.contract.facts import COUNTERS, Deltas
 from streams.dashboards.grafana import (
@@ -137,7 +137,10 @@ def world() -> Iterator[World]:
                               "share-of-parent", "critical", "orders on c1/wechat 95% below expected")  # fmt: skip
             resolved = AlertRow("r1", "lag", None, None, None, at - 600, at - 500, at - 400, 60.0, 75.0, "freshness",
                                 "warning", "pipeline 75 s behind")  # fmt: skip
-            write_alerts(store, [firing, resolved])
+            gmv = AlertRow("g1", "drop", "gmv_fen", "c1", None, at - 90, at - 30, None, 1_762_774.0, 131_024.0,
+                           "ratio:gmv_fen/interactions", "warning", "gmv_fen on c1 93% below expected")  # fmt: skip
+            write_alerts(store, [firing, resolved, gmv])
+            ack(store, "f1", "duty-李", at - 20)
             day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
             # The sale starts at 00:00 Shanghai: its day's totals are the tiles' "today" up to 20:00.
             sale = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC)
@@ -609,7 +612,12 @@ def test_the_war_room_marks_alerts_and_lists_the_firing_ones(world: World) -> No
     (annotation,) = board["annotations"]["list"]
     assert "promo.alerts FINAL" in annotation["target"]["rawSql"] and "timeEnd" in annotation["target"]["rawSql"]
     rows = world.rows(panel("promo-war-room", "Firing alerts"))
-    assert [(r["what"], r["scope"], r["severity"]) for r in rows] == [("orders", "c1 / wechat", "critical")]
+    # critical first, then newest; who acknowledged it; GMV in yuan as the tiles show it (an outside probe)
+    assert [(r["what"], r["scope"], r["severity"], r["acked_by"]) for r in rows] == [
+        ("orders", "c1 / wechat", "critical", "duty-李"),
+        ("gmv_fen", "c1", "warning", ""),
+    ]
+    assert (rows[1]["observed"], rows[1]["expected"]) == (1310, 17628), rows[1]
 
 
 def test_a_minute_without_events_is_drawn_as_0_per_series_and_a_partial_first_bucket_not_at_all(world: World) -> None:

@@ -511,7 +511,15 @@
         return `${icon} ${scope} · ${metrics[a.metric] || a.metric} −${drop}% (${amount(a, a.observed)} vs ` +
           `${amount(a, a.expected)}, ${a.basis}) · 自 / since ${clock(a.since_ms)}`;
       };
-      const shown = alerts.slice(0, 3).map((a) => el("div", { class: "alert", "data-severity": a.severity, text: line(a) }));
+      // Who is on it, and whether the robots are silenced for it: the room acts on both (an outside probe:
+      // an ack or a silence changed nothing on the screen).
+      const hm = (ms) => new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
+        hour12: false }).format(new Date(ms));
+      const status = (a) => (a.acked_by ? ` · ✔ 已确认 / acked by ${a.acked_by}` : "") +
+        (a.silenced_until_ms ? ` · 🔕 静默至 / silenced until ${hm(a.silenced_until_ms)}` +
+          (a.silence_reason ? ` (${a.silence_reason})` : "") : "");
+      const shown = alerts.slice(0, 3).map((a) => el("div", { class: "alert", "data-severity": a.severity,
+        "data-acked": a.acked_by ? "1" : "", text: line(a) + status(a) }));
       if (alerts.length > 3) shown.push(el("div", { class: "more", text: `+${alerts.length - 3} 条 / more (promo alerts list)` }));
       box.replaceChildren(...shown);
       box.dataset.severity = alerts.some((a) => a.severity === "critical") ? "critical" : "warning";
