@@ -492,7 +492,7 @@ REPLAY_BACK_S = 86400.0  # how far before --from a replay looks for the live det
 
 @contextlib.contextmanager
 def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> Iterator[Tables]:
-    from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written
+    from streams.cli.worker import _live_owner, refuse_if_detector_holds, refuse_if_never_written, silent_owner
     from streams.sink.clickhouse import ClickHouseStore
 
     settings = settings_from(clickhouse=clickhouse)
@@ -502,6 +502,10 @@ def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> I
         if owner is not None:
             yield OwnerTables(owner, f"{store_dir} (through the worker that owns it, {owner})")
             return
+        # Its owner alive and silent (SIGSTOP, too busy): opening the store beside it failed on chdb's lock
+        # with two raw engine errors (an outside probe: `promo alerts list --firing` and `ack`)
+        if (silent := silent_owner(store_dir)) is not None:
+            fail(silent)
         refuse_if_detector_holds(store_dir)
         if not store_dir.exists():
             fail(f"no store at {store_dir}: no worker has written there; start `promo worker --alerts`")
