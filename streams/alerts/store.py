@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from streams.alerts.freshness import Beat, Lag, fleet_lag_of
 from streams.alerts.plan import iso
+from streams.alerts.scope import Scope
 from streams.contract.ids import has_control
 from streams.sink.clickhouse import ALERT_METRICS, DB
 
@@ -398,8 +399,11 @@ class Silence:
 
     @property
     def scope(self) -> str:
-        """As `--scope` says it (streams/alerts/scope.py); '' stands for any."""
-        return f"{self.campaign_id}/{self.channel}" if self.channel else self.campaign_id or "total"
+        """As `--scope` says it (streams/alerts/scope.py); '' stands for any. A campaign whose id reads as the
+        total or holds a '/' is named as one (`campaign 'all'`: it printed as `all`, the total's word)."""
+        if self.channel:
+            return f"{self.campaign_id}/{self.channel}"
+        return Scope(self.campaign_id or None).said()
 
     def to_doc(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in SILENCE_COLUMNS}

@@ -794,7 +794,7 @@ def list_silences(
         state = "ACTIVE" if r["active"] else f"lifted {r['lifted_at']}{by}" if r["lifted_at"] else "ended"
         metric = f" {r['metric']}" if r["metric"] else ""
         # Control characters escaped, as in `promo totals`' table (an escape sequence hid part of a scope)
-        typer.echo(f"{r['id']}  {visible(r['scope'])}{metric}  until {r['until']}  {state}  by {visible(r['by'])}"
+        typer.echo(f"{r['id']}  {visible(r['scope'])}{metric}  until {r['until']}  {state}  set by {visible(r['by'])}"
                    f"\n    {visible(r['reason'])}")  # fmt: skip
 
 

@@ -137,9 +137,10 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     assert done.stderr == f"store: {store}\n", done.stderr  # an outside probe: --json did not say what it read
     listed = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(x["scope"], x["metric"], x["reason"], x["active"]) for x in listed] == [
-        ("c01/douyin", None, "直播切流", True), ("c01/nosuchchannel", "orders", "x", True),
+        ("c01/douyin", None, "直播切流", True), ("campaign 'c01/nosuchchannel'", "orders", "x", True),
         ("2026/双11/wechat", None, "支付切换", True)]  # fmt: skip
-    # The same text, two scopes: the fields say which.
+    # A campaign id holding a '/' is named as one (an outside probe: "c01/douyin" read both ways); the
+    # fields say which too.
     assert [(x["campaign_id"], x["channel"]) for x in listed] == [
         ("c01", "douyin"), ("c01/nosuchchannel", None), ("2026/双11", "wechat")]  # fmt: skip
     listed = listed[1:]
@@ -160,6 +161,8 @@ def test_silence_list_and_lift_on_the_store_itself(tmp_path: Path) -> None:
     # sequence in a scope or reason was acted on by the terminal in the listing (hiding part of it).
     done = promo("silence", "--campaign", "all", "--until", "+1h", "--reason", "x")
     assert done.returncode == 0 and done.stdout.startswith("silenced campaign 'all' until "), done.stdout
+    listed = [json.loads(line) for line in promo("silences", "--json").stdout.splitlines()]
+    assert listed[0]["scope"] == "campaign 'all'" and listed[0]["campaign_id"] == "all", listed[0]  # not "all"
     done = promo("silence", "--campaign", "c\x1b[31mred", "--until", "+1h", "--reason", "red")
     assert done.returncode == 0, done.stderr
     table = promo("silences").stdout
