@@ -84,10 +84,12 @@ def parse_scope(text: str, channels: Collection[str] = KNOWN_CHANNELS) -> Scope:
     text = text.strip()
     if text in TOTAL_WORDS:
         return Scope()
+    if any(not c.isprintable() for c in text):  # a line break in a scope printed it over two lines (a probe)
+        raise ValueError(f"a scope has no line break or other control character, not {text!r}")
     if not text or any(not part.strip() for part in text.split("/")):
         raise ValueError(f"a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part, not {text!r}")
     head, _, tail = text.rpartition("/")
-    campaign, channel = (head, tail) if head and tail in channels else (text, None)
+    campaign, channel = (head.strip(), tail.strip()) if head and tail.strip() in channels else (text, None)
     if len(campaign) > 64:
         raise ValueError(f"a campaign id has at most 64 characters, not {len(campaign)} ({text[:20]!r}...)")
     return Scope(campaign, channel)

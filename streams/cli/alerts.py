@@ -682,11 +682,18 @@ def _scope_of(scope: str | None, campaign: str | None, channel: str | None) -> t
         return _said(campaign, channel), campaign, channel
     if channel is not None:
         fail("--channel goes with --campaign")
+    from streams.contract.events import KNOWN_CHANNELS
+
     found_campaign, found_channel = parse_scope(scope)
     if "/" in scope and not found_channel:
         head, _, tail = scope.strip().rpartition("/")
-        warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; for the "
-             f"channel {tail!r} of campaign {head!r} say --campaign {head!r} --channel {tail!r}")  # fmt: skip
+        if tail.strip().lower() in KNOWN_CHANNELS:  # WeChat for wechat: the channel it surely means
+            warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; "
+                 f"channels are lower case: the channel of campaign {head.strip()!r} is {head.strip()}/"
+                 f"{tail.strip().lower()}")  # fmt: skip
+        else:
+            warn(f"{tail!r} is not one of the contract's channels, so {scope.strip()!r} names one campaign; for "
+                 f"the channel {tail!r} of campaign {head!r} say --campaign {head!r} --channel {tail!r}")  # fmt: skip
     return _said(found_campaign or "", found_channel or ""), found_campaign or "", found_channel or ""
 
 

@@ -90,14 +90,16 @@ def test_scopes(text: str, scope: tuple[str, str]) -> None:
     [("total", Scope()), ("c01", Scope("c01")), ("c01/wechat", Scope("c01", "wechat")),
      ("2026/双11", Scope("2026/双11")), ("2026/双11/app", Scope("2026/双11", "app")),
      # split at the last '/' only before a known channel: otherwise all of it is the campaign id
-     ("c01/nosuchchannel", Scope("c01/nosuchchannel")), ("c01/wechat/x", Scope("c01/wechat/x"))],
+     ("c01/nosuchchannel", Scope("c01/nosuchchannel")), ("c01/wechat/x", Scope("c01/wechat/x")),
+     # spaces around the '/' before a channel are a typo, not part of the campaign id (an outside probe)
+     ("c01 /wechat", Scope("c01", "wechat")), ("c01/ wechat", Scope("c01", "wechat"))],
 )  # fmt: skip
 def test_one_scope_grammar(text: str, scope: Scope) -> None:
     assert scope_of(text) == scope
     assert scope_of(scope.label()) == scope or "/" in (scope.campaign_id or "")
 
 
-@pytest.mark.parametrize("text", ["", "c01/", "/wechat", "c01//app", " / ", "x" * 65])
+@pytest.mark.parametrize("text", ["", "c01/", "/wechat", "c01//app", " / ", "x" * 65, "c0\n1", "c01/\x1b[31m"])
 def test_a_scope_with_an_empty_part_or_too_long_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"scope|64"):
         scope_of(text)
