@@ -125,6 +125,13 @@ def test_the_war_room_in_chromium_shows_the_true_gmv(
         assert banner.get_attribute("data-kind") == "store_unreachable"
         assert "ClickHouse does not answer" in banner.inner_text()
         page.screenshot(path=str(tmp_path / "war-room-store-down.png"))
+        # ... and on the index, the page `promo demo` prints (an outside probe: it had no banner at all)
+        index = page.context.browser.new_page(viewport={"width": 1920, "height": 1080})  # type: ignore[union-attr]
+        index.on("pageerror", lambda exc: page_errors.append(str(exc)))
+        index.goto(f"http://127.0.0.1:{view_port}/")
+        expect(index.locator("#banner")).to_be_visible(timeout=30_000)
+        assert index.locator("#banner").get_attribute("data-kind") == "store_unreachable"
+        index.close()
         fault.unlink()  # it answers again: the banner goes
         expect(banner).to_be_hidden(timeout=30_000)
 
