@@ -642,9 +642,12 @@ def list_alerts(
         rows = tables.alerts(since_s, firing, source)
         where = tables.where
     how = "the detector runs with `--alerts`" if source == "live" else "`promo alerts replay --write` stores them"
+    replayed = "replayed " if source == "replay" else ""
+    # Firing ones are listed whatever their age: "no firing alerts since <24 h ago>" suggested older ones might
+    # fire unseen (an outside probe)
+    when = "now" if firing else f"since {iso_utc(int(since_s))}"
     print_alerts(rows, as_json, f"store: {where}",
-                 f"no {'firing ' if firing else ''}{'replayed ' if source == 'replay' else ''}alerts since "
-                 f"{iso_utc(int(since_s))} in {where} ({how})")  # fmt: skip
+                 f"no {'firing ' if firing else ''}{replayed}alerts {when} in {where} ({how})")  # fmt: skip
 
 
 @alerts_app.command("ack")
