@@ -589,11 +589,15 @@ def campaign_drilldown(*, time_from: str = DEFAULT_RANGE) -> Json:
             f"{DAY_NOTE}",
         ),
     ]  # fmt: skip
-    return dashboard(
+    board = dashboard(
         "promo-campaign", "活动下钻 / Campaign drill-down", panels, time_from=time_from,
         variables=[campaign_variable()],
         description="One campaign: funnel, shares, channels and entry points.",
     )  # fmt: skip
+    # The campaign's own incidents as regions on its charts (an outside probe: the war room had them, the
+    # drill-down a room opens to look closer had none)
+    board["annotations"]["list"] = [alert_annotations(CAMPAIGN)]
+    return board
 
 
 def pipeline_health(*, time_from: str = "now-1h") -> Json:

@@ -612,6 +612,14 @@ def test_the_war_room_marks_alerts_and_lists_the_firing_ones(world: World) -> No
     (annotation,) = board["annotations"]["list"]
     assert "promo.alerts FINAL" in annotation["target"]["rawSql"] and "timeEnd" in annotation["target"]["rawSql"]
     rows = world.rows(panel("promo-war-room", "Firing alerts"))
+    # The drill-down marks the campaign's own incidents (an outside probe: it had no alert regions)
+    (mine,) = build_all()["promo-campaign.json"]["annotations"]["list"]
+    texts = {}
+    for campaign in ("c1", "c2"):
+        sql, params = expand(mine["target"]["rawSql"], world.recent, {"campaign": campaign})
+        texts[campaign] = sorted(str(r["text"]) for r in world.store.query_rows(sql, params))
+    assert texts == {"c1": ["gmv_fen warning: gmv_fen on c1 93% below expected",
+                            "orders critical: orders on c1/wechat 95% below expected"], "c2": []}, texts  # fmt: skip
     # critical first, then newest; who acknowledged it; GMV in yuan as the tiles show it (an outside probe)
     assert [(r["what"], r["scope"], r["severity"], r["acked_by"]) for r in rows] == [
         ("orders", "c1 / wechat", "critical", "duty-李"),
