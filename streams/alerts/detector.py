@@ -1161,7 +1161,8 @@ class Detector:
             # campaign was closed at the hour while still at zero, and never raised again (its recent rate then
             # learnt the zero).
             if step.at - alert.opened_at > cfg.max_open_s and not still_out:
-                still_out = ref == _QT and self._still_nothing(state, row, j, longest, mu_long, units)
+                at = step.settled_until
+                still_out = ref == _QT and self._still_nothing(state, row, j, longest, mu_long, units, at)
             if step.at - alert.opened_at > cfg.max_open_s and not still_out:
                 self._close(state, row, j, step.at, changed)
                 continue
@@ -1210,18 +1211,23 @@ class Detector:
                 self._close(state, row, j, step.at, changed)
         self._unfold(step, var_unit, changed)
 
-    def _still_nothing(self, state: _Open, row: int, j: int, k: int, mu: float, units: FloatArray) -> bool:
+    def _still_nothing(self, state: _Open, row: int, j: int, k: int, mu: float, units: FloatArray, at: float) -> bool:
         """Does a scope judged on its recent rate still send nothing at all over the last k steps, where
         NOTHING_EXPECTED events were due? Due: for the total, at the rate frozen when it opened (any
         traffic on a sale day is more than 20 events in 5 minutes); for a campaign or a channel, its part of
         its parent's count when it opened, of what the parent sends now (a campaign that shrank by design
         sends something). Past the hour a frozen rate judges only this: the day's normal at 02:00 is 3% of a
         rate frozen at 00:05, and a scope back at it held open hours after its recovery (a review). Only a
-        campaign on the schedule: one that is not may have ended, unannounced, and would stay open all day."""
+        campaign on the schedule (`promo campaigns import`): one that is not may have ended, unannounced, and
+        would stay open all day (one listed without an end still may: an ops note closes it); and the total
+        not once every scheduled campaign has ended (zero by design then: a review)."""
         if float(self._win(0, k)[row, j]) > 0:
             return False
         campaign = self._campaign_of[row]
         if campaign is not None and campaign not in self.schedule:
+            return False
+        ends = [e for _, e in self.schedule.values()]
+        if campaign is None and ends and all(e is not None and e <= at for e in ends):
             return False
         parent = int(self._parent[row])
         due = mu if parent < 0 else state.share * float(self._win(0, k)[parent, j])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -38,7 +39,6 @@ from streams.alerts.freshness import SETTLE_S, Lag
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Outcome, Robot, redact, send
 from streams.alerts.plan import Plan, PlanError, iso_utc, parse_plan_csv, parse_utc
-from streams.alerts.scope import parse_scope
 from streams.statelog import StateLog
 
 log = logging.getLogger(__name__)
@@ -460,7 +460,7 @@ class AlertRunner:
             self.afresh = f"saved state older than {WINDOW_S} s"
             self._events = [fresh._replace(detail=self.afresh)]
             return
-        self.afresh = None
+        self.afresh = doc.get("afresh")
         self.feed = Feed.from_doc(doc["feed"])
         self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
         self._events = [alert_store.DetectorEvent(0.0, "restore", detail=json.dumps(doc["detector"]))]
@@ -485,6 +485,9 @@ class AlertRunner:
             "reminded": self.reminded,
             "flaps": self.flaps.to_doc(),
             "owed": [note.to_doc() for note in self.outbox.owed.values()],
+            # a fresh start whose first evaluations closed nothing yet (the feed's first read, an unknown lag):
+            # a restart then restores this state, and must still close what the store holds open (a review)
+            "afresh": self.afresh,
         }
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
@@ -571,15 +574,7 @@ class AlertRunner:
                 log.warning("alert %s %s: %s", alert.id, state, alert.message)
         silences = [n for n in notes if n.kind == "silence"]
         self.silences = silences
-        self.acked = {}
-        if self.detector.firing():
-            firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
-            self.acked = {d["id"]: (d["acked_by"], parse_utc(d["acked_at"])) for d in firing
-                          if d["acked_by"] and d.get("acked_at")}  # fmt: skip
         ctx = self.context(lag_s)
-        if self.afresh is not None:
-            await self._close_orphans(now, self.afresh, silences, ctx)
-            self.afresh = None
         for alert in changed:
             event = self.flaps.decide(alert, now)
             if event is None:
@@ -589,6 +584,10 @@ class AlertRunner:
         for alert, event in self.flaps.due(self.detector.firing(), now):
             self._tell(alert, event, silences, ctx, now)
         self._tell_unheard(silences, ctx, now)
+        # After the changes are told: a store read failing here must not cost their messages (a review)
+        await self._read_acks()
+        if self.afresh is not None:
+            await self._close_orphans(now, self.afresh, silences, ctx)
         await self._remind(now, silences, ctx)
         self.last_tick = now
         self.evaluations += 1
@@ -644,6 +643,21 @@ class AlertRunner:
         self.outbox.queue.put_nowait(note)
         return True
 
+    async def _read_acks(self) -> None:
+        """Who acknowledged each firing incident (for the reminders and the view's banner), read while anything
+        fires. One map assigned at once (the banner is served between awaits); on a failed read the last one
+        stays (logged)."""
+        if not self.detector.firing():
+            self.acked = {}
+            return
+        try:
+            firing = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+        except Exception as exc:  # the store's failure is logged; the evaluation goes on
+            log.warning("reading the acknowledgements failed (%s): the last ones read stand", exc)
+            return
+        self.acked = {d["id"]: (d["acked_by"], parse_utc(d["acked_at"])) for d in firing
+                      if d["acked_by"] and d.get("acked_at")}  # fmt: skip
+
     async def _close_orphans(
         self, now: float, why: str, silences: Sequence[alert_store.Silence], ctx: Context
     ) -> None:  # fmt: skip
@@ -652,7 +666,11 @@ class AlertRunner:
         Grafana's table and `promo alerts list`, while the banner (this detector's) had none, and nothing
         would ever resolve them (an outside probe). They are closed now, unjudged, and the room is told so
         ("closed"), not that they recovered: the scope is judged afresh from here."""
-        stale = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+        try:
+            stale = await self.call(alert_store.read_alerts, self.store, None, self.source, True)
+        except Exception as exc:  # tried again at the next evaluation (`afresh` stays)
+            log.warning("reading the incidents left open failed (%s): tried again at the next evaluation", exc)
+            return
         keep = self.detector.open_ids()
         for doc in stale:
             if doc["id"] in keep:
@@ -661,11 +679,17 @@ class AlertRunner:
             alert = Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]),
                           parse_utc(doc["started_at"]), parse_utc(doc["detected_at"]), now,
                           _number(doc["expected"]), _number(doc["observed"]),
-                          doc["basis"], doc["severity"], f"{doc['message']}; {note}",
-                          tuple(parse_scope(c) for c in doc["children"]))  # fmt: skip
-            await self.call(alert_store.write_alerts, self.store, [alert_store.AlertRow.of(alert, self.source)])
+                          doc["basis"], doc["severity"], f"{doc['message']}; {note}")  # fmt: skip
+            # its children as stored (labels; read back as scopes, `all` would be the total's)
+            row = dataclasses.replace(alert_store.AlertRow.of(alert, self.source), children=tuple(doc["children"]))
+            try:
+                await self.call(alert_store.write_alerts, self.store, [row])
+            except Exception as exc:  # tried again at the next evaluation (`afresh` stays)
+                log.warning("closing alert %s failed (%s): tried again at the next evaluation", alert.id, exc)
+                return
             log.warning("alert %s %s", alert.id, note)
             self._notify(alert, f"closed@{now:.0f}", silences, ctx, now)
+        self.afresh = None
 
     async def _remind(self, now: float, silences: Sequence[alert_store.Silence], ctx: Context) -> None:
         severe = [a for a in self.detector.firing() if a.severity == "critical"]

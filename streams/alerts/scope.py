@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from functools import total_ordering
 
 from streams.contract.events import KNOWN_CHANNELS
+from streams.contract.ids import has_control
 
 METRICS: tuple[str, ...] = ("interactions", "shares", "orders", "gmv_fen", "new_users")
 
@@ -84,7 +85,7 @@ def parse_scope(text: str, channels: Collection[str] = KNOWN_CHANNELS) -> Scope:
     text = text.strip()
     if text in TOTAL_WORDS:
         return Scope()
-    if any(not c.isprintable() for c in text):  # a line break in a scope printed it over two lines (a probe)
+    if has_control(text):  # a line break in a scope printed it over two lines (a probe); an id may hold any other
         raise ValueError(f"a scope has no line break or other control character, not {text!r}")
     if not text or any(not part.strip() for part in text.split("/")):
         raise ValueError(f"a scope is total, CAMPAIGN or CAMPAIGN/CHANNEL with no empty part, not {text!r}")

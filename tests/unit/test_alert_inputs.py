@@ -984,3 +984,56 @@ def test_an_incident_that_reopened_under_a_silence_is_told_as_down_again_when_it
     assert told[2] == (until, "fired", True), told  # at once when it ends: a reopening, "down again"
     reopened = next(note for at, note in queued if note.alert_id == app[0].id and at == until)
     assert reopened.again is not None and "恢复后再次下跌" in reopened.again.title
+
+
+def test_a_fresh_start_closes_what_the_store_holds_open_even_after_a_restart_and_a_failed_read(
+    tmp_path: Path,
+) -> None:
+    """A review of `_close_orphans`: a detector started afresh saved its state at its first evaluation (the
+    feed's first read hands nothing on) without saying it had yet to close what the store held open, so a
+    restart then restored a state that never closed them; and a failed store read there, before the
+    changes were told, would have cost their messages. The pending close is saved, and a failed read only
+    waits for the next evaluation."""
+    import asyncio
+
+    from streams.alerts import store as alert_store
+    from streams.alerts.runner import AlertRunner
+
+    clock = {"now": T_NOW}
+    state = tmp_path / "s.json"
+    failing = {"on": True}
+    written: list[Any] = []
+    plain = _store_stand_in(lambda: [], lambda *a: None)
+    orphan = {"id": "old1", "kind": "drop", "metric": "orders", "campaign_id": "c1", "channel": None,
+              "started_at": "2026-11-10T15:00:00.000Z", "detected_at": "2026-11-10T15:01:00.000Z",
+              "resolved_at": None, "expected": 100.0, "observed": 0.0, "basis": "history", "severity": "critical",
+              "message": "orders on c1 100% below expected", "children": ["all"], "acked_by": None}  # fmt: skip
+
+    async def call(fn: Any, *args: Any) -> Any:
+        if fn is alert_store.read_alerts:
+            if failing["on"]:
+                raise OSError("store down")
+            return [orphan] if not written else []
+        if fn is alert_store.write_alerts:
+            written.extend(args[1])
+            return None
+        return await plain(fn, *args)
+
+    async def freshness(now: float) -> float | None:
+        return 0.0
+
+    def runner() -> AlertRunner:
+        return AlertRunner(None, call, freshness, state_path=state, clock=lambda: clock["now"])
+
+    first = runner()
+    asyncio.run(first.tick())  # the feed's first read: nothing handed on, the state saved
+    assert json.loads(state.read_text())["afresh"] == "no saved state"
+    clock["now"] += 10
+    second = runner()  # restarted within the minute: the saved state, still to close the orphans
+    asyncio.run(second.tick())  # the store's read fails: nothing raised, tried again next time
+    assert second.afresh == "no saved state" and written == []
+    failing["on"] = False
+    clock["now"] += 10
+    asyncio.run(second.tick())
+    assert second.afresh is None and [(r.id, r.children) for r in written] == [("old1", ("all",))], written
+    assert written[0].resolved_at == clock["now"] and "closed unjudged" in written[0].message
