@@ -92,7 +92,9 @@ def test_scopes(text: str, scope: tuple[str, str]) -> None:
      # split at the last '/' only before a known channel: otherwise all of it is the campaign id
      ("c01/nosuchchannel", Scope("c01/nosuchchannel")), ("c01/wechat/x", Scope("c01/wechat/x")),
      # spaces around the '/' before a channel are a typo, not part of the campaign id (an outside probe)
-     ("c01 /wechat", Scope("c01", "wechat")), ("c01/ wechat", Scope("c01", "wechat"))],
+     ("c01 /wechat", Scope("c01", "wechat")), ("c01/ wechat", Scope("c01", "wechat")),
+     # any id the contract takes: a full-width space is no control character (a review)
+     ("双11\u3000主会场", Scope("双11\u3000主会场"))],
 )  # fmt: skip
 def test_one_scope_grammar(text: str, scope: Scope) -> None:
     assert scope_of(text) == scope
