@@ -161,9 +161,10 @@ def test_totals_csv_reads_back_as_the_json_whatever_the_campaign_ids(tmp_path: P
     assert "zz\\r" in table and "esc\\x1b[31mred" in table and "rtl\\u202eevil" in table
 
 
-def test_totals_beside_a_frozen_owner_says_so_in_one_line(tmp_path: Path) -> None:
+def test_totals_and_the_alert_commands_beside_a_frozen_owner_say_so_in_one_line(tmp_path: Path) -> None:
     # A worker that owns the store but does not answer (SIGSTOPped): opening the store beside it failed
-    # on chdb's lock with two raw engine errors (an outside probe). Here a live process standing for it.
+    # on chdb's lock with two raw engine errors (an outside probe; `promo alerts list` and `ack` too, a
+    # later one). Here a live process standing for it.
     from streams.worker.app import owner_file
 
     store = write_store(tmp_path / "store", "deltas.add(FactKey('c', 'web', '', 0, 0), 0, 1)")
@@ -177,6 +178,11 @@ def test_totals_beside_a_frozen_owner_says_so_in_one_line(tmp_path: Path) -> Non
         assert result.returncode == 2 and result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and f"(pid {frozen.pid}), which does not answer" in lines[0], result.stderr
+        for args in (("list", "--firing"), ("ack", "0123456789abcdef", "--by", "duty")):
+            result = promo("alerts", *args, "--clickhouse", f"chdb://{store}")
+            lines = result.stderr.strip().splitlines()
+            assert result.returncode == 2 and result.stdout == "", (args, result.stderr)
+            assert len(lines) == 1 and f"(pid {frozen.pid}), which does not answer" in lines[0], result.stderr
         # a file older than the process under its pid: the pid was given again after the owner died
         hour_ago = time.time() - 3600
         os.utime(owner_file(store), (hour_ago, hour_ago))
@@ -187,28 +193,6 @@ def test_totals_beside_a_frozen_owner_says_so_in_one_line(tmp_path: Path) -> Non
     # once it is gone, its leftover file does not stand in the way
     result = promo("totals", "--json", "--clickhouse", f"chdb://{store}")
     assert result.returncode == 0 and json.loads(result.stdout)[0]["interactions"] == 1, result.stderr
-
-
-def test_the_alert_commands_beside_a_frozen_owner_say_so_in_one_line(tmp_path: Path) -> None:
-    """The same for `promo alerts list` and `ack` (an outside probe: chdb's lock error, raw, then a second
-    line); once the owner is gone they read the store themselves."""
-    from streams.worker.app import owner_file
-
-    store = write_store(tmp_path / "store", "deltas.add(FactKey('c', 'web', '', 0, 0), 0, 1)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]
-    frozen = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "promo-worker-stand-in"])
-    try:
-        owner_file(store).write_text(json.dumps({"pid": frozen.pid, "url": f"http://127.0.0.1:{closed}"}))
-        for args in (("list", "--firing"), ("ack", "0123456789abcdef", "--by", "duty")):
-            result = promo("alerts", *args, "--clickhouse", f"chdb://{store}")
-            lines = result.stderr.strip().splitlines()
-            assert result.returncode == 2 and result.stdout == "", (args, result.stderr)
-            assert len(lines) == 1 and f"(pid {frozen.pid}), which does not answer" in lines[0], result.stderr
-    finally:
-        frozen.kill()
-        frozen.wait()
     result = promo("alerts", "list", "--clickhouse", f"chdb://{store}")
     assert result.returncode == 0 and "no alerts since " in result.stderr, result.stderr
     result = promo("alerts", "list", "--firing", "--clickhouse", f"chdb://{store}")  # whatever their age
