@@ -1160,12 +1160,13 @@ class Detector:
             # Nor while nothing at all arrives (`_still_nothing`): without a plan, an outage of the total or a
             # campaign was closed at the hour while still at zero, and never raised again (its recent rate then
             # learnt the zero).
-            if step.at - alert.opened_at > cfg.max_open_s and not still_out:
-                at = step.settled_until
-                still_out = ref == _QT and self._still_nothing(state, row, j, longest, mu_long, units, at)
-            if step.at - alert.opened_at > cfg.max_open_s and not still_out:
-                self._close(state, row, j, step.at, changed)
-                continue
+            if step.at - alert.opened_at > cfg.max_open_s:
+                if ref == _QT:  # (still_out judges only an expectation that follows the day)
+                    at = step.settled_until
+                    still_out = self._still_nothing(state, row, j, longest, mu_long, units, at)
+                if not still_out:
+                    self._close(state, row, j, step.at, changed)
+                    continue
             if math.isfinite(state.level):
                 level = min(level, max(state.level, 0.0))
             # The floor of events is lowered for an incident whose episode has recovered; the four
@@ -1543,12 +1544,12 @@ class Detector:
             alert = _alert_from(item["alert"])
             assert alert.metric is not None
             row, j = det._register(alert.scope), METRICS.index(alert.metric)
-            det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], _float(item["ratio"]),
+            det._incidents[(row, j)] = _Open(alert, item["check"], item["basis"], float_or_nan(item["ratio"]),
                                              item["depth"], item["recovered"], item["folded"],
-                                             _float(item.get("level")), _float(item.get("since")),
+                                             float_or_nan(item.get("level")), float_or_nan(item.get("since")),
                                              bool(item.get("by_recovery", False)),
-                                             share=_float(item.get("share")))  # fmt: skip
-            det._frozen[:, :, row, j] = np.array([[_float(v) for v in r] for r in item["frozen"]])
+                                             share=float_or_nan(item.get("share")))  # fmt: skip
+            det._frozen[:, :, row, j] = np.array([[float_or_nan(v) for v in r] for r in item["frozen"]])
             # (a state saved before this was kept: each check's ratio as the incident's basis was)
             det._frozen_plan[:, row, j] = item.get("frozen_plan", [item["basis"] == _LEVEL and alert.basis == "plan"]
                                                    * len(det.config.checks))  # fmt: skip
@@ -1571,7 +1572,8 @@ def _num(value: float) -> float | None:
     return None if not math.isfinite(value) else float(value)
 
 
-def _float(value: float | None) -> float:
+def float_or_nan(value: float | None) -> float:
+    """A number from JSON or a row, where null stands for NaN (no expectation, no time)."""
     return math.nan if value is None else float(value)
 
 
@@ -1586,10 +1588,10 @@ def _alert_doc(alert: Alert) -> dict[str, Any]:
 
 def _alert_from(doc: Mapping[str, Any]) -> Alert:
     return Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]), doc["started_at"],
-                 doc["detected_at"], doc["resolved_at"], _float(doc["expected"]), _float(doc["observed"]),
+                 doc["detected_at"], doc["resolved_at"], float_or_nan(doc["expected"]), float_or_nan(doc["observed"]),
                  doc["basis"], doc["severity"], doc["message"], tuple(Scope(c, ch) for c, ch in doc["children"]),
-                 doc.get("window", ""), _float(doc.get("opened_at")), _float(doc.get("raised_at")),
-                 _float(doc.get("reopened_from")))  # fmt: skip
+                 doc.get("window", ""), float_or_nan(doc.get("opened_at")), float_or_nan(doc.get("raised_at")),
+                 float_or_nan(doc.get("reopened_from")))  # fmt: skip
 
 
 def replay(detector: Detector, steps: Iterable[Step]) -> list[Alert]:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from streams.alerts import store as alert_store
-from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step
+from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step, float_or_nan
 from streams.alerts.feed import WINDOW_S, Feed
 from streams.alerts.freshness import SETTLE_S, Lag
 from streams.alerts.messages import Context, render
@@ -162,10 +162,6 @@ def banner_alert(alert: Alert) -> dict[str, Any]:
     return {**{k: row[k] for k in ("id", "kind", "metric", "campaign_id", "channel", "severity", "message",
                                    "expected", "observed", "basis")},
             "since_ms": int(since * 1000), "detected_ms": int(alert.detected_at * 1000)}  # fmt: skip
-
-
-def _number(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def banner_alerts(
@@ -678,7 +674,7 @@ class AlertRunner:
             note = f"closed unjudged at {iso_utc(now)}: the detector started afresh ({why})"
             alert = Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]),
                           parse_utc(doc["started_at"]), parse_utc(doc["detected_at"]), now,
-                          _number(doc["expected"]), _number(doc["observed"]),
+                          float_or_nan(doc["expected"]), float_or_nan(doc["observed"]),
                           doc["basis"], doc["severity"], f"{doc['message']}; {note}")  # fmt: skip
             # its children as stored (labels; read back as scopes, `all` would be the total's)
             row = dataclasses.replace(alert_store.AlertRow.of(alert, self.source), children=tuple(doc["children"]))
