@@ -159,7 +159,7 @@ class Alert:
             "resolved_at": self.resolved_at, "expected": self.expected, "observed": self.observed,
             "basis": self.basis, "severity": self.severity, "message": self.message,
             "children": [s.label() for s in self.children], "window": self.window,
-            "reopened_from": self.reopened_from,
+            "opened_at": self.opened_at, "reopened_from": self.reopened_from,
         }  # fmt: skip
 
 

@@ -319,7 +319,7 @@ class Outcome:
 
 # The alert's times in the JSON webhook's fields: ISO 8601 UTC, as `promo alerts list --json` gives them (they
 # were epoch seconds there: an outside probe read two formats for one incident).
-WEBHOOK_TIMES = frozenset({"started_at", "detected_at", "resolved_at", "reopened_from", "acked_at"})
+WEBHOOK_TIMES = frozenset({"started_at", "detected_at", "opened_at", "resolved_at", "reopened_from", "acked_at"})
 
 
 def webhook_fields(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -672,10 +672,13 @@ class AlertRunner:
             if doc["id"] in keep:
                 continue
             note = f"closed unjudged at {iso_utc(now)}: the detector started afresh ({why})"
+            opened = parse_utc(doc.get("opened_at") or doc["detected_at"])  # this opening, as stored
+            again = parse_utc(doc["reopened_from"]) if doc.get("reopened_from") else math.nan
             alert = Alert(doc["id"], doc["kind"], doc["metric"], Scope(doc["campaign_id"], doc["channel"]),
                           parse_utc(doc["started_at"]), parse_utc(doc["detected_at"]), now,
                           float_or_nan(doc["expected"]), float_or_nan(doc["observed"]),
-                          doc["basis"], doc["severity"], f"{doc['message']}; {note}")  # fmt: skip
+                          doc["basis"], doc["severity"], f"{doc['message']}; {note}",
+                          opened_at=opened, reopened_from=again)  # fmt: skip
             # its children as stored (labels; read back as scopes, `all` would be the total's)
             row = dataclasses.replace(alert_store.AlertRow.of(alert, self.source), children=tuple(doc["children"]))
             try:

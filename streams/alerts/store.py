@@ -49,6 +49,8 @@ ALERT_COLUMNS = (
     "children",
     "source",
     "version",
+    "opened_at",
+    "reopened_from",
 )
 
 
@@ -197,13 +199,21 @@ class AlertRow:
     message: str
     children: tuple[str, ...] = ()
     source: str = "live"
+    # This opening: when it was detected (detected_at stays the first opening's) and, for an incident
+    # reopened by a re-fire, its onset (None: the first opening). Without them Grafana's firing table
+    # and `alerts list` said "since" the first onset of an incident that had recovered and broken again,
+    # and sorted it by its first detection, where the banner says this opening's (an outside probe).
+    opened_at: float | None = None
+    reopened_from: float | None = None
 
     @classmethod
     def of(cls, alert: Alert, source: str = "live") -> AlertRow:
         """The row of a detector's `Alert` (its `to_row()`, less what the table does not keep)."""
         row = alert.to_row()
         fields = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row}
-        return cls(**{**fields, "children": tuple(row["children"]), "source": source})
+        again = row["reopened_from"]
+        return cls(**{**fields, "children": tuple(row["children"]), "source": source,
+                      "reopened_from": again if math.isfinite(again) else None})  # fmt: skip
 
     def doc(self) -> dict[str, Any]:
         """As `promo alerts list --json` prints it (nobody has acknowledged a row not yet stored)."""
@@ -227,6 +237,8 @@ class AlertRow:
             list(self.children),
             self.source,
             version,
+            utc(self.detected_at if self.opened_at is None else self.opened_at),
+            utc(self.reopened_from),
         ]
 
 
@@ -243,7 +255,7 @@ def read_alerts(
     where = ["a.source = {source:String}"]
     params: dict[str, Any] = {"source": source}
     if since_s is not None:
-        where.append("(a.detected_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') OR a.resolved_at IS NULL)")
+        where.append("(a.opened_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') OR a.resolved_at IS NULL)")
         params["since"] = int(since_s * 1000)
     if firing_only:
         where.append("a.resolved_at IS NULL")
@@ -251,15 +263,21 @@ def read_alerts(
         f"SELECT a.*, k.who AS acked_by, k.at AS acked_at FROM {DB}.alerts AS a FINAL "
         f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who, max(acked_at) AS at "
         f"FROM {DB}.alert_acks GROUP BY id) AS k ON k.id = a.id "
-        f"WHERE {' AND '.join(where)} ORDER BY a.detected_at DESC, a.id",
+        f"WHERE {' AND '.join(where)} ORDER BY a.opened_at DESC, a.id",
         params,
     )
     return [alert_doc(r) for r in rows]
 
 
 def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
-    """A promo.alerts row as `promo alerts list --json` prints it: times ISO 8601 UTC, null scopes."""
-    acked_by = row.get("acked_by") or None
+    """A promo.alerts row as `promo alerts list --json` prints it: times ISO 8601 UTC, null scopes. Who
+    acknowledged it: an ack given in its current opening (one given before it reopened does not hold for
+    the reopened incident, as on the banner and in reminders)."""
+    opened = seconds(row.get("opened_at") or row["detected_at"])
+    acked_at = seconds(row.get("acked_at"))
+    acked_by = (
+        (row.get("acked_by") or None) if acked_at is not None and opened is not None and acked_at >= opened else None
+    )
     return {
         "id": row["id"],
         "kind": row["kind"],
@@ -269,6 +287,9 @@ def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
         "started_at": iso(seconds(row["started_at"])),
         "detected_at": iso(seconds(row["detected_at"])),
         "resolved_at": iso(seconds(row["resolved_at"])),
+        # this opening's detection and, reopened, its onset (null: the first opening): what "since" says
+        "opened_at": iso(opened),
+        "reopened_from": iso(seconds(row.get("reopened_from"))),
         "expected": finite(row["expected"]),  # NaN (no expectation: nothing arrived at a scheduled start)
         "observed": finite(row["observed"]),
         "basis": row["basis"],
@@ -277,7 +298,7 @@ def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
         "children": list(row.get("children") or []),
         "source": row.get("source") or "live",  # live, replay or backtest: which detector raised it
         "acked_by": acked_by,
-        "acked_at": iso(seconds(row.get("acked_at"))) if acked_by else None,
+        "acked_at": iso(acked_at) if acked_by else None,
     }
 
 

@@ -597,7 +597,13 @@ def format_alerts(rows: list[dict[str, Any]]) -> str:
         state = "resolved " + r["resolved_at"] if r["resolved_at"] else "FIRING"
         ack = f" · acked by {r['acked_by']}" if r.get("acked_by") else ""
         what = "lag" if r["kind"] == "lag" else f"{r['metric']} {r['severity']}"
-        lines.append(f"{r['id']}  {what}  {scope}  since {r['started_at']}  {state}{ack}\n    {r['message']}")
+        # a reopened incident: since its reopening's onset, as the banner and the messages say it
+        since = (
+            f"since {r['reopened_from']} (first {r['started_at']})"
+            if r.get("reopened_from")
+            else (f"since {r['started_at']}")
+        )
+        lines.append(f"{r['id']}  {what}  {scope}  {since}  {state}{ack}\n    {r['message']}")
     return "\n".join(lines)
 
 

@@ -494,22 +494,27 @@ def war_room(*, time_from: str = DEFAULT_RANGE) -> Json:
     return board
 
 
-def firing_alerts(grid: Grid) -> Json:
+def firing_alerts(grid: Grid, campaign: str | None = None) -> Json:
     """The drop detector's incidents firing now, in the order of the view's banner: a lag, then critical, newest
     first (`promo worker --alerts`). GMV in yuan, as the tiles (in fen it read 100x too high beside them),
-    the onset with its date, and who acknowledged it (an outside probe: an ack showed nowhere on screen)."""
+    the onset with its date, and who acknowledged it (an outside probe: an ack showed nowhere on screen).
+    A reopened incident: "since" its reopening's onset, sorted by that opening, acked only by an ack given
+    since it reopened, as the banner says it (before, the first opening's, and an ack of an earlier one).
+    `campaign` (the drill-down's): that campaign's own incidents and the pipeline's lag, which holds every
+    number on it (the drill-down a room opens to look closer had no such table: an outside probe)."""
     amount = "if(a.metric = 'gmv_fen', round(a.{0} / 100), round(a.{0}))"
+    mine = f" AND (a.campaign_id = {campaign} OR a.kind = 'lag')" if campaign else ""
     return table(
-        "正在告警 / Firing alerts",
-        f"SELECT formatDateTime(a.started_at, '%m-%d %H:%i:%S', '{TIMEZONE}') AS since, "
+        "本活动正在告警 / This campaign's firing alerts" if campaign else "正在告警 / Firing alerts",
+        f"SELECT formatDateTime(coalesce(a.reopened_from, a.started_at), '%m-%d %H:%i:%S', '{TIMEZONE}') AS since, "
         "if(a.kind = 'lag', '数据延迟 / lag', a.metric) AS what, "
         "if(a.campaign_id IS NULL, '全部 / total', "
         "concat(a.campaign_id, if(a.channel IS NULL, '', concat(' / ', a.channel)))) AS scope, a.severity AS severity, "
         f"{amount.format('observed')} AS observed, {amount.format('expected')} AS expected, a.basis AS basis, "
-        f"k.who AS acked_by, a.message AS message FROM {ALERTS} AS a FINAL "
-        f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who FROM {ACKS} GROUP BY id) AS k ON k.id = a.id "
-        "WHERE a.source = 'live' AND a.resolved_at IS NULL "
-        "ORDER BY a.kind != 'lag', a.severity != 'critical', a.detected_at DESC LIMIT 20",
+        f"if(k.at >= a.opened_at, k.who, '') AS acked_by, a.message AS message FROM {ALERTS} AS a FINAL "
+        f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who, max(acked_at) AS at FROM {ACKS} GROUP BY id) "
+        f"AS k ON k.id = a.id WHERE a.source = 'live' AND a.resolved_at IS NULL{mine} "
+        "ORDER BY a.kind != 'lag', a.severity != 'critical', a.opened_at DESC LIMIT 20",
         grid,
         names={"since": "自 / Since", "what": "指标 / Metric", "scope": "范围 / Scope", "severity": "级别 / Severity",
                "observed": "实际 / Observed (GMV ¥)", "expected": "预期 / Expected (GMV ¥)", "basis": "依据 / Basis",
@@ -588,6 +593,7 @@ def campaign_drilldown(*, time_from: str = DEFAULT_RANGE) -> Json:
             description=f"A person is counted at the entry of the event that earned the credit (their earliest). "
             f"{DAY_NOTE}",
         ),
+        firing_alerts(Grid(0, 23, 24, 6), campaign=CAMPAIGN),
     ]  # fmt: skip
     board = dashboard(
         "promo-campaign", "活动下钻 / Campaign drill-down", panels, time_from=time_from,

@@ -3,11 +3,13 @@ write of streams/alerts/store.py on a fresh store, the results printed as JSON."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
 
 from streams.alerts import store as s
+from streams.alerts.plan import iso
 from streams.sink.clickhouse import ClickHouseStore
 
 # A recent whole minute: the tables' TTLs drop rows older than a week or two on insert.
@@ -47,6 +49,26 @@ def main(path: str) -> None:
     out["first_ack"] = s.ack(store, "a1", "night-shift", NOW + 2)
     out["second_ack"] = s.ack(store, "a1", "on-call", NOW + 5)  # someone else takes it: the screen shows them
     out["acked"] = [(a["id"], a["acked_by"], a["acked_at"]) for a in s.read_alerts(store, NOW - 3600)]
+    # An incident that recovered and broke again (schema v9): first detected 20 min ago and acked then;
+    # reopened 100 s ago, its onset 130 s ago. Listed from a --since between the two; no one has
+    # acknowledged this opening; then someone does. Grafana's firing table, as the banner.
+    first = s.AlertRow("r1", "drop", "shares", "c9", None, NOW - 1230, NOW - 1200, NOW - 900, 50.0, 10.0,
+                       "history", "warning", "shares down")  # fmt: skip
+    s.write_alerts(store, [first])
+    s.ack(store, "r1", "first-shift", NOW - 1100)
+    again = s.AlertRow(**{**first.__dict__, "resolved_at": None, "opened_at": NOW - 100, "reopened_from": NOW - 130})
+    s.write_alerts(store, [again])
+    out["reopened"] = [a for a in s.read_alerts(store, NOW - 600) if a["id"] == "r1"]
+    out["iso"] = [iso(NOW - 1200), iso(NOW - 100), iso(NOW - 130)]
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    out["beijing_reopened_from"] = dt.datetime.fromtimestamp(NOW - 130, beijing).strftime("%m-%d %H:%M:%S")
+    from streams.dashboards.grafana import Grid, firing_alerts
+
+    table = firing_alerts(Grid(0, 0, 1, 1))["targets"][0]["rawSql"]
+    out["table_before_ack"] = [[r["scope"], r["since"], r["acked_by"]] for r in store.query_rows(table)]
+    s.ack(store, "r1", "second-shift", NOW - 50)
+    out["reopened_acked"] = [a["acked_by"] for a in s.read_alerts(store, NOW - 600) if a["id"] == "r1"]
+    out["table_after_ack"] = [[r["scope"], r["since"], r["acked_by"]] for r in store.query_rows(table)]
     s.add_silence(store, s.Silence("silence", "", "双11主会场", "", NOW + 600, "planned", "ops", NOW))
     s.add_silence(store, s.Silence("note", "orders", "c2", "app", NOW, "coupon ended", "ops", NOW + 1))
     s.add_silence(store, s.Silence("silence", "", "old", "", NOW - 10, "over", "ops", NOW - 100))

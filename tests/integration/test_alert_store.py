@@ -50,6 +50,16 @@ def test_the_alert_tables_round_trip(tmp_path: Path) -> None:
     assert out["resolved_at"] == [alerts["a1"]["resolved_at"], None, None]  # a1 by its newest version: resolved
     assert out["first_ack"] is None
     assert out["second_ack"]["acked_by"] == "night-shift" and out["second_ack"]["acked_at"] < out["acked"][0][2]
+    # A reopened incident: listed from a --since after its first detection, "since" its reopening's
+    # onset, its first opening's ack not this one's; Grafana's firing table says the same, in Beijing time.
+    (r1,) = out["reopened"]
+    iso = out["iso"]
+    assert (r1["detected_at"], r1["opened_at"], r1["reopened_from"]) == (iso[0], iso[1], iso[2])
+    assert r1["resolved_at"] is None and r1["acked_by"] is None and r1["acked_at"] is None
+    assert out["reopened_acked"] == ["second-shift"]
+    since = out["beijing_reopened_from"]
+    assert out["table_before_ack"] == [["全部 / total", out["table_before_ack"][0][1], ""], ["c9", since, ""]]
+    assert out["table_after_ack"] == [out["table_after_ack"][0], ["c9", since, "second-shift"]]
     # Running silences and new notes; the expired silence is not read.
     assert [(x["kind"], x["campaign_id"], x["reason"]) for x in out["silences"]] == [
         ("silence", CAMPAIGN, "planned"), ("note", "c2", "coupon ended")]  # fmt: skip

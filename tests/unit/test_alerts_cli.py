@@ -63,8 +63,8 @@ def test_backtest_finds_the_outage_and_prints_alert_rows(tmp_path: Path) -> None
     assert row["campaign_id"] is None and row["channel"] is None
     assert row["detected_at"].endswith("Z") and iso_utc(T0 + 7200) <= row["detected_at"] <= iso_utc(T0 + 7500)
     assert set(row) == {"id", "kind", "metric", "campaign_id", "channel", "started_at", "detected_at", "resolved_at",
-                        "expected", "observed", "basis", "severity", "message", "children", "source", "acked_by",
-                        "acked_at"}  # the fields of `alerts list --json`, no more  # fmt: skip
+                        "opened_at", "reopened_from", "expected", "observed", "basis", "severity", "message",
+                        "children", "source", "acked_by", "acked_at"}  # `alerts list --json`'s, no more  # fmt: skip
     assert row["source"] == "backtest"  # which detector raised it (an outside probe: list and replay look alike)
     assert row["expected"] == round(row["expected"], 3)
     assert math.isfinite(row["expected"]) and row["observed"] < row["expected"]

@@ -140,7 +140,7 @@ def world() -> Iterator[World]:
             gmv = AlertRow("g1", "drop", "gmv_fen", "c1", None, at - 90, at - 30, None, 1_762_774.0, 131_024.0,
                            "ratio:gmv_fen/interactions", "warning", "gmv_fen on c1 93% below expected")  # fmt: skip
             write_alerts(store, [firing, resolved, gmv])
-            ack(store, "f1", "duty-李", at - 20)
+            ack(store, "f1", "duty-李", at + 5)  # after it was detected: an ack holds for that opening
             day, hour = dt.timedelta(days=1), dt.timedelta(hours=1)
             # The sale starts at 00:00 Shanghai: its day's totals are the tiles' "today" up to 20:00.
             sale = dt.datetime.fromtimestamp(cfg.start_ms / 1000, tz=dt.UTC)
@@ -269,6 +269,8 @@ def test_the_store_holds_the_truth(world: World) -> None:
 @pytest.mark.parametrize(("board", "p"), all_panels(), ids=[f"{b}:{p['title']}" for b, p in all_panels()])
 def test_every_panel_runs(world: World, board: str, p: Json) -> None:
     campaign = str(world.truth.totals[0]["campaign_id"])
+    if "promo.alerts" in p["targets"][0]["rawSql"]:
+        campaign = "c1"  # the world's incidents are there
     rows = world.rows(p, campaign=campaign)
     assert rows, f"{p['title']} returned nothing over the data's range"
     if p["type"] == "timeseries":
@@ -626,6 +628,10 @@ def test_the_war_room_marks_alerts_and_lists_the_firing_ones(world: World) -> No
         ("gmv_fen", "c1", "warning", ""),
     ]
     assert (rows[1]["observed"], rows[1]["expected"]) == (1310, 17628), rows[1]
+    # ... and the drill-down lists the campaign's own (an outside probe: it had no firing table)
+    for campaign, listed in (("c1", ["orders", "gmv_fen"]), ("c2", [])):
+        mine = world.rows(panel("promo-campaign", "This campaign's firing alerts"), campaign=campaign)
+        assert [r["what"] for r in mine] == listed, (campaign, mine)
 
 
 def test_a_minute_without_events_is_drawn_as_0_per_series_and_a_partial_first_bucket_not_at_all(world: World) -> None:
