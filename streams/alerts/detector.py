@@ -104,6 +104,13 @@ _DEFAULT_ORDER_VALUE = 10_000.0  # fen; only until a scope has shown its own mea
 # No check judges on a baseline covering less settled event time than this (seconds, and a share of
 # the check's baseline): a handful of steps is not a rate.
 MIN_COVER_S, MIN_COVER = 60.0, 0.2
+# A check whose window, gap and baseline span more than this (only at a backtest's steps of 20 min to an
+# hour, which stretch every window to one step) judges on a share or on the recent rate outages only
+# (critical depth): over such spans a channel's share drifts by more than 20% (the mix moves ~12% an
+# hour) and the day's own shape moves a scope's rate by 65-70% (the 00:00 surge's hour to the next). Both
+# read as drops on clean sale days at 30-min and hourly steps (an outside probe; the live checks' longest
+# span on those bases is gradual-6m's 36 min).
+LONG_SPAN_S = 2700.0
 # A scheduled campaign's first seconds after its start are kept out of its baselines, and its baselines
 # count as covered only with as much time after them.
 LAUNCH_S = 60.0
@@ -678,6 +685,7 @@ class Detector:
         best = np.zeros((5, s, m))  # check, basis, expected, observed, judged on the plan
         for c, check in enumerate(cfg.checks):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
+            long_span = (k + gap + length) * cfg.step_s > LONG_SPAN_S  # (a backtest's coarse steps only)
             obs = self._win(0, k)
             base_x = self._base(1, k + gap, length)
             # A baseline is a rate only once it covers some settled time: a detector that has just
@@ -763,6 +771,12 @@ class Detector:
                     ok = fresh & covered & np.isfinite(mu) & (mu / units >= check.min_expected)
                 if b == _LEVEL:
                     ok &= (planned & stable) | (check.history & eligible & ~planned)
+                    if long_span and check.history:  # ... and the recent rate not a surge's: at least twice
+                        prior = k + gap + length  # the stretch before it (the hour after the 00:00 surge's falls
+                        # 65-85% by design)
+                        with np.errstate(divide="ignore", invalid="ignore"):
+                            before = self._base(1, prior, length) / self._base(_QTK, prior, length)
+                            ok &= planned | (base_level / self._base(_QTK, k + gap, length) <= 2 * before)
                 elif b == _SHARE:
                     # Not while the family (campaign, a sibling) is in an incident, nor until its
                     # windows are clean of it: a sibling's recovery reads as this channel's drop.
@@ -807,7 +821,11 @@ class Detector:
                         var += (var_unit if b == _SHARE else cfg.phi) * counted * mu
                         var += mu**2 / np.maximum(counted_base / (units if b == _SHARE else 1.0), 1.0)
                     z = (seen - mu) / np.sqrt(var)
-                    fire = ok & (seen <= (1 - check.depth) * mu) & (z <= -check.z)
+                    depth: float | FloatArray = check.depth
+                    if long_span and b != _RATIO:
+                        outage = max(check.depth, cfg.critical_depth)
+                        depth = outage if b == _SHARE else np.where(planned, check.depth, outage)
+                    fire = ok & (seen <= (1 - depth) * mu) & (z <= -check.z)
                 if b == _SHARE and (fire & ~self._open).any():
                     returns = self._share_returns(
                         obs, mu, win_qs[b], counts_base[b], k, k + gap + length, length, check, var_unit, units
@@ -1012,7 +1030,7 @@ class Detector:
         same = np.ones(obs.shape, dtype=bool)
         reach = min(back + round(RETURN_LOOKBACK_S / self.config.step_s), self._h - 2)
         n_base = np.maximum(counted / units, 1.0)  # the check's baseline's count
-        length = min(length, round(RETURN_BLOCK_S / self.config.step_s))
+        length = max(1, min(length, round(RETURN_BLOCK_S / self.config.step_s)))  # an hourly backtest: one step
         for start in range(back, reach - length + 1, length):
             x = self._base(10, start, length)
             with np.errstate(divide="ignore", invalid="ignore"):

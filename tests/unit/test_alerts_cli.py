@@ -107,3 +107,47 @@ def test_a_backtest_at_a_step_longer_than_the_window_names_the_step_it_judged(tm
     (row,) = [json.loads(line) for line in done.stdout.splitlines()]
     assert row["severity"] == "critical" and row["started_at"] == iso_utc(T0 + 4 * 3600).replace("Z", ".000Z"), row
     assert " over 1 h (outage-" in row["message"], row["message"]
+
+
+def _sale_day_csv(seed: int, step_s: int, series: Path, plan: Path) -> dict[str, float]:
+    """A clean labelled sale day (the simulator's, no incidents) at `step_s`, every scope as a user's export
+    would hold it, and its plan; returns the campaigns' scheduled ends."""
+    from streams.alerts.detector import METRICS
+    from streams.kit.saleday import STEP_S, DayConfig, make_day
+
+    day = make_day(DayConfig(seed=seed, campaigns=10, hours=24))
+    k = step_s // int(STEP_S)
+    n = day.buckets // k
+    rows = ["ts,metric,value,campaign_id,channel"]
+    for si, scope in enumerate(day.scopes):
+        for mi, metric in enumerate(METRICS):
+            values = day.truth[si, mi, : n * k].reshape(n, k).sum(axis=1)
+            rows += [f"{iso_utc(day.t0 + i * step_s)},{metric},{v:.0f},{scope.campaign_id or ''},{scope.channel or ''}"
+                     for i, v in enumerate(values)]  # fmt: skip
+    series.write_text("\n".join(rows) + "\n")
+    plan.write_text(day.plan.to_csv())
+    return {c: end for c, (_, end) in day.schedule.items() if end is not None}
+
+
+def test_a_clean_sale_day_backtested_at_30_min_and_hourly_steps_raises_only_the_unannounced_ends(
+    tmp_path: Path,
+) -> None:
+    # An outside probe: at 30-min and hourly steps every window is one step, and the hour after the 00:00
+    # surge's (65-85% lower by design) read as an outage of the total, a channel's share drifting over two
+    # hours as a 21-25% drop; at an hour a multi-scope series stopped with a traceback.
+    from streams.alerts.plan import parse_utc
+
+    series, plan = tmp_path / "series.csv", tmp_path / "plan.csv"
+    for seed, step_s in ((8, 1800), (11, 3600)):
+        ends = _sale_day_csv(seed, step_s, series, plan)
+        planned = promo("alerts", "backtest", "--series", str(series), "--plan", str(plan), "--json")
+        assert planned.returncode == 0 and planned.stdout == "", (step_s, planned.stdout, planned.stderr)
+        # Without the plan, nothing says when a campaign ends: its end is an outage, and only that.
+        bare = promo("alerts", "backtest", "--series", str(series), "--json")
+        assert bare.returncode == 0, bare.stderr
+        rows = [json.loads(line) for line in bare.stdout.splitlines()]
+        assert rows, bare.stderr
+        for row in rows:
+            campaign = row["campaign_id"]
+            assert campaign in ends and ends[campaign] <= parse_utc(row["detected_at"]), row
+            assert row["severity"] == "critical" and row["observed"] == 0, row
