@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 # when missing; if it cannot be, the rest goes on and that test fails saying why.
 CHROMIUM := /usr/bin/chromium
 # The suite on both cores (pytest-xdist), a test file to a process: every file starts and stops its
-# own broker, workers and stores, and tests that open a chdb store in-process keep one file's order.
+# own broker, workers and stores, and tests that open a chdb store in-process keep one file's order
+# (the detector's and the sale days' pure unit tests go one by one: tests/conftest.py SPLIT_FILES).
 # Three processes, not two: the live alert tests spend minutes waiting on the detector's clock with
 # little CPU; they are handed out first, in the order tests/conftest.py sets (no reordering by size).
 PYTEST_JOBS ?= -n 3 --dist loadfile --no-loadscope-reorder

@@ -14,6 +14,8 @@ so every test became a unit of its own. Seen 2026-12-06.)
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 WALL_CLOCK_FILES = (
@@ -22,6 +24,26 @@ WALL_CLOCK_FILES = (
     "test_alerts_two_workers.py",
     "test_alerts_source_stall.py",
 )
+
+
+# Pure unit-test files (no broker, no store, no module fixture) of many long tests: each test is a unit
+# of work of its own. As one unit each, the detector's and the sale days' files (about 7 and 6 minutes
+# of one process on 2 cores) were the suite's tail when handed out late.
+SPLIT_FILES = ("test_detector.py", "test_saleday.py")
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadfile`, but the SPLIT_FILES' tests one by one (only when the suite runs under xdist)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SplitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return nodeid if path.rsplit("/", 1)[-1] in SPLIT_FILES else path
+
+    return SplitScheduling(config, log)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
