@@ -62,10 +62,17 @@ class Context:
     lag_s: float
     dashboard_url: str = ""  # e.g. http://grafana:3000/d/promo-war-room; '' for no link
     language: str = "zh"
+    now: float = math.nan  # when the message is written (the runner's step): times on another day get their date
 
 
-def _local(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, tz=SHANGHAI).strftime("%H:%M:%S")
+def _local(seconds: float, now: float = math.nan) -> str:
+    """Beijing time; with its date (MM-DD) when that is not the day of `now`, the message's own time (a
+    reminder at 00:20 of a drop "since 23:58:10", a resolution a day on: an outside probe read times
+    without a date)."""
+    when = dt.datetime.fromtimestamp(seconds, tz=SHANGHAI)
+    if math.isfinite(now) and when.date() != dt.datetime.fromtimestamp(now, tz=SHANGHAI).date():
+        return when.strftime("%m-%d %H:%M:%S")
+    return when.strftime("%H:%M:%S")
 
 
 def _amount(metric: str | None, value: float) -> str:
@@ -120,6 +127,10 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     """`doc`: the alert (times as epoch seconds); `event`: fired, reopened (a re-fire within minutes of
     its resolution: the same incident), escalated (raised from warning to critical), resolved or reminder."""
     zh = ctx.language == "zh"
+
+    def when(seconds: float) -> str:
+        return _local(seconds, ctx.now)
+
     scope = scope_text(doc.get("campaign_id"), doc.get("channel"), ctx)
     # "since": a reopened incident's own onset, not its first one (an outside probe), in every message of it
     again_from = doc.get("reopened_from")
@@ -133,13 +144,13 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
                     "lag is judged anew from here")  # fmt: skip
         elif event == "resolved":
             title = "【恢复】数据管道已追上" if zh else "[resolved] pipeline caught up"
-            back = _local(doc["resolved_at"])
+            back = when(doc["resolved_at"])
             text = f"{back} 起数据恢复实时" if zh else f"live again since {back}"
         else:
             title = "【延迟】数据管道落后" if zh else "[lag] pipeline behind"
             if event == "reopened":
                 title += "（再次）" if zh else " (again)"
-            since, behind = _local(since_at), f"{doc['observed']:.0f}"
+            since, behind = when(since_at), f"{doc['observed']:.0f}"
             text = (
                 f"自 {since} 起落后 {behind} 秒；此期间不判断下跌，大屏数字不是实时的"
                 if zh
@@ -158,17 +169,17 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
     if event == "closed":  # a detector started afresh closed it unjudged (runner: `_close_orphans`)
         title = f"【关闭】{scope} {metric}" if zh else f"[closed] {scope} {metric}"
         text = (
-            f"{_local(since_at)} 起的下跌告警已关闭，未判断是否恢复：检测器重新启动，未能接续之前的状态；此后重新判断"
+            f"{when(since_at)} 起的下跌告警已关闭，未判断是否恢复：检测器重新启动，未能接续之前的状态；此后重新判断"
             if zh
-            else f"the drop alert since {_local(since_at)} is closed without a verdict on recovery: the detector "
+            else f"the drop alert since {when(since_at)} is closed without a verdict on recovery: the detector "
             "started afresh, without its earlier state, and judges the scope anew from here"
         )
     elif event == "resolved":
         title = f"【恢复】{scope} {metric}" if zh else f"[resolved] {scope} {metric}"
         text = (
-            f"{_local(since_at)}–{_local(doc['resolved_at'])} 的下跌已恢复"
+            f"{when(since_at)}–{when(doc['resolved_at'])} 的下跌已恢复"
             if zh
-            else f"the drop of {_local(since_at)}–{_local(doc['resolved_at'])} is over"
+            else f"the drop of {when(since_at)}–{when(doc['resolved_at'])} is over"
         )
     else:
         tag = ("【严重】" if severe else "【下跌】") if zh else ("[CRITICAL] " if severe else "[drop] ")
@@ -181,10 +192,10 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
         title = f"{tag}{scope} {metric} {down}{again}"
         text = (
             f"预期 {_amount(doc.get('metric'), expected)}（{basis}），实际 {_amount(doc.get('metric'), observed)}；"
-            f"自 {_local(since_at)} 起"
+            f"自 {when(since_at)} 起"
             if zh
             else f"expected {_amount(doc.get('metric'), expected)} ({basis}), observed "
-            f"{_amount(doc.get('metric'), observed)}; since {_local(since_at)}"
+            f"{_amount(doc.get('metric'), observed)}; since {when(since_at)}"
         )
         if basis_key == "schedule" and expected > 0 and observed > 0:  # a trickle: the plan scaled by the rest
             title = (
@@ -193,10 +204,10 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
                 else f"{tag}{scope}: {observed / expected:.0%} of the plan since its start{again}"
             )
             text = (
-                f"排期 {_local(since_at)} 开始；{metric}预期 {_amount(doc.get('metric'), expected)}"
+                f"排期 {when(since_at)} 开始；{metric}预期 {_amount(doc.get('metric'), expected)}"
                 f"（按计划，以其他活动的实际规模折算），实际 {_amount(doc.get('metric'), observed)}"
                 if zh
-                else f"scheduled to start at {_local(since_at)}; expected "
+                else f"scheduled to start at {when(since_at)}; expected "
                 f"{_amount(doc.get('metric'), expected)} {metric} (the plan, scaled as the other campaigns run), "
                 f"observed {_amount(doc.get('metric'), observed)}"
             )
@@ -206,7 +217,7 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
                 if zh
                 else f"{tag}{scope}: nothing has arrived{again}"
             )
-            start = _local(since_at)
+            start = when(since_at)
             text = (f"排期 {start} 开始，至今没有任何{metric}" if zh
                     else f"scheduled to start at {start}; no {metric} has arrived since")  # fmt: skip
         children = [child_text(str(c), doc.get("campaign_id"), ctx) for c in doc.get("children") or []]

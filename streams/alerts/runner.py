@@ -570,7 +570,7 @@ class AlertRunner:
                 log.warning("alert %s %s: %s", alert.id, state, alert.message)
         silences = [n for n in notes if n.kind == "silence"]
         self.silences = silences
-        ctx = self.context(lag_s)
+        ctx = dataclasses.replace(self.context(lag_s), now=now)  # times on another day get their date
         for alert in changed:
             event = self.flaps.decide(alert, now)
             if event is None:

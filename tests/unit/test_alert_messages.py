@@ -40,6 +40,20 @@ def test_a_drop_says_scope_by_name_metric_expected_observed_basis_since_freshnes
     assert "提醒" in render(DROP, "reminder", ctx).title
 
 
+def test_a_time_on_another_day_than_the_message_carries_its_date() -> None:
+    # A notification probe: Beijing HH:MM:SS without a date. A drop since 23:58:10 on the eve, told at
+    # 00:20 (a reminder) and resolved on 11.11; and one on the same day, with no date.
+    eve = T0 - 115  # 23:58:10 on 11.10 in Beijing
+    ctx = Context({}, 0.0, language="en", now=T0 + 1200)
+    assert "since 11-10 23:58:10" in render({**DROP, "started_at": eve}, "reminder", ctx).text
+    resolved = render({**DROP, "started_at": eve, "resolved_at": T0 + 300}, "resolved", ctx)
+    assert "the drop of 11-10 23:58:10–00:05:05 is over" in resolved.text
+    assert "since 00:00:05" in render(DROP, "fired", ctx).text
+    zh = render({**DROP, "started_at": eve}, "fired", Context({}, 0.0, now=T0 + 20))
+    assert "自 11-10 23:58:10 起" in zh.text
+    assert "since 23:58:10" in render({**DROP, "started_at": eve}, "fired", Context({}, 0.0, language="en")).text
+
+
 def test_gmv_is_shown_in_yuan_and_a_lag_alert_says_drops_are_not_judged() -> None:
     gmv = render({**DROP, "metric": "gmv_fen", "expected": 1_000_000.0, "observed": 50_000.0}, "fired",
                  Context({}, 0.0, language="en"))  # fmt: skip

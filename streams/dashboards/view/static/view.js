@@ -513,8 +513,15 @@
       };
       // Who is on it, and whether the robots are silenced for it: the room acts on both (an outside probe:
       // an ack or a silence changed nothing on the screen).
-      const hm = (ms) => new Intl.DateTimeFormat("zh-CN", { timeZone: this.tz, hour: "2-digit", minute: "2-digit",
-        hour12: false }).format(new Date(ms));
+      // With its date when not today: a silence may run up to 7 days (it read "until 14:00" for any of them)
+      const day = (d) => new Intl.DateTimeFormat("en-CA", { timeZone: this.tz, year: "numeric", month: "2-digit",
+        day: "2-digit" }).format(d);
+      const hm = (ms) => {
+        const when = new Date(ms);
+        const opts = { timeZone: this.tz, hour: "2-digit", minute: "2-digit", hour12: false };
+        if (day(when) !== day(new Date())) Object.assign(opts, { month: "2-digit", day: "2-digit" });
+        return new Intl.DateTimeFormat("zh-CN", opts).format(when);
+      };
       const status = (a) => (a.acked_by ? ` · ✔ 已确认 / acked by ${a.acked_by}` : "") +
         (a.silenced_until_ms ? ` · 🔕 静默至 / silenced until ${hm(a.silenced_until_ms)}` +
           (a.silence_reason ? ` (${a.silence_reason})` : "") : "");
