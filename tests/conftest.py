@@ -1,11 +1,11 @@
 """The order in which `make test` hands test files to its pytest-xdist processes.
 
-Each file is one unit of work (`--dist loadfile`), kept in one process and in its own order: every
-file starts and stops its own broker, workers and stores, and tests that open a chdb store
-in-process rely on the order. The live alert files go first: each runs a worker under a steady
-stream for three to four minutes of wall clock, mostly waiting for the detector's clock (a 60 s lag,
-a 45 s warm-up), with little CPU; begun last (xdist's default hands out the files with most tests
-first) they were the suite's tail.
+Each file is one unit of work (`--dist loadfile`; the SPLIT_FILES below, pure, test by test), kept in
+one process and in its own order: every file starts and stops its own broker, workers and stores, and
+tests that open a chdb store in-process rely on the order. The live alert files go first: each runs a
+worker under a steady stream for three to four minutes of wall clock, mostly waiting for the
+detector's clock (a 60 s lag, a 45 s warm-up), with little CPU; begun last (xdist's default hands
+out the files with most tests first) they were the suite's tail.
 
 (`--dist loadgroup`, to keep them all on one process, does not group at all with pytest 9.2 and
 pytest-xdist 3.8: xdist marks a group by rewriting `item._nodeid`, which pytest 9 no longer reads,
@@ -32,6 +32,7 @@ WALL_CLOCK_FILES = (
 SPLIT_FILES = ("test_detector.py", "test_saleday.py")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest without xdist (`-p no:xdist`) does not know the hook
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """`--dist loadfile`, but the SPLIT_FILES' tests one by one (only when the suite runs under xdist)."""
     if config.getvalue("dist") != "loadfile":

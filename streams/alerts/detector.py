@@ -104,13 +104,13 @@ _DEFAULT_ORDER_VALUE = 10_000.0  # fen; only until a scope has shown its own mea
 # No check judges on a baseline covering less settled event time than this (seconds, and a share of
 # the check's baseline): a handful of steps is not a rate.
 MIN_COVER_S, MIN_COVER = 60.0, 0.2
-# A check whose window, gap and baseline span more than this (only at a backtest's steps of 20 min to an
-# hour, which stretch every window to one step) judges on a share or on the recent rate outages only
-# (critical depth): over such spans a channel's share drifts by more than 20% (the mix moves ~12% an
-# hour) and the day's own shape moves a scope's rate by 65-70% (the 00:00 surge's hour to the next). Both
-# read as drops on clean sale days at 30-min and hourly steps (an outside probe; the live checks' longest
-# span on those bases is gradual-6m's 36 min).
-LONG_SPAN_S = 2700.0
+# A backtest at steps of 20 minutes or more stretches every window to a step and every baseline to one or
+# a few: a check so stretched judges a share or the recent rate on outages only (critical depth), and the
+# recent rate not where it is a surge's. Over such spans a channel's share drifts by more than 20% (the
+# mix moves ~12% an hour) and the day's own shape moves a scope's rate by 65-86% (the 00:00 surge's first
+# step to the next): both read as drops on clean sale days at 20-min, 30-min and hourly steps (an outside
+# probe; a review found the 20-min case). Live (10 s steps) and backtests at finer steps are unchanged.
+COARSE_STEP_S = 1200.0
 # A scheduled campaign's first seconds after its start are kept out of its baselines, and its baselines
 # count as covered only with as much time after them.
 LAUNCH_S = 60.0
@@ -685,7 +685,8 @@ class Detector:
         best = np.zeros((5, s, m))  # check, basis, expected, observed, judged on the plan
         for c, check in enumerate(cfg.checks):
             k, length, gap = self._windows[c], self._baselines[c], self._gaps[c]
-            long_span = (k + gap + length) * cfg.step_s > LONG_SPAN_S  # (a backtest's coarse steps only)
+            nominal = check.window_s + check.gap_s + check.baseline_s
+            long_span = cfg.step_s >= COARSE_STEP_S and (k + gap + length) * cfg.step_s > nominal  # stretched
             obs = self._win(0, k)
             base_x = self._base(1, k + gap, length)
             # A baseline is a rate only once it covers some settled time: a detector that has just

@@ -249,13 +249,19 @@ def write_alerts(store: Store, rows: Sequence[AlertRow]) -> None:
 
 
 def read_alerts(
-    store: Store, since_s: float | None = None, source: str = "live", firing_only: bool = False
+    store: Store,
+    since_s: float | None = None,
+    source: str = "live",
+    firing_only: bool = False,
+    openings: bool = True,
 ) -> list[dict[str, Any]]:
-    """The newest version of each incident (newest first), with who acknowledged it."""
+    """The newest version of each incident (newest first, by its current opening), with who acknowledged
+    it. `openings` False: a store from before schema v9, which has none (read by the first opening)."""
+    opened = "a.opened_at" if openings else "a.detected_at"
     where = ["a.source = {source:String}"]
     params: dict[str, Any] = {"source": source}
     if since_s is not None:
-        where.append("(a.opened_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC') OR a.resolved_at IS NULL)")
+        where.append(f"({opened} >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC') OR a.resolved_at IS NULL)")
         params["since"] = int(since_s * 1000)
     if firing_only:
         where.append("a.resolved_at IS NULL")
@@ -263,7 +269,7 @@ def read_alerts(
         f"SELECT a.*, k.who AS acked_by, k.at AS acked_at FROM {DB}.alerts AS a FINAL "
         f"LEFT JOIN (SELECT id, argMax(acked_by, acked_at) AS who, max(acked_at) AS at "
         f"FROM {DB}.alert_acks GROUP BY id) AS k ON k.id = a.id "
-        f"WHERE {' AND '.join(where)} ORDER BY a.opened_at DESC, a.id",
+        f"WHERE {' AND '.join(where)} ORDER BY {opened} DESC, a.id",
         params,
     )
     return [alert_doc(r) for r in rows]

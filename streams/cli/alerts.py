@@ -400,13 +400,15 @@ class OwnerTables:
 class DirectTables:
     """A ClickHouse server, or an embedded store no worker owns."""
 
-    def __init__(self, store: Any, where: str) -> None:
-        self.store, self.where = store, where
+    def __init__(self, store: Any, where: str, version: int) -> None:
+        self.store, self.where, self.version = store, where, version
 
     def alerts(self, since_s: float | None, firing: bool, source: str = "live") -> list[dict[str, Any]]:
         from streams.alerts import store as alert_store
 
-        return alert_store.read_alerts(self.store, since_s=since_s, source=source, firing_only=firing)
+        # A store an older worker left (before v9: no openings) is read by its first openings
+        openings = self.version >= OPENINGS_VERSION
+        return alert_store.read_alerts(self.store, since_s, source, firing, openings=openings)
 
     def ack(self, alert_id: str, by: str) -> tuple[dict[str, Any] | None, str | None]:
         from streams.alerts import store as alert_store
@@ -487,6 +489,9 @@ class DirectTables:
 ALERT_TABLES_VERSION = 5
 ALERTS_RUN_VERSION = 8  # and the events the runner logs beside its inputs (v8: with the plan they had)
 REPLAY_VERSION = 8  # promo.detector_events: the live detector's starts, restores and notes (v8: plans)
+# promo.alerts with each incident's current opening (v9): `replay --write` writes it (`list` reads an
+# older store by the first openings). A store is migrated when a worker of this version opens it.
+OPENINGS_VERSION = 9
 REPLAY_BACK_S = 86400.0  # how far before --from a replay looks for the live detector's last start
 
 
@@ -524,7 +529,7 @@ def alert_tables(clickhouse: str | None, needs: int = ALERT_TABLES_VERSION) -> I
             fail(f"the store at {where} has no alert tables yet (schema v{version}): run a worker of this version once")
         if version < needs:
             fail(f"the store at {where} is at schema v{version}, this needs v{needs}: run a worker of this version")
-        yield DirectTables(store, where)
+        yield DirectTables(store, where, version)
     finally:
         store.close_sync()
 
@@ -874,7 +879,7 @@ def replay(
         fail(f"--from {start!r} is not in the past: nothing was evaluated after now")
     if to_s <= from_s:
         fail("--to must be after --from")
-    with alert_tables(clickhouse, needs=REPLAY_VERSION) as tables:
+    with alert_tables(clickhouse, needs=OPENINGS_VERSION if write else REPLAY_VERSION) as tables:
         # The live detector's state at --from grew from where it last began (a fresh start or a restore
         # of its saved state): the replay begins there too, silently up to --from.
         begin = tables.replay_start(from_s, REPLAY_BACK_S)
