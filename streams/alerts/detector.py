@@ -491,6 +491,8 @@ class Detector:
         family: BoolArray = np.asarray(
             self._open.any(axis=1)
         )  # any metric: an outage may fire on interactions and not on gmv
+        for campaign in self._launch_open():  # ... or a launch that has not come (`_judge_no_show`)
+            family[self._index[Scope(campaign)]] = True
         child = self._parent >= 0
         np.logical_or.at(family, self._parent[child], family[child])
         keep_share = keep.copy()
@@ -1391,6 +1393,17 @@ class Detector:
             elif firing is not None and not (trickle or nothing):
                 firing.resolved_at = step.at
                 changed.append(firing)
+                # Out of the rest of the total while it was missing, which every other campaign's share is a
+                # ratio to (its own channels' to it): when it came, the rest rose and their shares read as
+                # drops (a launch out for 5 min from 00:00: five campaigns "20-25% below" 6-7 min after it
+                # came). They wait as after an incident of the family (`_close`).
+                hold = step.settled_until + cfg.family_hold_s
+                for family in (row, int(self._parent[row])):
+                    self._family_clear[family] = max(self._family_clear[family], hold)
+
+    def _launch_open(self) -> list[str]:
+        """The campaigns with a launch alert firing (nothing, or a trickle, since their scheduled start)."""
+        return [c for c, st in self._no_show.items() if st.alert.resolved_at is None]
 
     def _launch_level(self, row: int, starts: float, at: float, is_open: bool) -> tuple[float, float] | None:
         """A planned campaign's launch: (expected, observed) interactions over the last minutes since its start
@@ -1407,7 +1420,7 @@ class Detector:
         longest = min(since, round(LAUNCH_WINDOW_S / self.config.step_s))
         windows = [k for k in (round(60 / self.config.step_s), round(120 / self.config.step_s)) if k < longest]
         rows = [row, 0]
-        for k in [*windows, longest] if is_open else [longest]:
+        for k in [*windows, longest]:
             if k < 1 or self._win(_OUT, k)[rows, _INTERACTIONS].any():
                 return None
             (q_c, q_t), (x_c, x_t) = self._win(2, k)[rows, _INTERACTIONS], self._win(0, k)[rows, _INTERACTIONS]

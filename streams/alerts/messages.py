@@ -201,7 +201,7 @@ def render(doc: Mapping[str, Any], event: str, ctx: Context) -> Message:
             title = (
                 f"{tag}{scope} 排期开始后只到了计划的 {observed / expected:.0%}{again}"
                 if zh
-                else f"{tag}{scope}: {observed / expected:.0%} of the plan since its start{again}"
+                else f"{tag}{scope}: {observed / expected:.0%} of the plan after its start{again}"
             )
             text = (
                 f"排期 {when(since_at)} 开始；{metric}预期 {_amount(doc.get('metric'), expected)}"

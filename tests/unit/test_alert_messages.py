@@ -243,7 +243,7 @@ def test_a_launch_as_a_trickle_says_how_much_of_the_plan_arrived() -> None:
     assert msg.title == "【严重】双11主会场 / 微信 排期开始后只到了计划的 8%"
     assert "预期 2,400（按计划，以其他活动的实际规模折算），实际 190" in msg.text and "没有任何" not in msg.text
     english = render(doc, "fired", Context({}, 0.0, language="en"))
-    assert english.title == "[CRITICAL] d11 / wechat: 8% of the plan since its start"
+    assert english.title == "[CRITICAL] d11 / wechat: 8% of the plan after its start"
     assert "expected 2,400 interactions (the plan, scaled as the other campaigns run), observed 190" in english.text
 
 

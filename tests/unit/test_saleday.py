@@ -403,6 +403,27 @@ def test_a_campaign_launched_at_midnight_as_a_trickle_is_raised_in_its_first_min
     assert result.incidents[0][2] is not None and result.false_alarms == 0, result.false_list
 
 
+@pytest.mark.parametrize(("seed", "campaign", "after"), [(100, "c08", 50), (101, "c03", 10), (103, "c04", 50)])
+def test_a_campaign_out_seconds_after_its_00_00_launch_is_raised_within_a_minute_and_the_others_stay_quiet(
+    seed: int, campaign: str, after: float
+) -> None:
+    """An outside probe: a campaign launched at 00:00 that broke 10-50 s in was raised 1-5.5 min later, or
+    not at all (it had sent half its plan by the first judgement at 90 s, so it counted as launched, and its
+    own checks had under a minute of baseline). The launch is now judged on its last minute too. And when it
+    came back, five other campaigns' shares of the total fired 6-7 min later (it was out of their reference
+    unmasked): they wait as after an incident in the family."""
+    base = DayConfig(seed=seed, start=MIDNIGHT - 3600, hours=2.0, stalls=0, late_partitions=0)
+    assert make_day(base).schedule[campaign][0] == MIDNIGHT
+    onset = MIDNIGHT + after
+    day = make_day(replace(base, incidents=(Incident("outage", Scope(campaign), METRICS, onset, 300, 0.95),)))
+    fired, _, _ = run_detector(day)
+    launch = [f.intervals for f in fired if f.scope == Scope(campaign) and f.how.startswith("schedule")]
+    assert len(launch) == 1 and launch[0][0][0] - onset <= 90, (launch, [(f.how, f.intervals) for f in fired])
+    assert 0 <= launch[0][-1][1] - (onset + 300) <= 90, launch
+    others = [(f.scope.label(), f.metric, f.how) for f in fired if f.scope.campaign_id not in (campaign, None)]
+    assert others == [], others
+
+
 def test_a_campaign_launched_in_the_evening_as_a_trickle_is_raised_and_a_clean_launch_is_not() -> None:
     base = DayConfig(seed=50001, start=MIDNIGHT + 19 * 3600, hours=1.5, stalls=0, late_partitions=0, bot_bursts=0)
     starts = MIDNIGHT + 20 * 3600
