@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from streams.alerts import store as alert_store
 from streams.alerts.detector import METRICS, Alert, Detector, DetectorConfig, Scope, Step, float_or_nan
 from streams.alerts.feed import WINDOW_S, Feed
-from streams.alerts.freshness import SETTLE_S, Lag
+from streams.alerts.freshness import SETTLE_S, UNKNOWN_BEHIND_S, Lag
 from streams.alerts.messages import Context, render
 from streams.alerts.notify import Message, Outcome, Robot, redact, send
 from streams.alerts.plan import Plan, PlanError, iso_utc, parse_plan_csv, parse_utc
@@ -388,6 +388,10 @@ class AlertRunner:
         self.started = False
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
+        # Restored after a restart: nothing more is settled until the pipeline has read the backlog it met
+        # (`_restart_lag`); the first evaluation of that wait (None: not begun, or not restored).
+        self.restart_hold = False
+        self._hold_from: float | None = None
         self.reminded: dict[str, float] = {}
         self._last_told: dict[str, str] = {}  # incident id -> the last opening or raise told (this life)
         self.flaps = FlapGate()
@@ -460,6 +464,7 @@ class AlertRunner:
         self.feed = Feed.from_doc(doc["feed"])
         self.detector = Detector.restore(doc["detector"], self.config, self.plan, self.schedule)
         self._events = [alert_store.DetectorEvent(0.0, "restore", detail=json.dumps(doc["detector"]))]
+        self.restart_hold = True
         self.last_tick = float(doc.get("last_tick", 0.0))
         self.reminded = {str(k): float(v) for k, v in doc.get("reminded", {}).items()}
         self.flaps = FlapGate.from_doc(doc.get("flaps", {}))
@@ -471,6 +476,24 @@ class AlertRunner:
             if note.key not in self.outbox.owed:
                 self.outbox.owed[note.key] = note
                 self.outbox.queue.put_nowait(note)
+
+    def _restart_lag(self, now: float, lag: float | None) -> float | None:
+        """After a restart (a restored detector), the lag as `tick` takes it: None (nothing more is settled)
+        until the pipeline has read the backlog it found. A restarted worker's partitions are first seen
+        with records waiting and counted UNKNOWN_BEHIND_S behind (freshness.py), however long it was down;
+        and what the killed process had in flight was never written. Settled past its last evaluation on
+        that lag, a step counted spans the store did not hold yet: a critical outage of the total after a
+        kill with 14-40 s down, told to the robots (an outside probe, 3 of 9 restarts). The wait ends when
+        the lag is no longer one dated from a first sight (it grows from UNKNOWN_BEHIND_S as the clock
+        does): the pipeline is as far as its real history says. A lag past 60 s meanwhile is a lag alert."""
+        if not self.restart_hold:
+            return lag
+        if self._hold_from is None:
+            self._hold_from = now
+        if lag is not None and lag < now - self._hold_from + UNKNOWN_BEHIND_S - SETTLE_S:
+            self.restart_hold, self._hold_from = False, None
+            return lag
+        return None
 
     def _save(self, now: float) -> None:
         doc = {
@@ -519,6 +542,7 @@ class AlertRunner:
                 typical = 0.0
             elif self.frozen_with_pipeline:
                 typical = gap
+        lag = self._restart_lag(now, lag)
         held = self.detector.settled_until
         # Lost once running: nothing more is settled until it is known again (the counts wait).
         lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)

@@ -256,6 +256,12 @@ class WorkerApp:
             })  # fmt: skip
         else:
             self.behind_since = None
+        if self.alerts is not None and self.alerts.evaluations == 0:
+            # Until its first evaluation (a restored state is read then) the detector holds no incident: the
+            # banner read "all clear" for 5-17 s after each restart while alerts fired (an outside probe)
+            problems.append({"kind": "starting", "message": "告警检测尚未完成首次判断 / the drop detector has "
+                             "not evaluated yet: firing alerts show after its first evaluation (promo alerts list "
+                             "has them)", "detail": "", "since_ms": int(self.started_at * 1000)})  # fmt: skip
         last_write = self.sink.health.last_write_at if self.sink is not None else 0.0
         doc = {"ok": not problems, "problems": problems, "as_of_ms": int(now_s * 1000),
                "last_write_ms": int(last_write * 1000)}  # fmt: skip
