@@ -1373,7 +1373,7 @@ class Detector:
                 )
             )
             trickle = None
-            level = self._launch_level(row, starts, t, firing is not None) if watch else None
+            level = self._launch_level(row, starts, t) if watch else None
             if level is not None:
                 mu, sent = level
                 if sent >= LAUNCH_BACK * mu:
@@ -1405,15 +1405,17 @@ class Detector:
         """The campaigns with a launch alert firing (nothing, or a trickle, since their scheduled start)."""
         return [c for c, st in self._no_show.items() if st.alert.resolved_at is None]
 
-    def _launch_level(self, row: int, starts: float, at: float, is_open: bool) -> tuple[float, float] | None:
+    def _launch_level(self, row: int, starts: float, at: float) -> tuple[float, float] | None:
         """A planned campaign's launch: (expected, observed) interactions over the last minutes since its start
         (at most LAUNCH_WINDOW_S), the plan scaled by the rest of the total as it counted against its own plan
         over the same time; None where that cannot be judged. A trickle is at most LAUNCH_LINE of it (and 4
         sd under it). Nothing else sees one: the campaign's level is learnt from what it sends, and its shares
         have no baseline yet (an outside probe: a campaign launched at 10% of its traffic was never raised).
         The rest's scale is the yardstick, as its own plan's level may be off (+-30% per campaign in
-        `saleday`: a launch at full traffic can read 54% of it), so the line is low. An open one (`is_open`)
-        is judged on the shortest window (from 60 s) that expects LAUNCH_MIN_EXPECTED."""
+        `saleday`: a launch at full traffic can read 54% of it), so the line is low. Judged on the shortest
+        window (from 60 s) that expects LAUNCH_MIN_EXPECTED, as it opens and as it ends: on the time since the
+        start, a campaign that broke 10-50 s after its launch had sent half its plan by the first judgement
+        and counted as launched (an outside probe: raised 1-5.5 min late, or not at all)."""
         if self._plan_row[row, _INTERACTIONS] < 0 or self._plan_row[0, _INTERACTIONS] < 0:
             return None
         since = int((at - starts) // self.config.step_s)

@@ -409,7 +409,7 @@ def test_a_campaign_out_seconds_after_its_00_00_launch_is_raised_within_a_minute
 ) -> None:
     """An outside probe: a campaign launched at 00:00 that broke 10-50 s in was raised 1-5.5 min later, or
     not at all (it had sent half its plan by the first judgement at 90 s, so it counted as launched, and its
-    own checks had under a minute of baseline). The launch is now judged on its last minute too. And when it
+    own checks had under a minute of baseline). The launch is now judged on its last minute. And when it
     came back, five other campaigns' shares of the total fired 6-7 min later (it was out of their reference
     unmasked): they wait as after an incident in the family."""
     base = DayConfig(seed=seed, start=MIDNIGHT - 3600, hours=2.0, stalls=0, late_partitions=0)
