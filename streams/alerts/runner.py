@@ -131,10 +131,8 @@ class FlapGate:
 
 
 def acknowledged(alert: Alert, acked_at: float | None) -> bool:
-    """Is this opening of `alert` acknowledged (`acked_at`: the last ack of its id, None if none)? An ack
-    holds for the opening it was given in: one given before the incident reopened (even while it was
-    resolved) muted the reopened one's reminders (an outside probe)."""
-    return acked_at is not None and acked_at >= alert.opened_at
+    """Is this opening of `alert` acknowledged (`acked_at`: the last ack of its id, None if none)?"""
+    return alert_store.acked_this_opening(acked_at, alert.opened_at)
 
 
 def notification_event(alert: Alert) -> str:

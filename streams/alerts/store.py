@@ -275,15 +275,21 @@ def read_alerts(
     return [alert_doc(r) for r in rows]
 
 
+def acked_this_opening(acked_at: float | None, opened_at: float | None) -> bool:
+    """Does the last ack of an incident (`acked_at`, None if none) hold for its opening at `opened_at`? An
+    ack holds for the opening it was given in: one given before the incident reopened (even while it was
+    resolved) muted the reopened one's reminders (an outside probe). The banner, the reminders and `alerts
+    list` ask this; Grafana's firing table says the same in SQL."""
+    return acked_at is not None and opened_at is not None and acked_at >= opened_at
+
+
 def alert_doc(row: dict[str, Any]) -> dict[str, Any]:
     """A promo.alerts row as `promo alerts list --json` prints it: times ISO 8601 UTC, null scopes. Who
     acknowledged it: an ack given in its current opening (one given before it reopened does not hold for
     the reopened incident, as on the banner and in reminders)."""
     opened = seconds(row.get("opened_at") or row["detected_at"])
     acked_at = seconds(row.get("acked_at"))
-    acked_by = (
-        (row.get("acked_by") or None) if acked_at is not None and opened is not None and acked_at >= opened else None
-    )
+    acked_by = (row.get("acked_by") or None) if acked_this_opening(acked_at, opened) else None
     return {
         "id": row["id"],
         "kind": row["kind"],
