@@ -896,7 +896,9 @@ class Detector:
                     state.folded = True
                     grew = scope not in holder.alert.children
                     if grew:
-                        holder.alert.children = (*holder.alert.children, scope)
+                        # In scope order, not firing order: a replay whose steps fall a little apart
+                        # from live's (a restart) lists them the same.
+                        holder.alert.children = tuple(sorted((*holder.alert.children, scope)))
                     if grew and not holder.folded and holder.alert not in changed:
                         changed.append(holder.alert)
                     if severity == "critical":

@@ -548,6 +548,13 @@ def test_one_incident_one_alert_resolved_after_recovery_and_children_folded() ->
     assert alert.scope == Scope()
     final = [a for _, a in changes if a.id == alert.id][-1]
     assert Scope("c1") in final.children
+    # c1's channels under c1, in scope order (a replay whose steps fall apart from live's lists them the same)
+    during = Detector()
+    run(during, series(flat(100), 2640, hit=hit))
+    (c1,) = [
+        s.alert for s in during._incidents.values() if s.alert.scope == Scope("c1") and s.alert.metric == "interactions"
+    ]
+    assert len(c1.children) > 1 and list(c1.children) == sorted(c1.children), c1.children
     assert final.resolved_at is not None and final.resolved_at - (T0 + 2700) <= 120
     assert len({a.id for _, a in changes if a.metric == "interactions"}) == 1
 
