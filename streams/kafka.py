@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -30,6 +31,15 @@ HEARTBEAT_TOPIC_CONFIG = {"retention.ms": str(3600 * 1000), "cleanup.policy": "d
 # A side read that gets no fetch answered for this long gives up with BrokerError (never "empty").
 STALL_S = 120.0
 INPUT_SUFFIXES = INPUTS
+
+
+def note_first_waiting(first: dict[TopicPartition, tuple[int, float]], tp: TopicPartition, record: Any) -> None:
+    """Keep the first record of an assignment's first batch, by offset and Kafka timestamp (epoch s),
+    if it carries one (a producer may send none: -1): what dates a backlog a stage found waiting
+    (streams/alerts/freshness.py, PositionClock)."""
+    stamp = getattr(record, "timestamp", None)
+    if isinstance(stamp, int) and stamp > 0:
+        first[tp] = (record.offset, stamp / 1000)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,13 @@ HISTORY_S = 900.0
 # no history to date them by: it counts as this far behind, and ages from there until its position
 # reaches the end it was first seen with. Below the lag alert's 60 s, so a short backlog at start
 # raises nothing; but drops are not judged on it meanwhile, and a long one becomes a lag alert.
+# As soon as the stage holds the first waiting record, its Kafka timestamp (producer or broker time)
+# dates the backlog instead, when that is older: a worker restarted after 90 s down, or one taking
+# over a dead worker's partitions, is 90 s behind, not 30 (`PositionClock.sample`, `waiting`).
 UNKNOWN_BEHIND_S = 30.0
+# How long a first-seen partition may wait for that timestamp: meanwhile its guess is not published
+# (`PositionClock.undated`), and the fleet's older word on it stands.
+DATING_WAIT_S = 5.0
 # A log's end is known as of the fetch that answered with it. Fetches answer every half second or
 # so (a long poll comes back empty when nothing is new); an answer older than this means the broker
 # is not answering (paused, unreachable, a network stall): the partition is complete only up to that
@@ -47,6 +53,19 @@ class Lag(NamedTuple):
     typical: float
 
 
+class Guess(NamedTuple):
+    """A partition first seen behind: when (`seen`), its end then and as of when, and its position then."""
+
+    seen: float
+    as_of: float
+    end: int
+    position: int
+
+    @property
+    def sample(self) -> tuple[float, int]:
+        return (self.seen - UNKNOWN_BEHIND_S, self.end)
+
+
 @dataclass
 class PositionClock:
     """Per partition: (sample time, log end then) pairs, oldest first."""
@@ -56,15 +75,19 @@ class PositionClock:
     lags: dict[Hashable, float] = field(default_factory=dict)
     sampled_at: float | None = None  # when the lags were measured
     away: dict[Hashable, tuple[float, int]] = field(default_factory=dict)  # revoked: since when, last end seen
+    guessed: dict[Hashable, Guess] = field(default_factory=dict)  # dated from a first sight (UNKNOWN_BEHIND_S)
 
     def sample(
         self,
         now: float,
         positions: Mapping[Hashable, tuple[int | None, int | None]],
         answered: Mapping[Hashable, float | None] | None = None,
+        waiting: Mapping[Hashable, tuple[int, float]] | None = None,
     ) -> None:
         """`positions`: partition -> (log end, the consumer's next offset), either None when unknown;
-        `answered`: partition -> when the fetch that said that end answered (None, or missing: now).
+        `answered`: partition -> when the fetch that said that end answered (None, or missing: now);
+        `waiting`: partition -> (offset, Kafka timestamp in epoch s) of the first record its stage was
+        handed in this assignment, where it knows one: what dates a first-seen backlog.
 
         A partition missing from `positions` (revoked, or owned by another worker) no longer counts,
         but its history is kept for its return: a worker frozen past its session (SIGSTOP, a stopped
@@ -74,6 +97,7 @@ class PositionClock:
         self.sampled_at = now
         for gone in set(self.ends) - set(positions):
             self.lags.pop(gone, None)
+            self.guessed.pop(gone, None)
             last = self.ends[gone][-1][1] if self.ends[gone] else -1
             since, _ = self.away.setdefault(gone, (now, last))
             if now - since > self.history_s:
@@ -88,9 +112,12 @@ class PositionClock:
                 if position > last:
                     ends.clear()  # processed elsewhere while away: the old ends say nothing
             if end is not None and not ends and position is not None and position < end:
-                ends.append((now - UNKNOWN_BEHIND_S, end))  # behind since an unknown time: see above
+                guess = self.guessed[key] = Guess(now, as_of, end, position)
+                ends.append(guess.sample)  # behind since an unknown time: see above
             elif end is not None and (not ends or end != ends[-1][1]):
                 ends.append((as_of, end))  # only when the end moved: a quiet log keeps its one sample
+            if key in self.guessed:
+                self._date(key, ends, (waiting or {}).get(key))
             if end is None or position is None:
                 continue  # unknown: the last known lag stands
             reached = None
@@ -99,6 +126,7 @@ class PositionClock:
             if reached is not None:
                 ends.appendleft(reached)  # the newest reached sample stays: lag is measured from it
             if position >= (ends[-1][1] if ends else 0):
+                self.guessed.pop(key, None)
                 self.lags[key] = now - as_of  # caught up with the newest end seen, as of its answer
                 if ends:
                     # ... and complete as of that answer: a quiet log's one sample is dated when its end
@@ -113,6 +141,25 @@ class PositionClock:
                 self.lags[key] = max(now - ends[0][0], 0.0)  # behind even the oldest end remembered
             while len(ends) > 1 and now - ends[1][0] > self.history_s:
                 ends.popleft()
+
+    def _date(self, key: Hashable, ends: deque[tuple[float, int]], waiting: tuple[int, float] | None) -> None:
+        """A first-seen partition's guess, dated by its first waiting record where that is known: the
+        backlog is complete up to that record's timestamp (everything before its offset processed;
+        never later than the guess), and up to the first sight once the end seen then is reached.
+        A guess the position has passed, or a record from past the position seen then, says nothing."""
+        guess = self.guessed[key]
+        if not ends or ends[0] != guess.sample:
+            del self.guessed[key]  # no longer dated from the guess
+        elif waiting is not None and waiting[0] <= guess.position:
+            offset, stamped = waiting
+            ends[0] = (guess.as_of, guess.end)
+            ends.appendleft((min(stamped, guess.sample[0]), offset))
+            del self.guessed[key]
+
+    def undated(self, now: float) -> set[Hashable]:
+        """Partitions first seen less than DATING_WAIT_S ago whose backlog is not dated yet: their lag
+        is the guess, which may fall short (a worker restarted after minutes down)."""
+        return {key for key, guess in self.guessed.items() if now - guess.seen < DATING_WAIT_S}
 
     @property
     def known(self) -> bool:
@@ -251,6 +298,14 @@ def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag | None:
     if said:  # every word older than the fleet's history: the pipeline stopped that long ago
         return Lag(min(said), min(said))
     return None
+
+
+def published(clock: PositionClock, at: float) -> dict[str, float]:
+    """A worker's lags as of `at` by "topic:partition", as its heartbeats say them: without partitions
+    whose first-seen backlog is not dated yet (`PositionClock.undated`), so that the fleet's older word
+    on them (the last from the worker that had them, aging since) stands meanwhile."""
+    undated = clock.undated(at)
+    return keyed({key: lag for key, lag in clock.lags_as_of(at).items() if key not in undated})
 
 
 def keyed(lags: Mapping[Hashable, float]) -> dict[str, float]:

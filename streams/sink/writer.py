@@ -15,18 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from streams import crashpoints
 from streams.config import Settings, dsn_secrets, scrub
 from streams.contract.topics import Topic
 from streams.contract.wire import decode_delta_rows
 from streams.errors import SinkError
-from streams.kafka import side_consumer, true_end_offset
+from streams.kafka import note_first_waiting, side_consumer, true_end_offset
 from streams.sink.clickhouse import ClickHouseStore, SinkLogEntry, error_code, is_transient
 from streams.sink.markers import DeltaGate, Verdict
 from streams.statelog import StateLog
@@ -65,6 +65,21 @@ class SinkHealth:
         return self.consecutive_failures == 0
 
 
+class _ForgetOnRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """A partition's first record is per assignment: forgotten when it moves either way."""
+
+    def __init__(self, first: dict[TopicPartition, tuple[int, float]]) -> None:
+        self.first = first
+
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
+        for tp in revoked:
+            self.first.pop(tp, None)
+
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
+        for tp in assigned:
+            self.first.pop(tp, None)
+
+
 class DeltaSink:
     """Consumes `deltas` and writes to ClickHouse; start with `run()`, stop with `stop()`."""
 
@@ -86,6 +101,9 @@ class DeltaSink:
         # Per deltas partition, the first offset of the batch being written (fetched, not yet in the
         # store): the consumer's position is past it, but the numbers are not (streams/alerts/freshness.py).
         self.writing_from: dict[TopicPartition, int] = {}
+        # Per partition, the first record fetched in this assignment: (offset, Kafka timestamp, epoch s),
+        # what dates a backlog found waiting (streams/alerts/freshness.py, PositionClock).
+        self.first_waiting: dict[TopicPartition, tuple[int, float]] = {}
         self._log_pending: list[SinkLogEntry] = []
         self._log_flushed_at = 0.0
         self.schema_ready = asyncio.Event()
@@ -133,7 +151,6 @@ class DeltaSink:
     async def run(self) -> None:
         topic = self.settings.topic(Topic.DELTAS)
         self._consumer = consumer = AIOKafkaConsumer(
-            topic,
             bootstrap_servers=self.settings.bootstrap,
             group_id=f"{self.settings.app_id}-sink",
             enable_auto_commit=False,
@@ -151,6 +168,7 @@ class DeltaSink:
         generations = await self._until_done("reading owner generations", self.store.written_generations)
         self._set_gate(DeltaGate(generations, markers))
         await self._check_same_log(markers)
+        consumer.subscribe([topic], listener=_ForgetOnRebalance(self.first_waiting))
         await consumer.start()
         try:
             while not self._stopping.is_set():
@@ -158,6 +176,9 @@ class DeltaSink:
                 if records:
                     # Fetched, not yet in ClickHouse: how far the sink has got is where this batch starts.
                     self.writing_from = {tp: batch[0].offset for tp, batch in records.items() if batch}
+                    for tp, batch in records.items():
+                        if batch and tp not in self.first_waiting:
+                            note_first_waiting(self.first_waiting, tp, batch[0])
                     try:
                         await self._write(records)
                     finally:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
-from streams.alerts.freshness import FleetClock, Lag, PositionClock, keyed, read_heartbeat
+from streams.alerts.freshness import FleetClock, Lag, PositionClock, published, read_heartbeat
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
@@ -69,7 +69,9 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         own = pipeline.freshness
         if not own.known and not fleet.parts:
             return None
-        mine = set(keyed(own.lags))
+        # A partition this worker has just found behind, its backlog not dated yet: the fleet's older
+        # word on it (from the worker that had it, aging since) counts beside this worker's guess.
+        mine = set(published(own, now))
         every = [*own.lags_as_of(now).values(), *fleet.lags(now, skip=mine).values()]
         worst = max(own.lag_s(now), max(every, default=0.0))
         return Lag(worst, sum(every) / len(every) if every else worst)

@@ -33,7 +33,7 @@ import faust
 from aiokafka import ConsumerRecord, TopicPartition
 from faust.web import Request, Response, View
 
-from streams.alerts.freshness import PositionClock, heartbeat, keyed
+from streams.alerts.freshness import PositionClock, heartbeat, published
 from streams.alerts.runner import AlertRunner, banner_alerts
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
@@ -116,7 +116,17 @@ class WorkerApp:
         # Every partition in every stage: what the drop detector's freshness is measured from, each
         # end as of the fetch that answered with it (a broker that stops answering is no caught-up log).
         positions = {tp: pos for by_tp in stages.values() for tp, pos in by_tp.items()}
-        self.freshness.sample(time.time(), positions, self.fetch_answers())
+        self.freshness.sample(time.time(), positions, self.fetch_answers(), self.first_waiting())
+
+    def first_waiting(self) -> dict[TopicPartition, tuple[int, float]]:
+        """Per partition of this worker's consumers, the first record handed in its assignment (offset,
+        Kafka timestamp): what dates a backlog found waiting."""
+        first: dict[TopicPartition, tuple[int, float]] = {}
+        with contextlib.suppress(Exception):  # not started yet
+            first.update(cast(BatchConsumer, self.app.consumer).first_waiting)
+        if self.sink is not None:
+            first.update(self.sink.first_waiting)
+        return first
 
     def fetch_answers(self) -> dict[TopicPartition, float | None]:
         """When a fetch last answered, per partition of this worker's consumers (epoch s)."""
@@ -415,7 +425,7 @@ def build_app(settings: Settings) -> WorkerApp:
         clock = pipeline.freshness
         if clock.sampled_at is None or (in_flight and not in_flight[0].done()):
             return
-        value = heartbeat(worker_name, clock.sampled_at, keyed(clock.lags))
+        value = heartbeat(worker_name, clock.sampled_at, published(clock, clock.sampled_at))
 
         async def send() -> None:
             try:
@@ -537,7 +547,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             as_of = doc["as_of_ms"] / 1000
             lag_s = pipeline.freshness.lag_s(as_of)  # as of the heartbeat's own time
             # Each partition's lag, as the heartbeats topic has them: `promo alerts run` reads the fleet from these.
-            lags = keyed(pipeline.freshness.lags_as_of(as_of))
+            lags = published(pipeline.freshness, as_of)
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
                                  first["message"] if first else "", lag_s, lags)  # fmt: skip

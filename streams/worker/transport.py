@@ -29,7 +29,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams import crashpoints
-from streams.kafka import read_range, side_consumer
+from streams.kafka import note_first_waiting, read_range, side_consumer
 
 log = logging.getLogger(__name__)
 
@@ -113,12 +113,16 @@ class BatchConsumer(faust_aiokafka.Consumer):
         self._quiet: dict[TopicPartition, int] = {}  # partition to check -> fetches without a batch of it
         self._recheck: set[TopicPartition] = set()  # a gap only partly read back: stays checked
         self._committed_at_assignment: dict[TopicPartition, int] = {}
+        # Per partition, the first record handed in this assignment: (offset, Kafka timestamp, epoch s),
+        # what dates a backlog found waiting (streams/alerts/freshness.py, PositionClock).
+        self.first_waiting: dict[TopicPartition, tuple[int, float]] = {}
         self.gaps_filled = 0  # batches that began past where handing had to go on
         self.gap_records = 0  # records read back into them
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         for tp in revoked:
             self._handed.pop(tp, None)
+            self.first_waiting.pop(tp, None)
             self._check.pop(tp, None)
             self._recheck.discard(tp)
             self._committed_at_assignment.pop(tp, None)
@@ -128,6 +132,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
         now = time.monotonic()
         for tp in assigned:
             self._handed.pop(tp, None)  # an assignment starts from the committed offsets
+            self.first_waiting.pop(tp, None)
             self._committed_at_assignment.pop(tp, None)
             self._check[tp] = now
             self._recheck.discard(tp)
@@ -249,6 +254,8 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     batch = await self._continued(tp, fetched)
                     if not batch:
                         continue
+                    if tp not in handed and tp not in self.first_waiting:
+                        note_first_waiting(self.first_waiting, tp, batch[0])
                     handler = app.batch_handlers.get(tp.topic)
                     if handler is None:
                         log.warning("no batch handler for %s; %d records left unacked", tp.topic, len(batch))

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from streams.alerts.feed import Feed
 from streams.alerts.freshness import (
+    DATING_WAIT_S,
     UNKNOWN_BEHIND_S,
     Beat,
     FleetClock,
@@ -19,8 +22,10 @@ from streams.alerts.freshness import (
     PositionClock,
     fleet_lag_of,
     heartbeat,
+    published,
     read_heartbeat,
 )
+from streams.kafka import note_first_waiting
 
 T_NOW = 1_794_326_400.0  # 2026-11-11 00:00 Beijing, on the 10 s grid
 
@@ -157,6 +162,63 @@ def test_a_partition_back_from_another_worker_counts_as_first_seen() -> None:
     clock.sample(105.0, {})
     clock.sample(225.0, {"p": (2000, 1500)})
     assert clock.lag_s() == UNKNOWN_BEHIND_S
+
+
+def test_a_backlog_found_waiting_is_dated_by_its_first_records_timestamp() -> None:
+    # A worker restarted 90 s after it was killed (or one taking a dead worker's partitions over)
+    # finds a backlog: 30 s is a guess, and the first record it is handed was stamped when it was
+    # produced, 90 s ago. Until that end is reached the partition is complete up to that record; then
+    # up to the first sight. (With the guess, the detector took 60 s that were not there as settled.)
+    clock = PositionClock()
+    clock.sample(1000.0, {"p": (5000, 0)})
+    assert clock.lag_s() == UNKNOWN_BEHIND_S and clock.undated(1000.5) == {"p"}
+    clock.sample(1001.0, {"p": (5000, 120)}, waiting={"p": (0, 910.0)})
+    assert clock.lag_s() == pytest.approx(91.0) and clock.undated(1001.0) == set()
+    clock.sample(1020.0, {"p": (5100, 3000)})
+    assert clock.lag_s() == pytest.approx(110.0)  # the wall clock ages it until the first-seen end
+    clock.sample(1040.0, {"p": (5200, 5000)})
+    assert clock.lag_s() == pytest.approx(40.0)  # complete up to the first sight
+    clock.sample(1041.0, {"p": (5200, 5200)})
+    assert clock.lag_s() == 0.0
+
+
+def test_a_first_records_timestamp_never_makes_a_backlog_younger_than_the_guess_nor_dates_what_it_is_not() -> None:
+    clock = PositionClock()
+    clock.sample(1000.0, {"young": (500, 0), "past": (500, 0), "none": (500, 0)})
+    # Stamped 3 s ago (or by a producer whose clock runs ahead): the guess stands. A record from past
+    # the position first seen (handed before that sample came) is no first waiting record.
+    clock.sample(1001.0, {"young": (500, 10), "past": (500, 10), "none": (500, 10)},
+                 waiting={"young": (0, 997.0), "past": (300, 900.0)})  # fmt: skip
+    lags = clock.lags_as_of(1001.0)
+    assert lags == pytest.approx({"young": UNKNOWN_BEHIND_S + 1, "past": UNKNOWN_BEHIND_S + 1,
+                                  "none": UNKNOWN_BEHIND_S + 1})  # fmt: skip
+    assert clock.undated(1001.0) == {"past", "none"}
+    assert clock.undated(1000.0 + DATING_WAIT_S) == set()  # no timestamp came in time: the guess is said
+
+
+def test_a_restarted_worker_says_nothing_of_an_undated_backlog_so_the_fleet_ages_its_last_word() -> None:
+    # b speaks for routed:2 until it is killed at 100; it is back at 190 on a backlog. Its first
+    # heartbeat must not say "30 s behind" (the detector would trust the newest word); a moment later
+    # the first record's timestamp dates the backlog, and that is said.
+    fleet = FleetClock()
+    fleet.heard("b:2", 100.0, {"routed:2": 0.0})
+    clock = PositionClock()
+    clock.sample(190.0, {TopicPartition("routed", 2): (900, 400)})
+    assert published(clock, 190.0) == {}
+    fleet.heard("b:2", 190.0, published(clock, 190.0))
+    assert fleet.lag_s(190.0) == pytest.approx(90.0)
+    clock.sample(191.0, {TopicPartition("routed", 2): (910, 400)}, waiting={TopicPartition("routed", 2): (400, 100.2)})
+    fleet.heard("b:2", 191.0, published(clock, 191.0))
+    assert fleet.lag_s(191.0) == pytest.approx(90.8)
+
+
+def test_a_first_waiting_record_is_kept_only_with_a_timestamp() -> None:
+    first: dict[TopicPartition, tuple[int, float]] = {}
+    tp = TopicPartition("t", 0)
+    note_first_waiting(first, tp, SimpleNamespace(offset=7, timestamp=-1))  # a producer that sent none
+    assert first == {}
+    note_first_waiting(first, tp, SimpleNamespace(offset=7, timestamp=1_794_326_400_250))
+    assert first == {tp: (7, 1_794_326_400.25)}
 
 
 def rows(counts: dict[tuple[str, str, int], list[float]]) -> list[tuple[str, str, int, list[float]]]:
