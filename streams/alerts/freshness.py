@@ -26,12 +26,11 @@ HISTORY_S = 900.0
 # reaches the end it was first seen with. Below the lag alert's 60 s, so a short backlog at start
 # raises nothing; but drops are not judged on it meanwhile, and a long one becomes a lag alert.
 # As soon as the stage holds the first waiting record, its Kafka timestamp (producer or broker time)
-# dates the backlog instead, when that is older: a worker restarted after 90 s down, or one taking
-# over a dead worker's partitions, is 90 s behind, not 30 (`PositionClock.sample`, `waiting`).
+# dates the backlog instead, when that is older (by at most the history): a worker restarted after
+# 90 s down, or one taking over a dead worker's partitions, is 90 s behind, not 30
+# (`PositionClock.sample`, `waiting`). Until then its heartbeats say the guess as undated, and the
+# fleet keeps the older word on the partition where that is further behind (`FleetClock.heard`).
 UNKNOWN_BEHIND_S = 30.0
-# How long a first-seen partition may wait for that timestamp: meanwhile its guess is not published
-# (`PositionClock.undated`), and the fleet's older word on it stands.
-DATING_WAIT_S = 5.0
 # A log's end is known as of the fetch that answered with it. Fetches answer every half second or
 # so (a long poll comes back empty when nothing is new); an answer older than this means the broker
 # is not answering (paused, unreachable, a network stall): the partition is complete only up to that
@@ -114,8 +113,11 @@ class PositionClock:
             if end is not None and not ends and position is not None and position < end:
                 guess = self.guessed[key] = Guess(now, as_of, end, position)
                 ends.append(guess.sample)  # behind since an unknown time: see above
-            elif end is not None and (not ends or end != ends[-1][1]):
-                ends.append((as_of, end))  # only when the end moved: a quiet log keeps its one sample
+            elif end is not None and (ends or position is not None) and (not ends or end != ends[-1][1]):
+                # Only when the end moved: a quiet log keeps its one sample. Not a first end while the
+                # position is unknown (a new group's first batch not yet held): that end, dated now,
+                # would pass for a log caught up a moment ago, and the backlog be no first sight.
+                ends.append((as_of, end))
             if key in self.guessed:
                 self._date(key, ends, (waiting or {}).get(key))
             if end is None or position is None:
@@ -146,20 +148,22 @@ class PositionClock:
         """A first-seen partition's guess, dated by its first waiting record where that is known: the
         backlog is complete up to that record's timestamp (everything before its offset processed;
         never later than the guess), and up to the first sight once the end seen then is reached.
-        A guess the position has passed, or a record from past the position seen then, says nothing."""
+        A guess the position has passed, or a record from past the position seen then, says nothing.
+        A timestamp older than the history dates it as the history's start: past every threshold, and
+        a lab's simulated clock (a year back) does not read as a year behind."""
         guess = self.guessed[key]
         if not ends or ends[0] != guess.sample:
             del self.guessed[key]  # no longer dated from the guess
         elif waiting is not None and waiting[0] <= guess.position:
             offset, stamped = waiting
             ends[0] = (guess.as_of, guess.end)
-            ends.appendleft((min(stamped, guess.sample[0]), offset))
+            ends.appendleft((max(min(stamped, guess.sample[0]), guess.seen - self.history_s), offset))
             del self.guessed[key]
 
-    def undated(self, now: float) -> set[Hashable]:
-        """Partitions first seen less than DATING_WAIT_S ago whose backlog is not dated yet: their lag
-        is the guess, which may fall short (a worker restarted after minutes down)."""
-        return {key for key, guess in self.guessed.items() if now - guess.seen < DATING_WAIT_S}
+    def undated(self) -> set[Hashable]:
+        """Partitions whose lag is still the first-sight guess (their backlog not dated yet): it may
+        fall short (a worker restarted after minutes down)."""
+        return set(self.guessed)
 
     @property
     def known(self) -> bool:
@@ -195,24 +199,37 @@ class PositionClock:
 HEARTBEAT_VERSION = 1
 
 
-def heartbeat(worker: str, at: float, lags: Mapping[str, float]) -> bytes:
+def heartbeat(worker: str, at: float, lags: Mapping[str, float], undated: Collection[str] = ()) -> bytes:
     """One worker's freshness for the heartbeats topic: its partitions ("topic:partition") and how far
-    behind each was at `at` (its clock's last sample)."""
-    doc = {
+    behind each was at `at` (its clock's last sample); `undated`, those whose lag is still the
+    first-sight guess (`PositionClock.undated`; a reader without it takes the guess as said)."""
+    doc: dict[str, object] = {
         "v": HEARTBEAT_VERSION,
         "worker": worker,
         "at": round(at, 3),
         "lags": {k: round(v, 3) for k, v in lags.items()},
     }
+    if undated:
+        doc["undated"] = sorted(undated)
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def read_heartbeat(value: bytes | None) -> tuple[str, float, dict[str, float]] | None:
-    """(worker, at, lags) of a heartbeat record, None for anything else (it is skipped, not fatal)."""
+class Heartbeat(NamedTuple):
+    worker: str
+    at: float
+    lags: dict[str, float]
+    undated: frozenset[str] = frozenset()
+
+
+def read_heartbeat(value: bytes | None) -> Heartbeat | None:
+    """A heartbeat record, None for anything else (it is skipped, not fatal)."""
     try:
         doc = json.loads(value or b"")
         worker, at, lags = str(doc["worker"]), float(doc["at"]), doc["lags"]
-        return worker, at, {str(k): float(v) for k, v in lags.items()}
+        undated = doc.get("undated", [])
+        if not isinstance(undated, list):
+            return None
+        return Heartbeat(worker, at, {str(k): float(v) for k, v in lags.items()}, frozenset(map(str, undated)))
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
@@ -231,10 +248,16 @@ class FleetClock:
     history_s: float = HISTORY_S
     parts: dict[str, tuple[float, float, str]] = field(default_factory=dict)
 
-    def heard(self, worker: str, at: float, lags: Mapping[str, float]) -> None:
+    def heard(self, worker: str, at: float, lags: Mapping[str, float], undated: Collection[str] = ()) -> None:
+        """`undated`: partitions whose lag is the speaker's first-sight guess (it just found them with
+        records waiting): the word before, aged to `at`, stands where it is further behind. (A worker
+        taking over a killed worker's partitions said "30 s" of a 130 s backlog, and the newest word
+        won: an outside probe.)"""
         for key, lag in lags.items():
             old = self.parts.get(key)
             if old is None or at >= old[0]:
+                if key in undated and old is not None:
+                    lag = max(lag, old[1] + (at - old[0]))
                 self.parts[key] = (at, lag, worker)
 
     def lag_s(self, now: float, skip: Collection[str] = ()) -> float:
@@ -300,12 +323,9 @@ def fleet_lag_of(beats: Collection[Beat], now: float) -> float | Lag | None:
     return None
 
 
-def published(clock: PositionClock, at: float) -> dict[str, float]:
-    """A worker's lags as of `at` by "topic:partition", as its heartbeats say them: without partitions
-    whose first-seen backlog is not dated yet (`PositionClock.undated`), so that the fleet's older word
-    on them (the last from the worker that had them, aging since) stands meanwhile."""
-    undated = clock.undated(at)
-    return keyed({key: lag for key, lag in clock.lags_as_of(at).items() if key not in undated})
+def undated_keys(clock: PositionClock) -> set[str]:
+    """`PositionClock.undated` by "topic:partition", as heartbeats name them."""
+    return set(keyed(dict.fromkeys(clock.undated(), 0.0)))
 
 
 def keyed(lags: Mapping[Hashable, float]) -> dict[str, float]:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import faust
 from aiokafka import ConsumerRecord, TopicPartition
 
-from streams.alerts.freshness import FleetClock, Lag, PositionClock, published, read_heartbeat
+from streams.alerts.freshness import FleetClock, Lag, PositionClock, keyed, read_heartbeat, undated_keys
 from streams.alerts.messages import Context
 from streams.alerts.notify import robots_from_env
 from streams.alerts.runner import AlertRunner
@@ -69,10 +69,12 @@ def attach_alerts(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) 
         own = pipeline.freshness
         if not own.known and not fleet.parts:
             return None
-        # A partition this worker has just found behind, its backlog not dated yet: the fleet's older
-        # word on it (from the worker that had it, aging since) counts beside this worker's guess.
-        mine = set(published(own, now))
-        every = [*own.lags_as_of(now).values(), *fleet.lags(now, skip=mine).values()]
+        # A partition this worker has just found behind, its backlog not dated yet: the fleet's word on
+        # it (the older word from the worker that had it, aging since, where further behind than this
+        # worker's guess) counts instead.
+        own_lags = keyed(own.lags_as_of(now))
+        mine = set(own_lags) - undated_keys(own)
+        every = [*(own_lags[k] for k in mine), *fleet.lags(now, skip=mine).values()]
         worst = max(own.lag_s(now), max(every, default=0.0))
         return Lag(worst, sum(every) / len(every) if every else worst)
 

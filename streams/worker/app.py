@@ -33,7 +33,7 @@ import faust
 from aiokafka import ConsumerRecord, TopicPartition
 from faust.web import Request, Response, View
 
-from streams.alerts.freshness import PositionClock, heartbeat, published
+from streams.alerts.freshness import PositionClock, heartbeat, keyed, undated_keys
 from streams.alerts.runner import AlertRunner, banner_alerts
 from streams.campaigns import Campaign
 from streams.config import INPUT_TOPICS, Settings
@@ -425,7 +425,7 @@ def build_app(settings: Settings) -> WorkerApp:
         clock = pipeline.freshness
         if clock.sampled_at is None or (in_flight and not in_flight[0].done()):
             return
-        value = heartbeat(worker_name, clock.sampled_at, published(clock, clock.sampled_at))
+        value = heartbeat(worker_name, clock.sampled_at, keyed(clock.lags), undated_keys(clock))
 
         async def send() -> None:
             try:
@@ -547,7 +547,7 @@ def _attach_sink(pipeline: WorkerApp, store: ClickHouseStore, sink: DeltaSink) -
             as_of = doc["as_of_ms"] / 1000
             lag_s = pipeline.freshness.lag_s(as_of)  # as of the heartbeat's own time
             # Each partition's lag, as the heartbeats topic has them: `promo alerts run` reads the fleet from these.
-            lags = published(pipeline.freshness, as_of)
+            lags = keyed(pipeline.freshness.lags_as_of(as_of))
             with contextlib.suppress(Exception):  # the sink already reports a failing store
                 await store.call(store.log_status, doc["as_of_ms"], worker_name, STATUS_CODES.get(state, 2), state,
                                  first["message"] if first else "", lag_s, lags)  # fmt: skip

@@ -14,16 +14,17 @@ from aiokafka import TopicPartition
 
 from streams.alerts.feed import Feed
 from streams.alerts.freshness import (
-    DATING_WAIT_S,
     UNKNOWN_BEHIND_S,
     Beat,
     FleetClock,
+    Heartbeat,
     Lag,
     PositionClock,
     fleet_lag_of,
     heartbeat,
-    published,
+    keyed,
     read_heartbeat,
+    undated_keys,
 )
 from streams.kafka import note_first_waiting
 
@@ -171,9 +172,9 @@ def test_a_backlog_found_waiting_is_dated_by_its_first_records_timestamp() -> No
     # up to the first sight. (With the guess, the detector took 60 s that were not there as settled.)
     clock = PositionClock()
     clock.sample(1000.0, {"p": (5000, 0)})
-    assert clock.lag_s() == UNKNOWN_BEHIND_S and clock.undated(1000.5) == {"p"}
+    assert clock.lag_s() == UNKNOWN_BEHIND_S and clock.undated() == {"p"}
     clock.sample(1001.0, {"p": (5000, 120)}, waiting={"p": (0, 910.0)})
-    assert clock.lag_s() == pytest.approx(91.0) and clock.undated(1001.0) == set()
+    assert clock.lag_s() == pytest.approx(91.0) and clock.undated() == set()
     clock.sample(1020.0, {"p": (5100, 3000)})
     assert clock.lag_s() == pytest.approx(110.0)  # the wall clock ages it until the first-seen end
     clock.sample(1040.0, {"p": (5200, 5000)})
@@ -192,24 +193,59 @@ def test_a_first_records_timestamp_never_makes_a_backlog_younger_than_the_guess_
     lags = clock.lags_as_of(1001.0)
     assert lags == pytest.approx({"young": UNKNOWN_BEHIND_S + 1, "past": UNKNOWN_BEHIND_S + 1,
                                   "none": UNKNOWN_BEHIND_S + 1})  # fmt: skip
-    assert clock.undated(1001.0) == {"past", "none"}
-    assert clock.undated(1000.0 + DATING_WAIT_S) == set()  # no timestamp came in time: the guess is said
+    assert clock.undated() == {"past", "none"}
 
 
-def test_a_restarted_worker_says_nothing_of_an_undated_backlog_so_the_fleet_ages_its_last_word() -> None:
-    # b speaks for routed:2 until it is killed at 100; it is back at 190 on a backlog. Its first
-    # heartbeat must not say "30 s behind" (the detector would trust the newest word); a moment later
-    # the first record's timestamp dates the backlog, and that is said.
-    fleet = FleetClock()
-    fleet.heard("b:2", 100.0, {"routed:2": 0.0})
+def test_a_backlog_stamped_before_the_history_is_as_far_behind_as_the_history() -> None:
+    # A lab's simulated records are stamped a year back: past every threshold, but not a year.
     clock = PositionClock()
-    clock.sample(190.0, {TopicPartition("routed", 2): (900, 400)})
-    assert published(clock, 190.0) == {}
-    fleet.heard("b:2", 190.0, published(clock, 190.0))
-    assert fleet.lag_s(190.0) == pytest.approx(90.0)
-    clock.sample(191.0, {TopicPartition("routed", 2): (910, 400)}, waiting={TopicPartition("routed", 2): (400, 100.2)})
-    fleet.heard("b:2", 191.0, published(clock, 191.0))
-    assert fleet.lag_s(191.0) == pytest.approx(90.8)
+    clock.sample(1000.0, {"p": (500, 0)})
+    clock.sample(1001.0, {"p": (500, 10)}, waiting={"p": (0, 1000.0 - 365 * 86400)})
+    assert clock.lag_s() == pytest.approx(clock.history_s + 1)
+
+
+def test_a_new_groups_first_end_before_its_position_is_known_is_still_a_first_sight() -> None:
+    # A fresh group has no committed offset: the stage's position is unknown until it holds its first
+    # batch. The end seen meanwhile, dated then, passed for a log caught up a moment before, and the
+    # backlog was never dated (1 s behind where it was 30 or more: a review).
+    clock = PositionClock()
+    clock.sample(1000.0, {"p": (5000, None)})
+    clock.sample(1001.0, {"p": (5000, 0)})
+    assert clock.lag_s() == UNKNOWN_BEHIND_S and clock.undated() == {"p"}
+    clock.sample(1002.0, {"p": (5000, 100)}, waiting={"p": (0, 880.0)})
+    assert clock.lag_s() == pytest.approx(122.0)
+
+
+def test_the_fleet_keeps_the_older_word_on_a_partition_its_new_owner_has_not_dated_yet() -> None:
+    # b speaks for routed:2 until it is killed at 100; at 190 a worker (b restarted, or a taking it
+    # over) finds a backlog there. Its heartbeats say the 30 s guess, marked undated, for as long as
+    # the backlog is not dated (a stage that holds no record of it yet): the older word, aged, stands;
+    # the newest word used to win ("30 s" of a 90 s backlog). Once dated, what it says is taken.
+    fleet = FleetClock()
+    fleet.heard("b:2", 100.0, {"routed:2": 0.0, "routed:3": 0.0})
+    clock = PositionClock()
+    tp = TopicPartition("routed", 2)
+    for t in (190.0, 191.0, 200.0):
+        clock.sample(t, {tp: (900, 400)})
+        beat = read_heartbeat(heartbeat("a:1", t, keyed(clock.lags), undated_keys(clock)))
+        assert beat is not None and beat.undated == {"routed:2"} and beat.lags["routed:2"] < 45
+        fleet.heard(*beat)
+        assert fleet.lags(t)["routed:2"] == pytest.approx(t - 100.0)
+    clock.sample(201.0, {tp: (910, 400)}, waiting={tp: (400, 100.2)})
+    fleet.heard(*heartbeat_of(clock, "a:1", 201.0))
+    assert fleet.lags(201.0)["routed:2"] == pytest.approx(100.8)
+    clock.sample(205.0, {tp: (910, 910)})
+    fleet.heard(*heartbeat_of(clock, "a:1", 205.0))
+    assert fleet.lags(205.0)["routed:2"] == 0.0
+    # A word not marked undated is taken as said, as before
+    fleet.heard("a:1", 206.0, {"routed:3": 2.0})
+    assert fleet.lags(206.0)["routed:3"] == 2.0
+
+
+def heartbeat_of(clock: PositionClock, worker: str, at: float) -> Heartbeat:
+    beat = read_heartbeat(heartbeat(worker, at, keyed(clock.lags), undated_keys(clock)))
+    assert beat is not None
+    return beat
 
 
 def test_a_first_waiting_record_is_kept_only_with_a_timestamp() -> None:
@@ -272,9 +308,12 @@ def test_the_fleet_forgets_what_nobody_spoke_for_in_its_history() -> None:
 
 def test_heartbeats_round_trip_and_anything_else_is_skipped() -> None:
     value = heartbeat("host:6066", 1000.5, {"t.routed:3": 1.25})
-    assert read_heartbeat(value) == ("host:6066", 1000.5, {"t.routed:3": 1.25})
+    assert read_heartbeat(value) == ("host:6066", 1000.5, {"t.routed:3": 1.25}, frozenset())
+    marked = heartbeat("host:6066", 1000.5, {"t.routed:3": 31.0}, {"t.routed:3"})
+    assert read_heartbeat(marked) == ("host:6066", 1000.5, {"t.routed:3": 31.0}, {"t.routed:3"})
     for bad in (None, b"", b"not json", b"[]", b'{"worker": "w"}', b'{"worker": "w", "at": "x", "lags": {}}',
-                b'{"worker": "w", "at": 1, "lags": {"p": "slow"}}'):  # fmt: skip
+                b'{"worker": "w", "at": 1, "lags": {"p": "slow"}}',
+                b'{"worker": "w", "at": 1, "lags": {}, "undated": "p"}'):  # fmt: skip
         assert read_heartbeat(bad) is None, bad
 
 
