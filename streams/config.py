@@ -310,6 +310,13 @@ class Settings:
         return replace(self, **given)
 
 
+def request_timeout_s(settings: Settings) -> float:
+    """A Kafka request's timeout for the workers' consumers: above the session timeout (a group join
+    waits up to it for the members it knew) and the rebalance timeout, and never below the clients'
+    defaults (aiokafka 40 s, Faust 90 s: Faust refuses a session timeout above its request timeout)."""
+    return max(90.0, settings.session_timeout_s + 30.0, settings.rebalance_timeout_s + 30.0)
+
+
 def _dashboard_problem(url: str) -> bool:
     """Is the dashboard link no URL a browser opens (no http(s) scheme or host, spaces, a bad port)?"""
     if any(c.isspace() or not c.isprintable() for c in url):

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from streams import crashpoints
-from streams.config import Settings, dsn_secrets, scrub
+from streams.config import Settings, dsn_secrets, request_timeout_s, scrub
 from streams.contract.topics import Topic
 from streams.contract.wire import decode_delta_rows
 from streams.errors import SinkError
@@ -159,6 +159,10 @@ class DeltaSink:
             fetch_max_bytes=64 * 1024 * 1024,
             fetch_max_wait_ms=100,  # a quiet partition must not hold back a fresh delta (see transport.py)
             session_timeout_ms=int(self.settings.session_timeout_s * 1000),
+            # A join may take up to the session timeout (the group waits for members that were in
+            # it): a request timing out first never joins. With aiokafka's 40 s, a session of 45 s
+            # or more (Kafka's default since 3.0) left the sink without partitions: no numbers at all.
+            request_timeout_ms=int(request_timeout_s(self.settings) * 1000),
             heartbeat_interval_ms=1_000,
             rebalance_timeout_ms=int(self.settings.rebalance_timeout_s * 1000) + 5_000,
         )

@@ -36,7 +36,7 @@ from faust.web import Request, Response, View
 from streams.alerts.freshness import PositionClock, heartbeat, keyed, undated_keys
 from streams.alerts.runner import AlertRunner, banner_alerts
 from streams.campaigns import Campaign
-from streams.config import INPUT_TOPICS, Settings
+from streams.config import INPUT_TOPICS, Settings, request_timeout_s
 from streams.contract.topics import INPUTS, Topic
 from streams.dashboards.view.server import attach_view
 from streams.errors import SinkError
@@ -361,6 +361,7 @@ def build_app(settings: Settings) -> WorkerApp:
         consumer_auto_offset_reset="earliest",
         broker_rebalance_timeout=settings.rebalance_timeout_s,
         broker_session_timeout=settings.session_timeout_s,
+        broker_request_timeout=request_timeout_s(settings),
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
         producer_acks=-1,

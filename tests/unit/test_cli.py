@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from streams.cli.data import format_totals
-from streams.config import Secret, Settings, load_settings, redact_dsn
+from streams.config import Secret, Settings, load_settings, redact_dsn, request_timeout_s
 from streams.errors import ConfigError
 
 PROMO = str(Path(sys.executable).with_name("promo"))
@@ -539,6 +539,16 @@ def test_a_broker_with_a_password_is_refused_without_saying_it(broker: str) -> N
     with pytest.raises(ConfigError, match="broker must") as caught:
         load_settings({"PROMO_BROKER": broker})
     assert "SEKRETPW" not in str(caught.value)
+
+
+@pytest.mark.parametrize("session", ["10", "45", "85", "120"])
+def test_the_consumers_wait_for_a_join_longer_than_the_session_timeout(session: str) -> None:
+    # The embedded broker answers a new member's join after about half the session timeout (measured:
+    # 43 s at 85 s), a real one after the members it knew have rejoined: a request timeout shorter
+    # than that (aiokafka's 40 s) never joined, and the sink at PROMO_SESSION_TIMEOUT_S=85 wrote no
+    # number in two minutes. Faust refused a session above its 90 s with a traceback.
+    settings = load_settings({"PROMO_SESSION_TIMEOUT_S": session})
+    assert request_timeout_s(settings) >= max(90.0, settings.session_timeout_s + 30.0)
 
 
 def test_a_dsn_that_does_not_parse_is_still_redacted() -> None:
