@@ -127,6 +127,8 @@ class PositionClock:
                 reached = ends.popleft()  # everything up to that end is processed
             if reached is not None:
                 ends.appendleft(reached)  # the newest reached sample stays: lag is measured from it
+            if key in self.guessed and (not ends or ends[0] != self.guessed[key].sample):
+                del self.guessed[key]  # past the guess: the lag is dated by a real sample now
             if position >= (ends[-1][1] if ends else 0):
                 self.guessed.pop(key, None)
                 self.lags[key] = now - as_of  # caught up with the newest end seen, as of its answer
