@@ -50,6 +50,16 @@ HEARTBEAT_NAME = "detector"
 # this many times in all, so that its time, its counts and its lag are of one instant
 STALE_READ_S, STALE_READS = 30.0, 2  # a freeze, not slow reads: reading again costs a slow store twice
 PLAN_EVERY_S = 60.0  # how often a newly imported plan or schedule is looked for
+# The worst lag grown by more than this since the evaluation before (partitions that stopped: a
+# killed worker, a stall, a paused broker): settled time does not advance in this step. Only what
+# is settled goes on, and the minute that holds settled_until goes on pro rata, as if filled up to
+# the mean lag (streams/alerts/feed.py); when some partitions stop, the share of the counts that
+# stops with them is not the share of partitions that lag, and the part of the minute already handed
+# on is re-estimated short by up to the growth. With one worker of two killed (three quarters of the
+# counts stopped, 8 of 20 partitions lagging) the step after the kill got a fifth of its counts: a
+# critical outage of the total (an outside probe). Advancing by at least 10 s less this, a step loses
+# at most a third of it: never an outage; a stall's first steps settled little anyway.
+LAG_JUMP_S = 3.0
 
 Call = Callable[..., Awaitable[Any]]  # runs a blocking store function on the store's thread
 Schedule = Mapping[str, tuple[float | None, float | None]]  # campaign -> (starts_at, ends_at), seconds
@@ -386,6 +396,7 @@ class AlertRunner:
         self.started = False
         self.last_tick = 0.0
         self._ticked_at: float | None = None  # this process's previous evaluation (never a restored one)
+        self._last_lag: float | None = None  # the worst lag at that evaluation (LAG_JUMP_S)
         # Restored after a restart: nothing more is settled until the pipeline has read the backlog it met
         # (`_restart_lag`); the first evaluation of that wait (None: not begun, or not restored).
         self.restart_hold = False
@@ -532,7 +543,8 @@ class AlertRunner:
         # its catch-up may be done before this evaluation samples it. Behind by at least the gap, then.
         gap = now - self._ticked_at - EVERY_S if self._ticked_at is not None else 0.0
         self._ticked_at = now
-        if lag is not None and gap > lag:
+        froze = lag is not None and gap > lag
+        if froze:
             # In a worker its partitions froze with it: their counts reach no further than the gap.
             # `promo alerts run` froze alone: the workers wrote on, as far as their heartbeats say.
             lag = gap
@@ -546,6 +558,12 @@ class AlertRunner:
         lag_s = max(float(lag), 0.0) if lag is not None else now - SETTLE_S - (held if held is not None else now)
         settled_until = round(now - lag_s - SETTLE_S, 3)
         lag_s = round(now - SETTLE_S - settled_until, 3)  # what the log's two times say, to the ms
+        grew = lag_s - self._last_lag if self._last_lag is not None and lag is not None else 0.0
+        self._last_lag = lag_s if lag is not None else None
+        if held is not None and typical is not None and grew > LAG_JUMP_S and not froze and settled_until > held:
+            # Partitions just stopped (see LAG_JUMP_S). Not this process's own freeze: the pipeline
+            # then wrote on (`promo alerts run`) or froze whole with it (a worker), evenly either way.
+            settled_until = held
         if lag is None and held is None:
             # How far behind the pipeline is, nobody can say yet (no partition assigned, no heartbeat
             # heard): nothing is settled, and what arrives meanwhile is history, not news. (Taken as
