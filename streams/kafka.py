@@ -35,10 +35,10 @@ INPUT_SUFFIXES = INPUTS
 
 def note_first_waiting(first: dict[TopicPartition, tuple[int, float]], tp: TopicPartition, record: Any) -> None:
     """Keep the first record of an assignment's first batch, by offset and Kafka timestamp (epoch s),
-    if it carries one (a producer may send none: -1): what dates a backlog a stage found waiting
-    (streams/alerts/freshness.py, PositionClock)."""
+    if it carries one (a producer may send none: -1) and none is kept for `tp` yet: what dates a
+    backlog a stage found waiting (streams/alerts/freshness.py, PositionClock)."""
     stamp = getattr(record, "timestamp", None)
-    if isinstance(stamp, int) and stamp > 0:
+    if tp not in first and isinstance(stamp, int) and stamp > 0:
         first[tp] = (record.offset, stamp / 1000)
 
 

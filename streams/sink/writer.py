@@ -181,7 +181,7 @@ class DeltaSink:
                     # Fetched, not yet in ClickHouse: how far the sink has got is where this batch starts.
                     self.writing_from = {tp: batch[0].offset for tp, batch in records.items() if batch}
                     for tp, batch in records.items():
-                        if batch and tp not in self.first_waiting:
+                        if batch:
                             note_first_waiting(self.first_waiting, tp, batch[0])
                     try:
                         await self._write(records)

@@ -254,7 +254,7 @@ class BatchConsumer(faust_aiokafka.Consumer):
                     batch = await self._continued(tp, fetched)
                     if not batch:
                         continue
-                    if tp not in handed and tp not in self.first_waiting:
+                    if tp not in handed:
                         note_first_waiting(self.first_waiting, tp, batch[0])
                     handler = app.batch_handlers.get(tp.topic)
                     if handler is None:
